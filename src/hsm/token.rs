@@ -1,0 +1,236 @@
+//! One PKCS#11 token: loading the module, choosing the token, logging in once
+//! for the life of the process, and a pool of sessions for the workers.
+//!
+//! In PKCS#11 the login belongs to the process and closing its last session
+//! logs it out and invalidates every object handle (SOFTHSM.md). So the token
+//! keeps one session open for as long as it lives (the "keeper"), logs in on
+//! it once, and hands out further sessions from a pool.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::object::ObjectHandle;
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+
+use super::error::{HsmError, Result};
+use super::uri::TokenSelector;
+use crate::secret::Secret;
+
+/// How to reach a token.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// Path of the PKCS#11 module (shared library).
+    pub module: String,
+    /// Which token of the module.
+    pub selector: TokenSelector,
+    /// The user PIN.
+    pub pin: Secret,
+}
+
+/// What identifies a token to people and to other nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdentity {
+    pub label: String,
+    pub serial: String,
+    pub manufacturer: String,
+    pub model: String,
+}
+
+/// An open, logged-in token.
+pub struct Token {
+    ctx: Pkcs11,
+    slot: Slot,
+    identity: TokenIdentity,
+    /// Keeps the login alive; also used for management (key generation).
+    keeper: Mutex<Session>,
+    idle: Mutex<Vec<Session>>,
+    max_sessions: usize,
+    /// CKA_ID → private key handle. Handles are valid in every session of
+    /// the process until the object is destroyed or the module re-initialised.
+    handles: RwLock<HashMap<Vec<u8>, ObjectHandle>>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token").field("identity", &self.identity).finish()
+    }
+}
+
+/// Attempts for an operation that fails transiently while another process
+/// writes the token.
+const TRANSIENT_ATTEMPTS: u32 = 6;
+
+impl Token {
+    /// Loads the module, finds the token and logs in.
+    pub fn open(config: &TokenConfig) -> Result<Token> {
+        let ctx = Pkcs11::new(&config.module).map_err(|e| HsmError::ModuleNotFound {
+            path: config.module.clone(),
+            reason: match e {
+                CkError::LibraryLoading(l) => l.to_string(),
+                other => other.to_string(),
+            },
+        })?;
+        retry_transient(|| {
+            match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+                Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
+                r => r.map_err(HsmError::from),
+            }
+        })?;
+        let (slot, identity) = find_token(&ctx, &config.selector)?;
+        let keeper = retry_transient(|| Ok(ctx.open_rw_session(slot)?))?;
+        let pin = AuthPin::new(config.pin.expose().into());
+        retry_transient(|| match keeper.login(UserType::User, Some(&pin)) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(HsmError::WrongPin {
+                token: identity.label.clone(),
+            }),
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(HsmError::PinLocked {
+                token: identity.label.clone(),
+            }),
+            Err(e) => Err(e.into()),
+        })?;
+        let info = ctx.get_token_info(slot)?;
+        let max_sessions = match info.max_rw_session_count() {
+            cryptoki::slot::Limit::Max(n) => (n as usize).max(2),
+            _ => 64,
+        };
+        Ok(Token {
+            ctx,
+            slot,
+            identity,
+            keeper: Mutex::new(keeper),
+            idle: Mutex::new(Vec::new()),
+            max_sessions,
+            handles: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn identity(&self) -> &TokenIdentity {
+        &self.identity
+    }
+
+    /// How many workers may each own a session: the token's limit less the
+    /// keeper, and no more than the cores (more add nothing, SOFTHSM.md).
+    pub fn worker_count(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        cores.min(self.max_sessions.saturating_sub(1)).max(1)
+    }
+
+    /// Runs `f` with the management session (key generation, lookups).
+    pub(crate) fn with_keeper<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
+        let guard = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+        f(&guard)
+    }
+
+    /// Takes a session from the pool (opening one if none is idle). It goes
+    /// back to the pool when the returned guard is dropped.
+    pub fn session(&self) -> Result<PooledSession<'_>> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let session = match idle {
+            Some(s) => s,
+            None => retry_transient(|| Ok(self.ctx.open_rw_session(self.slot)?))?,
+        };
+        Ok(PooledSession {
+            token: self,
+            session: Some(session),
+        })
+    }
+
+    pub(crate) fn cached_handle(&self, id: &[u8]) -> Option<ObjectHandle> {
+        self.handles
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied()
+    }
+
+    pub(crate) fn cache_handle(&self, id: &[u8], handle: ObjectHandle) {
+        self.handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_vec(), handle);
+    }
+
+    pub(crate) fn forget_handle(&self, id: &[u8]) {
+        self.handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+}
+
+/// A session borrowed from the token's pool.
+pub struct PooledSession<'a> {
+    token: &'a Token,
+    session: Option<Session>,
+}
+
+impl PooledSession<'_> {
+    pub fn token(&self) -> &Token {
+        self.token
+    }
+}
+
+impl std::ops::Deref for PooledSession<'_> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        self.session.as_ref().expect("session present until drop")
+    }
+}
+
+impl Drop for PooledSession<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            self.token
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(s);
+        }
+    }
+}
+
+/// Runs `op` again after a short back-off while it fails transiently.
+pub(crate) fn retry_transient<T>(mut op: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 0;
+    loop {
+        match op() {
+            Err(e) if e.is_transient() && attempt + 1 < TRANSIENT_ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(2 << attempt));
+            }
+            r => return r,
+        }
+    }
+}
+
+fn find_token(ctx: &Pkcs11, selector: &TokenSelector) -> Result<(Slot, TokenIdentity)> {
+    let slots = retry_transient(|| Ok(ctx.get_slots_with_initialized_token()?))?;
+    let mut present = Vec::new();
+    for slot in slots {
+        let info = retry_transient(|| Ok(ctx.get_token_info(slot)?))?;
+        let identity = TokenIdentity {
+            label: info.label().trim_end().to_string(),
+            serial: info.serial_number().trim_end().to_string(),
+            manufacturer: info.manufacturer_id().trim_end().to_string(),
+            model: info.model().trim_end().to_string(),
+        };
+        if selector.matches(&identity) {
+            return Ok((slot, identity));
+        }
+        present.push(format!("{:?} (serial {})", identity.label, identity.serial));
+    }
+    Err(HsmError::TokenNotFound {
+        selector: selector.to_string(),
+        present: if present.is_empty() {
+            "none".to_string()
+        } else {
+            present.join(", ")
+        },
+    })
+}
