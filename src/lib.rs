@@ -1,6 +1,7 @@
 //! keymaster: DNSSEC keys in a PKCS#11 token, signing for DNS servers over
 //! gRPC, and the Key Master role per zone.
 
+pub mod dnssec;
 pub mod hsm;
 pub mod secret;
 

@@ -1,0 +1,14 @@
+//! DNSSEC on top of NLnet Labs' `domain`: algorithms, canonical records,
+//! RRset signatures, NSEC/NSEC3 chains, DS/DNSKEY material and whole-zone
+//! signing. Private keys are reached only through `sign::SignerPool`.
+
+pub mod algorithm;
+pub mod denial;
+pub mod ds;
+pub mod record;
+pub mod rrset;
+pub mod sign;
+pub mod zone;
+
+pub use algorithm::Algorithm;
+pub use sign::{KeyRole, SigningKey, Validity};

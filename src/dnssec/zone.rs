@@ -1,0 +1,674 @@
+//! Whole-zone signing: master file in, signed master file out.
+//!
+//! ```text
+//! read (domain's zone file scanner) ─► compact records ─► canonical sort
+//!   ─► checks (SOA, TTLs) ─► plan: RRsets in order, who signs each,
+//!      NSEC or NSEC3 chain ─► N workers sign and format batches
+//!   ─► batches re-ordered and emitted as they complete
+//! ```
+//! Memory: the records (one heap block each) and the plan; the output is
+//! streamed. Zone cuts make the names below them glue: not signed, not in the
+//! denial chain (RFC 4035 §2.2, §2.3).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+
+use domain::base::iana::{Class, Rtype};
+use domain::base::name::Name;
+use domain::base::rdata::ComposeRecordData;
+use domain::zonefile::inplace::{Entry, Zonefile};
+
+use super::denial::{self, Denial};
+use super::record::{self, Rec};
+use super::sign::{self, KeyRole, SignWorker, SignerPool, SigningKey, Validity};
+
+/// What to sign a zone with.
+#[derive(Debug, Clone)]
+pub struct ZoneSignConfig {
+    pub apex: Name<Vec<u8>>,
+    /// Keys that sign (active KSKs and ZSKs).
+    pub keys: Vec<SigningKey>,
+    /// DNSKEY record data of every published key.
+    pub dnskeys: Vec<Vec<u8>>,
+    /// CDS and CDNSKEY record data; empty when not published.
+    pub cds: Vec<Vec<u8>>,
+    pub cdnskeys: Vec<Vec<u8>>,
+    pub dnskey_ttl: u32,
+    pub denial: Denial,
+    /// Validity of signatures over DNSKEY, CDS and CDNSKEY.
+    pub dnskey_validity: Validity,
+    /// Validity of every other signature.
+    pub validity: Validity,
+}
+
+/// What went wrong with a zone. Input errors name the line or the RRset.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ZoneError {
+    #[error("zone file line {line}: {message}")]
+    Parse { line: String, message: String },
+    #[error("$INCLUDE is not allowed in a zone sent for signing")]
+    Include,
+    #[error("record {owner} {rtype} is outside the zone {apex}")]
+    OutsideZone {
+        owner: String,
+        rtype: String,
+        apex: String,
+    },
+    #[error("record {owner} {rtype} has class {class}; only IN is signed")]
+    Class {
+        owner: String,
+        rtype: String,
+        class: String,
+    },
+    #[error("the zone has no SOA record at its apex {apex}")]
+    NoSoa { apex: String },
+    #[error("the apex {apex} has {count} SOA records; exactly one is allowed")]
+    ManySoa { apex: String, count: usize },
+    #[error("RRset {owner} {rtype} has records with different TTLs ({first} and {other})")]
+    TtlMismatch {
+        owner: String,
+        rtype: String,
+        first: u32,
+        other: u32,
+    },
+    #[error("the zone has {count} records; the limit is {limit}")]
+    TooLarge { count: usize, limit: usize },
+    #[error("the zone has no active {role}")]
+    NoKey { role: &'static str },
+    #[error(transparent)]
+    Sign(#[from] sign::SignError),
+    #[error("signing worker: {0}")]
+    Worker(String),
+    #[error("signing stopped: {0}")]
+    Aborted(String),
+}
+
+/// Totals of one run.
+#[derive(Debug, Clone, Default)]
+pub struct ZoneStats {
+    pub records_in: u64,
+    pub dropped_dnssec: u64,
+    pub records_out: u64,
+    pub rrsigs: u64,
+    pub rrsets: u64,
+}
+
+/// Reads every record of a zone file into compact records, checking that
+/// each lies in the zone and has class IN. DNSSEC records in the input
+/// (RRSIG, NSEC, NSEC3, NSEC3PARAM, and DNSKEY, CDS, CDNSKEY at the apex) are
+/// dropped: the signer makes its own.
+pub fn read_zone(
+    mut zonefile: Zonefile,
+    apex: &Name<Vec<u8>>,
+    limit: usize,
+    stats: &mut ZoneStats,
+) -> Result<Vec<Rec>, ZoneError> {
+    let origin = Name::from_octets(bytes::Bytes::copy_from_slice(apex.as_slice()))
+        .expect("apex is a valid name");
+    zonefile.set_origin(origin);
+    zonefile.set_default_class(Class::IN);
+    let apex_key = record::name_key(apex);
+    let mut recs = Vec::new();
+    let mut rdata = Vec::with_capacity(512);
+    loop {
+        let entry = match zonefile.next_entry() {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            Err(e) => return Err(parse_error(&e.to_string())),
+        };
+        let r = match entry {
+            Entry::Record(r) => r,
+            Entry::Include { .. } => return Err(ZoneError::Include),
+        };
+        stats.records_in += 1;
+        let key = record::name_key(r.owner());
+        let rtype = r.rtype();
+        if !record::key_is_at_or_below(&key, &apex_key) {
+            return Err(ZoneError::OutsideZone {
+                owner: format!("{}", r.owner()),
+                rtype: rtype.to_string(),
+                apex: apex.to_string(),
+            });
+        }
+        if r.class() != Class::IN {
+            return Err(ZoneError::Class {
+                owner: format!("{}", r.owner()),
+                rtype: rtype.to_string(),
+                class: r.class().to_string(),
+            });
+        }
+        let signer_owned = matches!(
+            rtype,
+            Rtype::RRSIG | Rtype::NSEC | Rtype::NSEC3 | Rtype::NSEC3PARAM
+        ) || (key == apex_key
+            && matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY));
+        if signer_owned {
+            stats.dropped_dnssec += 1;
+            continue;
+        }
+        if recs.len() >= limit {
+            return Err(ZoneError::TooLarge {
+                count: recs.len() + 1,
+                limit,
+            });
+        }
+        rdata.clear();
+        let _ = r.data().compose_canonical_rdata(&mut rdata);
+        recs.push(Rec::new(&key, rtype, r.ttl().as_secs(), &rdata));
+    }
+    Ok(recs)
+}
+
+/// domain's scanner reports errors as "LINE:COL: message".
+fn parse_error(text: &str) -> ZoneError {
+    let mut parts = text.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(line), Some(col), Some(msg)) if line.parse::<usize>().is_ok() => ZoneError::Parse {
+            line: format!("{line}, column {col}"),
+            message: msg.trim().to_string(),
+        },
+        _ => ZoneError::Parse {
+            line: "?".into(),
+            message: text.to_string(),
+        },
+    }
+}
+
+/// Who signs an RRset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signer {
+    Nobody,
+    Zsk,
+    Ksk,
+}
+
+/// One RRset of the output, in the records or the denial records.
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    denial: bool,
+    start: u32,
+    len: u32,
+    signer: Signer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnerKind {
+    Apex,
+    Authoritative,
+    /// A delegation point; `secure` when it has a DS RRset.
+    Cut { secure: bool },
+    /// Glue or occluded data below a zone cut.
+    Glue,
+}
+
+struct Owner {
+    start: usize,
+    end: usize,
+    kind: OwnerKind,
+}
+
+/// The signing plan of a sorted zone.
+struct Plan {
+    items: Vec<Item>,
+    denial: Vec<Rec>,
+}
+
+/// Signs a zone that `read_zone` read. `emit` receives the signed zone in
+/// order, in chunks; `progress` the RRsets done and in all. Both run on the
+/// calling thread; an error from `emit` stops the signing.
+pub fn sign_zone<P: SignerPool>(
+    mut recs: Vec<Rec>,
+    config: &ZoneSignConfig,
+    pool: &P,
+    stats: &mut ZoneStats,
+    emit: &mut dyn FnMut(Vec<u8>) -> Result<(), String>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), ZoneError> {
+    for role in [KeyRole::Ksk, KeyRole::Zsk] {
+        if !config.keys.iter().any(|k| k.role == role) {
+            return Err(ZoneError::NoKey {
+                role: role.as_str(),
+            });
+        }
+    }
+    let apex_key = record::name_key(&config.apex);
+    let denial_ttl = add_apex_records(&mut recs, &apex_key, config)?;
+    recs.sort_unstable_by(Rec::canonical_cmp);
+    recs.dedup_by(|a, b| a.same_rrset(b) && a.rdata() == b.rdata());
+    check_rrsets(&recs)?;
+    let plan = make_plan(&recs, &apex_key, config, denial_ttl);
+    stats.rrsets = plan.items.len() as u64;
+    run_workers(&recs, &plan, config, pool, stats, emit, progress)
+}
+
+/// Adds DNSKEY, CDS, CDNSKEY and NSEC3PARAM at the apex; returns the TTL for
+/// denial records: the lesser of the SOA TTL and SOA MINIMUM (RFC 9077).
+fn add_apex_records(
+    recs: &mut Vec<Rec>,
+    apex_key: &[u8],
+    config: &ZoneSignConfig,
+) -> Result<u32, ZoneError> {
+    let soas: Vec<&Rec> = recs
+        .iter()
+        .filter(|r| r.rtype == Rtype::SOA && r.key() == apex_key)
+        .collect();
+    let soa = match soas.as_slice() {
+        [] => {
+            return Err(ZoneError::NoSoa {
+                apex: config.apex.to_string(),
+            })
+        }
+        [one] => *one,
+        many => {
+            // Identical duplicates are one record.
+            let distinct: HashSet<&[u8]> = many.iter().map(|r| r.rdata()).collect();
+            if distinct.len() > 1 {
+                return Err(ZoneError::ManySoa {
+                    apex: config.apex.to_string(),
+                    count: distinct.len(),
+                });
+            }
+            many[0]
+        }
+    };
+    let rd = soa.rdata();
+    let minimum = u32::from_be_bytes(rd[rd.len() - 4..].try_into().expect("SOA has MINIMUM"));
+    let denial_ttl = soa.ttl.min(minimum);
+    for k in &config.dnskeys {
+        recs.push(Rec::new(apex_key, Rtype::DNSKEY, config.dnskey_ttl, k));
+    }
+    for c in &config.cds {
+        recs.push(Rec::new(apex_key, Rtype::CDS, config.dnskey_ttl, c));
+    }
+    for c in &config.cdnskeys {
+        recs.push(Rec::new(apex_key, Rtype::CDNSKEY, config.dnskey_ttl, c));
+    }
+    if let Denial::Nsec3(p) = &config.denial {
+        recs.push(Rec::new(
+            apex_key,
+            Rtype::NSEC3PARAM,
+            denial_ttl,
+            &denial::nsec3param_rdata(p),
+        ));
+    }
+    Ok(denial_ttl)
+}
+
+/// Every record of an RRset must have the same TTL (RFC 2181 §5.2).
+fn check_rrsets(recs: &[Rec]) -> Result<(), ZoneError> {
+    for w in recs.windows(2) {
+        if w[0].same_rrset(&w[1]) && w[0].ttl != w[1].ttl {
+            return Err(ZoneError::TtlMismatch {
+                owner: record::key_to_name(w[0].key()).to_string(),
+                rtype: w[0].rtype.to_string(),
+                first: w[0].ttl,
+                other: w[1].ttl,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Splits sorted records into owners and classifies each.
+fn owners(recs: &[Rec], apex_key: &[u8]) -> Vec<Owner> {
+    let mut out = Vec::new();
+    let mut cut: Option<&[u8]> = None;
+    let mut i = 0;
+    while i < recs.len() {
+        let key = recs[i].key();
+        let mut end = i + 1;
+        while end < recs.len() && recs[end].key() == key {
+            end += 1;
+        }
+        let here = &recs[i..end];
+        let kind = if cut.is_some_and(|c| record::key_is_below(key, c)) {
+            OwnerKind::Glue
+        } else if key == apex_key {
+            OwnerKind::Apex
+        } else if here.iter().any(|r| r.rtype == Rtype::NS) {
+            cut = Some(key);
+            OwnerKind::Cut {
+                secure: here.iter().any(|r| r.rtype == Rtype::DS),
+            }
+        } else {
+            OwnerKind::Authoritative
+        };
+        out.push(Owner {
+            start: i,
+            end,
+            kind,
+        });
+        i = end;
+    }
+    out
+}
+
+/// The distinct types of an owner's records, in order.
+fn types_of(recs: &[Rec]) -> Vec<Rtype> {
+    let mut t: Vec<Rtype> = recs.iter().map(|r| r.rtype).collect();
+    t.dedup();
+    t
+}
+
+fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl: u32) -> Plan {
+    let owners = owners(recs, apex_key);
+    let mut items = Vec::with_capacity(recs.len() + owners.len());
+    let mut denial_recs = Vec::new();
+    // Bitmaps of the names in the NSEC3 chain: (sort key, bitmap types).
+    let mut nsec3_names: Vec<(Vec<u8>, Vec<Rtype>)> = Vec::new();
+    let authoritative: Vec<usize> = (0..owners.len())
+        .filter(|&i| owners[i].kind != OwnerKind::Glue)
+        .collect();
+
+    for (pos, &oi) in authoritative.iter().enumerate() {
+        let o = &owners[oi];
+        let here = &recs[o.start..o.end];
+        // RRsets of this owner; the apex SOA goes first in the output.
+        let mut rrsets = Vec::new();
+        let mut s = o.start;
+        while s < o.end {
+            let mut e = s + 1;
+            while e < o.end && recs[e].rtype == recs[s].rtype {
+                e += 1;
+            }
+            let rtype = recs[s].rtype;
+            let signer = match o.kind {
+                OwnerKind::Cut { .. } if rtype == Rtype::DS => Signer::Zsk,
+                OwnerKind::Cut { .. } => Signer::Nobody,
+                OwnerKind::Apex
+                    if matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY) =>
+                {
+                    Signer::Ksk
+                }
+                _ => Signer::Zsk,
+            };
+            let item = Item {
+                denial: false,
+                start: s as u32,
+                len: (e - s) as u32,
+                signer,
+            };
+            if o.kind == OwnerKind::Apex && rtype == Rtype::SOA {
+                rrsets.insert(0, item);
+            } else {
+                rrsets.push(item);
+            }
+            s = e;
+        }
+        items.extend(rrsets);
+
+        let mut types = match o.kind {
+            OwnerKind::Cut { secure } => {
+                let mut t = vec![Rtype::NS];
+                if secure {
+                    t.push(Rtype::DS);
+                }
+                t
+            }
+            _ => types_of(here),
+        };
+        match &config.denial {
+            Denial::Nsec => {
+                types.push(Rtype::NSEC);
+                types.push(Rtype::RRSIG);
+                let next = match authoritative.get(pos + 1) {
+                    Some(&n) => recs[owners[n].start].key(),
+                    None => apex_key,
+                };
+                let rdata = denial::nsec_rdata(
+                    &record::key_to_wire(next),
+                    &denial::type_bitmap(types),
+                );
+                items.push(Item {
+                    denial: true,
+                    start: denial_recs.len() as u32,
+                    len: 1,
+                    signer: Signer::Zsk,
+                });
+                denial_recs.push(Rec::new(here[0].key(), Rtype::NSEC, denial_ttl, &rdata));
+            }
+            Denial::Nsec3(p) => {
+                let insecure_cut = o.kind == OwnerKind::Cut { secure: false };
+                if !insecure_cut {
+                    types.push(Rtype::RRSIG);
+                }
+                if !(insecure_cut && p.opt_out) {
+                    nsec3_names.push((here[0].key().to_vec(), types));
+                }
+            }
+        }
+    }
+
+    if let Denial::Nsec3(p) = &config.denial {
+        add_empty_non_terminals(&mut nsec3_names, apex_key);
+        let mut hashed: Vec<(Vec<u8>, Vec<Rtype>)> = nsec3_names
+            .into_iter()
+            .map(|(key, types)| (denial::hash_name(&record::key_to_wire(&key), p), types))
+            .collect();
+        hashed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        hashed.dedup_by(|a, b| a.0 == b.0);
+        for i in 0..hashed.len() {
+            let (hash, types) = &hashed[i];
+            let next = &hashed[(i + 1) % hashed.len()].0;
+            let mut owner_wire = label_wire(&denial::hash_label(hash));
+            owner_wire.extend_from_slice(config.apex.as_slice());
+            let owner = Name::from_octets(owner_wire).expect("hashed owner is a valid name");
+            let rdata = denial::nsec3_rdata(p, next, &denial::type_bitmap(types.iter().copied()));
+            items.push(Item {
+                denial: true,
+                start: denial_recs.len() as u32,
+                len: 1,
+                signer: Signer::Zsk,
+            });
+            denial_recs.push(Rec::new(
+                &record::name_key(&owner),
+                Rtype::NSEC3,
+                denial_ttl,
+                &rdata,
+            ));
+        }
+    }
+    Plan {
+        items,
+        denial: denial_recs,
+    }
+}
+
+fn label_wire(label: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(label.len() + 1);
+    v.push(label.len() as u8);
+    v.extend_from_slice(label.as_bytes());
+    v
+}
+
+/// Adds every empty non-terminal between the chain's names and the apex
+/// with an empty bitmap (RFC 5155 §7.1).
+fn add_empty_non_terminals(names: &mut Vec<(Vec<u8>, Vec<Rtype>)>, apex_key: &[u8]) {
+    let mut known: HashSet<Vec<u8>> = names.iter().map(|(k, _)| k.clone()).collect();
+    let mut ents = Vec::new();
+    for (key, _) in names.iter() {
+        let mut cur = key.clone();
+        while cur.as_slice() != apex_key {
+            let Some(parent) = record::key_parent(&cur) else { break };
+            if !record::key_is_at_or_below(&parent, apex_key) || known.contains(&parent) {
+                break;
+            }
+            known.insert(parent.clone());
+            ents.push((parent.clone(), Vec::new()));
+            cur = parent;
+        }
+    }
+    names.extend(ents);
+}
+
+/// Items per batch a worker signs and formats at once.
+const BATCH: usize = 512;
+/// Batches that may be done ahead of the one being emitted.
+const WINDOW: usize = 64;
+
+fn run_workers<P: SignerPool>(
+    recs: &[Rec],
+    plan: &Plan,
+    config: &ZoneSignConfig,
+    pool: &P,
+    stats: &mut ZoneStats,
+    emit: &mut dyn FnMut(Vec<u8>) -> Result<(), String>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), ZoneError> {
+    let batches: Vec<&[Item]> = plan.items.chunks(BATCH).collect();
+    let next = AtomicUsize::new(0);
+    let emitted = Mutex::new(0usize);
+    let moved = Condvar::new();
+    let abort = AtomicBool::new(false);
+    let total = plan.items.len() as u64;
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Rendered, ZoneError>)>();
+    let workers = pool.worker_count().max(1).min(batches.len().max(1));
+
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, emitted, moved, abort, batches) = (&next, &emitted, &moved, &abort, &batches);
+            scope.spawn(move || {
+                let mut worker = match pool.worker() {
+                    Ok(w) => w,
+                    Err(e) => {
+                        let _ = tx.send((usize::MAX, Err(ZoneError::Worker(e))));
+                        return;
+                    }
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= batches.len() {
+                        return;
+                    }
+                    {
+                        let mut done = emitted.lock().unwrap_or_else(|p| p.into_inner());
+                        while i >= *done + WINDOW && !abort.load(Ordering::Relaxed) {
+                            done = moved.wait(done).unwrap_or_else(|p| p.into_inner());
+                        }
+                    }
+                    if abort.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let r = render_batch(batches[i], recs, &plan.denial, config, &mut worker);
+                    let failed = r.is_err();
+                    if tx.send((i, r)).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(tx);
+
+        let mut pending: BTreeMap<usize, Rendered> = BTreeMap::new();
+        let mut want = 0usize;
+        let mut done_items = 0u64;
+        let mut result = Ok(());
+        for (i, r) in rx.iter() {
+            match r {
+                Ok(rendered) => {
+                    pending.insert(i, rendered);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            while let Some(r) = pending.remove(&want) {
+                stats.records_out += r.records;
+                stats.rrsigs += r.rrsigs;
+                done_items += batches[want].len() as u64;
+                if let Err(e) = emit(r.text.into_bytes()) {
+                    result = Err(ZoneError::Aborted(e));
+                    break;
+                }
+                want += 1;
+                *emitted.lock().unwrap_or_else(|p| p.into_inner()) = want;
+                moved.notify_all();
+                progress(done_items, total);
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() && want < batches.len() {
+            result = Err(ZoneError::Worker("a signing worker stopped early".into()));
+        }
+        if result.is_err() {
+            abort.store(true, Ordering::Relaxed);
+            moved.notify_all();
+        }
+        result
+    })
+}
+
+struct Rendered {
+    text: String,
+    records: u64,
+    rrsigs: u64,
+}
+
+/// Formats the RRsets of one batch with their signatures.
+fn render_batch<W: SignWorker>(
+    items: &[Item],
+    recs: &[Rec],
+    denial_recs: &[Rec],
+    config: &ZoneSignConfig,
+    worker: &mut W,
+) -> Result<Rendered, ZoneError> {
+    let mut out = Rendered {
+        text: String::with_capacity(items.len() * 160),
+        records: 0,
+        rrsigs: 0,
+    };
+    let mut owner_key: &[u8] = &[];
+    let mut owner_text = String::new();
+    let mut owner_wire = Vec::new();
+    for item in items {
+        let source = if item.denial { denial_recs } else { recs };
+        let rrset = &source[item.start as usize..(item.start + item.len) as usize];
+        let first = &rrset[0];
+        if first.key() != owner_key {
+            owner_key = first.key();
+            owner_wire = record::key_to_wire(owner_key);
+            let name = record::key_to_name(owner_key);
+            owner_text = if name.is_root() {
+                ".".to_string()
+            } else {
+                format!("{name}.")
+            };
+        }
+        for r in rrset {
+            record::write_record(&mut out.text, &owner_text, r.rtype, r.ttl, r.rdata());
+        }
+        out.records += rrset.len() as u64;
+        let (role, validity) = match item.signer {
+            Signer::Nobody => continue,
+            Signer::Zsk => (KeyRole::Zsk, config.validity),
+            Signer::Ksk => (KeyRole::Ksk, config.dnskey_validity),
+        };
+        let labels = sign::rrsig_labels(
+            record::key_label_count(owner_key),
+            record::key_is_wildcard(owner_key),
+        );
+        for key in config.keys.iter().filter(|k| k.role == role) {
+            let rrsig = sign::sign_rrset(
+                worker,
+                key,
+                &config.apex,
+                &owner_wire,
+                labels,
+                first.rtype,
+                first.ttl,
+                rrset.iter().map(|r| r.rdata()),
+                validity,
+            )?;
+            use std::fmt::Write as _;
+            let _ = writeln!(out.text, "{owner_text}\t{}\tIN\tRRSIG\t{rrsig}", first.ttl);
+            out.rrsigs += 1;
+            out.records += 1;
+        }
+    }
+    Ok(out)
+}
