@@ -51,8 +51,13 @@ impl DsDigest {
 /// DNSKEY record data for a public key.
 pub fn dnskey(flags: u16, algorithm: Algorithm, public_key: &[u8]) -> Dnskey<Vec<u8>> {
     // A public key from a supported algorithm is far below the 64 KiB limit.
-    Dnskey::new(flags, 3, algorithm.security_algorithm(), public_key.to_vec())
-        .expect("public key fits a DNSKEY")
+    Dnskey::new(
+        flags,
+        3,
+        algorithm.security_algorithm(),
+        public_key.to_vec(),
+    )
+    .expect("public key fits a DNSKEY")
 }
 
 /// DNSKEY record data in wire form.

@@ -16,10 +16,10 @@ use std::cmp::Ordering;
 use std::fmt::Write as _;
 
 use domain::base::name::{Name, ToName};
+use domain::base::rdata::ParseRecordData;
 use domain::base::{Rtype, Ttl};
 use domain::dep::octseq::Parser;
 use domain::rdata::ZoneRecordData;
-use domain::base::rdata::ParseRecordData;
 
 /// One record: owner (as sort key), type, TTL and canonical record data.
 #[derive(Clone, PartialEq, Eq)]
@@ -155,7 +155,10 @@ pub fn key_parent(key: &[u8]) -> Option<Vec<u8>> {
     // Drop the final 0x00, then the last label with its terminator.
     let body = &key[..key.len() - 1];
     let without_end = &body[..body.len() - 1];
-    let cut = without_end.iter().rposition(|&b| b == 0).map_or(0, |p| p + 1);
+    let cut = without_end
+        .iter()
+        .rposition(|&b| b == 0)
+        .map_or(0, |p| p + 1);
     let mut parent = body[..cut].to_vec();
     parent.push(0);
     Some(parent)
@@ -163,7 +166,11 @@ pub fn key_parent(key: &[u8]) -> Option<Vec<u8>> {
 
 /// Writes one record in master-file format with a tab-separated layout.
 pub fn write_record(out: &mut String, owner: &str, rtype: Rtype, ttl: u32, rdata: &[u8]) {
-    let _ = write!(out, "{owner}\t{}\tIN\t{rtype}\t", Ttl::from_secs(ttl).as_secs());
+    let _ = write!(
+        out,
+        "{owner}\t{}\tIN\t{rtype}\t",
+        Ttl::from_secs(ttl).as_secs()
+    );
     write_rdata(out, rtype, rdata);
     out.push('\n');
 }

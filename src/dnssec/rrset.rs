@@ -88,19 +88,19 @@ pub fn canonicalize(
                 other: r.ttl,
             });
         }
-        rdatas.push(canonical_rdata(rtype, &r.rdata).ok_or_else(|| RrsetError::BadRdata {
-            index,
-            rtype: rtype.to_string(),
-        })?);
+        rdatas.push(
+            canonical_rdata(rtype, &r.rdata).ok_or_else(|| RrsetError::BadRdata {
+                index,
+                rtype: rtype.to_string(),
+            })?,
+        );
     }
     rdatas.sort_unstable();
     rdatas.dedup();
     let key = record::name_key(&owner);
     let owner_wire = record::key_to_wire(&key);
-    let labels = super::sign::rrsig_labels(
-        record::key_label_count(&key),
-        record::key_is_wildcard(&key),
-    );
+    let labels =
+        super::sign::rrsig_labels(record::key_label_count(&key), record::key_is_wildcard(&key));
     Ok(CanonicalRrset {
         owner: Name::from_octets(owner_wire.clone()).map_err(|_| RrsetError::BadOwner)?,
         owner_wire,
@@ -153,7 +153,11 @@ mod tests {
             &apex(),
             &wire("WWW.Example.COM."),
             1,
-            &[rec(60, &[192, 0, 2, 2]), rec(60, &[192, 0, 2, 1]), rec(60, &[192, 0, 2, 2])],
+            &[
+                rec(60, &[192, 0, 2, 2]),
+                rec(60, &[192, 0, 2, 1]),
+                rec(60, &[192, 0, 2, 2]),
+            ],
         )
         .unwrap();
         assert_eq!(r.owner.to_string(), "www.example.com");
@@ -163,21 +167,34 @@ mod tests {
 
     #[test]
     fn names_in_record_data_are_lower_cased() {
-        let r = canonicalize(&apex(), &wire("example.com."), 2, &[rec(60, &wire("NS1.Example.COM."))])
-            .unwrap();
+        let r = canonicalize(
+            &apex(),
+            &wire("example.com."),
+            2,
+            &[rec(60, &wire("NS1.Example.COM."))],
+        )
+        .unwrap();
         assert_eq!(r.rdatas[0], wire("ns1.example.com."));
     }
 
     #[test]
     fn bad_rrsets_are_refused_with_the_reason() {
         let a = apex();
-        assert_eq!(canonicalize(&a, &wire("example.com."), 1, &[]).unwrap_err(), RrsetError::Empty);
+        assert_eq!(
+            canonicalize(&a, &wire("example.com."), 1, &[]).unwrap_err(),
+            RrsetError::Empty
+        );
         assert!(matches!(
             canonicalize(&a, &wire("example.org."), 1, &[rec(1, &[1, 2, 3, 4])]),
             Err(RrsetError::OutsideZone { .. })
         ));
         assert!(matches!(
-            canonicalize(&a, &wire("example.com."), 1, &[rec(1, &[1, 2, 3, 4]), rec(2, &[1, 2, 3, 5])]),
+            canonicalize(
+                &a,
+                &wire("example.com."),
+                1,
+                &[rec(1, &[1, 2, 3, 4]), rec(2, &[1, 2, 3, 5])]
+            ),
             Err(RrsetError::TtlMismatch { first: 1, other: 2 })
         ));
         let mut ch = rec(1, &[1, 2, 3, 4]);

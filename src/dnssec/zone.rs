@@ -197,7 +197,9 @@ enum OwnerKind {
     Apex,
     Authoritative,
     /// A delegation point; `secure` when it has a DS RRset.
-    Cut { secure: bool },
+    Cut {
+        secure: bool,
+    },
     /// Glue or occluded data below a zone cut.
     Glue,
 }
@@ -376,9 +378,7 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
             let signer = match o.kind {
                 OwnerKind::Cut { .. } if rtype == Rtype::DS => Signer::Zsk,
                 OwnerKind::Cut { .. } => Signer::Nobody,
-                OwnerKind::Apex
-                    if matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY) =>
-                {
+                OwnerKind::Apex if matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY) => {
                     Signer::Ksk
                 }
                 _ => Signer::Zsk,
@@ -416,10 +416,8 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
                     Some(&n) => recs[owners[n].start].key(),
                     None => apex_key,
                 };
-                let rdata = denial::nsec_rdata(
-                    &record::key_to_wire(next),
-                    &denial::type_bitmap(types),
-                );
+                let rdata =
+                    denial::nsec_rdata(&record::key_to_wire(next), &denial::type_bitmap(types));
                 items.push(Item {
                     denial: true,
                     start: denial_recs.len() as u32,
@@ -490,7 +488,9 @@ fn add_empty_non_terminals(names: &mut Vec<(Vec<u8>, Vec<Rtype>)>, apex_key: &[u
     for (key, _) in names.iter() {
         let mut cur = key.clone();
         while cur.as_slice() != apex_key {
-            let Some(parent) = record::key_parent(&cur) else { break };
+            let Some(parent) = record::key_parent(&cur) else {
+                break;
+            };
             if !record::key_is_at_or_below(&parent, apex_key) || known.contains(&parent) {
                 break;
             }
@@ -528,7 +528,8 @@ fn run_workers<P: SignerPool>(
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, emitted, moved, abort, batches) = (&next, &emitted, &moved, &abort, &batches);
+            let (next, emitted, moved, abort, batches) =
+                (&next, &emitted, &moved, &abort, &batches);
             scope.spawn(move || {
                 let mut worker = match pool.worker() {
                     Ok(w) => w,

@@ -66,7 +66,11 @@ pub fn generate(token: &Token, spec: KeySpec, id: &[u8], label: &str) -> Result<
     ];
     let mechanism = match spec {
         KeySpec::EcP256 | KeySpec::EcP384 => {
-            let oid = if spec == KeySpec::EcP256 { OID_P256 } else { OID_P384 };
+            let oid = if spec == KeySpec::EcP256 {
+                OID_P256
+            } else {
+                OID_P384
+            };
             public.push(Attribute::EcParams(oid.to_vec()));
             private.push(Attribute::KeyType(KeyType::EC));
             Mechanism::EccKeyPairGen
@@ -130,12 +134,16 @@ fn public_key(s: &Session, handle: ObjectHandle, spec: KeySpec) -> Result<Vec<u8
                 // Uncompressed point: DNSSEC wants X || Y (RFC 6605 §4).
                 Ok(raw[1..].to_vec())
             } else {
-                Err(HsmError::BadPublicKey("EC point is not uncompressed".into()))
+                Err(HsmError::BadPublicKey(
+                    "EC point is not uncompressed".into(),
+                ))
             }
         }
         KeySpec::Rsa(_) => {
-            let attrs =
-                s.get_attributes(handle, &[AttributeType::Modulus, AttributeType::PublicExponent])?;
+            let attrs = s.get_attributes(
+                handle,
+                &[AttributeType::Modulus, AttributeType::PublicExponent],
+            )?;
             let (mut n, mut e) = (Vec::new(), Vec::new());
             for a in attrs {
                 match a {
@@ -190,15 +198,17 @@ fn find_one(s: &Session, class: ObjectClass, id: &[u8]) -> Result<ObjectHandle> 
     let found = retry_transient(|| {
         Ok(s.find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])?)
     })?;
-    found.into_iter().next().ok_or_else(|| HsmError::KeyNotFound { id: hex(id) })
+    found
+        .into_iter()
+        .next()
+        .ok_or_else(|| HsmError::KeyNotFound { id: hex(id) })
 }
 
 /// Every private key object in the token (for reconciliation with the store).
 pub fn list_private_keys(token: &Token) -> Result<Vec<KeyObject>> {
     token.with_keeper(|s| {
-        let handles = retry_transient(|| {
-            Ok(s.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])?)
-        })?;
+        let handles =
+            retry_transient(|| Ok(s.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])?))?;
         let mut out = Vec::new();
         for h in handles {
             let attrs = s.get_attributes(h, &[AttributeType::Id, AttributeType::Label])?;
@@ -219,6 +229,29 @@ pub fn list_private_keys(token: &Token) -> Result<Vec<KeyObject>> {
     })
 }
 
+/// Sets the label of both halves of a new pair. Only for keys no other
+/// process signs with yet (SOFTHSM.md: never change attributes of a key in
+/// use).
+pub fn set_label(token: &Token, id: &[u8], label: &str) -> Result<()> {
+    token.with_keeper(|s| {
+        let handles = retry_transient(|| Ok(s.find_objects(&[Attribute::Id(id.to_vec())])?))?;
+        for h in handles {
+            s.update_attributes(h, &[Attribute::Label(label.as_bytes().to_vec())])?;
+        }
+        Ok(())
+    })
+}
+
+/// A fresh random CKA_ID.
+pub fn new_id() -> Result<Vec<u8>> {
+    use ring::rand::SecureRandom;
+    let mut id = vec![0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut id)
+        .map_err(|_| HsmError::Other("no randomness for a key id".into()))?;
+    Ok(id)
+}
+
 /// Whether the private key with this CKA_ID is in the token.
 pub fn has_private_key(token: &Token, id: &[u8]) -> Result<bool> {
     token.with_keeper(|s| match find_one(s, ObjectClass::PRIVATE_KEY, id) {
@@ -233,8 +266,7 @@ pub fn has_private_key(token: &Token, id: &[u8]) -> Result<bool> {
 pub fn destroy(token: &Token, id: &[u8]) -> Result<usize> {
     token.forget_handle(id);
     token.with_keeper(|s| {
-        let handles =
-            retry_transient(|| Ok(s.find_objects(&[Attribute::Id(id.to_vec())])?))?;
+        let handles = retry_transient(|| Ok(s.find_objects(&[Attribute::Id(id.to_vec())])?))?;
         let n = handles.len();
         for h in handles {
             s.destroy_object(h)?;
@@ -270,7 +302,12 @@ impl SignScheme {
 
 /// Signs `data` with the private key of this CKA_ID on a pooled session.
 /// The handle is cached and re-found after a transient failure.
-pub fn sign(session: &PooledSession<'_>, scheme: SignScheme, id: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+pub fn sign(
+    session: &PooledSession<'_>,
+    scheme: SignScheme,
+    id: &[u8],
+    data: &[u8],
+) -> Result<Vec<u8>> {
     let token = session.token();
     let digest;
     let (mechanism, input): (Mechanism, &[u8]) = match scheme {

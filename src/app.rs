@@ -1,0 +1,84 @@
+//! Composition root: configuration → token, store, services → gRPC server;
+//! and graceful shutdown on SIGTERM or SIGINT.
+
+use std::sync::Arc;
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::grpc::{serve, ServeOptions};
+use crate::hsm::Token;
+use crate::zone::service::ZoneService;
+
+/// Runs keymasterd until a shutdown signal. Errors are one line each.
+pub async fn run(config: Config) -> Result<(), String> {
+    let token_config = config.token.clone();
+    let token = tokio::task::spawn_blocking(move || Token::open(&token_config))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let identity = token.identity().clone();
+    let store = crate::store::open(&config.store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let service = Arc::new(ZoneService::new(
+        config.node_id.clone(),
+        Arc::new(token),
+        store,
+        Arc::new(SystemClock),
+        config.limits.clone(),
+    ));
+    match service.reconcile().await {
+        Ok((0, 0)) => {}
+        Ok((orphans, missing)) => tracing::warn!(
+            orphans,
+            missing,
+            "token and store disagree; see the warnings above"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not reconcile token and store"),
+    }
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Some(path) = &config.address_file {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, addr.to_string())
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    tracing::info!(
+        node = %config.node_id,
+        %addr,
+        token = %identity.label,
+        serial = %identity.serial,
+        store = %config.store,
+        "keymasterd listening"
+    );
+    serve(
+        service,
+        listener,
+        ServeOptions {
+            max_message_bytes: config.max_message_bytes,
+        },
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| format!("gRPC server failed: {e}"))?;
+    tracing::info!("keymasterd stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}

@@ -1,0 +1,233 @@
+//! `keymasterctl bench`: signs the same RRsets through keymasterd's gRPC
+//! Signer service and directly through PKCS#11 in this process, with the
+//! same number of workers and the same key, and prints both rates.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use domain::base::iana::Rtype;
+use domain::base::name::Name;
+
+use crate::dnssec::rrset::{self, WireRecord};
+use crate::dnssec::sign::{self, SignerPool, SigningKey, Validity};
+use crate::dnssec::{Algorithm, KeyRole};
+use crate::hsm::{keys, Token, TokenConfig, TokenSelector};
+use crate::proto::signer_client::SignerClient;
+use crate::proto::zones_client::ZonesClient;
+use crate::proto::{self};
+use crate::secret::Secret;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Zone whose active ZSK signs (add it first).
+    pub zone: String,
+    /// RRsets to sign on each path.
+    #[arg(long, default_value_t = 50_000)]
+    pub rrsets: usize,
+    /// RRsets per gRPC request.
+    #[arg(long, default_value_t = 200)]
+    pub batch: usize,
+    /// Concurrent workers on each path (default: the cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// PKCS#11 module for the direct path.
+    #[arg(long, env = "KEYMASTER_PKCS11_MODULE", default_value = crate::config::DEFAULT_MODULE)]
+    pub pkcs11_module: String,
+    /// Token label for the direct path.
+    #[arg(long, env = "KEYMASTER_TOKEN_LABEL")]
+    pub token_label: Option<String>,
+    /// Token serial for the direct path.
+    #[arg(long, env = "KEYMASTER_TOKEN_SERIAL")]
+    pub token_serial: Option<String>,
+    /// PIN file for the direct path (or KEYMASTER_PIN).
+    #[arg(long, env = "KEYMASTER_PIN_FILE")]
+    pub pin_file: Option<PathBuf>,
+}
+
+/// The test data: A RRsets below the apex, two records each.
+fn rrsets(apex: &str, n: usize) -> Vec<proto::Rrset> {
+    (0..n)
+        .map(|i| {
+            let owner: Name<Vec<u8>> = format!("h{i}.{apex}").parse().expect("valid name");
+            proto::Rrset {
+                owner: owner.as_slice().to_vec(),
+                rtype: 1,
+                records: vec![
+                    proto::RecordData {
+                        rclass: 1,
+                        ttl: 3600,
+                        rdata: vec![192, 0, 2, (i % 250) as u8],
+                    },
+                    proto::RecordData {
+                        rclass: 1,
+                        ttl: 3600,
+                        rdata: vec![198, 51, 100, (i % 250) as u8],
+                    },
+                ],
+            }
+        })
+        .collect()
+}
+
+pub async fn run(server: &str, args: BenchArgs) -> Result<(), String> {
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let channel = tonic::transport::Endpoint::from_shared(server.to_string())
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach keymasterd at {server}: {e}"))?;
+    let zone = ZonesClient::new(channel.clone())
+        .get_zone(proto::GetZoneRequest {
+            zone: args.zone.clone(),
+        })
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner();
+    let keys = ZonesClient::new(channel.clone())
+        .list_keys(proto::ListKeysRequest {
+            zone: args.zone.clone(),
+        })
+        .await
+        .map_err(|s| s.message().to_string())?
+        .into_inner()
+        .keys;
+    let zsk = keys
+        .iter()
+        .find(|k| k.role == "zsk" && k.state == "active")
+        .ok_or("the zone has no active ZSK")?;
+    let policy = zone.policy.unwrap_or_default();
+    let algorithm =
+        Algorithm::from_number(zsk.algorithm, policy.rsa_bits).map_err(|e| e.to_string())?;
+    let key = SigningKey {
+        role: KeyRole::Zsk,
+        algorithm,
+        key_tag: zsk.key_tag as u16,
+        token_id: keys::unhex(&zsk.id).ok_or("bad key id")?,
+    };
+    let apex = zone.zone_name.clone();
+    let data = rrsets(&apex, args.rrsets);
+    println!(
+        "zone {apex}, ZSK {} ({}), {} RRsets, {workers} workers, {} RRsets per request",
+        key.key_tag, algorithm, args.rrsets, args.batch
+    );
+
+    // Direct path first, on a token opened in this process.
+    let pin = match (&args.pin_file, std::env::var("KEYMASTER_PIN").ok()) {
+        (Some(f), _) => crate::config::read_pin_file(f)?,
+        (None, Some(p)) => Secret::new(p),
+        (None, None) => return Err("the direct path needs --pin-file or KEYMASTER_PIN".into()),
+    };
+    let selector = match (&args.token_label, &args.token_serial) {
+        (Some(l), _) => TokenSelector::by_label(l),
+        (None, Some(s)) => TokenSelector::by_serial(s),
+        _ => return Err("the direct path needs --token-label or --token-serial".into()),
+    };
+    let config = TokenConfig {
+        module: args.pkcs11_module.clone(),
+        selector,
+        pin,
+    };
+    let token = Arc::new(Token::open(&config).map_err(|e| e.to_string())?);
+    let apex_name: Name<Vec<u8>> = apex.parse().map_err(|_| "bad zone name".to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as u32;
+    let validity = Validity {
+        inception: now - 3600,
+        expiration: now + 864000,
+    };
+    let direct = {
+        let data = Arc::new(data.clone());
+        let started = Instant::now();
+        let mut handles = Vec::new();
+        for w in 0..workers {
+            let (token, data, key, apex) =
+                (token.clone(), data.clone(), key.clone(), apex_name.clone());
+            handles.push(std::thread::spawn(move || -> Result<usize, String> {
+                let mut worker = token.worker()?;
+                let mut n = 0;
+                for r in data.iter().skip(w).step_by(workers) {
+                    let records: Vec<WireRecord> = r
+                        .records
+                        .iter()
+                        .map(|d| WireRecord {
+                            class: d.rclass as u16,
+                            ttl: d.ttl,
+                            rdata: d.rdata.clone(),
+                        })
+                        .collect();
+                    let c = rrset::canonicalize(&apex, &r.owner, r.rtype as u16, &records)
+                        .map_err(|e| e.to_string())?;
+                    sign::sign_rrset(
+                        &mut worker,
+                        &key,
+                        &apex,
+                        &c.owner_wire,
+                        c.labels,
+                        Rtype::A,
+                        c.ttl,
+                        c.rdatas.iter().map(|x| x.as_slice()),
+                        validity,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    n += 1;
+                }
+                Ok(n)
+            }));
+        }
+        let mut total = 0;
+        for h in handles {
+            total += h.join().map_err(|_| "direct worker panicked")??;
+        }
+        total as f64 / started.elapsed().as_secs_f64()
+    };
+    println!("direct PKCS#11: {direct:.0} RRSIGs/s");
+
+    // gRPC path: each worker keeps one request in flight.
+    let grpc = {
+        let batches: Vec<Vec<proto::Rrset>> =
+            data.chunks(args.batch.max(1)).map(|c| c.to_vec()).collect();
+        let batches = Arc::new(batches);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..workers {
+            let mut client = SignerClient::new(channel.clone())
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX);
+            let (batches, zone) = (batches.clone(), apex.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0usize;
+                for b in batches.iter().skip(w).step_by(workers) {
+                    let r = client
+                        .sign_rrsets(proto::SignRrsetsRequest {
+                            zone: zone.clone(),
+                            rrsets: b.clone(),
+                            inception: validity.inception,
+                            expiration: validity.expiration,
+                        })
+                        .await
+                        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+                    n += r
+                        .into_inner()
+                        .signatures
+                        .iter()
+                        .map(|s| s.rrsigs.len())
+                        .sum::<usize>();
+                }
+                Ok::<usize, String>(n)
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.map_err(|e| e.to_string())??;
+        }
+        total as f64 / started.elapsed().as_secs_f64()
+    };
+    println!("gRPC SignRrsets: {grpc:.0} RRSIGs/s");
+    println!("ratio gRPC/direct: {:.1}%", 100.0 * grpc / direct);
+    Ok(())
+}

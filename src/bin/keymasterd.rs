@@ -1,0 +1,46 @@
+//! keymasterd: the signing and key-management service.
+
+use clap::Parser;
+use keymaster::config::{Config, DaemonArgs};
+use keymaster::secret::Secret;
+
+fn main() -> std::process::ExitCode {
+    // Take the PIN out of the environment at once, so that it is not
+    // inherited or visible in /proc/PID/environ of children.
+    let env_pin = std::env::var("KEYMASTER_PIN").ok().map(Secret::new);
+    // SAFETY: single-threaded at this point; nothing else reads the
+    // environment concurrently.
+    unsafe { std::env::remove_var("KEYMASTER_PIN") };
+    let args = DaemonArgs::parse();
+    let config = match Config::resolve(args, env_pin) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("keymasterd: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&config.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("keymasterd: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(keymaster::app::run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keymasterd: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! keymasterd's settings: a TOML file, each setting also a flag or an
+//! environment variable (flag and environment win over the file). The PIN
+//! comes from a PIN file or `KEYMASTER_PIN` and lives only in a `Secret`.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::hsm::{TokenConfig, TokenSelector};
+use crate::secret::Secret;
+use crate::zone::service::Limits;
+
+/// Debian's SoftHSM2 module, the default for development.
+pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7353";
+pub const DEFAULT_STORE: &str = "sqlite:keymaster.db";
+
+/// Command line of keymasterd.
+#[derive(Debug, Parser)]
+#[command(
+    name = "keymasterd",
+    version,
+    about = "HSM-backed DNSSEC key management and signing service"
+)]
+pub struct DaemonArgs {
+    /// TOML configuration file; flags and environment override it.
+    #[arg(long, env = "KEYMASTER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Stable id of this node.
+    #[arg(long, env = "KEYMASTER_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Address to serve gRPC on (host:port).
+    #[arg(long, env = "KEYMASTER_LISTEN")]
+    pub listen: Option<String>,
+    /// Path of the PKCS#11 module.
+    #[arg(long, env = "KEYMASTER_PKCS11_MODULE")]
+    pub pkcs11_module: Option<String>,
+    /// Token by label.
+    #[arg(long, env = "KEYMASTER_TOKEN_LABEL")]
+    pub token_label: Option<String>,
+    /// Token by serial number.
+    #[arg(long, env = "KEYMASTER_TOKEN_SERIAL")]
+    pub token_serial: Option<String>,
+    /// Token by RFC 7512 URI (pkcs11:token=…;serial=…).
+    #[arg(long, env = "KEYMASTER_TOKEN_URI")]
+    pub token_uri: Option<String>,
+    /// File holding the user PIN (not world-readable). Or set KEYMASTER_PIN.
+    #[arg(long, env = "KEYMASTER_PIN_FILE")]
+    pub pin_file: Option<PathBuf>,
+    /// Store: sqlite:PATH.
+    #[arg(long, env = "KEYMASTER_STORE")]
+    pub store: Option<String>,
+    /// Log filter (error, warn, info, debug, or a tracing directive).
+    #[arg(long, env = "KEYMASTER_LOG")]
+    pub log: Option<String>,
+    /// Write the bound address here once listening (for --listen …:0).
+    #[arg(long)]
+    pub address_file: Option<PathBuf>,
+    /// Most RRsets in one SignRrsets request.
+    #[arg(long, env = "KEYMASTER_MAX_BATCH_RRSETS")]
+    pub max_batch_rrsets: Option<usize>,
+    /// Most records in one zone sent for signing.
+    #[arg(long, env = "KEYMASTER_MAX_ZONE_RECORDS")]
+    pub max_zone_records: Option<usize>,
+    /// Most bytes of one zone file sent for signing.
+    #[arg(long, env = "KEYMASTER_MAX_ZONE_BYTES")]
+    pub max_zone_bytes: Option<usize>,
+    /// Largest gRPC request message, bytes.
+    #[arg(long, env = "KEYMASTER_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<usize>,
+}
+
+/// The configuration file; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub node_id: Option<String>,
+    pub listen: Option<String>,
+    pub pkcs11_module: Option<String>,
+    pub token_label: Option<String>,
+    pub token_serial: Option<String>,
+    pub token_uri: Option<String>,
+    pub pin_file: Option<PathBuf>,
+    pub store: Option<String>,
+    pub log: Option<String>,
+    pub max_batch_rrsets: Option<usize>,
+    pub max_zone_records: Option<usize>,
+    pub max_zone_bytes: Option<usize>,
+    pub max_message_bytes: Option<usize>,
+}
+
+/// Everything keymasterd needs to start.
+#[derive(Debug)]
+pub struct Config {
+    pub node_id: String,
+    pub listen: String,
+    pub token: TokenConfig,
+    pub store: String,
+    pub log: String,
+    pub limits: Limits,
+    pub max_message_bytes: usize,
+    pub address_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Merges flags/environment over the file over the defaults.
+    pub fn resolve(args: DaemonArgs, env_pin: Option<Secret>) -> Result<Config, String> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| format!("config {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let node_id = args
+            .node_id
+            .or(file.node_id)
+            .unwrap_or_else(default_node_id);
+        if node_id.is_empty() || node_id.len() > 64 || node_id.contains(char::is_whitespace) {
+            return Err(format!(
+                "node id {node_id:?} must be 1..64 characters without spaces"
+            ));
+        }
+        let selector = match (
+            args.token_uri.or(file.token_uri),
+            args.token_serial.or(file.token_serial),
+            args.token_label.or(file.token_label),
+        ) {
+            (Some(uri), None, None) => TokenSelector::from_uri(&uri).map_err(|e| e.to_string())?,
+            (None, Some(serial), None) => TokenSelector::by_serial(&serial),
+            (None, None, Some(label)) => TokenSelector::by_label(&label),
+            (None, None, None) => {
+                return Err(
+                    "no token given: use --token-label, --token-serial or --token-uri".into(),
+                )
+            }
+            _ => return Err("give only one of --token-label, --token-serial, --token-uri".into()),
+        };
+        let pin = match (args.pin_file.or(file.pin_file), env_pin) {
+            (Some(path), _) => read_pin_file(&path)?,
+            (None, Some(pin)) => pin,
+            (None, None) => return Err("no PIN given: use --pin-file or KEYMASTER_PIN".into()),
+        };
+        let d = Limits::default();
+        Ok(Config {
+            node_id,
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.into()),
+            token: TokenConfig {
+                module: args
+                    .pkcs11_module
+                    .or(file.pkcs11_module)
+                    .unwrap_or_else(|| DEFAULT_MODULE.into()),
+                selector,
+                pin,
+            },
+            store: args
+                .store
+                .or(file.store)
+                .unwrap_or_else(|| DEFAULT_STORE.into()),
+            log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            limits: Limits {
+                max_batch_rrsets: args
+                    .max_batch_rrsets
+                    .or(file.max_batch_rrsets)
+                    .unwrap_or(d.max_batch_rrsets),
+                max_zone_records: args
+                    .max_zone_records
+                    .or(file.max_zone_records)
+                    .unwrap_or(d.max_zone_records),
+                max_zone_bytes: args
+                    .max_zone_bytes
+                    .or(file.max_zone_bytes)
+                    .unwrap_or(d.max_zone_bytes),
+            },
+            max_message_bytes: args
+                .max_message_bytes
+                .or(file.max_message_bytes)
+                .unwrap_or(16 << 20),
+            address_file: args.address_file,
+        })
+    }
+}
+
+fn default_node_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node-1".to_string())
+}
+
+/// Reads a PIN file, refusing one that others can read.
+pub fn read_pin_file(path: &Path) -> Result<Secret, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read PIN file {}: {e}", path.display()))?;
+    if meta.permissions().mode() & 0o007 != 0 {
+        return Err(format!(
+            "PIN file {} is accessible to every user (mode {:o}); chmod 600 or 640 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        ));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read PIN file {}: {e}", path.display()))?;
+    let pin = Secret::new(text);
+    if pin.is_empty() {
+        return Err(format!("PIN file {} is empty", path.display()));
+    }
+    Ok(pin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn args(extra: &[&str]) -> DaemonArgs {
+        let mut v = vec!["keymasterd"];
+        v.extend_from_slice(extra);
+        DaemonArgs::parse_from(v)
+    }
+
+    #[test]
+    fn world_readable_pin_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("km-pin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("pin");
+        std::fs::write(&f, "1234\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read_pin_file(&f).unwrap_err().contains("every user"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_pin_file(&f).unwrap().expose(), "1234");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let dir = std::env::temp_dir().join(format!("km-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("k.toml");
+        std::fs::write(
+            &f,
+            "node_id = \"from-file\"\ntoken_label = \"t\"\nlisten = \"127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(
+            args(&["--config", f.to_str().unwrap(), "--listen", "127.0.0.1:2"]),
+            Some(Secret::new("1".into())),
+        )
+        .unwrap();
+        assert_eq!(c.node_id, "from-file");
+        assert_eq!(c.listen, "127.0.0.1:2");
+        assert_eq!(c.store, DEFAULT_STORE);
+        assert!(!format!("{c:?}").contains("Secret(\"1\")"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn two_token_selectors_are_refused() {
+        let e = Config::resolve(
+            args(&["--token-label", "a", "--token-serial", "b"]),
+            Some(Secret::new("1".into())),
+        )
+        .unwrap_err();
+        assert!(e.contains("only one"));
+    }
+
+    #[test]
+    fn unknown_config_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("km-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("k.toml");
+        std::fs::write(&f, "tokne_label = \"t\"\n").unwrap();
+        let e = Config::resolve(args(&["--config", f.to_str().unwrap()]), None).unwrap_err();
+        assert!(e.contains("tokne_label"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,169 @@
+//! Conversions between protobuf messages and the service's types.
+
+use crate::dnssec::ds::DsDigest;
+use crate::dnssec::Algorithm;
+use crate::error::{Error, Result};
+use crate::hsm::uri::key_uri;
+use crate::hsm::{keys, TokenIdentity};
+use crate::proto;
+use crate::zone::service::{OutRecord, ZoneView};
+use crate::zone::{DenialPolicy, KeyRecord, Policy};
+
+/// A policy from a request: unset (zero) fields take the defaults.
+pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy> {
+    let d = Policy::default();
+    let Some(p) = p else { return Ok(d) };
+    let algorithm = if p.algorithm == 0 {
+        if p.rsa_bits != 0 {
+            return Err(Error::InvalidArgument(
+                "rsa_bits given without algorithm 8 (RSASHA256)".into(),
+            ));
+        }
+        d.algorithm
+    } else {
+        Algorithm::from_number(p.algorithm, p.rsa_bits)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?
+    };
+    let denial = match p.denial.to_ascii_lowercase().as_str() {
+        "" | "nsec3" => DenialPolicy::Nsec3 {
+            iterations: u16::try_from(p.nsec3_iterations).map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "NSEC3 iterations {} is too large",
+                    p.nsec3_iterations
+                ))
+            })?,
+            salt: p.nsec3_salt.to_ascii_lowercase(),
+            opt_out: p.nsec3_opt_out,
+        },
+        "nsec" => {
+            if p.nsec3_iterations != 0 || !p.nsec3_salt.is_empty() || p.nsec3_opt_out {
+                return Err(Error::InvalidArgument(
+                    "NSEC3 parameters given with denial nsec".into(),
+                ));
+            }
+            DenialPolicy::Nsec
+        }
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "denial {other:?} is not nsec or nsec3"
+            )))
+        }
+    };
+    let or = |v: u32, default: u32| if v == 0 { default } else { v };
+    let ds_digests = if p.ds_digests.is_empty() {
+        d.ds_digests.clone()
+    } else {
+        p.ds_digests
+            .iter()
+            .map(|&n| {
+                DsDigest::from_number(n).map(|d| d.number()).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "DS digest algorithm {n} is not supported (2 = SHA-256, 4 = SHA-384)"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<u8>>>()?
+    };
+    Ok(Policy {
+        algorithm,
+        denial,
+        dnskey_signature_validity: or(p.dnskey_signature_validity, d.dnskey_signature_validity),
+        signature_validity: or(p.signature_validity, d.signature_validity),
+        signature_inception_offset: or(p.signature_inception_offset, d.signature_inception_offset),
+        dnskey_ttl: or(p.dnskey_ttl, d.dnskey_ttl),
+        ds_ttl: or(p.ds_ttl, d.ds_ttl),
+        ds_digests,
+        publish_cds: p.publish_cds,
+        propagation_time: or(p.propagation_time, d.propagation_time),
+        zsk_rollover_period: or(p.zsk_rollover_period, d.zsk_rollover_period),
+        ksk_rollover_period: or(p.ksk_rollover_period, d.ksk_rollover_period),
+    })
+}
+
+pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
+    let (denial, iterations, salt, opt_out) = match &p.denial {
+        DenialPolicy::Nsec => ("nsec", 0, String::new(), false),
+        DenialPolicy::Nsec3 {
+            iterations,
+            salt,
+            opt_out,
+        } => ("nsec3", u32::from(*iterations), salt.clone(), *opt_out),
+    };
+    proto::ZonePolicy {
+        algorithm: u32::from(p.algorithm.number()),
+        rsa_bits: match p.algorithm {
+            Algorithm::RsaSha256 { bits } => bits,
+            _ => 0,
+        },
+        denial: denial.to_string(),
+        nsec3_iterations: iterations,
+        nsec3_salt: salt,
+        nsec3_opt_out: opt_out,
+        dnskey_signature_validity: p.dnskey_signature_validity,
+        signature_validity: p.signature_validity,
+        signature_inception_offset: p.signature_inception_offset,
+        dnskey_ttl: p.dnskey_ttl,
+        ds_ttl: p.ds_ttl,
+        ds_digests: p.ds_digests.iter().map(|&d| u32::from(d)).collect(),
+        publish_cds: p.publish_cds,
+        propagation_time: p.propagation_time,
+        zsk_rollover_period: p.zsk_rollover_period,
+        ksk_rollover_period: p.ksk_rollover_period,
+    }
+}
+
+pub fn zone_to_proto(v: &ZoneView) -> proto::ZoneSettings {
+    proto::ZoneSettings {
+        zone_name: v.zone.name.clone(),
+        key_master_server: v.zone.key_master.clone(),
+        is_key_master_server: v.is_key_master,
+        key_master_status: if v.key_master_online {
+            "online"
+        } else {
+            "offline"
+        }
+        .to_string(),
+        epoch: v.zone.epoch,
+        policy: Some(policy_to_proto(&v.zone.policy)),
+        is_signed: v.is_signed,
+        created: v.zone.created,
+        key_master_since: v.zone.key_master_since,
+    }
+}
+
+pub fn key_to_proto(k: &KeyRecord) -> proto::Key {
+    let token = TokenIdentity {
+        label: k.token_label.clone(),
+        serial: k.token_serial.clone(),
+        manufacturer: String::new(),
+        model: String::new(),
+    };
+    let id = keys::unhex(&k.id).unwrap_or_default();
+    let public = keys::unhex(&k.public_key).unwrap_or_default();
+    let dnskey = crate::dnssec::ds::dnskey(k.role.dnskey_flags(), k.algorithm, &public);
+    proto::Key {
+        id: k.id.clone(),
+        role: k.role.as_str().to_string(),
+        algorithm: u32::from(k.algorithm.number()),
+        bits: k.algorithm.bits(),
+        key_tag: u32::from(k.key_tag),
+        state: k.state.as_str().to_string(),
+        pkcs11_uri: key_uri(&token, &id, &k.label),
+        created: k.created,
+        published: k.published,
+        activated: k.activated,
+        retired: k.retired,
+        dnskey: format!("{}\tDNSKEY\t{dnskey}", k.zone),
+    }
+}
+
+pub fn record_to_proto(r: OutRecord) -> proto::WireRecord {
+    proto::WireRecord {
+        owner: r.owner,
+        rtype: u32::from(r.rtype),
+        rclass: 1,
+        ttl: r.ttl,
+        rdata: r.rdata,
+        text: r.text,
+    }
+}

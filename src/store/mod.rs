@@ -1,0 +1,59 @@
+//! The store port: zone settings, key records and (later) role records and
+//! the audit log. Every key write is a compare-and-set on the zone's epoch
+//! (DESIGN §4.2), so a node with a stale epoch writes nothing.
+//!
+//! Backends: `sqlite` (embedded, the default).
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::zone::{KeyRecord, ZoneRecord};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("zone {0} not found")]
+    ZoneNotFound(String),
+    #[error("zone {0} already exists")]
+    ZoneExists(String),
+    #[error("key {key} of zone {zone} not found")]
+    KeyNotFound { zone: String, key: String },
+    #[error("zone {zone}: epoch is {actual}, the write expected {expected}; this node is no longer its Key Master")]
+    Fenced {
+        zone: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("store {location} is not usable: {reason}")]
+    Unavailable { location: String, reason: String },
+    #[error("store record is corrupt or of an unknown schema: {0}")]
+    Corrupt(String),
+}
+
+/// Where zones and keys are kept.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Creates a zone with its first keys in one transaction.
+    async fn create_zone(&self, zone: &ZoneRecord, keys: &[KeyRecord]) -> Result<(), StoreError>;
+    async fn get_zone(&self, name: &str) -> Result<Option<ZoneRecord>, StoreError>;
+    async fn list_zones(&self) -> Result<Vec<ZoneRecord>, StoreError>;
+    /// Deletes a zone and its key records if its epoch is still `epoch`.
+    async fn delete_zone(&self, name: &str, epoch: u64) -> Result<(), StoreError>;
+    async fn list_keys(&self, zone: &str) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Inserts or replaces a key record if the zone's epoch is still `epoch`.
+    async fn put_key(&self, key: &KeyRecord, epoch: u64) -> Result<(), StoreError>;
+    /// Deletes a key record if the zone's epoch is still `epoch`.
+    async fn delete_key(&self, zone: &str, id: &str, epoch: u64) -> Result<(), StoreError>;
+}
+
+/// Opens a store from its URL: `sqlite:PATH`.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path).await?))
+    } else {
+        Err(StoreError::Unavailable {
+            location: url.to_string(),
+            reason: "unknown store kind; use sqlite:PATH".to_string(),
+        })
+    }
+}

@@ -1,0 +1,814 @@
+//! Zone and key operations and signing, on one node: the services the gRPC
+//! handlers call. Token work runs on blocking threads, never on the async
+//! runtime's (DESIGN §7).
+//!
+//! Key writes follow Parsec's order: generate in the token, then record; if
+//! recording fails, destroy the new objects. Removals go the other way:
+//! forget the record first, then destroy, so a crash leaves at worst an
+//! unreferenced object that `reconcile` reports, never a record without key.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use domain::base::iana::Rtype;
+use domain::base::name::Name;
+use domain::zonefile::inplace::Zonefile;
+
+use super::{KeyRecord, KeyState, Policy, ZoneRecord, SCHEMA_VERSION};
+use crate::clock::Clock;
+use crate::dnssec::ds::{self, DsDigest};
+use crate::dnssec::rrset::{self, WireRecord};
+use crate::dnssec::sign::{self, SigningKey, Validity};
+use crate::dnssec::zone::{self as zonesign, ZoneSignConfig, ZoneStats};
+use crate::dnssec::{Algorithm, KeyRole};
+use crate::error::{Error, Result};
+use crate::hsm::{keys, Token};
+use crate::store::Store;
+
+/// Size limits on requests.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// RRsets in one SignRrsets request.
+    pub max_batch_rrsets: usize,
+    /// Records in one zone sent for signing.
+    pub max_zone_records: usize,
+    /// Bytes of one zone file sent for signing.
+    pub max_zone_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_batch_rrsets: 10_000,
+            max_zone_records: 20_000_000,
+            max_zone_bytes: 2 << 30,
+        }
+    }
+}
+
+/// A zone's settings as shown to operators.
+#[derive(Debug, Clone)]
+pub struct ZoneView {
+    pub zone: ZoneRecord,
+    pub is_key_master: bool,
+    pub key_master_online: bool,
+    pub is_signed: bool,
+}
+
+/// A record produced by the service, in wire form with its text.
+#[derive(Debug, Clone)]
+pub struct OutRecord {
+    pub owner: Vec<u8>,
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdata: Vec<u8>,
+    pub text: String,
+}
+
+/// One RRset to sign, as a DNS server sends it.
+#[derive(Debug, Clone)]
+pub struct RrsetRequest {
+    pub owner: Vec<u8>,
+    pub rtype: u16,
+    pub records: Vec<WireRecord>,
+}
+
+/// What signing a zone needs, cached per zone for the hot path.
+#[derive(Debug)]
+struct SigningContext {
+    zone: ZoneRecord,
+    apex: Name<Vec<u8>>,
+    keys: Vec<KeyRecord>,
+    signing: Vec<SigningKey>,
+    loaded: Instant,
+}
+
+/// How long a cached signing context is trusted before re-reading the
+/// store (another node may have changed the keys).
+const CONTEXT_TTL: Duration = Duration::from_secs(1);
+
+pub struct ZoneService {
+    node_id: String,
+    token: Arc<Token>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+    contexts: Mutex<HashMap<String, Arc<SigningContext>>>,
+}
+
+/// Parses a zone name into its stored form ("example.com.") and its name.
+pub fn parse_zone_name(s: &str) -> Result<(String, Name<Vec<u8>>)> {
+    let trimmed = s.trim();
+    if trimmed.is_empty() || trimmed == "." {
+        return Err(Error::InvalidArgument(
+            "a zone name is required (the root zone is not managed here)".into(),
+        ));
+    }
+    let with_dot = if trimmed.ends_with('.') {
+        trimmed.to_string()
+    } else {
+        format!("{trimmed}.")
+    };
+    let name = Name::<Vec<u8>>::from_str(&with_dot.to_ascii_lowercase())
+        .map_err(|e| Error::InvalidArgument(format!("{s:?} is not a valid zone name: {e}")))?;
+    Ok((format!("{name}."), name))
+}
+
+fn hsm_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> impl std::future::Future<Output = Result<T>> {
+    async move {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
+    }
+}
+
+impl ZoneService {
+    pub fn new(
+        node_id: String,
+        token: Arc<Token>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        limits: Limits,
+    ) -> Self {
+        ZoneService {
+            node_id,
+            token,
+            store,
+            clock,
+            limits,
+            contexts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn token(&self) -> &Arc<Token> {
+        &self.token
+    }
+
+    async fn zone(&self, name: &str) -> Result<(String, Name<Vec<u8>>, ZoneRecord)> {
+        let (key, apex) = parse_zone_name(name)?;
+        let zone = self
+            .store
+            .get_zone(&key)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("zone {key} is not managed here")))?;
+        Ok((key, apex, zone))
+    }
+
+    fn require_key_master(&self, zone: &ZoneRecord) -> Result<()> {
+        if zone.key_master != self.node_id {
+            return Err(Error::FailedPrecondition(format!(
+                "node {} is not the Key Master of {}; its Key Master is {}",
+                self.node_id, zone.name, zone.key_master
+            )));
+        }
+        Ok(())
+    }
+
+    fn forget_context(&self, zone: &str) {
+        self.contexts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(zone);
+    }
+
+    async fn context(&self, name: &str) -> Result<Arc<SigningContext>> {
+        let (key, _) = parse_zone_name(name)?;
+        if let Some(c) = self
+            .contexts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            if c.loaded.elapsed() < CONTEXT_TTL {
+                return Ok(c.clone());
+            }
+        }
+        let (key, apex, zone) = self.zone(&key).await?;
+        let keys = self.store.list_keys(&key).await?;
+        let signing = keys
+            .iter()
+            .filter(|k| k.state == KeyState::Active)
+            .map(signing_key)
+            .collect::<Result<Vec<_>>>()?;
+        let ctx = Arc::new(SigningContext {
+            zone,
+            apex,
+            keys,
+            signing,
+            loaded: Instant::now(),
+        });
+        self.contexts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, ctx.clone());
+        Ok(ctx)
+    }
+
+    fn view(&self, zone: ZoneRecord, keys: &[KeyRecord]) -> ZoneView {
+        let active = |role| {
+            keys.iter()
+                .any(|k| k.role == role && k.state == KeyState::Active)
+        };
+        ZoneView {
+            is_key_master: zone.key_master == self.node_id,
+            // Until nodes register (the Key Master role issue), the only
+            // node we know to be online is this one.
+            key_master_online: zone.key_master == self.node_id,
+            is_signed: active(KeyRole::Ksk) && active(KeyRole::Zsk),
+            zone,
+        }
+    }
+
+    // ------------------------------------------------------------ zones --
+
+    /// Adds a zone: generates its KSK and ZSK and makes this node its Key
+    /// Master.
+    pub async fn add_zone(&self, name: &str, policy: Policy) -> Result<ZoneView> {
+        let (key, _) = parse_zone_name(name)?;
+        policy.validate()?;
+        if self.store.get_zone(&key).await?.is_some() {
+            return Err(Error::AlreadyExists(format!("zone {key} already exists")));
+        }
+        let now = self.clock.now();
+        let ksk = self
+            .generate_key(&key, KeyRole::Ksk, policy.algorithm, KeyState::Active, now)
+            .await?;
+        let zsk = match self
+            .generate_key(&key, KeyRole::Zsk, policy.algorithm, KeyState::Active, now)
+            .await
+        {
+            Ok(k) => k,
+            Err(e) => {
+                self.destroy_in_token(vec![ksk.id.clone()]).await;
+                return Err(e);
+            }
+        };
+        let zone = ZoneRecord {
+            schema: SCHEMA_VERSION,
+            name: key.clone(),
+            policy,
+            key_master: self.node_id.clone(),
+            epoch: 1,
+            key_master_since: now,
+            created: now,
+        };
+        let keys = vec![ksk, zsk];
+        if let Err(e) = self.store.create_zone(&zone, &keys).await {
+            self.destroy_in_token(keys.iter().map(|k| k.id.clone()).collect())
+                .await;
+            return Err(e.into());
+        }
+        tracing::info!(zone = %key, ksk = keys[0].key_tag, zsk = keys[1].key_tag, "zone added");
+        Ok(self.view(zone, &keys))
+    }
+
+    pub async fn get_zone(&self, name: &str) -> Result<ZoneView> {
+        let (key, _, zone) = self.zone(name).await?;
+        let keys = self.store.list_keys(&key).await?;
+        Ok(self.view(zone, &keys))
+    }
+
+    pub async fn list_zones(&self) -> Result<Vec<ZoneView>> {
+        let mut out = Vec::new();
+        for zone in self.store.list_zones().await? {
+            let keys = self.store.list_keys(&zone.name).await?;
+            out.push(self.view(zone, &keys));
+        }
+        Ok(out)
+    }
+
+    /// Removes a zone. Its keys are destroyed in the token, which needs
+    /// `force`. Returns how many keys were destroyed.
+    pub async fn remove_zone(&self, name: &str, force: bool) -> Result<usize> {
+        let (key, _, zone) = self.zone(name).await?;
+        self.require_key_master(&zone)?;
+        let keys = self.store.list_keys(&key).await?;
+        if !keys.is_empty() && !force {
+            return Err(Error::FailedPrecondition(format!(
+                "zone {key} has {} keys in the token; removing it destroys them: repeat with --force",
+                keys.len()
+            )));
+        }
+        self.store.delete_zone(&key, zone.epoch).await?;
+        self.forget_context(&key);
+        let n = self
+            .destroy_in_token(keys.iter().map(|k| k.id.clone()).collect())
+            .await;
+        tracing::info!(zone = %key, keys_destroyed = n, "zone removed");
+        Ok(n)
+    }
+
+    // ------------------------------------------------------------- keys --
+
+    async fn generate_key(
+        &self,
+        zone: &str,
+        role: KeyRole,
+        algorithm: Algorithm,
+        state: KeyState,
+        now: u64,
+    ) -> Result<KeyRecord> {
+        let token = self.token.clone();
+        let zone = zone.to_string();
+        hsm_blocking(move || {
+            let id = keys::new_id()?;
+            let pending = format!("{}-{}-new", zone.trim_end_matches('.'), role.as_str());
+            let public = keys::generate(&token, algorithm.key_spec(), &id, &pending)?;
+            let dnskey = ds::dnskey(role.dnskey_flags(), algorithm, &public);
+            let key_tag = dnskey.key_tag();
+            let label = format!("{}-{}-{key_tag}", zone.trim_end_matches('.'), role.as_str());
+            if let Err(e) = keys::set_label(&token, &id, &label) {
+                let _ = keys::destroy(&token, &id);
+                return Err(e.into());
+            }
+            let identity = token.identity();
+            Ok(KeyRecord {
+                schema: SCHEMA_VERSION,
+                zone: zone.clone(),
+                id: keys::hex(&id),
+                role,
+                algorithm,
+                key_tag,
+                state,
+                label,
+                public_key: keys::hex(&public),
+                token_label: identity.label.clone(),
+                token_serial: identity.serial.clone(),
+                created: now,
+                published: now,
+                activated: if state == KeyState::Active { now } else { 0 },
+                retired: 0,
+            })
+        })
+        .await
+    }
+
+    /// Destroys key pairs in the token; failures are logged, not returned,
+    /// since the store no longer refers to them (reconcile reports them).
+    async fn destroy_in_token(&self, ids: Vec<String>) -> usize {
+        let token = self.token.clone();
+        hsm_blocking(move || {
+            let mut n = 0;
+            for id in ids {
+                match keys::unhex(&id).map(|raw| keys::destroy(&token, &raw)) {
+                    Some(Ok(count)) if count > 0 => n += 1,
+                    Some(Ok(_)) => tracing::warn!(key = %id, "key to destroy was not in the token"),
+                    Some(Err(e)) => tracing::warn!(key = %id, error = %e, "could not destroy key"),
+                    None => tracing::warn!(key = %id, "stored key id is not hex"),
+                }
+            }
+            Ok(n)
+        })
+        .await
+        .unwrap_or(0)
+    }
+
+    pub async fn list_keys(&self, zone: &str) -> Result<Vec<KeyRecord>> {
+        let (key, _, _) = self.zone(zone).await?;
+        Ok(self.store.list_keys(&key).await?)
+    }
+
+    /// Adds a key to a zone: published only (a standby or next key), or
+    /// active at once.
+    pub async fn add_key(&self, zone: &str, role: KeyRole, activate: bool) -> Result<KeyRecord> {
+        let (key, _, z) = self.zone(zone).await?;
+        self.require_key_master(&z)?;
+        let state = if activate {
+            KeyState::Active
+        } else {
+            KeyState::Published
+        };
+        let now = self.clock.now();
+        let k = self
+            .generate_key(&key, role, z.policy.algorithm, state, now)
+            .await?;
+        if let Err(e) = self.store.put_key(&k, z.epoch).await {
+            self.destroy_in_token(vec![k.id.clone()]).await;
+            return Err(e.into());
+        }
+        self.forget_context(&key);
+        tracing::info!(zone = %key, key_tag = k.key_tag, role = role.as_str(), state = state.as_str(), "key added");
+        Ok(k)
+    }
+
+    fn find_key<'a>(keys: &'a [KeyRecord], zone: &str, which: &str) -> Result<&'a KeyRecord> {
+        let which = which.trim();
+        if let Some(k) = keys.iter().find(|k| k.id.eq_ignore_ascii_case(which)) {
+            return Ok(k);
+        }
+        if let Ok(tag) = which.parse::<u16>() {
+            let found: Vec<_> = keys.iter().filter(|k| k.key_tag == tag).collect();
+            match found.as_slice() {
+                [one] => return Ok(one),
+                [] => {}
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "key tag {tag} is shared by {} keys of {zone}; give the key id",
+                        found.len()
+                    )))
+                }
+            }
+        }
+        Err(Error::NotFound(format!("zone {zone} has no key {which:?}")))
+    }
+
+    /// Refuses to take the last active key of a role out of signing.
+    fn check_not_last_active(keys: &[KeyRecord], k: &KeyRecord, verb: &str) -> Result<()> {
+        if k.state != KeyState::Active {
+            return Ok(());
+        }
+        let others = keys
+            .iter()
+            .filter(|o| o.id != k.id && o.role == k.role && o.state == KeyState::Active)
+            .count();
+        if others == 0 {
+            return Err(Error::FailedPrecondition(format!(
+                "key {} is the last active {} of {}; it cannot be {verb} (add and activate another first)",
+                k.key_tag,
+                k.role.as_str().to_uppercase(),
+                k.zone
+            )));
+        }
+        Ok(())
+    }
+
+    /// Takes a key out of signing; it stays published.
+    pub async fn retire_key(&self, zone: &str, which: &str) -> Result<KeyRecord> {
+        let (key, _, z) = self.zone(zone).await?;
+        self.require_key_master(&z)?;
+        let keys = self.store.list_keys(&key).await?;
+        let k = Self::find_key(&keys, &key, which)?;
+        if k.state == KeyState::Retired {
+            return Err(Error::FailedPrecondition(format!(
+                "key {} of {key} is already retired",
+                k.key_tag
+            )));
+        }
+        Self::check_not_last_active(&keys, k, "retired")?;
+        let mut k = k.clone();
+        k.state = KeyState::Retired;
+        k.retired = self.clock.now();
+        self.store.put_key(&k, z.epoch).await?;
+        self.forget_context(&key);
+        tracing::info!(zone = %key, key_tag = k.key_tag, "key retired");
+        Ok(k)
+    }
+
+    /// Removes a key from the zone and destroys it in the token.
+    pub async fn remove_key(&self, zone: &str, which: &str) -> Result<KeyRecord> {
+        let (key, _, z) = self.zone(zone).await?;
+        self.require_key_master(&z)?;
+        let keys = self.store.list_keys(&key).await?;
+        let k = Self::find_key(&keys, &key, which)?.clone();
+        Self::check_not_last_active(&keys, &k, "removed")?;
+        self.store.delete_key(&key, &k.id, z.epoch).await?;
+        self.forget_context(&key);
+        self.destroy_in_token(vec![k.id.clone()]).await;
+        tracing::info!(zone = %key, key_tag = k.key_tag, "key removed");
+        Ok(k)
+    }
+
+    // ---------------------------------------------------- public material --
+
+    /// The DNSKEY RRset of the zone: every stored key is published.
+    fn dnskey_records(ctx: &SigningContext) -> Result<Vec<OutRecord>> {
+        let ttl = ctx.zone.policy.dnskey_ttl;
+        ctx.keys
+            .iter()
+            .map(|k| {
+                let rdata = ds::dnskey_wire(&dnskey_of(k)?);
+                Ok(out_record(&ctx.apex, Rtype::DNSKEY, ttl, rdata))
+            })
+            .collect()
+    }
+
+    /// DS records of the published and active KSKs, and the DNSKEY RRset.
+    pub async fn ds(
+        &self,
+        zone: &str,
+        digests: &[DsDigest],
+    ) -> Result<(Vec<OutRecord>, Vec<OutRecord>)> {
+        let ctx = self.context(zone).await?;
+        let digests = if digests.is_empty() {
+            ctx.zone.policy.ds_digests()
+        } else {
+            digests.to_vec()
+        };
+        let mut out = Vec::new();
+        for k in ctx
+            .keys
+            .iter()
+            .filter(|k| k.role == KeyRole::Ksk && k.state != KeyState::Retired)
+        {
+            let key = dnskey_of(k)?;
+            for d in &digests {
+                let rdata = ds::ds_wire(&ds::ds(&ctx.apex, &key, *d));
+                out.push(out_record(
+                    &ctx.apex,
+                    Rtype::DS,
+                    ctx.zone.policy.ds_ttl,
+                    rdata,
+                ));
+            }
+        }
+        Ok((out, Self::dnskey_records(&ctx)?))
+    }
+
+    /// The DNSKEY RRset with its signatures by the active KSKs.
+    pub async fn signed_dnskeys(&self, zone: &str) -> Result<(Vec<OutRecord>, Vec<OutRecord>)> {
+        let ctx = self.context(zone).await?;
+        let dnskeys = Self::dnskey_records(&ctx)?;
+        let now = self.clock.now();
+        let validity = validity_for(&ctx.zone.policy, now, 0, 0, true)?;
+        let rdatas: Vec<Vec<u8>> = {
+            let mut v: Vec<Vec<u8>> = dnskeys.iter().map(|r| r.rdata.clone()).collect();
+            v.sort();
+            v
+        };
+        let request = RrsetRequest {
+            owner: ctx.apex.as_slice().to_vec(),
+            rtype: Rtype::DNSKEY.to_int(),
+            records: rdatas
+                .into_iter()
+                .map(|rdata| WireRecord {
+                    class: 1,
+                    ttl: ctx.zone.policy.dnskey_ttl,
+                    rdata,
+                })
+                .collect(),
+        };
+        let sigs = self
+            .sign_canonical(ctx.clone(), vec![request], validity)
+            .await?;
+        Ok((dnskeys, sigs.into_iter().flatten().collect()))
+    }
+
+    // ---------------------------------------------------------- signing --
+
+    /// Signs a batch of RRsets; the whole batch is refused if one is bad.
+    pub async fn sign_rrsets(
+        &self,
+        zone: &str,
+        rrsets: Vec<RrsetRequest>,
+        inception: u32,
+        expiration: u32,
+    ) -> Result<Vec<Vec<OutRecord>>> {
+        if rrsets.is_empty() {
+            return Err(Error::InvalidArgument("the batch has no RRsets".into()));
+        }
+        if rrsets.len() > self.limits.max_batch_rrsets {
+            return Err(Error::ResourceExhausted(format!(
+                "batch of {} RRsets is over the limit of {} (max_batch_rrsets)",
+                rrsets.len(),
+                self.limits.max_batch_rrsets
+            )));
+        }
+        let ctx = self.context(zone).await?;
+        let validity = validity_for(
+            &ctx.zone.policy,
+            self.clock.now(),
+            inception,
+            expiration,
+            false,
+        )?;
+        self.sign_canonical(ctx, rrsets, validity).await
+    }
+
+    async fn sign_canonical(
+        &self,
+        ctx: Arc<SigningContext>,
+        rrsets: Vec<RrsetRequest>,
+        validity: Validity,
+    ) -> Result<Vec<Vec<OutRecord>>> {
+        let mut canon = Vec::with_capacity(rrsets.len());
+        for (i, r) in rrsets.iter().enumerate() {
+            let c = rrset::canonicalize(&ctx.apex, &r.owner, r.rtype, &r.records)
+                .map_err(|e| Error::InvalidArgument(format!("RRset {i}: {e}")))?;
+            canon.push(c);
+        }
+        let dnskey_validity = validity_for(
+            &ctx.zone.policy,
+            self.clock.now(),
+            validity.inception,
+            0,
+            true,
+        )?;
+        let token = self.token.clone();
+        hsm_blocking(move || {
+            use crate::dnssec::sign::SignerPool;
+            let mut worker = token.worker().map_err(Error::Unavailable)?;
+            let mut out = Vec::with_capacity(canon.len());
+            for c in &canon {
+                let at_apex = c.owner == ctx.apex;
+                let ksk_signed =
+                    at_apex && matches!(c.rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY);
+                let (role, v) = if ksk_signed {
+                    (KeyRole::Ksk, dnskey_validity)
+                } else {
+                    (KeyRole::Zsk, validity)
+                };
+                let mut sigs = Vec::new();
+                for key in ctx.signing.iter().filter(|k| k.role == role) {
+                    let rrsig = sign::sign_rrset(
+                        &mut worker,
+                        key,
+                        &ctx.apex,
+                        &c.owner_wire,
+                        c.labels,
+                        c.rtype,
+                        c.ttl,
+                        c.rdatas.iter().map(|r| r.as_slice()),
+                        v,
+                    )
+                    .map_err(|e| Error::Unavailable(e.to_string()))?;
+                    sigs.push(OutRecord {
+                        owner: c.owner_wire.clone(),
+                        rtype: Rtype::RRSIG.to_int(),
+                        ttl: c.ttl,
+                        rdata: sign::rrsig_wire(&rrsig),
+                        text: format!("{}.\t{}\tIN\tRRSIG\t{rrsig}", c.owner, c.ttl),
+                    });
+                }
+                if sigs.is_empty() {
+                    return Err(Error::FailedPrecondition(format!(
+                        "zone {} has no active {}",
+                        ctx.zone.name,
+                        role.as_str().to_uppercase()
+                    )));
+                }
+                out.push(sigs);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Reads a zone file already in `zonefile`, signs it and streams the
+    /// result through `emit`. Runs on the calling (blocking) thread.
+    pub fn sign_zone_blocking(
+        &self,
+        zone: &ZoneSigning,
+        zonefile: Zonefile,
+        emit: &mut dyn FnMut(Vec<u8>) -> std::result::Result<(), String>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<ZoneStats> {
+        let mut stats = ZoneStats::default();
+        let recs = zonesign::read_zone(
+            zonefile,
+            &zone.config.apex,
+            self.limits.max_zone_records,
+            &mut stats,
+        )?;
+        zonesign::sign_zone(recs, &zone.config, &*self.token, &mut stats, emit, progress)?;
+        Ok(stats)
+    }
+
+    /// Everything needed to sign a whole zone, read from the store.
+    pub async fn zone_signing(
+        &self,
+        zone: &str,
+        inception: u32,
+        expiration: u32,
+    ) -> Result<ZoneSigning> {
+        let ctx = self.context(zone).await?;
+        let policy = &ctx.zone.policy;
+        let now = self.clock.now();
+        let validity = validity_for(policy, now, inception, expiration, false)?;
+        let dnskey_validity = validity_for(policy, now, inception, 0, true)?;
+        let mut dnskeys = Vec::new();
+        let (mut cds, mut cdnskeys) = (Vec::new(), Vec::new());
+        for k in &ctx.keys {
+            let key = dnskey_of(k)?;
+            dnskeys.push(ds::dnskey_wire(&key));
+            if policy.publish_cds && k.role == KeyRole::Ksk && k.state == KeyState::Active {
+                cdnskeys.push(ds::dnskey_wire(&key));
+                for d in policy.ds_digests() {
+                    cds.push(ds::ds_wire(&ds::ds(&ctx.apex, &key, d)));
+                }
+            }
+        }
+        Ok(ZoneSigning {
+            config: ZoneSignConfig {
+                apex: ctx.apex.clone(),
+                keys: ctx.signing.clone(),
+                dnskeys,
+                cds,
+                cdnskeys,
+                dnskey_ttl: policy.dnskey_ttl,
+                denial: policy.denial(),
+                dnskey_validity,
+                validity,
+            },
+        })
+    }
+
+    /// Compares the token's private keys with the stored key records and
+    /// logs what does not match. Returns (orphans in token, records
+    /// without key).
+    pub async fn reconcile(&self) -> Result<(usize, usize)> {
+        let mut stored = Vec::new();
+        for z in self.store.list_zones().await? {
+            stored.extend(self.store.list_keys(&z.name).await?);
+        }
+        let token = self.token.clone();
+        let objects = hsm_blocking(move || Ok(keys::list_private_keys(&token)?)).await?;
+        let identity = self.token.identity().clone();
+        let mut orphans = 0;
+        for o in &objects {
+            let id = keys::hex(&o.id);
+            if !stored.iter().any(|k| k.id == id) {
+                orphans += 1;
+                tracing::warn!(key_id = %id, label = %o.label, "token holds a private key that no zone refers to");
+            }
+        }
+        let mut missing = 0;
+        for k in stored.iter().filter(|k| k.token_serial == identity.serial) {
+            if !objects.iter().any(|o| keys::hex(&o.id) == k.id) {
+                missing += 1;
+                tracing::warn!(zone = %k.zone, key_tag = k.key_tag, key_id = %k.id, "stored key is missing from the token");
+            }
+        }
+        Ok((orphans, missing))
+    }
+}
+
+/// A prepared whole-zone signing.
+#[derive(Debug, Clone)]
+pub struct ZoneSigning {
+    pub config: ZoneSignConfig,
+}
+
+fn signing_key(k: &KeyRecord) -> Result<SigningKey> {
+    Ok(SigningKey {
+        role: k.role,
+        algorithm: k.algorithm,
+        key_tag: k.key_tag,
+        token_id: keys::unhex(&k.id)
+            .ok_or_else(|| Error::Internal(format!("stored key id {:?} is not hex", k.id)))?,
+    })
+}
+
+fn dnskey_of(k: &KeyRecord) -> Result<domain::rdata::Dnskey<Vec<u8>>> {
+    let public = keys::unhex(&k.public_key)
+        .ok_or_else(|| Error::Internal(format!("stored public key of {} is not hex", k.key_tag)))?;
+    Ok(ds::dnskey(k.role.dnskey_flags(), k.algorithm, &public))
+}
+
+fn out_record(apex: &Name<Vec<u8>>, rtype: Rtype, ttl: u32, rdata: Vec<u8>) -> OutRecord {
+    let mut text = String::new();
+    crate::dnssec::record::write_record(&mut text, &format!("{apex}."), rtype, ttl, &rdata);
+    OutRecord {
+        owner: apex.as_slice().to_vec(),
+        rtype: rtype.to_int(),
+        ttl,
+        rdata,
+        text: text.trim_end().to_string(),
+    }
+}
+
+/// Inception and expiration from a request (0 = from the policy).
+fn validity_for(
+    policy: &Policy,
+    now: u64,
+    inception: u32,
+    expiration: u32,
+    dnskey: bool,
+) -> Result<Validity> {
+    let now = now as u32;
+    let inception = if inception == 0 {
+        now.wrapping_sub(policy.signature_inception_offset)
+    } else {
+        inception
+    };
+    let span = if dnskey {
+        policy.dnskey_signature_validity
+    } else {
+        policy.signature_validity
+    };
+    let expiration = if expiration == 0 {
+        now.wrapping_add(span)
+    } else {
+        expiration
+    };
+    if expiration <= inception {
+        return Err(Error::InvalidArgument(format!(
+            "signature expiration {expiration} is not after inception {inception}"
+        )));
+    }
+    Ok(Validity {
+        inception,
+        expiration,
+    })
+}
