@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 
 use domain::base::name::{Name, ToName};
 use domain::base::rdata::ParseRecordData;
+use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
 use domain::base::{Rtype, Ttl};
 use domain::dep::octseq::Parser;
 use domain::rdata::ZoneRecordData;
@@ -182,7 +183,7 @@ pub fn write_rdata(out: &mut String, rtype: Rtype, rdata: &[u8]) {
     match ZoneRecordData::<&[u8], domain::base::ParsedName<&[u8]>>::parse_rdata(rtype, &mut parser)
     {
         Ok(Some(data)) if parser.remaining() == 0 => {
-            let _ = write!(out, "{data}");
+            let _ = write!(out, "{}", data.display_zonefile(DisplayKind::Simple));
         }
         _ => {
             let _ = write!(out, "\\# {}", rdata.len());

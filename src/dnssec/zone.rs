@@ -17,6 +17,7 @@ use std::sync::{Condvar, Mutex};
 use domain::base::iana::{Class, Rtype};
 use domain::base::name::Name;
 use domain::base::rdata::ComposeRecordData;
+use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
 use domain::zonefile::inplace::{Entry, Zonefile};
 
 use super::denial::{self, Denial};
@@ -666,7 +667,12 @@ fn render_batch<W: SignWorker>(
                 validity,
             )?;
             use std::fmt::Write as _;
-            let _ = writeln!(out.text, "{owner_text}\t{}\tIN\tRRSIG\t{rrsig}", first.ttl);
+            let _ = writeln!(
+                out.text,
+                "{owner_text}\t{}\tIN\tRRSIG\t{}",
+                first.ttl,
+                rrsig.display_zonefile(DisplayKind::Simple)
+            );
             out.rrsigs += 1;
             out.records += 1;
         }

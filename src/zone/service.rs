@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use domain::base::iana::Rtype;
 use domain::base::name::Name;
+use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
 use domain::zonefile::inplace::Zonefile;
 
 use super::{KeyRecord, KeyState, Policy, ZoneRecord, SCHEMA_VERSION};
@@ -638,7 +639,12 @@ impl ZoneService {
                         rtype: Rtype::RRSIG.to_int(),
                         ttl: c.ttl,
                         rdata: sign::rrsig_wire(&rrsig),
-                        text: format!("{}.\t{}\tIN\tRRSIG\t{rrsig}", c.owner, c.ttl),
+                        text: format!(
+                            "{}.\t{}\tIN\tRRSIG\t{}",
+                            c.owner,
+                            c.ttl,
+                            rrsig.display_zonefile(DisplayKind::Simple)
+                        ),
                     });
                 }
                 if sigs.is_empty() {

@@ -1,0 +1,355 @@
+//! Shared helpers for the integration tests: a fresh SoftHSM2 token per
+//! test, real keymasterd processes on 127.0.0.1 with ports chosen at run
+//! time (stopped by PID when the test ends, also on failure), keymasterctl,
+//! and the independent validators.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const PIN: &str = "1234";
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("km-test-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("make temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("KM_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A fresh SoftHSM2 token in its own directory.
+pub struct TestToken {
+    pub dir: TempDir,
+    pub label: String,
+    pub conf: PathBuf,
+    pub pin_file: PathBuf,
+}
+
+impl TestToken {
+    pub fn new(name: &str) -> TestToken {
+        let dir = TempDir::new(name);
+        let label = format!("t-{name}");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("softhsm/new-token.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(dir.path())
+            .arg(&label)
+            .arg(PIN)
+            .output()
+            .expect("run softhsm/new-token.sh");
+        assert!(
+            out.status.success(),
+            "token creation failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let conf = dir.path().join("softhsm2.conf");
+        let pin_file = dir.path().join("pin");
+        TestToken {
+            dir,
+            label,
+            conf,
+            pin_file,
+        }
+    }
+
+    /// `pkcs11-tool --list-objects` of this token, logged in.
+    pub fn list_objects(&self) -> String {
+        let out = Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", &self.conf)
+            .args([
+                "--module",
+                MODULE,
+                "--token-label",
+                &self.label,
+                "--login",
+                "--pin",
+                PIN,
+            ])
+            .arg("--list-objects")
+            .output()
+            .expect("run pkcs11-tool (package opensc)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// A running keymasterd.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub addr: String,
+    pub dir: TempDir,
+    pub store: String,
+    pub log: PathBuf,
+}
+
+pub fn keymasterd() -> &'static str {
+    env!("CARGO_BIN_EXE_keymasterd")
+}
+
+pub fn keymasterctl_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_keymasterctl")
+}
+
+impl Daemon {
+    /// Starts keymasterd on a fresh store for this token.
+    pub fn start(token: &TestToken, node: &str, extra: &[&str]) -> Daemon {
+        let dir = TempDir::new(&format!("d-{node}"));
+        let store = format!("sqlite:{}", dir.path().join("keymaster.db").display());
+        Self::start_with_store(token, node, &store, dir, extra)
+    }
+
+    pub fn start_with_store(
+        token: &TestToken,
+        node: &str,
+        store: &str,
+        dir: TempDir,
+        extra: &[&str],
+    ) -> Daemon {
+        let addr_file = dir.path().join("addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = dir.path().join(format!(
+            "keymasterd-{}.log",
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let child = Command::new(keymasterd())
+            .env("SOFTHSM2_CONF", &token.conf)
+            .env_remove("KEYMASTER_PIN")
+            .args([
+                "--node-id",
+                node,
+                "--listen",
+                "127.0.0.1:0",
+                "--pkcs11-module",
+                MODULE,
+            ])
+            .args(["--token-label", &token.label])
+            .arg("--pin-file")
+            .arg(&token.pin_file)
+            .args(["--store", store])
+            .arg("--address-file")
+            .arg(&addr_file)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start keymasterd");
+        let mut d = Daemon {
+            child: Some(child),
+            addr: String::new(),
+            dir,
+            store: store.to_string(),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(a) = std::fs::read_to_string(&addr_file) {
+                d.addr = a.trim().to_string();
+                break;
+            }
+            if let Some(status) = d.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("keymasterd exited with {status}: {}", d.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "keymasterd did not start: {}",
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGTERM, then wait; returns whether it exited by itself in time.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        unsafe_kill(child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// keymasterctl against this daemon.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(keymasterctl_bin())
+            .env_remove("KEYMASTER_SERVER")
+            .args(["--server", &self.url()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run keymasterctl")
+    }
+
+    /// keymasterctl that must succeed; returns its stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "keymasterctl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// keymasterctl that must fail; returns its stderr.
+    pub fn ctl_err(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            !out.status.success(),
+            "keymasterctl {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    pub async fn zones_client(
+        &self,
+    ) -> keymaster::proto::zones_client::ZonesClient<tonic::transport::Channel> {
+        keymaster::proto::zones_client::ZonesClient::connect(self.url())
+            .await
+            .expect("connect")
+    }
+
+    pub async fn signer_client(
+        &self,
+    ) -> keymaster::proto::signer_client::SignerClient<tonic::transport::Channel> {
+        keymaster::proto::signer_client::SignerClient::connect(self.url())
+            .await
+            .expect("connect")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends a signal by PID with kill(1), so the tests need no libc binding.
+pub fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// A zone with the features signing must get right: apex data, hosts with
+/// mixed case, an empty non-terminal, a wildcard, a secure and an insecure
+/// delegation with glue, TXT with spaces, CAA, SRV, and `rrsets` more
+/// A/AAAA owners.
+pub fn sample_zone(origin: &str, rrsets: usize) -> String {
+    let o = origin.trim_end_matches('.');
+    let mut z = format!(
+        "$ORIGIN {o}.\n$TTL 3600\n\
+         @ IN SOA ns1.{o}. hostmaster.{o}. ( 2026112701 7200 3600 1209600 300 )\n\
+         @ IN NS ns1.{o}.\n@ IN NS NS2.{o}.\n@ IN MX 10 Mail.{o}.\n\
+         @ IN TXT \"v=spf1 mx -all\" \"second string\"\n\
+         @ IN CAA 0 issue \"letsencrypt.org\"\n\
+         ns1 IN A 192.0.2.1\nns2 IN A 192.0.2.2\nMail IN AAAA 2001:db8::25\n\
+         _sip._tcp IN SRV 10 60 5060 sip.{o}.\nsip 300 IN A 192.0.2.5\n\
+         a.b.c IN A 192.0.2.9\n\
+         *.wild IN TXT \"wildcard\"\n\
+         secure IN NS ns.secure.{o}.\nsecure IN DS 12345 13 2 \
+         8f2f7ad9b5a4ad1e63c4e2e5c0d6b8a6f1e7d8c9b0a1f2e3d4c5b6a798001122\n\
+         ns.secure IN A 192.0.2.53\n\
+         insecure IN NS ns.insecure.{o}.\nns.insecure IN A 192.0.2.54\n\
+         deep.ns.insecure IN A 192.0.2.55\n"
+    );
+    for i in 0..rrsets {
+        if i % 3 == 0 {
+            z.push_str(&format!("host{i} IN AAAA 2001:db8::{:x}\n", i + 1));
+        } else {
+            z.push_str(&format!("Host{i} 600 IN A 198.51.100.{}\n", i % 250));
+        }
+    }
+    z
+}
+
+/// Runs a validator; returns (success, output).
+pub fn run_validator(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().expect("run validator");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Checks a signed zone with ldns-verify-zone and BIND's dnssec-verify.
+pub fn assert_validates(zone_file: &Path, origin: &str) {
+    let (ok, text) = run_validator(Command::new("ldns-verify-zone").arg(zone_file));
+    assert!(
+        ok,
+        "ldns-verify-zone rejected {}: {text}",
+        zone_file.display()
+    );
+    let (ok, text) = run_validator(
+        Command::new("dnssec-verify")
+            .args(["-o", origin])
+            .arg(zone_file),
+    );
+    assert!(ok, "dnssec-verify rejected {}: {text}", zone_file.display());
+}
+
+/// Reads a zone with ldns-read-zone and counts records of a type.
+pub fn count_type(zone_file: &Path, rtype: &str) -> usize {
+    let out = Command::new("ldns-read-zone")
+        .arg(zone_file)
+        .output()
+        .expect("ldns-read-zone");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(3) == Some(rtype))
+        .count()
+}

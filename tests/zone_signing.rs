@@ -1,0 +1,216 @@
+//! Whole zones signed through keymasterctl → keymasterd → SoftHSM2 validate
+//! with ldns-verify-zone and BIND's dnssec-verify, for every algorithm, with
+//! NSEC and with NSEC3.
+
+mod common;
+
+use common::*;
+
+/// Adds a zone with the given flags, signs the sample zone and checks it
+/// with both validators. Returns the signed file's text.
+fn sign_and_validate(d: &Daemon, work: &TempDir, zone: &str, add_flags: &[&str]) -> String {
+    let mut args = vec!["zone", "add", zone];
+    args.extend_from_slice(add_flags);
+    d.ctl_ok(&args);
+    let input = work.path().join(format!("{zone}zone"));
+    let output = work.path().join(format!("{zone}signed"));
+    std::fs::write(&input, sample_zone(zone, 60)).unwrap();
+    let summary = d.ctl_ok(&[
+        "zone",
+        "sign",
+        zone,
+        "--in",
+        input.to_str().unwrap(),
+        "--out",
+        output.to_str().unwrap(),
+    ]);
+    assert!(summary.contains("RRSIGs"), "{summary}");
+    assert_validates(&output, zone);
+    std::fs::read_to_string(&output).unwrap()
+}
+
+#[test]
+fn ecdsa_p256_zones_validate_with_nsec_and_nsec3() {
+    let token = TestToken::new("p256");
+    let d = Daemon::start(&token, "a", &[]);
+    let work = TempDir::new("p256-work");
+    let nsec = sign_and_validate(&d, &work, "nsec.example.", &["--denial", "nsec"]);
+    assert!(nsec.contains("\tNSEC\t"));
+    assert!(!nsec.contains("NSEC3"));
+    // The default policy: ECDSAP256SHA256 with NSEC3, 0 iterations, no salt.
+    let nsec3 = sign_and_validate(&d, &work, "nsec3.example.", &[]);
+    assert!(
+        nsec3.contains("\tNSEC3PARAM\t1 0 0 -"),
+        "default NSEC3PARAM"
+    );
+    assert!(nsec3.contains("DNSKEY\t257 3 13 "));
+    // Glue and data below a zone cut are neither signed nor chained.
+    assert!(!nsec.contains("ns.insecure.nsec.example.\t3600\tIN\tNSEC"));
+    assert!(!nsec.contains("RRSIG\tNS 13 3"));
+}
+
+#[test]
+fn ecdsa_p384_zones_validate_with_nsec_and_nsec3() {
+    let token = TestToken::new("p384");
+    let d = Daemon::start(&token, "a", &[]);
+    let work = TempDir::new("p384-work");
+    sign_and_validate(
+        &d,
+        &work,
+        "nsec.example.",
+        &["--algorithm", "ecdsap384sha384", "--denial", "nsec"],
+    );
+    let z = sign_and_validate(
+        &d,
+        &work,
+        "nsec3.example.",
+        &["--algorithm", "14", "--denial", "nsec3"],
+    );
+    assert!(z.contains("DNSKEY\t257 3 14 "));
+}
+
+#[test]
+fn ed25519_zones_validate_with_nsec_and_nsec3() {
+    let token = TestToken::new("ed25519");
+    let d = Daemon::start(&token, "a", &[]);
+    let work = TempDir::new("ed-work");
+    sign_and_validate(
+        &d,
+        &work,
+        "nsec.example.",
+        &["--algorithm", "ed25519", "--denial", "nsec"],
+    );
+    let z = sign_and_validate(
+        &d,
+        &work,
+        "nsec3.example.",
+        &[
+            "--algorithm",
+            "ED25519",
+            "--denial",
+            "nsec3",
+            "--nsec3-salt",
+            "a1b2c3d4",
+            "--nsec3-iterations",
+            "3",
+        ],
+    );
+    assert!(
+        z.contains("NSEC3PARAM\t1 0 3 a1b2c3d4"),
+        "salted NSEC3PARAM"
+    );
+}
+
+#[test]
+fn rsasha256_zones_of_every_size_validate() {
+    let token = TestToken::new("rsa");
+    let d = Daemon::start(&token, "a", &[]);
+    let work = TempDir::new("rsa-work");
+    sign_and_validate(
+        &d,
+        &work,
+        "r2048.example.",
+        &["--algorithm", "rsasha256", "--denial", "nsec"],
+    );
+    sign_and_validate(
+        &d,
+        &work,
+        "r3072.example.",
+        &[
+            "--algorithm",
+            "rsasha256",
+            "--bits",
+            "3072",
+            "--denial",
+            "nsec3",
+            "--nsec3-opt-out",
+        ],
+    );
+    sign_and_validate(
+        &d,
+        &work,
+        "r4096.example.",
+        &["--algorithm", "8:4096", "--denial", "nsec3"],
+    );
+    let keys = d.ctl_ok(&["key", "list", "r4096.example.", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&keys).unwrap();
+    assert!(v
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k["bits"] == 4096 && k["algorithm"] == 8));
+}
+
+#[test]
+fn cds_and_cdnskey_are_published_when_asked_and_signed_by_the_ksk() {
+    let token = TestToken::new("cds");
+    let d = Daemon::start(&token, "a", &[]);
+    let work = TempDir::new("cds-work");
+    let z = sign_and_validate(
+        &d,
+        &work,
+        "cds.example.",
+        &["--cds", "--ds-digest", "sha256,sha384"],
+    );
+    let keys: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["key", "list", "cds.example.", "--json"])).unwrap();
+    let ksk_tag = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "ksk")
+        .unwrap()["key_tag"]
+        .as_u64()
+        .unwrap();
+    assert!(z.contains(&format!("\tCDS\t{ksk_tag} 13 2 ")));
+    assert!(z.contains(&format!("\tCDS\t{ksk_tag} 13 4 ")));
+    assert!(z.contains("\tCDNSKEY\t257 3 13 "));
+    assert!(z.contains(&format!("RRSIG\tCDS 13 2 3600 ")));
+    let cds_sig = z.lines().find(|l| l.contains("RRSIG\tCDS ")).unwrap();
+    assert!(
+        cds_sig.contains(&format!(" {ksk_tag} cds.example. ")),
+        "{cds_sig}"
+    );
+}
+
+#[test]
+fn zone_sign_streams_through_standard_input_and_output() {
+    let token = TestToken::new("stdio");
+    let d = Daemon::start(&token, "a", &[]);
+    d.ctl_ok(&["zone", "add", "io.example"]);
+    let work = TempDir::new("stdio-work");
+    let out = std::process::Command::new(keymasterctl_bin())
+        .args([
+            "--server",
+            &d.url(),
+            "zone",
+            "sign",
+            "io.example",
+            "--in",
+            "-",
+            "--out",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(sample_zone("io.example", 10).as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signed = work.path().join("io.signed");
+    std::fs::write(&signed, &out.stdout).unwrap();
+    assert_validates(&signed, "io.example.");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RRSIGs"));
+}
