@@ -96,7 +96,8 @@ fn ed25519_zones_validate_with_nsec_and_nsec3() {
         ],
     );
     assert!(
-        z.contains("NSEC3PARAM\t1 0 3 a1b2c3d4"),
+        z.to_ascii_lowercase()
+            .contains("nsec3param\t1 0 3 a1b2c3d4"),
         "salted NSEC3PARAM"
     );
 }
@@ -165,7 +166,7 @@ fn cds_and_cdnskey_are_published_when_asked_and_signed_by_the_ksk() {
     assert!(z.contains(&format!("\tCDS\t{ksk_tag} 13 2 ")));
     assert!(z.contains(&format!("\tCDS\t{ksk_tag} 13 4 ")));
     assert!(z.contains("\tCDNSKEY\t257 3 13 "));
-    assert!(z.contains(&format!("RRSIG\tCDS 13 2 3600 ")));
+    assert!(z.contains("RRSIG\tCDS 13 2 3600 "));
     let cds_sig = z.lines().find(|l| l.contains("RRSIG\tCDS ")).unwrap();
     assert!(
         cds_sig.contains(&format!(" {ksk_tag} cds.example. ")),

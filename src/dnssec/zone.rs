@@ -100,11 +100,13 @@ pub struct ZoneStats {
 /// (RRSIG, NSEC, NSEC3, NSEC3PARAM, and DNSKEY, CDS, CDNSKEY at the apex) are
 /// dropped: the signer makes its own.
 pub fn read_zone(
-    mut zonefile: Zonefile,
+    text: &[u8],
     apex: &Name<Vec<u8>>,
     limit: usize,
     stats: &mut ZoneStats,
 ) -> Result<Vec<Rec>, ZoneError> {
+    let mut zonefile = Zonefile::with_capacity(text.len());
+    zonefile.extend_from_slice(text);
     let origin = Name::from_octets(bytes::Bytes::copy_from_slice(apex.as_slice()))
         .expect("apex is a valid name");
     zonefile.set_origin(origin);
@@ -113,10 +115,11 @@ pub fn read_zone(
     let mut recs = Vec::new();
     let mut rdata = Vec::with_capacity(512);
     loop {
+        let entry_start = zonefile.current_offset();
         let entry = match zonefile.next_entry() {
             Ok(Some(e)) => e,
             Ok(None) => break,
-            Err(e) => return Err(parse_error(&e.to_string())),
+            Err(e) => return Err(parse_error(text, entry_start, &e.to_string())),
         };
         let r = match entry {
             Entry::Record(r) => r,
@@ -161,18 +164,32 @@ pub fn read_zone(
     Ok(recs)
 }
 
-/// domain's scanner reports errors as "LINE:COL: message".
-fn parse_error(text: &str) -> ZoneError {
-    let mut parts = text.splitn(3, ':');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(line), Some(col), Some(msg)) if line.parse::<usize>().is_ok() => ZoneError::Parse {
-            line: format!("{line}, column {col}"),
-            message: msg.trim().to_string(),
-        },
-        _ => ZoneError::Parse {
-            line: "?".into(),
-            message: text.to_string(),
-        },
+/// The error of an entry that starts at byte `start`, named by the line
+/// where the entry's first token is. (domain's scanner reports where it
+/// stopped, which for an error at the end of a line is the next line.)
+fn parse_error(text: &[u8], start: usize, message: &str) -> ZoneError {
+    let mut pos = start.min(text.len());
+    // Skip blank space, line ends and comments before the entry.
+    while pos < text.len() {
+        match text[pos] {
+            b' ' | b'\t' | b'\r' | b'\n' => pos += 1,
+            b';' => {
+                while pos < text.len() && text[pos] != b'\n' {
+                    pos += 1;
+                }
+            }
+            _ => break,
+        }
+    }
+    let line = 1 + text[..pos].iter().filter(|&&b| b == b'\n').count();
+    // Drop domain's own "LINE:COL: " prefix.
+    let message = match message.splitn(3, ':').collect::<Vec<_>>().as_slice() {
+        [l, c, rest] if l.parse::<usize>().is_ok() && c.parse::<usize>().is_ok() => rest.trim(),
+        _ => message,
+    };
+    ZoneError::Parse {
+        line: line.to_string(),
+        message: message.to_string(),
     }
 }
 

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use domain::zonefile::inplace::Zonefile;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::TcpIncoming;
@@ -250,7 +249,7 @@ impl Zones for Api {
             .zone_signing(&start.zone, start.inception, start.expiration)
             .await?;
         let limit = self.service.limits().max_zone_bytes;
-        let mut zonefile = Zonefile::new();
+        let mut text: Vec<u8> = Vec::new();
         let mut size = 0usize;
         while let Some(m) = input.message().await? {
             match m.msg {
@@ -261,7 +260,7 @@ impl Zones for Api {
                             "zone file is over the limit of {limit} bytes (max_zone_bytes)"
                         )));
                     }
-                    zonefile.extend_from_slice(&c);
+                    text.extend_from_slice(&c);
                 }
                 _ => {
                     return Err(Status::invalid_argument(
@@ -292,7 +291,7 @@ impl Zones for Api {
                     }));
                 }
             };
-            match service.sign_zone_blocking(&prepared, zonefile, &mut emit, &mut progress) {
+            match service.sign_zone_blocking(&prepared, &text, &mut emit, &mut progress) {
                 Ok(stats) => {
                     tracing::info!(
                         zone = %start.zone,

@@ -351,7 +351,7 @@ pub fn hex(v: &[u8]) -> String {
 
 /// Parses lower- or upper-case hex.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

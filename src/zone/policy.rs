@@ -96,7 +96,7 @@ impl Policy {
             ("dnskey signature validity", self.dnskey_signature_validity),
             ("signature validity", self.signature_validity),
         ] {
-            if v < HOUR || v > 366 * DAY {
+            if !(HOUR..=366 * DAY).contains(&v) {
                 return Err(PolicyError(format!(
                     "{name} of {v} s is outside 1 hour .. 366 days"
                 )));

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use domain::base::iana::Rtype;
 use domain::base::name::Name;
 use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
-use domain::zonefile::inplace::Zonefile;
 
 use super::{KeyRecord, KeyState, Policy, ZoneRecord, SCHEMA_VERSION};
 use crate::clock::Clock;
@@ -117,14 +116,13 @@ pub fn parse_zone_name(s: &str) -> Result<(String, Name<Vec<u8>>)> {
     Ok((format!("{name}."), name))
 }
 
-fn hsm_blocking<T: Send + 'static>(
+/// Runs token work on a blocking thread.
+async fn hsm_blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> impl std::future::Future<Output = Result<T>> {
-    async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
-    }
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
 }
 
 impl ZoneService {
@@ -661,18 +659,18 @@ impl ZoneService {
         .await
     }
 
-    /// Reads a zone file already in `zonefile`, signs it and streams the
+    /// Reads a zone file's text, signs it and streams the
     /// result through `emit`. Runs on the calling (blocking) thread.
     pub fn sign_zone_blocking(
         &self,
         zone: &ZoneSigning,
-        zonefile: Zonefile,
+        text: &[u8],
         emit: &mut dyn FnMut(Vec<u8>) -> std::result::Result<(), String>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<ZoneStats> {
         let mut stats = ZoneStats::default();
         let recs = zonesign::read_zone(
-            zonefile,
+            text,
             &zone.config.apex,
             self.limits.max_zone_records,
             &mut stats,

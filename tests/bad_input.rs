@@ -1,0 +1,285 @@
+//! Bad input gets a precise status naming the problem and changes nothing.
+
+mod common;
+
+use std::str::FromStr;
+
+use common::*;
+use domain::base::name::Name;
+use keymaster::proto;
+use tonic::Code;
+
+fn wire(name: &str) -> Vec<u8> {
+    Name::<Vec<u8>>::from_str(name).unwrap().as_slice().to_vec()
+}
+
+fn a_rrset(owner: &str, records: Vec<(u32, u32)>) -> proto::Rrset {
+    proto::Rrset {
+        owner: wire(owner),
+        rtype: 1,
+        records: records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (rclass, ttl))| proto::RecordData {
+                rclass,
+                ttl,
+                rdata: vec![192, 0, 2, i as u8],
+            })
+            .collect(),
+    }
+}
+
+/// The store's view: zones and every zone's keys, as JSON text.
+fn snapshot(d: &Daemon) -> String {
+    let zones = d.ctl_ok(&["zone", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&zones).unwrap();
+    let mut s = zones.clone();
+    for z in v.as_array().unwrap() {
+        s.push_str(&d.ctl_ok(&["key", "list", z["ZoneName"].as_str().unwrap(), "--json"]));
+    }
+    s
+}
+
+fn sign_file(d: &Daemon, zone: &str, text: &str) -> String {
+    let work = TempDir::new("bad-zone");
+    let input = work.path().join("in.zone");
+    let output = work.path().join("out.zone");
+    std::fs::write(&input, text).unwrap();
+    let err = d.ctl_err(&[
+        "zone",
+        "sign",
+        zone,
+        "--in",
+        input.to_str().unwrap(),
+        "--out",
+        output.to_str().unwrap(),
+    ]);
+    assert!(!output.exists(), "no output is left behind on failure");
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_precisely_and_changes_nothing() {
+    let token = TestToken::new("bad");
+    let d = Daemon::start(
+        &token,
+        "a",
+        &["--max-batch-rrsets", "5", "--max-message-bytes", "200000"],
+    );
+    d.ctl_ok(&["zone", "add", "bad.example"]);
+    let before = snapshot(&d);
+    let objects_before = token.list_objects();
+
+    // A malformed zone line: the error names the line.
+    let err = sign_file(
+        &d,
+        "bad.example",
+        "$ORIGIN bad.example.\n$TTL 300\n@ IN SOA ns1 h 1 2 3 4 5\n@ IN NS ns1\nns1 IN A 192.0.2.300\n",
+    );
+    assert!(
+        err.contains("InvalidArgument") && err.contains("line 5"),
+        "{err}"
+    );
+
+    // A record outside the zone.
+    let err = sign_file(
+        &d,
+        "bad.example",
+        "$ORIGIN bad.example.\n@ 300 IN SOA ns1 h 1 2 3 4 5\nwww.other.example. 300 IN A 192.0.2.1\n",
+    );
+    assert!(
+        err.contains("InvalidArgument") && err.contains("www.other.example"),
+        "{err}"
+    );
+
+    // No SOA.
+    let err = sign_file(&d, "bad.example", "www.bad.example. 300 IN A 192.0.2.1\n");
+    assert!(err.contains("no SOA"), "{err}");
+
+    // Records of one RRset with different TTLs in a zone file.
+    let err = sign_file(
+        &d,
+        "bad.example",
+        "$ORIGIN bad.example.\n@ 300 IN SOA ns1 h 1 2 3 4 5\nwww 300 IN A 192.0.2.1\nwww 600 IN A 192.0.2.2\n",
+    );
+    assert!(
+        err.contains("different TTLs") && err.contains("www.bad.example"),
+        "{err}"
+    );
+
+    // $INCLUDE would read the service's files.
+    let err = sign_file(&d, "bad.example", "$INCLUDE /etc/passwd\n");
+    assert!(err.contains("$INCLUDE"), "{err}");
+
+    // An unknown zone.
+    let err = sign_file(&d, "nowhere.example", "@ 300 IN SOA ns1 h 1 2 3 4 5\n");
+    assert!(
+        err.contains("NotFound") && err.contains("nowhere.example"),
+        "{err}"
+    );
+    let err = d.ctl_err(&["zone", "show", "nowhere.example"]);
+    assert!(err.contains("NotFound"), "{err}");
+    let err = d.ctl_err(&["key", "list", "nowhere.example"]);
+    assert!(err.contains("NotFound"), "{err}");
+
+    // A wrong algorithm name, an unknown denial, a bad salt.
+    let err = d.ctl_err(&["zone", "add", "x.example", "--algorithm", "rsasha1"]);
+    assert!(err.contains("rsasha1"), "{err}");
+    let err = d.ctl_err(&[
+        "zone",
+        "add",
+        "x.example",
+        "--algorithm",
+        "rsasha256",
+        "--bits",
+        "1024",
+    ]);
+    assert!(err.contains("1024"), "{err}");
+    let err = d.ctl_err(&["zone", "add", "x.example", "--denial", "nsec5"]);
+    assert!(err.contains("nsec5"), "{err}");
+    let err = d.ctl_err(&["zone", "add", "x.example", "--nsec3-salt", "xyz"]);
+    assert!(err.contains("salt"), "{err}");
+    let err = d.ctl_err(&["zone", "add", "bad.example"]);
+    assert!(err.contains("AlreadyExists"), "{err}");
+
+    // Signer service: each bad batch has its precise status.
+    let mut signer = d.signer_client().await;
+    let call = |rrsets: Vec<proto::Rrset>, zone: &str| proto::SignRrsetsRequest {
+        zone: zone.into(),
+        rrsets,
+        inception: 0,
+        expiration: 0,
+    };
+    let e = signer
+        .sign_rrsets(call(vec![], "bad.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("no RRsets"));
+
+    let e = signer
+        .sign_rrsets(call(
+            vec![a_rrset("www.bad.example.", vec![(1, 300), (1, 600)])],
+            "bad.example",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().contains("RRset 0") && e.message().contains("TTL"),
+        "{}",
+        e.message()
+    );
+
+    let e = signer
+        .sign_rrsets(call(
+            vec![
+                a_rrset("ok.bad.example.", vec![(1, 300)]),
+                a_rrset("www.bad.example.", vec![(1, 300), (3, 300)]),
+            ],
+            "bad.example",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(
+        e.message().contains("RRset 1") && e.message().contains("class"),
+        "{}",
+        e.message()
+    );
+
+    let e = signer
+        .sign_rrsets(call(
+            vec![a_rrset("www.other.example.", vec![(1, 300)])],
+            "bad.example",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("outside the zone"), "{}", e.message());
+
+    let e = signer
+        .sign_rrsets(call(
+            vec![a_rrset("www.bad.example.", vec![(1, 300)])],
+            "nowhere.example",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+
+    let mut bad_owner = a_rrset("www.bad.example.", vec![(1, 300)]);
+    bad_owner.owner = vec![3, b'w', b'w'];
+    let e = signer
+        .sign_rrsets(call(vec![bad_owner], "bad.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    let mut rrsig = a_rrset("www.bad.example.", vec![(1, 300)]);
+    rrsig.rtype = 46;
+    let e = signer
+        .sign_rrsets(call(vec![rrsig], "bad.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    // Over the batch limit (5) and over the request size limit (200 kB).
+    let many: Vec<_> = (0..6)
+        .map(|i| a_rrset(&format!("h{i}.bad.example."), vec![(1, 300)]))
+        .collect();
+    let e = signer
+        .sign_rrsets(call(many, "bad.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!(e.message().contains("max_batch_rrsets"), "{}", e.message());
+    let mut huge = a_rrset("big.bad.example.", vec![(1, 300)]);
+    huge.rtype = 16;
+    huge.records[0].rdata = vec![0u8; 300_000];
+    let e = signer
+        .sign_rrsets(call(vec![huge], "bad.example"))
+        .await
+        .unwrap_err();
+    // tonic refuses an oversized message before it is decoded, with
+    // OutOfRange and both sizes named.
+    assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
+    assert!(
+        e.message().contains("the limit is: 200000"),
+        "{}",
+        e.message()
+    );
+
+    // Nothing changed, in the store or in the token.
+    assert_eq!(snapshot(&d), before);
+    assert_eq!(token.list_objects(), objects_before);
+    // And the service still works.
+    let ok = signer
+        .sign_rrsets(call(
+            vec![a_rrset("www.bad.example.", vec![(1, 300)])],
+            "bad.example",
+        ))
+        .await
+        .expect("a good batch after bad ones");
+    assert_eq!(ok.into_inner().signatures.len(), 1);
+}
+
+#[test]
+fn zone_larger_than_the_limits_is_refused_with_the_limit_named() {
+    let token = TestToken::new("limits");
+    let d = Daemon::start(
+        &token,
+        "a",
+        &["--max-zone-records", "20", "--max-zone-bytes", "100000"],
+    );
+    d.ctl_ok(&["zone", "add", "lim.example"]);
+    let err = sign_file(&d, "lim.example", &sample_zone("lim.example", 30));
+    assert!(
+        err.contains("ResourceExhausted") && err.contains("limit is 20"),
+        "{err}"
+    );
+    let err = sign_file(&d, "lim.example", &sample_zone("lim.example", 5000));
+    assert!(
+        err.contains("ResourceExhausted") && err.contains("max_zone_bytes"),
+        "{err}"
+    );
+}
