@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// Token serial for the direct path.
     #[arg(long, env = "KEYMASTER_TOKEN_SERIAL")]
     pub token_serial: Option<String>,
+    /// Sign with the token objects themselves on the direct path (as
+    /// keymasterd does with --no-session-key-copies).
+    #[arg(long)]
+    pub no_session_key_copies: bool,
     /// PIN file for the direct path (or KEYMASTER_PIN).
     #[arg(long, env = "KEYMASTER_PIN_FILE")]
     pub pin_file: Option<PathBuf>,
@@ -130,6 +134,7 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<(), String> {
         module: args.pkcs11_module.clone(),
         selector,
         pin,
+        session_key_copies: !args.no_session_key_copies,
     };
     let token = Arc::new(Token::open(&config).map_err(|e| e.to_string())?);
     let apex_name: Name<Vec<u8>> = apex.parse().map_err(|_| "bad zone name".to_string())?;

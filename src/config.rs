@@ -54,6 +54,10 @@ pub struct DaemonArgs {
     /// Log filter (error, warn, info, debug, or a tracing directive).
     #[arg(long, env = "KEYMASTER_LOG")]
     pub log: Option<String>,
+    /// Sign with the token objects themselves, not with session-object
+    /// copies of them (for HSMs whose policy forbids C_CopyObject).
+    #[arg(long, env = "KEYMASTER_NO_SESSION_KEY_COPIES")]
+    pub no_session_key_copies: bool,
     /// Write the bound address here once listening (for --listen …:0).
     #[arg(long)]
     pub address_file: Option<PathBuf>,
@@ -84,6 +88,7 @@ pub struct FileConfig {
     pub pin_file: Option<PathBuf>,
     pub store: Option<String>,
     pub log: Option<String>,
+    pub session_key_copies: Option<bool>,
     pub max_batch_rrsets: Option<usize>,
     pub max_zone_records: Option<usize>,
     pub max_zone_bytes: Option<usize>,
@@ -158,6 +163,8 @@ impl Config {
                     .unwrap_or_else(|| DEFAULT_MODULE.into()),
                 selector,
                 pin,
+                session_key_copies: !args.no_session_key_copies
+                    && file.session_key_copies.unwrap_or(true),
             },
             store: args
                 .store

@@ -252,14 +252,24 @@ pub fn sign_zone<P: SignerPool>(
             });
         }
     }
+    let began = std::time::Instant::now();
     let apex_key = record::name_key(&config.apex);
     let denial_ttl = add_apex_records(&mut recs, &apex_key, config)?;
     recs.sort_unstable_by(Rec::canonical_cmp);
     recs.dedup_by(|a, b| a.same_rrset(b) && a.rdata() == b.rdata());
     check_rrsets(&recs)?;
+    let sorted = began.elapsed();
     let plan = make_plan(&recs, &apex_key, config, denial_ttl);
     stats.rrsets = plan.items.len() as u64;
-    run_workers(&recs, &plan, config, pool, stats, emit, progress)
+    let planned = began.elapsed();
+    let r = run_workers(&recs, &plan, config, pool, stats, emit, progress);
+    tracing::debug!(
+        sort_s = sorted.as_secs_f64(),
+        plan_s = (planned - sorted).as_secs_f64(),
+        sign_s = (began.elapsed() - planned).as_secs_f64(),
+        "zone signing phases"
+    );
+    r
 }
 
 /// Adds DNSKEY, CDS, CDNSKEY and NSEC3PARAM at the apex; returns the TTL for

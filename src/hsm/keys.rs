@@ -92,10 +92,7 @@ pub fn generate(token: &Token, spec: KeySpec, id: &[u8], label: &str) -> Result<
             retry_transient(|| Ok(s.generate_key_pair(&mechanism, &public, &private)?))?;
         let key = public_key(s, pub_handle, spec);
         match key {
-            Ok(k) => {
-                token.cache_handle(id, priv_handle);
-                Ok(k)
-            }
+            Ok(k) => Ok(k),
             Err(e) => {
                 // Do not leave an orphan pair behind when we cannot use it.
                 let _ = s.destroy_object(priv_handle);
@@ -192,6 +189,11 @@ fn unwrap_der_octet_string(v: &[u8], len: usize) -> Result<&[u8]> {
         "EC point of {} bytes, expected {len}",
         v.len()
     )))
+}
+
+/// The private key object with this CKA_ID.
+pub(crate) fn find_private(s: &Session, id: &[u8]) -> Result<ObjectHandle> {
+    find_one(s, ObjectClass::PRIVATE_KEY, id)
 }
 
 fn find_one(s: &Session, class: ObjectClass, id: &[u8]) -> Result<ObjectHandle> {
@@ -326,14 +328,7 @@ pub fn sign(
         SignScheme::RsaSha256 => (Mechanism::Sha256RsaPkcs, data),
     };
     retry_transient(|| {
-        let handle = match token.cached_handle(id) {
-            Some(h) => h,
-            None => {
-                let h = find_one(session, ObjectClass::PRIVATE_KEY, id)?;
-                token.cache_handle(id, h);
-                h
-            }
-        };
+        let handle = token.signing_handle(session, id)?;
         session.sign(&mechanism, handle, input).map_err(|e| {
             let e = HsmError::from(e);
             if e.is_transient() {

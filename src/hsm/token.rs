@@ -7,12 +7,13 @@
 //! it once, and hands out further sessions from a pool.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
-use cryptoki::object::ObjectHandle;
+use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
@@ -30,6 +31,9 @@ pub struct TokenConfig {
     pub selector: TokenSelector,
     /// The user PIN.
     pub pin: Secret,
+    /// Sign with session-object copies of the private keys (see
+    /// `Token::signing_handle`).
+    pub session_key_copies: bool,
 }
 
 /// What identifies a token to people and to other nodes.
@@ -50,9 +54,20 @@ pub struct Token {
     keeper: Mutex<Session>,
     idle: Mutex<Vec<Session>>,
     max_sessions: usize,
-    /// CKA_ID → private key handle. Handles are valid in every session of
-    /// the process until the object is destroyed or the module re-initialised.
-    handles: RwLock<HashMap<Vec<u8>, ObjectHandle>>,
+    /// CKA_ID → the handle to sign with. Handles are valid in every
+    /// session of the process until the object is destroyed or the module
+    /// re-initialised.
+    handles: RwLock<HashMap<Vec<u8>, CachedKey>>,
+    /// Whether to make session-object copies to sign with; turned off for
+    /// good when the token refuses one.
+    session_key_copies: AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CachedKey {
+    handle: ObjectHandle,
+    /// The handle is a session-object copy made by this process.
+    session_copy: bool,
 }
 
 impl std::fmt::Debug for Token {
@@ -109,6 +124,7 @@ impl Token {
             idle: Mutex::new(Vec::new()),
             max_sessions,
             handles: RwLock::new(HashMap::new()),
+            session_key_copies: AtomicBool::new(config.session_key_copies),
         })
     }
 
@@ -143,26 +159,75 @@ impl Token {
         })
     }
 
-    pub(crate) fn cached_handle(&self, id: &[u8]) -> Option<ObjectHandle> {
-        self.handles
+    /// The handle to sign with for the private key with this CKA_ID.
+    ///
+    /// SoftHSM re-reads its object store on every `C_Sign` with a token
+    /// object (file opens and locks, SOFTHSM.md); a session-object copy
+    /// (`C_CopyObject` with `CKA_TOKEN` false) skips that. The copy stays in
+    /// the token, keeps `CKA_SENSITIVE` and cannot be made extractable, and
+    /// disappears with the process. Tokens that refuse to copy are used
+    /// directly.
+    pub(crate) fn signing_handle(&self, session: &Session, id: &[u8]) -> Result<ObjectHandle> {
+        if let Some(k) = self
+            .handles
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
-            .copied()
+        {
+            return Ok(k.handle);
+        }
+        let object = super::keys::find_private(session, id)?;
+        let mut cached = CachedKey {
+            handle: object,
+            session_copy: false,
+        };
+        if self.session_key_copies.load(Ordering::Relaxed) {
+            let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+            match keeper.copy_object(object, &[Attribute::Token(false)]) {
+                Ok(copy) => {
+                    cached = CachedKey {
+                        handle: copy,
+                        session_copy: true,
+                    }
+                }
+                Err(e) => {
+                    tracing::info!(error = %HsmError::from(e), "token refuses session copies of keys; signing with token objects");
+                    self.session_key_copies.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+        let mut handles = self.handles.write().unwrap_or_else(|p| p.into_inner());
+        match handles.get(id) {
+            // Another worker was quicker; keep its handle, drop ours.
+            Some(k) => {
+                if cached.session_copy {
+                    let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+                    let _ = keeper.destroy_object(cached.handle);
+                }
+                Ok(k.handle)
+            }
+            None => {
+                handles.insert(id.to_vec(), cached);
+                Ok(cached.handle)
+            }
+        }
     }
 
-    pub(crate) fn cache_handle(&self, id: &[u8], handle: ObjectHandle) {
-        self.handles
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_vec(), handle);
-    }
-
-    pub(crate) fn forget_handle(&self, id: &[u8]) {
-        self.handles
+    /// Forgets the cached handle of a key, destroying its session copy.
+    pub fn forget_handle(&self, id: &[u8]) {
+        let removed = self
+            .handles
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+        if let Some(CachedKey {
+            handle,
+            session_copy: true,
+        }) = removed
+        {
+            let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = keeper.destroy_object(handle);
+        }
     }
 }
 

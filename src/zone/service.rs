@@ -461,6 +461,10 @@ impl ZoneService {
         k.retired = self.clock.now();
         self.store.put_key(&k, z.epoch).await?;
         self.forget_context(&key);
+        if let Some(id) = keys::unhex(&k.id) {
+            // Drops the session copy the key was signing with.
+            self.token.forget_handle(&id);
+        }
         tracing::info!(zone = %key, key_tag = k.key_tag, "key retired");
         Ok(k)
     }
@@ -669,12 +673,18 @@ impl ZoneService {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<ZoneStats> {
         let mut stats = ZoneStats::default();
+        let began = std::time::Instant::now();
         let recs = zonesign::read_zone(
             text,
             &zone.config.apex,
             self.limits.max_zone_records,
             &mut stats,
         )?;
+        tracing::debug!(
+            records = recs.len(),
+            read_s = began.elapsed().as_secs_f64(),
+            "zone read"
+        );
         zonesign::sign_zone(recs, &zone.config, &*self.token, &mut stats, emit, progress)?;
         Ok(stats)
     }
