@@ -213,6 +213,7 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<(), String> {
                             rrsets: b.clone(),
                             inception: validity.inception,
                             expiration: validity.expiration,
+                            include_text: false,
                         })
                         .await
                         .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;

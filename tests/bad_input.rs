@@ -149,6 +149,7 @@ async fn bad_input_is_refused_precisely_and_changes_nothing() {
         rrsets,
         inception: 0,
         expiration: 0,
+        include_text: false,
     };
     let e = signer
         .sign_rrsets(call(vec![], "bad.example"))

@@ -93,6 +93,7 @@ async fn rrsigs_from_the_signer_service_validate_with_ldns_and_bind() {
             rrsets: rrsets.clone(),
             inception: 0,
             expiration: 0,
+            include_text: true,
         })
         .await
         .expect("sign")

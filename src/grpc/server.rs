@@ -44,7 +44,12 @@ pub async fn serve(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(usize::MAX),
         )
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        // Request/response traffic: without TCP_NODELAY, Nagle and delayed ACKs
+        // add tens of milliseconds to every answer.
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await
 }
 
@@ -92,7 +97,7 @@ impl Signer for Api {
             .collect::<Result<Vec<_>, Status>>()?;
         let signed = self
             .service
-            .sign_rrsets(&r.zone, rrsets, r.inception, r.expiration)
+            .sign_rrsets(&r.zone, rrsets, r.inception, r.expiration, r.include_text)
             .await?;
         Ok(Response::new(proto::SignRrsetsResponse {
             signatures: signed

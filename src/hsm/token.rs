@@ -269,6 +269,7 @@ pub(crate) fn retry_transient<T>(mut op: impl FnMut() -> Result<T>) -> Result<T>
         match op() {
             Err(e) if e.is_transient() && attempt + 1 < TRANSIENT_ATTEMPTS => {
                 attempt += 1;
+                tracing::debug!(error = %e, attempt, "transient token error; retrying");
                 std::thread::sleep(Duration::from_millis(2 << attempt));
             }
             r => return r,

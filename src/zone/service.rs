@@ -16,10 +16,12 @@ use domain::base::iana::Rtype;
 use domain::base::name::Name;
 use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
 
+use super::token_signer::TokenWorker;
+use super::workers::SigningWorkers;
 use super::{KeyRecord, KeyState, Policy, ZoneRecord, SCHEMA_VERSION};
 use crate::clock::Clock;
 use crate::dnssec::ds::{self, DsDigest};
-use crate::dnssec::rrset::{self, WireRecord};
+use crate::dnssec::rrset::{self, CanonicalRrset, WireRecord};
 use crate::dnssec::sign::{self, SigningKey, Validity};
 use crate::dnssec::zone::{self as zonesign, ZoneSignConfig, ZoneStats};
 use crate::dnssec::{Algorithm, KeyRole};
@@ -96,6 +98,7 @@ pub struct ZoneService {
     clock: Arc<dyn Clock>,
     limits: Limits,
     contexts: Mutex<HashMap<String, Arc<SigningContext>>>,
+    workers: SigningWorkers,
 }
 
 /// Parses a zone name into its stored form ("example.com.") and its name.
@@ -135,11 +138,12 @@ impl ZoneService {
     ) -> Self {
         ZoneService {
             node_id,
-            token,
             store,
             clock,
             limits,
             contexts: Mutex::new(HashMap::new()),
+            workers: SigningWorkers::start(token.clone()),
+            token,
         }
     }
 
@@ -553,7 +557,7 @@ impl ZoneService {
                 .collect(),
         };
         let sigs = self
-            .sign_canonical(ctx.clone(), vec![request], validity)
+            .sign_canonical(ctx.clone(), vec![request], validity, true)
             .await?;
         Ok((dnskeys, sigs.into_iter().flatten().collect()))
     }
@@ -567,6 +571,7 @@ impl ZoneService {
         rrsets: Vec<RrsetRequest>,
         inception: u32,
         expiration: u32,
+        with_text: bool,
     ) -> Result<Vec<Vec<OutRecord>>> {
         if rrsets.is_empty() {
             return Err(Error::InvalidArgument("the batch has no RRsets".into()));
@@ -586,7 +591,7 @@ impl ZoneService {
             expiration,
             false,
         )?;
-        self.sign_canonical(ctx, rrsets, validity).await
+        self.sign_canonical(ctx, rrsets, validity, with_text).await
     }
 
     async fn sign_canonical(
@@ -594,6 +599,7 @@ impl ZoneService {
         ctx: Arc<SigningContext>,
         rrsets: Vec<RrsetRequest>,
         validity: Validity,
+        with_text: bool,
     ) -> Result<Vec<Vec<OutRecord>>> {
         let mut canon = Vec::with_capacity(rrsets.len());
         for (i, r) in rrsets.iter().enumerate() {
@@ -608,59 +614,29 @@ impl ZoneService {
             0,
             true,
         )?;
-        let token = self.token.clone();
-        hsm_blocking(move || {
-            use crate::dnssec::sign::SignerPool;
-            let mut worker = token.worker().map_err(Error::Unavailable)?;
-            let mut out = Vec::with_capacity(canon.len());
-            for c in &canon {
-                let at_apex = c.owner == ctx.apex;
-                let ksk_signed =
-                    at_apex && matches!(c.rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY);
-                let (role, v) = if ksk_signed {
-                    (KeyRole::Ksk, dnskey_validity)
-                } else {
-                    (KeyRole::Zsk, validity)
-                };
-                let mut sigs = Vec::new();
-                for key in ctx.signing.iter().filter(|k| k.role == role) {
-                    let rrsig = sign::sign_rrset(
-                        &mut worker,
-                        key,
-                        &ctx.apex,
-                        &c.owner_wire,
-                        c.labels,
-                        c.rtype,
-                        c.ttl,
-                        c.rdatas.iter().map(|r| r.as_slice()),
-                        v,
-                    )
-                    .map_err(|e| Error::Unavailable(e.to_string()))?;
-                    sigs.push(OutRecord {
-                        owner: c.owner_wire.clone(),
-                        rtype: Rtype::RRSIG.to_int(),
-                        ttl: c.ttl,
-                        rdata: sign::rrsig_wire(&rrsig),
-                        text: format!(
-                            "{}.\t{}\tIN\tRRSIG\t{}",
-                            c.owner,
-                            c.ttl,
-                            rrsig.display_zonefile(DisplayKind::Simple)
-                        ),
-                    });
-                }
-                if sigs.is_empty() {
-                    return Err(Error::FailedPrecondition(format!(
-                        "zone {} has no active {}",
-                        ctx.zone.name,
-                        role.as_str().to_uppercase()
-                    )));
-                }
-                out.push(sigs);
-            }
-            Ok(out)
-        })
-        .await
+        // One piece per worker (small batches stay whole).
+        let piece = canon.len().div_ceil(self.workers.count()).max(16);
+        let canon = Arc::new(canon);
+        let mut pending = Vec::new();
+        for start in (0..canon.len()).step_by(piece) {
+            let end = (start + piece).min(canon.len());
+            let (ctx, canon) = (ctx.clone(), canon.clone());
+            pending.push(self.workers.submit(move |worker| {
+                let worker = worker.map_err(|e| Error::Unavailable(e.to_string()))?;
+                canon[start..end]
+                    .iter()
+                    .map(|c| sign_one(worker, &ctx, c, validity, dnskey_validity, with_text))
+                    .collect::<Result<Vec<_>>>()
+            }));
+        }
+        let mut out = Vec::with_capacity(canon.len());
+        for p in pending {
+            out.extend(
+                p.await
+                    .map_err(|_| Error::Internal("a signing worker stopped".into()))??,
+            );
+        }
+        Ok(out)
     }
 
     /// Reads a zone file's text, signs it and streams the
@@ -756,6 +732,65 @@ impl ZoneService {
         }
         Ok((orphans, missing))
     }
+}
+
+/// Signs one canonical RRset with the zone's active keys of the right role:
+/// KSKs for DNSKEY, CDS and CDNSKEY at the apex, ZSKs for the rest.
+fn sign_one(
+    worker: &mut TokenWorker<'_>,
+    ctx: &SigningContext,
+    c: &CanonicalRrset,
+    validity: Validity,
+    dnskey_validity: Validity,
+    with_text: bool,
+) -> Result<Vec<OutRecord>> {
+    let at_apex = c.owner == ctx.apex;
+    let ksk_signed = at_apex && matches!(c.rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY);
+    let (role, v) = if ksk_signed {
+        (KeyRole::Ksk, dnskey_validity)
+    } else {
+        (KeyRole::Zsk, validity)
+    };
+    let mut sigs = Vec::new();
+    for key in ctx.signing.iter().filter(|k| k.role == role) {
+        let rrsig = sign::sign_rrset(
+            worker,
+            key,
+            &ctx.apex,
+            &c.owner_wire,
+            c.labels,
+            c.rtype,
+            c.ttl,
+            c.rdatas.iter().map(|r| r.as_slice()),
+            v,
+        )
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+        let text = if with_text {
+            format!(
+                "{}.\t{}\tIN\tRRSIG\t{}",
+                c.owner,
+                c.ttl,
+                rrsig.display_zonefile(DisplayKind::Simple)
+            )
+        } else {
+            String::new()
+        };
+        sigs.push(OutRecord {
+            owner: c.owner_wire.clone(),
+            rtype: Rtype::RRSIG.to_int(),
+            ttl: c.ttl,
+            rdata: sign::rrsig_wire(&rrsig),
+            text,
+        });
+    }
+    if sigs.is_empty() {
+        return Err(Error::FailedPrecondition(format!(
+            "zone {} has no active {}",
+            ctx.zone.name,
+            role.as_str().to_uppercase()
+        )));
+    }
+    Ok(sigs)
 }
 
 /// A prepared whole-zone signing.
