@@ -12,14 +12,19 @@ bin=target/release
 dir=${DEMO_DIR:-/tmp/keymaster-demo}
 rm -rf "$dir"; mkdir -p "$dir"
 eval "$(softhsm/new-token.sh "$dir/token" demo)"   # exports SOFTHSM2_CONF
+softhsm/dev-pki.sh "$dir/pki" operator              # CA, server and client certificates
+printf '[[grant]]\nname = "operator"\nroles = ["admin"]\n' > "$dir/access.toml"
 
 "$bin/keymasterd" --node-id demo-1 --listen 127.0.0.1:0 --address-file "$dir/addr" \
   --token-label demo --pin-file "$dir/token/pin" --store "sqlite:$dir/keymaster.db" \
+  --tls-cert "$dir/pki/server.pem" --tls-key "$dir/pki/server.key" \
+  --tls-client-ca "$dir/pki/ca.pem" --access-file "$dir/access.toml" \
   2> "$dir/keymasterd.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$dir/addr" ] && break; sleep 0.1; done
-export KEYMASTER_SERVER="http://$(cat "$dir/addr")"
+export KEYMASTER_SERVER="https://$(cat "$dir/addr")" KEYMASTER_CA="$dir/pki/ca.pem" \
+  KEYMASTER_CERT="$dir/pki/operator.pem" KEYMASTER_KEY="$dir/pki/operator.key"
 ctl="$bin/keymasterctl"
 
 set -x
@@ -37,5 +42,7 @@ awk 'BEGIN {
 $ctl zone sign example.test --in "$dir/example.test.zone" --out "$dir/example.test.signed"
 ldns-verify-zone "$dir/example.test.signed"
 dnssec-verify -o example.test "$dir/example.test.signed"
+$ctl audit
+$ctl audit verify
 { set +x; } 2>/dev/null
 echo "signed zone: $dir/example.test.signed  (keymasterd log: $dir/keymasterd.log)"

@@ -3,7 +3,7 @@
 # SoftHSM2 (the token), OpenSC's pkcs11-tool, ldns and BIND tools (the
 # independent validators), protoc (to build the gRPC code).
 set -euo pipefail
-pkgs=(softhsm2 opensc ldnsutils bind9-utils protobuf-compiler)
+pkgs=(softhsm2 opensc ldnsutils bind9-utils protobuf-compiler openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

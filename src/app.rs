@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::auth::AccessControl;
 use crate::clock::SystemClock;
 use crate::config::Config;
+use crate::grpc::limits::CallerLimits;
 use crate::grpc::{serve, ServeOptions};
 use crate::hsm::Token;
 use crate::zone::service::ZoneService;
@@ -17,9 +19,20 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let identity = token.identity().clone();
-    let store = crate::store::open(&config.store)
+    let store = crate::store::open(&config.store, config.audit_file.clone())
         .await
         .map_err(|e| e.to_string())?;
+    let access = Arc::new(AccessControl::load(config.access_file.as_deref())?);
+    let tls = match &config.tls {
+        Some((cert, key, ca)) => Some(crate::grpc::tls::server_config(cert, key, ca)?),
+        None => {
+            tracing::warn!(
+                "INSECURE: serving plaintext gRPC without client authentication; \
+                 every caller is admin. For local development only."
+            );
+            None
+        }
+    };
     let service = Arc::new(ZoneService::new(
         config.node_id.clone(),
         Arc::new(token),
@@ -46,6 +59,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             .and_then(|_| std::fs::rename(&tmp, path))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
+    tokio::spawn(reload_on_sighup(access.clone()));
     tracing::info!(
         node = %config.node_id,
         %addr,
@@ -59,6 +73,12 @@ pub async fn run(config: Config) -> Result<(), String> {
         listener,
         ServeOptions {
             max_message_bytes: config.max_message_bytes,
+            tls,
+            access: access.clone(),
+            limits: CallerLimits {
+                max_streams: config.max_streams_per_caller,
+                sign_rate: config.sign_rate_per_caller,
+            },
         },
         shutdown_signal(),
     )
@@ -80,5 +100,20 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+}
+
+/// Re-reads the access file on every SIGHUP; a bad file keeps the old rules.
+async fn reload_on_sighup(access: Arc<AccessControl>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot watch SIGHUP; the access file is not reloadable");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match access.reload() {
+            Ok(n) => tracing::info!(grants = n, "access file reloaded"),
+            Err(e) => tracing::error!(error = %e, "access file not reloaded; the old rules stay"),
+        }
     }
 }

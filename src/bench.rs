@@ -75,15 +75,11 @@ fn rrsets(apex: &str, n: usize) -> Vec<proto::Rrset> {
         .collect()
 }
 
-pub async fn run(server: &str, args: BenchArgs) -> Result<(), String> {
+pub async fn run(client: &crate::grpc::client::ClientArgs, args: BenchArgs) -> Result<(), String> {
     let workers = args
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let channel = tonic::transport::Endpoint::from_shared(server.to_string())
-        .map_err(|e| e.to_string())?
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach keymasterd at {server}: {e}"))?;
+    let channel = crate::grpc::client::connect(client).await?;
     let zone = ZonesClient::new(channel.clone())
         .get_zone(proto::GetZoneRequest {
             zone: args.zone.clone(),
@@ -195,7 +191,8 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<(), String> {
     // gRPC path: each worker keeps one request in flight. Requests are
     // built before the clock starts, as a DNS server builds each once.
     let grpc = {
-        let mut per_worker: Vec<Vec<proto::SignRrsetsRequest>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut per_worker: Vec<Vec<proto::SignRrsetsRequest>> =
+            (0..workers).map(|_| Vec::new()).collect();
         for (i, chunk) in data.chunks(args.batch.max(1)).enumerate() {
             per_worker[i % workers].push(proto::SignRrsetsRequest {
                 zone: apex.clone(),
@@ -218,7 +215,12 @@ pub async fn run(server: &str, args: BenchArgs) -> Result<(), String> {
                         .sign_rrsets(request)
                         .await
                         .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
-                    n += r.into_inner().signatures.iter().map(|s| s.rrsigs.len()).sum::<usize>();
+                    n += r
+                        .into_inner()
+                        .signatures
+                        .iter()
+                        .map(|s| s.rrsigs.len())
+                        .sum::<usize>();
                 }
                 Ok::<usize, String>(n)
             }));

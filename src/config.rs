@@ -58,6 +58,32 @@ pub struct DaemonArgs {
     /// copies of them (for HSMs whose policy forbids C_CopyObject).
     #[arg(long, env = "KEYMASTER_NO_SESSION_KEY_COPIES")]
     pub no_session_key_copies: bool,
+    /// Server certificate (PEM) for TLS.
+    #[arg(long, env = "KEYMASTER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of the server certificate.
+    #[arg(long, env = "KEYMASTER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) whose certificates clients must present.
+    #[arg(long, env = "KEYMASTER_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve plaintext gRPC without client authentication: for local
+    /// development only, never in production.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
+    /// Access file: which certificate names hold which roles (re-read on
+    /// SIGHUP).
+    #[arg(long, env = "KEYMASTER_ACCESS_FILE")]
+    pub access_file: Option<PathBuf>,
+    /// Also append every audit entry to this file (JSON lines).
+    #[arg(long, env = "KEYMASTER_AUDIT_FILE")]
+    pub audit_file: Option<PathBuf>,
+    /// Most concurrent zone-signing streams per caller (0: no limit).
+    #[arg(long, env = "KEYMASTER_MAX_STREAMS_PER_CALLER")]
+    pub max_streams_per_caller: Option<usize>,
+    /// Most RRsets signed per second per caller through SignRrsets (0: no limit).
+    #[arg(long, env = "KEYMASTER_SIGN_RATE_PER_CALLER")]
+    pub sign_rate_per_caller: Option<u32>,
     /// Write the bound address here once listening (for --listen …:0).
     #[arg(long)]
     pub address_file: Option<PathBuf>,
@@ -89,6 +115,14 @@ pub struct FileConfig {
     pub store: Option<String>,
     pub log: Option<String>,
     pub session_key_copies: Option<bool>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub insecure_plaintext: Option<bool>,
+    pub access_file: Option<PathBuf>,
+    pub audit_file: Option<PathBuf>,
+    pub max_streams_per_caller: Option<usize>,
+    pub sign_rate_per_caller: Option<u32>,
     pub max_batch_rrsets: Option<usize>,
     pub max_zone_records: Option<usize>,
     pub max_zone_bytes: Option<usize>,
@@ -106,6 +140,12 @@ pub struct Config {
     pub limits: Limits,
     pub max_message_bytes: usize,
     pub address_file: Option<PathBuf>,
+    /// (certificate, key, client CA); None only with insecure_plaintext.
+    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+    pub access_file: Option<PathBuf>,
+    pub audit_file: Option<PathBuf>,
+    pub max_streams_per_caller: usize,
+    pub sign_rate_per_caller: u32,
 }
 
 impl Config {
@@ -149,6 +189,23 @@ impl Config {
             (None, Some(pin)) => pin,
             (None, None) => return Err("no PIN given: use --pin-file or KEYMASTER_PIN".into()),
         };
+        let plaintext = args.insecure_plaintext || file.insecure_plaintext.unwrap_or(false);
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+            args.tls_client_ca.or(file.tls_client_ca),
+        ) {
+            (Some(c), Some(k), Some(ca)) if !plaintext => Some((c, k, ca)),
+            (None, None, None) if plaintext => None,
+            _ if plaintext => {
+                return Err("give either the TLS files or --insecure-plaintext, not both".into())
+            }
+            _ => {
+                return Err("TLS needs --tls-cert, --tls-key and --tls-client-ca \
+                     (or --insecure-plaintext for local development)"
+                    .into())
+            }
+        };
         let d = Limits::default();
         Ok(Config {
             node_id,
@@ -190,6 +247,17 @@ impl Config {
                 .or(file.max_message_bytes)
                 .unwrap_or(16 << 20),
             address_file: args.address_file,
+            tls,
+            access_file: args.access_file.or(file.access_file),
+            audit_file: args.audit_file.or(file.audit_file),
+            max_streams_per_caller: args
+                .max_streams_per_caller
+                .or(file.max_streams_per_caller)
+                .unwrap_or(4),
+            sign_rate_per_caller: args
+                .sign_rate_per_caller
+                .or(file.sign_rate_per_caller)
+                .unwrap_or(0),
         })
     }
 }
@@ -258,7 +326,13 @@ mod tests {
         )
         .unwrap();
         let c = Config::resolve(
-            args(&["--config", f.to_str().unwrap(), "--listen", "127.0.0.1:2"]),
+            args(&[
+                "--config",
+                f.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:2",
+                "--insecure-plaintext",
+            ]),
             Some(Secret::new("1".into())),
         )
         .unwrap();
@@ -272,7 +346,13 @@ mod tests {
     #[test]
     fn two_token_selectors_are_refused() {
         let e = Config::resolve(
-            args(&["--token-label", "a", "--token-serial", "b"]),
+            args(&[
+                "--token-label",
+                "a",
+                "--token-serial",
+                "b",
+                "--insecure-plaintext",
+            ]),
             Some(Secret::new("1".into())),
         )
         .unwrap_err();

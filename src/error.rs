@@ -22,6 +22,12 @@ pub enum Error {
     FailedPrecondition(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    /// The caller lacks a right (the message names it).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The caller did not prove who it is.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The token or the store is not reachable right now.
     #[error("{0}")]
     Unavailable(String),
@@ -41,6 +47,7 @@ impl From<StoreError> for Error {
             StoreError::Fenced { .. } => Error::FailedPrecondition(e.to_string()),
             StoreError::Unavailable { .. } => Error::Unavailable(e.to_string()),
             StoreError::Corrupt(_) => Error::Internal(e.to_string()),
+            StoreError::AuditUnwritable(_) => Error::Unavailable(e.to_string()),
         }
     }
 }

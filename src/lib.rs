@@ -2,6 +2,8 @@
 //! gRPC, and the Key Master role per zone.
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod bench;
 pub mod clock;
 pub mod config;

@@ -224,7 +224,13 @@ fn start_fails(token: &TestToken, args: &[&str]) -> String {
     let out = std::process::Command::new(keymasterd())
         .env("SOFTHSM2_CONF", &token.conf)
         .env_remove("KEYMASTER_PIN")
-        .args(["--node-id", "x", "--listen", "127.0.0.1:0"])
+        .args([
+            "--node-id",
+            "x",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-plaintext",
+        ])
         .args(args)
         .output()
         .expect("run keymasterd");

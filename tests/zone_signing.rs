@@ -192,6 +192,12 @@ fn zone_sign_streams_through_standard_input_and_output() {
             "--out",
             "-",
         ])
+        .arg("--ca")
+        .arg(&d.pki.ca_pem)
+        .arg("--cert")
+        .arg(&d.admin.cert)
+        .arg("--key")
+        .arg(&d.admin.key)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use keymaster::proto::audit_client::AuditClient;
 use keymaster::proto::sign_zone_request;
 use keymaster::proto::sign_zone_response;
 use keymaster::proto::signer_client::SignerClient;
@@ -21,14 +22,8 @@ use tonic::transport::Channel;
     about = "Manage DNSSEC zones and keys held by keymasterd"
 )]
 struct Cli {
-    /// keymasterd to talk to.
-    #[arg(
-        long,
-        global = true,
-        env = "KEYMASTER_SERVER",
-        default_value = "http://127.0.0.1:7353"
-    )]
-    server: String,
+    #[command(flatten)]
+    client: keymaster::grpc::client::ClientArgs,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -55,6 +50,18 @@ enum Command {
     Dnskey { zone: String },
     /// Compare signing through gRPC with signing directly through PKCS#11.
     Bench(keymaster::bench::BenchArgs),
+    /// The audit log; `audit verify` checks its hash chain.
+    Audit {
+        /// verify: check the chain instead of listing.
+        action: Option<String>,
+        /// Only this zone's entries.
+        #[arg(long)]
+        zone: Option<String>,
+        /// Only entries at or after this time (seconds since the epoch, or
+        /// a duration back from now such as 1h or 7d).
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,19 +187,12 @@ fn status_line(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 
-async fn connect(server: &str) -> Result<Channel, String> {
-    tonic::transport::Endpoint::from_shared(server.to_string())
-        .map_err(|e| format!("bad server URL {server:?}: {e}"))?
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach keymasterd at {server}: {e}"))
-}
-
 async fn run(cli: Cli) -> Result<(), String> {
     if let Command::Bench(args) = cli.command {
-        return keymaster::bench::run(&cli.server, args).await;
+        return keymaster::bench::run(&cli.client, args).await;
     }
-    let channel = connect(&cli.server).await?;
+    let channel = keymaster::grpc::client::connect(&cli.client).await?;
+    let mut audit = AuditClient::new(channel.clone()).max_decoding_message_size(usize::MAX);
     let mut zones = ZonesClient::new(channel.clone())
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
@@ -304,6 +304,62 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .into_inner();
             Output::Records(vec![("dnskey", r.dnskeys), ("rrsig", r.rrsigs)])
         }
+        Command::Audit {
+            action,
+            zone,
+            since,
+        } => match action.as_deref() {
+            Some("verify") => {
+                let r = audit
+                    .verify_audit(proto::VerifyAuditRequest {})
+                    .await
+                    .map_err(status_line)?
+                    .into_inner();
+                let text = if r.intact {
+                    format!(
+                        "audit log intact: {} entries, hash chain verified",
+                        r.entries
+                    )
+                } else {
+                    format!(
+                        "audit log TAMPERED: entry {} {} ({} entries checked)",
+                        r.first_bad_seq, r.reason, r.entries
+                    )
+                };
+                let v = json!({"intact": r.intact, "entries": r.entries,
+                    "first_bad_seq": r.first_bad_seq, "reason": r.reason});
+                Output::Value(v, text).print(cli.json);
+                if !r.intact {
+                    return Err("the audit log's hash chain is broken".into());
+                }
+                return Ok(());
+            }
+            Some(other) => return Err(format!("unknown audit action {other:?} (use verify)")),
+            None => {
+                let since = match since {
+                    None => 0,
+                    Some(s) if s.chars().all(|c| c.is_ascii_digit()) && s.len() > 8 => {
+                        s.parse().map_err(|_| format!("bad time {s:?}"))?
+                    }
+                    Some(s) => {
+                        let back = parse_duration(&s)?;
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs());
+                        now.saturating_sub(u64::from(back))
+                    }
+                };
+                let r = audit
+                    .list_audit(proto::ListAuditRequest {
+                        zone: zone.unwrap_or_default(),
+                        since,
+                    })
+                    .await
+                    .map_err(status_line)?
+                    .into_inner();
+                Output::Audit(r.entries)
+            }
+        },
         Command::Bench(_) => unreachable!("handled above"),
     };
     out.print(cli.json);
@@ -495,6 +551,7 @@ enum Output {
     Keys(Vec<proto::Key>),
     Records(Vec<(&'static str, Vec<proto::WireRecord>)>),
     Value(Value, String),
+    Audit(Vec<proto::AuditEntry>),
     Nothing,
 }
 
@@ -549,6 +606,19 @@ impl Output {
     fn print(self, as_json: bool) {
         match self {
             Output::Nothing => {}
+            Output::Audit(entries) => {
+                // JSON lines either way: one entry per line, as stored.
+                for e in entries {
+                    if as_json {
+                        println!("{}", e.json);
+                    } else {
+                        println!(
+                            "{:>6} {} {:<10} {:<24} {:<20} {:<18} {} {}",
+                            e.seq, e.time, e.node, e.caller, e.zone, e.action, e.outcome, e.detail
+                        );
+                    }
+                }
+            }
             Output::Zone(z) => {
                 let v = zone_json(&z);
                 if as_json {

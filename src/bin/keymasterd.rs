@@ -11,6 +11,7 @@ fn main() -> std::process::ExitCode {
     // SAFETY: single-threaded at this point; nothing else reads the
     // environment concurrently.
     unsafe { std::env::remove_var("KEYMASTER_PIN") };
+    forbid_core_dumps();
     let args = DaemonArgs::parse();
     let config = match Config::resolve(args, env_pin) {
         Ok(c) => c,
@@ -43,5 +44,16 @@ fn main() -> std::process::ExitCode {
             eprintln!("keymasterd: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Keeps the PIN and key material out of core dumps and away from ptrace
+/// by other users' processes (PR_SET_DUMPABLE = 0).
+fn forbid_core_dumps() {
+    // SAFETY: prctl with PR_SET_DUMPABLE takes plain integers and touches
+    // no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if rc != 0 {
+        eprintln!("keymasterd: warning: could not forbid core dumps (prctl failed)");
     }
 }

@@ -9,19 +9,29 @@ use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{key_to_proto, policy_from_proto, record_to_proto, zone_to_proto};
+use super::limits::{CallerLimits, Limiter};
+use crate::auth::{certificate_names, AccessControl, Caller, Right};
 use crate::dnssec::ds::DsDigest;
 use crate::dnssec::rrset::WireRecord;
 use crate::dnssec::KeyRole;
+use crate::error::Error;
+use crate::proto::audit_server::{Audit, AuditServer};
 use crate::proto::signer_server::{Signer, SignerServer};
 use crate::proto::zones_server::{Zones, ZonesServer};
 use crate::proto::{self, sign_zone_request, sign_zone_response};
 use crate::zone::service::{RrsetRequest, ZoneService};
 
-/// Transport settings.
-#[derive(Debug, Clone)]
+/// Transport and access settings.
 pub struct ServeOptions {
     /// Largest request message, bytes.
     pub max_message_bytes: usize,
+    /// TLS (1.3, client certificates required), or None for the
+    /// development-only plaintext listener.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Who may do what.
+    pub access: Arc<AccessControl>,
+    /// Per-caller limits.
+    pub limits: CallerLimits,
 }
 
 /// Serves both services on `listener` until `shutdown` completes.
@@ -31,31 +41,126 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let api = Api { service };
+    let api = Api {
+        service,
+        access: options.access,
+        plaintext: options.tls.is_none(),
+        limiter: Limiter::new(options.limits),
+    };
     let max = options.max_message_bytes;
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .add_service(
             SignerServer::new(api.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(usize::MAX),
         )
         .add_service(
-            ZonesServer::new(api)
+            ZonesServer::new(api.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(usize::MAX),
         )
-        // Request/response traffic: without TCP_NODELAY, Nagle and delayed ACKs
-        // add tens of milliseconds to every answer.
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
+        .add_service(AuditServer::new(api).max_encoding_message_size(usize::MAX));
+    match options.tls {
+        Some(config) => {
+            router
+                .serve_with_incoming_shutdown(super::tls::incoming(listener, config), shutdown)
+                .await
+        }
+        None => {
+            // Request/response traffic: without TCP_NODELAY, Nagle and
+            // delayed ACKs add tens of milliseconds to every answer.
+            router
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    shutdown,
+                )
+                .await
+        }
+    }
 }
 
 #[derive(Clone)]
 struct Api {
     service: Arc<ZoneService>,
+    access: Arc<AccessControl>,
+    plaintext: bool,
+    limiter: Arc<Limiter>,
+}
+
+impl Api {
+    /// Who is calling: the names in its client certificate.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Error> {
+        if self.plaintext {
+            return Ok(Caller {
+                names: Vec::new(),
+                plaintext: true,
+            });
+        }
+        let certs = request
+            .peer_certs()
+            .ok_or_else(|| Error::Unauthenticated("no client certificate".into()))?;
+        let names = certs
+            .first()
+            .map(|c| certificate_names(c.as_ref()))
+            .unwrap_or_default();
+        if names.is_empty() {
+            return Err(Error::Unauthenticated(
+                "the client certificate names no one (no SAN, no CN)".into(),
+            ));
+        }
+        Ok(Caller {
+            names,
+            plaintext: false,
+        })
+    }
+
+    /// Identifies the caller and checks its right; refusals are audited.
+    async fn authorize<T>(
+        &self,
+        request: &Request<T>,
+        right: Right,
+        action: &str,
+        zone: &str,
+    ) -> Result<Caller, Status> {
+        let caller = match self.caller(request) {
+            Ok(c) => c,
+            Err(e) => {
+                self.service
+                    .audit_refusal("unauthenticated", zone, action, &e.to_string())
+                    .await;
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = self.access.check(&caller, &right) {
+            self.service
+                .audit_refusal(caller.identity(), zone, action, &e.to_string())
+                .await;
+            tracing::info!(
+                caller = caller.identity(),
+                action,
+                zone,
+                "call refused: {e}"
+            );
+            return Err(e.into());
+        }
+        Ok(caller)
+    }
+
+    /// Passes a result on, recording a refusal in the audit log.
+    async fn audited<T>(
+        &self,
+        caller: &Caller,
+        action: &str,
+        zone: &str,
+        result: Result<T, Error>,
+    ) -> Result<T, Status> {
+        if let Err(e) = &result {
+            self.service
+                .audit_refusal(caller.identity(), zone, action, &e.to_string())
+                .await;
+        }
+        result.map_err(Status::from)
+    }
 }
 
 #[tonic::async_trait]
@@ -64,7 +169,15 @@ impl Signer for Api {
         &self,
         request: Request<proto::SignRrsetsRequest>,
     ) -> Result<Response<proto::SignRrsetsResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Sign(zone.clone()), "SignRrsets", &zone)
+            .await?;
         let r = request.into_inner();
+        let n = r.rrsets.len();
+        if let Err(e) = self.limiter.take_signatures(caller.identity(), n) {
+            return self.audited(&caller, "SignRrsets", &zone, Err(e)).await;
+        }
         let rrsets = r
             .rrsets
             .into_iter()
@@ -98,7 +211,8 @@ impl Signer for Api {
         let signed = self
             .service
             .sign_rrsets(&r.zone, rrsets, r.inception, r.expiration, r.include_text)
-            .await?;
+            .await;
+        let signed = self.audited(&caller, "SignRrsets", &zone, signed).await?;
         Ok(Response::new(proto::SignRrsetsResponse {
             signatures: signed
                 .into_iter()
@@ -129,6 +243,10 @@ impl Signer for Api {
         &self,
         request: Request<proto::GetDsRequest>,
     ) -> Result<Response<proto::GetDsResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::ReadPublic(zone.clone()), "GetDs", &zone)
+            .await?;
         let r = request.into_inner();
         let digests = r
             .digests
@@ -141,7 +259,8 @@ impl Signer for Api {
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        let (ds, dnskeys) = self.service.ds(&r.zone, &digests).await?;
+        let result = self.service.ds(&r.zone, &digests).await;
+        let (ds, dnskeys) = self.audited(&caller, "GetDs", &zone, result).await?;
         Ok(Response::new(proto::GetDsResponse {
             ds: ds.into_iter().map(record_to_proto).collect(),
             dnskeys: dnskeys.into_iter().map(record_to_proto).collect(),
@@ -157,9 +276,20 @@ impl Zones for Api {
         &self,
         request: Request<proto::AddZoneRequest>,
     ) -> Result<Response<proto::ZoneSettings>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Manage, "AddZone", &zone)
+            .await?;
         let r = request.into_inner();
-        let policy = policy_from_proto(r.policy)?;
-        let view = self.service.add_zone(&r.zone, policy).await?;
+        let result = match policy_from_proto(r.policy) {
+            Ok(policy) => {
+                self.service
+                    .add_zone(caller.identity(), &r.zone, policy)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let view = self.audited(&caller, "AddZone", &zone, result).await?;
         Ok(Response::new(zone_to_proto(&view)))
     }
 
@@ -167,15 +297,24 @@ impl Zones for Api {
         &self,
         request: Request<proto::GetZoneRequest>,
     ) -> Result<Response<proto::ZoneSettings>, Status> {
-        let view = self.service.get_zone(&request.into_inner().zone).await?;
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Read, "GetZone", &zone)
+            .await?;
+        let result = self.service.get_zone(&zone).await;
+        let view = self.audited(&caller, "GetZone", &zone, result).await?;
         Ok(Response::new(zone_to_proto(&view)))
     }
 
     async fn list_zones(
         &self,
-        _request: Request<proto::ListZonesRequest>,
+        request: Request<proto::ListZonesRequest>,
     ) -> Result<Response<proto::ListZonesResponse>, Status> {
-        let zones = self.service.list_zones().await?;
+        let caller = self
+            .authorize(&request, Right::Read, "ListZones", "")
+            .await?;
+        let result = self.service.list_zones().await;
+        let zones = self.audited(&caller, "ListZones", "", result).await?;
         Ok(Response::new(proto::ListZonesResponse {
             zones: zones.iter().map(zone_to_proto).collect(),
         }))
@@ -185,8 +324,16 @@ impl Zones for Api {
         &self,
         request: Request<proto::RemoveZoneRequest>,
     ) -> Result<Response<proto::RemoveZoneResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Manage, "RemoveZone", &zone)
+            .await?;
         let r = request.into_inner();
-        let n = self.service.remove_zone(&r.zone, r.force).await?;
+        let result = self
+            .service
+            .remove_zone(caller.identity(), &r.zone, r.force)
+            .await;
+        let n = self.audited(&caller, "RemoveZone", &zone, result).await?;
         Ok(Response::new(proto::RemoveZoneResponse {
             keys_destroyed: n as u32,
         }))
@@ -196,7 +343,12 @@ impl Zones for Api {
         &self,
         request: Request<proto::ListKeysRequest>,
     ) -> Result<Response<proto::ListKeysResponse>, Status> {
-        let keys = self.service.list_keys(&request.into_inner().zone).await?;
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Read, "ListKeys", &zone)
+            .await?;
+        let result = self.service.list_keys(&zone).await;
+        let keys = self.audited(&caller, "ListKeys", &zone, result).await?;
         Ok(Response::new(proto::ListKeysResponse {
             keys: keys.iter().map(key_to_proto).collect(),
         }))
@@ -206,11 +358,23 @@ impl Zones for Api {
         &self,
         request: Request<proto::AddKeyRequest>,
     ) -> Result<Response<proto::Key>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Manage, "AddKey", &zone)
+            .await?;
         let r = request.into_inner();
-        let role = KeyRole::parse(&r.role).ok_or_else(|| {
-            Status::invalid_argument(format!("role {:?} is not ksk or zsk", r.role))
-        })?;
-        let k = self.service.add_key(&r.zone, role, r.activate).await?;
+        let result = match KeyRole::parse(&r.role) {
+            Some(role) => {
+                self.service
+                    .add_key(caller.identity(), &r.zone, role, r.activate)
+                    .await
+            }
+            None => Err(Error::InvalidArgument(format!(
+                "role {:?} is not ksk or zsk",
+                r.role
+            ))),
+        };
+        let k = self.audited(&caller, "AddKey", &zone, result).await?;
         Ok(Response::new(key_to_proto(&k)))
     }
 
@@ -218,8 +382,16 @@ impl Zones for Api {
         &self,
         request: Request<proto::KeyRequest>,
     ) -> Result<Response<proto::Key>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Manage, "RetireKey", &zone)
+            .await?;
         let r = request.into_inner();
-        let k = self.service.retire_key(&r.zone, &r.key).await?;
+        let result = self
+            .service
+            .retire_key(caller.identity(), &r.zone, &r.key)
+            .await;
+        let k = self.audited(&caller, "RetireKey", &zone, result).await?;
         Ok(Response::new(key_to_proto(&k)))
     }
 
@@ -227,8 +399,16 @@ impl Zones for Api {
         &self,
         request: Request<proto::KeyRequest>,
     ) -> Result<Response<proto::Key>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Manage, "RemoveKey", &zone)
+            .await?;
         let r = request.into_inner();
-        let k = self.service.remove_key(&r.zone, &r.key).await?;
+        let result = self
+            .service
+            .remove_key(caller.identity(), &r.zone, &r.key)
+            .await;
+        let k = self.audited(&caller, "RemoveKey", &zone, result).await?;
         Ok(Response::new(key_to_proto(&k)))
     }
 
@@ -238,6 +418,15 @@ impl Zones for Api {
         &self,
         request: Request<Streaming<proto::SignZoneRequest>>,
     ) -> Result<Response<SignZoneStream>, Status> {
+        let caller = match self.caller(&request) {
+            Ok(c) => c,
+            Err(e) => {
+                self.service
+                    .audit_refusal("unauthenticated", "", "SignZone", &e.to_string())
+                    .await;
+                return Err(e.into());
+            }
+        };
         let mut input = request.into_inner();
         let start = match input.message().await? {
             Some(proto::SignZoneRequest {
@@ -249,9 +438,19 @@ impl Zones for Api {
                 ))
             }
         };
+        if let Err(e) = self.access.check(&caller, &Right::Sign(start.zone.clone())) {
+            return self.audited(&caller, "SignZone", &start.zone, Err(e)).await;
+        }
+        let slot = match self.limiter.open_stream(caller.identity()) {
+            Ok(s) => s,
+            Err(e) => return self.audited(&caller, "SignZone", &start.zone, Err(e)).await,
+        };
         let prepared = self
             .service
             .zone_signing(&start.zone, start.inception, start.expiration)
+            .await;
+        let prepared = self
+            .audited(&caller, "SignZone", &start.zone, prepared)
             .await?;
         let limit = self.service.limits().max_zone_bytes;
         let mut text: Vec<u8> = Vec::new();
@@ -261,9 +460,10 @@ impl Zones for Api {
                 Some(sign_zone_request::Msg::Chunk(c)) => {
                     size += c.len();
                     if size > limit {
-                        return Err(Status::resource_exhausted(format!(
+                        let e = Error::ResourceExhausted(format!(
                             "zone file is over the limit of {limit} bytes (max_zone_bytes)"
-                        )));
+                        ));
+                        return self.audited(&caller, "SignZone", &start.zone, Err(e)).await;
                     }
                     text.extend_from_slice(&c);
                 }
@@ -276,7 +476,11 @@ impl Zones for Api {
         }
         let (tx, rx) = mpsc::channel(8);
         let service = self.service.clone();
+        let who = caller.identity().to_string();
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
+            // The stream slot is held until signing ends.
+            let _slot = slot;
             let began = Instant::now();
             let send = |m: sign_zone_response::Msg| {
                 tx.blocking_send(Ok(proto::SignZoneResponse { msg: Some(m) }))
@@ -296,7 +500,20 @@ impl Zones for Api {
                     }));
                 }
             };
-            match service.sign_zone_blocking(&prepared, &text, &mut emit, &mut progress) {
+            let result = service.sign_zone_blocking(&prepared, &text, &mut emit, &mut progress);
+            // A signed zone is a key event (DESIGN §4.4); if it cannot be
+            // recorded, the caller gets an error instead of the summary.
+            let result = result.and_then(|stats| {
+                runtime
+                    .block_on(service.audit_event(
+                        &who,
+                        &start.zone,
+                        "sign-zone",
+                        format!("{} records in, {} RRSIGs", stats.records_in, stats.rrsigs),
+                    ))
+                    .map(|_| stats)
+            });
+            match result {
                 Ok(stats) => {
                     tracing::info!(
                         zone = %start.zone,
@@ -314,10 +531,68 @@ impl Zones for Api {
                 }
                 Err(e) => {
                     tracing::warn!(zone = %start.zone, error = %e, "zone not signed");
+                    runtime.block_on(service.audit_refusal(
+                        &who,
+                        &start.zone,
+                        "SignZone",
+                        &e.to_string(),
+                    ));
                     let _ = tx.blocking_send(Err(e.into()));
                 }
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+#[tonic::async_trait]
+impl Audit for Api {
+    async fn list_audit(
+        &self,
+        request: Request<proto::ListAuditRequest>,
+    ) -> Result<Response<proto::ListAuditResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Read, "ListAudit", &zone)
+            .await?;
+        let r = request.into_inner();
+        let zone_filter = (!r.zone.is_empty()).then_some(r.zone.as_str());
+        let result = self.service.read_audit(zone_filter, r.since).await;
+        let entries = self.audited(&caller, "ListAudit", &zone, result).await?;
+        Ok(Response::new(proto::ListAuditResponse {
+            entries: entries
+                .into_iter()
+                .map(|e| proto::AuditEntry {
+                    json: serde_json::to_string(&e).unwrap_or_default(),
+                    seq: e.seq,
+                    time: e.time,
+                    node: e.node,
+                    caller: e.caller,
+                    zone: e.zone,
+                    action: e.action,
+                    outcome: e.outcome,
+                    detail: e.detail,
+                    prev: e.prev,
+                    hash: e.hash,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn verify_audit(
+        &self,
+        request: Request<proto::VerifyAuditRequest>,
+    ) -> Result<Response<proto::VerifyAuditResponse>, Status> {
+        let caller = self
+            .authorize(&request, Right::Read, "VerifyAudit", "")
+            .await?;
+        let result = self.service.verify_audit().await;
+        let (n, broken) = self.audited(&caller, "VerifyAudit", "", result).await?;
+        Ok(Response::new(proto::VerifyAuditResponse {
+            intact: broken.is_none(),
+            entries: n as u64,
+            first_bad_seq: broken.as_ref().map_or(0, |b| b.seq),
+            reason: broken.map(|b| b.reason).unwrap_or_default(),
+        }))
     }
 }

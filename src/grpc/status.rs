@@ -11,6 +11,8 @@ pub fn to_status(e: Error) -> Status {
         Error::AlreadyExists(m) => Status::already_exists(m),
         Error::FailedPrecondition(m) => Status::failed_precondition(m),
         Error::ResourceExhausted(m) => Status::resource_exhausted(m),
+        Error::PermissionDenied(m) => Status::permission_denied(m),
+        Error::Unauthenticated(m) => Status::unauthenticated(m),
         Error::Unavailable(m) => Status::unavailable(m),
         Error::Internal(m) => Status::internal(m),
     }

@@ -8,6 +8,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 
+use crate::audit::{AuditDraft, AuditEntry};
 use crate::zone::{KeyRecord, ZoneRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,28 +29,70 @@ pub enum StoreError {
     Unavailable { location: String, reason: String },
     #[error("store record is corrupt or of an unknown schema: {0}")]
     Corrupt(String),
+    #[error("the audit log cannot be written ({0}); the change is refused")]
+    AuditUnwritable(String),
 }
 
-/// Where zones and keys are kept.
+/// Where zones, keys and the audit log are kept. Every write that changes
+/// a zone or a key carries its audit entry, written in the same
+/// transaction: if the entry cannot be written, the change is not made
+/// (fail closed).
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Creates a zone with its first keys in one transaction.
-    async fn create_zone(&self, zone: &ZoneRecord, keys: &[KeyRecord]) -> Result<(), StoreError>;
+    async fn create_zone(
+        &self,
+        zone: &ZoneRecord,
+        keys: &[KeyRecord],
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError>;
     async fn get_zone(&self, name: &str) -> Result<Option<ZoneRecord>, StoreError>;
     async fn list_zones(&self) -> Result<Vec<ZoneRecord>, StoreError>;
     /// Deletes a zone and its key records if its epoch is still `epoch`.
-    async fn delete_zone(&self, name: &str, epoch: u64) -> Result<(), StoreError>;
+    async fn delete_zone(
+        &self,
+        name: &str,
+        epoch: u64,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError>;
     async fn list_keys(&self, zone: &str) -> Result<Vec<KeyRecord>, StoreError>;
     /// Inserts or replaces a key record if the zone's epoch is still `epoch`.
-    async fn put_key(&self, key: &KeyRecord, epoch: u64) -> Result<(), StoreError>;
+    async fn put_key(
+        &self,
+        key: &KeyRecord,
+        epoch: u64,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError>;
     /// Deletes a key record if the zone's epoch is still `epoch`.
-    async fn delete_key(&self, zone: &str, id: &str, epoch: u64) -> Result<(), StoreError>;
+    async fn delete_key(
+        &self,
+        zone: &str,
+        id: &str,
+        epoch: u64,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError>;
+    /// Appends an entry that goes with no other change (a refused call, a
+    /// signed zone).
+    async fn append_audit(&self, audit: &AuditDraft) -> Result<AuditEntry, StoreError>;
+    /// The log from entry 1 on, optionally only one zone's entries at or
+    /// after a time (for reading; verification needs the whole log).
+    async fn read_audit(
+        &self,
+        zone: Option<&str>,
+        since: u64,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
-/// Opens a store from its URL: `sqlite:PATH`.
-pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+/// Opens a store from its URL: `sqlite:PATH`. With `audit_file`, every
+/// audit entry is also appended to that file as a JSON line.
+pub async fn open(
+    url: &str,
+    audit_file: Option<std::path::PathBuf>,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite:") {
-        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path).await?))
+        Ok(std::sync::Arc::new(
+            sqlite::SqliteStore::open(path, audit_file).await?,
+        ))
     } else {
         Err(StoreError::Unavailable {
             location: url.to_string(),

@@ -3,6 +3,8 @@
 //! writer at a time, others wait up to the busy timeout), and compare the
 //! zone's epoch inside the transaction.
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,18 +12,20 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{Store, StoreError};
+use crate::audit::{self, AuditDraft, AuditEntry};
 use crate::zone::{KeyRecord, ZoneRecord, SCHEMA_VERSION};
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     path: String,
     conn: Arc<Mutex<Connection>>,
+    audit_file: Option<PathBuf>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database and checks that it can be
     /// written.
-    pub async fn open(path: &str) -> Result<SqliteStore, StoreError> {
+    pub async fn open(path: &str, audit_file: Option<PathBuf>) -> Result<SqliteStore, StoreError> {
         let p = path.to_string();
         let conn = tokio::task::spawn_blocking(move || open_blocking(&p))
             .await
@@ -29,6 +33,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: path.to_string(),
             conn: Arc::new(Mutex::new(conn)),
+            audit_file,
         })
     }
 
@@ -71,6 +76,9 @@ fn open_blocking(path: &str) -> Result<Connection, StoreError> {
          CREATE TABLE IF NOT EXISTS keys (
              zone TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
              PRIMARY KEY (zone, id));
+         CREATE TABLE IF NOT EXISTS audit (
+             seq INTEGER PRIMARY KEY, zone TEXT NOT NULL, time INTEGER NOT NULL,
+             entry TEXT NOT NULL);
          INSERT OR IGNORE INTO meta (k, v) VALUES ('schema', '1');
          COMMIT;",
     )
@@ -128,11 +136,55 @@ fn check_epoch(
     Ok(())
 }
 
+/// Appends an audit entry inside the caller's transaction, and to the audit
+/// file if there is one. Any failure fails the transaction.
+fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    draft: &AuditDraft,
+    file: Option<&PathBuf>,
+) -> Result<AuditEntry, StoreError> {
+    let unwritable = |e: String| StoreError::AuditUnwritable(e);
+    let last: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT seq, entry FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(|e| unwritable(e.to_string()))?;
+    let (seq, prev) = match last {
+        Some((seq, entry)) => (seq as u64 + 1, decode::<AuditEntry>(&entry)?.hash),
+        None => (1, audit::GENESIS.to_string()),
+    };
+    let entry = audit::seal(draft, seq, &prev);
+    let line = encode(&entry);
+    tx.execute(
+        "INSERT INTO audit (seq, zone, time, entry) VALUES (?1, ?2, ?3, ?4)",
+        params![seq as i64, entry.zone, entry.time as i64, line],
+    )
+    .map_err(|e| unwritable(e.to_string()))?;
+    if let Some(path) = file {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{line}").and_then(|_| f.sync_data()))
+            .map_err(|e| unwritable(format!("{}: {e}", path.display())))?;
+    }
+    Ok(entry)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_zone(&self, zone: &ZoneRecord, keys: &[KeyRecord]) -> Result<(), StoreError> {
+    async fn create_zone(
+        &self,
+        zone: &ZoneRecord,
+        keys: &[KeyRecord],
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError> {
         let zone = zone.clone();
         let keys = keys.to_vec();
+        let (audit, file) = (audit.clone(), self.audit_file.clone());
         self.run(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -158,6 +210,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(db)?;
             }
+            append_in(&tx, &audit, file.as_ref())?;
             tx.commit().map_err(db)
         })
         .await
@@ -188,8 +241,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_zone(&self, name: &str, epoch: u64) -> Result<(), StoreError> {
+    async fn delete_zone(
+        &self,
+        name: &str,
+        epoch: u64,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError> {
         let name = name.to_string();
+        let (audit, file) = (audit.clone(), self.audit_file.clone());
         self.run(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -199,6 +258,7 @@ impl Store for SqliteStore {
                 .map_err(db)?;
             tx.execute("DELETE FROM zones WHERE name = ?1", [&name])
                 .map_err(db)?;
+            append_in(&tx, &audit, file.as_ref())?;
             tx.commit().map_err(db)
         })
         .await
@@ -222,8 +282,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_key(&self, key: &KeyRecord, epoch: u64) -> Result<(), StoreError> {
+    async fn put_key(
+        &self,
+        key: &KeyRecord,
+        epoch: u64,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError> {
         let key = key.clone();
+        let (audit, file) = (audit.clone(), self.audit_file.clone());
         self.run(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -234,13 +300,21 @@ impl Store for SqliteStore {
                 params![key.zone, key.id, encode(&key)],
             )
             .map_err(db)?;
+            append_in(&tx, &audit, file.as_ref())?;
             tx.commit().map_err(db)
         })
         .await
     }
 
-    async fn delete_key(&self, zone: &str, id: &str, epoch: u64) -> Result<(), StoreError> {
+    async fn delete_key(
+        &self,
+        zone: &str,
+        id: &str,
+        epoch: u64,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError> {
         let (zone, id) = (zone.to_string(), id.to_string());
+        let (audit, file) = (audit.clone(), self.audit_file.clone());
         self.run(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -252,7 +326,42 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::KeyNotFound { zone, key: id });
             }
+            append_in(&tx, &audit, file.as_ref())?;
             tx.commit().map_err(db)
+        })
+        .await
+    }
+
+    async fn append_audit(&self, audit: &AuditDraft) -> Result<AuditEntry, StoreError> {
+        let (audit, file) = (audit.clone(), self.audit_file.clone());
+        self.run(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| StoreError::AuditUnwritable(e.to_string()))?;
+            let entry = append_in(&tx, &audit, file.as_ref())?;
+            tx.commit()
+                .map_err(|e| StoreError::AuditUnwritable(e.to_string()))?;
+            Ok(entry)
+        })
+        .await
+    }
+
+    async fn read_audit(
+        &self,
+        zone: Option<&str>,
+        since: u64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let zone = zone.map(str::to_string);
+        self.run(move |c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT entry FROM audit WHERE (?1 IS NULL OR zone = ?1) AND time >= ?2 ORDER BY seq",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map(params![zone, since as i64], |r| r.get::<_, String>(0))
+                .map_err(db)?;
+            rows.map(|r| decode(&r.map_err(db)?)).collect()
         })
         .await
     }

@@ -19,6 +19,7 @@ use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
 use super::token_signer::TokenWorker;
 use super::workers::SigningWorkers;
 use super::{KeyRecord, KeyState, Policy, ZoneRecord, SCHEMA_VERSION};
+use crate::audit::{self, AuditDraft, AuditEntry};
 use crate::clock::Clock;
 use crate::dnssec::ds::{self, DsDigest};
 use crate::dnssec::rrset::{self, CanonicalRrset, WireRecord};
@@ -179,6 +180,63 @@ impl ZoneService {
         Ok(())
     }
 
+    /// An audit entry of this node for a successful action.
+    fn draft(&self, who: &str, zone: &str, action: &str, detail: String) -> AuditDraft {
+        AuditDraft {
+            time: self.clock.now(),
+            node: self.node_id.clone(),
+            caller: who.to_string(),
+            // The stored form, so that `audit --zone` finds every entry.
+            zone: match parse_zone_name(zone) {
+                Ok((key, _)) => key,
+                Err(_) => zone.to_string(),
+            },
+            action: action.to_string(),
+            outcome: "ok".to_string(),
+            detail,
+        }
+    }
+
+    /// Records a refused call. A refusal that cannot be recorded is logged;
+    /// the call is refused either way.
+    pub async fn audit_refusal(&self, who: &str, zone: &str, action: &str, reason: &str) {
+        let mut d = self.draft(who, zone, action, String::new());
+        d.outcome = format!("refused: {reason}");
+        if let Err(e) = self.store.append_audit(&d).await {
+            tracing::error!(error = %e, action, "cannot record a refused call in the audit log");
+        }
+    }
+
+    /// Records an event that changes nothing in the store (a signed zone);
+    /// fails when the log cannot be written.
+    pub async fn audit_event(
+        &self,
+        who: &str,
+        zone: &str,
+        action: &str,
+        detail: String,
+    ) -> Result<()> {
+        self.store
+            .append_audit(&self.draft(who, zone, action, detail))
+            .await?;
+        Ok(())
+    }
+
+    /// The audit log, or one zone's part of it from a time on.
+    pub async fn read_audit(&self, zone: Option<&str>, since: u64) -> Result<Vec<AuditEntry>> {
+        let zone = match zone {
+            Some(z) => Some(parse_zone_name(z)?.0),
+            None => None,
+        };
+        Ok(self.store.read_audit(zone.as_deref(), since).await?)
+    }
+
+    /// Checks the whole chain: (entries, the first break if any).
+    pub async fn verify_audit(&self) -> Result<(usize, Option<audit::ChainBreak>)> {
+        let entries = self.store.read_audit(None, 0).await?;
+        Ok((entries.len(), audit::verify_chain(&entries).err()))
+    }
+
     fn forget_context(&self, zone: &str) {
         self.contexts
             .lock()
@@ -238,7 +296,7 @@ impl ZoneService {
 
     /// Adds a zone: generates its KSK and ZSK and makes this node its Key
     /// Master.
-    pub async fn add_zone(&self, name: &str, policy: Policy) -> Result<ZoneView> {
+    pub async fn add_zone(&self, who: &str, name: &str, policy: Policy) -> Result<ZoneView> {
         let (key, _) = parse_zone_name(name)?;
         policy.validate()?;
         if self.store.get_zone(&key).await?.is_some() {
@@ -268,7 +326,16 @@ impl ZoneService {
             created: now,
         };
         let keys = vec![ksk, zsk];
-        if let Err(e) = self.store.create_zone(&zone, &keys).await {
+        let audit = self.draft(
+            who,
+            &key,
+            "generate",
+            format!(
+                "zone added, Key Master {} epoch 1; KSK {} and ZSK {} ({}) generated, published and active",
+                self.node_id, keys[0].key_tag, keys[1].key_tag, zone.policy.algorithm
+            ),
+        );
+        if let Err(e) = self.store.create_zone(&zone, &keys, &audit).await {
             self.destroy_in_token(keys.iter().map(|k| k.id.clone()).collect())
                 .await;
             return Err(e.into());
@@ -294,7 +361,7 @@ impl ZoneService {
 
     /// Removes a zone. Its keys are destroyed in the token, which needs
     /// `force`. Returns how many keys were destroyed.
-    pub async fn remove_zone(&self, name: &str, force: bool) -> Result<usize> {
+    pub async fn remove_zone(&self, who: &str, name: &str, force: bool) -> Result<usize> {
         let (key, _, zone) = self.zone(name).await?;
         self.require_key_master(&zone)?;
         let keys = self.store.list_keys(&key).await?;
@@ -304,7 +371,17 @@ impl ZoneService {
                 keys.len()
             )));
         }
-        self.store.delete_zone(&key, zone.epoch).await?;
+        let tags: Vec<String> = keys.iter().map(|k| k.key_tag.to_string()).collect();
+        let audit = self.draft(
+            who,
+            &key,
+            "delete",
+            format!(
+                "zone removed; keys {} destroyed in the token",
+                tags.join(", ")
+            ),
+        );
+        self.store.delete_zone(&key, zone.epoch, &audit).await?;
         self.forget_context(&key);
         let n = self
             .destroy_in_token(keys.iter().map(|k| k.id.clone()).collect())
@@ -385,7 +462,13 @@ impl ZoneService {
 
     /// Adds a key to a zone: published only (a standby or next key), or
     /// active at once.
-    pub async fn add_key(&self, zone: &str, role: KeyRole, activate: bool) -> Result<KeyRecord> {
+    pub async fn add_key(
+        &self,
+        who: &str,
+        zone: &str,
+        role: KeyRole,
+        activate: bool,
+    ) -> Result<KeyRecord> {
         let (key, _, z) = self.zone(zone).await?;
         self.require_key_master(&z)?;
         let state = if activate {
@@ -397,7 +480,22 @@ impl ZoneService {
         let k = self
             .generate_key(&key, role, z.policy.algorithm, state, now)
             .await?;
-        if let Err(e) = self.store.put_key(&k, z.epoch).await {
+        let audit = self.draft(
+            who,
+            &key,
+            if activate {
+                "generate+activate"
+            } else {
+                "generate+publish"
+            },
+            format!(
+                "{} {} generated, {}",
+                role.as_str().to_uppercase(),
+                k.key_tag,
+                state.as_str()
+            ),
+        );
+        if let Err(e) = self.store.put_key(&k, z.epoch, &audit).await {
             self.destroy_in_token(vec![k.id.clone()]).await;
             return Err(e.into());
         }
@@ -448,7 +546,7 @@ impl ZoneService {
     }
 
     /// Takes a key out of signing; it stays published.
-    pub async fn retire_key(&self, zone: &str, which: &str) -> Result<KeyRecord> {
+    pub async fn retire_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
         let (key, _, z) = self.zone(zone).await?;
         self.require_key_master(&z)?;
         let keys = self.store.list_keys(&key).await?;
@@ -463,7 +561,13 @@ impl ZoneService {
         let mut k = k.clone();
         k.state = KeyState::Retired;
         k.retired = self.clock.now();
-        self.store.put_key(&k, z.epoch).await?;
+        let audit = self.draft(
+            who,
+            &key,
+            "retire",
+            format!("{} {} retired", k.role.as_str().to_uppercase(), k.key_tag),
+        );
+        self.store.put_key(&k, z.epoch, &audit).await?;
         self.forget_context(&key);
         if let Some(id) = keys::unhex(&k.id) {
             // Drops the session copy the key was signing with.
@@ -474,13 +578,23 @@ impl ZoneService {
     }
 
     /// Removes a key from the zone and destroys it in the token.
-    pub async fn remove_key(&self, zone: &str, which: &str) -> Result<KeyRecord> {
+    pub async fn remove_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
         let (key, _, z) = self.zone(zone).await?;
         self.require_key_master(&z)?;
         let keys = self.store.list_keys(&key).await?;
         let k = Self::find_key(&keys, &key, which)?.clone();
         Self::check_not_last_active(&keys, &k, "removed")?;
-        self.store.delete_key(&key, &k.id, z.epoch).await?;
+        let audit = self.draft(
+            who,
+            &key,
+            "delete",
+            format!(
+                "{} {} removed and destroyed in the token",
+                k.role.as_str().to_uppercase(),
+                k.key_tag
+            ),
+        );
+        self.store.delete_key(&key, &k.id, z.epoch, &audit).await?;
         self.forget_context(&key);
         self.destroy_in_token(vec![k.id.clone()]).await;
         tracing::info!(zone = %key, key_tag = k.key_tag, "key removed");

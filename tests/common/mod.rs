@@ -99,13 +99,125 @@ impl TestToken {
     }
 }
 
-/// A running keymasterd.
+/// A test PKI made at run time: a CA, a server certificate for 127.0.0.1
+/// and client certificates by name.
+pub struct Pki {
+    pub dir: TempDir,
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    pub ca_pem: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+/// A client certificate and key on disk.
+#[derive(Debug, Clone)]
+pub struct ClientCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn ca_params(cn: &str) -> rcgen::CertificateParams {
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    p.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    p
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = TempDir::new("pki");
+        let ca = rcgen::CertifiedIssuer::self_signed(
+            ca_params("keymaster test CA"),
+            rcgen::KeyPair::generate().unwrap(),
+        )
+        .unwrap();
+        let ca_pem = dir.path().join("ca.pem");
+        std::fs::write(&ca_pem, ca.pem()).unwrap();
+        let mut pki = Pki {
+            dir,
+            ca,
+            ca_pem,
+            server_cert: PathBuf::new(),
+            server_key: PathBuf::new(),
+        };
+        let server = pki.issue("server", &["127.0.0.1", "localhost"], None, false);
+        pki.server_cert = server.cert;
+        pki.server_key = server.key;
+        pki
+    }
+
+    /// A certificate for the given SANs (and CN), signed by this CA, or
+    /// expired when asked.
+    pub fn issue(&self, file: &str, sans: &[&str], cn: Option<&str>, expired: bool) -> ClientCert {
+        let mut p =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        if let Some(cn) = cn {
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        }
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &self.ca).unwrap();
+        write_pair(self.dir.path(), file, &cert.pem(), &key.serialize_pem())
+    }
+
+    /// A client certificate for the name, signed by this CA.
+    pub fn client(&self, name: &str) -> ClientCert {
+        self.issue(&format!("client-{name}"), &[name], Some(name), false)
+    }
+
+    /// A certificate for the name from another CA that the server does not trust.
+    pub fn foreign_client(&self, name: &str) -> ClientCert {
+        let other = rcgen::CertifiedIssuer::self_signed(
+            ca_params("rogue CA"),
+            rcgen::KeyPair::generate().unwrap(),
+        )
+        .unwrap();
+        let p = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &other).unwrap();
+        write_pair(
+            self.dir.path(),
+            &format!("foreign-{name}"),
+            &cert.pem(),
+            &key.serialize_pem(),
+        )
+    }
+}
+
+fn write_pair(dir: &Path, file: &str, cert: &str, key: &str) -> ClientCert {
+    let c = dir.join(format!("{file}.pem"));
+    let k = dir.join(format!("{file}.key"));
+    std::fs::write(&c, cert).unwrap();
+    std::fs::write(&k, key).unwrap();
+    ClientCert { cert: c, key: k }
+}
+
+/// The identity every test uses unless it says otherwise: role admin.
+pub const ADMIN: &str = "admin.test";
+
+/// The default access file: ADMIN is admin.
+pub fn default_access() -> String {
+    format!("[[grant]]\nname = \"{ADMIN}\"\nroles = [\"admin\"]\n")
+}
+
+/// A running keymasterd, serving TLS with client certificates required.
 pub struct Daemon {
     pub child: Option<Child>,
     pub addr: String,
     pub dir: TempDir,
     pub store: String,
     pub log: PathBuf,
+    pub pki: Pki,
+    pub access_file: PathBuf,
+    pub admin: ClientCert,
 }
 
 pub fn keymasterd() -> &'static str {
@@ -131,6 +243,12 @@ impl Daemon {
         dir: TempDir,
         extra: &[&str],
     ) -> Daemon {
+        let pki = Pki::new();
+        let access_file = dir.path().join("access.toml");
+        if !access_file.exists() {
+            std::fs::write(&access_file, default_access()).unwrap();
+        }
+        let admin = pki.client(ADMIN);
         let addr_file = dir.path().join("addr");
         let _ = std::fs::remove_file(&addr_file);
         let log = dir.path().join(format!(
@@ -154,6 +272,14 @@ impl Daemon {
             .args(["--store", store])
             .arg("--address-file")
             .arg(&addr_file)
+            .arg("--tls-cert")
+            .arg(&pki.server_cert)
+            .arg("--tls-key")
+            .arg(&pki.server_key)
+            .arg("--tls-client-ca")
+            .arg(&pki.ca_pem)
+            .arg("--access-file")
+            .arg(&access_file)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -165,6 +291,9 @@ impl Daemon {
             dir,
             store: store.to_string(),
             log,
+            pki,
+            access_file,
+            admin,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -186,7 +315,14 @@ impl Daemon {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
+    }
+
+    /// Replaces the access file and tells keymasterd to re-read it.
+    pub fn set_access(&self, text: &str) {
+        std::fs::write(&self.access_file, text).unwrap();
+        unsafe_kill(self.pid(), "HUP");
+        std::thread::sleep(Duration::from_millis(300));
     }
 
     pub fn log_text(&self) -> String {
@@ -215,15 +351,38 @@ impl Daemon {
         false
     }
 
-    /// keymasterctl against this daemon.
+    /// keymasterctl against this daemon, as the admin.
     pub fn ctl(&self, args: &[&str]) -> Output {
+        self.ctl_as(&self.admin, args)
+    }
+
+    /// keymasterctl against this daemon with the given client certificate.
+    pub fn ctl_as(&self, who: &ClientCert, args: &[&str]) -> Output {
         Command::new(keymasterctl_bin())
             .env_remove("KEYMASTER_SERVER")
             .args(["--server", &self.url()])
+            .arg("--ca")
+            .arg(&self.pki.ca_pem)
+            .arg("--cert")
+            .arg(&who.cert)
+            .arg("--key")
+            .arg(&who.key)
             .args(args)
             .stdin(Stdio::null())
             .output()
             .expect("run keymasterctl")
+    }
+
+    /// A gRPC channel with the given client certificate.
+    pub async fn channel_as(&self, who: &ClientCert) -> Result<tonic::transport::Channel, String> {
+        keymaster::grpc::client::connect(&keymaster::grpc::client::ClientArgs {
+            server: self.url(),
+            ca: Some(self.pki.ca_pem.clone()),
+            cert: Some(who.cert.clone()),
+            key: Some(who.key.clone()),
+            server_name: None,
+        })
+        .await
     }
 
     /// keymasterctl that must succeed; returns its stdout.
@@ -252,17 +411,17 @@ impl Daemon {
     pub async fn zones_client(
         &self,
     ) -> keymaster::proto::zones_client::ZonesClient<tonic::transport::Channel> {
-        keymaster::proto::zones_client::ZonesClient::connect(self.url())
-            .await
-            .expect("connect")
+        keymaster::proto::zones_client::ZonesClient::new(
+            self.channel_as(&self.admin).await.expect("connect"),
+        )
     }
 
     pub async fn signer_client(
         &self,
     ) -> keymaster::proto::signer_client::SignerClient<tonic::transport::Channel> {
-        keymaster::proto::signer_client::SignerClient::connect(self.url())
-            .await
-            .expect("connect")
+        keymaster::proto::signer_client::SignerClient::new(
+            self.channel_as(&self.admin).await.expect("connect"),
+        )
     }
 }
 
