@@ -229,10 +229,17 @@ impl Signer for Api {
         &self,
         request: Request<proto::GetDnskeysRequest>,
     ) -> Result<Response<proto::GetDnskeysResponse>, Status> {
-        let (dnskeys, rrsigs) = self
-            .service
-            .signed_dnskeys(&request.into_inner().zone)
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(
+                &request,
+                Right::ReadPublic(zone.clone()),
+                "GetDnskeys",
+                &zone,
+            )
             .await?;
+        let r = self.service.signed_dnskeys(&zone).await;
+        let (dnskeys, rrsigs) = self.audited(&caller, "GetDnskeys", &zone, r).await?;
         Ok(Response::new(proto::GetDnskeysResponse {
             dnskeys: dnskeys.into_iter().map(record_to_proto).collect(),
             rrsigs: rrsigs.into_iter().map(record_to_proto).collect(),
