@@ -49,6 +49,11 @@ pub async fn serve(
     };
     let max = options.max_message_bytes;
     let router = tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            move |r: tonic::codegen::http::Response<tonic::body::Body>| {
+                oversized_is_exhaustion(r, max)
+            },
+        ))
         .add_service(
             SignerServer::new(api.clone())
                 .max_decoding_message_size(max)
@@ -77,6 +82,34 @@ pub async fn serve(
                 .await
         }
     }
+}
+
+/// tonic refuses a request over the decoding limit with OutOfRange before
+/// any handler runs; callers are told ResourceExhausted with the setting
+/// named, like every other limit.
+fn oversized_is_exhaustion(
+    mut response: tonic::codegen::http::Response<tonic::body::Body>,
+    max: usize,
+) -> tonic::codegen::http::Response<tonic::body::Body> {
+    use tonic::codegen::http::HeaderValue;
+    let headers = response.headers_mut();
+    let oversized = headers.get("grpc-status").is_some_and(|v| v == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|m| {
+                m.contains("message%20length%20too%20large")
+                    || m.contains("message length too large")
+            });
+    if oversized {
+        headers.insert("grpc-status", HeaderValue::from_static("8"));
+        let msg =
+            format!("request%20is%20over%20the%20limit%20of%20{max}%20bytes%20(max_message_bytes)");
+        if let Ok(v) = HeaderValue::from_str(&msg) {
+            headers.insert("grpc-message", v);
+        }
+    }
+    response
 }
 
 #[derive(Clone)]
