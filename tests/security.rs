@@ -627,21 +627,31 @@ async fn per_caller_limits_are_refused_with_their_names() {
         z.sign_zone(tokio_stream::wrappers::ReceiverStream::new(rx))
             .await
     });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let out = d.ctl(&[
-        "zone",
-        "sign",
-        "lim.example",
-        "--in",
-        "/dev/null",
-        "--out",
-        "-",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("ResourceExhausted") && err.contains("max_streams_per_caller"),
-        "{err}"
-    );
+    // Until the service has taken the first stream's slot, a second stream
+    // fails for its own reasons (an empty zone); then the limit shows.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = d.ctl(&[
+            "zone",
+            "sign",
+            "lim.example",
+            "--in",
+            "/dev/null",
+            "--out",
+            "-",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success());
+        if err.contains("ResourceExhausted") {
+            assert!(err.contains("max_streams_per_caller"), "{err}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stream limit never showed: {err}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     drop(tx);
     let _ = first.await;
 }

@@ -320,9 +320,21 @@ impl Daemon {
 
     /// Replaces the access file and tells keymasterd to re-read it.
     pub fn set_access(&self, text: &str) {
+        let seen = |t: &str| {
+            t.matches("access file reloaded").count()
+                + t.matches("access file not reloaded").count()
+        };
+        let before = seen(&self.log_text());
         std::fs::write(&self.access_file, text).unwrap();
         unsafe_kill(self.pid(), "HUP");
-        std::thread::sleep(Duration::from_millis(300));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while seen(&self.log_text()) == before {
+            assert!(
+                Instant::now() < deadline,
+                "keymasterd did not re-read its access file"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn log_text(&self) -> String {
