@@ -53,13 +53,19 @@ pub async fn run(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(reload_on_sighup(access.clone()));
+    let advertise = config.advertise.clone().unwrap_or_else(|| addr.to_string());
+    service
+        .renew_lease(&advertise, config.lease_secs)
+        .await
+        .map_err(|e| format!("cannot register node {} in the store: {e}", config.node_id))?;
+    tokio::spawn(renew_lease(service.clone(), advertise, config.lease_secs));
     if let Some(path) = &config.address_file {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, addr.to_string())
             .and_then(|_| std::fs::rename(&tmp, path))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    tokio::spawn(reload_on_sighup(access.clone()));
     tracing::info!(
         node = %config.node_id,
         %addr,
@@ -114,6 +120,17 @@ async fn reload_on_sighup(access: Arc<AccessControl>) {
         match access.reload() {
             Ok(n) => tracing::info!(grants = n, "access file reloaded"),
             Err(e) => tracing::error!(error = %e, "access file not reloaded; the old rules stay"),
+        }
+    }
+}
+
+/// Renews this node's liveness lease every third of its length.
+async fn renew_lease(service: Arc<ZoneService>, advertise: String, lease_secs: u64) {
+    let period = std::time::Duration::from_millis(lease_secs * 1000 / 3);
+    loop {
+        tokio::time::sleep(period).await;
+        if let Err(e) = service.renew_lease(&advertise, lease_secs).await {
+            tracing::warn!(error = %e, "cannot renew the node lease");
         }
     }
 }

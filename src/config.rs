@@ -84,6 +84,14 @@ pub struct DaemonArgs {
     /// Most RRsets signed per second per caller through SignRrsets (0: no limit).
     #[arg(long, env = "KEYMASTER_SIGN_RATE_PER_CALLER")]
     pub sign_rate_per_caller: Option<u32>,
+    /// Address other nodes and operators reach this node at (default: the
+    /// bound listen address).
+    #[arg(long, env = "KEYMASTER_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Liveness lease in seconds: a node whose lease is not renewed within
+    /// this time is offline (renewed every third of it).
+    #[arg(long, env = "KEYMASTER_LEASE_SECS")]
+    pub lease_secs: Option<u64>,
     /// Write the bound address here once listening (for --listen …:0).
     #[arg(long)]
     pub address_file: Option<PathBuf>,
@@ -123,6 +131,8 @@ pub struct FileConfig {
     pub audit_file: Option<PathBuf>,
     pub max_streams_per_caller: Option<usize>,
     pub sign_rate_per_caller: Option<u32>,
+    pub advertise: Option<String>,
+    pub lease_secs: Option<u64>,
     pub max_batch_rrsets: Option<usize>,
     pub max_zone_records: Option<usize>,
     pub max_zone_bytes: Option<usize>,
@@ -146,6 +156,8 @@ pub struct Config {
     pub audit_file: Option<PathBuf>,
     pub max_streams_per_caller: usize,
     pub sign_rate_per_caller: u32,
+    pub advertise: Option<String>,
+    pub lease_secs: u64,
 }
 
 impl Config {
@@ -258,6 +270,8 @@ impl Config {
                 .sign_rate_per_caller
                 .or(file.sign_rate_per_caller)
                 .unwrap_or(0),
+            advertise: args.advertise.or(file.advertise),
+            lease_secs: args.lease_secs.or(file.lease_secs).unwrap_or(10).max(1),
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod dnssec;
 pub mod error;
 pub mod grpc;
 pub mod hsm;
+pub mod keymaster;
 pub mod secret;
 pub mod store;
 pub mod zone;

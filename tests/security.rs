@@ -9,6 +9,7 @@ use common::*;
 use domain::base::name::Name;
 use keymaster::proto;
 use keymaster::proto::audit_client::AuditClient;
+use keymaster::proto::key_master_client::KeyMasterClient;
 use keymaster::proto::signer_client::SignerClient;
 use keymaster::proto::zones_client::ZonesClient;
 use tonic::Code;
@@ -63,7 +64,8 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
         .expect("TLS connection with a valid certificate");
     let mut signer = SignerClient::new(ch.clone());
     let mut zones = ZonesClient::new(ch.clone());
-    let mut audit = AuditClient::new(ch);
+    let mut audit = AuditClient::new(ch.clone());
+    let mut roles = KeyMasterClient::new(ch);
     let code = |r: Result<(), tonic::Status>| r.err().map_or(Code::Ok, |s| s.code());
     let mut out = Vec::new();
     out.push((
@@ -265,6 +267,45 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
         ),
     ));
     out.push((
+        "ListNodes",
+        code(
+            roles
+                .list_nodes(proto::ListNodesRequest {})
+                .await
+                .map(|_| ()),
+        ),
+    ));
+    out.push((
+        "ShowRole",
+        code(
+            roles
+                .show_role(proto::RoleRequest {
+                    zone: "a.example".into(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+    ));
+    out.push((
+        "Candidates",
+        code(
+            roles
+                .candidates(proto::RoleRequest {
+                    zone: "a.example".into(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+    ));
+    // To a node that does not exist: refused after the access check.
+    let nobody = || proto::MoveRoleRequest {
+        zone: "a.example".into(),
+        to: "no-such-node".into(),
+        force: false,
+    };
+    out.push(("Transfer", code(roles.transfer(nobody()).await.map(|_| ()))));
+    out.push(("Seize", code(roles.seize(nobody()).await.map(|_| ()))));
+    out.push((
         "VerifyAudit",
         code(
             audit
@@ -301,6 +342,11 @@ async fn every_rpc_checks_every_role() {
         "RemoveKey",
         "SignZone(A)",
         "SignZone(B)",
+        "ListNodes",
+        "ShowRole",
+        "Candidates",
+        "Transfer",
+        "Seize",
         "ListAudit",
         "VerifyAudit",
     ];
@@ -319,6 +365,9 @@ async fn every_rpc_checks_every_role() {
                 "GetZone",
                 "ListZones",
                 "ListKeys",
+                "ListNodes",
+                "ShowRole",
+                "Candidates",
                 "ListAudit",
                 "VerifyAudit",
             ],

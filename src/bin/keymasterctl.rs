@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use keymaster::proto::audit_client::AuditClient;
+use keymaster::proto::key_master_client::KeyMasterClient;
 use keymaster::proto::sign_zone_request;
 use keymaster::proto::sign_zone_response;
 use keymaster::proto::signer_client::SignerClient;
@@ -50,6 +51,12 @@ enum Command {
     Dnskey { zone: String },
     /// Compare signing through gRPC with signing directly through PKCS#11.
     Bench(keymaster::bench::BenchArgs),
+    /// Registered nodes.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// The Key Master role of a zone: show, candidates, transfer, seize.
+    #[command(subcommand)]
+    Role(RoleCmd),
     /// The audit log; `audit verify` checks its hash chain.
     Audit {
         /// verify: check the chain instead of listing.
@@ -61,6 +68,36 @@ enum Command {
         /// a duration back from now such as 1h or 7d).
         #[arg(long)]
         since: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCmd {
+    /// Nodes with their token, online/offline and last-seen time.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum RoleCmd {
+    /// The zone's Key Master, its status, epoch and since when.
+    Show { zone: String },
+    /// Nodes that could become Key Master, and why the others cannot.
+    Candidates { zone: String },
+    /// Move the role while the Key Master is online.
+    Transfer {
+        zone: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Take the role when the Key Master is gone for good.
+    Seize {
+        zone: String,
+        #[arg(long)]
+        to: String,
+        /// Take it even if the new holder cannot reach the keys (the zone
+        /// must then be re-keyed and its trust anchors replaced).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -193,6 +230,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
     let channel = keymaster::grpc::client::connect(&cli.client).await?;
     let mut audit = AuditClient::new(channel.clone()).max_decoding_message_size(usize::MAX);
+    let mut roles = KeyMasterClient::new(channel.clone());
     let mut zones = ZonesClient::new(channel.clone())
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
@@ -360,6 +398,55 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Output::Audit(r.entries)
             }
         },
+        Command::Node(NodeCmd::List) => Output::Nodes(
+            roles
+                .list_nodes(proto::ListNodesRequest {})
+                .await
+                .map_err(status_line)?
+                .into_inner()
+                .nodes,
+        ),
+        Command::Role(RoleCmd::Show { zone }) => Output::Role(
+            roles
+                .show_role(proto::RoleRequest { zone })
+                .await
+                .map_err(status_line)?
+                .into_inner(),
+        ),
+        Command::Role(RoleCmd::Candidates { zone }) => Output::Candidates(
+            roles
+                .candidates(proto::RoleRequest { zone })
+                .await
+                .map_err(status_line)?
+                .into_inner()
+                .candidates,
+        ),
+        Command::Role(RoleCmd::Transfer { zone, to }) => Output::Role(
+            roles
+                .transfer(proto::MoveRoleRequest {
+                    zone,
+                    to,
+                    force: false,
+                })
+                .await
+                .map_err(status_line)?
+                .into_inner(),
+        ),
+        Command::Role(RoleCmd::Seize { zone, to, force }) => {
+            let r = roles
+                .seize(proto::MoveRoleRequest { zone, to, force })
+                .await
+                .map_err(status_line)?
+                .into_inner();
+            if r.needs_rekey {
+                eprintln!(
+                    "warning: {} cannot reach the old keys; the zone needs new keys, and every \
+                     trust anchor (the DS at the parent, configured anchors) must be replaced",
+                    r.key_master
+                );
+            }
+            Output::Role(r)
+        }
         Command::Bench(_) => unreachable!("handled above"),
     };
     out.print(cli.json);
@@ -552,7 +639,16 @@ enum Output {
     Records(Vec<(&'static str, Vec<proto::WireRecord>)>),
     Value(Value, String),
     Audit(Vec<proto::AuditEntry>),
+    Nodes(Vec<proto::Node>),
+    Role(proto::RoleInfo),
+    Candidates(Vec<proto::Candidate>),
     Nothing,
+}
+
+fn node_json(n: &proto::Node) -> Value {
+    json!({"node_id": n.node_id, "address": n.address, "token_label": n.token_label,
+        "token_serial": n.token_serial, "algorithms": n.algorithms, "online": n.online,
+        "last_seen": n.last_seen})
 }
 
 fn zone_json(z: &proto::ZoneSettings) -> Value {
@@ -606,6 +702,60 @@ impl Output {
     fn print(self, as_json: bool) {
         match self {
             Output::Nothing => {}
+            Output::Nodes(nodes) => {
+                if as_json {
+                    println!("{:#}", Value::Array(nodes.iter().map(node_json).collect()));
+                } else {
+                    println!(
+                        "{:<16} {:<22} {:<8} {:<12} {:<20} TOKEN",
+                        "NODE", "ADDRESS", "STATUS", "LAST SEEN", "SERIAL"
+                    );
+                    for n in nodes {
+                        println!(
+                            "{:<16} {:<22} {:<8} {:<12} {:<20} {}",
+                            n.node_id,
+                            n.address,
+                            if n.online { "online" } else { "offline" },
+                            n.last_seen,
+                            n.token_serial,
+                            n.token_label
+                        );
+                    }
+                }
+            }
+            Output::Role(r) => {
+                let v = json!({"ZoneName": r.zone, "KeyMasterServer": r.key_master,
+                    "KeyMasterStatus": if r.online { "online" } else { "offline" },
+                    "Epoch": r.epoch, "KeyMasterSince": r.since, "NeedsRekey": r.needs_rekey});
+                if as_json {
+                    println!("{v:#}");
+                } else {
+                    print_fields(&v);
+                }
+            }
+            Output::Candidates(cs) => {
+                if as_json {
+                    let a = cs
+                        .iter()
+                        .map(|c| {
+                            let mut v = c.node.as_ref().map(node_json).unwrap_or(Value::Null);
+                            v["candidate"] = json!(c.reason.is_empty());
+                            v["reason"] = json!(c.reason);
+                            v
+                        })
+                        .collect();
+                    println!("{:#}", Value::Array(a));
+                } else {
+                    for c in cs {
+                        let id = c.node.as_ref().map_or("?", |n| n.node_id.as_str());
+                        if c.reason.is_empty() {
+                            println!("{id:<16} candidate");
+                        } else {
+                            println!("{id:<16} not a candidate: {}", c.reason);
+                        }
+                    }
+                }
+            }
             Output::Audit(entries) => {
                 // JSON lines either way: one entry per line, as stored.
                 for e in entries {

@@ -16,6 +16,7 @@ use crate::dnssec::rrset::WireRecord;
 use crate::dnssec::KeyRole;
 use crate::error::Error;
 use crate::proto::audit_server::{Audit, AuditServer};
+use crate::proto::key_master_server::{KeyMaster, KeyMasterServer};
 use crate::proto::signer_server::{Signer, SignerServer};
 use crate::proto::zones_server::{Zones, ZonesServer};
 use crate::proto::{self, sign_zone_request, sign_zone_response};
@@ -64,6 +65,7 @@ pub async fn serve(
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(usize::MAX),
         )
+        .add_service(KeyMasterServer::new(api.clone()))
         .add_service(AuditServer::new(api).max_encoding_message_size(usize::MAX));
     match options.tls {
         Some(config) => {
@@ -634,5 +636,116 @@ impl Audit for Api {
             first_bad_seq: broken.as_ref().map_or(0, |b| b.seq),
             reason: broken.map(|b| b.reason).unwrap_or_default(),
         }))
+    }
+}
+
+fn node_to_proto(n: crate::zone::NodeRecord, online: bool) -> proto::Node {
+    proto::Node {
+        node_id: n.node_id,
+        address: n.address,
+        token_label: n.token_label,
+        token_serial: n.token_serial,
+        algorithms: n.algorithms.into_iter().map(u32::from).collect(),
+        online,
+        last_seen: n.last_seen,
+    }
+}
+
+fn role_to_proto(z: &crate::zone::ZoneRecord, online: bool) -> proto::RoleInfo {
+    proto::RoleInfo {
+        zone: z.name.clone(),
+        key_master: z.key_master.clone(),
+        online,
+        epoch: z.epoch,
+        since: z.key_master_since,
+        needs_rekey: z.needs_rekey,
+    }
+}
+
+#[tonic::async_trait]
+impl KeyMaster for Api {
+    async fn list_nodes(
+        &self,
+        request: Request<proto::ListNodesRequest>,
+    ) -> Result<Response<proto::ListNodesResponse>, Status> {
+        let caller = self
+            .authorize(&request, Right::Read, "ListNodes", "")
+            .await?;
+        let result = self.service.list_nodes().await;
+        let nodes = self.audited(&caller, "ListNodes", "", result).await?;
+        Ok(Response::new(proto::ListNodesResponse {
+            nodes: nodes
+                .into_iter()
+                .map(|(n, online)| node_to_proto(n, online))
+                .collect(),
+        }))
+    }
+
+    async fn show_role(
+        &self,
+        request: Request<proto::RoleRequest>,
+    ) -> Result<Response<proto::RoleInfo>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Read, "ShowRole", &zone)
+            .await?;
+        let result = self.service.role_show(&zone).await;
+        let role = self.audited(&caller, "ShowRole", &zone, result).await?;
+        Ok(Response::new(role_to_proto(&role.zone, role.online)))
+    }
+
+    async fn candidates(
+        &self,
+        request: Request<proto::RoleRequest>,
+    ) -> Result<Response<proto::CandidatesResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Read, "Candidates", &zone)
+            .await?;
+        let result = self.service.candidates(&zone).await;
+        let candidates = self.audited(&caller, "Candidates", &zone, result).await?;
+        Ok(Response::new(proto::CandidatesResponse {
+            candidates: candidates
+                .into_iter()
+                .map(|c| proto::Candidate {
+                    node: Some(node_to_proto(c.node, c.online)),
+                    reason: c.reason.unwrap_or_default(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn transfer(
+        &self,
+        request: Request<proto::MoveRoleRequest>,
+    ) -> Result<Response<proto::RoleInfo>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Manage, "Transfer", &zone)
+            .await?;
+        let r = request.into_inner();
+        let result = self
+            .service
+            .transfer(caller.identity(), &r.zone, &r.to)
+            .await;
+        let moved = self.audited(&caller, "Transfer", &zone, result).await?;
+        Ok(Response::new(role_to_proto(&moved, true)))
+    }
+
+    async fn seize(
+        &self,
+        request: Request<proto::MoveRoleRequest>,
+    ) -> Result<Response<proto::RoleInfo>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Manage, "Seize", &zone)
+            .await?;
+        let r = request.into_inner();
+        let result = self
+            .service
+            .seize(caller.identity(), &r.zone, &r.to, r.force)
+            .await;
+        let moved = self.audited(&caller, "Seize", &zone, result).await?;
+        Ok(Response::new(role_to_proto(&moved, true)))
     }
 }

@@ -303,9 +303,10 @@ impl SignScheme {
 }
 
 /// Signs `data` with the private key of this CKA_ID on a pooled session.
-/// The handle is cached and re-found after a transient failure.
+/// The handle is cached and re-found after a transient failure; a key not
+/// found is looked for again after re-initialising the module.
 pub fn sign(
-    session: &PooledSession<'_>,
+    session: &mut PooledSession<'_>,
     scheme: SignScheme,
     id: &[u8],
     data: &[u8],
@@ -327,16 +328,30 @@ pub fn sign(
         ),
         SignScheme::RsaSha256 => (Mechanism::Sha256RsaPkcs, data),
     };
-    retry_transient(|| {
-        let handle = token.signing_handle(session, id)?;
-        session.sign(&mechanism, handle, input).map_err(|e| {
-            let e = HsmError::from(e);
-            if e.is_transient() {
-                token.forget_handle(id);
-            }
-            e
+    let attempt = |session: &mut PooledSession<'_>| -> Result<Vec<u8>> {
+        let _open = token.gate();
+        session.renew_if_stale()?;
+        retry_transient(|| {
+            let handle = token.signing_handle(session, id)?;
+            session.sign(&mechanism, handle, input).map_err(|e| {
+                let e = HsmError::from(e);
+                if e.is_transient() {
+                    token.forget_handle(id);
+                }
+                e
+            })
         })
-    })
+    };
+    let seen = token.generation();
+    match attempt(session) {
+        // Another process may have made the key after our own last write
+        // to the token: only a re-initialised module shows it (SOFTHSM.md).
+        Err(HsmError::KeyNotFound { .. }) => {
+            token.reinitialise(seen)?;
+            attempt(session)
+        }
+        r => r,
+    }
 }
 
 /// Lower-case hex of bytes (key ids).

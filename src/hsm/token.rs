@@ -7,7 +7,7 @@
 //! it once, and hands out further sessions from a pool.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
@@ -61,6 +61,14 @@ pub struct Token {
     /// Whether to make session-object copies to sign with; turned off for
     /// good when the token refuses one.
     session_key_copies: AtomicBool,
+    /// Kept to log in again after re-initialising the module.
+    pin: Secret,
+    /// Grows by one on every re-initialisation; sessions of an older
+    /// generation are dead.
+    generation: AtomicU64,
+    /// Held shared by every operation on a session, exclusively while the
+    /// module is re-initialised.
+    gate: RwLock<()>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -100,17 +108,7 @@ impl Token {
         })?;
         let (slot, identity) = find_token(&ctx, &config.selector)?;
         let keeper = retry_transient(|| Ok(ctx.open_rw_session(slot)?))?;
-        let pin = AuthPin::new(config.pin.expose().into());
-        retry_transient(|| match keeper.login(UserType::User, Some(&pin)) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(HsmError::WrongPin {
-                token: identity.label.clone(),
-            }),
-            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(HsmError::PinLocked {
-                token: identity.label.clone(),
-            }),
-            Err(e) => Err(e.into()),
-        })?;
+        login(&keeper, &config.pin, &identity)?;
         let info = ctx.get_token_info(slot)?;
         let max_sessions = match info.max_rw_session_count() {
             cryptoki::slot::Limit::Max(n) => (n as usize).max(2),
@@ -125,6 +123,9 @@ impl Token {
             max_sessions,
             handles: RwLock::new(HashMap::new()),
             session_key_copies: AtomicBool::new(config.session_key_copies),
+            pin: config.pin.clone(),
+            generation: AtomicU64::new(0),
+            gate: RwLock::new(()),
         })
     }
 
@@ -141,13 +142,71 @@ impl Token {
 
     /// Runs `f` with the management session (key generation, lookups).
     pub(crate) fn with_keeper<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
+        let _open = self.gate.read().unwrap_or_else(|p| p.into_inner());
         let guard = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
         f(&guard)
+    }
+
+    /// The gate every session operation holds shared.
+    pub(crate) fn gate(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Re-initialises the module (C_Finalize, C_Initialize, log in again)
+    /// unless that already happened since `seen`. SoftHSM shows a process
+    /// the keys other processes made after its own last write only after
+    /// this (SOFTHSM.md): so "key not found" is only believed afterwards.
+    /// Every session and handle of the old generation is dead.
+    pub fn reinitialise(&self, seen: u64) -> Result<()> {
+        let _closed = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        if self.generation() != seen {
+            return Ok(());
+        }
+        let mut keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+        // Handles of a finalised module may be reused by the new one: the
+        // old Session values must never close them, so they are forgotten.
+        for s in self
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            std::mem::forget(s);
+        }
+        self.handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let _ = self.ctx.clone().finalize();
+        retry_transient(|| {
+            match self
+                .ctx
+                .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            {
+                Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
+                r => r.map_err(HsmError::from),
+            }
+        })?;
+        let fresh = retry_transient(|| Ok(self.ctx.open_rw_session(self.slot)?))?;
+        login(&fresh, &self.pin, &self.identity)?;
+        std::mem::forget(std::mem::replace(&mut *keeper, fresh));
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        tracing::debug!(
+            generation = self.generation(),
+            "PKCS#11 module re-initialised"
+        );
+        Ok(())
     }
 
     /// Takes a session from the pool (opening one if none is idle). It goes
     /// back to the pool when the returned guard is dropped.
     pub fn session(&self) -> Result<PooledSession<'_>> {
+        let _open = self.gate();
+        let generation = self.generation();
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let session = match idle {
             Some(s) => s,
@@ -156,6 +215,7 @@ impl Token {
         Ok(PooledSession {
             token: self,
             session: Some(session),
+            generation,
         })
     }
 
@@ -235,11 +295,29 @@ impl Token {
 pub struct PooledSession<'a> {
     token: &'a Token,
     session: Option<Session>,
+    generation: u64,
 }
 
-impl PooledSession<'_> {
-    pub fn token(&self) -> &Token {
+impl<'a> PooledSession<'a> {
+    pub fn token(&self) -> &'a Token {
         self.token
+    }
+
+    /// Replaces a session of an older module generation with a new one.
+    /// Call with the gate held.
+    pub(crate) fn renew_if_stale(&mut self) -> Result<()> {
+        let current = self.token.generation();
+        if self.generation == current {
+            return Ok(());
+        }
+        if let Some(old) = self.session.take() {
+            std::mem::forget(old);
+        }
+        self.session = Some(retry_transient(|| {
+            Ok(self.token.ctx.open_rw_session(self.token.slot)?)
+        })?);
+        self.generation = current;
+        Ok(())
     }
 }
 
@@ -252,6 +330,12 @@ impl std::ops::Deref for PooledSession<'_> {
 
 impl Drop for PooledSession<'_> {
     fn drop(&mut self) {
+        if self.generation != self.token.generation() {
+            if let Some(s) = self.session.take() {
+                std::mem::forget(s);
+            }
+            return;
+        }
         if let Some(s) = self.session.take() {
             self.token
                 .idle
@@ -260,6 +344,20 @@ impl Drop for PooledSession<'_> {
                 .push(s);
         }
     }
+}
+
+fn login(session: &Session, pin: &Secret, identity: &TokenIdentity) -> Result<()> {
+    let pin = AuthPin::new(pin.expose().into());
+    retry_transient(|| match session.login(UserType::User, Some(&pin)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(HsmError::WrongPin {
+            token: identity.label.clone(),
+        }),
+        Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(HsmError::PinLocked {
+            token: identity.label.clone(),
+        }),
+        Err(e) => Err(e.into()),
+    })
 }
 
 /// Runs `op` again after a short back-off while it fails transiently.

@@ -9,7 +9,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 
 use crate::audit::{AuditDraft, AuditEntry};
-use crate::zone::{KeyRecord, ZoneRecord};
+use crate::zone::{KeyRecord, NodeRecord, ZoneRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -74,6 +74,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Appends an entry that goes with no other change (a refused call, a
     /// signed zone).
     async fn append_audit(&self, audit: &AuditDraft) -> Result<AuditEntry, StoreError>;
+    /// Registers a node or renews its lease.
+    async fn put_node(&self, node: &NodeRecord) -> Result<(), StoreError>;
+    async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
+    /// Moves the Key Master role: only if the zone's epoch is still
+    /// `epoch`; the new record has epoch + 1. The fencing write (DESIGN §4.2).
+    async fn move_key_master(
+        &self,
+        zone: &str,
+        epoch: u64,
+        to: &str,
+        since: u64,
+        needs_rekey: bool,
+        audit: &AuditDraft,
+    ) -> Result<ZoneRecord, StoreError>;
     /// The log from entry 1 on, optionally only one zone's entries at or
     /// after a time (for reading; verification needs the whole log).
     async fn read_audit(

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{Store, StoreError};
 use crate::audit::{self, AuditDraft, AuditEntry};
-use crate::zone::{KeyRecord, ZoneRecord, SCHEMA_VERSION};
+use crate::zone::{KeyRecord, NodeRecord, ZoneRecord, SCHEMA_VERSION};
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -76,6 +76,7 @@ fn open_blocking(path: &str) -> Result<Connection, StoreError> {
          CREATE TABLE IF NOT EXISTS keys (
              zone TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
              PRIMARY KEY (zone, id));
+         CREATE TABLE IF NOT EXISTS nodes (node_id TEXT PRIMARY KEY, data TEXT NOT NULL);
          CREATE TABLE IF NOT EXISTS audit (
              seq INTEGER PRIMARY KEY, zone TEXT NOT NULL, time INTEGER NOT NULL,
              entry TEXT NOT NULL);
@@ -328,6 +329,68 @@ impl Store for SqliteStore {
             }
             append_in(&tx, &audit, file.as_ref())?;
             tx.commit().map_err(db)
+        })
+        .await
+    }
+
+    async fn put_node(&self, node: &NodeRecord) -> Result<(), StoreError> {
+        let node = node.clone();
+        self.run(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO nodes (node_id, data) VALUES (?1, ?2)",
+                params![node.node_id, encode(&node)],
+            )
+            .map_err(db)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        self.run(|c| {
+            let mut stmt = c
+                .prepare("SELECT data FROM nodes ORDER BY node_id")
+                .map_err(db)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
+            rows.map(|r| decode(&r.map_err(db)?)).collect()
+        })
+        .await
+    }
+
+    async fn move_key_master(
+        &self,
+        zone: &str,
+        epoch: u64,
+        to: &str,
+        since: u64,
+        needs_rekey: bool,
+        audit: &AuditDraft,
+    ) -> Result<ZoneRecord, StoreError> {
+        let (zone, to) = (zone.to_string(), to.to_string());
+        let (audit, file) = (audit.clone(), self.audit_file.clone());
+        self.run(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            check_epoch(&tx, &zone, epoch)?;
+            let data: String = tx
+                .query_row("SELECT data FROM zones WHERE name = ?1", [&zone], |r| {
+                    r.get(0)
+                })
+                .map_err(db)?;
+            let mut record: ZoneRecord = decode(&data)?;
+            record.key_master = to;
+            record.epoch = epoch + 1;
+            record.key_master_since = since;
+            record.needs_rekey = needs_rekey;
+            tx.execute(
+                "UPDATE zones SET epoch = ?2, data = ?3 WHERE name = ?1",
+                params![zone, record.epoch as i64, encode(&record)],
+            )
+            .map_err(db)?;
+            append_in(&tx, &audit, file.as_ref())?;
+            tx.commit().map_err(db)?;
+            Ok(record)
         })
         .await
     }

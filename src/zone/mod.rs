@@ -28,6 +28,33 @@ pub struct ZoneRecord {
     pub epoch: u64,
     pub key_master_since: u64,
     pub created: u64,
+    /// Set by a forced seize to a node that cannot reach the keys: the zone
+    /// must be re-keyed and its trust anchors replaced.
+    #[serde(default)]
+    pub needs_rekey: bool,
+}
+
+/// A node as registered in the store, with its liveness lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub schema: u32,
+    pub node_id: String,
+    /// The gRPC address other nodes and operators reach it at.
+    pub address: String,
+    /// The token it reaches.
+    pub token_label: String,
+    pub token_serial: String,
+    /// DNSSEC algorithm numbers its token supports.
+    pub algorithms: Vec<u8>,
+    /// When it last renewed its lease, and for how long a lease holds.
+    pub last_seen: u64,
+    pub lease_secs: u64,
+}
+
+impl NodeRecord {
+    pub fn online(&self, now: u64) -> bool {
+        now.saturating_sub(self.last_seen) <= self.lease_secs
+    }
 }
 
 /// Lifecycle state of a key.

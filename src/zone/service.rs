@@ -93,10 +93,10 @@ struct SigningContext {
 const CONTEXT_TTL: Duration = Duration::from_secs(1);
 
 pub struct ZoneService {
-    node_id: String,
-    token: Arc<Token>,
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    pub(crate) node_id: String,
+    pub(crate) token: Arc<Token>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
     limits: Limits,
     contexts: Mutex<HashMap<String, Arc<SigningContext>>>,
     workers: SigningWorkers,
@@ -160,7 +160,7 @@ impl ZoneService {
         &self.token
     }
 
-    async fn zone(&self, name: &str) -> Result<(String, Name<Vec<u8>>, ZoneRecord)> {
+    pub(crate) async fn zone(&self, name: &str) -> Result<(String, Name<Vec<u8>>, ZoneRecord)> {
         let (key, apex) = parse_zone_name(name)?;
         let zone = self
             .store
@@ -181,7 +181,7 @@ impl ZoneService {
     }
 
     /// An audit entry of this node for a successful action.
-    fn draft(&self, who: &str, zone: &str, action: &str, detail: String) -> AuditDraft {
+    pub(crate) fn draft(&self, who: &str, zone: &str, action: &str, detail: String) -> AuditDraft {
         AuditDraft {
             time: self.clock.now(),
             node: self.node_id.clone(),
@@ -237,7 +237,7 @@ impl ZoneService {
         Ok((entries.len(), audit::verify_chain(&entries).err()))
     }
 
-    fn forget_context(&self, zone: &str) {
+    pub(crate) fn forget_context(&self, zone: &str) {
         self.contexts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -277,16 +277,21 @@ impl ZoneService {
         Ok(ctx)
     }
 
-    fn view(&self, zone: ZoneRecord, keys: &[KeyRecord]) -> ZoneView {
+    async fn view(&self, zone: ZoneRecord, keys: &[KeyRecord]) -> ZoneView {
         let active = |role| {
             keys.iter()
                 .any(|k| k.role == role && k.state == KeyState::Active)
         };
+        let now = self.clock.now();
+        let key_master_online = zone.key_master == self.node_id
+            || self.store.list_nodes().await.is_ok_and(|nodes| {
+                nodes
+                    .iter()
+                    .any(|n| n.node_id == zone.key_master && n.online(now))
+            });
         ZoneView {
             is_key_master: zone.key_master == self.node_id,
-            // Until nodes register (the Key Master role issue), the only
-            // node we know to be online is this one.
-            key_master_online: zone.key_master == self.node_id,
+            key_master_online,
             is_signed: active(KeyRole::Ksk) && active(KeyRole::Zsk),
             zone,
         }
@@ -324,6 +329,7 @@ impl ZoneService {
             epoch: 1,
             key_master_since: now,
             created: now,
+            needs_rekey: false,
         };
         let keys = vec![ksk, zsk];
         let audit = self.draft(
@@ -341,20 +347,20 @@ impl ZoneService {
             return Err(e.into());
         }
         tracing::info!(zone = %key, ksk = keys[0].key_tag, zsk = keys[1].key_tag, "zone added");
-        Ok(self.view(zone, &keys))
+        Ok(self.view(zone, &keys).await)
     }
 
     pub async fn get_zone(&self, name: &str) -> Result<ZoneView> {
         let (key, _, zone) = self.zone(name).await?;
         let keys = self.store.list_keys(&key).await?;
-        Ok(self.view(zone, &keys))
+        Ok(self.view(zone, &keys).await)
     }
 
     pub async fn list_zones(&self) -> Result<Vec<ZoneView>> {
         let mut out = Vec::new();
         for zone in self.store.list_zones().await? {
             let keys = self.store.list_keys(&zone.name).await?;
-            out.push(self.view(zone, &keys));
+            out.push(self.view(zone, &keys).await);
         }
         Ok(out)
     }

@@ -27,7 +27,7 @@ pub struct TokenWorker<'a> {
 impl SignWorker for TokenWorker<'_> {
     fn sign(&mut self, key: &SigningKey, data: &[u8]) -> Result<Vec<u8>, SignError> {
         keys::sign(
-            &self.session,
+            &mut self.session,
             key.algorithm.sign_scheme(),
             &key.token_id,
             data,

@@ -215,7 +215,7 @@ pub struct Daemon {
     pub dir: TempDir,
     pub store: String,
     pub log: PathBuf,
-    pub pki: Pki,
+    pub pki: std::sync::Arc<Pki>,
     pub access_file: PathBuf,
     pub admin: ClientCert,
 }
@@ -243,7 +243,25 @@ impl Daemon {
         dir: TempDir,
         extra: &[&str],
     ) -> Daemon {
-        let pki = Pki::new();
+        Self::start_in_cluster(
+            token,
+            node,
+            store,
+            dir,
+            std::sync::Arc::new(Pki::new()),
+            extra,
+        )
+    }
+
+    /// Starts keymasterd with a PKI shared by several nodes.
+    pub fn start_in_cluster(
+        token: &TestToken,
+        node: &str,
+        store: &str,
+        dir: TempDir,
+        pki: std::sync::Arc<Pki>,
+        extra: &[&str],
+    ) -> Daemon {
         let access_file = dir.path().join("access.toml");
         if !access_file.exists() {
             std::fs::write(&access_file, default_access()).unwrap();

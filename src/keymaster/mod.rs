@@ -1,0 +1,320 @@
+//! The Key Master role (DESIGN §5): node registration and liveness leases,
+//! candidates, transfer and seize. Every role change is one compare-and-set
+//! on the zone's epoch in the store, written with its audit entry, so a
+//! node holding a stale epoch can never write (DESIGN §4.2); management
+//! calls re-read the zone record and refuse on any node that is not its
+//! Key Master.
+//!
+//! ```text
+//!            transfer (holder online, target a candidate)
+//!   node A ─────────────────────────────────────────────► node B   epoch+1
+//!      │      seize (holder's lease gone; target reaches the keys,
+//!      └────────────── or --force: zone marked needs-rekey) ─────► node C   epoch+1
+//! ```
+
+use crate::dnssec::Algorithm;
+use crate::error::{Error, Result};
+use crate::zone::service::ZoneService;
+use crate::zone::{KeyRecord, NodeRecord, ZoneRecord, SCHEMA_VERSION};
+
+/// Algorithms every node's token supports here (all that keymaster makes).
+pub const SUPPORTED_ALGORITHMS: [u8; 4] = [8, 13, 14, 15];
+
+/// A node considered for the role, and why it does not qualify.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub node: NodeRecord,
+    pub online: bool,
+    /// None: a candidate.
+    pub reason: Option<String>,
+}
+
+/// Why a node cannot hold the role of a zone with these keys: offline,
+/// keys out of its token's reach, or an algorithm its token lacks.
+pub fn disqualification(
+    node: &NodeRecord,
+    keys: &[KeyRecord],
+    algorithm: Algorithm,
+    now: u64,
+) -> Option<String> {
+    if !node.online(now) {
+        return Some(format!(
+            "offline (last seen {} s ago, lease {} s)",
+            now.saturating_sub(node.last_seen),
+            node.lease_secs
+        ));
+    }
+    if !node.algorithms.contains(&algorithm.number()) {
+        return Some(format!(
+            "its token does not support {}",
+            algorithm.mnemonic()
+        ));
+    }
+    if let Some(k) = keys.iter().find(|k| !reaches(node, k)) {
+        return Some(keys_out_of_reach(node, k));
+    }
+    None
+}
+
+/// Whether the node's token holds the key: the same token (serial).
+fn reaches(node: &NodeRecord, key: &KeyRecord) -> bool {
+    node.token_serial == key.token_serial
+}
+
+fn keys_out_of_reach(node: &NodeRecord, k: &KeyRecord) -> String {
+    format!(
+        "its token (serial {}) does not hold key {} (in token serial {})",
+        node.token_serial, k.key_tag, k.token_serial
+    )
+}
+
+/// The role of a zone as shown to operators.
+#[derive(Debug, Clone)]
+pub struct RoleView {
+    pub zone: ZoneRecord,
+    pub online: bool,
+}
+
+impl ZoneService {
+    /// Registers this node or renews its lease.
+    pub async fn renew_lease(&self, address: &str, lease_secs: u64) -> Result<()> {
+        let identity = self.token.identity();
+        let node = NodeRecord {
+            schema: SCHEMA_VERSION,
+            node_id: self.node_id.clone(),
+            address: address.to_string(),
+            token_label: identity.label.clone(),
+            token_serial: identity.serial.clone(),
+            algorithms: SUPPORTED_ALGORITHMS.to_vec(),
+            last_seen: self.clock.now(),
+            lease_secs,
+        };
+        Ok(self.store.put_node(&node).await?)
+    }
+
+    /// Every registered node, with whether its lease holds.
+    pub async fn list_nodes(&self) -> Result<Vec<(NodeRecord, bool)>> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .list_nodes()
+            .await?
+            .into_iter()
+            .map(|n| {
+                let online = n.online(now);
+                (n, online)
+            })
+            .collect())
+    }
+
+    pub async fn role_show(&self, zone: &str) -> Result<RoleView> {
+        let (_, _, z) = self.zone(zone).await?;
+        let now = self.clock.now();
+        let online = self
+            .store
+            .list_nodes()
+            .await?
+            .iter()
+            .any(|n| n.node_id == z.key_master && n.online(now));
+        Ok(RoleView { zone: z, online })
+    }
+
+    /// Every registered node, each a candidate or with the reason why not.
+    pub async fn candidates(&self, zone: &str) -> Result<Vec<Candidate>> {
+        let (key, _, z) = self.zone(zone).await?;
+        let keys = self.store.list_keys(&key).await?;
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .list_nodes()
+            .await?
+            .into_iter()
+            .map(|n| Candidate {
+                online: n.online(now),
+                reason: disqualification(&n, &keys, z.policy.algorithm, now),
+                node: n,
+            })
+            .collect())
+    }
+
+    async fn node(&self, id: &str) -> Result<NodeRecord> {
+        self.store
+            .list_nodes()
+            .await?
+            .into_iter()
+            .find(|n| n.node_id == id)
+            .ok_or_else(|| Error::NotFound(format!("node {id} is not registered")))
+    }
+
+    /// Moves the role while the current Key Master is online.
+    pub async fn transfer(&self, who: &str, zone: &str, to: &str) -> Result<ZoneRecord> {
+        let (key, _, z) = self.zone(zone).await?;
+        let now = self.clock.now();
+        if z.key_master == to {
+            return Err(Error::FailedPrecondition(format!(
+                "{to} is already the Key Master of {key}"
+            )));
+        }
+        let holder_online = self
+            .store
+            .list_nodes()
+            .await?
+            .iter()
+            .any(|n| n.node_id == z.key_master && n.online(now));
+        if !holder_online {
+            return Err(Error::FailedPrecondition(format!(
+                "the Key Master of {key}, {}, is not reachable (its lease has expired); \
+                 seize the role instead (keymasterctl role seize {key} --to {to})",
+                z.key_master
+            )));
+        }
+        let target = self.node(to).await?;
+        let keys = self.store.list_keys(&key).await?;
+        if let Some(reason) = disqualification(&target, &keys, z.policy.algorithm, now) {
+            return Err(Error::FailedPrecondition(format!(
+                "{to} is not a candidate for {key}: {reason}"
+            )));
+        }
+        let audit = self.draft(
+            who,
+            &key,
+            "transfer",
+            format!(
+                "Key Master {} → {to}, epoch {} → {}",
+                z.key_master,
+                z.epoch,
+                z.epoch + 1
+            ),
+        );
+        let moved = self
+            .store
+            .move_key_master(&key, z.epoch, to, now, z.needs_rekey, &audit)
+            .await?;
+        self.forget_context(&key);
+        tracing::info!(zone = %key, from = %z.key_master, to, epoch = moved.epoch, "Key Master transferred");
+        Ok(moved)
+    }
+
+    /// Takes the role for `to` when the Key Master's lease is gone. A node
+    /// that cannot reach the keys gets it only with `force`, and then the
+    /// zone needs new keys.
+    pub async fn seize(&self, who: &str, zone: &str, to: &str, force: bool) -> Result<ZoneRecord> {
+        let (key, _, z) = self.zone(zone).await?;
+        let now = self.clock.now();
+        if z.key_master == to {
+            return Err(Error::FailedPrecondition(format!(
+                "{to} is already the Key Master of {key}"
+            )));
+        }
+        let holder_online = self
+            .store
+            .list_nodes()
+            .await?
+            .iter()
+            .any(|n| n.node_id == z.key_master && n.online(now));
+        if holder_online {
+            return Err(Error::FailedPrecondition(format!(
+                "the Key Master of {key}, {}, is online; transfer the role instead",
+                z.key_master
+            )));
+        }
+        let target = self.node(to).await?;
+        if !target.online(now) {
+            return Err(Error::FailedPrecondition(format!("{to} is offline")));
+        }
+        let keys = self.store.list_keys(&key).await?;
+        let out_of_reach = keys.iter().find(|k| !reaches(&target, k));
+        let needs_rekey = match (out_of_reach, force) {
+            (None, _) => z.needs_rekey && !keys.iter().all(|k| reaches(&target, k)),
+            (Some(k), false) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "{to} cannot take {key} with its keys: {}; with --force it takes the role and \
+                     the zone must be re-keyed and every trust anchor replaced",
+                    keys_out_of_reach(&target, k)
+                )))
+            }
+            (Some(_), true) => true,
+        };
+        let audit = self.draft(
+            who,
+            &key,
+            if force { "seize --force" } else { "seize" },
+            format!(
+                "Key Master {} (offline) → {to}, epoch {} → {}{}",
+                z.key_master,
+                z.epoch,
+                z.epoch + 1,
+                if needs_rekey {
+                    "; zone needs new keys"
+                } else {
+                    ""
+                }
+            ),
+        );
+        let moved = self
+            .store
+            .move_key_master(&key, z.epoch, to, now, needs_rekey, &audit)
+            .await?;
+        self.forget_context(&key);
+        tracing::warn!(zone = %key, from = %z.key_master, to, epoch = moved.epoch, needs_rekey, "Key Master role seized");
+        Ok(moved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dnssec::KeyRole;
+    use crate::zone::KeyState;
+
+    fn node(id: &str, serial: &str, last_seen: u64) -> NodeRecord {
+        NodeRecord {
+            schema: 1,
+            node_id: id.into(),
+            address: "127.0.0.1:1".into(),
+            token_label: "t".into(),
+            token_serial: serial.into(),
+            algorithms: SUPPORTED_ALGORITHMS.to_vec(),
+            last_seen,
+            lease_secs: 10,
+        }
+    }
+
+    fn key(serial: &str) -> KeyRecord {
+        KeyRecord {
+            schema: 1,
+            zone: "z.".into(),
+            id: "01".into(),
+            role: KeyRole::Ksk,
+            algorithm: Algorithm::EcdsaP256Sha256,
+            key_tag: 7,
+            state: KeyState::Active,
+            label: "z-ksk-7".into(),
+            public_key: "00".into(),
+            token_label: "t".into(),
+            token_serial: serial.into(),
+            created: 0,
+            published: 0,
+            activated: 0,
+            retired: 0,
+        }
+    }
+
+    #[test]
+    fn candidates_must_be_online_and_reach_every_key() {
+        let keys = [key("s1")];
+        let alg = Algorithm::EcdsaP256Sha256;
+        assert_eq!(
+            disqualification(&node("b", "s1", 100), &keys, alg, 105),
+            None
+        );
+        let r = disqualification(&node("c", "s1", 80), &keys, alg, 105).unwrap();
+        assert!(r.contains("offline"), "{r}");
+        let r = disqualification(&node("d", "s2", 100), &keys, alg, 105).unwrap();
+        assert!(r.contains("does not hold key 7"), "{r}");
+        let mut e = node("e", "s1", 100);
+        e.algorithms = vec![13];
+        let r = disqualification(&e, &keys, Algorithm::Ed25519, 105).unwrap();
+        assert!(r.contains("ED25519"), "{r}");
+    }
+}

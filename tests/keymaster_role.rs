@@ -1,0 +1,186 @@
+//! The Key Master role across real keymasterd nodes: three sharing one
+//! SoftHSM2 token directory and one embedded store, a fourth with a token
+//! of its own. Transfer, refusals with reasons, seize after kill -9, and
+//! the old Key Master coming back fenced.
+
+mod common;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use domain::base::name::Name;
+use keymaster::proto;
+
+fn role(d: &Daemon, zone: &str) -> serde_json::Value {
+    serde_json::from_str(&d.ctl_ok(&["role", "show", zone, "--json"])).unwrap()
+}
+
+/// Signs one A RRset on a node through the Signer service; returns the
+/// number of RRSIGs.
+async fn sign_on(d: &Daemon, zone: &str) -> usize {
+    let mut signer = d.signer_client().await;
+    let owner = Name::<Vec<u8>>::from_str(&format!("www.{zone}")).unwrap();
+    let r = signer
+        .sign_rrsets(proto::SignRrsetsRequest {
+            zone: zone.into(),
+            rrsets: vec![proto::Rrset {
+                owner: owner.as_slice().to_vec(),
+                rtype: 1,
+                records: vec![proto::RecordData {
+                    rclass: 1,
+                    ttl: 300,
+                    rdata: vec![192, 0, 2, 1],
+                }],
+            }],
+            inception: 0,
+            expiration: 0,
+            include_text: false,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("signing on {} failed: {e:?}", d.addr))
+        .into_inner();
+    r.signatures[0].rrsigs.len()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced() {
+    let shared = TestToken::new("shared");
+    let own = TestToken::new("own");
+    let pki = Arc::new(Pki::new());
+    let store_dir = TempDir::new("cluster-store");
+    let store = format!("sqlite:{}", store_dir.path().join("keymaster.db").display());
+    let lease = ["--lease-secs", "2"];
+    let start = |token: &TestToken, id: &str| {
+        Daemon::start_in_cluster(token, id, &store, TempDir::new(id), pki.clone(), &lease)
+    };
+    let mut a = start(&shared, "node-a");
+    let b = start(&shared, "node-b");
+    let c = start(&shared, "node-c");
+    let d = start(&own, "node-d");
+    let zone = "km.example.";
+    a.ctl_ok(&["zone", "add", zone]);
+
+    // Every node is registered and online; the adder is Key Master, epoch 1.
+    let nodes: serde_json::Value =
+        serde_json::from_str(&b.ctl_ok(&["node", "list", "--json"])).unwrap();
+    let nodes = nodes.as_array().unwrap();
+    assert_eq!(nodes.len(), 4);
+    assert!(nodes.iter().all(|n| n["online"] == true));
+    let r = role(&c, zone);
+    assert_eq!(
+        (r["KeyMasterServer"].as_str(), r["Epoch"].as_u64()),
+        (Some("node-a"), Some(1))
+    );
+    assert_eq!(r["KeyMasterStatus"], "online");
+
+    // Candidates: the nodes on the shared token; node-d is refused with the reason.
+    let cands = b.ctl_ok(&["role", "candidates", zone]);
+    assert!(
+        cands.contains("node-b           candidate")
+            && cands.contains("node-c           candidate"),
+        "{cands}"
+    );
+    assert!(
+        cands.contains("node-d           not a candidate: its token (serial"),
+        "{cands}"
+    );
+    let err = b.ctl_err(&["role", "transfer", zone, "--to", "node-d"]);
+    assert!(
+        err.contains("FailedPrecondition") && err.contains("node-d is not a candidate"),
+        "{err}"
+    );
+
+    // Transfer A → B from node C: epoch 2 at once, keys unchanged.
+    let keys_before = a.ctl_ok(&["key", "list", zone, "--json"]);
+    c.ctl_ok(&["role", "transfer", zone, "--to", "node-b"]);
+    let r = role(&a, zone);
+    assert_eq!(
+        (r["KeyMasterServer"].as_str(), r["Epoch"].as_u64()),
+        (Some("node-b"), Some(2))
+    );
+    assert_eq!(a.ctl_ok(&["key", "list", zone, "--json"]), keys_before);
+    let show: serde_json::Value =
+        serde_json::from_str(&a.ctl_ok(&["zone", "show", zone, "--json"])).unwrap();
+    assert_eq!(show["IsKeyMasterServer"], false);
+    assert_eq!(show["KeyMasterServer"], "node-b");
+
+    // Management on the old holder is refused, naming the Key Master; on B it works.
+    let err = a.ctl_err(&["key", "add", zone, "--role", "zsk"]);
+    assert!(
+        err.contains("FailedPrecondition") && err.contains("its Key Master is node-b"),
+        "{err}"
+    );
+    b.ctl_ok(&["key", "add", zone, "--role", "zsk"]);
+    // Signing works on every node that reaches the keys throughout.
+    for n in [&a, &b, &c] {
+        assert_eq!(sign_on(n, zone).await, 1);
+    }
+
+    // And back B → A.
+    b.ctl_ok(&["role", "transfer", zone, "--to", "node-a"]);
+    assert_eq!(role(&c, zone)["Epoch"], 3);
+
+    // kill -9 the Key Master: transfer is refused (seize instead) once its lease is gone.
+    unsafe_kill(a.pid(), "KILL");
+    let _ = a.child.take().map(|mut ch| ch.wait());
+    wait_until("node-a's lease to expire", || {
+        role(&b, zone)["KeyMasterStatus"] == "offline"
+    });
+    let err = b.ctl_err(&["role", "transfer", zone, "--to", "node-c"]);
+    assert!(
+        err.contains("not reachable") && err.contains("seize"),
+        "{err}"
+    );
+    // Seize to a node that cannot reach the keys: refused without --force.
+    let err = b.ctl_err(&["role", "seize", zone, "--to", "node-d"]);
+    assert!(
+        err.contains("cannot take") && err.contains("--force"),
+        "{err}"
+    );
+    // Seize to C, which shares the token: epoch 4, nothing else changes.
+    b.ctl_ok(&["role", "seize", zone, "--to", "node-c"]);
+    let r = role(&b, zone);
+    assert_eq!(
+        (r["KeyMasterServer"].as_str(), r["Epoch"].as_u64()),
+        (Some("node-c"), Some(4))
+    );
+    assert_eq!(r["NeedsRekey"], false);
+    for n in [&b, &c] {
+        assert_eq!(sign_on(n, zone).await, 1);
+    }
+
+    // The old Key Master comes back: it signs, but changes nothing.
+    let a2 = start(&shared, "node-a");
+    let err = a2.ctl_err(&["key", "add", zone, "--role", "zsk"]);
+    assert!(err.contains("its Key Master is node-c"), "{err}");
+    assert_eq!(sign_on(&a2, zone).await, 1);
+    // A seize back while C is online is refused: transfer instead.
+    let err = a2.ctl_err(&["role", "seize", zone, "--to", "node-a"]);
+    assert!(err.contains("is online; transfer"), "{err}");
+
+    // Every role change is in the audit log.
+    let log = c.ctl_ok(&["audit", "--zone", zone, "--json"]);
+    let actions: Vec<String> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["outcome"] == "ok")
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "transfer").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(actions.iter().filter(|a| *a == "seize").count(), 1, "{log}");
+    drop(d);
+}
