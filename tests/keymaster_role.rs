@@ -168,6 +168,20 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced() {
     let err = a2.ctl_err(&["role", "seize", zone, "--to", "node-a"]);
     assert!(err.contains("is online; transfer"), "{err}");
 
+    // A Key Master paused (SIGSTOP) while the role is seized from it wakes
+    // up fenced: it signs, but its writes are refused.
+    let c_pid = c.pid();
+    unsafe_kill(c_pid, "STOP");
+    wait_until("node-c's lease to expire", || {
+        role(&b, zone)["KeyMasterStatus"] == "offline"
+    });
+    b.ctl_ok(&["role", "seize", zone, "--to", "node-b"]);
+    unsafe_kill(c_pid, "CONT");
+    let err = c.ctl_err(&["key", "add", zone, "--role", "zsk"]);
+    assert!(err.contains("its Key Master is node-b"), "{err}");
+    assert_eq!(sign_on(&c, zone).await, 1);
+    assert_eq!(role(&c, zone)["Epoch"], 5);
+
     // Every role change is in the audit log.
     let log = c.ctl_ok(&["audit", "--zone", zone, "--json"]);
     let actions: Vec<String> = log
@@ -181,6 +195,6 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced() {
         2,
         "{log}"
     );
-    assert_eq!(actions.iter().filter(|a| *a == "seize").count(), 1, "{log}");
+    assert_eq!(actions.iter().filter(|a| *a == "seize").count(), 2, "{log}");
     drop(d);
 }

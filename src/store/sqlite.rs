@@ -429,3 +429,67 @@ impl Store for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zone::Policy;
+
+    fn draft() -> AuditDraft {
+        AuditDraft {
+            time: 1,
+            node: "n".into(),
+            caller: "c".into(),
+            zone: "z.".into(),
+            action: "seize".into(),
+            outcome: "ok".into(),
+            detail: String::new(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_two_racing_role_moves_exactly_one_wins() {
+        let dir = std::env::temp_dir().join(format!("km-store-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("db");
+        let _ = std::fs::remove_file(&path);
+        // Two stores on one file: two processes' worth of connections.
+        let a = SqliteStore::open(path.to_str().unwrap(), None)
+            .await
+            .unwrap();
+        let b = SqliteStore::open(path.to_str().unwrap(), None)
+            .await
+            .unwrap();
+        let zone = ZoneRecord {
+            schema: SCHEMA_VERSION,
+            name: "z.".into(),
+            policy: Policy::default(),
+            key_master: "n1".into(),
+            epoch: 1,
+            key_master_since: 0,
+            created: 0,
+            needs_rekey: false,
+        };
+        a.create_zone(&zone, &[], &draft()).await.unwrap();
+        for round in 0..20u64 {
+            let epoch = 1 + round;
+            let audit = draft();
+            let (ra, rb) = tokio::join!(
+                a.move_key_master("z.", epoch, "n2", 0, false, &audit),
+                b.move_key_master("z.", epoch, "n3", 0, false, &audit),
+            );
+            assert!(ra.is_ok() != rb.is_ok(), "round {round}: {ra:?} {rb:?}");
+            let loser = ra.err().or(rb.err()).unwrap();
+            assert!(
+                matches!(loser, StoreError::Fenced { expected, actual, .. } if expected == epoch && actual == epoch + 1)
+            );
+        }
+        let z = a.get_zone("z.").await.unwrap().unwrap();
+        assert_eq!(z.epoch, 21, "the epoch grew by exactly one per round");
+        // A stale writer writes nothing.
+        let e = b.delete_zone("z.", 1, &draft()).await.unwrap_err();
+        assert!(matches!(e, StoreError::Fenced { .. }));
+        assert!(a.get_zone("z.").await.unwrap().is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
