@@ -182,6 +182,86 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced() {
     assert_eq!(sign_on(&c, zone).await, 1);
     assert_eq!(role(&c, zone)["Epoch"], 5);
 
+    // Seize to the node with its own token: refused without --force, and
+    // with it the zone needs new keys.
+    let b_pid = b.pid();
+    unsafe_kill(b_pid, "STOP");
+    wait_until("node-b's lease to expire", || {
+        role(&c, zone)["KeyMasterStatus"] == "offline"
+    });
+    let err = c.ctl_err(&["role", "seize", zone, "--to", "node-d"]);
+    assert!(err.contains("--force"), "{err}");
+    c.ctl_ok(&["role", "seize", zone, "--to", "node-d", "--force"]);
+    let r = role(&c, zone);
+    assert_eq!(
+        (r["KeyMasterServer"].as_str(), r["Epoch"].as_u64()),
+        (Some("node-d"), Some(6))
+    );
+    assert_eq!(r["NeedsRekey"], true);
+    // Before the re-key, giving the role back to a node on the old token
+    // needs nothing else.
+    c.ctl_ok(&["role", "transfer", zone, "--to", "node-a"]);
+    let r = role(&c, zone);
+    assert_eq!(
+        (r["KeyMasterServer"].as_str(), r["NeedsRekey"].as_bool()),
+        (Some("node-a"), Some(false))
+    );
+    assert_eq!(sign_on(&a2, zone).await, 1);
+
+    // Forced again, and this time re-keyed on node-d: new keys in its token,
+    // a new DS, and the zone signed there validates.
+    let a2_pid = a2.pid();
+    unsafe_kill(a2_pid, "STOP");
+    wait_until("node-a's lease to expire", || {
+        role(&c, zone)["KeyMasterStatus"] == "offline"
+    });
+    c.ctl_ok(&["role", "seize", zone, "--to", "node-d", "--force"]);
+    let err = c.ctl_err(&["zone", "rekey", zone]);
+    assert!(err.contains("its Key Master is node-d"), "{err}");
+    let out = d.ctl(&["zone", "rekey", zone]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("every trust anchor must be replaced"));
+    let ds = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(ds.contains("\tDS\t"), "{ds}");
+    let keys: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["key", "list", zone, "--json"])).unwrap();
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    let d_serial = own.list_objects();
+    for k in keys {
+        assert!(k["pkcs11_uri"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("token={}", own.label)));
+        assert!(d_serial.contains(&format!(
+            "km.example-{}-{}",
+            k["role"].as_str().unwrap(),
+            k["key_tag"]
+        )));
+    }
+    assert_eq!(role(&d, zone)["NeedsRekey"], false);
+    let work = TempDir::new("rekey-work");
+    let input = work.path().join("z");
+    let output = work.path().join("z.signed");
+    std::fs::write(&input, sample_zone(zone, 20)).unwrap();
+    d.ctl_ok(&[
+        "zone",
+        "sign",
+        zone,
+        "--in",
+        input.to_str().unwrap(),
+        "--out",
+        output.to_str().unwrap(),
+    ]);
+    assert_validates(&output, zone);
+    for pid in [b_pid, a2_pid] {
+        unsafe_kill(pid, "CONT");
+    }
+
     // Every role change is in the audit log.
     let log = c.ctl_ok(&["audit", "--zone", zone, "--json"]);
     let actions: Vec<String> = log
@@ -190,11 +270,10 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced() {
         .filter(|e| e["outcome"] == "ok")
         .map(|e| e["action"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        actions.iter().filter(|a| *a == "transfer").count(),
-        2,
-        "{log}"
-    );
-    assert_eq!(actions.iter().filter(|a| *a == "seize").count(), 2, "{log}");
+    let count = |name: &str| actions.iter().filter(|a| *a == name).count();
+    assert_eq!(count("transfer"), 3, "{log}");
+    assert_eq!(count("seize"), 2, "{log}");
+    assert_eq!(count("seize --force"), 2, "{log}");
+    assert_eq!(count("re-key"), 1, "{log}");
     drop(d);
 }

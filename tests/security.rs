@@ -306,6 +306,17 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
     out.push(("Transfer", code(roles.transfer(nobody()).await.map(|_| ()))));
     out.push(("Seize", code(roles.seize(nobody()).await.map(|_| ()))));
     out.push((
+        "Rekey",
+        code(
+            roles
+                .rekey(proto::RoleRequest {
+                    zone: "a.example".into(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+    ));
+    out.push((
         "VerifyAudit",
         code(
             audit
@@ -347,6 +358,7 @@ async fn every_rpc_checks_every_role() {
         "Candidates",
         "Transfer",
         "Seize",
+        "Rekey",
         "ListAudit",
         "VerifyAudit",
     ];

@@ -115,6 +115,9 @@ enum ZoneCmd {
         #[arg(long)]
         force: bool,
     },
+    /// After a forced seize, on the new Key Master: generate new keys in
+    /// its token and print the new DS (every trust anchor must change).
+    Rekey { zone: String },
     /// Sign a zone file.
     Sign {
         zone: String,
@@ -398,6 +401,18 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Output::Audit(r.entries)
             }
         },
+        Command::Zone(ZoneCmd::Rekey { zone }) => {
+            let r = roles
+                .rekey(proto::RoleRequest { zone: zone.clone() })
+                .await
+                .map_err(status_line)?
+                .into_inner();
+            eprintln!(
+                "{zone} has new keys: every trust anchor must be replaced (the DS at the parent \
+                 below, and any configured anchor); re-sign the zone now"
+            );
+            Output::Records(vec![("ds", r.ds)])
+        }
         Command::Node(NodeCmd::List) => Output::Nodes(
             roles
                 .list_nodes(proto::ListNodesRequest {})

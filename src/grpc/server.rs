@@ -732,6 +732,23 @@ impl KeyMaster for Api {
         Ok(Response::new(role_to_proto(&moved, true)))
     }
 
+    async fn rekey(
+        &self,
+        request: Request<proto::RoleRequest>,
+    ) -> Result<Response<proto::RekeyResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize(&request, Right::Manage, "Rekey", &zone)
+            .await?;
+        let result = self.service.rekey(caller.identity(), &zone).await;
+        let keys = self.audited(&caller, "Rekey", &zone, result).await?;
+        let (ds, _) = self.service.ds(&zone, &[]).await?;
+        Ok(Response::new(proto::RekeyResponse {
+            keys: keys.iter().map(key_to_proto).collect(),
+            ds: ds.into_iter().map(record_to_proto).collect(),
+        }))
+    }
+
     async fn seize(
         &self,
         request: Request<proto::MoveRoleRequest>,

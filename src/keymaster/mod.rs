@@ -188,7 +188,7 @@ impl ZoneService {
         );
         let moved = self
             .store
-            .move_key_master(&key, z.epoch, to, now, z.needs_rekey, &audit)
+            .move_key_master(&key, z.epoch, to, now, false, &audit)
             .await?;
         self.forget_context(&key);
         tracing::info!(zone = %key, from = %z.key_master, to, epoch = moved.epoch, "Key Master transferred");
@@ -225,7 +225,7 @@ impl ZoneService {
         let keys = self.store.list_keys(&key).await?;
         let out_of_reach = keys.iter().find(|k| !reaches(&target, k));
         let needs_rekey = match (out_of_reach, force) {
-            (None, _) => z.needs_rekey && !keys.iter().all(|k| reaches(&target, k)),
+            (None, _) => false,
             (Some(k), false) => {
                 return Err(Error::FailedPrecondition(format!(
                     "{to} cannot take {key} with its keys: {}; with --force it takes the role and \
@@ -258,6 +258,82 @@ impl ZoneService {
         self.forget_context(&key);
         tracing::warn!(zone = %key, from = %z.key_master, to, epoch = moved.epoch, needs_rekey, "Key Master role seized");
         Ok(moved)
+    }
+}
+
+impl ZoneService {
+    /// After a forced seize: new KSK and ZSK in this node's token replace
+    /// every old key (which this node cannot reach). Only on the Key Master.
+    /// The old objects stay in the old token: they are no longer referred
+    /// to, and the old token's node reports them at its next start.
+    pub async fn rekey(&self, who: &str, zone: &str) -> Result<Vec<KeyRecord>> {
+        let (key, _, z) = self.zone(zone).await?;
+        if z.key_master != self.node_id {
+            return Err(Error::FailedPrecondition(format!(
+                "node {} is not the Key Master of {key}; its Key Master is {}",
+                self.node_id, z.key_master
+            )));
+        }
+        if !z.needs_rekey {
+            return Err(Error::FailedPrecondition(format!(
+                "{key} does not need new keys (only a forced seize asks for a re-key)"
+            )));
+        }
+        let now = self.clock.now();
+        let alg = z.policy.algorithm;
+        let ksk = self
+            .generate_key(
+                &key,
+                crate::dnssec::KeyRole::Ksk,
+                alg,
+                crate::zone::KeyState::Active,
+                now,
+            )
+            .await?;
+        let zsk = match self
+            .generate_key(
+                &key,
+                crate::dnssec::KeyRole::Zsk,
+                alg,
+                crate::zone::KeyState::Active,
+                now,
+            )
+            .await
+        {
+            Ok(k) => k,
+            Err(e) => {
+                self.destroy_in_token(vec![ksk.id.clone()]).await;
+                return Err(e);
+            }
+        };
+        let old: Vec<String> = self
+            .store
+            .list_keys(&key)
+            .await?
+            .iter()
+            .map(|k| k.key_tag.to_string())
+            .collect();
+        let keys = vec![ksk, zsk];
+        let audit = self.draft(
+            who,
+            &key,
+            "re-key",
+            format!(
+                "new KSK {} and ZSK {} on {}; old keys {} dropped; every trust anchor must be replaced",
+                keys[0].key_tag,
+                keys[1].key_tag,
+                self.node_id,
+                old.join(", ")
+            ),
+        );
+        if let Err(e) = self.store.replace_keys(&key, z.epoch, &keys, &audit).await {
+            self.destroy_in_token(keys.iter().map(|k| k.id.clone()).collect())
+                .await;
+            return Err(e.into());
+        }
+        self.forget_context(&key);
+        tracing::warn!(zone = %key, "zone re-keyed; trust anchors must be replaced");
+        Ok(keys)
     }
 }
 

@@ -88,6 +88,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         needs_rekey: bool,
         audit: &AuditDraft,
     ) -> Result<ZoneRecord, StoreError>;
+    /// Replaces all of a zone's keys (a re-key) and clears its needs-rekey
+    /// mark, if its epoch is still `epoch`.
+    async fn replace_keys(
+        &self,
+        zone: &str,
+        epoch: u64,
+        keys: &[KeyRecord],
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError>;
     /// The log from entry 1 on, optionally only one zone's entries at or
     /// after a time (for reading; verification needs the whole log).
     async fn read_audit(

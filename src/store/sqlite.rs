@@ -395,6 +395,48 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn replace_keys(
+        &self,
+        zone: &str,
+        epoch: u64,
+        keys: &[KeyRecord],
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError> {
+        let zone = zone.to_string();
+        let keys = keys.to_vec();
+        let (audit, file) = (audit.clone(), self.audit_file.clone());
+        self.run(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            check_epoch(&tx, &zone, epoch)?;
+            tx.execute("DELETE FROM keys WHERE zone = ?1", [&zone])
+                .map_err(db)?;
+            for k in &keys {
+                tx.execute(
+                    "INSERT INTO keys (zone, id, data) VALUES (?1, ?2, ?3)",
+                    params![k.zone, k.id, encode(k)],
+                )
+                .map_err(db)?;
+            }
+            let data: String = tx
+                .query_row("SELECT data FROM zones WHERE name = ?1", [&zone], |r| {
+                    r.get(0)
+                })
+                .map_err(db)?;
+            let mut record: ZoneRecord = decode(&data)?;
+            record.needs_rekey = false;
+            tx.execute(
+                "UPDATE zones SET data = ?2 WHERE name = ?1",
+                params![zone, encode(&record)],
+            )
+            .map_err(db)?;
+            append_in(&tx, &audit, file.as_ref())?;
+            tx.commit().map_err(db)
+        })
+        .await
+    }
+
     async fn append_audit(&self, audit: &AuditDraft) -> Result<AuditEntry, StoreError> {
         let (audit, file) = (audit.clone(), self.audit_file.clone());
         self.run(move |c| {

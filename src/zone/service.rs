@@ -398,7 +398,7 @@ impl ZoneService {
 
     // ------------------------------------------------------------- keys --
 
-    async fn generate_key(
+    pub(crate) async fn generate_key(
         &self,
         zone: &str,
         role: KeyRole,
@@ -443,7 +443,7 @@ impl ZoneService {
 
     /// Destroys key pairs in the token; failures are logged, not returned,
     /// since the store no longer refers to them (reconcile reports them).
-    async fn destroy_in_token(&self, ids: Vec<String>) -> usize {
+    pub(crate) async fn destroy_in_token(&self, ids: Vec<String>) -> usize {
         let token = self.token.clone();
         hsm_blocking(move || {
             let mut n = 0;
