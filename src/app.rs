@@ -125,12 +125,16 @@ async fn reload_on_sighup(access: Arc<AccessControl>) {
 }
 
 /// Renews this node's liveness lease every third of its length.
+/// Also runs automatic failover at the same pace.
 async fn renew_lease(service: Arc<ZoneService>, advertise: String, lease_secs: u64) {
     let period = std::time::Duration::from_millis(lease_secs * 1000 / 3);
     loop {
         tokio::time::sleep(period).await;
         if let Err(e) = service.renew_lease(&advertise, lease_secs).await {
             tracing::warn!(error = %e, "cannot renew the node lease");
+        }
+        if let Err(e) = service.failover_pass().await {
+            tracing::warn!(error = %e, "automatic failover pass failed");
         }
     }
 }

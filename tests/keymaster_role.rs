@@ -277,3 +277,56 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced() {
     assert_eq!(count("re-key"), 1, "{log}");
     drop(d);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_failover_moves_the_role_to_one_candidate() {
+    let shared = TestToken::new("failover");
+    let pki = Arc::new(Pki::new());
+    let store_dir = TempDir::new("failover-store");
+    let store = format!("sqlite:{}", store_dir.path().join("keymaster.db").display());
+    let start = |id: &str| {
+        Daemon::start_in_cluster(
+            &shared,
+            id,
+            &store,
+            TempDir::new(id),
+            pki.clone(),
+            &["--lease-secs", "1"],
+        )
+    };
+    let mut a = start("fo-a");
+    let b = start("fo-b");
+    let c = start("fo-c");
+    let zone = "fo.example.";
+    a.ctl_ok(&["zone", "add", zone, "--auto-failover", "2s"]);
+    // A zone without automatic failover stays with its (dead) Key Master.
+    a.ctl_ok(&["zone", "add", "manual.example."]);
+    assert_eq!(role(&b, zone)["KeyMasterServer"], "fo-a");
+
+    unsafe_kill(a.pid(), "KILL");
+    let _ = a.child.take().map(|mut ch| ch.wait());
+    wait_until("another node to take the role", || {
+        role(&b, zone)["KeyMasterServer"] != "fo-a"
+    });
+    let r = role(&c, zone);
+    let winner = r["KeyMasterServer"].as_str().unwrap().to_string();
+    assert!(winner == "fo-b" || winner == "fo-c", "{r}");
+    assert_eq!(
+        r["Epoch"], 2,
+        "two racing candidates, one winner, epoch + 1"
+    );
+    // Give the loser time to try as well: nothing changes.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(role(&c, zone)["Epoch"], 2);
+    assert_eq!(role(&c, "manual.example.")["KeyMasterServer"], "fo-a");
+    let log = b.ctl_ok(&["audit", "--zone", zone, "--json"]);
+    let seizes: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"action\":\"seize\"") && l.contains("\"outcome\":\"ok\""))
+        .collect();
+    assert_eq!(seizes.len(), 1, "{log}");
+    assert!(seizes[0].contains("\"caller\":\"auto-failover\""));
+    // The new Key Master manages the zone.
+    let new = if winner == "fo-b" { &b } else { &c };
+    new.ctl_ok(&["key", "add", zone, "--role", "zsk"]);
+}

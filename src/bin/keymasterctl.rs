@@ -181,6 +181,10 @@ struct ZoneAdd {
     /// Propagation time (e.g. 2d).
     #[arg(long, value_parser = parse_duration)]
     propagation_time: Option<u32>,
+    /// Automatic failover: a candidate seizes the role this long after the
+    /// Key Master's lease is gone (e.g. 60s); off by default.
+    #[arg(long, value_parser = parse_duration)]
+    auto_failover: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -506,6 +510,7 @@ fn policy_from_args(a: &ZoneAdd) -> Result<proto::ZonePolicy, String> {
         .collect::<Result<_, _>>()?;
     p.publish_cds = a.cds;
     p.propagation_time = a.propagation_time.unwrap_or(0);
+    p.auto_failover = a.auto_failover.unwrap_or(0);
     Ok(p)
 }
 
@@ -691,6 +696,7 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
         "SignatureInceptionOffset": p.signature_inception_offset,
         "PropagationTime": p.propagation_time,
         "PublishCds": p.publish_cds,
+        "AutoFailover": p.auto_failover,
         "IsSigned": z.is_signed,
     })
 }

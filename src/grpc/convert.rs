@@ -77,6 +77,7 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy> {
         propagation_time: or(p.propagation_time, d.propagation_time),
         zsk_rollover_period: or(p.zsk_rollover_period, d.zsk_rollover_period),
         ksk_rollover_period: or(p.ksk_rollover_period, d.ksk_rollover_period),
+        auto_failover: p.auto_failover,
     })
 }
 
@@ -109,6 +110,7 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
         propagation_time: p.propagation_time,
         zsk_rollover_period: p.zsk_rollover_period,
         ksk_rollover_period: p.ksk_rollover_period,
+        auto_failover: p.auto_failover,
     }
 }
 

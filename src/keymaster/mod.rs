@@ -262,6 +262,47 @@ impl ZoneService {
 }
 
 impl ZoneService {
+    /// One pass of automatic failover: for every zone that asks for it
+    /// whose Key Master's lease has been gone for its failover time, this
+    /// node seizes the role if it is a candidate. Of several nodes racing,
+    /// the epoch compare-and-set lets exactly one win.
+    pub async fn failover_pass(&self) -> Result<()> {
+        let now = self.clock.now();
+        let nodes = self.store.list_nodes().await?;
+        let Some(me) = nodes.iter().find(|n| n.node_id == self.node_id) else {
+            return Ok(());
+        };
+        for z in self.store.list_zones().await? {
+            if z.policy.auto_failover == 0 || z.key_master == self.node_id {
+                continue;
+            }
+            let gone_since = match nodes.iter().find(|n| n.node_id == z.key_master) {
+                Some(km) if km.online(now) => continue,
+                Some(km) => km.last_seen + km.lease_secs,
+                None => continue,
+            };
+            if now < gone_since + u64::from(z.policy.auto_failover) {
+                continue;
+            }
+            let keys = self.store.list_keys(&z.name).await?;
+            if disqualification(me, &keys, z.policy.algorithm, now).is_some() {
+                continue;
+            }
+            match self
+                .seize("auto-failover", &z.name, &self.node_id, false)
+                .await
+            {
+                Ok(r) => {
+                    tracing::warn!(zone = %z.name, epoch = r.epoch, "automatic failover: this node took the Key Master role")
+                }
+                Err(e) => {
+                    tracing::info!(zone = %z.name, error = %e, "automatic failover not taken")
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// After a forced seize: new KSK and ZSK in this node's token replace
     /// every old key (which this node cannot reach). Only on the Key Master.
     /// The old objects stay in the old token: they are no longer referred

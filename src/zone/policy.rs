@@ -42,6 +42,10 @@ pub struct Policy {
     pub propagation_time: u32,
     pub zsk_rollover_period: u32,
     pub ksk_rollover_period: u32,
+    /// Automatic failover (beyond Windows): seconds after the Key Master's
+    /// lease is gone before a candidate seizes the role by itself; 0 = off.
+    #[serde(default)]
+    pub auto_failover: u32,
 }
 
 impl Default for Policy {
@@ -63,6 +67,7 @@ impl Default for Policy {
             propagation_time: 2 * DAY,
             zsk_rollover_period: 90 * DAY,
             ksk_rollover_period: 755 * DAY,
+            auto_failover: 0,
         }
     }
 }
