@@ -109,13 +109,7 @@ impl ZoneService {
 
     pub async fn role_show(&self, zone: &str) -> Result<RoleView> {
         let (_, _, z) = self.zone(zone).await?;
-        let now = self.clock.now();
-        let online = self
-            .store
-            .list_nodes()
-            .await?
-            .iter()
-            .any(|n| n.node_id == z.key_master && n.online(now));
+        let online = self.is_online(&z.key_master, self.clock.now()).await?;
         Ok(RoleView { zone: z, online })
     }
 
@@ -137,6 +131,16 @@ impl ZoneService {
             .collect())
     }
 
+    /// Whether the node is registered and its lease holds.
+    async fn is_online(&self, id: &str, now: u64) -> Result<bool> {
+        Ok(self
+            .store
+            .list_nodes()
+            .await?
+            .iter()
+            .any(|n| n.node_id == id && n.online(now)))
+    }
+
     async fn node(&self, id: &str) -> Result<NodeRecord> {
         self.store
             .list_nodes()
@@ -155,13 +159,7 @@ impl ZoneService {
                 "{to} is already the Key Master of {key}"
             )));
         }
-        let holder_online = self
-            .store
-            .list_nodes()
-            .await?
-            .iter()
-            .any(|n| n.node_id == z.key_master && n.online(now));
-        if !holder_online {
+        if !self.is_online(&z.key_master, now).await? {
             return Err(Error::FailedPrecondition(format!(
                 "the Key Master of {key}, {}, is not reachable (its lease has expired); \
                  seize the role instead (keymasterctl role seize {key} --to {to})",
@@ -206,13 +204,7 @@ impl ZoneService {
                 "{to} is already the Key Master of {key}"
             )));
         }
-        let holder_online = self
-            .store
-            .list_nodes()
-            .await?
-            .iter()
-            .any(|n| n.node_id == z.key_master && n.online(now));
-        if holder_online {
+        if self.is_online(&z.key_master, now).await? {
             return Err(Error::FailedPrecondition(format!(
                 "the Key Master of {key}, {}, is online; transfer the role instead",
                 z.key_master
