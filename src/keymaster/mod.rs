@@ -132,7 +132,7 @@ impl ZoneService {
     }
 
     /// Whether the node is registered and its lease holds.
-    async fn is_online(&self, id: &str, now: u64) -> Result<bool> {
+    pub(crate) async fn is_online(&self, id: &str, now: u64) -> Result<bool> {
         Ok(self
             .store
             .list_nodes()

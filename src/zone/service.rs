@@ -282,13 +282,11 @@ impl ZoneService {
             keys.iter()
                 .any(|k| k.role == role && k.state == KeyState::Active)
         };
-        let now = self.clock.now();
         let key_master_online = zone.key_master == self.node_id
-            || self.store.list_nodes().await.is_ok_and(|nodes| {
-                nodes
-                    .iter()
-                    .any(|n| n.node_id == zone.key_master && n.online(now))
-            });
+            || self
+                .is_online(&zone.key_master, self.clock.now())
+                .await
+                .unwrap_or(false);
         ZoneView {
             is_key_master: zone.key_master == self.node_id,
             key_master_online,
