@@ -175,6 +175,52 @@ fn append_in(
     Ok(entry)
 }
 
+/// Every record the query returns in its one JSON column, in order.
+fn query_records<T: serde::de::DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = c.prepare(sql).map_err(db)?;
+    let rows = stmt
+        .query_map(args, |r| r.get::<_, String>(0))
+        .map_err(db)?;
+    rows.map(|r| decode(&r.map_err(db)?)).collect()
+}
+
+fn insert_keys(tx: &rusqlite::Transaction<'_>, keys: &[KeyRecord]) -> Result<(), StoreError> {
+    for k in keys {
+        tx.execute(
+            "INSERT INTO keys (zone, id, data) VALUES (?1, ?2, ?3)",
+            params![k.zone, k.id, encode(k)],
+        )
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
+/// Reads a zone's record, changes it and writes it back (with its epoch
+/// column), inside the caller's transaction.
+fn update_zone(
+    tx: &rusqlite::Transaction<'_>,
+    zone: &str,
+    change: impl FnOnce(&mut ZoneRecord),
+) -> Result<ZoneRecord, StoreError> {
+    let data: String = tx
+        .query_row("SELECT data FROM zones WHERE name = ?1", [zone], |r| {
+            r.get(0)
+        })
+        .map_err(db)?;
+    let mut record: ZoneRecord = decode(&data)?;
+    change(&mut record);
+    tx.execute(
+        "UPDATE zones SET epoch = ?2, data = ?3 WHERE name = ?1",
+        params![zone, record.epoch as i64, encode(&record)],
+    )
+    .map_err(db)?;
+    Ok(record)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_zone(
@@ -204,13 +250,7 @@ impl Store for SqliteStore {
                 params![zone.name, zone.epoch as i64, encode(&zone)],
             )
             .map_err(db)?;
-            for k in &keys {
-                tx.execute(
-                    "INSERT INTO keys (zone, id, data) VALUES (?1, ?2, ?3)",
-                    params![k.zone, k.id, encode(k)],
-                )
-                .map_err(db)?;
-            }
+            insert_keys(&tx, &keys)?;
             append_in(&tx, &audit, file.as_ref())?;
             tx.commit().map_err(db)
         })
@@ -232,14 +272,8 @@ impl Store for SqliteStore {
     }
 
     async fn list_zones(&self) -> Result<Vec<ZoneRecord>, StoreError> {
-        self.run(|c| {
-            let mut stmt = c
-                .prepare("SELECT data FROM zones ORDER BY name")
-                .map_err(db)?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
-            rows.map(|r| decode(&r.map_err(db)?)).collect()
-        })
-        .await
+        self.run(|c| query_records(c, "SELECT data FROM zones ORDER BY name", []))
+            .await
     }
 
     async fn delete_zone(
@@ -268,15 +302,8 @@ impl Store for SqliteStore {
     async fn list_keys(&self, zone: &str) -> Result<Vec<KeyRecord>, StoreError> {
         let zone = zone.to_string();
         self.run(move |c| {
-            let mut stmt = c
-                .prepare("SELECT data FROM keys WHERE zone = ?1 ORDER BY id")
-                .map_err(db)?;
-            let rows = stmt
-                .query_map([&zone], |r| r.get::<_, String>(0))
-                .map_err(db)?;
-            let mut keys: Vec<KeyRecord> = rows
-                .map(|r| decode(&r.map_err(db)?))
-                .collect::<Result<_, _>>()?;
+            let mut keys: Vec<KeyRecord> =
+                query_records(c, "SELECT data FROM keys WHERE zone = ?1", [&zone])?;
             keys.sort_by_key(|k| (k.created, k.id.clone()));
             Ok(keys)
         })
@@ -347,14 +374,8 @@ impl Store for SqliteStore {
     }
 
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        self.run(|c| {
-            let mut stmt = c
-                .prepare("SELECT data FROM nodes ORDER BY node_id")
-                .map_err(db)?;
-            let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(db)?;
-            rows.map(|r| decode(&r.map_err(db)?)).collect()
-        })
-        .await
+        self.run(|c| query_records(c, "SELECT data FROM nodes ORDER BY node_id", []))
+            .await
     }
 
     async fn move_key_master(
@@ -373,21 +394,12 @@ impl Store for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db)?;
             check_epoch(&tx, &zone, epoch)?;
-            let data: String = tx
-                .query_row("SELECT data FROM zones WHERE name = ?1", [&zone], |r| {
-                    r.get(0)
-                })
-                .map_err(db)?;
-            let mut record: ZoneRecord = decode(&data)?;
-            record.key_master = to;
-            record.epoch = epoch + 1;
-            record.key_master_since = since;
-            record.needs_rekey = needs_rekey;
-            tx.execute(
-                "UPDATE zones SET epoch = ?2, data = ?3 WHERE name = ?1",
-                params![zone, record.epoch as i64, encode(&record)],
-            )
-            .map_err(db)?;
+            let record = update_zone(&tx, &zone, |r| {
+                r.key_master = to;
+                r.epoch = epoch + 1;
+                r.key_master_since = since;
+                r.needs_rekey = needs_rekey;
+            })?;
             append_in(&tx, &audit, file.as_ref())?;
             tx.commit().map_err(db)?;
             Ok(record)
@@ -412,25 +424,8 @@ impl Store for SqliteStore {
             check_epoch(&tx, &zone, epoch)?;
             tx.execute("DELETE FROM keys WHERE zone = ?1", [&zone])
                 .map_err(db)?;
-            for k in &keys {
-                tx.execute(
-                    "INSERT INTO keys (zone, id, data) VALUES (?1, ?2, ?3)",
-                    params![k.zone, k.id, encode(k)],
-                )
-                .map_err(db)?;
-            }
-            let data: String = tx
-                .query_row("SELECT data FROM zones WHERE name = ?1", [&zone], |r| {
-                    r.get(0)
-                })
-                .map_err(db)?;
-            let mut record: ZoneRecord = decode(&data)?;
-            record.needs_rekey = false;
-            tx.execute(
-                "UPDATE zones SET data = ?2 WHERE name = ?1",
-                params![zone, encode(&record)],
-            )
-            .map_err(db)?;
+            insert_keys(&tx, &keys)?;
+            update_zone(&tx, &zone, |r| r.needs_rekey = false)?;
             append_in(&tx, &audit, file.as_ref())?;
             tx.commit().map_err(db)
         })
@@ -458,15 +453,11 @@ impl Store for SqliteStore {
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let zone = zone.map(str::to_string);
         self.run(move |c| {
-            let mut stmt = c
-                .prepare(
-                    "SELECT entry FROM audit WHERE (?1 IS NULL OR zone = ?1) AND time >= ?2 ORDER BY seq",
-                )
-                .map_err(db)?;
-            let rows = stmt
-                .query_map(params![zone, since as i64], |r| r.get::<_, String>(0))
-                .map_err(db)?;
-            rows.map(|r| decode(&r.map_err(db)?)).collect()
+            query_records(
+                c,
+                "SELECT entry FROM audit WHERE (?1 IS NULL OR zone = ?1) AND time >= ?2 ORDER BY seq",
+                params![zone, since as i64],
+            )
         })
         .await
     }
