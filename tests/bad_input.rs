@@ -41,19 +41,13 @@ fn snapshot(d: &Daemon) -> String {
 }
 
 fn sign_file(d: &Daemon, zone: &str, text: &str) -> String {
-    let work = TempDir::new("bad-zone");
-    let input = work.path().join("in.zone");
-    let output = work.path().join("out.zone");
-    std::fs::write(&input, text).unwrap();
-    let err = d.ctl_err(&[
-        "zone",
-        "sign",
-        zone,
-        "--in",
-        input.to_str().unwrap(),
-        "--out",
-        output.to_str().unwrap(),
-    ]);
+    let (_dir, output, out) = d.sign_text(zone, text);
+    assert!(
+        !out.status.success(),
+        "zone sign should have failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!output.exists(), "no output is left behind on failure");
     err
 }

@@ -244,20 +244,7 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced() {
         )));
     }
     assert_eq!(role(&d, zone)["NeedsRekey"], false);
-    let work = TempDir::new("rekey-work");
-    let input = work.path().join("z");
-    let output = work.path().join("z.signed");
-    std::fs::write(&input, sample_zone(zone, 20)).unwrap();
-    d.ctl_ok(&[
-        "zone",
-        "sign",
-        zone,
-        "--in",
-        input.to_str().unwrap(),
-        "--out",
-        output.to_str().unwrap(),
-    ]);
-    assert_validates(&output, zone);
+    d.sign_validated(zone, &sample_zone(zone, 20));
     for pid in [b_pid, a2_pid] {
         unsafe_kill(pid, "CONT");
     }

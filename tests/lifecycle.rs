@@ -88,20 +88,7 @@ fn keys_are_added_retired_and_removed_but_never_the_last_active_one() {
 
     // The zone still signs and validates with the new ZSK; the retired one
     // is still published but signs nothing.
-    let work = TempDir::new("keys-work");
-    let input = work.path().join("z");
-    let output = work.path().join("z.signed");
-    std::fs::write(&input, sample_zone("keys.example", 20)).unwrap();
-    d.ctl_ok(&[
-        "zone",
-        "sign",
-        "keys.example",
-        "--in",
-        input.to_str().unwrap(),
-        "--out",
-        output.to_str().unwrap(),
-    ]);
-    assert_validates(&output, "keys.example.");
+    let (_dir, output, _) = d.sign_validated("keys.example.", &sample_zone("keys.example", 20));
     let signed = std::fs::read_to_string(&output).unwrap();
     assert!(
         !signed.contains(&format!(" {zsk_tag} keys.example. ")),
@@ -159,20 +146,7 @@ fn zones_and_keys_survive_a_restart_and_signing_still_works() {
     );
     let show = d2.ctl_ok(&["zone", "show", "keep.example"]);
     assert!(show.contains("IsSigned") && show.contains("true"), "{show}");
-    let work = TempDir::new("restart-work");
-    let input = work.path().join("z");
-    let output = work.path().join("z.signed");
-    std::fs::write(&input, sample_zone("keep.example", 20)).unwrap();
-    d2.ctl_ok(&[
-        "zone",
-        "sign",
-        "keep.example",
-        "--in",
-        input.to_str().unwrap(),
-        "--out",
-        output.to_str().unwrap(),
-    ]);
-    assert_validates(&output, "keep.example.");
+    d2.sign_validated("keep.example.", &sample_zone("keep.example", 20));
 }
 
 #[test]

@@ -8,24 +8,12 @@ use common::*;
 
 /// Adds a zone with the given flags, signs the sample zone and checks it
 /// with both validators. Returns the signed file's text.
-fn sign_and_validate(d: &Daemon, work: &TempDir, zone: &str, add_flags: &[&str]) -> String {
+fn sign_and_validate(d: &Daemon, zone: &str, add_flags: &[&str]) -> String {
     let mut args = vec!["zone", "add", zone];
     args.extend_from_slice(add_flags);
     d.ctl_ok(&args);
-    let input = work.path().join(format!("{zone}zone"));
-    let output = work.path().join(format!("{zone}signed"));
-    std::fs::write(&input, sample_zone(zone, 60)).unwrap();
-    let summary = d.ctl_ok(&[
-        "zone",
-        "sign",
-        zone,
-        "--in",
-        input.to_str().unwrap(),
-        "--out",
-        output.to_str().unwrap(),
-    ]);
+    let (_dir, output, summary) = d.sign_validated(zone, &sample_zone(zone, 60));
     assert!(summary.contains("RRSIGs"), "{summary}");
-    assert_validates(&output, zone);
     std::fs::read_to_string(&output).unwrap()
 }
 
@@ -33,12 +21,11 @@ fn sign_and_validate(d: &Daemon, work: &TempDir, zone: &str, add_flags: &[&str])
 fn ecdsa_p256_zones_validate_with_nsec_and_nsec3() {
     let token = TestToken::new("p256");
     let d = Daemon::start(&token, "a", &[]);
-    let work = TempDir::new("p256-work");
-    let nsec = sign_and_validate(&d, &work, "nsec.example.", &["--denial", "nsec"]);
+    let nsec = sign_and_validate(&d, "nsec.example.", &["--denial", "nsec"]);
     assert!(nsec.contains("\tNSEC\t"));
     assert!(!nsec.contains("NSEC3"));
     // The default policy: ECDSAP256SHA256 with NSEC3, 0 iterations, no salt.
-    let nsec3 = sign_and_validate(&d, &work, "nsec3.example.", &[]);
+    let nsec3 = sign_and_validate(&d, "nsec3.example.", &[]);
     assert!(
         nsec3.contains("\tNSEC3PARAM\t1 0 0 -"),
         "default NSEC3PARAM"
@@ -53,16 +40,13 @@ fn ecdsa_p256_zones_validate_with_nsec_and_nsec3() {
 fn ecdsa_p384_zones_validate_with_nsec_and_nsec3() {
     let token = TestToken::new("p384");
     let d = Daemon::start(&token, "a", &[]);
-    let work = TempDir::new("p384-work");
     sign_and_validate(
         &d,
-        &work,
         "nsec.example.",
         &["--algorithm", "ecdsap384sha384", "--denial", "nsec"],
     );
     let z = sign_and_validate(
         &d,
-        &work,
         "nsec3.example.",
         &["--algorithm", "14", "--denial", "nsec3"],
     );
@@ -73,16 +57,13 @@ fn ecdsa_p384_zones_validate_with_nsec_and_nsec3() {
 fn ed25519_zones_validate_with_nsec_and_nsec3() {
     let token = TestToken::new("ed25519");
     let d = Daemon::start(&token, "a", &[]);
-    let work = TempDir::new("ed-work");
     sign_and_validate(
         &d,
-        &work,
         "nsec.example.",
         &["--algorithm", "ed25519", "--denial", "nsec"],
     );
     let z = sign_and_validate(
         &d,
-        &work,
         "nsec3.example.",
         &[
             "--algorithm",
@@ -106,16 +87,13 @@ fn ed25519_zones_validate_with_nsec_and_nsec3() {
 fn rsasha256_zones_of_every_size_validate() {
     let token = TestToken::new("rsa");
     let d = Daemon::start(&token, "a", &[]);
-    let work = TempDir::new("rsa-work");
     sign_and_validate(
         &d,
-        &work,
         "r2048.example.",
         &["--algorithm", "rsasha256", "--denial", "nsec"],
     );
     sign_and_validate(
         &d,
-        &work,
         "r3072.example.",
         &[
             "--algorithm",
@@ -129,7 +107,6 @@ fn rsasha256_zones_of_every_size_validate() {
     );
     sign_and_validate(
         &d,
-        &work,
         "r4096.example.",
         &["--algorithm", "8:4096", "--denial", "nsec3"],
     );
@@ -146,10 +123,8 @@ fn rsasha256_zones_of_every_size_validate() {
 fn cds_and_cdnskey_are_published_when_asked_and_signed_by_the_ksk() {
     let token = TestToken::new("cds");
     let d = Daemon::start(&token, "a", &[]);
-    let work = TempDir::new("cds-work");
     let z = sign_and_validate(
         &d,
-        &work,
         "cds.example.",
         &["--cds", "--ds-digest", "sha256,sha384"],
     );

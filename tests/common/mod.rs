@@ -415,6 +415,44 @@ impl Daemon {
         .await
     }
 
+    /// `zone sign` of `text` through keymasterctl, file to file in a fresh
+    /// directory; returns the directory (keep it alive), the output path and
+    /// keymasterctl's result.
+    pub fn sign_text(&self, zone: &str, text: &str) -> (TempDir, PathBuf, Output) {
+        let work = TempDir::new("sign");
+        let input = work.path().join("in.zone");
+        let output = work.path().join("out.zone");
+        std::fs::write(&input, text).unwrap();
+        let out = self.ctl(&[
+            "zone",
+            "sign",
+            zone,
+            "--in",
+            input.to_str().unwrap(),
+            "--out",
+            output.to_str().unwrap(),
+        ]);
+        (work, output, out)
+    }
+
+    /// `sign_text` that must succeed and validate with both validators;
+    /// returns the directory, the signed file and keymasterctl's stdout.
+    pub fn sign_validated(&self, zone: &str, text: &str) -> (TempDir, PathBuf, String) {
+        let (work, output, out) = self.sign_text(zone, text);
+        assert!(
+            out.status.success(),
+            "zone sign {zone} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
+        assert_validates(&output, zone);
+        (
+            work,
+            output,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     /// keymasterctl that must succeed; returns its stdout.
     pub fn ctl_ok(&self, args: &[&str]) -> String {
         let out = self.ctl(args);
