@@ -60,6 +60,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot register node {} in the store: {e}", config.node_id))?;
     tokio::spawn(renew_lease(service.clone(), advertise, config.lease_secs));
+    tokio::spawn(watch_roles(service.clone()));
     if let Some(path) = &config.address_file {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, addr.to_string())
@@ -135,6 +136,25 @@ async fn renew_lease(service: Arc<ZoneService>, advertise: String, lease_secs: u
         }
         if let Err(e) = service.failover_pass().await {
             tracing::warn!(error = %e, "automatic failover pass failed");
+        }
+        if let Err(e) = service.notice_role_changes().await {
+            tracing::warn!(error = %e, "cannot read the zones' Key Masters");
+        }
+    }
+}
+
+/// Learns of role changes as the store reports them (etcd watches); the
+/// lease renewal looks as well, for stores that cannot watch.
+async fn watch_roles(service: Arc<ZoneService>) {
+    if let Err(e) = service.notice_role_changes().await {
+        tracing::warn!(error = %e, "cannot read the zones' Key Masters");
+    }
+    let Some(mut changes) = service.store().watch_zones().await else {
+        return;
+    };
+    while changes.recv().await.is_some() {
+        if let Err(e) = service.notice_role_changes().await {
+            tracing::warn!(error = %e, "cannot read the zones' Key Masters");
         }
     }
 }

@@ -48,7 +48,7 @@ pub struct DaemonArgs {
     /// File holding the user PIN (not world-readable). Or set KEYMASTER_PIN.
     #[arg(long, env = "KEYMASTER_PIN_FILE")]
     pub pin_file: Option<PathBuf>,
-    /// Store: sqlite:PATH.
+    /// Store: sqlite:PATH or etcd:http://HOST:PORT[,…].
     #[arg(long, env = "KEYMASTER_STORE")]
     pub store: Option<String>,
     /// Log filter (error, warn, info, debug, or a tracing directive).

@@ -1,7 +1,9 @@
 //! The Key Master role across real keymasterd nodes: three sharing one
-//! SoftHSM2 token directory and one embedded store, a fourth with a token
-//! of its own. Transfer, refusals with reasons, seize after kill -9, and
-//! the old Key Master coming back fenced.
+//! SoftHSM2 token directory and one store, a fourth with a token of its
+//! own; every scenario runs once on the embedded SQLite store and once on
+//! a real etcd. Transfer, refusals with reasons, seize after kill -9, the
+//! old Key Master coming back fenced, forced seize and re-key, automatic
+//! failover.
 
 mod common;
 
@@ -52,13 +54,11 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced() {
+async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestStore) {
     let shared = TestToken::new("shared");
     let own = TestToken::new("own");
     let pki = Arc::new(Pki::new());
-    let store_dir = TempDir::new("cluster-store");
-    let store = format!("sqlite:{}", store_dir.path().join("keymaster.db").display());
+    let store = backend.url();
     let lease = ["--lease-secs", "2"];
     let start = |token: &TestToken, id: &str| {
         Daemon::start_in_cluster(token, id, &store, TempDir::new(id), pki.clone(), &lease)
@@ -170,6 +170,10 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced() {
 
     // A Key Master paused (SIGSTOP) while the role is seized from it wakes
     // up fenced: it signs, but its writes are refused.
+    wait_until("node-c to learn that it holds the role", || {
+        c.log_text()
+            .contains("this node is now the Key Master of the zone")
+    });
     let c_pid = c.pid();
     unsafe_kill(c_pid, "STOP");
     wait_until("node-c's lease to expire", || {
@@ -177,6 +181,11 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced() {
     });
     b.ctl_ok(&["role", "seize", zone, "--to", "node-b"]);
     unsafe_kill(c_pid, "CONT");
+    // It notices by itself, and says so.
+    wait_until("node-c to log that it lost the role", || {
+        c.log_text()
+            .contains("this node is no longer the Key Master of the zone")
+    });
     let err = c.ctl_err(&["key", "add", zone, "--role", "zsk"]);
     assert!(err.contains("its Key Master is node-b"), "{err}");
     assert_eq!(sign_on(&c, zone).await, 1);
@@ -265,12 +274,10 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced() {
     drop(d);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn automatic_failover_moves_the_role_to_one_candidate() {
+async fn automatic_failover_moves_the_role_to_one_candidate(backend: TestStore) {
     let shared = TestToken::new("failover");
     let pki = Arc::new(Pki::new());
-    let store_dir = TempDir::new("failover-store");
-    let store = format!("sqlite:{}", store_dir.path().join("keymaster.db").display());
+    let store = backend.url();
     let start = |id: &str| {
         Daemon::start_in_cluster(
             &shared,
@@ -317,3 +324,30 @@ async fn automatic_failover_moves_the_role_to_one_candidate() {
     let new = if winner == "fo-b" { &b } else { &c };
     new.ctl_ok(&["key", "add", zone, "--role", "zsk"]);
 }
+
+/// Every scenario above, on each store backend.
+macro_rules! on_each_store {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestStore::sqlite(stringify!($name))).await
+                }
+            )*
+        }
+        mod etcd {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::TestStore::etcd(stringify!($name))).await
+                }
+            )*
+        }
+    };
+}
+
+on_each_store!(
+    key_master_moves_between_nodes_and_a_stale_one_is_fenced,
+    automatic_failover_moves_the_role_to_one_candidate
+);

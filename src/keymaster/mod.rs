@@ -12,6 +12,8 @@
 //!      └────────────── or --force: zone marked needs-rekey) ─────► node C   epoch+1
 //! ```
 
+use std::collections::HashMap;
+
 use crate::dnssec::Algorithm;
 use crate::error::{Error, Result};
 use crate::zone::service::ZoneService;
@@ -88,6 +90,7 @@ impl ZoneService {
             algorithms: SUPPORTED_ALGORITHMS.to_vec(),
             last_seen: self.clock.now(),
             lease_secs,
+            store_lease: None,
         };
         Ok(self.store.put_node(&node).await?)
     }
@@ -254,6 +257,47 @@ impl ZoneService {
 }
 
 impl ZoneService {
+    /// Compares the zones this node is Key Master of with its last look and
+    /// logs every role it lost (it stops managing that zone: its writes
+    /// would be fenced anyway) or was given. Runs on every watch signal
+    /// from the store and at every lease renewal.
+    pub async fn notice_role_changes(&self) -> Result<()> {
+        let zones = self.store.list_zones().await?;
+        let now: HashMap<String, u64> = zones
+            .iter()
+            .filter(|z| z.key_master == self.node_id)
+            .map(|z| (z.name.clone(), z.epoch))
+            .collect();
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        match held.as_ref() {
+            None => tracing::info!(zones = now.len(), "Key Master of {} zone(s)", now.len()),
+            Some(before) => {
+                for (name, epoch) in before {
+                    if now.contains_key(name) {
+                        continue;
+                    }
+                    match zones.iter().find(|z| &z.name == name) {
+                        Some(z) => tracing::warn!(
+                            zone = %name,
+                            held_epoch = epoch,
+                            epoch = z.epoch,
+                            key_master = %z.key_master,
+                            "this node is no longer the Key Master of the zone; it stops managing it"
+                        ),
+                        None => tracing::info!(zone = %name, "zone removed"),
+                    }
+                }
+                for (name, epoch) in &now {
+                    if !before.contains_key(name) {
+                        tracing::info!(zone = %name, epoch, "this node is now the Key Master of the zone");
+                    }
+                }
+            }
+        }
+        *held = Some(now);
+        Ok(())
+    }
+
     /// One pass of automatic failover: for every zone that asks for it
     /// whose Key Master's lease has been gone for its failover time, this
     /// node seizes the role if it is a candidate. Of several nodes racing,
@@ -360,8 +404,7 @@ impl ZoneService {
             ),
         );
         if let Err(e) = self.store.replace_keys(&key, z.epoch, &keys, &audit).await {
-            self.destroy_in_token(keys.iter().map(|k| k.id.clone()).collect())
-                .await;
+            self.undo_generated(&keys, &e).await;
             return Err(e.into());
         }
         self.forget_context(&key);
@@ -386,6 +429,7 @@ mod tests {
             algorithms: SUPPORTED_ALGORITHMS.to_vec(),
             last_seen,
             lease_secs: 10,
+            store_lease: None,
         }
     }
 

@@ -2,8 +2,11 @@
 //! the audit log. Every key write is a compare-and-set on the zone's epoch
 //! (DESIGN §4.2), so a node with a stale epoch writes nothing.
 //!
-//! Backends: `sqlite` (embedded, the default).
+//! Backends: `sqlite` (embedded, the default; several processes on one
+//! host) and `etcd` (a cluster). `tests/store_conformance.rs` runs one
+//! suite against both.
 
+pub mod etcd;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -104,9 +107,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         zone: Option<&str>,
         since: u64,
     ) -> Result<Vec<AuditEntry>, StoreError>;
+    /// A signal each time zone records change, for backends that can watch
+    /// (etcd); None where the caller must look from time to time.
+    async fn watch_zones(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        None
+    }
 }
 
-/// Opens a store from its URL: `sqlite:PATH`. With `audit_file`, every
+/// Opens a store from its URL: `sqlite:PATH` or
+/// `etcd:http://HOST:PORT[,…]`. With `audit_file`, every
 /// audit entry is also appended to that file as a JSON line.
 pub async fn open(
     url: &str,
@@ -116,10 +125,14 @@ pub async fn open(
         Ok(std::sync::Arc::new(
             sqlite::SqliteStore::open(path, audit_file).await?,
         ))
+    } else if let Some(endpoints) = url.strip_prefix("etcd:") {
+        Ok(std::sync::Arc::new(
+            etcd::EtcdStore::open(endpoints, audit_file).await?,
+        ))
     } else {
         Err(StoreError::Unavailable {
             location: url.to_string(),
-            reason: "unknown store kind; use sqlite:PATH".to_string(),
+            reason: "unknown store kind; use sqlite:PATH or etcd:http://HOST:PORT[,…]".to_string(),
         })
     }
 }

@@ -49,11 +49,18 @@ pub struct NodeRecord {
     /// When it last renewed its lease, and for how long a lease holds.
     pub last_seen: u64,
     pub lease_secs: u64,
+    /// Whether the store's own lease for the node holds, where the store
+    /// keeps one (etcd); None: judged from `last_seen` and the clock.
+    #[serde(skip)]
+    pub store_lease: Option<bool>,
 }
 
 impl NodeRecord {
     pub fn online(&self, now: u64) -> bool {
-        now.saturating_sub(self.last_seen) <= self.lease_secs
+        match self.store_lease {
+            Some(alive) => alive,
+            None => now.saturating_sub(self.last_seen) <= self.lease_secs,
+        }
     }
 }
 

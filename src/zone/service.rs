@@ -28,7 +28,7 @@ use crate::dnssec::zone::{self as zonesign, ZoneSignConfig, ZoneStats};
 use crate::dnssec::{Algorithm, KeyRole};
 use crate::error::{Error, Result};
 use crate::hsm::{keys, Token};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Size limits on requests.
 #[derive(Debug, Clone)]
@@ -100,6 +100,9 @@ pub struct ZoneService {
     limits: Limits,
     contexts: Mutex<HashMap<String, Arc<SigningContext>>>,
     workers: SigningWorkers,
+    /// Zones this node was Key Master of at its last look, with the epoch:
+    /// to notice and log a role it lost (or took) elsewhere.
+    pub(crate) held: Mutex<Option<HashMap<String, u64>>>,
 }
 
 /// Parses a zone name into its stored form ("example.com.") and its name.
@@ -145,6 +148,7 @@ impl ZoneService {
             contexts: Mutex::new(HashMap::new()),
             workers: SigningWorkers::start(token.clone()),
             token,
+            held: Mutex::new(None),
         }
     }
 
@@ -154,6 +158,10 @@ impl ZoneService {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     pub fn token(&self) -> &Arc<Token> {
@@ -340,8 +348,7 @@ impl ZoneService {
             ),
         );
         if let Err(e) = self.store.create_zone(&zone, &keys, &audit).await {
-            self.destroy_in_token(keys.iter().map(|k| k.id.clone()).collect())
-                .await;
+            self.undo_generated(&keys, &e).await;
             return Err(e.into());
         }
         tracing::info!(zone = %key, ksk = keys[0].key_tag, zsk = keys[1].key_tag, "zone added");
@@ -439,6 +446,22 @@ impl ZoneService {
         .await
     }
 
+    /// Undoes keys just generated for a store write that failed. When the
+    /// store could not be reached, the write may have landed all the same
+    /// (the answer was lost): the keys stay, since destroying a key the
+    /// store refers to would break the zone; an unreferenced one is only an
+    /// orphan, which `reconcile` reports at the next start.
+    pub(crate) async fn undo_generated(&self, keys: &[KeyRecord], failure: &StoreError) {
+        if matches!(failure, StoreError::Unavailable { .. }) {
+            for k in keys {
+                tracing::warn!(zone = %k.zone, key = %k.id, key_tag = k.key_tag, "store unreachable during the write: key kept in the token in case the write landed");
+            }
+            return;
+        }
+        self.destroy_in_token(keys.iter().map(|k| k.id.clone()).collect())
+            .await;
+    }
+
     /// Destroys key pairs in the token; failures are logged, not returned,
     /// since the store no longer refers to them (reconcile reports them).
     pub(crate) async fn destroy_in_token(&self, ids: Vec<String>) -> usize {
@@ -500,7 +523,7 @@ impl ZoneService {
             ),
         );
         if let Err(e) = self.store.put_key(&k, z.epoch, &audit).await {
-            self.destroy_in_token(vec![k.id.clone()]).await;
+            self.undo_generated(std::slice::from_ref(&k), &e).await;
             return Err(e.into());
         }
         self.forget_context(&key);

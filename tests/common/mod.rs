@@ -580,3 +580,147 @@ pub fn count_type(zone_file: &Path, rtype: &str) -> usize {
         .filter(|l| l.split_whitespace().nth(3) == Some(rtype))
         .count()
 }
+
+/// A port free on 127.0.0.1 at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A one-member etcd cluster (Debian's `etcd`) on 127.0.0.1 with its data
+/// in a temporary directory; stopped by PID when dropped. Missing etcd is a
+/// failure, never a skip.
+pub struct Etcd {
+    pub child: Option<Child>,
+    pub dir: TempDir,
+    pub client_url: String,
+    peer_url: String,
+    log: PathBuf,
+}
+
+impl Etcd {
+    pub fn start(name: &str) -> Etcd {
+        let dir = TempDir::new(&format!("etcd-{name}"));
+        let mut e = Etcd {
+            child: None,
+            client_url: format!("http://127.0.0.1:{}", free_port()),
+            peer_url: format!("http://127.0.0.1:{}", free_port()),
+            log: dir.path().join("etcd.log"),
+            dir,
+        };
+        e.run();
+        e
+    }
+
+    /// The `--store` value for keymasterd.
+    pub fn store(&self) -> String {
+        format!("etcd:{}", self.client_url)
+    }
+
+    /// Starts (or restarts, on the same data and ports) the etcd process
+    /// and waits until it reports itself healthy.
+    pub fn run(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("etcd log");
+        let child = Command::new("etcd")
+            .args(["--name", "km-test"])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .args(["--listen-client-urls", &self.client_url])
+            .args(["--advertise-client-urls", &self.client_url])
+            .args(["--listen-peer-urls", &self.peer_url])
+            .args(["--initial-advertise-peer-urls", &self.peer_url])
+            .arg("--initial-cluster")
+            .arg(format!("km-test={}", self.peer_url))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd (Debian package etcd-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.healthy() {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "etcd exited with {status}: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "etcd did not become healthy");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// etcd's own health endpoint says it has a leader and serves.
+    fn healthy(&self) -> bool {
+        use std::io::{Read, Write};
+        let addr = self.client_url.trim_start_matches("http://");
+        let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(format!("GET /health HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .is_err()
+        {
+            return false;
+        }
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.contains("\"health\":\"true\"")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(|c| c.id())
+            .expect("etcd is running")
+    }
+
+    /// kill -9, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe_kill(child.id(), "KILL");
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The store a test's nodes share: an embedded SQLite file, or a real etcd.
+pub enum TestStore {
+    Sqlite(TempDir),
+    Etcd(Etcd),
+}
+
+impl TestStore {
+    pub fn sqlite(name: &str) -> TestStore {
+        TestStore::Sqlite(TempDir::new(&format!("store-{name}")))
+    }
+
+    pub fn etcd(name: &str) -> TestStore {
+        TestStore::Etcd(Etcd::start(name))
+    }
+
+    /// The `--store` value.
+    pub fn url(&self) -> String {
+        match self {
+            TestStore::Sqlite(dir) => {
+                format!("sqlite:{}", dir.path().join("keymaster.db").display())
+            }
+            TestStore::Etcd(etcd) => etcd.store(),
+        }
+    }
+}

@@ -1,0 +1,659 @@
+//! The cluster store on etcd (`--store etcd:http://HOST:PORT[,…]`).
+//!
+//! Every write is one etcd transaction that compares the revisions of what
+//! it read: the zone record (whose epoch it checked) and the head of the
+//! audit chain (whose hash the new entry carries). If another writer got
+//! there first, the transaction changes nothing; the write reads again and
+//! either retries (the audit head moved) or fails with `Fenced` (the epoch
+//! moved). A transaction is all or nothing, so an etcd that dies mid-write
+//! leaves no half-written role.
+//!
+//! Liveness: each node's `alive/ID` key is bound to an etcd lease of the
+//! node's lease length, kept alive on every renewal; when the node stops,
+//! etcd drops the key. Role changes are watched, so nodes learn of them at
+//! once.
+//!
+//! Layout under `/keymaster/v1/`:
+//! ```text
+//! meta/schema          "1"
+//! zones/NAME           ZoneRecord (JSON)
+//! keys/NAME/ID         KeyRecord
+//! nodes/ID             NodeRecord (last seen, for `node list`)
+//! alive/ID             bound to the node's etcd lease
+//! audit/SEQ            AuditEntry, SEQ zero-padded to 20 digits
+//! audit-head           {"seq":N,"hash":"…"} of the last entry
+//! ```
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp,
+    WatchOptions,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError};
+use crate::audit::{self, AuditDraft, AuditEntry};
+use crate::zone::{KeyRecord, NodeRecord, ZoneRecord, SCHEMA_VERSION};
+
+const PREFIX: &str = "/keymaster/v1/";
+/// How often a write re-reads and tries again when only the audit head
+/// moved under it (other nodes appending entries).
+const MAX_ATTEMPTS: u32 = 200;
+
+#[derive(Clone)]
+pub struct EtcdStore {
+    location: String,
+    client: Client,
+    audit_file: Option<PathBuf>,
+    /// This process's lease per node id it registered.
+    leases: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+impl std::fmt::Debug for EtcdStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdStore")
+            .field("location", &self.location)
+            .finish()
+    }
+}
+
+/// The last entry of the audit chain, kept beside it so that appending is
+/// one compare on one key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AuditHead {
+    seq: u64,
+    hash: String,
+}
+
+fn key(path: &str) -> String {
+    format!("{PREFIX}{path}")
+}
+
+fn zone_key(zone: &str) -> String {
+    key(&format!("zones/{zone}"))
+}
+
+fn keys_prefix(zone: &str) -> String {
+    key(&format!("keys/{zone}/"))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("records serialize")
+}
+
+/// A value read with the revision a transaction compares against
+/// (0: the key does not exist).
+struct Read<T> {
+    value: Option<T>,
+    mod_revision: i64,
+}
+
+impl<T> Read<T> {
+    fn unchanged(&self, key: String) -> Compare {
+        Compare::mod_revision(key, CompareOp::Equal, self.mod_revision)
+    }
+}
+
+/// What a write puts, deletes and appends, built from what it read.
+struct Plan {
+    compares: Vec<Compare>,
+    ops: Vec<TxnOp>,
+}
+
+impl EtcdStore {
+    /// Connects to the endpoints (comma-separated URLs) and checks the
+    /// schema, writing it into an empty cluster.
+    pub async fn open(
+        endpoints: &str,
+        audit_file: Option<PathBuf>,
+    ) -> Result<EtcdStore, StoreError> {
+        let location = format!("etcd:{endpoints}");
+        let urls: Vec<&str> = endpoints.split(',').filter(|s| !s.is_empty()).collect();
+        if urls.is_empty() {
+            return Err(StoreError::Unavailable {
+                location,
+                reason: "no endpoint given; use etcd:http://HOST:PORT[,…]".into(),
+            });
+        }
+        let options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+        let client =
+            Client::connect(&urls, Some(options))
+                .await
+                .map_err(|e| StoreError::Unavailable {
+                    location: location.clone(),
+                    reason: e.to_string(),
+                })?;
+        let store = EtcdStore {
+            location,
+            client,
+            audit_file,
+            leases: Arc::default(),
+        };
+        store.check_schema().await?;
+        Ok(store)
+    }
+
+    fn unavailable(&self, e: etcd_client::Error) -> StoreError {
+        StoreError::Unavailable {
+            location: self.location.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    async fn check_schema(&self) -> Result<(), StoreError> {
+        let schema_key = key("meta/schema");
+        let mut kv = self.client.kv_client();
+        kv.txn(
+            Txn::new()
+                .when([Compare::version(schema_key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(
+                    schema_key.clone(),
+                    SCHEMA_VERSION.to_string(),
+                    None,
+                )]),
+        )
+        .await
+        .map_err(|e| self.unavailable(e))?;
+        let r = kv
+            .get(schema_key, None)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let schema = r
+            .kvs()
+            .first()
+            .map(|kv| String::from_utf8_lossy(kv.value()).to_string())
+            .unwrap_or_default();
+        if schema != SCHEMA_VERSION.to_string() {
+            return Err(StoreError::Corrupt(format!(
+                "cluster schema {schema}, this build knows {SCHEMA_VERSION}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn read<T: serde::de::DeserializeOwned>(&self, k: &str) -> Result<Read<T>, StoreError> {
+        let r = self
+            .client
+            .kv_client()
+            .get(k, None)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(match r.kvs().first() {
+            Some(kv) => Read {
+                value: Some(decode(kv.value())?),
+                mod_revision: kv.mod_revision(),
+            },
+            None => Read {
+                value: None,
+                mod_revision: 0,
+            },
+        })
+    }
+
+    async fn read_prefix<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let r = self
+            .client
+            .kv_client()
+            .get(prefix, Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        r.kvs().iter().map(|kv| decode(kv.value())).collect()
+    }
+
+    /// Reads the zone and checks its epoch.
+    async fn zone_at(&self, zone: &str, expected: u64) -> Result<Read<ZoneRecord>, StoreError> {
+        let read = self.read::<ZoneRecord>(&zone_key(zone)).await?;
+        match &read.value {
+            None => Err(StoreError::ZoneNotFound(zone.to_string())),
+            Some(z) if z.epoch != expected => Err(StoreError::Fenced {
+                zone: zone.to_string(),
+                expected,
+                actual: z.epoch,
+            }),
+            Some(_) => Ok(read),
+        }
+    }
+
+    /// Runs a write: `plan` reads what it needs and says what to compare
+    /// and change; the audit entry is chained onto the head read here; all
+    /// of it commits in one transaction, or the whole is read and planned
+    /// again. Returns the plan's result and the sealed entry.
+    async fn write<T, F, Fut>(
+        &self,
+        draft: &AuditDraft,
+        mut plan: F,
+    ) -> Result<(T, AuditEntry), StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(Plan, T), StoreError>>,
+    {
+        self.check_audit_file()?;
+        let head_key = key("audit-head");
+        for attempt in 0..MAX_ATTEMPTS {
+            let (mut p, result) = plan().await?;
+            let head = self.read::<AuditHead>(&head_key).await?;
+            let (seq, prev) = match &head.value {
+                Some(h) => (h.seq + 1, h.hash.clone()),
+                None => (1, audit::GENESIS.to_string()),
+            };
+            let entry = audit::seal(draft, seq, &prev);
+            p.compares.push(head.unchanged(head_key.clone()));
+            p.ops.push(TxnOp::put(
+                key(&format!("audit/{seq:020}")),
+                encode(&entry),
+                None,
+            ));
+            p.ops.push(TxnOp::put(
+                head_key.clone(),
+                encode(&AuditHead {
+                    seq,
+                    hash: entry.hash.clone(),
+                }),
+                None,
+            ));
+            let r = self
+                .client
+                .kv_client()
+                .txn(Txn::new().when(p.compares).and_then(p.ops))
+                .await
+                .map_err(|e| self.unavailable(e))?;
+            if r.succeeded() {
+                self.append_audit_file(&entry);
+                return Ok((result, entry));
+            }
+            // Someone wrote in between: back off a little, differently per
+            // attempt, and read again.
+            tokio::time::sleep(Duration::from_millis(1 + u64::from(attempt % 7) * 3)).await;
+        }
+        Err(StoreError::Unavailable {
+            location: self.location.clone(),
+            reason: format!("write did not get through after {MAX_ATTEMPTS} attempts"),
+        })
+    }
+
+    /// The audit file must be writable before a change is made (fail
+    /// closed); the line itself is appended once the transaction commits.
+    fn check_audit_file(&self) -> Result<(), StoreError> {
+        if let Some(path) = &self.audit_file {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| StoreError::AuditUnwritable(format!("{}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    fn append_audit_file(&self, entry: &AuditEntry) {
+        if let Some(path) = &self.audit_file {
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| writeln!(f, "{}", encode(entry)).and_then(|_| f.sync_data()));
+            if let Err(e) = written {
+                // The entry is in the store's chain; only the copy is missing.
+                tracing::error!(path = %path.display(), seq = entry.seq, error = %e, "audit entry not copied to the audit file");
+            }
+        }
+    }
+
+    /// Keeps this process's lease for the node alive, or grants a new one
+    /// when there is none or it has expired. Returns the lease id.
+    async fn node_lease(&self, node: &str, ttl: i64) -> Result<i64, StoreError> {
+        let known = self
+            .leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(node)
+            .copied();
+        if let Some(id) = known {
+            let mut lease = self.client.lease_client();
+            if let Ok((mut keeper, mut stream)) = lease.keep_alive(id).await {
+                if keeper.keep_alive().await.is_ok() {
+                    if let Ok(Some(r)) = stream.message().await {
+                        if r.ttl() > 0 {
+                            return Ok(id);
+                        }
+                    }
+                }
+            }
+        }
+        let granted = self
+            .client
+            .lease_client()
+            .grant(ttl, None)
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node.to_string(), granted.id());
+        Ok(granted.id())
+    }
+}
+
+#[async_trait]
+impl Store for EtcdStore {
+    async fn create_zone(
+        &self,
+        zone: &ZoneRecord,
+        keys: &[KeyRecord],
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError> {
+        self.write(audit, || async move {
+            let zk = zone_key(&zone.name);
+            let read = self.read::<ZoneRecord>(&zk).await?;
+            if read.value.is_some() {
+                return Err(StoreError::ZoneExists(zone.name.clone()));
+            }
+            let mut ops = vec![TxnOp::put(zk.clone(), encode(zone), None)];
+            ops.extend(keys.iter().map(put_key_op));
+            Ok((
+                Plan {
+                    compares: vec![Compare::version(zk, CompareOp::Equal, 0)],
+                    ops,
+                },
+                (),
+            ))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn get_zone(&self, name: &str) -> Result<Option<ZoneRecord>, StoreError> {
+        Ok(self.read(&zone_key(name)).await?.value)
+    }
+
+    async fn list_zones(&self) -> Result<Vec<ZoneRecord>, StoreError> {
+        let mut zones: Vec<ZoneRecord> = self.read_prefix(&key("zones/")).await?;
+        zones.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(zones)
+    }
+
+    async fn delete_zone(
+        &self,
+        name: &str,
+        epoch: u64,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError> {
+        self.write(audit, || async move {
+            let read = self.zone_at(name, epoch).await?;
+            let zk = zone_key(name);
+            Ok((
+                Plan {
+                    compares: vec![read.unchanged(zk.clone())],
+                    ops: vec![
+                        TxnOp::delete(zk, None),
+                        TxnOp::delete(keys_prefix(name), Some(DeleteOptions::new().with_prefix())),
+                    ],
+                },
+                (),
+            ))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn list_keys(&self, zone: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut keys: Vec<KeyRecord> = self.read_prefix(&keys_prefix(zone)).await?;
+        keys.sort_by_key(|k| (k.created, k.id.clone()));
+        Ok(keys)
+    }
+
+    async fn put_key(
+        &self,
+        k: &KeyRecord,
+        epoch: u64,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError> {
+        self.write(audit, || async move {
+            let read = self.zone_at(&k.zone, epoch).await?;
+            Ok((
+                Plan {
+                    compares: vec![read.unchanged(zone_key(&k.zone))],
+                    ops: vec![put_key_op(k)],
+                },
+                (),
+            ))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_key(
+        &self,
+        zone: &str,
+        id: &str,
+        epoch: u64,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError> {
+        self.write(audit, || async move {
+            let read = self.zone_at(zone, epoch).await?;
+            let kk = key(&format!("keys/{zone}/{id}"));
+            let key_read = self.read::<KeyRecord>(&kk).await?;
+            if key_read.value.is_none() {
+                return Err(StoreError::KeyNotFound {
+                    zone: zone.to_string(),
+                    key: id.to_string(),
+                });
+            }
+            Ok((
+                Plan {
+                    compares: vec![
+                        read.unchanged(zone_key(zone)),
+                        key_read.unchanged(kk.clone()),
+                    ],
+                    ops: vec![TxnOp::delete(kk, None)],
+                },
+                (),
+            ))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn append_audit(&self, audit: &AuditDraft) -> Result<AuditEntry, StoreError> {
+        self.write(audit, || async move {
+            Ok((
+                Plan {
+                    compares: vec![],
+                    ops: vec![],
+                },
+                (),
+            ))
+        })
+        .await
+        .map(|(_, entry)| entry)
+        .map_err(|e| match e {
+            StoreError::Unavailable { reason, .. } => StoreError::AuditUnwritable(reason),
+            e => e,
+        })
+    }
+
+    async fn put_node(&self, node: &NodeRecord) -> Result<(), StoreError> {
+        let ttl = node.lease_secs.max(1) as i64;
+        let lease = self.node_lease(&node.node_id, ttl).await?;
+        self.client
+            .kv_client()
+            .txn(Txn::new().and_then([
+                TxnOp::put(key(&format!("nodes/{}", node.node_id)), encode(node), None),
+                TxnOp::put(
+                    key(&format!("alive/{}", node.node_id)),
+                    "",
+                    Some(PutOptions::new().with_lease(lease)),
+                ),
+            ]))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(())
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let mut nodes: Vec<NodeRecord> = self.read_prefix(&key("nodes/")).await?;
+        let alive_prefix = key("alive/");
+        let alive = self
+            .client
+            .kv_client()
+            .get(
+                alive_prefix.clone(),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let alive: Vec<&[u8]> = alive
+            .kvs()
+            .iter()
+            .map(|kv| &kv.key()[alive_prefix.len()..])
+            .collect();
+        for n in &mut nodes {
+            n.store_lease = Some(alive.contains(&n.node_id.as_bytes()));
+        }
+        nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        Ok(nodes)
+    }
+
+    async fn move_key_master(
+        &self,
+        zone: &str,
+        epoch: u64,
+        to: &str,
+        since: u64,
+        needs_rekey: bool,
+        audit: &AuditDraft,
+    ) -> Result<ZoneRecord, StoreError> {
+        self.write(audit, || async move {
+            let read = self.zone_at(zone, epoch).await?;
+            let mut record = read.value.clone().expect("zone_at found it");
+            record.key_master = to.to_string();
+            record.epoch = epoch + 1;
+            record.key_master_since = since;
+            record.needs_rekey = needs_rekey;
+            let zk = zone_key(zone);
+            Ok((
+                Plan {
+                    compares: vec![read.unchanged(zk.clone())],
+                    ops: vec![TxnOp::put(zk, encode(&record), None)],
+                },
+                record,
+            ))
+        })
+        .await
+        .map(|(record, _)| record)
+    }
+
+    async fn replace_keys(
+        &self,
+        zone: &str,
+        epoch: u64,
+        keys: &[KeyRecord],
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError> {
+        self.write(audit, || async move {
+            let read = self.zone_at(zone, epoch).await?;
+            let mut record = read.value.clone().expect("zone_at found it");
+            record.needs_rekey = false;
+            let zk = zone_key(zone);
+            // etcd refuses a delete and a put of one key in one
+            // transaction: delete only the old keys that are not put again.
+            let prefix = keys_prefix(zone);
+            let old = self
+                .client
+                .kv_client()
+                .get(
+                    prefix.clone(),
+                    Some(GetOptions::new().with_prefix().with_keys_only()),
+                )
+                .await
+                .map_err(|e| self.unavailable(e))?;
+            let read_at = old.header().map(|h| h.revision()).unwrap_or(0);
+            let new_keys: Vec<TxnOp> = keys.iter().map(put_key_op).collect();
+            let new_names: Vec<String> = keys
+                .iter()
+                .map(|k| key(&format!("keys/{}/{}", k.zone, k.id)))
+                .collect();
+            let mut ops: Vec<TxnOp> = old
+                .kvs()
+                .iter()
+                .filter(|kv| !new_names.iter().any(|n| n.as_bytes() == kv.key()))
+                .map(|kv| TxnOp::delete(kv.key().to_vec(), None))
+                .collect();
+            ops.push(TxnOp::put(zk.clone(), encode(&record), None));
+            ops.extend(new_keys);
+            Ok((
+                Plan {
+                    compares: vec![
+                        read.unchanged(zk),
+                        // No key of the zone written since it was read.
+                        Compare::mod_revision(prefix, CompareOp::Less, read_at + 1).with_prefix(),
+                    ],
+                    ops,
+                },
+                (),
+            ))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn read_audit(
+        &self,
+        zone: Option<&str>,
+        since: u64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        // Keys sort by their zero-padded sequence number.
+        let entries: Vec<AuditEntry> = self.read_prefix(&key("audit/")).await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| zone.is_none_or(|z| e.zone == z) && e.time >= since)
+            .collect())
+    }
+
+    async fn watch_zones(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let mut client = self.client.clone();
+        let prefix = key("zones/");
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                match client
+                    .watch(prefix.clone(), Some(WatchOptions::new().with_prefix()))
+                    .await
+                {
+                    Ok(mut stream) => {
+                        // A fresh watch may have missed changes: look once.
+                        let _ = tx.try_send(());
+                        while let Ok(Some(r)) = stream.message().await {
+                            if !r.events().is_empty() && tx.try_send(()).is_err() && tx.is_closed()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "cannot watch zone records; retrying"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Some(rx)
+    }
+}
+
+fn put_key_op(k: &KeyRecord) -> TxnOp {
+    TxnOp::put(key(&format!("keys/{}/{}", k.zone, k.id)), encode(k), None)
+}
