@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::auth::AccessControl;
 use crate::clock::SystemClock;
 use crate::config::Config;
+use crate::grpc::forward::Forwarder;
 use crate::grpc::limits::CallerLimits;
 use crate::grpc::{serve, ServeOptions};
 use crate::hsm::Token;
@@ -33,6 +34,7 @@ pub async fn run(config: Config) -> Result<(), String> {
             None
         }
     };
+    let forwarder = Forwarder::new(&config.node_id, config.tls.as_ref())?;
     let service = Arc::new(ZoneService::new(
         config.node_id.clone(),
         Arc::new(token),
@@ -86,6 +88,7 @@ pub async fn run(config: Config) -> Result<(), String> {
                 max_streams: config.max_streams_per_caller,
                 sign_rate: config.sign_rate_per_caller,
             },
+            forwarder: Arc::new(forwarder),
         },
         shutdown_signal(),
     )

@@ -46,6 +46,20 @@ async fn sign_on(d: &Daemon, zone: &str) -> usize {
     r.signatures[0].rrsigs.len()
 }
 
+/// The node and caller of the zone's latest key change in the audit log.
+fn last_key_change(d: &Daemon, zone: &str) -> (String, String) {
+    let log = d.ctl_ok(&["audit", "--zone", zone, "--json"]);
+    let e: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|e| e["action"] == "generate+publish" && e["outcome"] == "ok")
+        .expect("a key change");
+    (
+        e["node"].as_str().unwrap().to_string(),
+        e["caller"].as_str().unwrap().to_string(),
+    )
+}
+
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
@@ -69,6 +83,20 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
     let d = start(&own, "node-d");
     let zone = "km.example.";
     a.ctl_ok(&["zone", "add", zone]);
+    // A zone can be given its Key Master in advance: it makes the keys, in
+    // its own token.
+    a.ctl_ok(&["zone", "add", "pre.example.", "--key-master", "node-d"]);
+    let r = role(&b, "pre.example.");
+    assert_eq!(
+        (r["KeyMasterServer"].as_str(), r["Epoch"].as_u64()),
+        (Some("node-d"), Some(1))
+    );
+    let pre_keys = a.ctl_ok(&["key", "list", "pre.example.", "--json"]);
+    assert_eq!(
+        pre_keys.matches(&format!("token={}", own.label)).count(),
+        2,
+        "{pre_keys}"
+    );
 
     // Every node is registered and online; the adder is Key Master, epoch 1.
     let nodes: serde_json::Value =
@@ -114,13 +142,18 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
     assert_eq!(show["IsKeyMasterServer"], false);
     assert_eq!(show["KeyMasterServer"], "node-b");
 
-    // Management on the old holder is refused, naming the Key Master; on B it works.
-    let err = a.ctl_err(&["key", "add", zone, "--role", "zsk"]);
-    assert!(
-        err.contains("FailedPrecondition") && err.contains("its Key Master is node-b"),
-        "{err}"
+    // Management sent to the old holder goes on to the Key Master, which
+    // makes the change; the audit log names the caller and the way it came.
+    a.ctl_ok(&["key", "add", zone, "--role", "zsk"]);
+    assert_eq!(
+        last_key_change(&b, zone),
+        ("node-b".to_string(), format!("{ADMIN} via node-a"))
     );
     b.ctl_ok(&["key", "add", zone, "--role", "zsk"]);
+    assert_eq!(
+        last_key_change(&c, zone),
+        ("node-b".to_string(), ADMIN.to_string())
+    );
     // Signing works on every node that reaches the keys throughout.
     for n in [&a, &b, &c] {
         assert_eq!(sign_on(n, zone).await, 1);
@@ -141,6 +174,14 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
         err.contains("not reachable") && err.contains("seize"),
         "{err}"
     );
+    // Management cannot reach it either: refused, naming it, nothing changed.
+    let keys_before = b.ctl_ok(&["key", "list", zone, "--json"]);
+    let err = b.ctl_err(&["key", "add", zone, "--role", "zsk"]);
+    assert!(
+        err.contains("FailedPrecondition") && err.contains("node node-a, is offline"),
+        "{err}"
+    );
+    assert_eq!(b.ctl_ok(&["key", "list", zone, "--json"]), keys_before);
     // Seize to a node that cannot reach the keys: refused without --force.
     let err = b.ctl_err(&["role", "seize", zone, "--to", "node-d"]);
     assert!(
@@ -159,11 +200,15 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
         assert_eq!(sign_on(n, zone).await, 1);
     }
 
-    // The old Key Master comes back: it signs, but changes nothing.
+    // The old Key Master comes back: it signs, and changes nothing itself:
+    // management sent to it is made by the new Key Master.
     let a2 = start(&shared, "node-a");
-    let err = a2.ctl_err(&["key", "add", zone, "--role", "zsk"]);
-    assert!(err.contains("its Key Master is node-c"), "{err}");
     assert_eq!(sign_on(&a2, zone).await, 1);
+    a2.ctl_ok(&["key", "add", zone, "--role", "zsk"]);
+    assert_eq!(
+        last_key_change(&b, zone),
+        ("node-c".to_string(), format!("{ADMIN} via node-a"))
+    );
     // A seize back while C is online is refused: transfer instead.
     let err = a2.ctl_err(&["role", "seize", zone, "--to", "node-a"]);
     assert!(err.contains("is online; transfer"), "{err}");
@@ -186,8 +231,11 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
         c.log_text()
             .contains("this node is no longer the Key Master of the zone")
     });
-    let err = c.ctl_err(&["key", "add", zone, "--role", "zsk"]);
-    assert!(err.contains("its Key Master is node-b"), "{err}");
+    c.ctl_ok(&["key", "add", zone, "--role", "zsk"]);
+    assert_eq!(
+        last_key_change(&b, zone),
+        ("node-b".to_string(), format!("{ADMIN} via node-c"))
+    );
     assert_eq!(sign_on(&c, zone).await, 1);
     assert_eq!(role(&c, zone)["Epoch"], 5);
 
@@ -225,9 +273,8 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
         role(&c, zone)["KeyMasterStatus"] == "offline"
     });
     c.ctl_ok(&["role", "seize", zone, "--to", "node-d", "--force"]);
-    let err = c.ctl_err(&["zone", "rekey", zone]);
-    assert!(err.contains("its Key Master is node-d"), "{err}");
-    let out = d.ctl(&["zone", "rekey", zone]);
+    // Asked of node-c, the re-key is made by node-d, the Key Master.
+    let out = c.ctl(&["zone", "rekey", zone]);
     assert!(
         out.status.success(),
         "{}",
@@ -323,6 +370,102 @@ async fn automatic_failover_moves_the_role_to_one_candidate(backend: TestStore) 
     // The new Key Master manages the zone.
     let new = if winner == "fo-b" { &b } else { &c };
     new.ctl_ok(&["key", "add", zone, "--role", "zsk"]);
+}
+
+/// A forwarded call is taken only from a node, is checked against the
+/// original caller's rights, and never travels a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_calls_are_checked_and_never_forwarded_again() {
+    use keymaster::grpc::forward::{FORWARDED_BY, ON_BEHALF_OF};
+    let token = TestToken::new("fwd");
+    let pki = Arc::new(Pki::new());
+    let backend = TestStore::sqlite("fwd");
+    let store = backend.url();
+    let start =
+        |id: &str| Daemon::start_in_cluster(&token, id, &store, TempDir::new(id), pki.clone(), &[]);
+    let (a, b) = (start("fwd-a"), start("fwd-b"));
+    for d in [&a, &b] {
+        d.set_access(&format!(
+            "{}[[grant]]\nname = \"reader.test\"\nroles = [\"reader\"]\n",
+            default_access()
+        ));
+    }
+    let zone = "fwd.example.";
+    a.ctl_ok(&["zone", "add", zone]);
+    let node_cert = ClientCert {
+        cert: pki.server_cert.clone(),
+        key: pki.server_key.clone(),
+    };
+    let add_key = |who: &str| {
+        let mut r = tonic::Request::new(proto::AddKeyRequest {
+            zone: zone.into(),
+            role: "zsk".into(),
+            activate: false,
+        });
+        r.metadata_mut().insert(ON_BEHALF_OF, who.parse().unwrap());
+        r.metadata_mut()
+            .insert(FORWARDED_BY, "test-peer".parse().unwrap());
+        r
+    };
+    let zones_as = |d: &Daemon, who: ClientCert| {
+        let url = d.url();
+        let ca = d.pki.ca_pem.clone();
+        async move {
+            proto::zones_client::ZonesClient::new(
+                keymaster::grpc::client::connect(&keymaster::grpc::client::ClientArgs {
+                    server: url,
+                    ca: Some(ca),
+                    cert: Some(who.cert),
+                    key: Some(who.key),
+                    server_name: None,
+                })
+                .await
+                .unwrap(),
+            )
+        }
+    };
+    let keys_before = a.ctl_ok(&["key", "list", zone, "--json"]);
+
+    // An admin is not a node: it may not speak for anyone.
+    let e = zones_as(&a, a.admin.clone())
+        .await
+        .add_key(add_key(ADMIN))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(e.message().contains("node-to-node"), "{e:?}");
+    // A node speaking for a reader: the reader's rights count.
+    let e = zones_as(&a, node_cert.clone())
+        .await
+        .add_key(add_key("reader.test"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+    assert!(
+        e.message()
+            .contains("reader.test via test-peer may not manage"),
+        "{e:?}"
+    );
+    // A forwarded call reaching a node that is not the Key Master is
+    // refused, not sent on again.
+    let e = zones_as(&b, node_cert.clone())
+        .await
+        .add_key(add_key(ADMIN))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("its Key Master is fwd-a"), "{e:?}");
+    assert_eq!(a.ctl_ok(&["key", "list", zone, "--json"]), keys_before);
+    // At the Key Master, a node speaking for an admin is served.
+    zones_as(&a, node_cert)
+        .await
+        .add_key(add_key(ADMIN))
+        .await
+        .unwrap();
+    assert_eq!(
+        last_key_change(&a, zone),
+        ("fwd-a".to_string(), format!("{ADMIN} via test-peer"))
+    );
 }
 
 /// Every scenario above, on each store backend.

@@ -133,6 +133,7 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
                         algorithm: 5,
                         ..Default::default()
                     }),
+                    key_master: String::new(),
                 })
                 .await
                 .map(|_| ()),

@@ -178,6 +178,10 @@ struct ZoneAdd {
     /// Publish CDS and CDNSKEY (RFC 7344).
     #[arg(long)]
     cds: bool,
+    /// Node to make the zone's Key Master (default: the node called); it
+    /// generates the keys in its token.
+    #[arg(long)]
+    key_master: Option<String>,
     /// Propagation time (e.g. 2d).
     #[arg(long, value_parser = parse_duration)]
     propagation_time: Option<u32>,
@@ -249,6 +253,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .add_zone(proto::AddZoneRequest {
                     zone: a.zone,
                     policy: Some(policy),
+                    key_master: a.key_master.unwrap_or_default(),
                 })
                 .await
                 .map_err(status_line)?

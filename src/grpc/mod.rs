@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod convert;
+pub mod forward;
 pub mod limits;
 pub mod server;
 pub mod status;

@@ -6,9 +6,11 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{key_to_proto, policy_from_proto, record_to_proto, zone_to_proto};
+use super::forward::{self, Forwarder};
 use super::limits::{CallerLimits, Limiter};
 use crate::auth::{certificate_names, AccessControl, Caller, Right};
 use crate::dnssec::ds::DsDigest;
@@ -16,8 +18,10 @@ use crate::dnssec::rrset::WireRecord;
 use crate::dnssec::KeyRole;
 use crate::error::Error;
 use crate::proto::audit_server::{Audit, AuditServer};
+use crate::proto::key_master_client::KeyMasterClient;
 use crate::proto::key_master_server::{KeyMaster, KeyMasterServer};
 use crate::proto::signer_server::{Signer, SignerServer};
+use crate::proto::zones_client::ZonesClient;
 use crate::proto::zones_server::{Zones, ZonesServer};
 use crate::proto::{self, sign_zone_request, sign_zone_response};
 use crate::zone::service::{RrsetRequest, ZoneService};
@@ -33,6 +37,8 @@ pub struct ServeOptions {
     pub access: Arc<AccessControl>,
     /// Per-caller limits.
     pub limits: CallerLimits,
+    /// How management calls reach the Key Master.
+    pub forwarder: Arc<Forwarder>,
 }
 
 /// Serves both services on `listener` until `shutdown` completes.
@@ -47,6 +53,7 @@ pub async fn serve(
         access: options.access,
         plaintext: options.tls.is_none(),
         limiter: Limiter::new(options.limits),
+        forwarder: options.forwarder,
     };
     let max = options.max_message_bytes;
     let router = tonic::transport::Server::builder()
@@ -120,6 +127,7 @@ struct Api {
     access: Arc<AccessControl>,
     plaintext: bool,
     limiter: Arc<Limiter>,
+    forwarder: Arc<Forwarder>,
 }
 
 impl Api {
@@ -157,11 +165,32 @@ impl Api {
         action: &str,
         zone: &str,
     ) -> Result<Caller, Status> {
-        let caller = match self.caller(request) {
+        let direct = match self.caller(request) {
             Ok(c) => c,
             Err(e) => {
                 self.service
                     .audit_refusal("unauthenticated", zone, action, &e.to_string())
+                    .await;
+                return Err(e.into());
+            }
+        };
+        // A call forwarded by another node: only a node may speak for
+        // someone else; the original caller's rights are then checked here.
+        let caller = match forward::forwarded(request.metadata()).and_then(|f| match f {
+            None => Ok(direct.clone()),
+            Some((names, by)) => self.access.check(&direct, &Right::Peer).map(|_| {
+                let mut all = vec![format!("{} via {by}", names[0])];
+                all.extend(names);
+                Caller {
+                    names: all,
+                    plaintext: direct.plaintext,
+                }
+            }),
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                self.service
+                    .audit_refusal(direct.identity(), zone, action, &e.to_string())
                     .await;
                 return Err(e.into());
             }
@@ -179,6 +208,46 @@ impl Api {
             return Err(e.into());
         }
         Ok(caller)
+    }
+
+    /// For a management call made here directly on a node that is not
+    /// the zone's Key Master: a channel to the Key Master, to send the call
+    /// on. None: run it here (this node is the Key Master, the zone is
+    /// unknown, or the call was already forwarded once and must not travel
+    /// again). A Key Master that is down is a refusal naming it.
+    async fn key_master_channel<T>(
+        &self,
+        request: &Request<T>,
+        caller: &Caller,
+        action: &str,
+        zone: &str,
+    ) -> Result<Option<Channel>, Status> {
+        if request.metadata().contains_key(forward::ON_BEHALF_OF) {
+            return Ok(None);
+        }
+        let target = self.service.management_target(zone).await;
+        match self.audited(caller, action, zone, target).await? {
+            None => Ok(None),
+            Some(node) => self.channel_to(&node, caller, action, zone).await.map(Some),
+        }
+    }
+
+    async fn channel_to(
+        &self,
+        node: &crate::zone::NodeRecord,
+        caller: &Caller,
+        action: &str,
+        zone: &str,
+    ) -> Result<Channel, Status> {
+        tracing::info!(
+            caller = caller.identity(),
+            action,
+            zone,
+            key_master = %node.node_id,
+            "sending the call on to the Key Master"
+        );
+        let channel = self.forwarder.connect(node).await;
+        self.audited(caller, action, zone, channel).await
     }
 
     /// Passes a result on, recording a refusal in the audit log.
@@ -322,6 +391,29 @@ impl Zones for Api {
         let caller = self
             .authorize(&request, Right::Manage, "AddZone", &zone)
             .await?;
+        let key_master = request.get_ref().key_master.clone();
+        if !key_master.is_empty() && key_master != self.service.node_id() {
+            // The Key Master generates the keys, in its own token.
+            if request.metadata().contains_key(forward::ON_BEHALF_OF) {
+                let e = Error::FailedPrecondition(format!(
+                    "asked to make {key_master} the Key Master of {zone}, but this is node {}",
+                    self.service.node_id()
+                ));
+                return Err(self
+                    .audited::<()>(&caller, "AddZone", &zone, Err(e))
+                    .await
+                    .unwrap_err());
+            }
+            let node = self
+                .service
+                .live_node(&key_master, "the Key Master asked for")
+                .await;
+            let node = self.audited(&caller, "AddZone", &zone, node).await?;
+            let channel = self.channel_to(&node, &caller, "AddZone", &zone).await?;
+            return ZonesClient::new(channel)
+                .add_zone(self.forwarder.request(request.into_inner(), &caller))
+                .await;
+        }
         let r = request.into_inner();
         let result = match policy_from_proto(r.policy) {
             Ok(policy) => {
@@ -370,6 +462,14 @@ impl Zones for Api {
         let caller = self
             .authorize(&request, Right::Manage, "RemoveZone", &zone)
             .await?;
+        if let Some(channel) = self
+            .key_master_channel(&request, &caller, "RemoveZone", &zone)
+            .await?
+        {
+            return ZonesClient::new(channel)
+                .remove_zone(self.forwarder.request(request.into_inner(), &caller))
+                .await;
+        }
         let r = request.into_inner();
         let result = self
             .service
@@ -404,6 +504,14 @@ impl Zones for Api {
         let caller = self
             .authorize(&request, Right::Manage, "AddKey", &zone)
             .await?;
+        if let Some(channel) = self
+            .key_master_channel(&request, &caller, "AddKey", &zone)
+            .await?
+        {
+            return ZonesClient::new(channel)
+                .add_key(self.forwarder.request(request.into_inner(), &caller))
+                .await;
+        }
         let r = request.into_inner();
         let result = match KeyRole::parse(&r.role) {
             Some(role) => {
@@ -428,6 +536,14 @@ impl Zones for Api {
         let caller = self
             .authorize(&request, Right::Manage, "RetireKey", &zone)
             .await?;
+        if let Some(channel) = self
+            .key_master_channel(&request, &caller, "RetireKey", &zone)
+            .await?
+        {
+            return ZonesClient::new(channel)
+                .retire_key(self.forwarder.request(request.into_inner(), &caller))
+                .await;
+        }
         let r = request.into_inner();
         let result = self
             .service
@@ -445,6 +561,14 @@ impl Zones for Api {
         let caller = self
             .authorize(&request, Right::Manage, "RemoveKey", &zone)
             .await?;
+        if let Some(channel) = self
+            .key_master_channel(&request, &caller, "RemoveKey", &zone)
+            .await?
+        {
+            return ZonesClient::new(channel)
+                .remove_key(self.forwarder.request(request.into_inner(), &caller))
+                .await;
+        }
         let r = request.into_inner();
         let result = self
             .service
@@ -740,6 +864,14 @@ impl KeyMaster for Api {
         let caller = self
             .authorize(&request, Right::Manage, "Rekey", &zone)
             .await?;
+        if let Some(channel) = self
+            .key_master_channel(&request, &caller, "Rekey", &zone)
+            .await?
+        {
+            return KeyMasterClient::new(channel)
+                .rekey(self.forwarder.request(request.into_inner(), &caller))
+                .await;
+        }
         let result = self.service.rekey(caller.identity(), &zone).await;
         let keys = self.audited(&caller, "Rekey", &zone, result).await?;
         let (ds, _) = self.service.ds(&zone, &[]).await?;

@@ -153,6 +153,36 @@ impl ZoneService {
             .ok_or_else(|| Error::NotFound(format!("node {id} is not registered")))
     }
 
+    /// Where a management call for the zone must run: None here (this
+    /// node is its Key Master, or the zone is unknown and the call will say
+    /// so); the Key Master's node record when its lease holds; refused,
+    /// naming it, when its lease is gone.
+    pub async fn management_target(&self, zone: &str) -> Result<Option<NodeRecord>> {
+        let Ok((key, _, z)) = self.zone(zone).await else {
+            return Ok(None);
+        };
+        if z.key_master == self.node_id {
+            return Ok(None);
+        }
+        self.live_node(&z.key_master, &format!("the Key Master of {key}"))
+            .await
+            .map(Some)
+    }
+
+    /// A registered node whose lease holds, or why not.
+    pub async fn live_node(&self, id: &str, what: &str) -> Result<NodeRecord> {
+        let node = self.node(id).await?;
+        let now = self.clock.now();
+        if !node.online(now) {
+            return Err(Error::FailedPrecondition(format!(
+                "{what}, node {id}, is offline (last seen {} s ago); nothing was changed. \
+                 Seize the role if it is gone for good",
+                now.saturating_sub(node.last_seen)
+            )));
+        }
+        Ok(node)
+    }
+
     /// Moves the role while the current Key Master is online.
     pub async fn transfer(&self, who: &str, zone: &str, to: &str) -> Result<ZoneRecord> {
         let (key, _, z) = self.zone(zone).await?;

@@ -144,7 +144,14 @@ impl Pki {
             server_cert: PathBuf::new(),
             server_key: PathBuf::new(),
         };
-        let server = pki.issue("server", &["127.0.0.1", "localhost"], None, false);
+        // Every test node serves with this certificate and presents it to
+        // its peers when it forwards a call.
+        let server = pki.issue(
+            "server",
+            &[NODE_NAME, "127.0.0.1", "localhost"],
+            None,
+            false,
+        );
         pki.server_cert = server.cert;
         pki.server_key = server.key;
         pki
@@ -203,9 +210,15 @@ fn write_pair(dir: &Path, file: &str, cert: &str, key: &str) -> ClientCert {
 /// The identity every test uses unless it says otherwise: role admin.
 pub const ADMIN: &str = "admin.test";
 
-/// The default access file: ADMIN is admin.
+/// The name in the test nodes' certificate.
+pub const NODE_NAME: &str = "keymaster-node.test";
+
+/// The default access file: ADMIN is admin, the nodes are nodes.
 pub fn default_access() -> String {
-    format!("[[grant]]\nname = \"{ADMIN}\"\nroles = [\"admin\"]\n")
+    format!(
+        "[[grant]]\nname = \"{ADMIN}\"\nroles = [\"admin\"]\n\n\
+         [[grant]]\nname = \"{NODE_NAME}\"\nroles = [\"node\"]\n"
+    )
 }
 
 /// A running keymasterd, serving TLS with client certificates required.
