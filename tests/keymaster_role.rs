@@ -372,6 +372,79 @@ async fn automatic_failover_moves_the_role_to_one_candidate(backend: TestStore) 
     new.ctl_ok(&["key", "add", zone, "--role", "zsk"]);
 }
 
+/// Two operators seize the same zones at the same moment, from two nodes,
+/// each for its own node: for every zone exactly one wins, the other is
+/// told clearly, and the epoch grows by exactly one.
+async fn concurrent_seizes_have_one_winner(backend: TestStore) {
+    let shared = TestToken::new("race");
+    let pki = Arc::new(Pki::new());
+    let store = backend.url();
+    let start = |id: &str| {
+        Daemon::start_in_cluster(
+            &shared,
+            id,
+            &store,
+            TempDir::new(id),
+            pki.clone(),
+            &["--lease-secs", "1"],
+        )
+    };
+    let mut a = start("race-a");
+    let b = Arc::new(start("race-b"));
+    let c = Arc::new(start("race-c"));
+    let zones: Vec<String> = (0..5).map(|i| format!("race{i}.example.")).collect();
+    for z in &zones {
+        a.ctl_ok(&["zone", "add", z]);
+    }
+    unsafe_kill(a.pid(), "KILL");
+    let _ = a.child.take().map(|mut ch| ch.wait());
+    wait_until("race-a's lease to expire", || {
+        role(&b, &zones[0])["KeyMasterStatus"] == "offline"
+    });
+    for z in &zones {
+        let seize = |d: Arc<Daemon>, to: &'static str, z: String| {
+            std::thread::spawn(move || d.ctl(&["role", "seize", &z, "--to", to]))
+        };
+        let (tb, tc) = (
+            seize(b.clone(), "race-b", z.clone()),
+            seize(c.clone(), "race-c", z.clone()),
+        );
+        let (rb, rc) = (tb.join().unwrap(), tc.join().unwrap());
+        assert!(
+            rb.status.success() != rc.status.success(),
+            "{z}: exactly one seize must win: {} / {}",
+            String::from_utf8_lossy(&rb.stderr),
+            String::from_utf8_lossy(&rc.stderr)
+        );
+        let (winner, loser) = if rb.status.success() {
+            ("race-b", rc)
+        } else {
+            ("race-c", rb)
+        };
+        let err = String::from_utf8_lossy(&loser.stderr).to_string();
+        eprintln!("{z}: {winner} won; the other was told: {}", err.trim());
+        // The loser either lost the compare-and-set or came second and
+        // found the winner online; both say so.
+        assert!(
+            err.contains("FailedPrecondition")
+                && (err.contains("moved while this call ran") || err.contains("is online")),
+            "{z}: {err}"
+        );
+        let r = role(&b, z);
+        assert_eq!(
+            (r["KeyMasterServer"].as_str(), r["Epoch"].as_u64()),
+            (Some(winner), Some(2)),
+            "{z}"
+        );
+    }
+    let log = b.ctl_ok(&["audit", "--json"]);
+    let seizes = log
+        .lines()
+        .filter(|l| l.contains("\"action\":\"seize\"") && l.contains("\"outcome\":\"ok\""))
+        .count();
+    assert_eq!(seizes, zones.len(), "{log}");
+}
+
 /// A forwarded call is taken only from a node, is checked against the
 /// original caller's rights, and never travels a second time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -492,5 +565,6 @@ macro_rules! on_each_store {
 
 on_each_store!(
     key_master_moves_between_nodes_and_a_stale_one_is_fenced,
-    automatic_failover_moves_the_role_to_one_candidate
+    automatic_failover_moves_the_role_to_one_candidate,
+    concurrent_seizes_have_one_winner
 );

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use crate::dnssec::Algorithm;
 use crate::error::{Error, Result};
+use crate::store::StoreError;
 use crate::zone::service::ZoneService;
 use crate::zone::{KeyRecord, NodeRecord, ZoneRecord, SCHEMA_VERSION};
 
@@ -68,6 +69,22 @@ fn keys_out_of_reach(node: &NodeRecord, k: &KeyRecord) -> String {
         "its token (serial {}) does not hold key {} (in token serial {})",
         node.token_serial, k.key_tag, k.token_serial
     )
+}
+
+/// A role move that lost its compare-and-set: another move of the same
+/// zone landed first (two seizes racing, say). Nothing was changed.
+fn moved_meanwhile(e: StoreError) -> Error {
+    match e {
+        StoreError::Fenced {
+            zone,
+            expected,
+            actual,
+        } => Error::FailedPrecondition(format!(
+            "the Key Master role of {zone} moved while this call ran (epoch {expected} → {actual}); \
+             nothing was changed: see `keymasterctl role show {zone}`"
+        )),
+        e => e.into(),
+    }
 }
 
 /// The role of a zone as shown to operators.
@@ -220,7 +237,8 @@ impl ZoneService {
         let moved = self
             .store
             .move_key_master(&key, z.epoch, to, now, false, &audit)
-            .await?;
+            .await
+            .map_err(moved_meanwhile)?;
         self.forget_context(&key);
         tracing::info!(zone = %key, from = %z.key_master, to, epoch = moved.epoch, "Key Master transferred");
         Ok(moved)
@@ -279,7 +297,8 @@ impl ZoneService {
         let moved = self
             .store
             .move_key_master(&key, z.epoch, to, now, needs_rekey, &audit)
-            .await?;
+            .await
+            .map_err(moved_meanwhile)?;
         self.forget_context(&key);
         tracing::warn!(zone = %key, from = %z.key_master, to, epoch = moved.epoch, needs_rekey, "Key Master role seized");
         Ok(moved)
