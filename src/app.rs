@@ -34,14 +34,17 @@ pub async fn run(config: Config) -> Result<(), String> {
             None
         }
     };
-    let forwarder = Forwarder::new(&config.node_id, config.tls.as_ref())?;
-    let service = Arc::new(ZoneService::new(
-        config.node_id.clone(),
-        Arc::new(token),
-        store,
-        Arc::new(SystemClock),
-        config.limits.clone(),
-    ));
+    let forwarder = Arc::new(Forwarder::new(&config.node_id, config.tls.as_ref())?);
+    let service = Arc::new(
+        ZoneService::new(
+            config.node_id.clone(),
+            Arc::new(token),
+            store,
+            Arc::new(SystemClock),
+            config.limits.clone(),
+        )
+        .with_peers(forwarder.clone()),
+    );
     match service.reconcile().await {
         Ok((0, 0)) => {}
         Ok((orphans, missing)) => tracing::warn!(
@@ -88,7 +91,7 @@ pub async fn run(config: Config) -> Result<(), String> {
                 max_streams: config.max_streams_per_caller,
                 sign_rate: config.sign_rate_per_caller,
             },
-            forwarder: Arc::new(forwarder),
+            forwarder,
         },
         shutdown_signal(),
     )

@@ -445,6 +445,49 @@ async fn concurrent_seizes_have_one_winner(backend: TestStore) {
     assert_eq!(seizes, zones.len(), "{log}");
 }
 
+/// Whether a node reaches a zone's keys is asked of its own token, not
+/// guessed from the token's serial: on a shared token that lost a key,
+/// no node is a candidate, and the role does not move there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn candidates_are_asked_of_each_nodes_token() {
+    let token = TestToken::new("ask");
+    let pki = Arc::new(Pki::new());
+    let backend = TestStore::sqlite("ask");
+    let store = backend.url();
+    let start =
+        |id: &str| Daemon::start_in_cluster(&token, id, &store, TempDir::new(id), pki.clone(), &[]);
+    let (a, b) = (start("ask-a"), start("ask-b"));
+    let zone = "ask.example.";
+    a.ctl_ok(&["zone", "add", zone]);
+    // Made by node a: node b's token answers for it all the same.
+    let cands = a.ctl_ok(&["role", "candidates", zone]);
+    assert!(cands.contains("ask-b            candidate"), "{cands}");
+
+    let keys: serde_json::Value =
+        serde_json::from_str(&a.ctl_ok(&["key", "list", zone, "--json"])).unwrap();
+    let zsk = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "zsk")
+        .unwrap()
+        .clone();
+    token.delete_private_key(zsk["id"].as_str().unwrap());
+    let cands = a.ctl_ok(&["role", "candidates", zone]);
+    let lost = format!("does not hold key {}", zsk["key_tag"]);
+    assert!(
+        cands.contains("ask-b            not a candidate: its token (serial")
+            && cands.contains(&lost),
+        "{cands}"
+    );
+    let err = a.ctl_err(&["role", "transfer", zone, "--to", "ask-b"]);
+    assert!(
+        err.contains("ask-b is not a candidate") && err.contains(&lost),
+        "{err}"
+    );
+    assert_eq!(role(&b, zone)["KeyMasterServer"], "ask-a");
+}
+
 /// A forwarded call is taken only from a node, is checked against the
 /// original caller's rights, and never travels a second time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,8 @@ use zeroize::Zeroizing;
 
 use crate::auth::Caller;
 use crate::error::Error;
+use crate::keymaster::PeerTokens;
+use crate::proto::key_master_client::KeyMasterClient;
 use crate::zone::NodeRecord;
 
 /// The original caller's certificate names, one value each.
@@ -125,4 +127,24 @@ pub fn forwarded(md: &MetadataMap) -> Result<Option<(Vec<String>, String)>, Erro
         .unwrap_or("?")
         .to_string();
     Ok(Some((names, by)))
+}
+
+#[async_trait::async_trait]
+impl PeerTokens for Forwarder {
+    async fn missing_keys(&self, node: &NodeRecord, ids: &[String]) -> Result<Vec<String>, Error> {
+        let channel = self.connect(node).await?;
+        let answer = KeyMasterClient::new(channel)
+            .missing_keys(crate::proto::MissingKeysRequest {
+                key_ids: ids.to_vec(),
+            })
+            .await
+            .map_err(|status| {
+                Error::Unavailable(format!(
+                    "node {} did not answer: {}",
+                    node.node_id,
+                    status.message()
+                ))
+            })?;
+        Ok(answer.into_inner().missing)
+    }
 }

@@ -881,6 +881,21 @@ impl KeyMaster for Api {
         }))
     }
 
+    async fn missing_keys(
+        &self,
+        request: Request<proto::MissingKeysRequest>,
+    ) -> Result<Response<proto::MissingKeysResponse>, Status> {
+        let caller = self
+            .authorize(&request, Right::Peer, "MissingKeys", "")
+            .await?;
+        let result = self
+            .service
+            .missing_keys(request.into_inner().key_ids)
+            .await;
+        let missing = self.audited(&caller, "MissingKeys", "", result).await?;
+        Ok(Response::new(proto::MissingKeysResponse { missing }))
+    }
+
     async fn seize(
         &self,
         request: Request<proto::MoveRoleRequest>,

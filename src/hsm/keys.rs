@@ -254,13 +254,23 @@ pub fn new_id() -> Result<Vec<u8>> {
     Ok(id)
 }
 
-/// Whether the private key with this CKA_ID is in the token.
+/// Whether the private key with this CKA_ID is in the token. Before it
+/// answers no, the module is re-initialised and asked again: SoftHSM shows
+/// a key another process made only to a fresh module (SOFTHSM.md).
 pub fn has_private_key(token: &Token, id: &[u8]) -> Result<bool> {
-    token.with_keeper(|s| match find_one(s, ObjectClass::PRIVATE_KEY, id) {
-        Ok(_) => Ok(true),
-        Err(HsmError::KeyNotFound { .. }) => Ok(false),
-        Err(e) => Err(e),
-    })
+    let look = || {
+        token.with_keeper(|s| match find_one(s, ObjectClass::PRIVATE_KEY, id) {
+            Ok(_) => Ok(true),
+            Err(HsmError::KeyNotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        })
+    };
+    let seen = token.generation();
+    if look()? {
+        return Ok(true);
+    }
+    token.reinitialise(seen)?;
+    look()
 }
 
 /// Destroys both halves of the pair with this CKA_ID. Returns how many

@@ -32,14 +32,18 @@ pub struct Candidate {
     pub reason: Option<String>,
 }
 
-/// Why a node cannot hold the role of a zone with these keys: offline,
-/// keys out of its token's reach, or an algorithm its token lacks.
-pub fn disqualification(
-    node: &NodeRecord,
-    keys: &[KeyRecord],
-    algorithm: Algorithm,
-    now: u64,
-) -> Option<String> {
+/// Another node's token, asked over the network (the gRPC layer
+/// implements it with a peer call to that node).
+#[async_trait::async_trait]
+pub trait PeerTokens: Send + Sync {
+    /// Which of these key ids (hex CKA_IDs) the node's token does not hold.
+    async fn missing_keys(&self, node: &NodeRecord, ids: &[String]) -> Result<Vec<String>>;
+}
+
+/// Why a node cannot hold the role of a zone, from its record: offline,
+/// or an algorithm its token lacks. Whether its token holds the keys is
+/// asked of the token itself (`ZoneService::why_not`).
+pub fn disqualification(node: &NodeRecord, algorithm: Algorithm, now: u64) -> Option<String> {
     if !node.online(now) {
         return Some(format!(
             "offline (last seen {} s ago, lease {} s)",
@@ -53,15 +57,7 @@ pub fn disqualification(
             algorithm.mnemonic()
         ));
     }
-    if let Some(k) = keys.iter().find(|k| !reaches(node, k)) {
-        return Some(keys_out_of_reach(node, k));
-    }
     None
-}
-
-/// Whether the node's token holds the key: the same token (serial).
-fn reaches(node: &NodeRecord, key: &KeyRecord) -> bool {
-    node.token_serial == key.token_serial
 }
 
 fn keys_out_of_reach(node: &NodeRecord, k: &KeyRecord) -> String {
@@ -138,17 +134,84 @@ impl ZoneService {
         let (key, _, z) = self.zone(zone).await?;
         let keys = self.store.list_keys(&key).await?;
         let now = self.clock.now();
-        Ok(self
-            .store
-            .list_nodes()
-            .await?
-            .into_iter()
-            .map(|n| Candidate {
+        let mut out = Vec::new();
+        for n in self.store.list_nodes().await? {
+            out.push(Candidate {
                 online: n.online(now),
-                reason: disqualification(&n, &keys, z.policy.algorithm, now),
+                reason: self.why_not(&n, &keys, z.policy.algorithm, now).await,
                 node: n,
-            })
+            });
+        }
+        Ok(out)
+    }
+
+    /// Why the node cannot hold the role of a zone with these keys (None:
+    /// it can): offline, an algorithm its token lacks, or a key its token
+    /// does not hold, as the token itself answers.
+    pub(crate) async fn why_not(
+        &self,
+        node: &NodeRecord,
+        keys: &[KeyRecord],
+        algorithm: Algorithm,
+        now: u64,
+    ) -> Option<String> {
+        if let Some(reason) = disqualification(node, algorithm, now) {
+            return Some(reason);
+        }
+        match self.keys_missing_on(node, keys).await {
+            Ok(missing) => missing.first().map(|k| keys_out_of_reach(node, k)),
+            Err(e) => Some(format!("its token could not be asked: {e}")),
+        }
+    }
+
+    /// The zone's keys that the node's token does not hold, asked of that
+    /// token: this node's own directly, another node's by a peer call.
+    /// (A token serial is not enough: HSM clusters replicate keys between
+    /// tokens of different serials, and a shared token may have lost one.)
+    async fn keys_missing_on(
+        &self,
+        node: &NodeRecord,
+        keys: &[KeyRecord],
+    ) -> Result<Vec<KeyRecord>> {
+        let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
+        let missing = if node.node_id == self.node_id {
+            self.missing_keys(ids).await?
+        } else {
+            match &self.peers {
+                Some(peers) => peers.missing_keys(node, &ids).await?,
+                None => {
+                    return Err(Error::Unavailable(
+                        "this node cannot call other nodes".into(),
+                    ))
+                }
+            }
+        };
+        Ok(keys
+            .iter()
+            .filter(|k| missing.contains(&k.id))
+            .cloned()
             .collect())
+    }
+
+    /// The key ids (hex CKA_IDs) whose private key this node's token does
+    /// not hold. A key another process made may be visible only after the
+    /// module is re-initialised; `has_private_key` does that before it
+    /// answers no.
+    pub async fn missing_keys(&self, ids: Vec<String>) -> Result<Vec<String>> {
+        let token = self.token.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut missing = Vec::new();
+            for id in ids {
+                let raw = crate::hsm::keys::unhex(&id)
+                    .ok_or_else(|| Error::InvalidArgument(format!("key id {id:?} is not hex")))?;
+                if !crate::hsm::keys::has_private_key(&token, &raw)? {
+                    missing.push(id);
+                }
+            }
+            Ok(missing)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
     }
 
     /// Whether the node is registered and its lease holds.
@@ -218,7 +281,7 @@ impl ZoneService {
         }
         let target = self.node(to).await?;
         let keys = self.store.list_keys(&key).await?;
-        if let Some(reason) = disqualification(&target, &keys, z.policy.algorithm, now) {
+        if let Some(reason) = self.why_not(&target, &keys, z.policy.algorithm, now).await {
             return Err(Error::FailedPrecondition(format!(
                 "{to} is not a candidate for {key}: {reason}"
             )));
@@ -266,8 +329,12 @@ impl ZoneService {
             return Err(Error::FailedPrecondition(format!("{to} is offline")));
         }
         let keys = self.store.list_keys(&key).await?;
-        let out_of_reach = keys.iter().find(|k| !reaches(&target, k));
-        let needs_rekey = match (out_of_reach, force) {
+        let missing = self.keys_missing_on(&target, &keys).await.map_err(|e| {
+            Error::FailedPrecondition(format!(
+                "cannot ask {to}'s token whether it holds the keys of {key}: {e}; nothing was changed"
+            ))
+        })?;
+        let needs_rekey = match (missing.first(), force) {
             (None, _) => false,
             (Some(k), false) => {
                 return Err(Error::FailedPrecondition(format!(
@@ -370,7 +437,11 @@ impl ZoneService {
                 continue;
             }
             let keys = self.store.list_keys(&z.name).await?;
-            if disqualification(me, &keys, z.policy.algorithm, now).is_some() {
+            if self
+                .why_not(me, &keys, z.policy.algorithm, now)
+                .await
+                .is_some()
+            {
                 continue;
             }
             match self
@@ -503,20 +574,16 @@ mod tests {
     }
 
     #[test]
-    fn candidates_must_be_online_and_reach_every_key() {
-        let keys = [key("s1")];
+    fn candidates_must_be_online_and_support_the_algorithm() {
         let alg = Algorithm::EcdsaP256Sha256;
-        assert_eq!(
-            disqualification(&node("b", "s1", 100), &keys, alg, 105),
-            None
-        );
-        let r = disqualification(&node("c", "s1", 80), &keys, alg, 105).unwrap();
+        assert_eq!(disqualification(&node("b", "s1", 100), alg, 105), None);
+        let r = disqualification(&node("c", "s1", 80), alg, 105).unwrap();
         assert!(r.contains("offline"), "{r}");
-        let r = disqualification(&node("d", "s2", 100), &keys, alg, 105).unwrap();
-        assert!(r.contains("does not hold key 7"), "{r}");
         let mut e = node("e", "s1", 100);
         e.algorithms = vec![13];
-        let r = disqualification(&e, &keys, Algorithm::Ed25519, 105).unwrap();
+        let r = disqualification(&e, Algorithm::Ed25519, 105).unwrap();
         assert!(r.contains("ED25519"), "{r}");
+        let r = keys_out_of_reach(&node("d", "s2", 100), &key("s1"));
+        assert!(r.contains("does not hold key 7"), "{r}");
     }
 }

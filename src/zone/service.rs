@@ -28,6 +28,7 @@ use crate::dnssec::zone::{self as zonesign, ZoneSignConfig, ZoneStats};
 use crate::dnssec::{Algorithm, KeyRole};
 use crate::error::{Error, Result};
 use crate::hsm::{keys, Token};
+use crate::keymaster::PeerTokens;
 use crate::store::{Store, StoreError};
 
 /// Size limits on requests.
@@ -103,6 +104,8 @@ pub struct ZoneService {
     /// Zones this node was Key Master of at its last look, with the epoch:
     /// to notice and log a role it lost (or took) elsewhere.
     pub(crate) held: Mutex<Option<HashMap<String, u64>>>,
+    /// Other nodes' tokens, for the candidate check.
+    pub(crate) peers: Option<Arc<dyn PeerTokens>>,
 }
 
 /// Parses a zone name into its stored form ("example.com.") and its name.
@@ -149,7 +152,14 @@ impl ZoneService {
             workers: SigningWorkers::start(token.clone()),
             token,
             held: Mutex::new(None),
+            peers: None,
         }
+    }
+
+    /// Lets the service ask other nodes' tokens (the candidate check).
+    pub fn with_peers(mut self, peers: Arc<dyn PeerTokens>) -> Self {
+        self.peers = Some(peers);
+        self
     }
 
     pub fn node_id(&self) -> &str {

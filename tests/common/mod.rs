@@ -75,6 +75,23 @@ impl TestToken {
     }
 
     /// `pkcs11-tool --list-objects` of this token, logged in.
+    /// Deletes the private key with this CKA_ID (hex) behind keymaster's
+    /// back, as a token that lost a key would.
+    pub fn delete_private_key(&self, id_hex: &str) {
+        let out = Command::new("pkcs11-tool")
+            .env("SOFTHSM2_CONF", &self.conf)
+            .args(["--module", MODULE, "--token-label", &self.label])
+            .args(["--login", "--pin", PIN])
+            .args(["--delete-object", "--type", "privkey", "--id", id_hex])
+            .output()
+            .expect("run pkcs11-tool (package opensc)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn list_objects(&self) -> String {
         let out = Command::new("pkcs11-tool")
             .env("SOFTHSM2_CONF", &self.conf)
