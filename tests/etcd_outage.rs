@@ -21,16 +21,7 @@ async fn killing_etcd_mid_operation_leaves_no_half_written_role() {
     let shared = TestToken::new("outage");
     let pki = Arc::new(Pki::new());
     let store = etcd.store();
-    let start = |id: &str| {
-        Daemon::start_in_cluster(
-            &shared,
-            id,
-            &store,
-            TempDir::new(id),
-            pki.clone(),
-            &["--lease-secs", "2"],
-        )
-    };
+    let start = |id: &str| Daemon::start_node(&shared, id, &store, &pki, &["--lease-secs", "2"]);
     let a = Arc::new(start("out-a"));
     let b = Arc::new(start("out-b"));
     let zone = "outage.example.";

@@ -74,9 +74,7 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
     let pki = Arc::new(Pki::new());
     let store = backend.url();
     let lease = ["--lease-secs", "2"];
-    let start = |token: &TestToken, id: &str| {
-        Daemon::start_in_cluster(token, id, &store, TempDir::new(id), pki.clone(), &lease)
-    };
+    let start = |token: &TestToken, id: &str| Daemon::start_node(token, id, &store, &pki, &lease);
     let mut a = start(&shared, "node-a");
     let b = start(&shared, "node-b");
     let c = start(&shared, "node-c");
@@ -325,16 +323,7 @@ async fn automatic_failover_moves_the_role_to_one_candidate(backend: TestStore) 
     let shared = TestToken::new("failover");
     let pki = Arc::new(Pki::new());
     let store = backend.url();
-    let start = |id: &str| {
-        Daemon::start_in_cluster(
-            &shared,
-            id,
-            &store,
-            TempDir::new(id),
-            pki.clone(),
-            &["--lease-secs", "1"],
-        )
-    };
+    let start = |id: &str| Daemon::start_node(&shared, id, &store, &pki, &["--lease-secs", "1"]);
     let mut a = start("fo-a");
     let b = start("fo-b");
     let c = start("fo-c");
@@ -379,16 +368,7 @@ async fn concurrent_seizes_have_one_winner(backend: TestStore) {
     let shared = TestToken::new("race");
     let pki = Arc::new(Pki::new());
     let store = backend.url();
-    let start = |id: &str| {
-        Daemon::start_in_cluster(
-            &shared,
-            id,
-            &store,
-            TempDir::new(id),
-            pki.clone(),
-            &["--lease-secs", "1"],
-        )
-    };
+    let start = |id: &str| Daemon::start_node(&shared, id, &store, &pki, &["--lease-secs", "1"]);
     let mut a = start("race-a");
     let b = Arc::new(start("race-b"));
     let c = Arc::new(start("race-c"));
@@ -454,8 +434,7 @@ async fn candidates_are_asked_of_each_nodes_token() {
     let pki = Arc::new(Pki::new());
     let backend = TestStore::sqlite("ask");
     let store = backend.url();
-    let start =
-        |id: &str| Daemon::start_in_cluster(&token, id, &store, TempDir::new(id), pki.clone(), &[]);
+    let start = |id: &str| Daemon::start_node(&token, id, &store, &pki, &[]);
     let (a, b) = (start("ask-a"), start("ask-b"));
     let zone = "ask.example.";
     a.ctl_ok(&["zone", "add", zone]);
@@ -497,8 +476,7 @@ async fn forwarded_calls_are_checked_and_never_forwarded_again() {
     let pki = Arc::new(Pki::new());
     let backend = TestStore::sqlite("fwd");
     let store = backend.url();
-    let start =
-        |id: &str| Daemon::start_in_cluster(&token, id, &store, TempDir::new(id), pki.clone(), &[]);
+    let start = |id: &str| Daemon::start_node(&token, id, &store, &pki, &[]);
     let (a, b) = (start("fwd-a"), start("fwd-b"));
     for d in [&a, &b] {
         d.set_access(&format!(

@@ -69,6 +69,15 @@ fn key(zone: &str, id: &str, created: u64) -> KeyRecord {
     }
 }
 
+async fn key_ids(s: &Arc<dyn Store>, zone: &str) -> Vec<String> {
+    s.list_keys(zone)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.id)
+        .collect()
+}
+
 fn fenced(e: StoreError, expected: u64, actual: u64) {
     match e {
         StoreError::Fenced {
@@ -104,14 +113,7 @@ async fn records_fencing_and_audit(backend: TestStore) {
         .collect();
     assert_eq!(names, ["a.example.", z]);
     // Keys come back in creation order, and only the zone's own.
-    let ids: Vec<String> = s
-        .list_keys(z)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.id)
-        .collect();
-    assert_eq!(ids, ["aa", "bb"]);
+    assert_eq!(key_ids(&s, z).await, ["aa", "bb"]);
     assert!(s.list_keys("a.example.").await.unwrap().is_empty());
     let entries = s.read_audit(None, 0).await.unwrap().len();
     assert_eq!(entries, 2);
@@ -214,14 +216,7 @@ async fn records_fencing_and_audit(backend: TestStore) {
     )
     .await
     .unwrap();
-    let ids: Vec<String> = s
-        .list_keys(z)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|k| k.id)
-        .collect();
-    assert_eq!(ids, ["ee", "ff"]);
+    assert_eq!(key_ids(&s, z).await, ["ee", "ff"]);
     let now = s.get_zone(z).await.unwrap().unwrap();
     assert_eq!((now.epoch, now.needs_rekey), (2, false));
 

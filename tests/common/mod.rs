@@ -74,37 +74,13 @@ impl TestToken {
         }
     }
 
-    /// `pkcs11-tool --list-objects` of this token, logged in.
-    /// Deletes the private key with this CKA_ID (hex) behind keymaster's
-    /// back, as a token that lost a key would.
-    pub fn delete_private_key(&self, id_hex: &str) {
+    /// `pkcs11-tool` on this token, logged in; its standard output.
+    fn pkcs11_tool(&self, args: &[&str]) -> String {
         let out = Command::new("pkcs11-tool")
             .env("SOFTHSM2_CONF", &self.conf)
             .args(["--module", MODULE, "--token-label", &self.label])
             .args(["--login", "--pin", PIN])
-            .args(["--delete-object", "--type", "privkey", "--id", id_hex])
-            .output()
-            .expect("run pkcs11-tool (package opensc)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    pub fn list_objects(&self) -> String {
-        let out = Command::new("pkcs11-tool")
-            .env("SOFTHSM2_CONF", &self.conf)
-            .args([
-                "--module",
-                MODULE,
-                "--token-label",
-                &self.label,
-                "--login",
-                "--pin",
-                PIN,
-            ])
-            .arg("--list-objects")
+            .args(args)
             .output()
             .expect("run pkcs11-tool (package opensc)");
         assert!(
@@ -113,6 +89,17 @@ impl TestToken {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Deletes the private key with this CKA_ID (hex) behind keymaster's
+    /// back, as a token that lost a key would.
+    pub fn delete_private_key(&self, id_hex: &str) {
+        self.pkcs11_tool(&["--delete-object", "--type", "privkey", "--id", id_hex]);
+    }
+
+    /// `pkcs11-tool --list-objects` of this token, logged in.
+    pub fn list_objects(&self) -> String {
+        self.pkcs11_tool(&["--list-objects"])
     }
 }
 
@@ -281,6 +268,17 @@ impl Daemon {
             std::sync::Arc::new(Pki::new()),
             extra,
         )
+    }
+
+    /// Starts node `id` of a test cluster in a directory of its own.
+    pub fn start_node(
+        token: &TestToken,
+        id: &str,
+        store: &str,
+        pki: &std::sync::Arc<Pki>,
+        extra: &[&str],
+    ) -> Daemon {
+        Self::start_in_cluster(token, id, store, TempDir::new(id), pki.clone(), extra)
     }
 
     /// Starts keymasterd with a PKI shared by several nodes.
