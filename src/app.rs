@@ -20,9 +20,15 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let identity = token.identity().clone();
-    let store = crate::store::open(&config.store, config.audit_file.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = crate::store::open(
+        &config.store,
+        crate::store::StoreOptions {
+            audit_file: config.audit_file.clone(),
+            tls: config.store_tls.clone(),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let access = Arc::new(AccessControl::load(config.access_file.as_deref())?);
     let tls = match &config.tls {
         Some((cert, key, ca)) => Some(crate::grpc::tls::server_config(cert, key, ca)?),

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::hsm::{TokenConfig, TokenSelector};
 use crate::secret::Secret;
+use crate::store::StoreTls;
 use crate::zone::service::Limits;
 
 /// Debian's SoftHSM2 module, the default for development.
@@ -48,9 +49,18 @@ pub struct DaemonArgs {
     /// File holding the user PIN (not world-readable). Or set KEYMASTER_PIN.
     #[arg(long, env = "KEYMASTER_PIN_FILE")]
     pub pin_file: Option<PathBuf>,
-    /// Store: sqlite:PATH or etcd:http://HOST:PORT[,…].
+    /// Store: sqlite:PATH or etcd:http(s)://HOST:PORT[,…].
     #[arg(long, env = "KEYMASTER_STORE")]
     pub store: Option<String>,
+    /// CA (PEM) of the etcd servers' certificates (etcd:https://…).
+    #[arg(long, env = "KEYMASTER_STORE_CA")]
+    pub store_ca: Option<PathBuf>,
+    /// Client certificate (PEM) this node presents to etcd.
+    #[arg(long, env = "KEYMASTER_STORE_CERT")]
+    pub store_cert: Option<PathBuf>,
+    /// Private key (PEM) of the etcd client certificate.
+    #[arg(long, env = "KEYMASTER_STORE_KEY")]
+    pub store_key: Option<PathBuf>,
     /// Log filter (error, warn, info, debug, or a tracing directive).
     #[arg(long, env = "KEYMASTER_LOG")]
     pub log: Option<String>,
@@ -121,6 +131,9 @@ pub struct FileConfig {
     pub token_uri: Option<String>,
     pub pin_file: Option<PathBuf>,
     pub store: Option<String>,
+    pub store_ca: Option<PathBuf>,
+    pub store_cert: Option<PathBuf>,
+    pub store_key: Option<PathBuf>,
     pub log: Option<String>,
     pub session_key_copies: Option<bool>,
     pub tls_cert: Option<PathBuf>,
@@ -146,6 +159,8 @@ pub struct Config {
     pub listen: String,
     pub token: TokenConfig,
     pub store: String,
+    /// TLS towards the store (etcd).
+    pub store_tls: Option<StoreTls>,
     pub log: String,
     pub limits: Limits,
     pub max_message_bytes: usize,
@@ -218,6 +233,25 @@ impl Config {
                     .into())
             }
         };
+        let store_tls = match (
+            args.store_ca.or(file.store_ca),
+            args.store_cert.or(file.store_cert),
+            args.store_key.or(file.store_key),
+        ) {
+            (None, None, None) => None,
+            (Some(ca), None, None) => Some(StoreTls { ca, identity: None }),
+            (Some(ca), Some(cert), Some(key)) => Some(StoreTls {
+                ca,
+                identity: Some((cert, key)),
+            }),
+            _ => {
+                return Err(
+                    "store TLS needs --store-ca, and --store-cert with --store-key \
+                     for a client certificate"
+                        .into(),
+                )
+            }
+        };
         let d = Limits::default();
         Ok(Config {
             node_id,
@@ -239,6 +273,7 @@ impl Config {
                 .store
                 .or(file.store)
                 .unwrap_or_else(|| DEFAULT_STORE.into()),
+            store_tls,
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             limits: Limits {
                 max_batch_rrsets: args
@@ -355,6 +390,21 @@ mod tests {
         assert_eq!(c.store, DEFAULT_STORE);
         assert!(!format!("{c:?}").contains("Secret(\"1\")"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn store_tls_needs_its_ca_and_a_whole_client_identity() {
+        let resolve = |extra: &[&str]| {
+            let mut a = vec!["--token-label", "t", "--insecure-plaintext"];
+            a.extend_from_slice(extra);
+            Config::resolve(args(&a), Some(Secret::new("1".into())))
+        };
+        let e = resolve(&["--store-cert", "c.pem", "--store-key", "k.pem"]).unwrap_err();
+        assert!(e.contains("--store-ca"), "{e}");
+        let e = resolve(&["--store-ca", "ca.pem", "--store-cert", "c.pem"]).unwrap_err();
+        assert!(e.contains("--store-key"), "{e}");
+        let c = resolve(&["--store-ca", "ca.pem"]).unwrap();
+        assert_eq!(c.store_tls.unwrap().ca, PathBuf::from("ca.pem"));
     }
 
     #[test]

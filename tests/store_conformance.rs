@@ -13,13 +13,13 @@ use std::time::Duration;
 use common::*;
 use keymaster::audit::{verify_chain, AuditDraft};
 use keymaster::dnssec::{Algorithm, KeyRole};
-use keymaster::store::{Store, StoreError};
+use keymaster::store::{Store, StoreError, StoreOptions, StoreTls};
 use keymaster::zone::{KeyRecord, KeyState, NodeRecord, Policy, ZoneRecord, SCHEMA_VERSION};
 
 /// Opens a fresh connection to the backend: two of them stand for two
 /// processes.
 async fn open(backend: &TestStore) -> Arc<dyn Store> {
-    keymaster::store::open(&backend.url(), None)
+    keymaster::store::open(&backend.url(), backend.options())
         .await
         .unwrap_or_else(|e| panic!("open {}: {e}", backend.url()))
 }
@@ -340,6 +340,42 @@ async fn node_leases_lapse(backend: TestStore) {
     assert!(nodes[1].last_seen > 0);
 }
 
+/// etcd that asks for client certificates refuses a node without one, and
+/// an https:// store without a CA is refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_over_tls_needs_its_ca_and_a_client_certificate() {
+    let backend = TestStore::etcd_tls("refusals");
+    let url = backend.url();
+    let e = keymaster::store::open(&url, StoreOptions::default())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("need --store-ca"), "{e}");
+    let ca_only = StoreOptions {
+        audit_file: None,
+        tls: Some(StoreTls {
+            ca: backend.options().tls.unwrap().ca,
+            identity: None,
+        }),
+    };
+    let e = keymaster::store::open(&url, ca_only).await.unwrap_err();
+    // etcd closes the connection (TLS 1.3 reports the refused certificate
+    // after the handshake, so the words vary); the store is not opened.
+    assert!(
+        matches!(e, StoreError::Unavailable { .. })
+            && (e.to_string().contains("transport error")
+                || e.to_string().contains("connection closed")),
+        "{e:?}"
+    );
+    let plain = url.replace("https://", "http://");
+    let e = keymaster::store::open(&plain, backend.options())
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("every endpoint must be https://"),
+        "{e}"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),*) => {
         mod sqlite {
@@ -357,6 +393,15 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(TestStore::etcd("conformance")).await
+                }
+            )*
+        }
+        mod etcd_over_mutual_tls {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(TestStore::etcd_tls("conformance")).await
                 }
             )*
         }

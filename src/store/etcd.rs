@@ -32,12 +32,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp,
-    WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
+    PutOptions, TlsOptions, Txn, TxnOp, WatchOptions,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, StoreOptions, StoreTls};
 use crate::audit::{self, AuditDraft, AuditEntry};
 use crate::zone::{KeyRecord, NodeRecord, ZoneRecord, SCHEMA_VERSION};
 
@@ -113,22 +113,41 @@ struct Plan {
 impl EtcdStore {
     /// Connects to the endpoints (comma-separated URLs) and checks the
     /// schema, writing it into an empty cluster.
-    pub async fn open(
-        endpoints: &str,
-        audit_file: Option<PathBuf>,
-    ) -> Result<EtcdStore, StoreError> {
+    pub async fn open(endpoints: &str, options: StoreOptions) -> Result<EtcdStore, StoreError> {
         let location = format!("etcd:{endpoints}");
+        let refuse = |reason: String| StoreError::Unavailable {
+            location: location.clone(),
+            reason,
+        };
         let urls: Vec<&str> = endpoints.split(',').filter(|s| !s.is_empty()).collect();
         if urls.is_empty() {
-            return Err(StoreError::Unavailable {
-                location,
-                reason: "no endpoint given; use etcd:http://HOST:PORT[,…]".into(),
-            });
+            return Err(refuse(
+                "no endpoint given; use etcd:http(s)://HOST:PORT[,…]".into(),
+            ));
         }
-        let options = ConnectOptions::new()
+        let mut connect = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(Duration::from_secs(5))
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+        let https = urls.iter().filter(|u| u.starts_with("https://")).count();
+        match (&options.tls, https) {
+            (None, 0) => {}
+            (None, _) => {
+                return Err(refuse(
+                    "https:// endpoints need --store-ca (and --store-cert/--store-key if etcd \
+                     asks for a client certificate)"
+                        .into(),
+                ))
+            }
+            (Some(_), n) if n != urls.len() => {
+                return Err(refuse(
+                    "with store TLS settings every endpoint must be https://".into(),
+                ))
+            }
+            (Some(t), _) => connect = connect.with_tls(tls_options(t).map_err(refuse)?),
+        }
+        let audit_file = options.audit_file;
+        let options = connect;
         let client =
             Client::connect(&urls, Some(options))
                 .await
@@ -652,6 +671,19 @@ impl Store for EtcdStore {
         });
         Some(rx)
     }
+}
+
+/// The TLS settings towards etcd, read from their files.
+fn tls_options(t: &StoreTls) -> Result<TlsOptions, String> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&t.ca)?));
+    if let Some((cert, key)) = &t.identity {
+        let key = zeroize::Zeroizing::new(read(key)?);
+        tls = tls.identity(Identity::from_pem(read(cert)?, key.as_slice()));
+    }
+    Ok(tls)
 }
 
 fn put_key_op(k: &KeyRecord) -> TxnOp {

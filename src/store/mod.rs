@@ -114,20 +114,43 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// TLS towards the store (etcd): the CA of its servers' certificates,
+/// and the client certificate and key to present if it asks for one.
+#[derive(Debug, Clone, Default)]
+pub struct StoreTls {
+    pub ca: std::path::PathBuf,
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// How to open a store, beyond its URL.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Also append every audit entry to this file as a JSON line.
+    pub audit_file: Option<std::path::PathBuf>,
+    /// TLS for an etcd store (`etcd:https://…`).
+    pub tls: Option<StoreTls>,
+}
+
 /// Opens a store from its URL: `sqlite:PATH` or
-/// `etcd:http://HOST:PORT[,…]`. With `audit_file`, every
-/// audit entry is also appended to that file as a JSON line.
+/// `etcd:http(s)://HOST:PORT[,…]`.
 pub async fn open(
     url: &str,
-    audit_file: Option<std::path::PathBuf>,
+    options: StoreOptions,
 ) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if let Some(path) = url.strip_prefix("sqlite:") {
+        if options.tls.is_some() {
+            return Err(StoreError::Unavailable {
+                location: url.to_string(),
+                reason: "--store-ca, --store-cert and --store-key apply to an etcd store only"
+                    .into(),
+            });
+        }
         Ok(std::sync::Arc::new(
-            sqlite::SqliteStore::open(path, audit_file).await?,
+            sqlite::SqliteStore::open(path, options.audit_file).await?,
         ))
     } else if let Some(endpoints) = url.strip_prefix("etcd:") {
         Ok(std::sync::Arc::new(
-            etcd::EtcdStore::open(endpoints, audit_file).await?,
+            etcd::EtcdStore::open(endpoints, options).await?,
         ))
     } else {
         Err(StoreError::Unavailable {

@@ -625,16 +625,52 @@ pub struct Etcd {
     pub dir: TempDir,
     pub client_url: String,
     peer_url: String,
+    /// Plain HTTP, for /health also when clients must use TLS.
+    metrics_url: String,
+    /// With TLS: etcd's certificate and key, and the CA it checks client
+    /// certificates against; and what a keymaster node uses to connect.
+    server_tls: Option<(ClientCert, PathBuf)>,
+    pub client_tls: Option<keymaster::store::StoreTls>,
+    /// The PKI those files are in, kept for the life of the etcd.
+    pki: Option<Pki>,
     log: PathBuf,
 }
 
 impl Etcd {
     pub fn start(name: &str) -> Etcd {
+        Self::start_with(name, None)
+    }
+
+    /// etcd serving its clients over TLS only, requiring a client
+    /// certificate from the PKI's CA.
+    pub fn start_tls(name: &str) -> Etcd {
+        let pki = Pki::new();
+        let server = pki.issue("etcd-server", &["127.0.0.1", "localhost"], None, false);
+        let client = pki.issue("etcd-client", &[NODE_NAME], None, false);
+        let mut e = Self::start_with(name, Some((server, pki.ca_pem.clone())));
+        e.client_tls = Some(keymaster::store::StoreTls {
+            ca: pki.ca_pem.clone(),
+            identity: Some((client.cert, client.key)),
+        });
+        e.pki = Some(pki);
+        e
+    }
+
+    fn start_with(name: &str, server_tls: Option<(ClientCert, PathBuf)>) -> Etcd {
         let dir = TempDir::new(&format!("etcd-{name}"));
+        let scheme = if server_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let mut e = Etcd {
             child: None,
-            client_url: format!("http://127.0.0.1:{}", free_port()),
+            client_url: format!("{scheme}://127.0.0.1:{}", free_port()),
             peer_url: format!("http://127.0.0.1:{}", free_port()),
+            metrics_url: format!("http://127.0.0.1:{}", free_port()),
+            server_tls,
+            client_tls: None,
+            pki: None,
             log: dir.path().join("etcd.log"),
             dir,
         };
@@ -655,13 +691,24 @@ impl Etcd {
             .append(true)
             .open(&self.log)
             .expect("etcd log");
-        let child = Command::new("etcd")
+        let mut cmd = Command::new("etcd");
+        if let Some((server, ca)) = &self.server_tls {
+            cmd.arg("--cert-file")
+                .arg(&server.cert)
+                .arg("--key-file")
+                .arg(&server.key)
+                .arg("--trusted-ca-file")
+                .arg(ca)
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .args(["--name", "km-test"])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .args(["--listen-client-urls", &self.client_url])
             .args(["--advertise-client-urls", &self.client_url])
             .args(["--listen-peer-urls", &self.peer_url])
+            .args(["--listen-metrics-urls", &self.metrics_url])
             .args(["--initial-advertise-peer-urls", &self.peer_url])
             .arg("--initial-cluster")
             .arg(format!("km-test={}", self.peer_url))
@@ -690,7 +737,7 @@ impl Etcd {
     /// etcd's own health endpoint says it has a leader and serves.
     fn healthy(&self) -> bool {
         use std::io::{Read, Write};
-        let addr = self.client_url.trim_start_matches("http://");
+        let addr = self.metrics_url.trim_start_matches("http://");
         let Ok(mut s) = std::net::TcpStream::connect(addr) else {
             return false;
         };
@@ -730,7 +777,7 @@ impl Drop for Etcd {
 /// The store a test's nodes share: an embedded SQLite file, or a real etcd.
 pub enum TestStore {
     Sqlite(TempDir),
-    Etcd(Etcd),
+    Etcd(Box<Etcd>),
 }
 
 impl TestStore {
@@ -739,7 +786,23 @@ impl TestStore {
     }
 
     pub fn etcd(name: &str) -> TestStore {
-        TestStore::Etcd(Etcd::start(name))
+        TestStore::Etcd(Box::new(Etcd::start(name)))
+    }
+
+    /// etcd over mutual TLS.
+    pub fn etcd_tls(name: &str) -> TestStore {
+        TestStore::Etcd(Box::new(Etcd::start_tls(name)))
+    }
+
+    /// How a node opens it, beyond the URL.
+    pub fn options(&self) -> keymaster::store::StoreOptions {
+        keymaster::store::StoreOptions {
+            audit_file: None,
+            tls: match self {
+                TestStore::Etcd(etcd) => etcd.client_tls.clone(),
+                TestStore::Sqlite(_) => None,
+            },
+        }
     }
 
     /// The `--store` value.
