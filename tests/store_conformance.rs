@@ -298,6 +298,21 @@ async fn concurrent_appends_keep_one_chain(backend: TestStore) {
     verify_chain(&log).unwrap();
 }
 
+/// A log longer than one read of the backend (etcd reads 500 a page) comes
+/// back whole and in order.
+async fn a_long_audit_log_reads_whole(backend: TestStore) {
+    let s = open(&backend).await;
+    for i in 0..1100 {
+        s.append_audit(&draft("", &format!("entry {i}")))
+            .await
+            .unwrap();
+    }
+    let log = s.read_audit(None, 0).await.unwrap();
+    assert_eq!(log.len(), 1100);
+    assert_eq!(log[1099].action, "entry 1099");
+    verify_chain(&log).unwrap();
+}
+
 async fn node_leases_lapse(backend: TestStore) {
     let s = open(&backend).await;
     let node = |id: &str, now: u64| NodeRecord {
@@ -412,5 +427,6 @@ conformance!(
     records_fencing_and_audit,
     racing_role_moves_have_one_winner,
     concurrent_appends_keep_one_chain,
+    a_long_audit_log_reads_whole,
     node_leases_lapse
 );

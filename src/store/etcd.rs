@@ -45,6 +45,8 @@ const PREFIX: &str = "/keymaster/v1/";
 /// How often a write re-reads and tries again when only the audit head
 /// moved under it (other nodes appending entries).
 const MAX_ATTEMPTS: u32 = 200;
+/// Records per read of a long range.
+const PAGE: i64 = 500;
 
 #[derive(Clone)]
 pub struct EtcdStore {
@@ -81,6 +83,16 @@ fn zone_key(zone: &str) -> String {
 
 fn keys_prefix(zone: &str) -> String {
     key(&format!("keys/{zone}/"))
+}
+
+/// The first key after every key that starts with `prefix` (the prefixes
+/// here end in '/', never in 0xff).
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
@@ -222,17 +234,37 @@ impl EtcdStore {
         })
     }
 
+    /// Every record under the prefix, in key order, read a page at a time
+    /// (an answer must stay under the client's message size limit; the
+    /// audit log grows without bound).
     async fn read_prefix<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
     ) -> Result<Vec<T>, StoreError> {
-        let r = self
-            .client
-            .kv_client()
-            .get(prefix, Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        r.kvs().iter().map(|kv| decode(kv.value())).collect()
+        let end = prefix_end(prefix);
+        let mut from = prefix.as_bytes().to_vec();
+        let mut out = Vec::new();
+        loop {
+            let r = self
+                .client
+                .kv_client()
+                .get(
+                    from.clone(),
+                    Some(GetOptions::new().with_range(end.clone()).with_limit(PAGE)),
+                )
+                .await
+                .map_err(|e| self.unavailable(e))?;
+            for kv in r.kvs() {
+                out.push(decode(kv.value())?);
+            }
+            match r.kvs().last() {
+                Some(last) if r.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// Reads the zone and checks its epoch.
