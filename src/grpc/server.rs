@@ -393,22 +393,19 @@ impl Zones for Api {
             .await?;
         let key_master = request.get_ref().key_master.clone();
         if !key_master.is_empty() && key_master != self.service.node_id() {
-            // The Key Master generates the keys, in its own token.
-            if request.metadata().contains_key(forward::ON_BEHALF_OF) {
-                let e = Error::FailedPrecondition(format!(
+            // The Key Master generates the keys, in its own token. A call
+            // passed on once is not passed on again.
+            let target = if request.metadata().contains_key(forward::ON_BEHALF_OF) {
+                Err(Error::FailedPrecondition(format!(
                     "asked to make {key_master} the Key Master of {zone}, but this is node {}",
                     self.service.node_id()
-                ));
-                return Err(self
-                    .audited::<()>(&caller, "AddZone", &zone, Err(e))
+                )))
+            } else {
+                self.service
+                    .live_node(&key_master, "the Key Master asked for")
                     .await
-                    .unwrap_err());
-            }
-            let node = self
-                .service
-                .live_node(&key_master, "the Key Master asked for")
-                .await;
-            let node = self.audited(&caller, "AddZone", &zone, node).await?;
+            };
+            let node = self.audited(&caller, "AddZone", &zone, target).await?;
             let channel = self.channel_to(&node, &caller, "AddZone", &zone).await?;
             return ZonesClient::new(channel)
                 .add_zone(self.forwarder.request(request.into_inner(), &caller))

@@ -267,17 +267,24 @@ impl EtcdStore {
         }
     }
 
-    /// Reads the zone and checks its epoch.
-    async fn zone_at(&self, zone: &str, expected: u64) -> Result<Read<ZoneRecord>, StoreError> {
-        let read = self.read::<ZoneRecord>(&zone_key(zone)).await?;
-        match &read.value {
+    /// Reads the zone and checks its epoch. Returns the record and the
+    /// compare that holds while nobody else has written it.
+    async fn zone_at(
+        &self,
+        zone: &str,
+        expected: u64,
+    ) -> Result<(ZoneRecord, Compare), StoreError> {
+        let zk = zone_key(zone);
+        let read = self.read::<ZoneRecord>(&zk).await?;
+        let unchanged = read.unchanged(zk);
+        match read.value {
             None => Err(StoreError::ZoneNotFound(zone.to_string())),
             Some(z) if z.epoch != expected => Err(StoreError::Fenced {
                 zone: zone.to_string(),
                 expected,
                 actual: z.epoch,
             }),
-            Some(_) => Ok(read),
+            Some(z) => Ok((z, unchanged)),
         }
     }
 
@@ -445,11 +452,11 @@ impl Store for EtcdStore {
         audit: &AuditDraft,
     ) -> Result<(), StoreError> {
         self.write(audit, || async move {
-            let read = self.zone_at(name, epoch).await?;
+            let (_, unchanged) = self.zone_at(name, epoch).await?;
             let zk = zone_key(name);
             Ok((
                 Plan {
-                    compares: vec![read.unchanged(zk.clone())],
+                    compares: vec![unchanged],
                     ops: vec![
                         TxnOp::delete(zk, None),
                         TxnOp::delete(keys_prefix(name), Some(DeleteOptions::new().with_prefix())),
@@ -475,10 +482,10 @@ impl Store for EtcdStore {
         audit: &AuditDraft,
     ) -> Result<(), StoreError> {
         self.write(audit, || async move {
-            let read = self.zone_at(&k.zone, epoch).await?;
+            let (_, unchanged) = self.zone_at(&k.zone, epoch).await?;
             Ok((
                 Plan {
-                    compares: vec![read.unchanged(zone_key(&k.zone))],
+                    compares: vec![unchanged],
                     ops: vec![put_key_op(k)],
                 },
                 (),
@@ -496,7 +503,7 @@ impl Store for EtcdStore {
         audit: &AuditDraft,
     ) -> Result<(), StoreError> {
         self.write(audit, || async move {
-            let read = self.zone_at(zone, epoch).await?;
+            let (_, unchanged) = self.zone_at(zone, epoch).await?;
             let kk = key(&format!("keys/{zone}/{id}"));
             let key_read = self.read::<KeyRecord>(&kk).await?;
             if key_read.value.is_none() {
@@ -507,10 +514,7 @@ impl Store for EtcdStore {
             }
             Ok((
                 Plan {
-                    compares: vec![
-                        read.unchanged(zone_key(zone)),
-                        key_read.unchanged(kk.clone()),
-                    ],
+                    compares: vec![unchanged, key_read.unchanged(kk.clone())],
                     ops: vec![TxnOp::delete(kk, None)],
                 },
                 (),
@@ -590,8 +594,7 @@ impl Store for EtcdStore {
         audit: &AuditDraft,
     ) -> Result<ZoneRecord, StoreError> {
         self.write(audit, || async move {
-            let read = self.zone_at(zone, epoch).await?;
-            let mut record = read.value.clone().expect("zone_at found it");
+            let (mut record, unchanged) = self.zone_at(zone, epoch).await?;
             record.key_master = to.to_string();
             record.epoch = epoch + 1;
             record.key_master_since = since;
@@ -599,7 +602,7 @@ impl Store for EtcdStore {
             let zk = zone_key(zone);
             Ok((
                 Plan {
-                    compares: vec![read.unchanged(zk.clone())],
+                    compares: vec![unchanged],
                     ops: vec![TxnOp::put(zk, encode(&record), None)],
                 },
                 record,
@@ -617,8 +620,7 @@ impl Store for EtcdStore {
         audit: &AuditDraft,
     ) -> Result<(), StoreError> {
         self.write(audit, || async move {
-            let read = self.zone_at(zone, epoch).await?;
-            let mut record = read.value.clone().expect("zone_at found it");
+            let (mut record, unchanged) = self.zone_at(zone, epoch).await?;
             record.needs_rekey = false;
             let zk = zone_key(zone);
             // etcd refuses a delete and a put of one key in one
@@ -650,7 +652,7 @@ impl Store for EtcdStore {
             Ok((
                 Plan {
                     compares: vec![
-                        read.unchanged(zk),
+                        unchanged,
                         // No key of the zone written since it was read.
                         Compare::mod_revision(prefix, CompareOp::Less, read_at + 1).with_prefix(),
                     ],
