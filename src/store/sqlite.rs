@@ -52,6 +52,29 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Runs a write in one `BEGIN IMMEDIATE` transaction: `change` makes
+    /// it, its audit entry is appended, and both commit together or not at
+    /// all (fail closed).
+    async fn write<T: Send + 'static>(
+        &self,
+        audit: &AuditDraft,
+        change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<(T, AuditEntry), StoreError> {
+        let (audit, file) = (audit.clone(), self.audit_file.clone());
+        self.run(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db)?;
+            let result = change(&tx)?;
+            let entry = append_in(&tx, &audit, file.as_ref())?;
+            tx.commit().map_err(db)?;
+            Ok((result, entry))
+        })
+        .await
+    }
+}
+
 fn unavailable(path: &str, reason: String) -> StoreError {
     StoreError::Unavailable {
         location: format!("sqlite:{path}"),
@@ -231,11 +254,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let zone = zone.clone();
         let keys = keys.to_vec();
-        let (audit, file) = (audit.clone(), self.audit_file.clone());
-        self.run(move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db)?;
+        self.write(audit, move |tx| {
             let exists: Option<i64> = tx
                 .query_row("SELECT 1 FROM zones WHERE name = ?1", [&zone.name], |r| {
                     r.get(0)
@@ -250,11 +269,10 @@ impl Store for SqliteStore {
                 params![zone.name, zone.epoch as i64, encode(&zone)],
             )
             .map_err(db)?;
-            insert_keys(&tx, &keys)?;
-            append_in(&tx, &audit, file.as_ref())?;
-            tx.commit().map_err(db)
+            insert_keys(tx, &keys)
         })
         .await
+        .map(|_| ())
     }
 
     async fn get_zone(&self, name: &str) -> Result<Option<ZoneRecord>, StoreError> {
@@ -283,20 +301,16 @@ impl Store for SqliteStore {
         audit: &AuditDraft,
     ) -> Result<(), StoreError> {
         let name = name.to_string();
-        let (audit, file) = (audit.clone(), self.audit_file.clone());
-        self.run(move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db)?;
-            check_epoch(&tx, &name, epoch)?;
+        self.write(audit, move |tx| {
+            check_epoch(tx, &name, epoch)?;
             tx.execute("DELETE FROM keys WHERE zone = ?1", [&name])
                 .map_err(db)?;
             tx.execute("DELETE FROM zones WHERE name = ?1", [&name])
                 .map_err(db)?;
-            append_in(&tx, &audit, file.as_ref())?;
-            tx.commit().map_err(db)
+            Ok(())
         })
         .await
+        .map(|_| ())
     }
 
     async fn list_keys(&self, zone: &str) -> Result<Vec<KeyRecord>, StoreError> {
@@ -317,21 +331,17 @@ impl Store for SqliteStore {
         audit: &AuditDraft,
     ) -> Result<(), StoreError> {
         let key = key.clone();
-        let (audit, file) = (audit.clone(), self.audit_file.clone());
-        self.run(move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db)?;
-            check_epoch(&tx, &key.zone, epoch)?;
+        self.write(audit, move |tx| {
+            check_epoch(tx, &key.zone, epoch)?;
             tx.execute(
                 "INSERT OR REPLACE INTO keys (zone, id, data) VALUES (?1, ?2, ?3)",
                 params![key.zone, key.id, encode(&key)],
             )
             .map_err(db)?;
-            append_in(&tx, &audit, file.as_ref())?;
-            tx.commit().map_err(db)
+            Ok(())
         })
         .await
+        .map(|_| ())
     }
 
     async fn delete_key(
@@ -342,22 +352,18 @@ impl Store for SqliteStore {
         audit: &AuditDraft,
     ) -> Result<(), StoreError> {
         let (zone, id) = (zone.to_string(), id.to_string());
-        let (audit, file) = (audit.clone(), self.audit_file.clone());
-        self.run(move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db)?;
-            check_epoch(&tx, &zone, epoch)?;
+        self.write(audit, move |tx| {
+            check_epoch(tx, &zone, epoch)?;
             let n = tx
                 .execute("DELETE FROM keys WHERE zone = ?1 AND id = ?2", [&zone, &id])
                 .map_err(db)?;
             if n == 0 {
                 return Err(StoreError::KeyNotFound { zone, key: id });
             }
-            append_in(&tx, &audit, file.as_ref())?;
-            tx.commit().map_err(db)
+            Ok(())
         })
         .await
+        .map(|_| ())
     }
 
     async fn put_node(&self, node: &NodeRecord) -> Result<(), StoreError> {
@@ -388,23 +394,17 @@ impl Store for SqliteStore {
         audit: &AuditDraft,
     ) -> Result<ZoneRecord, StoreError> {
         let (zone, to) = (zone.to_string(), to.to_string());
-        let (audit, file) = (audit.clone(), self.audit_file.clone());
-        self.run(move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db)?;
-            check_epoch(&tx, &zone, epoch)?;
-            let record = update_zone(&tx, &zone, |r| {
+        self.write(audit, move |tx| {
+            check_epoch(tx, &zone, epoch)?;
+            update_zone(tx, &zone, |r| {
                 r.key_master = to;
                 r.epoch = epoch + 1;
                 r.key_master_since = since;
                 r.needs_rekey = needs_rekey;
-            })?;
-            append_in(&tx, &audit, file.as_ref())?;
-            tx.commit().map_err(db)?;
-            Ok(record)
+            })
         })
         .await
+        .map(|(record, _)| record)
     }
 
     async fn replace_keys(
@@ -416,34 +416,27 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let zone = zone.to_string();
         let keys = keys.to_vec();
-        let (audit, file) = (audit.clone(), self.audit_file.clone());
-        self.run(move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(db)?;
-            check_epoch(&tx, &zone, epoch)?;
+        self.write(audit, move |tx| {
+            check_epoch(tx, &zone, epoch)?;
             tx.execute("DELETE FROM keys WHERE zone = ?1", [&zone])
                 .map_err(db)?;
-            insert_keys(&tx, &keys)?;
-            update_zone(&tx, &zone, |r| r.needs_rekey = false)?;
-            append_in(&tx, &audit, file.as_ref())?;
-            tx.commit().map_err(db)
+            insert_keys(tx, &keys)?;
+            update_zone(tx, &zone, |r| r.needs_rekey = false)
         })
         .await
+        .map(|_| ())
     }
 
     async fn append_audit(&self, audit: &AuditDraft) -> Result<AuditEntry, StoreError> {
-        let (audit, file) = (audit.clone(), self.audit_file.clone());
-        self.run(move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| StoreError::AuditUnwritable(e.to_string()))?;
-            let entry = append_in(&tx, &audit, file.as_ref())?;
-            tx.commit()
-                .map_err(|e| StoreError::AuditUnwritable(e.to_string()))?;
-            Ok(entry)
-        })
-        .await
+        // An entry that goes with no change: a database that refuses it is
+        // an audit log that cannot be written.
+        self.write(audit, |_| Ok(()))
+            .await
+            .map(|(_, entry)| entry)
+            .map_err(|e| match e {
+                StoreError::Unavailable { reason, .. } => StoreError::AuditUnwritable(reason),
+                e => e,
+            })
     }
 
     async fn read_audit(
