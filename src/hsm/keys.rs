@@ -254,23 +254,17 @@ pub fn new_id() -> Result<Vec<u8>> {
     Ok(id)
 }
 
-/// Whether the private key with this CKA_ID is in the token. Before it
-/// answers no, the module is re-initialised and asked again: SoftHSM shows
-/// a key another process made only to a fresh module (SOFTHSM.md).
+/// Whether the private key with this CKA_ID is in the token (asked again
+/// of a re-initialised module before the answer is no).
 pub fn has_private_key(token: &Token, id: &[u8]) -> Result<bool> {
-    let look = || {
-        token.with_keeper(|s| match find_one(s, ObjectClass::PRIVATE_KEY, id) {
-            Ok(_) => Ok(true),
-            Err(HsmError::KeyNotFound { .. }) => Ok(false),
-            Err(e) => Err(e),
-        })
-    };
-    let seen = token.generation();
-    if look()? {
-        return Ok(true);
+    let found = token.again_if_key_missing(|| {
+        token.with_keeper(|s| find_one(s, ObjectClass::PRIVATE_KEY, id).map(|_| ()))
+    });
+    match found {
+        Ok(()) => Ok(true),
+        Err(HsmError::KeyNotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
-    token.reinitialise(seen)?;
-    look()
 }
 
 /// Destroys both halves of the pair with this CKA_ID. Returns how many
@@ -352,16 +346,7 @@ pub fn sign(
             })
         })
     };
-    let seen = token.generation();
-    match attempt(session) {
-        // Another process may have made the key after our own last write
-        // to the token: only a re-initialised module shows it (SOFTHSM.md).
-        Err(HsmError::KeyNotFound { .. }) => {
-            token.reinitialise(seen)?;
-            attempt(session)
-        }
-        r => r,
-    }
+    token.again_if_key_missing(|| attempt(session))
 }
 
 /// Lower-case hex of bytes (key ids).

@@ -156,12 +156,27 @@ impl Token {
         self.generation.load(Ordering::SeqCst)
     }
 
+    /// Runs `op`, and once more after re-initialising the module if it
+    /// reports a key not found: another process may have made the key
+    /// after this one last wrote to the token, and SoftHSM shows it only
+    /// to a fresh module (SOFTHSM.md). Only then is "not found" believed.
+    pub fn again_if_key_missing<T>(&self, mut op: impl FnMut() -> Result<T>) -> Result<T> {
+        let seen = self.generation();
+        match op() {
+            Err(HsmError::KeyNotFound { .. }) => {
+                self.reinitialise(seen)?;
+                op()
+            }
+            r => r,
+        }
+    }
+
     /// Re-initialises the module (C_Finalize, C_Initialize, log in again)
     /// unless that already happened since `seen`. SoftHSM shows a process
     /// the keys other processes made after its own last write only after
     /// this (SOFTHSM.md): so "key not found" is only believed afterwards.
     /// Every session and handle of the old generation is dead.
-    pub fn reinitialise(&self, seen: u64) -> Result<()> {
+    fn reinitialise(&self, seen: u64) -> Result<()> {
         let _closed = self.gate.write().unwrap_or_else(|p| p.into_inner());
         if self.generation() != seen {
             return Ok(());
