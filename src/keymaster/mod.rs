@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use crate::dnssec::Algorithm;
 use crate::error::{Error, Result};
 use crate::store::StoreError;
-use crate::zone::service::ZoneService;
+use crate::zone::service::{hsm_blocking, ZoneService};
 use crate::zone::{KeyRecord, NodeRecord, ZoneRecord, SCHEMA_VERSION};
 
 /// Algorithms every node's token supports here (all that keymaster makes).
@@ -199,7 +199,7 @@ impl ZoneService {
     /// answers no.
     pub async fn missing_keys(&self, ids: Vec<String>) -> Result<Vec<String>> {
         let token = self.token.clone();
-        tokio::task::spawn_blocking(move || {
+        hsm_blocking(move || {
             let mut missing = Vec::new();
             for id in ids {
                 let raw = crate::hsm::keys::unhex(&id)
@@ -211,7 +211,6 @@ impl ZoneService {
             Ok(missing)
         })
         .await
-        .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
     }
 
     /// Whether the node is registered and its lease holds.
@@ -465,44 +464,15 @@ impl ZoneService {
     /// to, and the old token's node reports them at its next start.
     pub async fn rekey(&self, who: &str, zone: &str) -> Result<Vec<KeyRecord>> {
         let (key, _, z) = self.zone(zone).await?;
-        if z.key_master != self.node_id {
-            return Err(Error::FailedPrecondition(format!(
-                "node {} is not the Key Master of {key}; its Key Master is {}",
-                self.node_id, z.key_master
-            )));
-        }
+        self.require_key_master(&z)?;
         if !z.needs_rekey {
             return Err(Error::FailedPrecondition(format!(
                 "{key} does not need new keys (only a forced seize asks for a re-key)"
             )));
         }
-        let now = self.clock.now();
-        let alg = z.policy.algorithm;
-        let ksk = self
-            .generate_key(
-                &key,
-                crate::dnssec::KeyRole::Ksk,
-                alg,
-                crate::zone::KeyState::Active,
-                now,
-            )
+        let keys = self
+            .generate_ksk_and_zsk(&key, z.policy.algorithm, self.clock.now())
             .await?;
-        let zsk = match self
-            .generate_key(
-                &key,
-                crate::dnssec::KeyRole::Zsk,
-                alg,
-                crate::zone::KeyState::Active,
-                now,
-            )
-            .await
-        {
-            Ok(k) => k,
-            Err(e) => {
-                self.destroy_in_token(vec![ksk.id.clone()]).await;
-                return Err(e);
-            }
-        };
         let old: Vec<String> = self
             .store
             .list_keys(&key)
@@ -510,7 +480,6 @@ impl ZoneService {
             .iter()
             .map(|k| k.key_tag.to_string())
             .collect();
-        let keys = vec![ksk, zsk];
         let audit = self.draft(
             who,
             &key,

@@ -127,7 +127,7 @@ pub fn parse_zone_name(s: &str) -> Result<(String, Name<Vec<u8>>)> {
 }
 
 /// Runs token work on a blocking thread.
-async fn hsm_blocking<T: Send + 'static>(
+pub(crate) async fn hsm_blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
@@ -188,7 +188,7 @@ impl ZoneService {
         Ok((key, apex, zone))
     }
 
-    fn require_key_master(&self, zone: &ZoneRecord) -> Result<()> {
+    pub(crate) fn require_key_master(&self, zone: &ZoneRecord) -> Result<()> {
         if zone.key_master != self.node_id {
             return Err(Error::FailedPrecondition(format!(
                 "node {} is not the Key Master of {}; its Key Master is {}",
@@ -324,19 +324,9 @@ impl ZoneService {
             return Err(Error::AlreadyExists(format!("zone {key} already exists")));
         }
         let now = self.clock.now();
-        let ksk = self
-            .generate_key(&key, KeyRole::Ksk, policy.algorithm, KeyState::Active, now)
+        let keys = self
+            .generate_ksk_and_zsk(&key, policy.algorithm, now)
             .await?;
-        let zsk = match self
-            .generate_key(&key, KeyRole::Zsk, policy.algorithm, KeyState::Active, now)
-            .await
-        {
-            Ok(k) => k,
-            Err(e) => {
-                self.destroy_in_token(vec![ksk.id.clone()]).await;
-                return Err(e);
-            }
-        };
         let zone = ZoneRecord {
             schema: SCHEMA_VERSION,
             name: key.clone(),
@@ -347,7 +337,6 @@ impl ZoneService {
             created: now,
             needs_rekey: false,
         };
-        let keys = vec![ksk, zsk];
         let audit = self.draft(
             who,
             &key,
@@ -412,6 +401,29 @@ impl ZoneService {
     }
 
     // ------------------------------------------------------------- keys --
+
+    /// A new active KSK and ZSK (in that order) for a zone, in this node's
+    /// token; if the second cannot be made, the first is destroyed.
+    pub(crate) async fn generate_ksk_and_zsk(
+        &self,
+        zone: &str,
+        algorithm: Algorithm,
+        now: u64,
+    ) -> Result<Vec<KeyRecord>> {
+        let ksk = self
+            .generate_key(zone, KeyRole::Ksk, algorithm, KeyState::Active, now)
+            .await?;
+        match self
+            .generate_key(zone, KeyRole::Zsk, algorithm, KeyState::Active, now)
+            .await
+        {
+            Ok(zsk) => Ok(vec![ksk, zsk]),
+            Err(e) => {
+                self.destroy_in_token(vec![ksk.id]).await;
+                Err(e)
+            }
+        }
+    }
 
     pub(crate) async fn generate_key(
         &self,
