@@ -501,27 +501,11 @@ async fn forwarded_calls_are_checked_and_never_forwarded_again() {
             .insert(FORWARDED_BY, "test-peer".parse().unwrap());
         r
     };
-    let zones_as = |d: &Daemon, who: ClientCert| {
-        let url = d.url();
-        let ca = d.pki.ca_pem.clone();
-        async move {
-            proto::zones_client::ZonesClient::new(
-                keymaster::grpc::client::connect(&keymaster::grpc::client::ClientArgs {
-                    server: url,
-                    ca: Some(ca),
-                    cert: Some(who.cert),
-                    key: Some(who.key),
-                    server_name: None,
-                })
-                .await
-                .unwrap(),
-            )
-        }
-    };
     let keys_before = a.ctl_ok(&["key", "list", zone, "--json"]);
 
     // An admin is not a node: it may not speak for anyone.
-    let e = zones_as(&a, a.admin.clone())
+    let e = a
+        .zones_client_as(&a.admin)
         .await
         .add_key(add_key(ADMIN))
         .await
@@ -529,7 +513,8 @@ async fn forwarded_calls_are_checked_and_never_forwarded_again() {
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
     assert!(e.message().contains("node-to-node"), "{e:?}");
     // A node speaking for a reader: the reader's rights count.
-    let e = zones_as(&a, node_cert.clone())
+    let e = a
+        .zones_client_as(&node_cert)
         .await
         .add_key(add_key("reader.test"))
         .await
@@ -542,7 +527,8 @@ async fn forwarded_calls_are_checked_and_never_forwarded_again() {
     );
     // A forwarded call reaching a node that is not the Key Master is
     // refused, not sent on again.
-    let e = zones_as(&b, node_cert.clone())
+    let e = b
+        .zones_client_as(&node_cert)
         .await
         .add_key(add_key(ADMIN))
         .await
@@ -551,7 +537,7 @@ async fn forwarded_calls_are_checked_and_never_forwarded_again() {
     assert!(e.message().contains("its Key Master is fwd-a"), "{e:?}");
     assert_eq!(a.ctl_ok(&["key", "list", zone, "--json"]), keys_before);
     // At the Key Master, a node speaking for an admin is served.
-    zones_as(&a, node_cert)
+    a.zones_client_as(&node_cert)
         .await
         .add_key(add_key(ADMIN))
         .await

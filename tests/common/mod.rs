@@ -507,8 +507,15 @@ impl Daemon {
     pub async fn zones_client(
         &self,
     ) -> keymaster::proto::zones_client::ZonesClient<tonic::transport::Channel> {
+        self.zones_client_as(&self.admin).await
+    }
+
+    pub async fn zones_client_as(
+        &self,
+        who: &ClientCert,
+    ) -> keymaster::proto::zones_client::ZonesClient<tonic::transport::Channel> {
         keymaster::proto::zones_client::ZonesClient::new(
-            self.channel_as(&self.admin).await.expect("connect"),
+            self.channel_as(who).await.expect("connect"),
         )
     }
 
