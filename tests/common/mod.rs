@@ -759,13 +759,6 @@ impl Etcd {
         body.contains("\"health\":\"true\"")
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child
-            .as_ref()
-            .map(|c| c.id())
-            .expect("etcd is running")
-    }
-
     /// kill -9, and wait for the process to be gone.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
