@@ -25,7 +25,6 @@
 //! ```
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -348,24 +347,15 @@ impl EtcdStore {
     /// The audit file must be writable before a change is made (fail
     /// closed); the line itself is appended once the transaction commits.
     fn check_audit_file(&self) -> Result<(), StoreError> {
-        if let Some(path) = &self.audit_file {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| StoreError::AuditUnwritable(format!("{}: {e}", path.display())))?;
+        match &self.audit_file {
+            Some(path) => super::open_audit_file(path).map(|_| ()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn append_audit_file(&self, entry: &AuditEntry) {
         if let Some(path) = &self.audit_file {
-            let written = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .and_then(|mut f| writeln!(f, "{}", encode(entry)).and_then(|_| f.sync_data()));
-            if let Err(e) = written {
+            if let Err(e) = super::append_to_audit_file(path, &encode(entry)) {
                 // The entry is in the store's chain; only the copy is missing.
                 tracing::error!(path = %path.display(), seq = entry.seq, error = %e, "audit entry not copied to the audit file");
             }

@@ -131,6 +131,26 @@ pub struct StoreOptions {
     pub tls: Option<StoreTls>,
 }
 
+/// Opens the audit file for appending, creating it. A store that writes
+/// the file after its transaction calls this first, so that an
+/// unwritable file refuses the change (fail closed).
+fn open_audit_file(path: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| StoreError::AuditUnwritable(format!("{}: {e}", path.display())))
+}
+
+/// Appends one audit entry's JSON line to the audit file and syncs it.
+fn append_to_audit_file(path: &std::path::Path, line: &str) -> Result<(), StoreError> {
+    use std::io::Write;
+    let mut f = open_audit_file(path)?;
+    writeln!(f, "{line}")
+        .and_then(|_| f.sync_data())
+        .map_err(|e| StoreError::AuditUnwritable(format!("{}: {e}", path.display())))
+}
+
 /// Opens a store from its URL: `sqlite:PATH` or
 /// `etcd:http(s)://HOST:PORT[,…]`.
 pub async fn open(

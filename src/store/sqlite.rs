@@ -3,7 +3,6 @@
 //! writer at a time, others wait up to the busy timeout), and compare the
 //! zone's epoch inside the transaction.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -188,12 +187,7 @@ fn append_in(
     )
     .map_err(|e| unwritable(e.to_string()))?;
     if let Some(path) = file {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut f| writeln!(f, "{line}").and_then(|_| f.sync_data()))
-            .map_err(|e| unwritable(format!("{}: {e}", path.display())))?;
+        super::append_to_audit_file(path, &line)?;
     }
     Ok(entry)
 }
