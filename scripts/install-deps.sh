@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Installs the Debian packages keymaster's demo and tests need, if missing:
-# SoftHSM2 (the token), OpenSC's pkcs11-tool, ldns and BIND tools (the
-# independent validators), protoc (to build the gRPC code), etcd (the
-# cluster store the tests run a real one of).
+# Installs the Debian packages keymaster's build, demo and tests need, if
+# missing. The one list of them: .ci/run and both README commands use it.
+#   gcc libc6-dev                the C parts of the build (SQLite, ring)
+#   protobuf-compiler            protoc, for the gRPC code
+#   libprotobuf-dev              the well-known .proto files etcd-client's
+#                                build imports (google/protobuf/*.proto)
+#   softhsm2 opensc              the token, and pkcs11-tool to look into it
+#   ldnsutils bind9-utils        independent validators: ldns-verify-zone,
+#   knot-dnssecutils             dnssec-verify, named-checkzone, kzonecheck
+#   openssl                      certificates for the demo
+#   etcd-server                  the cluster store the tests run a real one of
 set -euo pipefail
-pkgs=(softhsm2 opensc ldnsutils bind9-utils protobuf-compiler openssl etcd-server)
+pkgs=(gcc libc6-dev protobuf-compiler libprotobuf-dev softhsm2 opensc ldnsutils bind9-utils
+      knot-dnssecutils openssl etcd-server)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

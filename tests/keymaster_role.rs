@@ -162,7 +162,7 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
     assert_eq!(role(&c, zone)["Epoch"], 3);
 
     // kill -9 the Key Master: transfer is refused (seize instead) once its lease is gone.
-    unsafe_kill(a.pid(), "KILL");
+    signal_pid(a.pid(), "KILL");
     let _ = a.child.take().map(|mut ch| ch.wait());
     wait_until("node-a's lease to expire", || {
         role(&b, zone)["KeyMasterStatus"] == "offline"
@@ -218,12 +218,12 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
             .contains("this node is now the Key Master of the zone")
     });
     let c_pid = c.pid();
-    unsafe_kill(c_pid, "STOP");
+    signal_pid(c_pid, "STOP");
     wait_until("node-c's lease to expire", || {
         role(&b, zone)["KeyMasterStatus"] == "offline"
     });
     b.ctl_ok(&["role", "seize", zone, "--to", "node-b"]);
-    unsafe_kill(c_pid, "CONT");
+    signal_pid(c_pid, "CONT");
     // It notices by itself, and says so.
     wait_until("node-c to log that it lost the role", || {
         c.log_text()
@@ -240,7 +240,7 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
     // Seize to the node with its own token: refused without --force, and
     // with it the zone needs new keys.
     let b_pid = b.pid();
-    unsafe_kill(b_pid, "STOP");
+    signal_pid(b_pid, "STOP");
     wait_until("node-b's lease to expire", || {
         role(&c, zone)["KeyMasterStatus"] == "offline"
     });
@@ -266,7 +266,7 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
     // Forced again, and this time re-keyed on node-d: new keys in its token,
     // a new DS, and the zone signed there validates.
     let a2_pid = a2.pid();
-    unsafe_kill(a2_pid, "STOP");
+    signal_pid(a2_pid, "STOP");
     wait_until("node-a's lease to expire", || {
         role(&c, zone)["KeyMasterStatus"] == "offline"
     });
@@ -300,7 +300,7 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
     assert_eq!(role(&d, zone)["NeedsRekey"], false);
     d.sign_validated(zone, &sample_zone(zone, 20));
     for pid in [b_pid, a2_pid] {
-        unsafe_kill(pid, "CONT");
+        signal_pid(pid, "CONT");
     }
 
     // Every role change is in the audit log.
@@ -333,7 +333,7 @@ async fn automatic_failover_moves_the_role_to_one_candidate(backend: TestStore) 
     a.ctl_ok(&["zone", "add", "manual.example."]);
     assert_eq!(role(&b, zone)["KeyMasterServer"], "fo-a");
 
-    unsafe_kill(a.pid(), "KILL");
+    signal_pid(a.pid(), "KILL");
     let _ = a.child.take().map(|mut ch| ch.wait());
     wait_until("another node to take the role", || {
         role(&b, zone)["KeyMasterServer"] != "fo-a"
@@ -376,7 +376,7 @@ async fn concurrent_seizes_have_one_winner(backend: TestStore) {
     for z in &zones {
         a.ctl_ok(&["zone", "add", z]);
     }
-    unsafe_kill(a.pid(), "KILL");
+    signal_pid(a.pid(), "KILL");
     let _ = a.child.take().map(|mut ch| ch.wait());
     wait_until("race-a's lease to expire", || {
         role(&b, &zones[0])["KeyMasterStatus"] == "offline"

@@ -372,7 +372,7 @@ impl Daemon {
         };
         let before = seen(&self.log_text());
         std::fs::write(&self.access_file, text).unwrap();
-        unsafe_kill(self.pid(), "HUP");
+        signal_pid(self.pid(), "HUP");
         let deadline = Instant::now() + Duration::from_secs(20);
         while seen(&self.log_text()) == before {
             assert!(
@@ -396,7 +396,7 @@ impl Daemon {
         let Some(mut child) = self.child.take() else {
             return true;
         };
-        unsafe_kill(child.id(), "TERM");
+        signal_pid(child.id(), "TERM");
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -537,12 +537,20 @@ impl Drop for Daemon {
     }
 }
 
-/// Sends a signal by PID with kill(1), so the tests need no libc binding.
-pub fn unsafe_kill(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status();
+/// Sends a signal by PID ("KILL", "STOP", "CONT", "TERM", "HUP").
+pub fn signal_pid(pid: u32, signal: &str) {
+    let sig = match signal {
+        "KILL" => libc::SIGKILL,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "TERM" => libc::SIGTERM,
+        "HUP" => libc::SIGHUP,
+        other => panic!("signal {other} is not one the tests send"),
+    };
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
 }
 
 /// A zone with the features signing must get right: apex data, hosts with
@@ -762,7 +770,7 @@ impl Etcd {
     /// kill -9, and wait for the process to be gone.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            unsafe_kill(child.id(), "KILL");
+            signal_pid(child.id(), "KILL");
             let _ = child.wait();
         }
     }
