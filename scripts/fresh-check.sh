@@ -41,6 +41,12 @@ debootstrap --variant=minbase --include=ca-certificates bookworm "$root" "$mirro
   || { tail -20 "$root.debootstrap.log" >&2; exit 1; }
 t1=$(date +%s)
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# Local CAs of this host's network (an egress proxy, say) are the
+# network's, not the project's: the fresh root trusts them too.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  chroot "$root" update-ca-certificates >/dev/null 2>&1
+fi
 bind /proc "$root/proc"
 bind /dev "$root/dev"
 bind /dev/pts "$root/dev/pts"
