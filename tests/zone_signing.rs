@@ -31,9 +31,41 @@ fn ecdsa_p256_zones_validate_with_nsec_and_nsec3() {
         "default NSEC3PARAM"
     );
     assert!(nsec3.contains("DNSKEY\t257 3 13 "));
-    // Glue and data below a zone cut are neither signed nor chained.
-    assert!(!nsec.contains("ns.insecure.nsec.example.\t3600\tIN\tNSEC"));
-    assert!(!nsec.contains("RRSIG\tNS 13 3"));
+    // Glue and data below a zone cut are kept, but neither signed nor
+    // chained; the delegation's NS RRset is not signed either.
+    for z in [&nsec, &nsec3] {
+        let origin = if z == &nsec { "nsec" } else { "nsec3" };
+        for (glue, address) in [
+            ("ns.insecure", "192.0.2.54"),
+            ("deep.ns.insecure", "192.0.2.55"),
+            ("ns.secure", "192.0.2.53"),
+        ] {
+            let owner = format!("{glue}.{origin}.example.");
+            let types = types_at(z, &owner);
+            assert_eq!(types, vec![format!("A {address}")], "{owner} in:\n{z}");
+        }
+        for cut in ["insecure", "secure"] {
+            let owner = format!("{cut}.{origin}.example.");
+            let sigs: Vec<String> = types_at(z, &owner)
+                .into_iter()
+                .filter(|t| t.starts_with("RRSIG NS "))
+                .collect();
+            assert!(sigs.is_empty(), "{owner}'s NS RRset is signed: {sigs:?}");
+        }
+    }
+    assert!(types_at(&nsec, "insecure.nsec.example.")
+        .iter()
+        .any(|t| t == "NSEC mail.nsec.example. NS RRSIG NSEC"));
+}
+
+/// Type and data of each record at `owner` in a signed zone file.
+fn types_at(zone: &str, owner: &str) -> Vec<String> {
+    zone.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 4 && f[0].eq_ignore_ascii_case(owner)).then(|| f[3..].join(" "))
+        })
+        .collect()
 }
 
 #[test]

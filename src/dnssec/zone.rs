@@ -7,8 +7,9 @@
 //!   ─► batches re-ordered and emitted as they complete
 //! ```
 //! Memory: the records (one heap block each) and the plan; the output is
-//! streamed. Zone cuts make the names below them glue: not signed, not in the
-//! denial chain (RFC 4035 §2.2, §2.3).
+//! streamed. Zone cuts (and DNAMEs) make the names below them glue or
+//! occluded data: published as given, not signed, not in the denial chain
+//! (RFC 4035 §2.2, §2.3; RFC 6672 §2.3).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -395,6 +396,10 @@ fn owners(recs: &[Rec], apex_key: &[u8]) -> Vec<Owner> {
         } else {
             OwnerKind::Authoritative
         };
+        // Names below a DNAME are occluded as well (RFC 6672 §2.3).
+        if kind != OwnerKind::Glue && here.iter().any(|r| r.rtype == Rtype::DNAME) {
+            cut = Some(key);
+        }
         out.push(Owner {
             start: i,
             end,
@@ -421,41 +426,25 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
     let authoritative: Vec<usize> = (0..owners.len())
         .filter(|&i| owners[i].kind != OwnerKind::Glue)
         .collect();
+    let mut pos = 0;
 
-    for (pos, &oi) in authoritative.iter().enumerate() {
-        let o = &owners[oi];
+    for o in &owners {
         let here = &recs[o.start..o.end];
-        // RRsets of this owner; the apex SOA goes first in the output.
-        let mut rrsets = Vec::new();
-        let mut s = o.start;
-        while s < o.end {
-            let mut e = s + 1;
-            while e < o.end && recs[e].rtype == recs[s].rtype {
-                e += 1;
-            }
-            let rtype = recs[s].rtype;
-            let signer = match o.kind {
-                OwnerKind::Cut { .. } if rtype == Rtype::DS => Signer::Zsk,
-                OwnerKind::Cut { .. } => Signer::Nobody,
-                OwnerKind::Apex if matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY) => {
-                    Signer::Ksk
-                }
-                _ => Signer::Zsk,
-            };
-            let item = Item {
-                denial: false,
-                start: s as u32,
-                len: (e - s) as u32,
-                signer,
-            };
-            if o.kind == OwnerKind::Apex && rtype == Rtype::SOA {
-                rrsets.insert(0, item);
-            } else {
-                rrsets.push(item);
-            }
-            s = e;
+        if o.kind == OwnerKind::Glue {
+            // Glue and other occluded data are published as they came,
+            // unsigned and outside the denial chain (RFC 4035 §2.2, §2.3).
+            items.extend(rrset_items(recs, o, |_| Signer::Nobody));
+            continue;
         }
-        items.extend(rrsets);
+        pos += 1;
+        items.extend(rrset_items(recs, o, |rtype| match o.kind {
+            OwnerKind::Cut { .. } if rtype == Rtype::DS => Signer::Zsk,
+            OwnerKind::Cut { .. } => Signer::Nobody,
+            OwnerKind::Apex if matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY) => {
+                Signer::Ksk
+            }
+            _ => Signer::Zsk,
+        }));
 
         let mut types = match o.kind {
             OwnerKind::Cut { secure } => {
@@ -471,7 +460,7 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
             Denial::Nsec => {
                 types.push(Rtype::NSEC);
                 types.push(Rtype::RRSIG);
-                let next = match authoritative.get(pos + 1) {
+                let next = match authoritative.get(pos) {
                     Some(&n) => recs[owners[n].start].key(),
                     None => apex_key,
                 };
@@ -530,6 +519,32 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
         items,
         denial: denial_recs,
     }
+}
+
+/// The RRsets of one owner, each with who signs it; the apex SOA first.
+fn rrset_items(recs: &[Rec], o: &Owner, signer: impl Fn(Rtype) -> Signer) -> Vec<Item> {
+    let mut rrsets = Vec::new();
+    let mut s = o.start;
+    while s < o.end {
+        let mut e = s + 1;
+        while e < o.end && recs[e].rtype == recs[s].rtype {
+            e += 1;
+        }
+        let rtype = recs[s].rtype;
+        let item = Item {
+            denial: false,
+            start: s as u32,
+            len: (e - s) as u32,
+            signer: signer(rtype),
+        };
+        if o.kind == OwnerKind::Apex && rtype == Rtype::SOA {
+            rrsets.insert(0, item);
+        } else {
+            rrsets.push(item);
+        }
+        s = e;
+    }
+    rrsets
 }
 
 fn label_wire(label: &str) -> Vec<u8> {
