@@ -6,7 +6,7 @@
 //! |--------|---------------------------------------------------------------|
 //! | admin  | everything: zones, keys, Key Master transfer and seize, audit |
 //! | signer | sign, and read public material, for its listed zones only     |
-//! | reader | show, list, DS/DNSKEY, audit                                  |
+//! | reader | show, list, DS/DNSKEY, audit; with `zones`, of those only      |
 //! | node   | peer calls between keymasterd nodes                           |
 
 use std::path::{Path, PathBuf};
@@ -35,8 +35,15 @@ pub enum Right {
     Sign(String),
     /// Read a zone's public material (signer of that zone, reader, admin).
     ReadPublic(String),
-    /// Read settings, lists and the audit log (reader, admin).
+    /// Read one zone's settings, keys, role and audit entries (reader of
+    /// that zone, or admin).
+    ReadZone(String),
+    /// Read what concerns no one zone: nodes, the whole audit log (reader
+    /// without `zones`, or admin).
     Read,
+    /// Read the settings of some zones (any reader, or admin): lists are
+    /// then cut down to `AccessControl::readable_zones`.
+    ReadSome,
     /// Node-to-node calls (node).
     Peer,
 }
@@ -52,7 +59,14 @@ impl std::fmt::Display for Right {
                     "read public material of {z} (role signer for {z}, reader or admin)"
                 )
             }
-            Right::Read => f.write_str("read settings and the audit log (role reader or admin)"),
+            Right::ReadZone(z) => write!(
+                f,
+                "read the settings and audit log of {z} (role reader for {z}, or admin)"
+            ),
+            Right::Read => f.write_str(
+                "read nodes and the whole audit log (role reader for every zone, or admin)",
+            ),
+            Right::ReadSome => f.write_str("read zone settings (role reader or admin)"),
             Right::Peer => f.write_str("make node-to-node calls (role node)"),
         }
     }
@@ -65,7 +79,8 @@ pub struct Grant {
     /// A name from the client certificate (SAN or CN).
     pub name: String,
     pub roles: Vec<Role>,
-    /// Zones a signer may sign for (apex names).
+    /// Zones a signer may sign for, or a reader may read (apex names); a
+    /// reader without zones reads every zone.
     #[serde(default)]
     pub zones: Vec<String>,
 }
@@ -113,6 +128,17 @@ impl AccessFile {
             if g.roles.contains(&Role::Signer) && g.zones.is_empty() {
                 return Err(format!("grant for {:?}: role signer needs zones", g.name));
             }
+            if !g.zones.is_empty()
+                && g.roles
+                    .iter()
+                    .any(|r| matches!(r, Role::Admin | Role::Node))
+            {
+                return Err(format!(
+                    "grant for {:?}: zones apply to roles signer and reader only; \
+                     give admin and node their own grant",
+                    g.name
+                ));
+            }
             g.zones = g.zones.iter().map(|z| zone_key(z)).collect();
         }
         Ok(f)
@@ -130,7 +156,11 @@ impl AccessFile {
                 g.roles.iter().any(|role| match (role, right) {
                     (Role::Admin, Right::Peer) => false,
                     (Role::Admin, _) => true,
-                    (Role::Reader, Right::Read | Right::ReadPublic(_)) => true,
+                    (Role::Reader, Right::Read) => g.zones.is_empty(),
+                    (Role::Reader, Right::ReadSome) => true,
+                    (Role::Reader, Right::ReadZone(z) | Right::ReadPublic(z)) => {
+                        g.zones.is_empty() || g.zones.contains(&zone_key(z))
+                    }
                     (Role::Signer, Right::Sign(z) | Right::ReadPublic(z)) => {
                         g.zones.contains(&zone_key(z))
                     }
@@ -138,6 +168,39 @@ impl AccessFile {
                     _ => false,
                 })
             })
+    }
+}
+
+impl AccessFile {
+    /// The zones whose settings the caller may read: None for every zone
+    /// (admin, a reader without zones), or the listed ones; refused when
+    /// the caller may read none.
+    pub fn readable_zones(&self, caller: &Caller) -> Option<Option<Vec<String>>> {
+        if caller.plaintext {
+            return Some(None);
+        }
+        let mut zones: Option<Vec<String>> = Some(Vec::new());
+        let mut any = false;
+        for g in self
+            .grant
+            .iter()
+            .filter(|g| caller.names.iter().any(|n| n.eq_ignore_ascii_case(&g.name)))
+        {
+            for role in &g.roles {
+                match role {
+                    Role::Admin => return Some(None),
+                    Role::Reader if g.zones.is_empty() => return Some(None),
+                    Role::Reader => {
+                        any = true;
+                        if let Some(z) = zones.as_mut() {
+                            z.extend(g.zones.iter().cloned());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        any.then_some(zones)
     }
 }
 
@@ -185,6 +248,23 @@ impl AccessControl {
                 caller.identity()
             )))
         }
+    }
+}
+
+impl AccessControl {
+    /// The zones the caller may read (None: all), or PermissionDenied.
+    pub fn readable_zones(&self, caller: &Caller) -> Result<Option<Vec<String>>, Error> {
+        let rules = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        rules.readable_zones(caller).ok_or_else(|| {
+            Error::PermissionDenied(format!(
+                "{} may not read zone settings (role reader or admin)",
+                caller.identity()
+            ))
+        })
     }
 }
 
@@ -263,12 +343,39 @@ roles = ["node"]
         assert!(!f.allows(&caller("ns1"), &Right::Read));
         assert!(!f.allows(&caller("ns1"), &Right::Manage));
         assert!(f.allows(&caller("audit"), &Right::Read));
+        assert!(f.allows(&caller("audit"), &Right::ReadZone("b.example".into())));
         assert!(f.allows(&caller("audit"), &Right::ReadPublic("b.example".into())));
         assert!(!f.allows(&caller("audit"), &a));
         assert!(!f.allows(&caller("audit"), &Right::Manage));
         assert!(f.allows(&caller("node-b"), &Right::Peer));
         assert!(!f.allows(&caller("node-b"), &Right::Manage));
         assert!(!f.allows(&caller("stranger"), &Right::Read));
+    }
+
+    #[test]
+    fn a_reader_with_zones_reads_those_zones_only() {
+        let f = AccessFile::parse(
+            "[[grant]]\nname = \"mon\"\nroles = [\"reader\"]\nzones = [\"a.example\"]\n\
+             [[grant]]\nname = \"ops\"\nroles = [\"admin\"]\n",
+        )
+        .unwrap();
+        let mon = caller("mon");
+        assert!(f.allows(&mon, &Right::ReadZone("A.example.".into())));
+        assert!(f.allows(&mon, &Right::ReadPublic("a.example".into())));
+        assert!(!f.allows(&mon, &Right::ReadZone("b.example".into())));
+        assert!(!f.allows(&mon, &Right::ReadPublic("b.example".into())));
+        assert!(!f.allows(&mon, &Right::Read), "nodes and the whole log");
+        assert_eq!(
+            f.readable_zones(&mon),
+            Some(Some(vec!["a.example.".to_string()]))
+        );
+        assert_eq!(f.readable_zones(&caller("ops")), Some(None));
+        assert_eq!(f.readable_zones(&caller("stranger")), None);
+        let e = AccessFile::parse(
+            "[[grant]]\nname = \"x\"\nroles = [\"admin\"]\nzones = [\"a.example\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("signer and reader only"), "{e}");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum Error {
     /// The caller did not prove who it is.
     #[error("{0}")]
     Unauthenticated(String),
+    /// The call's deadline passed (or its caller went away) before it was done.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// The token or the store is not reachable right now.
     #[error("{0}")]
     Unavailable(String),
@@ -36,6 +39,27 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Text a caller sent, made safe to echo in a message, a log line or an
+/// audit entry: quoted, control and non-ASCII characters escaped, and cut
+/// after 100 characters.
+pub fn shown(input: &str) -> String {
+    const MAX: usize = 100;
+    let mut out = String::from("\"");
+    for (i, c) in input.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out.push('"');
+    out
+}
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
@@ -85,5 +109,21 @@ impl From<RrsetError> for Error {
 impl From<PolicyError> for Error {
     fn from(e: PolicyError) -> Self {
         Error::InvalidArgument(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_text_is_escaped_and_cut() {
+        assert_eq!(shown("example.com"), "\"example.com\"");
+        assert_eq!(
+            shown("a\nb\u{1b}[31m\"é"),
+            "\"a\\nb\\u{1b}[31m\\\"\\u{e9}\""
+        );
+        let long = "x".repeat(500);
+        assert_eq!(shown(&long).chars().count(), 100 + 3);
     }
 }

@@ -277,3 +277,82 @@ fn zone_larger_than_the_limits_is_refused_with_the_limit_named() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_at_the_edges_is_refused_precisely_and_escaped() {
+    let token = TestToken::new("edges");
+    let d = Daemon::start(&token, "a", &[]);
+    d.set_access(&format!(
+        "{}\n[[grant]]\nname = \"ns-b.test\"\nroles = [\"signer\"]\nzones = [\"b.example\"]\n",
+        default_access()
+    ));
+    d.ctl_ok(&["zone", "add", "edge.example"]);
+    let before = snapshot(&d);
+    let call = |zone: &str, rrsets: Vec<proto::Rrset>| proto::SignRrsetsRequest {
+        zone: zone.into(),
+        rrsets,
+        inception: 0,
+        expiration: 0,
+        include_text: false,
+    };
+    let good = || a_rrset("www.edge.example.", vec![(1, 300)]);
+
+    // An empty or malformed zone name is the caller's mistake, whoever it
+    // is: InvalidArgument before any permission check.
+    let other = d.pki.client("ns-b.test");
+    let mut as_other = proto::signer_client::SignerClient::new(d.channel_as(&other).await.unwrap());
+    for zone in ["", "  ", "a..b", "bad\u{1b}[31m.example"] {
+        let e = as_other
+            .sign_rrsets(call(zone, vec![good()]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{zone:?}: {e:?}");
+        assert!(!e.message().contains('\u{1b}'), "{}", e.message());
+    }
+    // What the caller sent is escaped in the audit log too.
+    let log = d.ctl_ok(&["audit", "--json"]);
+    assert!(!log.contains("\\u001b"), "raw escape in the log: {log}");
+    assert!(log.contains(r#"bad\\u{1b}[31m.example"#), "{log}");
+
+    let mut signer = d.signer_client().await;
+    // A TTL of 2^31 or more (RFC 2181 §8).
+    let e = signer
+        .sign_rrsets(call(
+            "edge.example",
+            vec![a_rrset("www.edge.example.", vec![(1, 1 << 31)])],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("2^31"), "{}", e.message());
+    let err = sign_file(
+        &d,
+        "edge.example",
+        "$ORIGIN edge.example.\n@ 300 IN SOA ns1 h 1 2 3 4 5\n@ 300 IN NS ns1\nns1 2147483648 IN A 192.0.2.1\n",
+    );
+    assert!(err.contains("line 4") && err.contains("2^31"), "{err}");
+
+    // Record data of an unknown type over 65,535 octets.
+    let mut big = a_rrset("big.edge.example.", vec![(1, 300)]);
+    big.rtype = 65280;
+    big.records[0].rdata = vec![7u8; 70_000];
+    let e = signer
+        .sign_rrsets(call("edge.example", vec![big]))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("65,535"), "{}", e.message());
+
+    // An apex too long for NSEC3 owners is refused when the zone is added.
+    let label = "a".repeat(63);
+    let long = format!("{label}.{label}.{label}.{}.example", "b".repeat(21));
+    let err = d.ctl_err(&["zone", "add", &long]);
+    assert!(
+        err.contains("InvalidArgument") && err.contains("at most 222"),
+        "{err}"
+    );
+    d.ctl_ok(&["zone", "add", &long, "--denial", "nsec"]);
+    d.ctl_ok(&["zone", "remove", &long, "--force"]);
+
+    assert_eq!(snapshot(&d), before);
+}

@@ -548,6 +548,80 @@ async fn forwarded_calls_are_checked_and_never_forwarded_again() {
     );
 }
 
+/// A transfer is a hand-over: the Key Master is asked to release the zone
+/// and must answer. A holder killed or paused is not asked in vain for
+/// long: the transfer is refused at once, though its lease still holds,
+/// and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_asks_the_key_master_to_release_the_zone() {
+    let token = TestToken::new("release");
+    let pki = Arc::new(Pki::new());
+    let backend = TestStore::sqlite("release");
+    let store = backend.url();
+    // Leases long enough to outlive the test: only the holder's answer
+    // can tell that it is gone.
+    let start = |id: &str| Daemon::start_node(&token, id, &store, &pki, &["--lease-secs", "60"]);
+    let (mut a, b, c) = (start("rel-a"), start("rel-b"), start("rel-c"));
+    let zone = "release.example.";
+    a.ctl_ok(&["zone", "add", zone]);
+
+    // A live holder releases the zone, says so, and the role moves.
+    c.ctl_ok(&["role", "transfer", zone, "--to", "rel-b"]);
+    let r = role(&c, zone);
+    assert_eq!(
+        (r["KeyMasterServer"].as_str(), r["Epoch"].as_u64()),
+        (Some("rel-b"), Some(2))
+    );
+    assert!(
+        a.log_text().contains("released the zone for a transfer"),
+        "{}",
+        a.log_text()
+    );
+    let log = c.ctl_ok(&["audit", "--zone", zone, "--json"]);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"action\":\"transfer\"") && l.contains("released by rel-a")),
+        "{log}"
+    );
+
+    // The holder paused (SIGSTOP): no answer, refused, nothing changed.
+    signal_pid(b.pid(), "STOP");
+    let began = Instant::now();
+    let err = c.ctl_err(&["role", "transfer", zone, "--to", "rel-a"]);
+    signal_pid(b.pid(), "CONT");
+    assert!(
+        err.contains("the Key Master rel-b is not reachable")
+            && err.contains("seize the role if it is gone for good"),
+        "{err}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(role(&c, zone)["Epoch"], 2);
+    // Woken up, it is still the Key Master and manages the zone.
+    b.ctl_ok(&["key", "add", zone, "--role", "zsk"]);
+    assert_eq!(last_key_change(&c, zone).0, "rel-b");
+
+    // Back to rel-a, then kill -9 it and transfer at once, while its lease
+    // still holds: refused, nothing changed.
+    b.ctl_ok(&["role", "transfer", zone, "--to", "rel-a"]);
+    signal_pid(a.pid(), "KILL");
+    let _ = a.child.take().map(|mut ch| ch.wait());
+    assert_eq!(role(&c, zone)["KeyMasterStatus"], "online", "lease holds");
+    let err = c.ctl_err(&["role", "transfer", zone, "--to", "rel-c"]);
+    assert!(
+        err.contains("the Key Master rel-a is not reachable") && err.contains("seize"),
+        "{err}"
+    );
+    let r = role(&c, zone);
+    assert_eq!(
+        (r["KeyMasterServer"].as_str(), r["Epoch"].as_u64()),
+        (Some("rel-a"), Some(3))
+    );
+}
+
 /// Every scenario above, on each store backend.
 macro_rules! on_each_store {
     ($($name:ident),*) => {

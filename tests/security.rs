@@ -52,6 +52,10 @@ zones = ["a.example"]
 name = "reader.test"
 roles = ["reader"]
 [[grant]]
+name = "reader-a.test"
+roles = ["reader"]
+zones = ["a.example"]
+[[grant]]
 name = "node.test"
 roles = ["node"]
 "#;
@@ -92,6 +96,39 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
             signer
                 .get_dnskeys(proto::GetDnskeysRequest {
                     zone: "a.example.".into(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+    ));
+    out.push((
+        "GetCds(A)",
+        code(
+            signer
+                .get_cds(proto::GetCdsRequest {
+                    zone: "a.example.".into(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+    ));
+    out.push((
+        "GetSigningParameters(A)",
+        code(
+            signer
+                .get_signing_parameters(proto::GetSigningParametersRequest {
+                    zone: "a.example.".into(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+    ));
+    out.push((
+        "GetSigningParameters(B)",
+        code(
+            signer
+                .get_signing_parameters(proto::GetSigningParametersRequest {
+                    zone: "b.example.".into(),
                 })
                 .await
                 .map(|_| ()),
@@ -145,6 +182,17 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
             zones
                 .get_zone(proto::GetZoneRequest {
                     zone: "a.example".into(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+    ));
+    out.push((
+        "GetZone(B)",
+        code(
+            zones
+                .get_zone(proto::GetZoneRequest {
+                    zone: "b.example".into(),
                 })
                 .await
                 .map(|_| ()),
@@ -329,6 +377,19 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
         ),
     ));
     out.push((
+        "Release",
+        code(
+            roles
+                .release(proto::ReleaseRequest {
+                    zone: "a.example".into(),
+                    epoch: 999,
+                    to: "no-such-node".into(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+    ));
+    out.push((
         "VerifyAudit",
         code(
             audit
@@ -353,10 +414,14 @@ async fn every_rpc_checks_every_role() {
         "SignRrsets(A)",
         "SignRrsets(B)",
         "GetDnskeys(A)",
+        "GetCds(A)",
+        "GetSigningParameters(A)",
+        "GetSigningParameters(B)",
         "GetDs(A)",
         "GetDs(B)",
         "AddZone",
         "GetZone",
+        "GetZone(B)",
         "ListZones",
         "RemoveZone",
         "ListKeys",
@@ -372,28 +437,55 @@ async fn every_rpc_checks_every_role() {
         "Seize",
         "Rekey",
         "MissingKeys",
+        "Release",
         "ListAudit",
         "VerifyAudit",
     ];
-    // Only nodes ask each other's tokens; an admin is not a node.
+    // Only nodes ask each other's tokens or release a zone; an admin is
+    // not a node.
     let admin: Vec<&str> = all
         .iter()
         .copied()
-        .filter(|rpc| *rpc != "MissingKeys")
+        .filter(|rpc| !matches!(*rpc, "MissingKeys" | "Release"))
         .collect();
+    // A reader with zones reads those only: nothing of B, and nothing that
+    // is not one zone's (nodes, the whole chain).
+    let reader_a = vec![
+        "GetDnskeys(A)",
+        "GetCds(A)",
+        "GetSigningParameters(A)",
+        "GetDs(A)",
+        "GetZone",
+        "ListZones",
+        "ListKeys",
+        "ShowRole",
+        "Candidates",
+        "ListAudit",
+    ];
     let matrix: Vec<(&str, Vec<&str>)> = vec![
         ("admin.test", admin),
         (
             "ns1.test",
-            vec!["SignRrsets(A)", "GetDnskeys(A)", "GetDs(A)", "SignZone(A)"],
+            vec![
+                "SignRrsets(A)",
+                "GetDnskeys(A)",
+                "GetCds(A)",
+                "GetSigningParameters(A)",
+                "GetDs(A)",
+                "SignZone(A)",
+            ],
         ),
         (
             "reader.test",
             vec![
                 "GetDnskeys(A)",
+                "GetCds(A)",
+                "GetSigningParameters(A)",
+                "GetSigningParameters(B)",
                 "GetDs(A)",
                 "GetDs(B)",
                 "GetZone",
+                "GetZone(B)",
                 "ListZones",
                 "ListKeys",
                 "ListNodes",
@@ -403,7 +495,8 @@ async fn every_rpc_checks_every_role() {
                 "VerifyAudit",
             ],
         ),
-        ("node.test", vec!["MissingKeys"]),
+        ("reader-a.test", reader_a),
+        ("node.test", vec!["MissingKeys", "Release"]),
         ("stranger.test", vec![]),
     ];
     for (name, allowed) in &matrix {
@@ -432,6 +525,24 @@ async fn every_rpc_checks_every_role() {
             && zones.contains("b.example.")
             && !zones.contains("new.example")
     );
+
+    // A reader with zones lists only its zones, and sees only their part
+    // of the audit log.
+    let reader_a = d.pki.client("reader-a.test");
+    let listed = d.ctl_as(&reader_a, &["zone", "list", "--json"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.contains("a.example.") && !listed.contains("b.example."),
+        "{listed}"
+    );
+    let log = d.ctl_as(&reader_a, &["audit", "--json"]);
+    assert!(log.status.success());
+    let log = String::from_utf8_lossy(&log.stdout).to_string();
+    assert!(log.lines().count() > 0);
+    for l in log.lines() {
+        let e: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(e["zone"], "a.example.", "{l}");
+    }
 
     // The denial names the missing right; a signer for A cannot sign for B.
     let ns1 = d.pki.client("ns1.test");

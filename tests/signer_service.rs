@@ -58,7 +58,7 @@ async fn rrsigs_from_the_signer_service_validate_with_ldns_and_bind() {
     let token = TestToken::new("signer");
     let d = Daemon::start(&token, "a", &[]);
     let apex = "svc.example.";
-    d.ctl_ok(&["zone", "add", apex, "--denial", "nsec"]);
+    d.ctl_ok(&["zone", "add", apex, "--denial", "nsec", "--cds"]);
 
     // A small complete zone: apex SOA, NS; www A; NSEC chain apex → ns1 → www → apex.
     let rrsets = vec![
@@ -76,7 +76,7 @@ async fn rrsigs_from_the_signer_service_validate_with_ldns_and_bind() {
             apex,
             47,
             300,
-            vec![nsec("ns1.svc.example.", &[2, 6, 46, 47, 48])],
+            vec![nsec("ns1.svc.example.", &[2, 6, 46, 47, 48, 59, 60])],
         ),
         rrset(
             "ns1.svc.example.",
@@ -111,6 +111,13 @@ async fn rrsigs_from_the_signer_service_validate_with_ldns_and_bind() {
         .into_inner();
     assert_eq!(keys.dnskeys.len(), 2);
     assert_eq!(keys.rrsigs.len(), 1, "the KSK signs the DNSKEY RRset");
+    let cds = signer
+        .get_cds(proto::GetCdsRequest { zone: apex.into() })
+        .await
+        .expect("cds")
+        .into_inner();
+    assert_eq!((cds.cds.len(), cds.cdnskeys.len()), (1, 1));
+    assert_eq!(cds.rrsigs.len(), 2, "the KSK signs CDS and CDNSKEY");
 
     let mut zone =
         String::from("www.svc.example. 600 IN A 192.0.2.1\nwww.svc.example. 600 IN A 192.0.2.2\n");
@@ -121,7 +128,7 @@ async fn rrsigs_from_the_signer_service_validate_with_ldns_and_bind() {
         "{apex} 3600 IN NS ns1.{apex}\nns1.{apex} 3600 IN A 192.0.2.53\n"
     ));
     zone.push_str(&format!(
-        "{apex} 300 IN NSEC ns1.{apex} NS SOA RRSIG NSEC DNSKEY\n"
+        "{apex} 300 IN NSEC ns1.{apex} NS SOA RRSIG NSEC DNSKEY CDS CDNSKEY\n"
     ));
     zone.push_str(&format!("ns1.{apex} 300 IN NSEC www.{apex} A RRSIG NSEC\n"));
     zone.push_str(&format!("www.{apex} 300 IN NSEC {apex} A RRSIG NSEC\n"));
@@ -131,6 +138,9 @@ async fn rrsigs_from_the_signer_service_validate_with_ldns_and_bind() {
         .flat_map(|s| &s.rrsigs)
         .chain(&keys.dnskeys)
         .chain(&keys.rrsigs)
+        .chain(&cds.cds)
+        .chain(&cds.cdnskeys)
+        .chain(&cds.rrsigs)
     {
         zone.push_str(&r.text);
         zone.push('\n');
@@ -185,4 +195,385 @@ async fn ds_matches_what_bind_computes_from_the_published_dnskey() {
             "ours: {ours}\nbind: {bind}"
         );
     }
+}
+
+fn sign_request(zone: &str, rrsets: Vec<proto::Rrset>) -> proto::SignRrsetsRequest {
+    proto::SignRrsetsRequest {
+        zone: zone.into(),
+        rrsets,
+        inception: 0,
+        expiration: 0,
+        include_text: false,
+    }
+}
+
+/// The key tag an RRSIG's record data names (RFC 4034 §3.1).
+fn rrsig_key_tag(rdata: &[u8]) -> u16 {
+    u16::from_be_bytes([rdata[16], rdata[17]])
+}
+
+fn keys_json(d: &Daemon, zone: &str) -> Vec<serde_json::Value> {
+    serde_json::from_str::<serde_json::Value>(&d.ctl_ok(&["key", "list", zone, "--json"]))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ksk_signs_only_the_apex_rrsets_keymaster_builds() {
+    let token = TestToken::new("ksk-reach");
+    let d = Daemon::start(&token, "a", &[]);
+    let apex = "ksk.example.";
+    d.ctl_ok(&["zone", "add", apex, "--cds"]);
+    let keys = keys_json(&d, apex);
+    let tag = |role: &str| {
+        keys.iter().find(|k| k["role"] == role).unwrap()["key_tag"]
+            .as_u64()
+            .unwrap() as u16
+    };
+    let (ksk, zsk) = (tag("ksk"), tag("zsk"));
+    let mut signer = d.signer_client().await;
+    let audit_before = d.ctl_ok(&["audit", "--json"]).lines().count();
+
+    // A signer sends an apex DNSKEY RRset holding a key of its own, or a
+    // CDS/CDNSKEY pointing at one: refused, naming where the real ones are.
+    let own_key = {
+        let mut k = vec![1, 1, 3, 13];
+        k.extend_from_slice(&[7u8; 64]);
+        k
+    };
+    let own_ds = {
+        let mut ds = vec![0x30, 0x39, 13, 2];
+        ds.extend_from_slice(&[9u8; 32]);
+        ds
+    };
+    for (rtype, rdata, fetch) in [
+        (48, own_key.clone(), "GetDnskeys"),
+        (59, own_ds, "GetCds"),
+        (60, own_key, "GetCds"),
+    ] {
+        let e = signer
+            .sign_rrsets(sign_request(
+                apex,
+                vec![rrset(apex, rtype, 3600, vec![rdata])],
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        assert!(
+            e.message().contains("built and signed by keymaster") && e.message().contains(fetch),
+            "{}",
+            e.message()
+        );
+    }
+    // Below the apex such types are ordinary data, signed by the ZSK.
+    let below = signer
+        .sign_rrsets(sign_request(
+            apex,
+            vec![rrset(
+                &format!("sub.{apex}"),
+                59,
+                3600,
+                vec![vec![0, 1, 13, 2, 1]],
+            )],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rrsig_key_tag(&below.signatures[0].rrsigs[0].rdata), zsk);
+
+    // What the KSK signs is keymaster's: its DNSKEY set, its CDS and
+    // CDNSKEY for the KSK; each such signature is in the audit log.
+    let dnskeys = signer
+        .get_dnskeys(proto::GetDnskeysRequest { zone: apex.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rrsig_key_tag(&dnskeys.rrsigs[0].rdata), ksk);
+    let cds = signer
+        .get_cds(proto::GetCdsRequest { zone: apex.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        cds.cds[0].text.contains(&format!("CDS\t{ksk} 13 2 ")),
+        "{:?}",
+        cds.cds
+    );
+    assert!(cds.rrsigs.iter().all(|r| rrsig_key_tag(&r.rdata) == ksk));
+    let log = d.ctl_ok(&["audit", "--json"]);
+    let ksk_uses: Vec<&str> = log
+        .lines()
+        .skip(audit_before)
+        .filter(|l| l.contains("\"action\":\"ksk-sign\""))
+        .collect();
+    assert_eq!(ksk_uses.len(), 3, "DNSKEY, CDS and CDNSKEY: {log}");
+    for t in ["DNSKEY", "CDS", "CDNSKEY"] {
+        assert!(
+            ksk_uses
+                .iter()
+                .any(|l| l.contains(&format!("KSK {ksk} signed the {t} RRset"))),
+            "{t}: {ksk_uses:?}"
+        );
+    }
+    // Asked again, the same signatures come back: the KSK is not used again.
+    let again = signer
+        .get_dnskeys(proto::GetDnskeysRequest { zone: apex.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.rrsigs[0].rdata, dnskeys.rrsigs[0].rdata);
+    let log = d.ctl_ok(&["audit", "--json"]);
+    assert_eq!(log.matches("\"action\":\"ksk-sign\"").count(), 3);
+    // A new key changes the DNSKEY RRset: the KSK signs it anew.
+    d.ctl_ok(&["key", "add", apex, "--role", "zsk"]);
+    let renewed = signer
+        .get_dnskeys(proto::GetDnskeysRequest { zone: apex.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(renewed.dnskeys.len(), 3);
+    assert_ne!(renewed.rrsigs[0].rdata, dnskeys.rrsigs[0].rdata);
+    // Whole-zone signing says in its audit entry what the KSK signed.
+    d.sign_validated(apex, &sample_zone(apex, 5));
+    let log = d.ctl_ok(&["audit", "--json"]);
+    assert!(
+        log.lines().any(|l| l.contains("\"action\":\"sign-zone\"")
+            && l.contains(&format!(
+                "KSK {ksk} signed the DNSKEY, CDS and CDNSKEY RRsets"
+            ))),
+        "{log}"
+    );
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_validity_is_capped_by_the_zone_policy() {
+    let token = TestToken::new("validity");
+    let d = Daemon::start(&token, "a", &[]);
+    let apex = "valid.example.";
+    d.ctl_ok(&["zone", "add", apex, "--signature-validity", "2d"]);
+    let mut signer = d.signer_client().await;
+    let a = || {
+        vec![rrset(
+            &format!("www.{apex}"),
+            1,
+            300,
+            vec![vec![192, 0, 2, 1]],
+        )]
+    };
+    let ask = |inception: u64, expiration: u64| proto::SignRrsetsRequest {
+        inception: inception as u32,
+        expiration: expiration as u32,
+        ..sign_request(apex, a())
+    };
+    // 20 years ahead: refused, with the limit named.
+    let e = signer
+        .sign_rrsets(ask(0, now() + 20 * 365 * 86400))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message()
+            .contains("at most 172800 s (signature_validity)"),
+        "{}",
+        e.message()
+    );
+    // In the past: refused.
+    let e = signer.sign_rrsets(ask(0, now() - 60)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("not in the future"), "{}", e.message());
+    // A window from long ago: refused.
+    let e = signer
+        .sign_rrsets(ask(now() - 30 * 86400, now() + 3600))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("the zone allows at most"),
+        "{}",
+        e.message()
+    );
+    // Within the policy: signed with exactly those times.
+    let (inc, exp) = (now() - 60, now() + 86400);
+    let ok = signer
+        .sign_rrsets(ask(inc, exp))
+        .await
+        .unwrap()
+        .into_inner();
+    let rd = &ok.signatures[0].rrsigs[0].rdata;
+    let field = |at: usize| u64::from(u32::from_be_bytes(rd[at..at + 4].try_into().unwrap()));
+    assert_eq!((field(12), field(8)), (inc, exp), "inception, expiration");
+    // The default: now minus the inception offset to now plus the validity.
+    let def = signer
+        .sign_rrsets(sign_request(apex, a()))
+        .await
+        .unwrap()
+        .into_inner();
+    let rd = &def.signatures[0].rrsigs[0].rdata;
+    let field = |at: usize| u64::from(u32::from_be_bytes(rd[at..at + 4].try_into().unwrap()));
+    let t = now();
+    assert!(
+        (t + 172800 - 5..=t + 172800).contains(&field(8)),
+        "{}",
+        field(8)
+    );
+    assert!(
+        (t - 3600 - 5..=t - 3600).contains(&field(12)),
+        "{}",
+        field(12)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signer_learns_the_zone_parameters_and_nsec3_must_match_them() {
+    let token = TestToken::new("params");
+    let d = Daemon::start(&token, "a", &[]);
+    let apex = "params.example.";
+    d.ctl_ok(&[
+        "zone",
+        "add",
+        apex,
+        "--nsec3-salt",
+        "ab12",
+        "--nsec3-iterations",
+        "2",
+        "--dnskey-ttl",
+        "7200",
+    ]);
+    let keys = keys_json(&d, apex);
+    let tag = |role: &str| {
+        keys.iter().find(|k| k["role"] == role).unwrap()["key_tag"]
+            .as_u64()
+            .unwrap() as u32
+    };
+    let mut signer = d.signer_client().await;
+    let p = signer
+        .get_signing_parameters(proto::GetSigningParametersRequest { zone: apex.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(p.zone, apex);
+    assert_eq!(p.denial, "nsec3");
+    assert_eq!(
+        (
+            p.nsec3_hash_algorithm,
+            p.nsec3_iterations,
+            p.nsec3_salt.as_str(),
+            p.nsec3_opt_out
+        ),
+        (1, 2, "ab12", false)
+    );
+    assert_eq!(p.zsks.len(), 1);
+    assert_eq!((p.zsks[0].key_tag, p.zsks[0].algorithm), (tag("zsk"), 13));
+    assert_eq!(p.ksks[0].key_tag, tag("ksk"));
+    assert_eq!(
+        (
+            p.signature_validity,
+            p.dnskey_signature_validity,
+            p.signature_inception_offset
+        ),
+        (240 * 3600, 168 * 3600, 3600)
+    );
+    assert_eq!(p.dnskey_ttl, 7200);
+    assert_eq!(p.max_batch_rrsets, 10_000);
+    assert!(p.max_message_bytes > 0);
+
+    // NSEC3 records must carry the zone's parameters; an NSEC has no place.
+    let nsec3 = |iterations: u16, salt: &[u8]| {
+        let mut v = vec![1, 0];
+        v.extend_from_slice(&iterations.to_be_bytes());
+        v.push(salt.len() as u8);
+        v.extend_from_slice(salt);
+        v.push(20);
+        v.extend_from_slice(&[0x11; 20]);
+        v.extend_from_slice(&[0, 1, 0x40]);
+        v
+    };
+    let owner = format!("0p9mhaveqvm6t7vbl5lop2u3t2rp3tom.{apex}");
+    let good = signer
+        .sign_rrsets(sign_request(
+            apex,
+            vec![rrset(&owner, 50, 300, vec![nsec3(2, &[0xab, 0x12])])],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(good.signatures[0].rrsigs.len(), 1);
+    for (what, rtype, rdata) in [
+        ("iterations", 50, nsec3(0, &[0xab, 0x12])),
+        ("salt", 50, nsec3(2, &[])),
+        ("NSEC", 47, nsec(apex, &[1])),
+    ] {
+        let e = signer
+            .sign_rrsets(sign_request(
+                apex,
+                vec![rrset(&owner, rtype, 300, vec![rdata])],
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{what}");
+        assert!(
+            e.message().contains("differ from the zone's") || e.message().contains("it uses NSEC3"),
+            "{what}: {}",
+            e.message()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_past_its_deadline_stops_signing_and_says_so() {
+    let token = TestToken::new("deadline");
+    let d = Daemon::start(&token, "a", &[]);
+    let apex = "slow.example.";
+    // RSA-3072 signs a few hundred RRsets a second on SoftHSM2: a 10,000
+    // RRset batch takes tens of seconds.
+    d.ctl_ok(&[
+        "zone",
+        "add",
+        apex,
+        "--algorithm",
+        "rsasha256",
+        "--bits",
+        "3072",
+    ]);
+    let batch: Vec<proto::Rrset> = (0..10_000)
+        .map(|i| rrset(&format!("h{i}.{apex}"), 1, 300, vec![vec![192, 0, 2, 1]]))
+        .collect();
+    let mut signer = d.signer_client().await;
+    let mut request = tonic::Request::new(sign_request(apex, batch));
+    request.set_timeout(std::time::Duration::from_millis(500));
+    let began = std::time::Instant::now();
+    let e = signer.sign_rrsets(request).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e:?}");
+    assert!(e.message().contains("signing stopped"), "{}", e.message());
+    assert!(began.elapsed() < std::time::Duration::from_secs(5));
+    // The workers stopped too: a small call right after is answered at
+    // once, not after the rest of the batch.
+    let began = std::time::Instant::now();
+    let small = signer
+        .sign_rrsets(sign_request(
+            apex,
+            vec![rrset(
+                &format!("www.{apex}"),
+                1,
+                300,
+                vec![vec![192, 0, 2, 1]],
+            )],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(small.signatures.len(), 1);
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(5),
+        "the next call waited {:?}",
+        began.elapsed()
+    );
 }

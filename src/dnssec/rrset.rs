@@ -7,6 +7,7 @@ use domain::base::rdata::{ComposeRecordData, ParseRecordData};
 use domain::dep::octseq::Parser;
 use domain::rdata::ZoneRecordData;
 
+use super::denial::Denial;
 use super::record;
 
 /// One record as a DNS server sends it.
@@ -46,6 +47,64 @@ pub enum RrsetError {
     TtlMismatch { first: u32, other: u32 },
     #[error("record {index}: record data is not valid {rtype} data")]
     BadRdata { index: usize, rtype: String },
+    #[error("record {index}: record data of {len} octets is over the 65,535 a record can hold")]
+    RdataTooLong { index: usize, len: usize },
+    #[error("TTL {0} is over 2^31 - 1 (RFC 2181 §8)")]
+    TtlTooLarge(u32),
+    #[error("{0}")]
+    Denial(String),
+}
+
+/// The largest TTL (RFC 2181 §8).
+pub const MAX_TTL: u32 = i32::MAX as u32;
+
+/// Refuses denial records that do not fit the zone's chain: NSEC in an
+/// NSEC3 zone and the other way round, and NSEC3 or NSEC3PARAM records
+/// whose hash parameters (algorithm, iterations, salt) differ from the
+/// zone's (RFC 5155 §7.1: one set of parameters per chain).
+pub fn check_denial(c: &CanonicalRrset, denial: &Denial) -> Result<(), RrsetError> {
+    let nsec3 = matches!(c.rtype, Rtype::NSEC3 | Rtype::NSEC3PARAM);
+    match denial {
+        Denial::Nsec if nsec3 => Err(RrsetError::Denial(format!(
+            "{} records do not belong in this zone: it uses NSEC",
+            c.rtype
+        ))),
+        Denial::Nsec3(_) if c.rtype == Rtype::NSEC => Err(RrsetError::Denial(
+            "NSEC records do not belong in this zone: it uses NSEC3".into(),
+        )),
+        Denial::Nsec3(p) if nsec3 => {
+            for rdata in &c.rdatas {
+                // Hash algorithm, flags, iterations (2), salt length, salt.
+                let ours = (1u8, p.iterations, p.salt.as_slice());
+                let theirs = (rdata.len() >= 5)
+                    .then(|| {
+                        (
+                            rdata[0],
+                            u16::from_be_bytes([rdata[2], rdata[3]]),
+                            &rdata[5..],
+                        )
+                    })
+                    .and_then(|(a, i, rest)| {
+                        let n = usize::from(rdata[4]);
+                        (rest.len() >= n).then(|| (a, i, &rest[..n]))
+                    });
+                if theirs != Some(ours) {
+                    return Err(RrsetError::Denial(format!(
+                        "{} parameters differ from the zone's (hash algorithm 1, {} iterations, salt {})",
+                        c.rtype,
+                        p.iterations,
+                        if p.salt.is_empty() {
+                            "-".to_string()
+                        } else {
+                            crate::hsm::keys::hex(&p.salt)
+                        }
+                    )));
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Types that never form a signable RRset: RRSIG itself, and meta and
@@ -74,6 +133,9 @@ pub fn canonicalize(
         return Err(RrsetError::BadType(rtype.to_string()));
     }
     let first = records.first().ok_or(RrsetError::Empty)?;
+    if first.ttl > MAX_TTL {
+        return Err(RrsetError::TtlTooLarge(first.ttl));
+    }
     let mut rdatas = Vec::with_capacity(records.len());
     for (index, r) in records.iter().enumerate() {
         if Class::from_int(r.class) != Class::IN {
@@ -86,6 +148,12 @@ pub fn canonicalize(
             return Err(RrsetError::TtlMismatch {
                 first: first.ttl,
                 other: r.ttl,
+            });
+        }
+        if r.rdata.len() > usize::from(u16::MAX) {
+            return Err(RrsetError::RdataTooLong {
+                index,
+                len: r.rdata.len(),
             });
         }
         rdatas.push(

@@ -169,9 +169,27 @@ pub fn read_zone(
                 limit,
             });
         }
+        let ttl = r.ttl().as_secs();
+        if ttl > super::rrset::MAX_TTL {
+            return Err(parse_error(
+                text,
+                entry_start,
+                &format!("TTL {ttl} is over 2^31 - 1 (RFC 2181 §8)"),
+            ));
+        }
         rdata.clear();
         let _ = r.data().compose_canonical_rdata(&mut rdata);
-        recs.push(Rec::new(&key, rtype, r.ttl().as_secs(), &rdata));
+        if rdata.len() > usize::from(u16::MAX) {
+            return Err(parse_error(
+                text,
+                entry_start,
+                &format!(
+                    "record data of {} octets is over the 65,535 a record can hold",
+                    rdata.len()
+                ),
+            ));
+        }
+        recs.push(Rec::new(&key, rtype, ttl, &rdata));
     }
     Ok(recs)
 }

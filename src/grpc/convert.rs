@@ -1,12 +1,13 @@
 //! Conversions between protobuf messages and the service's types.
 
+use crate::dnssec::denial::Denial;
 use crate::dnssec::ds::DsDigest;
 use crate::dnssec::Algorithm;
 use crate::error::{Error, Result};
 use crate::hsm::uri::key_uri;
 use crate::hsm::{keys, TokenIdentity};
 use crate::proto;
-use crate::zone::service::{OutRecord, ZoneView};
+use crate::zone::service::{OutRecord, SigningParameters, ZoneView};
 use crate::zone::{DenialPolicy, KeyRecord, Policy};
 
 /// A policy from a request: unset (zero) fields take the defaults.
@@ -168,4 +169,44 @@ pub fn record_to_proto(r: OutRecord) -> proto::WireRecord {
         rdata: r.rdata,
         text: r.text,
     }
+}
+
+/// What an online signer must match, with the transport's own limits.
+pub fn signing_parameters_to_proto(
+    p: SigningParameters,
+    max_message_bytes: usize,
+    sign_rate: u32,
+) -> proto::SigningParameters {
+    let keys = |k: &[(u16, Algorithm)]| {
+        k.iter()
+            .map(|(tag, alg)| proto::SigningKeyInfo {
+                key_tag: u32::from(*tag),
+                algorithm: u32::from(alg.number()),
+            })
+            .collect()
+    };
+    let mut out = proto::SigningParameters {
+        zone: p.zone,
+        zsks: keys(&p.zsks),
+        ksks: keys(&p.ksks),
+        signature_validity: p.signature_validity,
+        dnskey_signature_validity: p.dnskey_signature_validity,
+        signature_inception_offset: p.signature_inception_offset,
+        dnskey_ttl: p.dnskey_ttl,
+        max_batch_rrsets: u32::try_from(p.max_batch_rrsets).unwrap_or(u32::MAX),
+        max_message_bytes: max_message_bytes as u64,
+        sign_rate_per_caller: sign_rate,
+        ..Default::default()
+    };
+    match p.denial {
+        Denial::Nsec => out.denial = "nsec".into(),
+        Denial::Nsec3(n) => {
+            out.denial = "nsec3".into();
+            out.nsec3_hash_algorithm = 1;
+            out.nsec3_iterations = u32::from(n.iterations);
+            out.nsec3_salt = keys::hex(&n.salt);
+            out.nsec3_opt_out = n.opt_out;
+        }
+    }
+    out
 }

@@ -147,4 +147,32 @@ impl PeerTokens for Forwarder {
             })?;
         Ok(answer.into_inner().missing)
     }
+
+    async fn release(
+        &self,
+        node: &NodeRecord,
+        zone: &str,
+        epoch: u64,
+        to: &str,
+    ) -> Result<(), Error> {
+        let channel = self.connect(node).await?;
+        KeyMasterClient::new(channel)
+            .release(crate::proto::ReleaseRequest {
+                zone: zone.to_string(),
+                epoch,
+                to: to.to_string(),
+            })
+            .await
+            .map_err(|status| match status.code() {
+                tonic::Code::FailedPrecondition => {
+                    Error::FailedPrecondition(status.message().to_string())
+                }
+                _ => Error::Unavailable(format!(
+                    "node {} did not release the zone: {}",
+                    node.node_id,
+                    status.message()
+                )),
+            })?;
+        Ok(())
+    }
 }

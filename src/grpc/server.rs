@@ -9,7 +9,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert::{key_to_proto, policy_from_proto, record_to_proto, zone_to_proto};
+use super::convert::{
+    key_to_proto, policy_from_proto, record_to_proto, signing_parameters_to_proto, zone_to_proto,
+};
 use super::forward::{self, Forwarder};
 use super::limits::{CallerLimits, Limiter};
 use crate::auth::{certificate_names, AccessControl, Caller, Right};
@@ -24,7 +26,7 @@ use crate::proto::signer_server::{Signer, SignerServer};
 use crate::proto::zones_client::ZonesClient;
 use crate::proto::zones_server::{Zones, ZonesServer};
 use crate::proto::{self, sign_zone_request, sign_zone_response};
-use crate::zone::service::{RrsetRequest, ZoneService};
+use crate::zone::service::{parse_zone_name, Cancel, RrsetRequest, ZoneService};
 
 /// Transport and access settings.
 pub struct ServeOptions {
@@ -52,8 +54,10 @@ pub async fn serve(
         service,
         access: options.access,
         plaintext: options.tls.is_none(),
+        sign_rate: options.limits.sign_rate,
         limiter: Limiter::new(options.limits),
         forwarder: options.forwarder,
+        max_message_bytes: options.max_message_bytes,
     };
     let max = options.max_message_bytes;
     let router = tonic::transport::Server::builder()
@@ -121,12 +125,53 @@ fn oversized_is_exhaustion(
     response
 }
 
+/// Sets a `Cancel` when dropped: a call whose future is dropped (its
+/// client went away, or tonic's deadline fired) stops its signing work.
+struct StopOnDrop(Cancel);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
+/// When a handler must answer to beat the caller's deadline: a little
+/// before the `grpc-timeout` it sent (`1-8 digits` + H, M, S, m, u or n),
+/// so that it answers DEADLINE_EXCEEDED itself before tonic's own timer
+/// ends the call with CANCELLED.
+fn answer_by(md: &tonic::metadata::MetadataMap) -> Option<tokio::time::Instant> {
+    let v = md.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => std::time::Duration::from_secs(n * 3600),
+        "M" => std::time::Duration::from_secs(n * 60),
+        "S" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_millis(n),
+        "u" => std::time::Duration::from_micros(n),
+        "n" => std::time::Duration::from_nanos(n),
+        _ => return None,
+    };
+    let margin = (timeout / 20).clamp(
+        std::time::Duration::from_millis(1),
+        std::time::Duration::from_millis(50),
+    );
+    Some(tokio::time::Instant::now() + timeout.saturating_sub(margin))
+}
+
 #[derive(Clone)]
 struct Api {
     service: Arc<ZoneService>,
     access: Arc<AccessControl>,
     plaintext: bool,
     limiter: Arc<Limiter>,
+    /// For GetSigningParameters: the request size limit and the signing
+    /// rate per caller.
+    max_message_bytes: usize,
+    sign_rate: u32,
     forwarder: Arc<Forwarder>,
 }
 
@@ -210,6 +255,31 @@ impl Api {
         Ok(caller)
     }
 
+    /// `authorize` for a call about one zone: the zone's name is checked
+    /// first, so that an empty or malformed name is InvalidArgument (and
+    /// audited, escaped) rather than a permission refusal.
+    async fn authorize_zone<T>(
+        &self,
+        request: &Request<T>,
+        right: Right,
+        action: &str,
+        zone: &str,
+    ) -> Result<Caller, Status> {
+        if let Err(e) = parse_zone_name(zone) {
+            let who = self.caller(request).map(|c| c.identity().to_string());
+            self.service
+                .audit_refusal(
+                    who.as_deref().unwrap_or("unauthenticated"),
+                    zone,
+                    action,
+                    &e.to_string(),
+                )
+                .await;
+            return Err(e.into());
+        }
+        self.authorize(request, right, action, zone).await
+    }
+
     /// For a management call made here directly on a node that is not
     /// the zone's Key Master: a channel to the Key Master, to send the call
     /// on. None: run it here (this node is the Key Master, the zone is
@@ -275,8 +345,9 @@ impl Signer for Api {
     ) -> Result<Response<proto::SignRrsetsResponse>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Sign(zone.clone()), "SignRrsets", &zone)
+            .authorize_zone(&request, Right::Sign(zone.clone()), "SignRrsets", &zone)
             .await?;
+        let deadline = answer_by(request.metadata());
         let r = request.into_inner();
         let n = r.rrsets.len();
         if let Err(e) = self.limiter.take_signatures(caller.identity(), n) {
@@ -312,10 +383,32 @@ impl Signer for Api {
                 })
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        let signed = self
-            .service
-            .sign_rrsets(&r.zone, rrsets, r.inception, r.expiration, r.include_text)
-            .await;
+        // The workers stop at the next RRset when the caller goes away (this
+        // future is dropped) or the deadline passes. tonic ends a call at its
+        // grpc-timeout with CANCELLED; answering a little before, this
+        // handler says DEADLINE_EXCEEDED, as gRPC has it.
+        let cancel = Cancel::default();
+        let _stop_on_drop = StopOnDrop(cancel.clone());
+        let signing = self.service.sign_rrsets(
+            &r.zone,
+            rrsets,
+            r.inception,
+            r.expiration,
+            r.include_text,
+            cancel.clone(),
+        );
+        let signed = match deadline {
+            None => signing.await,
+            Some(at) => tokio::select! {
+                r = signing => r,
+                _ = tokio::time::sleep_until(at) => {
+                    cancel.set();
+                    Err(Error::DeadlineExceeded(format!(
+                        "the call's deadline passed before {n} RRsets were signed; signing stopped"
+                    )))
+                }
+            },
+        };
         let signed = self.audited(&caller, "SignRrsets", &zone, signed).await?;
         Ok(Response::new(proto::SignRrsetsResponse {
             signatures: signed
@@ -335,19 +428,60 @@ impl Signer for Api {
     ) -> Result<Response<proto::GetDnskeysResponse>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(
+            .authorize_zone(
                 &request,
                 Right::ReadPublic(zone.clone()),
                 "GetDnskeys",
                 &zone,
             )
             .await?;
-        let r = self.service.signed_dnskeys(&zone).await;
+        let r = self.service.signed_dnskeys(caller.identity(), &zone).await;
         let (dnskeys, rrsigs) = self.audited(&caller, "GetDnskeys", &zone, r).await?;
         Ok(Response::new(proto::GetDnskeysResponse {
             dnskeys: dnskeys.into_iter().map(record_to_proto).collect(),
             rrsigs: rrsigs.into_iter().map(record_to_proto).collect(),
         }))
+    }
+
+    async fn get_cds(
+        &self,
+        request: Request<proto::GetCdsRequest>,
+    ) -> Result<Response<proto::GetCdsResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize_zone(&request, Right::ReadPublic(zone.clone()), "GetCds", &zone)
+            .await?;
+        let r = self.service.signed_cds(caller.identity(), &zone).await;
+        let signed = self.audited(&caller, "GetCds", &zone, r).await?;
+        Ok(Response::new(proto::GetCdsResponse {
+            cds: signed.cds.into_iter().map(record_to_proto).collect(),
+            cdnskeys: signed.cdnskeys.into_iter().map(record_to_proto).collect(),
+            rrsigs: signed.rrsigs.into_iter().map(record_to_proto).collect(),
+        }))
+    }
+
+    async fn get_signing_parameters(
+        &self,
+        request: Request<proto::GetSigningParametersRequest>,
+    ) -> Result<Response<proto::SigningParameters>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize_zone(
+                &request,
+                Right::ReadPublic(zone.clone()),
+                "GetSigningParameters",
+                &zone,
+            )
+            .await?;
+        let r = self.service.signing_parameters(&zone).await;
+        let p = self
+            .audited(&caller, "GetSigningParameters", &zone, r)
+            .await?;
+        Ok(Response::new(signing_parameters_to_proto(
+            p,
+            self.max_message_bytes,
+            self.sign_rate,
+        )))
     }
 
     async fn get_ds(
@@ -356,7 +490,7 @@ impl Signer for Api {
     ) -> Result<Response<proto::GetDsResponse>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::ReadPublic(zone.clone()), "GetDs", &zone)
+            .authorize_zone(&request, Right::ReadPublic(zone.clone()), "GetDs", &zone)
             .await?;
         let r = request.into_inner();
         let digests = r
@@ -389,7 +523,7 @@ impl Zones for Api {
     ) -> Result<Response<proto::ZoneSettings>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Manage, "AddZone", &zone)
+            .authorize_zone(&request, Right::Manage, "AddZone", &zone)
             .await?;
         let key_master = request.get_ref().key_master.clone();
         if !key_master.is_empty() && key_master != self.service.node_id() {
@@ -430,7 +564,7 @@ impl Zones for Api {
     ) -> Result<Response<proto::ZoneSettings>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Read, "GetZone", &zone)
+            .authorize_zone(&request, Right::ReadZone(zone.clone()), "GetZone", &zone)
             .await?;
         let result = self.service.get_zone(&zone).await;
         let view = self.audited(&caller, "GetZone", &zone, result).await?;
@@ -442,12 +576,18 @@ impl Zones for Api {
         request: Request<proto::ListZonesRequest>,
     ) -> Result<Response<proto::ListZonesResponse>, Status> {
         let caller = self
-            .authorize(&request, Right::Read, "ListZones", "")
+            .authorize(&request, Right::ReadSome, "ListZones", "")
             .await?;
+        let readable = self.access.readable_zones(&caller);
+        let readable = self.audited(&caller, "ListZones", "", readable).await?;
         let result = self.service.list_zones().await;
         let zones = self.audited(&caller, "ListZones", "", result).await?;
         Ok(Response::new(proto::ListZonesResponse {
-            zones: zones.iter().map(zone_to_proto).collect(),
+            zones: zones
+                .iter()
+                .filter(|z| readable.as_ref().is_none_or(|r| r.contains(&z.zone.name)))
+                .map(zone_to_proto)
+                .collect(),
         }))
     }
 
@@ -457,7 +597,7 @@ impl Zones for Api {
     ) -> Result<Response<proto::RemoveZoneResponse>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Manage, "RemoveZone", &zone)
+            .authorize_zone(&request, Right::Manage, "RemoveZone", &zone)
             .await?;
         if let Some(channel) = self
             .key_master_channel(&request, &caller, "RemoveZone", &zone)
@@ -484,7 +624,7 @@ impl Zones for Api {
     ) -> Result<Response<proto::ListKeysResponse>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Read, "ListKeys", &zone)
+            .authorize_zone(&request, Right::ReadZone(zone.clone()), "ListKeys", &zone)
             .await?;
         let result = self.service.list_keys(&zone).await;
         let keys = self.audited(&caller, "ListKeys", &zone, result).await?;
@@ -499,7 +639,7 @@ impl Zones for Api {
     ) -> Result<Response<proto::Key>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Manage, "AddKey", &zone)
+            .authorize_zone(&request, Right::Manage, "AddKey", &zone)
             .await?;
         if let Some(channel) = self
             .key_master_channel(&request, &caller, "AddKey", &zone)
@@ -531,7 +671,7 @@ impl Zones for Api {
     ) -> Result<Response<proto::Key>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Manage, "RetireKey", &zone)
+            .authorize_zone(&request, Right::Manage, "RetireKey", &zone)
             .await?;
         if let Some(channel) = self
             .key_master_channel(&request, &caller, "RetireKey", &zone)
@@ -556,7 +696,7 @@ impl Zones for Api {
     ) -> Result<Response<proto::Key>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Manage, "RemoveKey", &zone)
+            .authorize_zone(&request, Right::Manage, "RemoveKey", &zone)
             .await?;
         if let Some(channel) = self
             .key_master_channel(&request, &caller, "RemoveKey", &zone)
@@ -601,6 +741,9 @@ impl Zones for Api {
                 ))
             }
         };
+        if let Err(e) = parse_zone_name(&start.zone) {
+            return self.audited(&caller, "SignZone", &start.zone, Err(e)).await;
+        }
         if let Err(e) = self.access.check(&caller, &Right::Sign(start.zone.clone())) {
             return self.audited(&caller, "SignZone", &start.zone, Err(e)).await;
         }
@@ -672,7 +815,10 @@ impl Zones for Api {
                         &who,
                         &start.zone,
                         "sign-zone",
-                        format!("{} records in, {} RRSIGs", stats.records_in, stats.rrsigs),
+                        format!(
+                            "{} records in, {} RRSIGs; {}",
+                            stats.records_in, stats.rrsigs, prepared.ksk_use
+                        ),
                     ))
                     .map(|_| stats)
             });
@@ -715,9 +861,21 @@ impl Audit for Api {
         request: Request<proto::ListAuditRequest>,
     ) -> Result<Response<proto::ListAuditResponse>, Status> {
         let zone = request.get_ref().zone.clone();
-        let caller = self
-            .authorize(&request, Right::Read, "ListAudit", &zone)
-            .await?;
+        // One zone's entries need the right to read that zone; the whole
+        // log shows a reader with zones only the entries of its zones.
+        let (caller, readable) = if zone.is_empty() {
+            let caller = self
+                .authorize(&request, Right::ReadSome, "ListAudit", "")
+                .await?;
+            let readable = self.access.readable_zones(&caller);
+            let readable = self.audited(&caller, "ListAudit", "", readable).await?;
+            (caller, readable)
+        } else {
+            let caller = self
+                .authorize_zone(&request, Right::ReadZone(zone.clone()), "ListAudit", &zone)
+                .await?;
+            (caller, None)
+        };
         let r = request.into_inner();
         let zone_filter = (!r.zone.is_empty()).then_some(r.zone.as_str());
         let result = self.service.read_audit(zone_filter, r.since).await;
@@ -725,6 +883,7 @@ impl Audit for Api {
         Ok(Response::new(proto::ListAuditResponse {
             entries: entries
                 .into_iter()
+                .filter(|e| readable.as_ref().is_none_or(|r| r.contains(&e.zone)))
                 .map(|e| proto::AuditEntry {
                     json: serde_json::to_string(&e).unwrap_or_default(),
                     seq: e.seq,
@@ -808,7 +967,7 @@ impl KeyMaster for Api {
     ) -> Result<Response<proto::RoleInfo>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Read, "ShowRole", &zone)
+            .authorize_zone(&request, Right::ReadZone(zone.clone()), "ShowRole", &zone)
             .await?;
         let result = self.service.role_show(&zone).await;
         let role = self.audited(&caller, "ShowRole", &zone, result).await?;
@@ -821,7 +980,7 @@ impl KeyMaster for Api {
     ) -> Result<Response<proto::CandidatesResponse>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Read, "Candidates", &zone)
+            .authorize_zone(&request, Right::ReadZone(zone.clone()), "Candidates", &zone)
             .await?;
         let result = self.service.candidates(&zone).await;
         let candidates = self.audited(&caller, "Candidates", &zone, result).await?;
@@ -842,7 +1001,7 @@ impl KeyMaster for Api {
     ) -> Result<Response<proto::RoleInfo>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Manage, "Transfer", &zone)
+            .authorize_zone(&request, Right::Manage, "Transfer", &zone)
             .await?;
         let r = request.into_inner();
         let result = self
@@ -859,7 +1018,7 @@ impl KeyMaster for Api {
     ) -> Result<Response<proto::RekeyResponse>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Manage, "Rekey", &zone)
+            .authorize_zone(&request, Right::Manage, "Rekey", &zone)
             .await?;
         if let Some(channel) = self
             .key_master_channel(&request, &caller, "Rekey", &zone)
@@ -893,13 +1052,27 @@ impl KeyMaster for Api {
         Ok(Response::new(proto::MissingKeysResponse { missing }))
     }
 
+    async fn release(
+        &self,
+        request: Request<proto::ReleaseRequest>,
+    ) -> Result<Response<proto::ReleaseResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize_zone(&request, Right::Peer, "Release", &zone)
+            .await?;
+        let r = request.into_inner();
+        let result = self.service.release(&r.zone, r.epoch, &r.to).await;
+        self.audited(&caller, "Release", &zone, result).await?;
+        Ok(Response::new(proto::ReleaseResponse {}))
+    }
+
     async fn seize(
         &self,
         request: Request<proto::MoveRoleRequest>,
     ) -> Result<Response<proto::RoleInfo>, Status> {
         let zone = request.get_ref().zone.clone();
         let caller = self
-            .authorize(&request, Right::Manage, "Seize", &zone)
+            .authorize_zone(&request, Right::Manage, "Seize", &zone)
             .await?;
         let r = request.into_inner();
         let result = self

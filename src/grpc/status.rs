@@ -13,6 +13,7 @@ pub fn to_status(e: Error) -> Status {
         Error::ResourceExhausted(m) => Status::resource_exhausted(m),
         Error::PermissionDenied(m) => Status::permission_denied(m),
         Error::Unauthenticated(m) => Status::unauthenticated(m),
+        Error::DeadlineExceeded(m) => Status::deadline_exceeded(m),
         Error::Unavailable(m) => Status::unavailable(m),
         Error::Internal(m) => Status::internal(m),
     }

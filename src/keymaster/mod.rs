@@ -15,9 +15,9 @@
 use std::collections::HashMap;
 
 use crate::dnssec::Algorithm;
-use crate::error::{Error, Result};
+use crate::error::{shown, Error, Result};
 use crate::store::StoreError;
-use crate::zone::service::{hsm_blocking, ZoneService};
+use crate::zone::service::{hsm_blocking, parse_zone_name, Managed, ZoneService};
 use crate::zone::{KeyRecord, NodeRecord, ZoneRecord, SCHEMA_VERSION};
 
 /// Algorithms every node's token supports here (all that keymaster makes).
@@ -32,13 +32,25 @@ pub struct Candidate {
     pub reason: Option<String>,
 }
 
-/// Another node's token, asked over the network (the gRPC layer
-/// implements it with a peer call to that node).
+/// Other nodes, asked over the network (the gRPC layer implements it with
+/// peer calls).
 #[async_trait::async_trait]
 pub trait PeerTokens: Send + Sync {
     /// Which of these key ids (hex CKA_IDs) the node's token does not hold.
     async fn missing_keys(&self, node: &NodeRecord, ids: &[String]) -> Result<Vec<String>>;
+    /// Asks the Key Master of a zone to release it at `epoch` for `to`
+    /// (see `ZoneService::release`).
+    async fn release(&self, node: &NodeRecord, zone: &str, epoch: u64, to: &str) -> Result<()>;
 }
+
+/// How long a transfer waits for the Key Master to release the zone: a
+/// live node answers in milliseconds; a killed or paused one never does.
+const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How long a released zone stays closed to management on the old Key
+/// Master if the role does not move after all (the mover failed): then it
+/// takes up its work again. Fencing by epoch holds either way.
+const RELEASE_HOLD_SECS: u64 = 10;
 
 /// Why a node cannot hold the role of a zone, from its record: offline,
 /// or an algorithm its token lacks. Whether its token holds the keys is
@@ -229,7 +241,65 @@ impl ZoneService {
             .await?
             .into_iter()
             .find(|n| n.node_id == id)
-            .ok_or_else(|| Error::NotFound(format!("node {id} is not registered")))
+            .ok_or_else(|| Error::NotFound(format!("node {} is not registered", shown(id))))
+    }
+
+    /// The Key Master's side of a transfer: once the management calls for
+    /// the zone under way here have finished, this node stops managing
+    /// the zone (new calls are refused, saying it is being handed over)
+    /// and answers; the caller then moves the role with epoch + 1. Refused
+    /// unless this node holds the zone at `epoch`.
+    pub async fn release(&self, zone: &str, epoch: u64, to: &str) -> Result<()> {
+        let (key, _) = parse_zone_name(zone)?;
+        let lock = self.zone_lock(&key);
+        let _guard = lock.lock().await;
+        let (_, _, z) = self.zone(&key).await?;
+        if z.key_master != self.node_id || z.epoch != epoch {
+            return Err(Error::FailedPrecondition(format!(
+                "node {} does not hold {key} at epoch {epoch} (its Key Master is {} at epoch {}); \
+                 nothing was released",
+                self.node_id, z.key_master, z.epoch
+            )));
+        }
+        self.released
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), (epoch, self.clock.now() + RELEASE_HOLD_SECS));
+        tracing::info!(zone = %key, epoch, to = %shown(to), "released the zone for a transfer: this node stops managing it");
+        Ok(())
+    }
+
+    /// Asks the zone's Key Master to release it (this node itself, or by a
+    /// peer call that must answer within RELEASE_TIMEOUT).
+    async fn ask_release(&self, z: &ZoneRecord, to: &str) -> Result<()> {
+        if z.key_master == self.node_id {
+            return self.release(&z.name, z.epoch, to).await;
+        }
+        let unreachable = |why: String| {
+            Error::FailedPrecondition(format!(
+                "the Key Master {} is not reachable ({why}); seize the role if it is gone for good \
+                 (keymasterctl role seize {} --to {to}); nothing was changed",
+                z.key_master, z.name
+            ))
+        };
+        let holder = self.node(&z.key_master).await?;
+        let Some(peers) = &self.peers else {
+            return Err(unreachable("this node cannot call other nodes".into()));
+        };
+        match tokio::time::timeout(
+            RELEASE_TIMEOUT,
+            peers.release(&holder, &z.name, z.epoch, to),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Error::FailedPrecondition(m))) => Err(Error::FailedPrecondition(m)),
+            Ok(Err(e)) => Err(unreachable(e.to_string())),
+            Err(_) => Err(unreachable(format!(
+                "no answer within {} s",
+                RELEASE_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     /// Where a management call for the zone must run: None here (this
@@ -271,29 +341,33 @@ impl ZoneService {
                 "{to} is already the Key Master of {key}"
             )));
         }
+        let target = self.node(to).await?;
         if !self.is_online(&z.key_master, now).await? {
             return Err(Error::FailedPrecondition(format!(
-                "the Key Master of {key}, {}, is not reachable (its lease has expired); \
-                 seize the role instead (keymasterctl role seize {key} --to {to})",
+                "the Key Master {} is not reachable (its lease has expired); seize the role if it \
+                 is gone for good (keymasterctl role seize {key} --to {to}); nothing was changed",
                 z.key_master
             )));
         }
-        let target = self.node(to).await?;
         let keys = self.store.list_keys(&key).await?;
         if let Some(reason) = self.why_not(&target, &keys, z.policy.algorithm, now).await {
             return Err(Error::FailedPrecondition(format!(
                 "{to} is not a candidate for {key}: {reason}"
             )));
         }
+        // A hand-over: the holder stops its work for the zone and says so
+        // before the role moves.
+        self.ask_release(&z, to).await?;
         let audit = self.draft(
             who,
             &key,
             "transfer",
             format!(
-                "Key Master {} → {to}, epoch {} → {}",
+                "Key Master {} → {to}, epoch {} → {}; released by {}",
                 z.key_master,
                 z.epoch,
-                z.epoch + 1
+                z.epoch + 1,
+                z.key_master
             ),
         );
         let moved = self
@@ -463,8 +537,8 @@ impl ZoneService {
     /// The old objects stay in the old token: they are no longer referred
     /// to, and the old token's node reports them at its next start.
     pub async fn rekey(&self, who: &str, zone: &str) -> Result<Vec<KeyRecord>> {
-        let (key, _, z) = self.zone(zone).await?;
-        self.require_key_master(&z)?;
+        let Managed { key, zone: z, .. } = &self.managed(zone).await?;
+        let key = key.clone();
         if !z.needs_rekey {
             return Err(Error::FailedPrecondition(format!(
                 "{key} does not need new keys (only a forced seize asks for a re-key)"

@@ -18,7 +18,7 @@ use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
 
 use super::token_signer::TokenWorker;
 use super::workers::SigningWorkers;
-use super::{KeyRecord, KeyState, Policy, ZoneRecord, SCHEMA_VERSION};
+use super::{DenialPolicy, KeyRecord, KeyState, Policy, ZoneRecord, SCHEMA_VERSION};
 use crate::audit::{self, AuditDraft, AuditEntry};
 use crate::clock::Clock;
 use crate::dnssec::ds::{self, DsDigest};
@@ -26,7 +26,7 @@ use crate::dnssec::rrset::{self, CanonicalRrset, WireRecord};
 use crate::dnssec::sign::{self, SigningKey, Validity};
 use crate::dnssec::zone::{self as zonesign, ZoneSignConfig, ZoneStats};
 use crate::dnssec::{Algorithm, KeyRole};
-use crate::error::{Error, Result};
+use crate::error::{shown, Error, Result};
 use crate::hsm::{keys, Token};
 use crate::keymaster::PeerTokens;
 use crate::store::{Store, StoreError};
@@ -100,12 +100,27 @@ pub struct ZoneService {
     pub(crate) clock: Arc<dyn Clock>,
     limits: Limits,
     contexts: Mutex<HashMap<String, Arc<SigningContext>>>,
+    /// KSK signatures over the apex RRsets, by zone and type.
+    ksk_signatures: Mutex<HashMap<(String, u16), KskSignatures>>,
     workers: SigningWorkers,
     /// Zones this node was Key Master of at its last look, with the epoch:
     /// to notice and log a role it lost (or took) elsewhere.
     pub(crate) held: Mutex<Option<HashMap<String, u64>>>,
     /// Other nodes' tokens, for the candidate check.
     pub(crate) peers: Option<Arc<dyn PeerTokens>>,
+    /// One lock per zone, held by each management call while it runs, so
+    /// that a release for a transfer waits until the calls under way end.
+    zone_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Zones released for a transfer: (epoch, until when, Unix seconds).
+    pub(crate) released: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+/// A zone a management call may change: this node is its Key Master and
+/// has not released it. The zone's lock is held while this lives.
+pub(crate) struct Managed {
+    pub key: String,
+    pub zone: ZoneRecord,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
 }
 
 /// Parses a zone name into its stored form ("example.com.") and its name.
@@ -121,8 +136,9 @@ pub fn parse_zone_name(s: &str) -> Result<(String, Name<Vec<u8>>)> {
     } else {
         format!("{trimmed}.")
     };
-    let name = Name::<Vec<u8>>::from_str(&with_dot.to_ascii_lowercase())
-        .map_err(|e| Error::InvalidArgument(format!("{s:?} is not a valid zone name: {e}")))?;
+    let name = Name::<Vec<u8>>::from_str(&with_dot.to_ascii_lowercase()).map_err(|e| {
+        Error::InvalidArgument(format!("{} is not a valid zone name: {e}", shown(s)))
+    })?;
     Ok((format!("{name}."), name))
 }
 
@@ -149,10 +165,13 @@ impl ZoneService {
             clock,
             limits,
             contexts: Mutex::new(HashMap::new()),
+            ksk_signatures: Mutex::new(HashMap::new()),
             workers: SigningWorkers::start(token.clone()),
             token,
             held: Mutex::new(None),
             peers: None,
+            zone_locks: Mutex::new(HashMap::new()),
+            released: Mutex::new(HashMap::new()),
         }
     }
 
@@ -188,6 +207,44 @@ impl ZoneService {
         Ok((key, apex, zone))
     }
 
+    pub(crate) fn zone_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.zone_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Opens a management call on a zone: takes its lock, then checks that
+    /// this node is its Key Master and has not released it for a transfer.
+    pub(crate) async fn managed(&self, name: &str) -> Result<Managed> {
+        let (key, _) = parse_zone_name(name)?;
+        let guard = self.zone_lock(&key).lock_owned().await;
+        let (key, _, zone) = self.zone(&key).await?;
+        self.require_key_master(&zone)?;
+        let released = self
+            .released
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .copied();
+        if let Some((epoch, until)) = released {
+            if epoch == zone.epoch && self.clock.now() < until {
+                return Err(Error::FailedPrecondition(format!(
+                    "the Key Master role of {key} is being handed over by node {}; nothing was \
+                     changed: try again in a moment",
+                    self.node_id
+                )));
+            }
+        }
+        Ok(Managed {
+            key,
+            zone,
+            _guard: guard,
+        })
+    }
+
     pub(crate) fn require_key_master(&self, zone: &ZoneRecord) -> Result<()> {
         if zone.key_master != self.node_id {
             return Err(Error::FailedPrecondition(format!(
@@ -207,7 +264,7 @@ impl ZoneService {
             // The stored form, so that `audit --zone` finds every entry.
             zone: match parse_zone_name(zone) {
                 Ok((key, _)) => key,
-                Err(_) => zone.to_string(),
+                Err(_) => shown(zone),
             },
             action: action.to_string(),
             outcome: "ok".to_string(),
@@ -318,8 +375,18 @@ impl ZoneService {
     /// Adds a zone: generates its KSK and ZSK and makes this node its Key
     /// Master.
     pub async fn add_zone(&self, who: &str, name: &str, policy: Policy) -> Result<ZoneView> {
-        let (key, _) = parse_zone_name(name)?;
+        let (key, apex) = parse_zone_name(name)?;
         policy.validate()?;
+        // An NSEC3 owner is a 32-character hash label (33 octets) over the
+        // apex, and a name holds at most 255 octets (RFC 5155 §3, RFC 1035
+        // §3.1).
+        if matches!(policy.denial, DenialPolicy::Nsec3 { .. }) && apex.as_slice().len() > 222 {
+            return Err(Error::InvalidArgument(format!(
+                "zone {key} is {} octets long in wire form; NSEC3 needs an apex of at most 222 \
+                 (use --denial nsec)",
+                apex.as_slice().len()
+            )));
+        }
         if self.store.get_zone(&key).await?.is_some() {
             return Err(Error::AlreadyExists(format!("zone {key} already exists")));
         }
@@ -372,8 +439,8 @@ impl ZoneService {
     /// Removes a zone. Its keys are destroyed in the token, which needs
     /// `force`. Returns how many keys were destroyed.
     pub async fn remove_zone(&self, who: &str, name: &str, force: bool) -> Result<usize> {
-        let (key, _, zone) = self.zone(name).await?;
-        self.require_key_master(&zone)?;
+        let Managed { key, zone, .. } = &self.managed(name).await?;
+        let key = key.clone();
         let keys = self.store.list_keys(&key).await?;
         if !keys.is_empty() && !force {
             return Err(Error::FailedPrecondition(format!(
@@ -518,8 +585,8 @@ impl ZoneService {
         role: KeyRole,
         activate: bool,
     ) -> Result<KeyRecord> {
-        let (key, _, z) = self.zone(zone).await?;
-        self.require_key_master(&z)?;
+        let Managed { key, zone: z, .. } = &self.managed(zone).await?;
+        let key = key.clone();
         let state = if activate {
             KeyState::Active
         } else {
@@ -596,8 +663,8 @@ impl ZoneService {
 
     /// Takes a key out of signing; it stays published.
     pub async fn retire_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
-        let (key, _, z) = self.zone(zone).await?;
-        self.require_key_master(&z)?;
+        let Managed { key, zone: z, .. } = &self.managed(zone).await?;
+        let key = key.clone();
         let keys = self.store.list_keys(&key).await?;
         let k = Self::find_key(&keys, &key, which)?;
         if k.state == KeyState::Retired {
@@ -628,8 +695,8 @@ impl ZoneService {
 
     /// Removes a key from the zone and destroys it in the token.
     pub async fn remove_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
-        let (key, _, z) = self.zone(zone).await?;
-        self.require_key_master(&z)?;
+        let Managed { key, zone: z, .. } = &self.managed(zone).await?;
+        let key = key.clone();
         let keys = self.store.list_keys(&key).await?;
         let k = Self::find_key(&keys, &key, which)?.clone();
         Self::check_not_last_active(&keys, &k, "removed")?;
@@ -697,37 +764,164 @@ impl ZoneService {
     }
 
     /// The DNSKEY RRset with its signatures by the active KSKs.
-    pub async fn signed_dnskeys(&self, zone: &str) -> Result<(Vec<OutRecord>, Vec<OutRecord>)> {
+    pub async fn signed_dnskeys(
+        &self,
+        who: &str,
+        zone: &str,
+    ) -> Result<(Vec<OutRecord>, Vec<OutRecord>)> {
         let ctx = self.context(zone).await?;
         let dnskeys = Self::dnskey_records(&ctx)?;
+        let rrsigs = self.ksk_signed(who, &ctx, Rtype::DNSKEY).await?;
+        Ok((dnskeys, rrsigs))
+    }
+
+    /// The CDS and CDNSKEY RRsets the zone publishes (empty when its policy
+    /// publishes none), with their signatures by the active KSKs.
+    pub async fn signed_cds(&self, who: &str, zone: &str) -> Result<SignedCds> {
+        let ctx = self.context(zone).await?;
+        let apex = apex_rrsets(&ctx)?;
+        let ttl = ctx.zone.policy.dnskey_ttl;
+        let records = |rtype, rdatas: &[Vec<u8>]| -> Vec<OutRecord> {
+            rdatas
+                .iter()
+                .map(|r| out_record(&ctx.apex, rtype, ttl, r.clone()))
+                .collect()
+        };
+        let mut rrsigs = Vec::new();
+        if !apex.cds.is_empty() {
+            rrsigs.extend(self.ksk_signed(who, &ctx, Rtype::CDS).await?);
+            rrsigs.extend(self.ksk_signed(who, &ctx, Rtype::CDNSKEY).await?);
+        }
+        Ok(SignedCds {
+            cds: records(Rtype::CDS, &apex.cds),
+            cdnskeys: records(Rtype::CDNSKEY, &apex.cdnskeys),
+            rrsigs,
+        })
+    }
+
+    /// Signatures by the active KSKs over one of the apex RRsets keymaster
+    /// builds from its key records (DNSKEY, CDS, CDNSKEY); callers never
+    /// hand the KSK data to sign. Signatures are kept and handed out again
+    /// until a quarter of their validity has passed or the RRset or the
+    /// KSKs change, so that the KSK signs rarely; every signature it does
+    /// make is written to the audit log first (fail closed).
+    async fn ksk_signed(
+        &self,
+        who: &str,
+        ctx: &Arc<SigningContext>,
+        rtype: Rtype,
+    ) -> Result<Vec<OutRecord>> {
+        let apex = apex_rrsets(ctx)?;
+        let rdatas = match rtype {
+            Rtype::DNSKEY => apex.dnskeys,
+            Rtype::CDS => apex.cds,
+            _ => apex.cdnskeys,
+        };
+        let ksks: Vec<u16> = ctx
+            .signing
+            .iter()
+            .filter(|k| k.role == KeyRole::Ksk)
+            .map(|k| k.key_tag)
+            .collect();
         let now = self.clock.now();
-        let validity = validity_for(&ctx.zone.policy, now, 0, 0, true)?;
-        let rdatas: Vec<Vec<u8>> = {
-            let mut v: Vec<Vec<u8>> = dnskeys.iter().map(|r| r.rdata.clone()).collect();
-            v.sort();
-            v
-        };
-        let request = RrsetRequest {
-            owner: ctx.apex.as_slice().to_vec(),
-            rtype: Rtype::DNSKEY.to_int(),
-            records: rdatas
-                .into_iter()
-                .map(|rdata| WireRecord {
-                    class: 1,
-                    ttl: ctx.zone.policy.dnskey_ttl,
-                    rdata,
-                })
-                .collect(),
-        };
-        let sigs = self
-            .sign_canonical(ctx.clone(), vec![request], validity, true)
+        let policy = &ctx.zone.policy;
+        let cache_key = (ctx.zone.name.clone(), rtype.to_int());
+        if let Some(c) = self
+            .ksk_signatures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&cache_key)
+        {
+            let fresh = u64::from(c.expiration).saturating_sub(now)
+                >= u64::from(policy.dnskey_signature_validity) * 3 / 4;
+            if fresh && c.rdatas == rdatas && c.ksks == ksks && c.ttl == policy.dnskey_ttl {
+                return Ok(c.rrsigs.clone());
+            }
+        }
+        let validity = validity_for(policy, now, 0, 0, SigKind::Dnskey)?;
+        let records: Vec<WireRecord> = rdatas
+            .iter()
+            .map(|rdata| WireRecord {
+                class: 1,
+                ttl: policy.dnskey_ttl,
+                rdata: rdata.clone(),
+            })
+            .collect();
+        let canon = rrset::canonicalize(&ctx.apex, ctx.apex.as_slice(), rtype.to_int(), &records)?;
+        let tags: Vec<String> = ksks.iter().map(u16::to_string).collect();
+        self.audit_event(
+            who,
+            &ctx.zone.name,
+            "ksk-sign",
+            format!(
+                "KSK {} signed the {rtype} RRset ({} records), valid until {}",
+                tags.join(", "),
+                rdatas.len(),
+                validity.expiration
+            ),
+        )
+        .await?;
+        let signed = self
+            .sign_canonical(
+                ctx.clone(),
+                vec![canon],
+                validity,
+                validity,
+                true,
+                Cancel::default(),
+            )
             .await?;
-        Ok((dnskeys, sigs.into_iter().flatten().collect()))
+        let rrsigs: Vec<OutRecord> = signed.into_iter().flatten().collect();
+        self.ksk_signatures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                cache_key,
+                KskSignatures {
+                    rdatas,
+                    ksks,
+                    ttl: policy.dnskey_ttl,
+                    expiration: validity.expiration,
+                    rrsigs: rrsigs.clone(),
+                },
+            );
+        Ok(rrsigs)
+    }
+
+    /// What a DNS server that signs online must build to match this zone:
+    /// its denial, the keys that sign each kind of RRset, and the times and
+    /// TTLs in force.
+    pub async fn signing_parameters(&self, zone: &str) -> Result<SigningParameters> {
+        let ctx = self.context(zone).await?;
+        let policy = &ctx.zone.policy;
+        let tags = |role| {
+            ctx.signing
+                .iter()
+                .filter(|k| k.role == role)
+                .map(|k| (k.key_tag, k.algorithm))
+                .collect()
+        };
+        Ok(SigningParameters {
+            zone: ctx.zone.name.clone(),
+            denial: policy.denial(),
+            zsks: tags(KeyRole::Zsk),
+            ksks: tags(KeyRole::Ksk),
+            signature_validity: policy.signature_validity,
+            dnskey_signature_validity: policy.dnskey_signature_validity,
+            signature_inception_offset: policy.signature_inception_offset,
+            dnskey_ttl: policy.dnskey_ttl,
+            max_batch_rrsets: self.limits.max_batch_rrsets,
+        })
     }
 
     // ---------------------------------------------------------- signing --
 
-    /// Signs a batch of RRsets; the whole batch is refused if one is bad.
+    /// Signs a batch of RRsets for a DNS server; the whole batch is refused
+    /// if one is bad. The apex DNSKEY, CDS and CDNSKEY RRsets are refused:
+    /// the KSK signs only those keymaster builds (GetDnskeys, GetCds), or a
+    /// signer could have it sign a key set or a CDS of its own making and
+    /// so take the zone over at its parent (RFC 7344, RFC 8078). Signing
+    /// stops at the next RRset once `cancel` is set.
     pub async fn sign_rrsets(
         &self,
         zone: &str,
@@ -735,6 +929,7 @@ impl ZoneService {
         inception: u32,
         expiration: u32,
         with_text: bool,
+        cancel: Cancel,
     ) -> Result<Vec<Vec<OutRecord>>> {
         if rrsets.is_empty() {
             return Err(Error::InvalidArgument("the batch has no RRsets".into()));
@@ -752,43 +947,66 @@ impl ZoneService {
             self.clock.now(),
             inception,
             expiration,
-            false,
+            SigKind::Zone,
         )?;
-        self.sign_canonical(ctx, rrsets, validity, with_text).await
-    }
-
-    async fn sign_canonical(
-        &self,
-        ctx: Arc<SigningContext>,
-        rrsets: Vec<RrsetRequest>,
-        validity: Validity,
-        with_text: bool,
-    ) -> Result<Vec<Vec<OutRecord>>> {
+        let denial = ctx.zone.policy.denial();
         let mut canon = Vec::with_capacity(rrsets.len());
         for (i, r) in rrsets.iter().enumerate() {
             let c = rrset::canonicalize(&ctx.apex, &r.owner, r.rtype, &r.records)
                 .map_err(|e| Error::InvalidArgument(format!("RRset {i}: {e}")))?;
+            if c.owner == ctx.apex && matches!(c.rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY)
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "RRset {i}: the apex {} RRset is built and signed by keymaster from its key \
+                     records, never from a caller's records; fetch it with {}",
+                    c.rtype,
+                    if c.rtype == Rtype::DNSKEY {
+                        "GetDnskeys"
+                    } else {
+                        "GetCds"
+                    }
+                )));
+            }
+            rrset::check_denial(&c, &denial)
+                .map_err(|e| Error::InvalidArgument(format!("RRset {i}: {e}")))?;
             canon.push(c);
         }
-        let dnskey_validity = validity_for(
-            &ctx.zone.policy,
-            self.clock.now(),
-            validity.inception,
-            0,
-            true,
-        )?;
+        self.sign_canonical(ctx, canon, validity, validity, with_text, cancel)
+            .await
+    }
+
+    /// Signs canonical RRsets on the signing workers: the apex DNSKEY, CDS
+    /// and CDNSKEY with the KSKs (and `dnskey_validity`), the rest with the
+    /// ZSKs.
+    async fn sign_canonical(
+        &self,
+        ctx: Arc<SigningContext>,
+        canon: Vec<CanonicalRrset>,
+        validity: Validity,
+        dnskey_validity: Validity,
+        with_text: bool,
+        cancel: Cancel,
+    ) -> Result<Vec<Vec<OutRecord>>> {
         // One piece per worker (small batches stay whole).
         let piece = canon.len().div_ceil(self.workers.count()).max(16);
         let canon = Arc::new(canon);
         let mut pending = Vec::new();
         for start in (0..canon.len()).step_by(piece) {
             let end = (start + piece).min(canon.len());
-            let (ctx, canon) = (ctx.clone(), canon.clone());
+            let (ctx, canon, cancel) = (ctx.clone(), canon.clone(), cancel.clone());
             pending.push(self.workers.submit(move |worker| {
                 let worker = worker.map_err(|e| Error::Unavailable(e.to_string()))?;
                 canon[start..end]
                     .iter()
-                    .map(|c| sign_one(worker, &ctx, c, validity, dnskey_validity, with_text))
+                    .map(|c| {
+                        if cancel.is_set() {
+                            return Err(Error::DeadlineExceeded(
+                                "signing stopped: the call was cancelled or its deadline passed"
+                                    .into(),
+                            ));
+                        }
+                        sign_one(worker, &ctx, c, validity, dnskey_validity, with_text)
+                    })
                     .collect::<Result<Vec<_>>>()
             }));
         }
@@ -838,27 +1056,33 @@ impl ZoneService {
         let ctx = self.context(zone).await?;
         let policy = &ctx.zone.policy;
         let now = self.clock.now();
-        let validity = validity_for(policy, now, inception, expiration, false)?;
-        let dnskey_validity = validity_for(policy, now, inception, 0, true)?;
-        let mut dnskeys = Vec::new();
-        let (mut cds, mut cdnskeys) = (Vec::new(), Vec::new());
-        for k in &ctx.keys {
-            let key = dnskey_of(k)?;
-            dnskeys.push(ds::dnskey_wire(&key));
-            if policy.publish_cds && k.role == KeyRole::Ksk && k.state == KeyState::Active {
-                cdnskeys.push(ds::dnskey_wire(&key));
-                for d in policy.ds_digests() {
-                    cds.push(ds::ds_wire(&ds::ds(&ctx.apex, &key, d)));
-                }
-            }
-        }
+        let validity = validity_for(policy, now, inception, expiration, SigKind::Zone)?;
+        let dnskey_validity = dnskey_validity_within(policy, now, validity)?;
+        let apex = apex_rrsets(&ctx)?;
+        let ksks: Vec<String> = ctx
+            .signing
+            .iter()
+            .filter(|k| k.role == KeyRole::Ksk)
+            .map(|k| k.key_tag.to_string())
+            .collect();
+        let ksk_use = format!(
+            "KSK {} signed the DNSKEY{} RRset{}",
+            ksks.join(", "),
+            if apex.cds.is_empty() {
+                ""
+            } else {
+                ", CDS and CDNSKEY"
+            },
+            if apex.cds.is_empty() { "" } else { "s" }
+        );
         Ok(ZoneSigning {
+            ksk_use,
             config: ZoneSignConfig {
                 apex: ctx.apex.clone(),
                 keys: ctx.signing.clone(),
-                dnskeys,
-                cds,
-                cdnskeys,
+                dnskeys: apex.dnskeys,
+                cds: apex.cds,
+                cdnskeys: apex.cdnskeys,
                 dnskey_ttl: policy.dnskey_ttl,
                 denial: policy.denial(),
                 dnskey_validity,
@@ -960,6 +1184,88 @@ fn sign_one(
 #[derive(Debug, Clone)]
 pub struct ZoneSigning {
     pub config: ZoneSignConfig,
+    /// What the KSK signs in it, for the audit entry.
+    pub ksk_use: String,
+}
+
+/// The apex RRsets keymaster builds from its key records, record data
+/// sorted: every stored key in the DNSKEY RRset; CDS and CDNSKEY for the
+/// active KSKs when the policy publishes them.
+struct ApexRrsets {
+    dnskeys: Vec<Vec<u8>>,
+    cds: Vec<Vec<u8>>,
+    cdnskeys: Vec<Vec<u8>>,
+}
+
+fn apex_rrsets(ctx: &SigningContext) -> Result<ApexRrsets> {
+    let policy = &ctx.zone.policy;
+    let mut out = ApexRrsets {
+        dnskeys: Vec::new(),
+        cds: Vec::new(),
+        cdnskeys: Vec::new(),
+    };
+    for k in &ctx.keys {
+        let key = dnskey_of(k)?;
+        out.dnskeys.push(ds::dnskey_wire(&key));
+        if policy.publish_cds && k.role == KeyRole::Ksk && k.state == KeyState::Active {
+            out.cdnskeys.push(ds::dnskey_wire(&key));
+            for d in policy.ds_digests() {
+                out.cds.push(ds::ds_wire(&ds::ds(&ctx.apex, &key, d)));
+            }
+        }
+    }
+    for v in [&mut out.dnskeys, &mut out.cds, &mut out.cdnskeys] {
+        v.sort();
+        v.dedup();
+    }
+    Ok(out)
+}
+
+/// The CDS and CDNSKEY RRsets with their KSK signatures.
+#[derive(Debug, Clone)]
+pub struct SignedCds {
+    pub cds: Vec<OutRecord>,
+    pub cdnskeys: Vec<OutRecord>,
+    pub rrsigs: Vec<OutRecord>,
+}
+
+/// KSK signatures kept for handing out again (see `ksk_signed`).
+struct KskSignatures {
+    rdatas: Vec<Vec<u8>>,
+    ksks: Vec<u16>,
+    ttl: u32,
+    expiration: u32,
+    rrsigs: Vec<OutRecord>,
+}
+
+/// What an online signer must match (see `signing_parameters`).
+#[derive(Debug, Clone)]
+pub struct SigningParameters {
+    pub zone: String,
+    pub denial: crate::dnssec::denial::Denial,
+    /// Key tag and algorithm of each key that signs, by role.
+    pub zsks: Vec<(u16, Algorithm)>,
+    pub ksks: Vec<(u16, Algorithm)>,
+    pub signature_validity: u32,
+    pub dnskey_signature_validity: u32,
+    pub signature_inception_offset: u32,
+    pub dnskey_ttl: u32,
+    pub max_batch_rrsets: usize,
+}
+
+/// Set when the caller of a signing call has gone or its deadline has
+/// passed: the signing workers stop at the next RRset.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 fn signing_key(k: &KeyRecord) -> Result<SigningKey> {
@@ -990,37 +1296,135 @@ fn out_record(apex: &Name<Vec<u8>>, rtype: Rtype, ttl: u32, rdata: Vec<u8>) -> O
     }
 }
 
-/// Inception and expiration from a request (0 = from the policy).
+/// Which signatures a validity is for: the apex DNSKEY, CDS and CDNSKEY
+/// RRsets (signed by the KSK) have their own, shorter validity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SigKind {
+    Zone,
+    Dnskey,
+}
+
+/// Inception and expiration of signatures made now. A caller may ask for
+/// its own times (0 = the policy's: inception now minus the inception
+/// offset, expiration now plus the validity), but never for more than the
+/// policy gives: the expiration must lie in the future and at most the
+/// zone's validity from now, and the window from inception to expiration
+/// at most validity plus inception offset. (A long-lived signature can be
+/// replayed long after the data or the key has changed.)
 fn validity_for(
     policy: &Policy,
     now: u64,
     inception: u32,
     expiration: u32,
-    dnskey: bool,
+    kind: SigKind,
 ) -> Result<Validity> {
-    let now = now as u32;
-    let inception = if inception == 0 {
-        now.wrapping_sub(policy.signature_inception_offset)
-    } else {
-        inception
+    let (span, setting) = match kind {
+        SigKind::Zone => (policy.signature_validity, "signature_validity"),
+        SigKind::Dnskey => (
+            policy.dnskey_signature_validity,
+            "dnskey_signature_validity",
+        ),
     };
-    let span = if dnskey {
-        policy.dnskey_signature_validity
-    } else {
-        policy.signature_validity
+    let span = u64::from(span);
+    let inception = match inception {
+        0 => now.saturating_sub(u64::from(policy.signature_inception_offset)),
+        i => u64::from(i),
     };
-    let expiration = if expiration == 0 {
-        now.wrapping_add(span)
-    } else {
-        expiration
+    let expiration = match expiration {
+        0 => now + span,
+        e => u64::from(e),
     };
+    if expiration <= now {
+        return Err(Error::InvalidArgument(format!(
+            "signature expiration {expiration} is not in the future (now is {now})"
+        )));
+    }
+    if expiration > now + span {
+        return Err(Error::InvalidArgument(format!(
+            "signature expiration {expiration} is {} s from now; the zone allows at most {span} s ({setting})",
+            expiration - now
+        )));
+    }
     if expiration <= inception {
         return Err(Error::InvalidArgument(format!(
             "signature expiration {expiration} is not after inception {inception}"
         )));
     }
+    let window = span + u64::from(policy.signature_inception_offset);
+    if expiration - inception > window {
+        return Err(Error::InvalidArgument(format!(
+            "signatures valid from {inception} to {expiration} span {} s; the zone allows at most {window} s ({setting} + signature_inception_offset)",
+            expiration - inception
+        )));
+    }
+    // Both fit in 32 bits: the RRSIG fields use serial number arithmetic
+    // (RFC 4034 §3.1.5), and `now` is before 2106.
     Ok(Validity {
-        inception,
-        expiration,
+        inception: inception as u32,
+        expiration: expiration as u32,
     })
+}
+
+/// The validity of the KSK's signatures in a zone signed with `validity`:
+/// the same inception, expiring with the zone's other signatures or when
+/// the DNSKEY validity (from now, and from the inception) runs out,
+/// whichever comes first.
+fn dnskey_validity_within(policy: &Policy, now: u64, validity: Validity) -> Result<Validity> {
+    let span = u64::from(policy.dnskey_signature_validity);
+    let inception = u64::from(validity.inception);
+    let expiration = u64::from(validity.expiration)
+        .min(now + span)
+        .min(inception + span + u64::from(policy.signature_inception_offset));
+    if expiration <= now {
+        return Err(Error::InvalidArgument(format!(
+            "signature inception {inception} is too far in the past for the DNSKEY RRset's \
+             signatures (dnskey_signature_validity {span} s)"
+        )));
+    }
+    Ok(Validity {
+        inception: validity.inception,
+        expiration: expiration as u32,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn default_validity_runs_from_the_inception_offset_to_the_validity() {
+        let p = Policy::default();
+        let v = validity_for(&p, NOW, 0, 0, SigKind::Zone).unwrap();
+        assert_eq!(u64::from(v.inception), NOW - 3600);
+        assert_eq!(u64::from(v.expiration), NOW + 240 * 3600);
+        let d = validity_for(&p, NOW, 0, 0, SigKind::Dnskey).unwrap();
+        assert_eq!(u64::from(d.expiration), NOW + 168 * 3600);
+    }
+
+    #[test]
+    fn validity_beyond_the_policy_or_in_the_past_is_refused() {
+        let p = Policy::default();
+        let twenty_years = (NOW + 20 * 365 * 86400) as u32;
+        let e = validity_for(&p, NOW, 0, twenty_years, SigKind::Zone).unwrap_err();
+        assert!(e.to_string().contains("at most 864000 s"), "{e}");
+        let e = validity_for(&p, NOW, 0, (NOW - 10) as u32, SigKind::Zone).unwrap_err();
+        assert!(e.to_string().contains("not in the future"), "{e}");
+        let e = validity_for(&p, NOW, 1, (NOW + 60) as u32, SigKind::Zone).unwrap_err();
+        assert!(e.to_string().contains("span"), "{e}");
+        let ok = validity_for(&p, NOW, 0, (NOW + 86400) as u32, SigKind::Zone).unwrap();
+        assert_eq!(u64::from(ok.expiration), NOW + 86400);
+    }
+
+    #[test]
+    fn ksk_signatures_expire_with_the_zone_or_at_the_dnskey_validity() {
+        let p = Policy::default();
+        let short = validity_for(&p, NOW, 0, (NOW + 86400) as u32, SigKind::Zone).unwrap();
+        assert_eq!(dnskey_validity_within(&p, NOW, short).unwrap(), short);
+        let long = validity_for(&p, NOW, 0, 0, SigKind::Zone).unwrap();
+        let d = dnskey_validity_within(&p, NOW, long).unwrap();
+        assert_eq!(u64::from(d.expiration), NOW + 168 * 3600);
+        assert_eq!(d.inception, long.inception);
+    }
 }
