@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,18 +29,30 @@ async fn killing_etcd_mid_operation_leaves_no_half_written_role() {
 
     // Role moves back and forth and keys are added, from both nodes, until told to stop.
     let stop = Arc::new(AtomicBool::new(false));
+    let (succeeded, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let worker = {
         let (a, b, stop) = (a.clone(), b.clone(), stop.clone());
+        let (succeeded, failed) = (succeeded.clone(), failed.clone());
         std::thread::spawn(move || {
             let mut outcomes = Vec::new();
             let mut to = "out-b";
+            let mut record = |o: std::process::Output| {
+                let n = if o.status.success() {
+                    &succeeded
+                } else {
+                    &failed
+                };
+                n.fetch_add(1, Ordering::SeqCst);
+                let ok = o.status.success();
+                outcomes.push(o);
+                ok
+            };
             while !stop.load(Ordering::SeqCst) {
                 let from = if to == "out-b" { &a } else { &b };
-                let moved = from.ctl(&["role", "transfer", zone, "--to", to]);
-                let holder = if moved.status.success() { to } else { "?" };
-                outcomes.push(moved);
+                let moved = record(from.ctl(&["role", "transfer", zone, "--to", to]));
+                let holder = if moved { to } else { "?" };
                 let by = if holder == "out-a" { &a } else { &b };
-                outcomes.push(by.ctl(&["key", "add", zone, "--role", "zsk"]));
+                record(by.ctl(&["key", "add", zone, "--role", "zsk"]));
                 if holder != "?" {
                     to = if to == "out-b" { "out-a" } else { "out-b" };
                 }
@@ -48,9 +60,19 @@ async fn killing_etcd_mid_operation_leaves_no_half_written_role() {
             outcomes
         })
     };
-    std::thread::sleep(Duration::from_millis(1500));
+    let wait_for = |what: &str, n: &AtomicUsize, at_least: usize| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while n.load(Ordering::SeqCst) < at_least {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Kill etcd with calls in flight: once some have landed, and again
+    // after a few more calls have met the dead store.
+    wait_for("calls to succeed", &succeeded, 6);
     etcd.kill();
-    std::thread::sleep(Duration::from_secs(2));
+    let failed_then = failed.load(Ordering::SeqCst);
+    wait_for("calls to meet the dead etcd", &failed, failed_then + 4);
     stop.store(true, Ordering::SeqCst);
     let outcomes = worker.join().unwrap();
     let ok = outcomes.iter().filter(|o| o.status.success()).count();

@@ -345,8 +345,25 @@ async fn automatic_failover_moves_the_role_to_one_candidate(backend: TestStore) 
         r["Epoch"], 2,
         "two racing candidates, one winner, epoch + 1"
     );
-    // Give the loser time to try as well: nothing changes.
-    std::thread::sleep(Duration::from_secs(2));
+    // The loser keeps running its failover passes (one per lease renewal):
+    // once it has renewed twice more since the winner took the role,
+    // nothing has changed.
+    let loser = if winner == "fo-b" { "fo-c" } else { "fo-b" };
+    let last_seen = |d: &Daemon| {
+        let nodes: serde_json::Value =
+            serde_json::from_str(&d.ctl_ok(&["node", "list", "--json"])).unwrap();
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node_id"] == loser)
+            .and_then(|n| n["last_seen"].as_u64())
+            .unwrap()
+    };
+    let seen_then = last_seen(&b);
+    wait_until("the loser to renew its lease twice more", || {
+        last_seen(&b) >= seen_then + 2
+    });
     assert_eq!(role(&c, zone)["Epoch"], 2);
     assert_eq!(role(&c, "manual.example.")["KeyMasterServer"], "fo-a");
     let log = b.ctl_ok(&["audit", "--zone", zone, "--json"]);

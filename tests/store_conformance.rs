@@ -340,10 +340,21 @@ async fn node_leases_lapse(backend: TestStore) {
         ["n1", "n2"]
     );
     assert!(nodes.iter().all(|n| n.online(now())));
-    // n1 renews, n2 does not: after twice the lease only n1 is online.
-    for _ in 0..8 {
+    // n1 renews every quarter of its lease, n2 does not: n2's lease runs
+    // out while n1's holds throughout.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
         s.put_node(&node("n1", now())).await.unwrap();
+        let nodes = s.list_nodes().await.unwrap();
+        assert!(nodes[0].online(now()), "n1 renewed and must be online");
+        if !nodes[1].online(now()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "n2's lease did not run out"
+        );
     }
     let nodes = s.list_nodes().await.unwrap();
     let online: Vec<(&str, bool)> = nodes
