@@ -1,4 +1,4 @@
-//! Management calls go through the Key Master (DESIGN §5): a node that is
+//! Management calls go through the Key Master (ARCHITECTURE.md, The Key Master role): a node that is
 //! not the zone's Key Master sends the call on to it, over mTLS with its
 //! own node certificate, saying for whom. The Key Master accepts that only
 //! from a caller with the `node` role, then checks the original caller's

@@ -807,7 +807,7 @@ impl Zones for Api {
                 }
             };
             let result = service.sign_zone_blocking(&prepared, &text, &mut emit, &mut progress);
-            // A signed zone is a key event (DESIGN §4.4); if it cannot be
+            // A signed zone is a key event (ARCHITECTURE.md, Invariants 4); if it cannot be
             // recorded, the caller gets an error instead of the summary.
             let result = result.and_then(|stats| {
                 runtime

@@ -28,7 +28,7 @@ pub enum HsmError {
 
 impl HsmError {
     /// Whether a retry with a re-found handle may succeed: SoftHSM reports
-    /// these while another process writes the token (SOFTHSM.md).
+    /// these while another process writes the token (TOKEN.md, Several processes on one token).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,

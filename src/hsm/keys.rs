@@ -2,7 +2,7 @@
 //! DNSKEY form, lookup, signing and destruction.
 //!
 //! Private keys are created as token objects, private, sensitive and never
-//! extractable (DESIGN §4.1); only their public halves are read back.
+//! extractable (ARCHITECTURE.md, Invariants 1); only their public halves are read back.
 
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::Mechanism;
@@ -232,7 +232,7 @@ pub fn list_private_keys(token: &Token) -> Result<Vec<KeyObject>> {
 }
 
 /// Sets the label of both halves of a new pair. Only for keys no other
-/// process signs with yet (SOFTHSM.md: never change attributes of a key in
+/// process signs with yet (TOKEN.md, Several processes on one token: never change attributes of a key in
 /// use).
 pub fn set_label(token: &Token, id: &[u8], label: &str) -> Result<()> {
     token.with_keeper(|s| {

@@ -2,7 +2,7 @@
 //! for the life of the process, and a pool of sessions for the workers.
 //!
 //! In PKCS#11 the login belongs to the process and closing its last session
-//! logs it out and invalidates every object handle (SOFTHSM.md). So the token
+//! logs it out and invalidates every object handle (TOKEN.md, Login belongs to the process). So the token
 //! keeps one session open for as long as it lives (the "keeper"), logs in on
 //! it once, and hands out further sessions from a pool.
 
@@ -134,7 +134,7 @@ impl Token {
     }
 
     /// How many workers may each own a session: the token's limit less the
-    /// keeper, and no more than the cores (more add nothing, SOFTHSM.md).
+    /// keeper, and no more than the cores (more add nothing: TOKEN.md, Sessions and threads).
     pub fn worker_count(&self) -> usize {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         cores.min(self.max_sessions.saturating_sub(1)).max(1)
@@ -159,7 +159,7 @@ impl Token {
     /// Runs `op`, and once more after re-initialising the module if it
     /// reports a key not found: another process may have made the key
     /// after this one last wrote to the token, and SoftHSM shows it only
-    /// to a fresh module (SOFTHSM.md). Only then is "not found" believed.
+    /// to a fresh module (TOKEN.md, Several processes on one token). Only then is "not found" believed.
     pub fn again_if_key_missing<T>(&self, mut op: impl FnMut() -> Result<T>) -> Result<T> {
         let seen = self.generation();
         match op() {
@@ -174,7 +174,7 @@ impl Token {
     /// Re-initialises the module (C_Finalize, C_Initialize, log in again)
     /// unless that already happened since `seen`. SoftHSM shows a process
     /// the keys other processes made after its own last write only after
-    /// this (SOFTHSM.md): so "key not found" is only believed afterwards.
+    /// this (TOKEN.md, Several processes on one token): so "key not found" is only believed afterwards.
     /// Every session and handle of the old generation is dead.
     fn reinitialise(&self, seen: u64) -> Result<()> {
         let _closed = self.gate.write().unwrap_or_else(|p| p.into_inner());
@@ -237,7 +237,7 @@ impl Token {
     /// The handle to sign with for the private key with this CKA_ID.
     ///
     /// SoftHSM re-reads its object store on every `C_Sign` with a token
-    /// object (file opens and locks, SOFTHSM.md); a session-object copy
+    /// object (TOKEN.md, Signing with a session copy); a session-object copy
     /// (`C_CopyObject` with `CKA_TOKEN` false) skips that. The copy stays in
     /// the token, keeps `CKA_SENSITIVE` and cannot be made extractable, and
     /// disappears with the process. Tokens that refuse to copy are used

@@ -1,7 +1,7 @@
-//! The Key Master role (DESIGN §5): node registration and liveness leases,
+//! The Key Master role (ARCHITECTURE.md, The Key Master role): node registration and liveness leases,
 //! candidates, transfer and seize. Every role change is one compare-and-set
 //! on the zone's epoch in the store, written with its audit entry, so a
-//! node holding a stale epoch can never write (DESIGN §4.2); management
+//! node holding a stale epoch can never write (ARCHITECTURE.md, Invariants 2); management
 //! calls re-read the zone record and refuse on any node that is not its
 //! Key Master.
 //!

@@ -1,6 +1,6 @@
 //! The store port: zone settings, key records and (later) role records and
 //! the audit log. Every key write is a compare-and-set on the zone's epoch
-//! (DESIGN §4.2), so a node with a stale epoch writes nothing.
+//! (ARCHITECTURE.md, Invariants 2), so a node with a stale epoch writes nothing.
 //!
 //! Backends: `sqlite` (embedded, the default; several processes on one
 //! host) and `etcd` (a cluster). `tests/store_conformance.rs` runs one
@@ -81,7 +81,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn put_node(&self, node: &NodeRecord) -> Result<(), StoreError>;
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
     /// Moves the Key Master role: only if the zone's epoch is still
-    /// `epoch`; the new record has epoch + 1. The fencing write (DESIGN §4.2).
+    /// `epoch`; the new record has epoch + 1. The fencing write (ARCHITECTURE.md, Invariants 2).
     async fn move_key_master(
         &self,
         zone: &str,

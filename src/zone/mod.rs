@@ -1,4 +1,4 @@
-//! Zones under management: their policy (DESIGN §8), their settings as
+//! Zones under management: their policy (ARCHITECTURE.md, Defaults), their settings as
 //! stored, and their key inventory. `service` runs the operations on them.
 
 pub mod policy;

@@ -1,4 +1,4 @@
-//! A zone's signing policy and its defaults (DESIGN §8): modern by default,
+//! A zone's signing policy and its defaults (ARCHITECTURE.md, Defaults): modern by default,
 //! Windows-compatible where that is not worse.
 
 use serde::{Deserialize, Serialize};

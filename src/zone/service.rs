@@ -1,6 +1,6 @@
 //! Zone and key operations and signing, on one node: the services the gRPC
 //! handlers call. Token work runs on blocking threads, never on the async
-//! runtime's (DESIGN §7).
+//! runtime's (ARCHITECTURE.md, The signing path).
 //!
 //! Key writes follow Parsec's order: generate in the token, then record; if
 //! recording fails, destroy the new objects. Removals go the other way:

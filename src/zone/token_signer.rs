@@ -1,5 +1,5 @@
 //! Plugs the token into the DNSSEC signer: each worker owns one pooled
-//! session for its life (DESIGN §7).
+//! session for its life (ARCHITECTURE.md, The signing path).
 
 use crate::dnssec::sign::{SignError, SignWorker, SignerPool, SigningKey};
 use crate::hsm::token::PooledSession;

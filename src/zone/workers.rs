@@ -1,5 +1,5 @@
 //! The signing workers of the RRset path: one thread per worker, each
-//! owning a PKCS#11 session for its life (DESIGN §7). Requests are cut into
+//! owning a PKCS#11 session for its life (ARCHITECTURE.md, The signing path). Requests are cut into
 //! pieces and queued, so every worker stays busy however the requests
 //! arrive.
 
