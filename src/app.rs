@@ -142,7 +142,7 @@ async fn reload_on_sighup(access: Arc<AccessControl>) {
 async fn renew_lease(service: Arc<ZoneService>, advertise: String, lease_secs: u64) {
     let period = std::time::Duration::from_millis(lease_secs * 1000 / 3);
     loop {
-        tokio::time::sleep(period).await;
+        service.clock().sleep(period).await;
         if let Err(e) = service.renew_lease(&advertise, lease_secs).await {
             tracing::warn!(error = %e, "cannot renew the node lease");
         }

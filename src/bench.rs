@@ -2,9 +2,9 @@
 //! Signer service and directly through PKCS#11 in this process, with the
 //! same number of workers and the same key, and prints both rates.
 
+use crate::clock::Clock;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use clap::Args;
 use domain::base::iana::Rtype;
@@ -134,16 +134,15 @@ pub async fn run(client: &crate::grpc::client::ClientArgs, args: BenchArgs) -> R
     };
     let token = Arc::new(Token::open(&config).map_err(|e| e.to_string())?);
     let apex_name: Name<Vec<u8>> = apex.parse().map_err(|_| "bad zone name".to_string())?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as u32;
+    let clock = crate::clock::SystemClock;
+    let now = clock.now() as u32;
     let validity = Validity {
         inception: now - 3600,
         expiration: now + 864000,
     };
     let direct = {
         let data = Arc::new(data.clone());
-        let started = Instant::now();
+        let started = clock.instant();
         let mut handles = Vec::new();
         for w in 0..workers {
             let (token, data, key, apex) =
@@ -202,7 +201,7 @@ pub async fn run(client: &crate::grpc::client::ClientArgs, args: BenchArgs) -> R
                 include_text: false,
             });
         }
-        let started = Instant::now();
+        let started = clock.instant();
         let mut tasks = Vec::new();
         for requests in per_worker {
             let mut client = SignerClient::new(channel.clone())

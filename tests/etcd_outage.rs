@@ -2,6 +2,8 @@
 //! way, then restarted on the same data: no half-written role, no key
 //! record without its audit entry or its token object, and the nodes carry
 //! on once etcd is back.
+// Tests drive real processes in real time: they read the system clock.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

@@ -4,6 +4,8 @@
 //! a real etcd. Transfer, refusals with reasons, seize after kill -9, the
 //! old Key Master coming back fenced, forced seize and re-key, automatic
 //! failover.
+// Tests drive real processes in real time: they read the system clock.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

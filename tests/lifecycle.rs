@@ -1,4 +1,6 @@
 //! Keys in the token, key and zone management, restarts and start-up errors.
+// Tests drive real processes in real time: they read the system clock.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

@@ -81,6 +81,7 @@ fuzz_target!(|data: &[u8]| {
                 Ok(())
             },
             &mut |_, _| {},
+            &keymaster::clock::SystemClock,
         );
     }
 });

@@ -393,10 +393,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                     }
                     Some(s) => {
                         let back = parse_duration(&s)?;
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs());
-                        now.saturating_sub(u64::from(back))
+                        use keymaster::clock::Clock;
+                        keymaster::clock::SystemClock
+                            .now()
+                            .saturating_sub(u64::from(back))
                     }
                 };
                 let r = audit

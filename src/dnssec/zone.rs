@@ -294,6 +294,7 @@ pub fn sign_zone<P: SignerPool>(
     stats: &mut ZoneStats,
     emit: &mut dyn FnMut(Vec<u8>) -> Result<(), String>,
     progress: &mut dyn FnMut(u64, u64),
+    clock: &dyn crate::clock::Clock,
 ) -> Result<(), ZoneError> {
     for role in [KeyRole::Ksk, KeyRole::Zsk] {
         if !config.keys.iter().any(|k| k.role == role) {
@@ -302,21 +303,22 @@ pub fn sign_zone<P: SignerPool>(
             });
         }
     }
-    let began = std::time::Instant::now();
+    let began = clock.instant();
+    let elapsed = || clock.instant().duration_since(began);
     let apex_key = record::name_key(&config.apex);
     let denial_ttl = add_apex_records(&mut recs, &apex_key, config)?;
     recs.sort_unstable_by(Rec::canonical_cmp);
     recs.dedup_by(|a, b| a.same_rrset(b) && a.rdata() == b.rdata());
     check_rrsets(&recs)?;
-    let sorted = began.elapsed();
+    let sorted = elapsed();
     let plan = make_plan(&recs, &apex_key, config, denial_ttl);
     stats.rrsets = plan.items.len() as u64;
-    let planned = began.elapsed();
+    let planned = elapsed();
     let r = run_workers(&recs, &plan, config, pool, stats, emit, progress);
     tracing::debug!(
         sort_s = sorted.as_secs_f64(),
         plan_s = (planned - sorted).as_secs_f64(),
-        sign_s = (began.elapsed() - planned).as_secs_f64(),
+        sign_s = (elapsed() - planned).as_secs_f64(),
         "zone signing phases"
     );
     r

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::clock::Clock;
+
 use crate::error::Error;
 
 /// Limits per caller identity; 0 means no limit.
@@ -24,9 +26,10 @@ struct State {
 }
 
 /// Book-keeping of what each caller uses.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Limiter {
     limits: CallerLimits,
+    clock: Arc<dyn Clock>,
     callers: Mutex<HashMap<String, State>>,
 }
 
@@ -50,9 +53,10 @@ impl Drop for StreamSlot {
 }
 
 impl Limiter {
-    pub fn new(limits: CallerLimits) -> Arc<Limiter> {
+    pub fn new(limits: CallerLimits, clock: Arc<dyn Clock>) -> Arc<Limiter> {
         Arc::new(Limiter {
             limits,
+            clock,
             callers: Mutex::new(HashMap::new()),
         })
     }
@@ -83,7 +87,7 @@ impl Limiter {
         }
         let mut callers = self.callers.lock().unwrap_or_else(|p| p.into_inner());
         let s = callers.entry(caller.to_string()).or_default();
-        let now = Instant::now();
+        let now = self.clock.instant();
         let elapsed = s
             .refilled
             .map_or(1.0, |t| now.duration_since(t).as_secs_f64());
@@ -105,10 +109,13 @@ mod tests {
 
     #[test]
     fn stream_slots_are_counted_and_given_back() {
-        let l = Limiter::new(CallerLimits {
-            max_streams: 1,
-            sign_rate: 0,
-        });
+        let l = Limiter::new(
+            CallerLimits {
+                max_streams: 1,
+                sign_rate: 0,
+            },
+            Arc::new(crate::clock::ManualClock::new(0)),
+        );
         let a = l.open_stream("x").unwrap();
         let e = l.open_stream("x").err().unwrap();
         assert!(e.to_string().contains("max_streams_per_caller"));
@@ -119,13 +126,21 @@ mod tests {
 
     #[test]
     fn signing_rate_is_enforced_per_caller() {
-        let l = Limiter::new(CallerLimits {
-            max_streams: 0,
-            sign_rate: 100,
-        });
+        let clock = crate::clock::ManualClock::new(0);
+        let l = Limiter::new(
+            CallerLimits {
+                max_streams: 0,
+                sign_rate: 100,
+            },
+            Arc::new(clock.clone()),
+        );
         assert!(l.take_signatures("x", 100).is_ok());
         let e = l.take_signatures("x", 50).unwrap_err();
         assert!(e.to_string().contains("sign_rate_per_caller"));
         assert!(l.take_signatures("y", 50).is_ok());
+        // Half a second refills half the budget.
+        clock.advance_by(std::time::Duration::from_millis(500));
+        assert!(l.take_signatures("x", 50).is_ok());
+        assert!(l.take_signatures("x", 10).is_err());
     }
 }

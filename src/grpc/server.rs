@@ -1,7 +1,7 @@
 //! The Signer and Zones services: thin handlers over the zone service.
 
+use crate::clock::Clock;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -51,11 +51,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let api = Api {
+        limiter: Limiter::new(options.limits.clone(), service.clock().clone()),
         service,
         access: options.access,
         plaintext: options.tls.is_none(),
         sign_rate: options.limits.sign_rate,
-        limiter: Limiter::new(options.limits),
         forwarder: options.forwarder,
         max_message_bytes: options.max_message_bytes,
     };
@@ -139,7 +139,7 @@ impl Drop for StopOnDrop {
 /// before the `grpc-timeout` it sent (`1-8 digits` + H, M, S, m, u or n),
 /// so that it answers DEADLINE_EXCEEDED itself before tonic's own timer
 /// ends the call with CANCELLED.
-fn answer_by(md: &tonic::metadata::MetadataMap) -> Option<tokio::time::Instant> {
+fn answer_by(md: &tonic::metadata::MetadataMap, clock: &dyn Clock) -> Option<tokio::time::Instant> {
     let v = md.get("grpc-timeout")?.to_str().ok()?;
     let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 {
@@ -159,7 +159,7 @@ fn answer_by(md: &tonic::metadata::MetadataMap) -> Option<tokio::time::Instant> 
         std::time::Duration::from_millis(1),
         std::time::Duration::from_millis(50),
     );
-    Some(tokio::time::Instant::now() + timeout.saturating_sub(margin))
+    Some(tokio::time::Instant::from_std(clock.instant()) + timeout.saturating_sub(margin))
 }
 
 #[derive(Clone)]
@@ -347,7 +347,7 @@ impl Signer for Api {
         let caller = self
             .authorize_zone(&request, Right::Sign(zone.clone()), "SignRrsets", &zone)
             .await?;
-        let deadline = answer_by(request.metadata());
+        let deadline = answer_by(request.metadata(), self.service.clock().as_ref());
         let r = request.into_inner();
         let n = r.rrsets.len();
         if let Err(e) = self.limiter.take_signatures(caller.identity(), n) {
@@ -787,17 +787,19 @@ impl Zones for Api {
         tokio::task::spawn_blocking(move || {
             // The stream slot is held until signing ends.
             let _slot = slot;
-            let began = Instant::now();
+            let clock = service.clock().clone();
+            let began = clock.instant();
             let send = |m: sign_zone_response::Msg| {
                 tx.blocking_send(Ok(proto::SignZoneResponse { msg: Some(m) }))
                     .map_err(|_| "the client went away".to_string())
             };
             let mut emit = |chunk: Vec<u8>| send(sign_zone_response::Msg::Chunk(chunk));
-            let mut last = Instant::now();
+            let mut last = clock.instant();
             let mut progress = |done: u64, total: u64| {
                 // A few updates a second are enough for a progress bar.
-                if last.elapsed().as_millis() >= 200 || done == total {
-                    last = Instant::now();
+                let now = clock.instant();
+                if now.duration_since(last).as_millis() >= 200 || done == total {
+                    last = now;
                     let _ = tx.try_send(Ok(proto::SignZoneResponse {
                         msg: Some(sign_zone_response::Msg::Progress(proto::SignZoneProgress {
                             signed_rrsets: done,
@@ -828,14 +830,14 @@ impl Zones for Api {
                         zone = %start.zone,
                         records_in = stats.records_in,
                         rrsigs = stats.rrsigs,
-                        seconds = began.elapsed().as_secs_f64(),
+                        seconds = clock.instant().duration_since(began).as_secs_f64(),
                         "zone signed"
                     );
                     let _ = send(sign_zone_response::Msg::Summary(proto::SignZoneSummary {
                         records_in: stats.records_in,
                         records_out: stats.records_out,
                         rrsigs: stats.rrsigs,
-                        seconds: began.elapsed().as_secs_f64(),
+                        seconds: clock.instant().duration_since(began).as_secs_f64(),
                     }));
                 }
                 Err(e) => {

@@ -193,6 +193,10 @@ impl ZoneService {
         &self.store
     }
 
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     pub fn token(&self) -> &Arc<Token> {
         &self.token
     }
@@ -327,7 +331,7 @@ impl ZoneService {
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
         {
-            if c.loaded.elapsed() < CONTEXT_TTL {
+            if self.clock.instant().duration_since(c.loaded) < CONTEXT_TTL {
                 return Ok(c.clone());
             }
         }
@@ -343,7 +347,7 @@ impl ZoneService {
             apex,
             keys,
             signing,
-            loaded: Instant::now(),
+            loaded: self.clock.instant(),
         });
         self.contexts
             .lock()
@@ -1030,7 +1034,7 @@ impl ZoneService {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<ZoneStats> {
         let mut stats = ZoneStats::default();
-        let began = std::time::Instant::now();
+        let began = self.clock.instant();
         let recs = zonesign::read_zone(
             text,
             &zone.config.apex,
@@ -1039,10 +1043,18 @@ impl ZoneService {
         )?;
         tracing::debug!(
             records = recs.len(),
-            read_s = began.elapsed().as_secs_f64(),
+            read_s = self.clock.instant().duration_since(began).as_secs_f64(),
             "zone read"
         );
-        zonesign::sign_zone(recs, &zone.config, &*self.token, &mut stats, emit, progress)?;
+        zonesign::sign_zone(
+            recs,
+            &zone.config,
+            &*self.token,
+            &mut stats,
+            emit,
+            progress,
+            self.clock.as_ref(),
+        )?;
         Ok(stats)
     }
 
