@@ -11,13 +11,15 @@ use domain::base::iana::Rtype;
 use domain::base::name::Name;
 
 use crate::dnssec::rrset::{self, WireRecord};
-use crate::dnssec::sign::{self, SignerPool, SigningKey, Validity};
+use crate::dnssec::sign::{self, SigningKey, Validity};
 use crate::dnssec::{Algorithm, KeyRole};
-use crate::hsm::{keys, Token, TokenConfig, TokenSelector};
+use crate::hsm::Hsm;
+use crate::hsm::{Token, TokenConfig, TokenSelector};
 use crate::proto::signer_client::SignerClient;
 use crate::proto::zones_client::ZonesClient;
 use crate::proto::{self};
 use crate::secret::Secret;
+use crate::zone::token_signer::KeyWorker;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -106,7 +108,7 @@ pub async fn run(client: &crate::grpc::client::ClientArgs, args: BenchArgs) -> R
         role: KeyRole::Zsk,
         algorithm,
         key_tag: zsk.key_tag as u16,
-        token_id: keys::unhex(&zsk.id).ok_or("bad key id")?,
+        token_id: crate::hex::unhex(&zsk.id).ok_or("bad key id")?,
     };
     let apex = zone.zone_name.clone();
     let data = rrsets(&apex, args.rrsets);
@@ -148,7 +150,8 @@ pub async fn run(client: &crate::grpc::client::ClientArgs, args: BenchArgs) -> R
             let (token, data, key, apex) =
                 (token.clone(), data.clone(), key.clone(), apex_name.clone());
             handles.push(std::thread::spawn(move || -> Result<usize, String> {
-                let mut worker = token.worker()?;
+                let mut signer = token.signer().map_err(|e| e.to_string())?;
+                let mut worker = KeyWorker(signer.as_mut());
                 let mut n = 0;
                 for r in data.iter().skip(w).step_by(workers) {
                     let records: Vec<WireRecord> = r

@@ -10,6 +10,7 @@ pub mod config;
 pub mod dnssec;
 pub mod error;
 pub mod grpc;
+pub mod hex;
 pub mod hsm;
 pub mod keymaster;
 pub mod secret;

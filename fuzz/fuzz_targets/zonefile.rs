@@ -4,23 +4,12 @@
 #![no_main]
 
 use keymaster::dnssec::denial::{Denial, Nsec3Params};
-use keymaster::dnssec::sign::{SignError, SignWorker, SignerPool, SigningKey, Validity};
-use keymaster::dnssec::zone::{read_zone, sign_zone, ZoneSignConfig, ZoneStats};
+use keymaster::dnssec::sign::{SignError, SignWorker, SigningKey, Validity};
+use keymaster::dnssec::zone::{plan_zone, read_zone, sign_in_order, ZoneSignConfig, ZoneStats};
 use keymaster::dnssec::{Algorithm, KeyRole};
 use libfuzzer_sys::fuzz_target;
 
-struct FixedSigner;
 struct FixedWorker;
-
-impl SignerPool for FixedSigner {
-    type Worker<'a> = FixedWorker;
-    fn worker(&self) -> Result<FixedWorker, String> {
-        Ok(FixedWorker)
-    }
-    fn worker_count(&self) -> usize {
-        1
-    }
-}
 
 impl SignWorker for FixedWorker {
     fn sign(&mut self, _key: &SigningKey, _data: &[u8]) -> Result<Vec<u8>, SignError> {
@@ -71,17 +60,11 @@ fuzz_target!(|data: &[u8]| {
     let mut stats = ZoneStats::default();
     if let Ok(recs) = read_zone(data, &cfg.apex, 10_000, &mut stats) {
         let mut out = Vec::new();
-        let _ = sign_zone(
-            recs,
-            &cfg,
-            &FixedSigner,
-            &mut stats,
-            &mut |chunk| {
+        if let Ok(plan) = plan_zone(recs, &cfg, &mut stats) {
+            let _ = sign_in_order(&plan, &mut FixedWorker, &mut stats, &mut |chunk| {
                 out.extend_from_slice(&chunk);
                 Ok(())
-            },
-            &mut |_, _| {},
-            &keymaster::clock::SystemClock,
-        );
+            });
+        }
     }
 });

@@ -1,6 +1,7 @@
 //! DNSSEC on top of NLnet Labs' `domain`: algorithms, canonical records,
 //! RRset signatures, NSEC/NSEC3 chains, DS/DNSKEY material and whole-zone
-//! signing. Private keys are reached only through `sign::SignerPool`.
+//! signing. Private keys are reached only through `sign::SignWorker`; no
+//! threads, no I/O.
 
 pub mod algorithm;
 pub mod denial;

@@ -96,7 +96,7 @@ pub fn check_denial(c: &CanonicalRrset, denial: &Denial) -> Result<(), RrsetErro
                         if p.salt.is_empty() {
                             "-".to_string()
                         } else {
-                            crate::hsm::keys::hex(&p.salt)
+                            crate::hex::hex(&p.salt)
                         }
                     )));
                 }

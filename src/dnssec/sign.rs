@@ -1,8 +1,8 @@
 //! RRset signing: the data an RRSIG covers (RFC 4034 §3.1.8.1), the RRSIG
 //! record itself, and the port through which signatures are made.
 //!
-//! The private keys live in a token; this module only sees a `SignerPool`
-//! that hands out workers, each able to sign bytes with a key by its id.
+//! The private keys live in a token; this module only sees a `SignWorker`,
+//! able to sign bytes with a key by its id.
 
 use domain::base::iana::{Class, Rtype};
 use domain::base::name::{Name, ToName};
@@ -63,19 +63,6 @@ pub struct SigningKey {
 pub struct SignError {
     pub key_tag: u16,
     pub reason: String,
-}
-
-/// Something that makes signatures with token keys, one worker per thread.
-pub trait SignerPool: Sync {
-    type Worker<'a>: SignWorker
-    where
-        Self: 'a;
-
-    /// A worker with its own session.
-    fn worker(&self) -> Result<Self::Worker<'_>, String>;
-
-    /// How many workers are worth running at once.
-    fn worker_count(&self) -> usize;
 }
 
 /// Signs bytes with a key.
@@ -145,7 +132,7 @@ pub fn signed_data<'a>(
 
 /// Signs one RRset with one key and returns the RRSIG record data.
 #[allow(clippy::too_many_arguments)]
-pub fn sign_rrset<'a, W: SignWorker>(
+pub fn sign_rrset<'a, W: SignWorker + ?Sized>(
     worker: &mut W,
     key: &SigningKey,
     signer: &Name<Vec<u8>>,

@@ -3,17 +3,15 @@
 //! ```text
 //! read (domain's zone file scanner) ─► compact records ─► canonical sort
 //!   ─► checks (SOA, TTLs) ─► plan: RRsets in order, who signs each,
-//!      NSEC or NSEC3 chain ─► N workers sign and format batches
-//!   ─► batches re-ordered and emitted as they complete
+//!      NSEC or NSEC3 chain, cut into batches ─► each batch signed and
+//!      formatted by any worker (the caller's pool) ─► emitted in order
 //! ```
 //! Memory: the records (one heap block each) and the plan; the output is
 //! streamed. Zone cuts (and DNAMEs) make the names below them glue or
 //! occluded data: published as given, not signed, not in the denial chain
 //! (RFC 4035 §2.2, §2.3; RFC 6672 §2.3).
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::collections::HashSet;
 
 use domain::base::iana::{Class, Rtype};
 use domain::base::name::Name;
@@ -23,7 +21,7 @@ use domain::zonefile::inplace::{Entry, Zonefile};
 
 use super::denial::{self, Denial};
 use super::record::{self, Rec};
-use super::sign::{self, KeyRole, SignWorker, SignerPool, SigningKey, Validity};
+use super::sign::{self, KeyRole, SignWorker, SigningKey, Validity};
 
 /// What to sign a zone with.
 #[derive(Debug, Clone)]
@@ -284,18 +282,27 @@ struct Plan {
     denial: Vec<Rec>,
 }
 
-/// Signs a zone that `read_zone` read. `emit` receives the signed zone in
-/// order, in chunks; `progress` the RRsets done and in all. Both run on the
-/// calling thread; an error from `emit` stops the signing.
-pub fn sign_zone<P: SignerPool>(
+/// A zone ready to sign: its records in canonical order with the apex
+/// records the signer adds, and the plan of what to output and who signs
+/// each RRset, cut into batches. Signing a batch needs only a
+/// `SignWorker`, so batches can go to any worker in any order; the caller
+/// puts the rendered batches back in order (`render` of batch i is the
+/// i-th piece of the signed zone).
+pub struct ZonePlan {
+    recs: Vec<Rec>,
+    plan: Plan,
+    config: ZoneSignConfig,
+}
+
+/// Items (RRsets) per batch that a worker signs and formats at once.
+const BATCH: usize = 512;
+
+/// Plans the signing of a zone that `read_zone` read.
+pub fn plan_zone(
     mut recs: Vec<Rec>,
     config: &ZoneSignConfig,
-    pool: &P,
     stats: &mut ZoneStats,
-    emit: &mut dyn FnMut(Vec<u8>) -> Result<(), String>,
-    progress: &mut dyn FnMut(u64, u64),
-    clock: &dyn crate::clock::Clock,
-) -> Result<(), ZoneError> {
+) -> Result<ZonePlan, ZoneError> {
     for role in [KeyRole::Ksk, KeyRole::Zsk] {
         if !config.keys.iter().any(|k| k.role == role) {
             return Err(ZoneError::NoKey {
@@ -303,25 +310,68 @@ pub fn sign_zone<P: SignerPool>(
             });
         }
     }
-    let began = clock.instant();
-    let elapsed = || clock.instant().duration_since(began);
     let apex_key = record::name_key(&config.apex);
     let denial_ttl = add_apex_records(&mut recs, &apex_key, config)?;
     recs.sort_unstable_by(Rec::canonical_cmp);
     recs.dedup_by(|a, b| a.same_rrset(b) && a.rdata() == b.rdata());
     check_rrsets(&recs)?;
-    let sorted = elapsed();
     let plan = make_plan(&recs, &apex_key, config, denial_ttl);
     stats.rrsets = plan.items.len() as u64;
-    let planned = elapsed();
-    let r = run_workers(&recs, &plan, config, pool, stats, emit, progress);
-    tracing::debug!(
-        sort_s = sorted.as_secs_f64(),
-        plan_s = (planned - sorted).as_secs_f64(),
-        sign_s = (elapsed() - planned).as_secs_f64(),
-        "zone signing phases"
-    );
-    r
+    Ok(ZonePlan {
+        recs,
+        plan,
+        config: config.clone(),
+    })
+}
+
+impl ZonePlan {
+    /// How many batches the zone is cut into.
+    pub fn batches(&self) -> usize {
+        self.plan.items.len().div_ceil(BATCH)
+    }
+
+    /// RRsets in all, and in batch `i`.
+    pub fn rrsets(&self) -> u64 {
+        self.plan.items.len() as u64
+    }
+
+    pub fn batch_rrsets(&self, i: usize) -> u64 {
+        self.items(i).len() as u64
+    }
+
+    fn items(&self, i: usize) -> &[Item] {
+        let start = (i * BATCH).min(self.plan.items.len());
+        let end = (start + BATCH).min(self.plan.items.len());
+        &self.plan.items[start..end]
+    }
+
+    /// Signs and formats batch `i`.
+    pub fn render(&self, i: usize, worker: &mut dyn SignWorker) -> Result<Rendered, ZoneError> {
+        render_batch(
+            self.items(i),
+            &self.recs,
+            &self.plan.denial,
+            &self.config,
+            worker,
+        )
+    }
+}
+
+/// Signs a planned zone batch by batch with one worker, in order: for
+/// tests and tools that sign without a pool.
+pub fn sign_in_order(
+    plan: &ZonePlan,
+    worker: &mut dyn SignWorker,
+    stats: &mut ZoneStats,
+    emit: &mut dyn FnMut(Vec<u8>) -> Result<(), String>,
+) -> Result<(), ZoneError> {
+    for i in 0..plan.batches() {
+        let r = plan.render(i, worker)?;
+        stats.records_out += r.records;
+        stats.rrsigs += r.rrsigs;
+        emit(r.text.into_bytes()).map_err(ZoneError::Aborted)?;
+    }
+    Ok(())
 }
 
 /// Adds DNSKEY, CDS, CDNSKEY and NSEC3PARAM at the apex; returns the TTL for
@@ -596,121 +646,21 @@ fn add_empty_non_terminals(names: &mut Vec<(Vec<u8>, Vec<Rtype>)>, apex_key: &[u
     names.extend(ents);
 }
 
-/// Items per batch a worker signs and formats at once.
-const BATCH: usize = 512;
-/// Batches that may be done ahead of the one being emitted.
-const WINDOW: usize = 64;
-
-fn run_workers<P: SignerPool>(
-    recs: &[Rec],
-    plan: &Plan,
-    config: &ZoneSignConfig,
-    pool: &P,
-    stats: &mut ZoneStats,
-    emit: &mut dyn FnMut(Vec<u8>) -> Result<(), String>,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<(), ZoneError> {
-    let batches: Vec<&[Item]> = plan.items.chunks(BATCH).collect();
-    let next = AtomicUsize::new(0);
-    let emitted = Mutex::new(0usize);
-    let moved = Condvar::new();
-    let abort = AtomicBool::new(false);
-    let total = plan.items.len() as u64;
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Rendered, ZoneError>)>();
-    let workers = pool.worker_count().max(1).min(batches.len().max(1));
-
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            let tx = tx.clone();
-            let (next, emitted, moved, abort, batches) =
-                (&next, &emitted, &moved, &abort, &batches);
-            scope.spawn(move || {
-                let mut worker = match pool.worker() {
-                    Ok(w) => w,
-                    Err(e) => {
-                        let _ = tx.send((usize::MAX, Err(ZoneError::Worker(e))));
-                        return;
-                    }
-                };
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= batches.len() {
-                        return;
-                    }
-                    {
-                        let mut done = emitted.lock().unwrap_or_else(|p| p.into_inner());
-                        while i >= *done + WINDOW && !abort.load(Ordering::Relaxed) {
-                            done = moved.wait(done).unwrap_or_else(|p| p.into_inner());
-                        }
-                    }
-                    if abort.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let r = render_batch(batches[i], recs, &plan.denial, config, &mut worker);
-                    let failed = r.is_err();
-                    if tx.send((i, r)).is_err() || failed {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(tx);
-
-        let mut pending: BTreeMap<usize, Rendered> = BTreeMap::new();
-        let mut want = 0usize;
-        let mut done_items = 0u64;
-        let mut result = Ok(());
-        for (i, r) in rx.iter() {
-            match r {
-                Ok(rendered) => {
-                    pending.insert(i, rendered);
-                }
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-            while let Some(r) = pending.remove(&want) {
-                stats.records_out += r.records;
-                stats.rrsigs += r.rrsigs;
-                done_items += batches[want].len() as u64;
-                if let Err(e) = emit(r.text.into_bytes()) {
-                    result = Err(ZoneError::Aborted(e));
-                    break;
-                }
-                want += 1;
-                *emitted.lock().unwrap_or_else(|p| p.into_inner()) = want;
-                moved.notify_all();
-                progress(done_items, total);
-            }
-            if result.is_err() {
-                break;
-            }
-        }
-        if result.is_ok() && want < batches.len() {
-            result = Err(ZoneError::Worker("a signing worker stopped early".into()));
-        }
-        if result.is_err() {
-            abort.store(true, Ordering::Relaxed);
-            moved.notify_all();
-        }
-        result
-    })
-}
-
-struct Rendered {
-    text: String,
-    records: u64,
-    rrsigs: u64,
+/// One signed batch in master-file form.
+pub struct Rendered {
+    pub text: String,
+    /// Records in it, RRSIGs included, and of them RRSIGs.
+    pub records: u64,
+    pub rrsigs: u64,
 }
 
 /// Formats the RRsets of one batch with their signatures.
-fn render_batch<W: SignWorker>(
+fn render_batch(
     items: &[Item],
     recs: &[Rec],
     denial_recs: &[Rec],
     config: &ZoneSignConfig,
-    worker: &mut W,
+    worker: &mut dyn SignWorker,
 ) -> Result<Rendered, ZoneError> {
     let mut out = Rendered {
         text: String::with_capacity(items.len() * 160),

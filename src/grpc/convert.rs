@@ -5,7 +5,7 @@ use crate::dnssec::ds::DsDigest;
 use crate::dnssec::Algorithm;
 use crate::error::{Error, Result};
 use crate::hsm::uri::key_uri;
-use crate::hsm::{keys, TokenIdentity};
+use crate::hsm::TokenIdentity;
 use crate::proto;
 use crate::zone::service::{OutRecord, SigningParameters, ZoneView};
 use crate::zone::{DenialPolicy, KeyRecord, Policy};
@@ -141,8 +141,8 @@ pub fn key_to_proto(k: &KeyRecord) -> proto::Key {
         manufacturer: String::new(),
         model: String::new(),
     };
-    let id = keys::unhex(&k.id).unwrap_or_default();
-    let public = keys::unhex(&k.public_key).unwrap_or_default();
+    let id = crate::hex::unhex(&k.id).unwrap_or_default();
+    let public = crate::hex::unhex(&k.public_key).unwrap_or_default();
     let dnskey = crate::dnssec::ds::dnskey(k.role.dnskey_flags(), k.algorithm, &public);
     proto::Key {
         id: k.id.clone(),
@@ -204,7 +204,7 @@ pub fn signing_parameters_to_proto(
             out.denial = "nsec3".into();
             out.nsec3_hash_algorithm = 1;
             out.nsec3_iterations = u32::from(n.iterations);
-            out.nsec3_salt = keys::hex(&n.salt);
+            out.nsec3_salt = crate::hex::hex(&n.salt);
             out.nsec3_opt_out = n.opt_out;
         }
     }

@@ -10,7 +10,9 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 
 use super::error::{HsmError, Result};
-use super::token::{retry_transient, PooledSession, Token};
+use super::objects::find_one;
+use super::retry::retry_transient;
+use super::token::{PooledSession, Token};
 
 /// The kind of key pair, independent of DNS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,21 +193,6 @@ fn unwrap_der_octet_string(v: &[u8], len: usize) -> Result<&[u8]> {
     )))
 }
 
-/// The private key object with this CKA_ID.
-pub(crate) fn find_private(s: &Session, id: &[u8]) -> Result<ObjectHandle> {
-    find_one(s, ObjectClass::PRIVATE_KEY, id)
-}
-
-fn find_one(s: &Session, class: ObjectClass, id: &[u8]) -> Result<ObjectHandle> {
-    let found = retry_transient(|| {
-        Ok(s.find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])?)
-    })?;
-    found
-        .into_iter()
-        .next()
-        .ok_or_else(|| HsmError::KeyNotFound { id: hex(id) })
-}
-
 /// Every private key object in the token (for reconciliation with the store).
 pub fn list_private_keys(token: &Token) -> Result<Vec<KeyObject>> {
     token.with_keeper(|s| {
@@ -349,22 +336,6 @@ pub fn sign(
     token.again_if_key_missing(|| attempt(session))
 }
 
-/// Lower-case hex of bytes (key ids).
-pub fn hex(v: &[u8]) -> String {
-    v.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Parses lower- or upper-case hex.
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// Reads CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_TOKEN and CKA_PRIVATE of a
 /// private key, for self-checks.
 pub fn private_key_flags(token: &Token, id: &[u8]) -> Result<(bool, bool, bool, bool)> {
@@ -408,12 +379,5 @@ mod tests {
         long.extend_from_slice(&[4u8; 97]);
         assert_eq!(unwrap_der_octet_string(&long, 97).unwrap().len(), 97);
         assert!(unwrap_der_octet_string(&[1, 2, 3], 32).is_err());
-    }
-
-    #[test]
-    fn hex_round_trips() {
-        assert_eq!(unhex(&hex(&[0, 1, 0xfe])).unwrap(), vec![0, 1, 0xfe]);
-        assert!(unhex("abc").is_none());
-        assert!(unhex("zz").is_none());
     }
 }

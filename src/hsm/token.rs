@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
-use std::time::Duration;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -19,6 +18,9 @@ use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
 use super::error::{HsmError, Result};
+use super::identity::TokenIdentity;
+use super::objects;
+use super::retry::retry_transient;
 use super::uri::TokenSelector;
 use crate::secret::Secret;
 
@@ -34,15 +36,6 @@ pub struct TokenConfig {
     /// Sign with session-object copies of the private keys (see
     /// `Token::signing_handle`).
     pub session_key_copies: bool,
-}
-
-/// What identifies a token to people and to other nodes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenIdentity {
-    pub label: String,
-    pub serial: String,
-    pub manufacturer: String,
-    pub model: String,
 }
 
 /// An open, logged-in token.
@@ -85,10 +78,6 @@ impl std::fmt::Debug for Token {
             .finish()
     }
 }
-
-/// Attempts for an operation that fails transiently while another process
-/// writes the token.
-const TRANSIENT_ATTEMPTS: u32 = 6;
 
 impl Token {
     /// Loads the module, finds the token and logs in.
@@ -251,7 +240,7 @@ impl Token {
         {
             return Ok(k.handle);
         }
-        let object = super::keys::find_private(session, id)?;
+        let object = objects::find_private(session, id)?;
         let mut cached = CachedKey {
             handle: object,
             session_copy: false,
@@ -373,21 +362,6 @@ fn login(session: &Session, pin: &Secret, identity: &TokenIdentity) -> Result<()
         }),
         Err(e) => Err(e.into()),
     })
-}
-
-/// Runs `op` again after a short back-off while it fails transiently.
-pub(crate) fn retry_transient<T>(mut op: impl FnMut() -> Result<T>) -> Result<T> {
-    let mut attempt = 0;
-    loop {
-        match op() {
-            Err(e) if e.is_transient() && attempt + 1 < TRANSIENT_ATTEMPTS => {
-                attempt += 1;
-                tracing::debug!(error = %e, attempt, "transient token error; retrying");
-                std::thread::sleep(Duration::from_millis(2 << attempt));
-            }
-            r => return r,
-        }
-    }
 }
 
 fn find_token(ctx: &Pkcs11, selector: &TokenSelector) -> Result<(Slot, TokenIdentity)> {

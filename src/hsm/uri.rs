@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::error::{HsmError, Result};
-use super::token::TokenIdentity;
+use super::identity::TokenIdentity;
 
 /// Which token to use. Every attribute that is set must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -214,9 +214,9 @@ impl ZoneService {
         hsm_blocking(move || {
             let mut missing = Vec::new();
             for id in ids {
-                let raw = crate::hsm::keys::unhex(&id)
+                let raw = crate::hex::unhex(&id)
                     .ok_or_else(|| Error::InvalidArgument(format!("key id {id:?} is not hex")))?;
-                if !crate::hsm::keys::has_private_key(&token, &raw)? {
+                if !token.has_private_key(&raw)? {
                     missing.push(id);
                 }
             }

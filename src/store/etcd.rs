@@ -300,7 +300,7 @@ impl EtcdStore {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(Plan, T), StoreError>>,
     {
-        self.check_audit_file()?;
+        self.check_audit_file().await?;
         let head_key = key("audit-head");
         for attempt in 0..MAX_ATTEMPTS {
             let (mut p, result) = plan().await?;
@@ -331,7 +331,7 @@ impl EtcdStore {
                 .await
                 .map_err(|e| self.unavailable(e))?;
             if r.succeeded() {
-                self.append_audit_file(&entry);
+                self.append_audit_file(&entry).await;
                 return Ok((result, entry));
             }
             // Someone wrote in between: back off a little, differently per
@@ -346,19 +346,28 @@ impl EtcdStore {
 
     /// The audit file must be writable before a change is made (fail
     /// closed); the line itself is appended once the transaction commits.
-    fn check_audit_file(&self) -> Result<(), StoreError> {
-        match &self.audit_file {
-            Some(path) => super::open_audit_file(path).map(|_| ()),
-            None => Ok(()),
-        }
+    /// (File calls run on a blocking thread, not the runtime's.)
+    async fn check_audit_file(&self) -> Result<(), StoreError> {
+        let Some(path) = self.audit_file.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || super::open_audit_file(&path).map(|_| ()))
+            .await
+            .map_err(|e| StoreError::AuditUnwritable(format!("audit file task failed: {e}")))?
     }
 
-    fn append_audit_file(&self, entry: &AuditEntry) {
-        if let Some(path) = &self.audit_file {
-            if let Err(e) = super::append_to_audit_file(path, &encode(entry)) {
-                // The entry is in the store's chain; only the copy is missing.
-                tracing::error!(path = %path.display(), seq = entry.seq, error = %e, "audit entry not copied to the audit file");
-            }
+    async fn append_audit_file(&self, entry: &AuditEntry) {
+        let Some(path) = self.audit_file.clone() else {
+            return;
+        };
+        let (line, seq) = (encode(entry), entry.seq);
+        let written = tokio::task::spawn_blocking(move || {
+            super::append_to_audit_file(&path, &line).map_err(|e| (path, e))
+        })
+        .await;
+        if let Ok(Err((path, e))) = written {
+            // The entry is in the store's chain; only the copy is missing.
+            tracing::error!(path = %path.display(), seq, error = %e, "audit entry not copied to the audit file");
         }
     }
 

@@ -4,7 +4,6 @@
 pub mod policy;
 pub mod service;
 pub mod token_signer;
-pub mod workers;
 
 pub use policy::{DenialPolicy, Policy};
 

@@ -91,7 +91,7 @@ impl Policy {
                     "NSEC3 iterations {iterations} is above 100 (RFC 9276 recommends 0)"
                 )));
             }
-            let bytes = crate::hsm::keys::unhex(salt)
+            let bytes = crate::hex::unhex(salt)
                 .ok_or_else(|| PolicyError(format!("NSEC3 salt {salt:?} is not hex")))?;
             if bytes.len() > 255 {
                 return Err(PolicyError("NSEC3 salt is longer than 255 bytes".into()));
@@ -137,7 +137,7 @@ impl Policy {
                 opt_out,
             } => Denial::Nsec3(Nsec3Params {
                 iterations: *iterations,
-                salt: crate::hsm::keys::unhex(salt).unwrap_or_default(),
+                salt: crate::hex::unhex(salt).unwrap_or_default(),
                 opt_out: *opt_out,
             }),
         }

@@ -16,8 +16,7 @@ use domain::base::iana::Rtype;
 use domain::base::name::Name;
 use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
 
-use super::token_signer::TokenWorker;
-use super::workers::SigningWorkers;
+use super::token_signer::KeyWorker;
 use super::{DenialPolicy, KeyRecord, KeyState, Policy, ZoneRecord, SCHEMA_VERSION};
 use crate::audit::{self, AuditDraft, AuditEntry};
 use crate::clock::Clock;
@@ -27,7 +26,7 @@ use crate::dnssec::sign::{self, SigningKey, Validity};
 use crate::dnssec::zone::{self as zonesign, ZoneSignConfig, ZoneStats};
 use crate::dnssec::{Algorithm, KeyRole};
 use crate::error::{shown, Error, Result};
-use crate::hsm::{keys, Token};
+use crate::hsm::{keys, Hsm, SigningPool};
 use crate::keymaster::PeerTokens;
 use crate::store::{Store, StoreError};
 
@@ -95,14 +94,15 @@ const CONTEXT_TTL: Duration = Duration::from_secs(1);
 
 pub struct ZoneService {
     pub(crate) node_id: String,
-    pub(crate) token: Arc<Token>,
+    pub(crate) token: Arc<dyn Hsm>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     limits: Limits,
     contexts: Mutex<HashMap<String, Arc<SigningContext>>>,
     /// KSK signatures over the apex RRsets, by zone and type.
     ksk_signatures: Mutex<HashMap<(String, u16), KskSignatures>>,
-    workers: SigningWorkers,
+    /// The one signing pool of the token.
+    pool: SigningPool,
     /// Zones this node was Key Master of at its last look, with the epoch:
     /// to notice and log a role it lost (or took) elsewhere.
     pub(crate) held: Mutex<Option<HashMap<String, u64>>>,
@@ -154,7 +154,7 @@ pub(crate) async fn hsm_blocking<T: Send + 'static>(
 impl ZoneService {
     pub fn new(
         node_id: String,
-        token: Arc<Token>,
+        token: Arc<dyn Hsm>,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         limits: Limits,
@@ -166,7 +166,7 @@ impl ZoneService {
             limits,
             contexts: Mutex::new(HashMap::new()),
             ksk_signatures: Mutex::new(HashMap::new()),
-            workers: SigningWorkers::start(token.clone()),
+            pool: SigningPool::start(token.clone()),
             token,
             held: Mutex::new(None),
             peers: None,
@@ -197,7 +197,7 @@ impl ZoneService {
         &self.clock
     }
 
-    pub fn token(&self) -> &Arc<Token> {
+    pub fn token(&self) -> &Arc<dyn Hsm> {
         &self.token
     }
 
@@ -509,25 +509,25 @@ impl ZoneService {
         hsm_blocking(move || {
             let id = keys::new_id()?;
             let pending = format!("{}-{}-new", zone.trim_end_matches('.'), role.as_str());
-            let public = keys::generate(&token, algorithm.key_spec(), &id, &pending)?;
+            let public = token.generate(algorithm.key_spec(), &id, &pending)?;
             let dnskey = ds::dnskey(role.dnskey_flags(), algorithm, &public);
             let key_tag = dnskey.key_tag();
             let label = format!("{}-{}-{key_tag}", zone.trim_end_matches('.'), role.as_str());
-            if let Err(e) = keys::set_label(&token, &id, &label) {
-                let _ = keys::destroy(&token, &id);
+            if let Err(e) = token.set_label(&id, &label) {
+                let _ = token.destroy(&id);
                 return Err(e.into());
             }
             let identity = token.identity();
             Ok(KeyRecord {
                 schema: SCHEMA_VERSION,
                 zone: zone.clone(),
-                id: keys::hex(&id),
+                id: crate::hex::hex(&id),
                 role,
                 algorithm,
                 key_tag,
                 state,
                 label,
-                public_key: keys::hex(&public),
+                public_key: crate::hex::hex(&public),
                 token_label: identity.label.clone(),
                 token_serial: identity.serial.clone(),
                 created: now,
@@ -562,7 +562,7 @@ impl ZoneService {
         hsm_blocking(move || {
             let mut n = 0;
             for id in ids {
-                match keys::unhex(&id).map(|raw| keys::destroy(&token, &raw)) {
+                match crate::hex::unhex(&id).map(|raw| token.destroy(&raw)) {
                     Some(Ok(count)) if count > 0 => n += 1,
                     Some(Ok(_)) => tracing::warn!(key = %id, "key to destroy was not in the token"),
                     Some(Err(e)) => tracing::warn!(key = %id, error = %e, "could not destroy key"),
@@ -689,9 +689,14 @@ impl ZoneService {
         );
         self.store.put_key(&k, z.epoch, &audit).await?;
         self.forget_context(&key);
-        if let Some(id) = keys::unhex(&k.id) {
-            // Drops the session copy the key was signing with.
-            self.token.forget_handle(&id);
+        if let Some(id) = crate::hex::unhex(&k.id) {
+            // Drops the session copy the key was signing with (a token call).
+            let token = self.token.clone();
+            let _ = hsm_blocking(move || {
+                token.forget_handle(&id);
+                Ok(())
+            })
+            .await;
         }
         tracing::info!(zone = %key, key_tag = k.key_tag, "key retired");
         Ok(k)
@@ -992,14 +997,14 @@ impl ZoneService {
         cancel: Cancel,
     ) -> Result<Vec<Vec<OutRecord>>> {
         // One piece per worker (small batches stay whole).
-        let piece = canon.len().div_ceil(self.workers.count()).max(16);
+        let piece = canon.len().div_ceil(self.pool.count()).max(16);
         let canon = Arc::new(canon);
         let mut pending = Vec::new();
         for start in (0..canon.len()).step_by(piece) {
             let end = (start + piece).min(canon.len());
             let (ctx, canon, cancel) = (ctx.clone(), canon.clone(), cancel.clone());
-            pending.push(self.workers.submit(move |worker| {
-                let worker = worker.map_err(|e| Error::Unavailable(e.to_string()))?;
+            pending.push(self.pool.submit(move |signer| {
+                let worker = &mut KeyWorker(signer.map_err(|e| Error::Unavailable(e.to_string()))?);
                 canon[start..end]
                     .iter()
                     .map(|c| {
@@ -1046,16 +1051,65 @@ impl ZoneService {
             read_s = self.clock.instant().duration_since(began).as_secs_f64(),
             "zone read"
         );
-        zonesign::sign_zone(
-            recs,
-            &zone.config,
-            &*self.token,
-            &mut stats,
-            emit,
-            progress,
-            self.clock.as_ref(),
-        )?;
+        let plan = zonesign::plan_zone(recs, &zone.config, &mut stats)?;
+        let planned = self.clock.instant();
+        self.sign_plan(Arc::new(plan), &mut stats, emit, progress)?;
+        tracing::debug!(
+            plan_s = planned.duration_since(began).as_secs_f64(),
+            sign_s = self.clock.instant().duration_since(planned).as_secs_f64(),
+            "zone signing phases"
+        );
         Ok(stats)
+    }
+
+    /// Signs a planned zone on the signing pool, batch by batch, and emits
+    /// the batches in order. A few batches per worker are in flight, so
+    /// that the pool stays busy while the output waits for the earliest; the
+    /// RRset path's pieces queue between them. Blocks the calling thread.
+    fn sign_plan(
+        &self,
+        plan: Arc<zonesign::ZonePlan>,
+        stats: &mut ZoneStats,
+        emit: &mut dyn FnMut(Vec<u8>) -> std::result::Result<(), String>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
+        let in_flight = self.pool.count() * 4;
+        let stop = Cancel::default();
+        let mut pending = std::collections::VecDeque::new();
+        // Batches submitted, batches emitted, RRsets emitted.
+        let (mut next, mut emitted, mut done) = (0, 0, 0);
+        let result = loop {
+            while next < plan.batches() && pending.len() < in_flight {
+                let (plan, stop) = (plan.clone(), stop.clone());
+                pending.push_back(self.pool.submit(move |signer| {
+                    if stop.is_set() {
+                        return Err(zonesign::ZoneError::Aborted("stopped".into()));
+                    }
+                    let signer = signer.map_err(|e| zonesign::ZoneError::Worker(e.to_string()))?;
+                    plan.render(next, &mut KeyWorker(signer))
+                }));
+                next += 1;
+            }
+            let Some(batch) = pending.pop_front() else {
+                break Ok(());
+            };
+            let rendered = match batch.blocking_recv() {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => break Err(e.into()),
+                Err(_) => break Err(Error::Internal("a signing worker stopped".into())),
+            };
+            stats.records_out += rendered.records;
+            stats.rrsigs += rendered.rrsigs;
+            done += plan.batch_rrsets(emitted);
+            emitted += 1;
+            if let Err(e) = emit(rendered.text.into_bytes()) {
+                break Err(zonesign::ZoneError::Aborted(e).into());
+            }
+            progress(done, plan.rrsets());
+        };
+        // Batches still queued find the flag set and return at once.
+        stop.set();
+        result
     }
 
     /// Everything needed to sign a whole zone, read from the store.
@@ -1112,11 +1166,11 @@ impl ZoneService {
             stored.extend(self.store.list_keys(&z.name).await?);
         }
         let token = self.token.clone();
-        let objects = hsm_blocking(move || Ok(keys::list_private_keys(&token)?)).await?;
+        let objects = hsm_blocking(move || Ok(token.list_private_keys()?)).await?;
         let identity = self.token.identity().clone();
         let mut orphans = 0;
         for o in &objects {
-            let id = keys::hex(&o.id);
+            let id = crate::hex::hex(&o.id);
             if !stored.iter().any(|k| k.id == id) {
                 orphans += 1;
                 tracing::warn!(key_id = %id, label = %o.label, "token holds a private key that no zone refers to");
@@ -1124,7 +1178,7 @@ impl ZoneService {
         }
         let mut missing = 0;
         for k in stored.iter().filter(|k| k.token_serial == identity.serial) {
-            if !objects.iter().any(|o| keys::hex(&o.id) == k.id) {
+            if !objects.iter().any(|o| crate::hex::hex(&o.id) == k.id) {
                 missing += 1;
                 tracing::warn!(zone = %k.zone, key_tag = k.key_tag, key_id = %k.id, "stored key is missing from the token");
             }
@@ -1136,7 +1190,7 @@ impl ZoneService {
 /// Signs one canonical RRset with the zone's active keys of the right role:
 /// KSKs for DNSKEY, CDS and CDNSKEY at the apex, ZSKs for the rest.
 fn sign_one(
-    worker: &mut TokenWorker<'_>,
+    worker: &mut KeyWorker<'_>,
     ctx: &SigningContext,
     c: &CanonicalRrset,
     validity: Validity,
@@ -1285,13 +1339,13 @@ fn signing_key(k: &KeyRecord) -> Result<SigningKey> {
         role: k.role,
         algorithm: k.algorithm,
         key_tag: k.key_tag,
-        token_id: keys::unhex(&k.id)
+        token_id: crate::hex::unhex(&k.id)
             .ok_or_else(|| Error::Internal(format!("stored key id {:?} is not hex", k.id)))?,
     })
 }
 
 fn dnskey_of(k: &KeyRecord) -> Result<domain::rdata::Dnskey<Vec<u8>>> {
-    let public = keys::unhex(&k.public_key)
+    let public = crate::hex::unhex(&k.public_key)
         .ok_or_else(|| Error::Internal(format!("stored public key of {} is not hex", k.key_tag)))?;
     Ok(ds::dnskey(k.role.dnskey_flags(), k.algorithm, &public))
 }

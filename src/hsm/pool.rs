@@ -1,0 +1,107 @@
+//! The one signing pool of a token (ARCHITECTURE.md, The signing path):
+//! a fixed set of threads, each owning a session for its life, taking jobs
+//! from one queue. RRset batches and whole zones are cut into pieces on the
+//! same queue, so every worker stays busy and neither starves the other.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use super::error::HsmError;
+use super::port::{Hsm, KeySigner};
+
+/// A job: runs on a worker with its signer, or with the error that kept
+/// the worker from opening a session.
+type Job = Box<dyn FnOnce(Result<&mut dyn KeySigner, &HsmError>) + Send>;
+
+/// Signing threads with a shared queue. Dropping the pool ends them once
+/// the queue is empty.
+pub struct SigningPool {
+    queue: Mutex<mpsc::Sender<Job>>,
+    count: usize,
+}
+
+impl SigningPool {
+    /// Starts `Hsm::worker_count()` threads.
+    pub fn start(hsm: Arc<dyn Hsm>) -> SigningPool {
+        let count = hsm.worker_count().max(1);
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..count {
+            let (hsm, rx) = (hsm.clone(), rx.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("signer-{i}"))
+                .spawn(move || {
+                    let mut signer = hsm.signer();
+                    loop {
+                        let job = {
+                            let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+                            match rx.recv() {
+                                Ok(job) => job,
+                                Err(_) => return, // the pool is gone
+                            }
+                        };
+                        match &mut signer {
+                            Ok(s) => job(Ok(s.as_mut())),
+                            Err(e) => job(Err(e)),
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a signing thread");
+            }
+        }
+        SigningPool {
+            queue: Mutex::new(tx),
+            count,
+        }
+    }
+
+    /// How many workers sign at once.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Queues a job; its result comes back through the returned channel
+    /// (`.await` it, or `blocking_recv` on a blocking thread).
+    pub fn submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Result<&mut dyn KeySigner, &HsmError>) -> T + Send + 'static,
+    ) -> tokio::sync::oneshot::Receiver<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |w| {
+            let _ = tx.send(f(w));
+        });
+        let _ = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job);
+        rx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hsm::fake::FakeHsm;
+    use crate::hsm::{KeySpec, SignScheme};
+
+    #[tokio::test]
+    async fn jobs_run_on_the_workers_with_their_signers() {
+        let hsm = Arc::new(FakeHsm::new("pool"));
+        hsm.generate(KeySpec::EcP256, b"k1", "k1").unwrap();
+        let pool = SigningPool::start(hsm.clone());
+        let jobs: Vec<_> = (0..8)
+            .map(|i| {
+                pool.submit(move |s| {
+                    s.map_err(|e| e.to_string())?
+                        .sign(SignScheme::EcdsaSha256, b"k1", &[i])
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for j in jobs {
+            assert_eq!(j.await.unwrap().unwrap().len(), 64);
+        }
+    }
+}
