@@ -4,8 +4,8 @@
 use crate::dnssec::rrset::RrsetError;
 use crate::dnssec::zone::ZoneError;
 use crate::hsm::HsmError;
+use crate::policy::PolicyError;
 use crate::store::StoreError;
-use crate::zone::policy::PolicyError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {

@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod hex;
 pub mod hsm;
 pub mod keymaster;
+pub mod policy;
 pub mod secret;
 pub mod store;
 pub mod zone;

@@ -15,8 +15,9 @@ use std::time::Duration;
 use common::*;
 use keymaster::audit::{verify_chain, AuditDraft};
 use keymaster::dnssec::{Algorithm, KeyRole};
+use keymaster::policy::Policy;
+use keymaster::store::schema::{KeyRecord, KeyState, NodeRecord, ZoneRecord, SCHEMA_VERSION};
 use keymaster::store::{Store, StoreError, StoreOptions, StoreTls};
-use keymaster::zone::{KeyRecord, KeyState, NodeRecord, Policy, ZoneRecord, SCHEMA_VERSION};
 
 /// Opens a fresh connection to the backend: two of them stand for two
 /// processes.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use keymaster::policy::parse_duration;
 use keymaster::proto::audit_client::AuditClient;
 use keymaster::proto::key_master_client::KeyMasterClient;
 use keymaster::proto::sign_zone_request;
@@ -12,7 +13,6 @@ use keymaster::proto::sign_zone_response;
 use keymaster::proto::signer_client::SignerClient;
 use keymaster::proto::zones_client::ZonesClient;
 use keymaster::proto::{self};
-use keymaster::zone::policy::parse_duration;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 

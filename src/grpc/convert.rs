@@ -6,9 +6,10 @@ use crate::dnssec::Algorithm;
 use crate::error::{Error, Result};
 use crate::hsm::uri::key_uri;
 use crate::hsm::TokenIdentity;
+use crate::policy::{DenialPolicy, Policy};
 use crate::proto;
+use crate::store::schema::KeyRecord;
 use crate::zone::service::{OutRecord, SigningParameters, ZoneView};
-use crate::zone::{DenialPolicy, KeyRecord, Policy};
 
 /// A policy from a request: unset (zero) fields take the defaults.
 pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy> {

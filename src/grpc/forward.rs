@@ -17,7 +17,7 @@ use crate::auth::Caller;
 use crate::error::Error;
 use crate::keymaster::PeerTokens;
 use crate::proto::key_master_client::KeyMasterClient;
-use crate::zone::NodeRecord;
+use crate::store::schema::NodeRecord;
 
 /// The original caller's certificate names, one value each.
 pub const ON_BEHALF_OF: &str = "x-keymaster-on-behalf-of";

@@ -304,7 +304,7 @@ impl Api {
 
     async fn channel_to(
         &self,
-        node: &crate::zone::NodeRecord,
+        node: &crate::store::schema::NodeRecord,
         caller: &Caller,
         action: &str,
         zone: &str,
@@ -921,7 +921,7 @@ impl Audit for Api {
     }
 }
 
-fn node_to_proto(n: crate::zone::NodeRecord, online: bool) -> proto::Node {
+fn node_to_proto(n: crate::store::schema::NodeRecord, online: bool) -> proto::Node {
     proto::Node {
         node_id: n.node_id,
         address: n.address,
@@ -933,7 +933,7 @@ fn node_to_proto(n: crate::zone::NodeRecord, online: bool) -> proto::Node {
     }
 }
 
-fn role_to_proto(z: &crate::zone::ZoneRecord, online: bool) -> proto::RoleInfo {
+fn role_to_proto(z: &crate::store::schema::ZoneRecord, online: bool) -> proto::RoleInfo {
     proto::RoleInfo {
         zone: z.name.clone(),
         key_master: z.key_master.clone(),

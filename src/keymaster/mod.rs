@@ -16,9 +16,9 @@ use std::collections::HashMap;
 
 use crate::dnssec::Algorithm;
 use crate::error::{shown, Error, Result};
+use crate::store::schema::{KeyRecord, NodeRecord, ZoneRecord, SCHEMA_VERSION};
 use crate::store::StoreError;
 use crate::zone::service::{hsm_blocking, parse_zone_name, Managed, ZoneService};
-use crate::zone::{KeyRecord, NodeRecord, ZoneRecord, SCHEMA_VERSION};
 
 /// Algorithms every node's token supports here (all that keymaster makes).
 pub const SUPPORTED_ALGORITHMS: [u8; 4] = [8, 13, 14, 15];
@@ -580,7 +580,7 @@ impl ZoneService {
 mod tests {
     use super::*;
     use crate::dnssec::KeyRole;
-    use crate::zone::KeyState;
+    use crate::store::schema::KeyState;
 
     fn node(id: &str, serial: &str, last_seen: u64) -> NodeRecord {
         NodeRecord {

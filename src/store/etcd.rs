@@ -36,9 +36,9 @@ use etcd_client::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::schema::{decode, encode, KeyRecord, NodeRecord, Record, ZoneRecord, SCHEMA_VERSION};
 use super::{Store, StoreError, StoreOptions, StoreTls};
 use crate::audit::{self, AuditDraft, AuditEntry};
-use crate::zone::{KeyRecord, NodeRecord, ZoneRecord, SCHEMA_VERSION};
 
 const PREFIX: &str = "/keymaster/v1/";
 /// How often a write re-reads and tries again when only the audit head
@@ -72,6 +72,12 @@ struct AuditHead {
     hash: String,
 }
 
+impl Record for AuditHead {
+    const KIND: &'static str = "audit head";
+    // Two fields that follow the entries' own layout.
+    const VERSIONED: bool = false;
+}
+
 fn key(path: &str) -> String {
     format!("{PREFIX}{path}")
 }
@@ -92,14 +98,6 @@ fn prefix_end(prefix: &str) -> Vec<u8> {
         *last += 1;
     }
     end
-}
-
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn encode<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("records serialize")
 }
 
 /// A value read with the revision a transaction compares against
@@ -214,7 +212,7 @@ impl EtcdStore {
         Ok(())
     }
 
-    async fn read<T: serde::de::DeserializeOwned>(&self, k: &str) -> Result<Read<T>, StoreError> {
+    async fn read<T: Record>(&self, k: &str) -> Result<Read<T>, StoreError> {
         let r = self
             .client
             .kv_client()
@@ -236,10 +234,7 @@ impl EtcdStore {
     /// Every record under the prefix, in key order, read a page at a time
     /// (an answer must stay under the client's message size limit; the
     /// audit log grows without bound).
-    async fn read_prefix<T: serde::de::DeserializeOwned>(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<T>, StoreError> {
+    async fn read_prefix<T: Record>(&self, prefix: &str) -> Result<Vec<T>, StoreError> {
         let end = prefix_end(prefix);
         let mut from = prefix.as_bytes().to_vec();
         let mut out = Vec::new();

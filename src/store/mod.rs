@@ -7,12 +7,13 @@
 //! suite against both.
 
 pub mod etcd;
+pub mod schema;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
 use crate::audit::{AuditDraft, AuditEntry};
-use crate::zone::{KeyRecord, NodeRecord, ZoneRecord};
+use schema::{KeyRecord, NodeRecord, ZoneRecord};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {

@@ -10,9 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::schema::{decode, encode, KeyRecord, NodeRecord, Record, ZoneRecord, SCHEMA_VERSION};
 use super::{Store, StoreError};
 use crate::audit::{self, AuditDraft, AuditEntry};
-use crate::zone::{KeyRecord, NodeRecord, ZoneRecord, SCHEMA_VERSION};
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -124,14 +124,6 @@ fn db(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn encode<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).expect("records serialize")
-}
-
 /// The zone's epoch, inside a transaction.
 fn epoch_of(tx: &rusqlite::Transaction<'_>, zone: &str) -> Result<u64, StoreError> {
     tx.query_row("SELECT epoch FROM zones WHERE name = ?1", [zone], |r| {
@@ -176,7 +168,7 @@ fn append_in(
         .optional()
         .map_err(|e| unwritable(e.to_string()))?;
     let (seq, prev) = match last {
-        Some((seq, entry)) => (seq as u64 + 1, decode::<AuditEntry>(&entry)?.hash),
+        Some((seq, entry)) => (seq as u64 + 1, decode::<AuditEntry>(entry.as_bytes())?.hash),
         None => (1, audit::GENESIS.to_string()),
     };
     let entry = audit::seal(draft, seq, &prev);
@@ -193,7 +185,7 @@ fn append_in(
 }
 
 /// Every record the query returns in its one JSON column, in order.
-fn query_records<T: serde::de::DeserializeOwned>(
+fn query_records<T: Record>(
     c: &Connection,
     sql: &str,
     args: impl rusqlite::Params,
@@ -202,7 +194,7 @@ fn query_records<T: serde::de::DeserializeOwned>(
     let rows = stmt
         .query_map(args, |r| r.get::<_, String>(0))
         .map_err(db)?;
-    rows.map(|r| decode(&r.map_err(db)?)).collect()
+    rows.map(|r| decode(r.map_err(db)?.as_bytes())).collect()
 }
 
 fn insert_keys(tx: &rusqlite::Transaction<'_>, keys: &[KeyRecord]) -> Result<(), StoreError> {
@@ -228,7 +220,7 @@ fn update_zone(
             r.get(0)
         })
         .map_err(db)?;
-    let mut record: ZoneRecord = decode(&data)?;
+    let mut record: ZoneRecord = decode(data.as_bytes())?;
     change(&mut record);
     tx.execute(
         "UPDATE zones SET epoch = ?2, data = ?3 WHERE name = ?1",
@@ -278,7 +270,7 @@ impl Store for SqliteStore {
                 })
                 .optional()
                 .map_err(db)?;
-            data.map(|d| decode(&d)).transpose()
+            data.map(|d| decode(d.as_bytes())).transpose()
         })
         .await
     }
@@ -453,7 +445,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::Policy;
+    use crate::policy::Policy;
 
     fn draft() -> AuditDraft {
         AuditDraft {

@@ -17,7 +17,6 @@ use domain::base::name::Name;
 use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
 
 use super::token_signer::KeyWorker;
-use super::{DenialPolicy, KeyRecord, KeyState, Policy, ZoneRecord, SCHEMA_VERSION};
 use crate::audit::{self, AuditDraft, AuditEntry};
 use crate::clock::Clock;
 use crate::dnssec::ds::{self, DsDigest};
@@ -28,6 +27,8 @@ use crate::dnssec::{Algorithm, KeyRole};
 use crate::error::{shown, Error, Result};
 use crate::hsm::{keys, Hsm, SigningPool};
 use crate::keymaster::PeerTokens;
+use crate::policy::{DenialPolicy, Policy};
+use crate::store::schema::{KeyRecord, KeyState, ZoneRecord, SCHEMA_VERSION};
 use crate::store::{Store, StoreError};
 
 /// Size limits on requests.

@@ -1,0 +1,204 @@
+//! The stored records (zone, key, node) and their versioned codec.
+//!
+//! Every record carries `schema`, the version of its layout. `decode`
+//! reads a record of this build's version or an older one (migrating it),
+//! and refuses a newer one by name rather than misread it. Version 1 is
+//! the only one so far.
+
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use crate::dnssec::{Algorithm, KeyRole};
+use crate::policy::Policy;
+
+/// Version of the stored records' layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A zone as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZoneRecord {
+    pub schema: u32,
+    /// The apex in lower-case presentation form with the trailing dot.
+    pub name: String,
+    pub policy: Policy,
+    /// Node id of the Key Master.
+    pub key_master: String,
+    /// Fencing epoch of the Key Master role; grows by one on every change.
+    pub epoch: u64,
+    pub key_master_since: u64,
+    pub created: u64,
+    /// Set by a forced seize to a node that cannot reach the keys: the zone
+    /// must be re-keyed and its trust anchors replaced.
+    #[serde(default)]
+    pub needs_rekey: bool,
+}
+
+/// A node as registered in the store, with its liveness lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub schema: u32,
+    pub node_id: String,
+    /// The gRPC address other nodes and operators reach it at.
+    pub address: String,
+    /// The token it reaches.
+    pub token_label: String,
+    pub token_serial: String,
+    /// DNSSEC algorithm numbers its token supports.
+    pub algorithms: Vec<u8>,
+    /// When it last renewed its lease, and for how long a lease holds.
+    pub last_seen: u64,
+    pub lease_secs: u64,
+    /// Whether the store's own lease for the node holds, where the store
+    /// keeps one (etcd); None: judged from `last_seen` and the clock.
+    #[serde(skip)]
+    pub store_lease: Option<bool>,
+}
+
+impl NodeRecord {
+    pub fn online(&self, now: u64) -> bool {
+        match self.store_lease {
+            Some(alive) => alive,
+            None => now.saturating_sub(self.last_seen) <= self.lease_secs,
+        }
+    }
+}
+
+/// Lifecycle state of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    /// Published in the DNSKEY RRset, not signing (a standby or next key).
+    Published,
+    /// Published and signing.
+    Active,
+    /// Published, no longer signing.
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Published => "published",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+        }
+    }
+}
+
+/// A key as stored. The private half is in the token under `id` (CKA_ID).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub schema: u32,
+    pub zone: String,
+    /// Hex of the CKA_ID.
+    pub id: String,
+    pub role: KeyRole,
+    pub algorithm: Algorithm,
+    pub key_tag: u16,
+    pub state: KeyState,
+    /// CKA_LABEL of the objects in the token.
+    pub label: String,
+    /// The DNSKEY public key field, hex.
+    pub public_key: String,
+    /// The token that holds the private key.
+    pub token_label: String,
+    pub token_serial: String,
+    pub created: u64,
+    pub published: u64,
+    pub activated: u64,
+    pub retired: u64,
+}
+
+/// A stored record, as the codec handles it.
+pub trait Record: Serialize + serde::de::DeserializeOwned {
+    /// What the record is, for messages.
+    const KIND: &'static str;
+    /// Whether it carries `schema`. Audit entries do not: their layout is
+    /// fixed by the hash chain over them (`crate::audit`).
+    const VERSIONED: bool = true;
+}
+
+impl Record for crate::audit::AuditEntry {
+    const KIND: &'static str = "audit entry";
+    const VERSIONED: bool = false;
+}
+
+impl Record for ZoneRecord {
+    const KIND: &'static str = "zone";
+}
+
+impl Record for KeyRecord {
+    const KIND: &'static str = "key";
+}
+
+impl Record for NodeRecord {
+    const KIND: &'static str = "node";
+}
+
+/// A record in its stored form: one JSON object.
+pub fn encode<T: Serialize>(v: &T) -> String {
+    // Records are plain data with string keys: serializing cannot fail.
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// A record from its stored form, migrated to this build's version.
+pub fn decode<T: Record>(bytes: &[u8]) -> Result<T, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("{} record: {e}", T::KIND));
+    if !T::VERSIONED {
+        return serde_json::from_slice(bytes).map_err(corrupt);
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(corrupt)?;
+    let version = value
+        .get("schema")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!("{} record without a schema version", T::KIND))
+        })?;
+    if version > u64::from(SCHEMA_VERSION) {
+        return Err(StoreError::Corrupt(format!(
+            "{} record of schema {version}, newer than this build's {SCHEMA_VERSION}: upgrade keymasterd",
+            T::KIND
+        )));
+    }
+    migrate(&mut value, version as u32);
+    serde_json::from_value(value).map_err(corrupt)
+}
+
+/// Brings a record of an older schema up to this build's. There is only
+/// version 1 so far; a version 2 adds its step here.
+fn migrate(value: &mut serde_json::Value, from: u32) {
+    if from < SCHEMA_VERSION {
+        value["schema"] = serde_json::Value::from(SCHEMA_VERSION);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> NodeRecord {
+        NodeRecord {
+            schema: SCHEMA_VERSION,
+            node_id: "n".into(),
+            address: "127.0.0.1:1".into(),
+            token_label: "t".into(),
+            token_serial: "s".into(),
+            algorithms: vec![13],
+            last_seen: 5,
+            lease_secs: 10,
+            store_lease: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_newer_schemas_are_refused_by_name() {
+        let n = node();
+        assert_eq!(decode::<NodeRecord>(encode(&n).as_bytes()).unwrap(), n);
+        let newer = encode(&n).replace("\"schema\":1", "\"schema\":9");
+        let e = decode::<NodeRecord>(newer.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("node record of schema 9"), "{e}");
+        let e = decode::<NodeRecord>(b"{\"node_id\":\"n\"}").unwrap_err();
+        assert!(e.to_string().contains("without a schema"), "{e}");
+        assert!(decode::<NodeRecord>(b"not json").is_err());
+    }
+}
