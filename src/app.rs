@@ -10,25 +10,14 @@ use crate::grpc::forward::Forwarder;
 use crate::grpc::limits::CallerLimits;
 use crate::grpc::{serve, ServeOptions};
 use crate::hsm::Token;
-use crate::zone::service::ZoneService;
+use crate::mastership::Peers;
+use crate::node::Node;
+use crate::services::Services;
 
 /// Runs keymasterd until a shutdown signal. Errors are one line each.
 pub async fn run(config: Config) -> Result<(), String> {
-    let token_config = config.token.clone();
-    let token = tokio::task::spawn_blocking(move || Token::open(&token_config))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let identity = token.identity().clone();
-    let store = crate::store::open(
-        &config.store,
-        crate::store::StoreOptions {
-            audit_file: config.audit_file.clone(),
-            tls: config.store_tls.clone(),
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let forwarder = Arc::new(Forwarder::new(&config.node_id, config.tls.as_ref())?);
+    let services = Arc::new(open_services(&config, forwarder.clone()).await?);
     let access = Arc::new(AccessControl::load(config.access_file.as_deref())?);
     let tls = match &config.tls {
         Some((cert, key, ca)) => Some(crate::grpc::tls::server_config(cert, key, ca)?),
@@ -40,44 +29,23 @@ pub async fn run(config: Config) -> Result<(), String> {
             None
         }
     };
-    let forwarder = Arc::new(Forwarder::new(&config.node_id, config.tls.as_ref())?);
-    let service = Arc::new(
-        ZoneService::new(
-            config.node_id.clone(),
-            Arc::new(token),
-            store,
-            Arc::new(SystemClock),
-            config.limits.clone(),
-        )
-        .with_peers(forwarder.clone()),
-    );
-    match service.reconcile().await {
-        Ok((0, 0)) => {}
-        Ok((orphans, missing)) => tracing::warn!(
-            orphans,
-            missing,
-            "token and store disagree; see the warnings above"
-        ),
-        Err(e) => tracing::warn!(error = %e, "could not reconcile token and store"),
-    }
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(reload_on_sighup(access.clone()));
     let advertise = config.advertise.clone().unwrap_or_else(|| addr.to_string());
-    service
+    let mastership = services.mastership.clone();
+    mastership
         .renew_lease(&advertise, config.lease_secs)
         .await
         .map_err(|e| format!("cannot register node {} in the store: {e}", config.node_id))?;
-    tokio::spawn(renew_lease(service.clone(), advertise, config.lease_secs));
-    tokio::spawn(watch_roles(service.clone()));
+    tokio::spawn(renew_lease(services.clone(), advertise, config.lease_secs));
+    tokio::spawn(watch_roles(services.clone()));
     if let Some(path) = &config.address_file {
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, addr.to_string())
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        write_address_file(path, &addr.to_string()).await?;
     }
+    let identity = services.node.hsm.identity();
     tracing::info!(
         node = %config.node_id,
         %addr,
@@ -86,25 +54,71 @@ pub async fn run(config: Config) -> Result<(), String> {
         store = %config.store,
         "keymasterd listening"
     );
-    serve(
-        service,
-        listener,
-        ServeOptions {
-            max_message_bytes: config.max_message_bytes,
-            tls,
-            access: access.clone(),
-            limits: CallerLimits {
-                max_streams: config.max_streams_per_caller,
-                sign_rate: config.sign_rate_per_caller,
-            },
-            forwarder,
+    let options = ServeOptions {
+        max_message_bytes: config.max_message_bytes,
+        tls,
+        access,
+        limits: CallerLimits {
+            max_streams: config.max_streams_per_caller,
+            sign_rate: config.sign_rate_per_caller,
         },
-        shutdown_signal(),
-    )
-    .await
-    .map_err(|e| format!("gRPC server failed: {e}"))?;
+        forwarder,
+    };
+    serve(services, listener, options, shutdown_signal())
+        .await
+        .map_err(|e| format!("gRPC server failed: {e}"))?;
     tracing::info!("keymasterd stopped");
     Ok(())
+}
+
+/// Opens the token and the store and builds the services over them; then
+/// compares token and store and says what does not match.
+async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Services, String> {
+    let token_config = config.token.clone();
+    let token = tokio::task::spawn_blocking(move || Token::open(&token_config))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let store = crate::store::open(
+        &config.store,
+        crate::store::StoreOptions {
+            audit_file: config.audit_file.clone(),
+            tls: config.store_tls.clone(),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let node = Node {
+        id: config.node_id.clone(),
+        hsm: Arc::new(token),
+        store,
+        clock: Arc::new(SystemClock),
+    };
+    let services = Services::new(node, config.limits.clone(), Some(peers));
+    match services.inventory.reconcile().await {
+        Ok((0, 0)) => {}
+        Ok((orphans, missing)) => tracing::warn!(
+            orphans,
+            missing,
+            "token and store disagree; see the warnings above"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not reconcile token and store"),
+    }
+    Ok(services)
+}
+
+/// Writes the listening address for whoever started this node (tests,
+/// scripts), atomically, off the async threads.
+async fn write_address_file(path: &std::path::Path, addr: &str) -> Result<(), String> {
+    let (path, addr) = (path.to_path_buf(), addr.to_string());
+    tokio::task::spawn_blocking(move || {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, addr)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 async fn shutdown_signal() {
@@ -139,17 +153,18 @@ async fn reload_on_sighup(access: Arc<AccessControl>) {
 
 /// Renews this node's liveness lease every third of its length.
 /// Also runs automatic failover at the same pace.
-async fn renew_lease(service: Arc<ZoneService>, advertise: String, lease_secs: u64) {
+async fn renew_lease(services: Arc<Services>, advertise: String, lease_secs: u64) {
     let period = std::time::Duration::from_millis(lease_secs * 1000 / 3);
+    let mastership = &services.mastership;
     loop {
-        service.clock().sleep(period).await;
-        if let Err(e) = service.renew_lease(&advertise, lease_secs).await {
+        services.node.clock.sleep(period).await;
+        if let Err(e) = mastership.renew_lease(&advertise, lease_secs).await {
             tracing::warn!(error = %e, "cannot renew the node lease");
         }
-        if let Err(e) = service.failover_pass().await {
+        if let Err(e) = mastership.failover_pass().await {
             tracing::warn!(error = %e, "automatic failover pass failed");
         }
-        if let Err(e) = service.notice_role_changes().await {
+        if let Err(e) = mastership.notice_role_changes().await {
             tracing::warn!(error = %e, "cannot read the zones' Key Masters");
         }
     }
@@ -157,15 +172,16 @@ async fn renew_lease(service: Arc<ZoneService>, advertise: String, lease_secs: u
 
 /// Learns of role changes as the store reports them (etcd watches); the
 /// lease renewal looks as well, for stores that cannot watch.
-async fn watch_roles(service: Arc<ZoneService>) {
-    if let Err(e) = service.notice_role_changes().await {
+async fn watch_roles(services: Arc<Services>) {
+    let mastership = &services.mastership;
+    if let Err(e) = mastership.notice_role_changes().await {
         tracing::warn!(error = %e, "cannot read the zones' Key Masters");
     }
-    let Some(mut changes) = service.store().watch_zones().await else {
+    let Some(mut changes) = services.node.store.watch_zones().await else {
         return;
     };
     while changes.recv().await.is_some() {
-        if let Err(e) = service.notice_role_changes().await {
+        if let Err(e) = mastership.notice_role_changes().await {
             tracing::warn!(error = %e, "cannot read the zones' Key Masters");
         }
     }

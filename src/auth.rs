@@ -14,7 +14,17 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-use crate::error::Error;
+/// A caller that is not known, or lacks a right.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    #[error("no client certificate")]
+    NoCertificate,
+    #[error("the client certificate names no one (no SAN, no CN)")]
+    Nameless,
+    /// `right` says what was missing and which role grants it.
+    #[error("{caller} may not {right}")]
+    Denied { caller: String, right: String },
+}
 
 /// A role from the access file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -103,6 +113,14 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A caller that did not prove who it is, as the audit log names it.
+    pub fn unknown() -> Caller {
+        Caller {
+            names: vec!["unauthenticated".to_string()],
+            plaintext: false,
+        }
+    }
+
     /// The name to show in logs and the audit log.
     pub fn identity(&self) -> &str {
         if self.plaintext {
@@ -234,7 +252,7 @@ impl AccessControl {
     }
 
     /// Refuses with PermissionDenied naming the missing right.
-    pub fn check(&self, caller: &Caller, right: &Right) -> Result<(), Error> {
+    pub fn check(&self, caller: &Caller, right: &Right) -> Result<(), AccessError> {
         let rules = self
             .current
             .read()
@@ -243,28 +261,28 @@ impl AccessControl {
         if rules.allows(caller, right) {
             Ok(())
         } else {
-            Err(Error::PermissionDenied(format!(
-                "{} may not {right}",
-                caller.identity()
-            )))
+            Err(AccessError::Denied {
+                caller: caller.identity().to_string(),
+                right: right.to_string(),
+            })
         }
     }
 }
 
 impl AccessControl {
     /// The zones the caller may read (None: all), or PermissionDenied.
-    pub fn readable_zones(&self, caller: &Caller) -> Result<Option<Vec<String>>, Error> {
+    pub fn readable_zones(&self, caller: &Caller) -> Result<Option<Vec<String>>, AccessError> {
         let rules = self
             .current
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        rules.readable_zones(caller).ok_or_else(|| {
-            Error::PermissionDenied(format!(
-                "{} may not read zone settings (role reader or admin)",
-                caller.identity()
-            ))
-        })
+        rules
+            .readable_zones(caller)
+            .ok_or_else(|| AccessError::Denied {
+                caller: caller.identity().to_string(),
+                right: Right::ReadSome.to_string(),
+            })
     }
 }
 

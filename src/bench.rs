@@ -19,7 +19,7 @@ use crate::proto::signer_client::SignerClient;
 use crate::proto::zones_client::ZonesClient;
 use crate::proto::{self};
 use crate::secret::Secret;
-use crate::zone::token_signer::KeyWorker;
+use crate::signing::KeyWorker;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {

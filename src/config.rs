@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::hsm::{TokenConfig, TokenSelector};
 use crate::secret::Secret;
+use crate::signing::Limits;
 use crate::store::StoreTls;
-use crate::zone::service::Limits;
 
 /// Debian's SoftHSM2 module, the default for development.
 pub const DEFAULT_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";

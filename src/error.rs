@@ -1,44 +1,93 @@
-//! The errors the services return, by the kind of answer the caller gets.
-//! The gRPC layer maps each kind to one status code (grpc/status.rs).
+//! The errors the services return. Each module has its own enum whose
+//! variants name the zone, key, epoch or node at fault and carry the source
+//! error; `Error` gathers them. Only `grpc/status.rs` decides which gRPC
+//! status each one is.
 
-use crate::dnssec::rrset::RrsetError;
-use crate::dnssec::zone::ZoneError;
+use crate::auth::AccessError;
+use crate::dnssec::zone::ZoneError as ZoneFileError;
 use crate::hsm::HsmError;
+use crate::keyset::KeyError;
+use crate::mastership::RoleError;
+use crate::node::ZoneNameError;
 use crate::policy::PolicyError;
+use crate::signing::SigningError;
 use crate::store::StoreError;
+use crate::zones::ZonesError;
 
-#[derive(Debug, Clone, thiserror::Error)]
+/// Whatever a service call can fail with.
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The request is malformed or names something impossible.
-    #[error("{0}")]
-    InvalidArgument(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    AlreadyExists(String),
-    /// The request is well-formed but the state does not allow it (not the
-    /// Key Master, last active key, keys would be destroyed without force).
-    #[error("{0}")]
-    FailedPrecondition(String),
-    #[error("{0}")]
-    ResourceExhausted(String),
-    /// The caller lacks a right (the message names it).
-    #[error("{0}")]
-    PermissionDenied(String),
-    /// The caller did not prove who it is.
-    #[error("{0}")]
-    Unauthenticated(String),
-    /// The call's deadline passed (or its caller went away) before it was done.
-    #[error("{0}")]
-    DeadlineExceeded(String),
-    /// The token or the store is not reachable right now.
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Internal(String),
+    /// A malformed or unknown zone name.
+    #[error(transparent)]
+    ZoneName(#[from] ZoneNameError),
+    /// The caller is not known, or lacks a right.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// A request field the transport could not take as it came.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// A per-caller or per-request limit.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    #[error(transparent)]
+    Zones(#[from] ZonesError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+    #[error(transparent)]
+    ZoneFile(#[from] ZoneFileError),
+    #[error(transparent)]
+    Role(#[from] RoleError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("token: {0}")]
+    Hsm(#[from] HsmError),
+    /// A blocking task or worker ended without an answer.
+    #[error("{0} ended without an answer")]
+    Lost(&'static str),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// A request field the transport could not take as it came.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("{field} {value} is not a 16-bit number")]
+    NotU16 { field: &'static str, value: u32 },
+    #[error("DS digest algorithm {0} is not supported (2 = SHA-256, 4 = SHA-384)")]
+    Digest(u32),
+    #[error("the first SignZone message must be `start` naming the zone")]
+    NoStart,
+    #[error("after `start`, SignZone messages must be `chunk`")]
+    NotChunk,
+    #[error("{0} is not text")]
+    Header(&'static str),
+    #[error("role {0} is not ksk or zsk")]
+    Role(String),
+}
+
+/// A limit on what one request or one caller may use; each names the
+/// setting that sets it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    #[error(
+        "{caller} already has {open} zone-signing streams open (max_streams_per_caller = {max})"
+    )]
+    Streams {
+        caller: String,
+        open: usize,
+        max: usize,
+    },
+    #[error("{caller} is over its signing rate of {rate} RRsets/s (sign_rate_per_caller)")]
+    Rate { caller: String, rate: u32 },
+    #[error("batch of {count} RRsets is over the limit of {max} (max_batch_rrsets)")]
+    Batch { count: usize, max: usize },
+    #[error("zone file is over the limit of {max} bytes (max_zone_bytes)")]
+    ZoneBytes { max: usize },
+}
 
 /// Text a caller sent, made safe to echo in a message, a log line or an
 /// audit entry: quoted, control and non-ASCII characters escaped, and cut
@@ -59,57 +108,6 @@ pub fn shown(input: &str) -> String {
     }
     out.push('"');
     out
-}
-
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::ZoneNotFound(_) | StoreError::KeyNotFound { .. } => {
-                Error::NotFound(e.to_string())
-            }
-            StoreError::ZoneExists(_) => Error::AlreadyExists(e.to_string()),
-            StoreError::Fenced { .. } => Error::FailedPrecondition(e.to_string()),
-            StoreError::Unavailable { .. } => Error::Unavailable(e.to_string()),
-            StoreError::Corrupt(_) => Error::Internal(e.to_string()),
-            StoreError::AuditUnwritable(_) => Error::Unavailable(e.to_string()),
-        }
-    }
-}
-
-impl From<HsmError> for Error {
-    fn from(e: HsmError) -> Self {
-        match e {
-            HsmError::KeyNotFound { .. } => {
-                Error::FailedPrecondition(format!("{e}: this node's token does not hold the key"))
-            }
-            HsmError::Unsupported { .. } => Error::InvalidArgument(e.to_string()),
-            _ => Error::Unavailable(format!("token: {e}")),
-        }
-    }
-}
-
-impl From<ZoneError> for Error {
-    fn from(e: ZoneError) -> Self {
-        match e {
-            ZoneError::Sign(_) | ZoneError::Worker(_) => Error::Unavailable(e.to_string()),
-            ZoneError::Aborted(_) => Error::Internal(e.to_string()),
-            ZoneError::TooLarge { .. } => Error::ResourceExhausted(e.to_string()),
-            ZoneError::NoKey { .. } => Error::FailedPrecondition(e.to_string()),
-            _ => Error::InvalidArgument(e.to_string()),
-        }
-    }
-}
-
-impl From<RrsetError> for Error {
-    fn from(e: RrsetError) -> Self {
-        Error::InvalidArgument(e.to_string())
-    }
-}
-
-impl From<PolicyError> for Error {
-    fn from(e: PolicyError) -> Self {
-        Error::InvalidArgument(e.to_string())
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,12 @@
 //! keymaster: DNSSEC keys in a PKCS#11 token, signing for DNS servers over
-//! gRPC, and the Key Master role per zone.
+//! gRPC, and the Key Master role per zone. `docs/ARCHITECTURE.md` draws
+//! the layers; dependencies run one way:
+//!
+//! ```text
+//! bin ─► app ─► grpc ─► services ─► zones, signing, keyset, mastership, lifecycle
+//!                                        └──► node ─► hsm, store, clock, audit
+//!                              dnssec, policy (pure) ◄── used by all above
+//! ```
 
 pub mod app;
 pub mod audit;
@@ -12,11 +19,16 @@ pub mod error;
 pub mod grpc;
 pub mod hex;
 pub mod hsm;
-pub mod keymaster;
+pub mod keyset;
+pub mod lifecycle;
+pub mod mastership;
+pub mod node;
 pub mod policy;
 pub mod secret;
+pub mod services;
+pub mod signing;
 pub mod store;
-pub mod zone;
+pub mod zones;
 
 /// Code generated from `proto/keymaster/v1/keymaster.proto`.
 pub mod proto {

@@ -58,7 +58,7 @@ pub struct SigningKey {
 }
 
 /// Failure to make a signature.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("signing with key {key_tag} failed: {reason}")]
 pub struct SignError {
     pub key_tag: u16,

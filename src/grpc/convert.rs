@@ -3,33 +3,33 @@
 use crate::dnssec::denial::Denial;
 use crate::dnssec::ds::DsDigest;
 use crate::dnssec::Algorithm;
-use crate::error::{Error, Result};
 use crate::hsm::uri::key_uri;
 use crate::hsm::TokenIdentity;
+use crate::policy::PolicyError;
 use crate::policy::{DenialPolicy, Policy};
 use crate::proto;
-use crate::store::schema::KeyRecord;
-use crate::zone::service::{OutRecord, SigningParameters, ZoneView};
+use crate::signing::{OutRecord, SigningParameters};
+use crate::store::schema::{KeyRecord, NodeRecord, ZoneRecord};
+use crate::zones::ZoneView;
 
 /// A policy from a request: unset (zero) fields take the defaults.
-pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy> {
+pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyError> {
     let d = Policy::default();
     let Some(p) = p else { return Ok(d) };
     let algorithm = if p.algorithm == 0 {
         if p.rsa_bits != 0 {
-            return Err(Error::InvalidArgument(
+            return Err(PolicyError(
                 "rsa_bits given without algorithm 8 (RSASHA256)".into(),
             ));
         }
         d.algorithm
     } else {
-        Algorithm::from_number(p.algorithm, p.rsa_bits)
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?
+        Algorithm::from_number(p.algorithm, p.rsa_bits).map_err(|e| PolicyError(e.to_string()))?
     };
     let denial = match p.denial.to_ascii_lowercase().as_str() {
         "" | "nsec3" => DenialPolicy::Nsec3 {
             iterations: u16::try_from(p.nsec3_iterations).map_err(|_| {
-                Error::InvalidArgument(format!(
+                PolicyError(format!(
                     "NSEC3 iterations {} is too large",
                     p.nsec3_iterations
                 ))
@@ -39,14 +39,14 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy> {
         },
         "nsec" => {
             if p.nsec3_iterations != 0 || !p.nsec3_salt.is_empty() || p.nsec3_opt_out {
-                return Err(Error::InvalidArgument(
+                return Err(PolicyError(
                     "NSEC3 parameters given with denial nsec".into(),
                 ));
             }
             DenialPolicy::Nsec
         }
         other => {
-            return Err(Error::InvalidArgument(format!(
+            return Err(PolicyError(format!(
                 "denial {other:?} is not nsec or nsec3"
             )))
         }
@@ -59,12 +59,12 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy> {
             .iter()
             .map(|&n| {
                 DsDigest::from_number(n).map(|d| d.number()).ok_or_else(|| {
-                    Error::InvalidArgument(format!(
+                    PolicyError(format!(
                         "DS digest algorithm {n} is not supported (2 = SHA-256, 4 = SHA-384)"
                     ))
                 })
             })
-            .collect::<Result<Vec<u8>>>()?
+            .collect::<Result<Vec<u8>, PolicyError>>()?
     };
     Ok(Policy {
         algorithm,
@@ -210,4 +210,27 @@ pub fn signing_parameters_to_proto(
         }
     }
     out
+}
+
+pub fn node_to_proto(n: NodeRecord, online: bool) -> proto::Node {
+    proto::Node {
+        node_id: n.node_id,
+        address: n.address,
+        token_label: n.token_label,
+        token_serial: n.token_serial,
+        algorithms: n.algorithms.into_iter().map(u32::from).collect(),
+        online,
+        last_seen: n.last_seen,
+    }
+}
+
+pub fn role_to_proto(z: &ZoneRecord, online: bool) -> proto::RoleInfo {
+    proto::RoleInfo {
+        zone: z.name.clone(),
+        key_master: z.key_master.clone(),
+        online,
+        epoch: z.epoch,
+        since: z.key_master_since,
+        needs_rekey: z.needs_rekey,
+    }
 }

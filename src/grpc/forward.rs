@@ -14,8 +14,8 @@ use tonic::Request;
 use zeroize::Zeroizing;
 
 use crate::auth::Caller;
-use crate::error::Error;
-use crate::keymaster::PeerTokens;
+use crate::error::{Error, RequestError};
+use crate::mastership::{Peers, RoleError};
 use crate::proto::key_master_client::KeyMasterClient;
 use crate::store::schema::NodeRecord;
 
@@ -67,11 +67,13 @@ impl Forwarder {
 
     /// A channel to the node at its advertised address.
     pub async fn connect(&self, node: &NodeRecord) -> Result<Channel, Error> {
-        let unreachable = |e: String| {
-            Error::Unavailable(format!(
-                "cannot reach Key Master {} at {}: {e}",
-                node.node_id, node.address
-            ))
+        let unreachable = |why: String| -> Error {
+            RoleError::Unreachable {
+                node: node.node_id.clone(),
+                address: node.address.clone(),
+                why,
+            }
+            .into()
         };
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", node.address))
@@ -117,7 +119,7 @@ pub fn forwarded(md: &MetadataMap) -> Result<Option<(Vec<String>, String)>, Erro
         .iter()
         .map(|v| v.to_str().map(str::to_string))
         .collect::<Result<_, _>>()
-        .map_err(|_| Error::InvalidArgument(format!("{ON_BEHALF_OF} is not text")))?;
+        .map_err(|_| RequestError::Header(ON_BEHALF_OF))?;
     if names.is_empty() {
         return Ok(None);
     }
@@ -130,7 +132,7 @@ pub fn forwarded(md: &MetadataMap) -> Result<Option<(Vec<String>, String)>, Erro
 }
 
 #[async_trait::async_trait]
-impl PeerTokens for Forwarder {
+impl Peers for Forwarder {
     async fn missing_keys(&self, node: &NodeRecord, ids: &[String]) -> Result<Vec<String>, Error> {
         let channel = self.connect(node).await?;
         let answer = KeyMasterClient::new(channel)
@@ -138,12 +140,9 @@ impl PeerTokens for Forwarder {
                 key_ids: ids.to_vec(),
             })
             .await
-            .map_err(|status| {
-                Error::Unavailable(format!(
-                    "node {} did not answer: {}",
-                    node.node_id,
-                    status.message()
-                ))
+            .map_err(|status| RoleError::Peer {
+                node: node.node_id.clone(),
+                message: status.message().to_string(),
             })?;
         Ok(answer.into_inner().missing)
     }
@@ -163,15 +162,12 @@ impl PeerTokens for Forwarder {
                 to: to.to_string(),
             })
             .await
-            .map_err(|status| match status.code() {
-                tonic::Code::FailedPrecondition => {
-                    Error::FailedPrecondition(status.message().to_string())
+            .map_err(|status| {
+                let (node, message) = (node.node_id.clone(), status.message().to_string());
+                match status.code() {
+                    tonic::Code::FailedPrecondition => RoleError::PeerRefused { node, message },
+                    _ => RoleError::Peer { node, message },
                 }
-                _ => Error::Unavailable(format!(
-                    "node {} did not release the zone: {}",
-                    node.node_id,
-                    status.message()
-                )),
             })?;
         Ok(())
     }

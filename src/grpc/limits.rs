@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::clock::Clock;
 
-use crate::error::Error;
+use crate::error::LimitError;
 
 /// Limits per caller identity; 0 means no limit.
 #[derive(Debug, Clone, Default)]
@@ -62,14 +62,15 @@ impl Limiter {
     }
 
     /// Takes a stream slot for the caller.
-    pub fn open_stream(self: &Arc<Self>, caller: &str) -> Result<StreamSlot, Error> {
+    pub fn open_stream(self: &Arc<Self>, caller: &str) -> Result<StreamSlot, LimitError> {
         let mut callers = self.callers.lock().unwrap_or_else(|p| p.into_inner());
         let s = callers.entry(caller.to_string()).or_default();
         if self.limits.max_streams > 0 && s.streams >= self.limits.max_streams {
-            return Err(Error::ResourceExhausted(format!(
-                "{caller} already has {} zone-signing streams open (max_streams_per_caller = {})",
-                s.streams, self.limits.max_streams
-            )));
+            return Err(LimitError::Streams {
+                caller: caller.to_string(),
+                open: s.streams,
+                max: self.limits.max_streams,
+            });
         }
         s.streams += 1;
         Ok(StreamSlot {
@@ -80,7 +81,7 @@ impl Limiter {
 
     /// Takes `n` RRsets from the caller's signing budget (a token bucket
     /// that holds one second's worth).
-    pub fn take_signatures(&self, caller: &str, n: usize) -> Result<(), Error> {
+    pub fn take_signatures(&self, caller: &str, n: usize) -> Result<(), LimitError> {
         let rate = self.limits.sign_rate;
         if rate == 0 {
             return Ok(());
@@ -94,9 +95,10 @@ impl Limiter {
         s.tokens = (s.tokens + elapsed * f64::from(rate)).min(f64::from(rate));
         s.refilled = Some(now);
         if (n as f64) > s.tokens {
-            return Err(Error::ResourceExhausted(format!(
-                "{caller} is over its signing rate of {rate} RRsets/s (sign_rate_per_caller)"
-            )));
+            return Err(LimitError::Rate {
+                caller: caller.to_string(),
+                rate,
+            });
         }
         s.tokens -= n as f64;
         Ok(())

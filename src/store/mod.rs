@@ -9,6 +9,8 @@
 pub mod etcd;
 pub mod schema;
 pub mod sqlite;
+#[cfg(test)]
+pub mod testing;
 
 use async_trait::async_trait;
 

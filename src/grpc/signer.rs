@@ -1,0 +1,229 @@
+//! The Signer service: what DNS servers call.
+
+use tonic::{Request, Response, Status};
+
+use super::context::Api;
+use super::convert::{record_to_proto, signing_parameters_to_proto};
+use crate::auth::Right;
+use crate::dnssec::ds::DsDigest;
+use crate::dnssec::rrset::WireRecord;
+use crate::error::{Error, RequestError};
+use crate::proto;
+use crate::proto::signer_server::Signer;
+use crate::signing::{Cancel, RrsetRequest, SigningError};
+
+/// Sets a `Cancel` when dropped: a call whose future is dropped (its
+/// client went away, or tonic's deadline fired) stops its signing work.
+struct StopOnDrop(Cancel);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
+    }
+}
+
+/// When a handler must answer to beat the caller's deadline: a little
+/// before the `grpc-timeout` it sent (1-8 digits and H, M, S, m, u or n),
+/// so that it answers DEADLINE_EXCEEDED itself before tonic's own timer
+/// ends the call with CANCELLED.
+fn answer_by(
+    md: &tonic::metadata::MetadataMap,
+    clock: &dyn crate::clock::Clock,
+) -> Option<tokio::time::Instant> {
+    use std::time::Duration;
+    let v = md.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    let margin = (timeout / 20).clamp(Duration::from_millis(1), Duration::from_millis(50));
+    Some(tokio::time::Instant::from_std(clock.instant()) + timeout.saturating_sub(margin))
+}
+
+fn u16_field(field: &'static str, value: u32) -> Result<u16, RequestError> {
+    u16::try_from(value).map_err(|_| RequestError::NotU16 { field, value })
+}
+
+/// The RRsets of a request in the service's form.
+fn rrsets_of(rrsets: Vec<proto::Rrset>) -> Result<Vec<RrsetRequest>, RequestError> {
+    rrsets
+        .into_iter()
+        .map(|s| {
+            let records = s
+                .records
+                .into_iter()
+                .map(|d| {
+                    Ok(WireRecord {
+                        class: u16_field("class", d.rclass)?,
+                        ttl: d.ttl,
+                        rdata: d.rdata,
+                    })
+                })
+                .collect::<Result<Vec<_>, RequestError>>()?;
+            Ok(RrsetRequest {
+                owner: s.owner,
+                rtype: u16_field("type", s.rtype)?,
+                records,
+            })
+        })
+        .collect()
+}
+
+#[tonic::async_trait]
+impl Signer for Api {
+    async fn sign_rrsets(
+        &self,
+        request: Request<proto::SignRrsetsRequest>,
+    ) -> Result<Response<proto::SignRrsetsResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize_zone(&request, Right::Sign(zone.clone()), "SignRrsets", &zone)
+            .await?;
+        let deadline = answer_by(request.metadata(), self.services.node.clock.as_ref());
+        let r = request.into_inner();
+        let total = r.rrsets.len();
+        let taken = self.limiter.take_signatures(caller.identity(), total);
+        self.audited(&caller, "SignRrsets", &zone, taken).await?;
+        let rrsets = rrsets_of(r.rrsets);
+        let rrsets = self.audited(&caller, "SignRrsets", &zone, rrsets).await?;
+        // The workers stop at the next RRset when the caller goes away (this
+        // future is dropped) or the deadline passes.
+        let cancel = Cancel::default();
+        let _stop_on_drop = StopOnDrop(cancel.clone());
+        let signing = self.services.signing.sign_rrsets(
+            &r.zone,
+            rrsets,
+            r.inception,
+            r.expiration,
+            r.include_text,
+            cancel.clone(),
+        );
+        let signed = match deadline {
+            None => signing.await,
+            Some(at) => tokio::select! {
+                r = signing => r,
+                _ = tokio::time::sleep_until(at) => {
+                    cancel.set();
+                    Err(SigningError::Deadline { total }.into())
+                }
+            },
+        };
+        let signed = self.audited(&caller, "SignRrsets", &zone, signed).await?;
+        Ok(Response::new(proto::SignRrsetsResponse {
+            signatures: signed
+                .into_iter()
+                .enumerate()
+                .map(|(i, sigs)| proto::RrsetSignatures {
+                    index: i as u32,
+                    rrsigs: sigs.into_iter().map(record_to_proto).collect(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_dnskeys(
+        &self,
+        request: Request<proto::GetDnskeysRequest>,
+    ) -> Result<Response<proto::GetDnskeysResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.answer(
+            request,
+            Right::ReadPublic(zone.clone()),
+            "GetDnskeys",
+            &zone,
+            async |caller, r| {
+                let signing = &self.services.signing;
+                let (dnskeys, rrsigs) = signing.signed_dnskeys(caller.identity(), &r.zone).await?;
+                Ok(proto::GetDnskeysResponse {
+                    dnskeys: dnskeys.into_iter().map(record_to_proto).collect(),
+                    rrsigs: rrsigs.into_iter().map(record_to_proto).collect(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn get_cds(
+        &self,
+        request: Request<proto::GetCdsRequest>,
+    ) -> Result<Response<proto::GetCdsResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.answer(
+            request,
+            Right::ReadPublic(zone.clone()),
+            "GetCds",
+            &zone,
+            async |caller, r| {
+                let signed = self
+                    .services
+                    .signing
+                    .signed_cds(caller.identity(), &r.zone)
+                    .await?;
+                Ok(proto::GetCdsResponse {
+                    cds: signed.cds.into_iter().map(record_to_proto).collect(),
+                    cdnskeys: signed.cdnskeys.into_iter().map(record_to_proto).collect(),
+                    rrsigs: signed.rrsigs.into_iter().map(record_to_proto).collect(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn get_signing_parameters(
+        &self,
+        request: Request<proto::GetSigningParametersRequest>,
+    ) -> Result<Response<proto::SigningParameters>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.answer(
+            request,
+            Right::ReadPublic(zone.clone()),
+            "GetSigningParameters",
+            &zone,
+            async |_, r| {
+                let p = self.services.signing.signing_parameters(&r.zone).await?;
+                Ok(signing_parameters_to_proto(
+                    p,
+                    self.max_message_bytes,
+                    self.sign_rate,
+                ))
+            },
+        )
+        .await
+    }
+
+    async fn get_ds(
+        &self,
+        request: Request<proto::GetDsRequest>,
+    ) -> Result<Response<proto::GetDsResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.answer(
+            request,
+            Right::ReadPublic(zone.clone()),
+            "GetDs",
+            &zone,
+            async |_, r| {
+                let digests = r
+                    .digests
+                    .iter()
+                    .map(|&n| DsDigest::from_number(n).ok_or(RequestError::Digest(n)))
+                    .collect::<Result<Vec<_>, RequestError>>()?;
+                let (ds, dnskeys) = self.services.signing.ds(&r.zone, &digests).await?;
+                Ok::<_, Error>(proto::GetDsResponse {
+                    ds: ds.into_iter().map(record_to_proto).collect(),
+                    dnskeys: dnskeys.into_iter().map(record_to_proto).collect(),
+                })
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,368 @@
+//! The Zones service: what operators call to manage zones and keys, and
+//! whole-zone signing.
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::context::Api;
+use super::convert::{key_to_proto, policy_from_proto, zone_to_proto};
+use super::forward;
+use super::limits::StreamSlot;
+use crate::auth::{Caller, Right};
+use crate::dnssec::KeyRole;
+use crate::error::{Error, LimitError, RequestError};
+use crate::mastership::RoleError;
+use crate::proto::zones_client::ZonesClient;
+use crate::proto::zones_server::Zones;
+use crate::proto::{self, sign_zone_request, sign_zone_response};
+use crate::signing::ZoneSigning;
+
+type SignZoneStream = ReceiverStream<Result<proto::SignZoneResponse, Status>>;
+
+#[tonic::async_trait]
+impl Zones for Api {
+    async fn add_zone(
+        &self,
+        request: Request<proto::AddZoneRequest>,
+    ) -> Result<Response<proto::ZoneSettings>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let key_master = request.get_ref().key_master.clone();
+        if key_master.is_empty() || key_master == self.services.node.id {
+            return self
+                .answer(
+                    request,
+                    Right::Manage,
+                    "AddZone",
+                    &zone,
+                    async |caller, r| {
+                        let policy = policy_from_proto(r.policy)?;
+                        let zones = &self.services.zones;
+                        let view = zones.add_zone(caller.identity(), &r.zone, policy).await?;
+                        Ok::<_, Error>(zone_to_proto(&view))
+                    },
+                )
+                .await;
+        }
+        // The Key Master generates the keys, in its own token: the call goes
+        // to the node named. A call passed on once is not passed on again.
+        let caller = self
+            .authorize_zone(&request, Right::Manage, "AddZone", &zone)
+            .await?;
+        let target = if request.metadata().contains_key(forward::ON_BEHALF_OF) {
+            Err(RoleError::WrongNode {
+                zone: zone.clone(),
+                asked: key_master,
+                node: self.services.node.id.clone(),
+            }
+            .into())
+        } else {
+            self.services
+                .mastership
+                .live_node(&key_master, "the Key Master asked for")
+                .await
+        };
+        let node = self.audited(&caller, "AddZone", &zone, target).await?;
+        let channel = self.channel_to(&node, &caller, "AddZone", &zone).await?;
+        ZonesClient::new(channel)
+            .add_zone(self.forwarder.request(request.into_inner(), &caller))
+            .await
+    }
+
+    async fn get_zone(
+        &self,
+        request: Request<proto::GetZoneRequest>,
+    ) -> Result<Response<proto::ZoneSettings>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.answer(
+            request,
+            Right::ReadZone(zone.clone()),
+            "GetZone",
+            &zone,
+            async |_, r| Ok(zone_to_proto(&self.services.zones.get_zone(&r.zone).await?)),
+        )
+        .await
+    }
+
+    async fn list_zones(
+        &self,
+        request: Request<proto::ListZonesRequest>,
+    ) -> Result<Response<proto::ListZonesResponse>, Status> {
+        let caller = self
+            .authorize(&request, Right::ReadSome, "ListZones", "")
+            .await?;
+        let readable = self.access.readable_zones(&caller);
+        let readable = self.audited(&caller, "ListZones", "", readable).await?;
+        let result = self.services.zones.list_zones().await;
+        let zones = self.audited(&caller, "ListZones", "", result).await?;
+        Ok(Response::new(proto::ListZonesResponse {
+            zones: zones
+                .iter()
+                .filter(|z| readable.as_ref().is_none_or(|r| r.contains(&z.zone.name)))
+                .map(zone_to_proto)
+                .collect(),
+        }))
+    }
+
+    async fn remove_zone(
+        &self,
+        request: Request<proto::RemoveZoneRequest>,
+    ) -> Result<Response<proto::RemoveZoneResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "RemoveZone",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).remove_zone(req).await,
+            async |caller, r| {
+                let zones = &self.services.zones;
+                let n = zones
+                    .remove_zone(caller.identity(), &r.zone, r.force)
+                    .await?;
+                Ok(proto::RemoveZoneResponse {
+                    keys_destroyed: n as u32,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list_keys(
+        &self,
+        request: Request<proto::ListKeysRequest>,
+    ) -> Result<Response<proto::ListKeysResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.answer(
+            request,
+            Right::ReadZone(zone.clone()),
+            "ListKeys",
+            &zone,
+            async |_, r| {
+                let keys = self.services.inventory.list_keys(&r.zone).await?;
+                Ok(proto::ListKeysResponse {
+                    keys: keys.iter().map(key_to_proto).collect(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn add_key(
+        &self,
+        request: Request<proto::AddKeyRequest>,
+    ) -> Result<Response<proto::Key>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "AddKey",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).add_key(req).await,
+            async |caller, r| {
+                let role =
+                    KeyRole::parse(&r.role).ok_or(RequestError::Role(format!("{:?}", r.role)))?;
+                let inventory = &self.services.inventory;
+                let k = inventory
+                    .add_key(caller.identity(), &r.zone, role, r.activate)
+                    .await?;
+                Ok::<_, Error>(key_to_proto(&k))
+            },
+        )
+        .await
+    }
+
+    async fn retire_key(
+        &self,
+        request: Request<proto::KeyRequest>,
+    ) -> Result<Response<proto::Key>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "RetireKey",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).retire_key(req).await,
+            async |caller, r| {
+                let inventory = &self.services.inventory;
+                let k = inventory
+                    .retire_key(caller.identity(), &r.zone, &r.key)
+                    .await?;
+                Ok(key_to_proto(&k))
+            },
+        )
+        .await
+    }
+
+    async fn remove_key(
+        &self,
+        request: Request<proto::KeyRequest>,
+    ) -> Result<Response<proto::Key>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "RemoveKey",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).remove_key(req).await,
+            async |caller, r| {
+                let inventory = &self.services.inventory;
+                let k = inventory
+                    .remove_key(caller.identity(), &r.zone, &r.key)
+                    .await?;
+                Ok(key_to_proto(&k))
+            },
+        )
+        .await
+    }
+
+    type SignZoneStream = SignZoneStream;
+
+    /// Reads `start`, checks the caller and prepares the zone's key set,
+    /// takes the master file, then signs it on a blocking thread that
+    /// streams the result back.
+    async fn sign_zone(
+        &self,
+        request: Request<Streaming<proto::SignZoneRequest>>,
+    ) -> Result<Response<SignZoneStream>, Status> {
+        let caller = match self.caller(&request) {
+            Ok(c) => c,
+            Err(e) => {
+                return self
+                    .audited(&Caller::unknown(), "SignZone", "", Err(e))
+                    .await
+            }
+        };
+        let mut input = request.into_inner();
+        let start = match input.message().await? {
+            Some(proto::SignZoneRequest {
+                msg: Some(sign_zone_request::Msg::Start(s)),
+            }) => s,
+            _ => return Err(Error::from(RequestError::NoStart).into()),
+        };
+        let zone = start.zone.clone();
+        let checked = crate::node::parse_zone_name(&zone)
+            .map_err(Error::from)
+            .and_then(|_| Ok(self.access.check(&caller, &Right::Sign(zone.clone()))?))
+            .and_then(|_| Ok(self.limiter.open_stream(caller.identity())?));
+        let slot = self.audited(&caller, "SignZone", &zone, checked).await?;
+        let prepared = self
+            .services
+            .signing
+            .zone_signing(&zone, start.inception, start.expiration)
+            .await;
+        let prepared = self.audited(&caller, "SignZone", &zone, prepared).await?;
+        let max = self.services.signing.limits().max_zone_bytes;
+        let text = read_master_file(&mut input, max).await?;
+        let text = self.audited(&caller, "SignZone", &zone, text).await?;
+        let (tx, rx) = mpsc::channel(8);
+        let job = ZoneJob {
+            api: self.clone(),
+            who: caller.identity().to_string(),
+            zone,
+            prepared,
+            text,
+            _slot: slot,
+        };
+        tokio::task::spawn_blocking(move || job.run(tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// The master file's chunks, up to `max` bytes.
+async fn read_master_file(
+    input: &mut Streaming<proto::SignZoneRequest>,
+    max: usize,
+) -> Result<Result<Vec<u8>, Error>, Status> {
+    let mut text: Vec<u8> = Vec::new();
+    while let Some(m) = input.message().await? {
+        match m.msg {
+            Some(sign_zone_request::Msg::Chunk(c)) => {
+                if text.len() + c.len() > max {
+                    return Ok(Err(LimitError::ZoneBytes { max }.into()));
+                }
+                text.extend_from_slice(&c);
+            }
+            _ => return Err(Error::from(RequestError::NotChunk).into()),
+        }
+    }
+    Ok(Ok(text))
+}
+
+/// A whole-zone signing under way on a blocking thread.
+struct ZoneJob {
+    api: Api,
+    who: String,
+    zone: String,
+    prepared: ZoneSigning,
+    text: Vec<u8>,
+    /// The caller's stream slot, held until signing ends.
+    _slot: StreamSlot,
+}
+
+type Answers = mpsc::Sender<Result<proto::SignZoneResponse, Status>>;
+
+impl ZoneJob {
+    fn run(self, tx: Answers) {
+        let services = &self.api.services;
+        let clock = services.node.clock.clone();
+        let began = clock.instant();
+        let send = |m: sign_zone_response::Msg| {
+            tx.blocking_send(Ok(proto::SignZoneResponse { msg: Some(m) }))
+                .map_err(|_| "the client went away".to_string())
+        };
+        let mut emit = |chunk: Vec<u8>| send(sign_zone_response::Msg::Chunk(chunk));
+        let mut last = clock.instant();
+        let mut progress = |done: u64, total: u64| {
+            // A few updates a second are enough for a progress bar.
+            let now = clock.instant();
+            if now.duration_since(last).as_millis() >= 200 || done == total {
+                last = now;
+                let _ = tx.try_send(Ok(proto::SignZoneResponse {
+                    msg: Some(sign_zone_response::Msg::Progress(proto::SignZoneProgress {
+                        signed_rrsets: done,
+                        total_rrsets: total,
+                    })),
+                }));
+            }
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let result = services
+            .signing
+            .sign_zone_blocking(&self.prepared, &self.text, &mut emit, &mut progress)
+            // A signed zone is a key event (ARCHITECTURE.md, Invariants 4):
+            // if it cannot be recorded, the caller gets an error instead of
+            // the summary.
+            .and_then(|stats| {
+                let detail = format!(
+                    "{} records in, {} RRSIGs; {}",
+                    stats.records_in, stats.rrsigs, self.prepared.ksk_use
+                );
+                runtime
+                    .block_on(
+                        services
+                            .node
+                            .audit_event(&self.who, &self.zone, "sign-zone", detail),
+                    )
+                    .map(|_| stats)
+            });
+        let seconds = clock.instant().duration_since(began).as_secs_f64();
+        match result {
+            Ok(stats) => {
+                tracing::info!(zone = %self.zone, records_in = stats.records_in, rrsigs = stats.rrsigs, seconds, "zone signed");
+                let _ = send(sign_zone_response::Msg::Summary(proto::SignZoneSummary {
+                    records_in: stats.records_in,
+                    records_out: stats.records_out,
+                    rrsigs: stats.rrsigs,
+                    seconds,
+                }));
+            }
+            Err(e) => {
+                tracing::warn!(zone = %self.zone, error = %e, "zone not signed");
+                let reason = e.to_string();
+                runtime.block_on(
+                    services
+                        .node
+                        .audit_refusal(&self.who, &self.zone, "SignZone", &reason),
+                );
+                let _ = tx.blocking_send(Err(e.into()));
+            }
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! The one view of what a zone publishes and signs with, derived from its
+//! key records (ARCHITECTURE.md, The signing path), and the inventory of
+//! its keys (`inventory`: generate, record or undo, retire, remove,
+//! re-key, reconcile with the token).
+//!
+//! What each key state puts where, in one table (`Publication::of`):
+//!
+//! | state     | DNSKEY RRset | signs | DS handed to the parent (KSK) | CDS/CDNSKEY (KSK) |
+//! |-----------|--------------|-------|-------------------------------|-------------------|
+//! | published | yes          | no    | yes                           | no                |
+//! | active    | yes          | yes   | yes                           | yes, if the policy publishes them |
+//! | retired   | yes          | no    | no                            | no                |
+//!
+//! Active KSKs sign the apex DNSKEY, CDS and CDNSKEY RRsets; active ZSKs
+//! sign everything else. A rollover engine changes key states; this view
+//! follows.
+
+pub mod inventory;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use domain::base::iana::Rtype;
+use domain::base::name::Name;
+
+use crate::dnssec::ds::{self, DsDigest};
+use crate::dnssec::sign::SigningKey;
+use crate::dnssec::KeyRole;
+use crate::error::Result;
+use crate::node::Node;
+use crate::store::schema::{KeyRecord, KeyState, ZoneRecord};
+
+pub use inventory::Inventory;
+
+/// Why a key operation was refused, or a stored key could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// `which` is escaped, since the caller sent it.
+    #[error("zone {zone} has no key {which}")]
+    NoSuchKey { zone: String, which: String },
+    #[error("key tag {tag} is shared by {count} keys of {zone}; give the key id")]
+    AmbiguousTag {
+        zone: String,
+        tag: u16,
+        count: usize,
+    },
+    #[error("key {tag} is the last active {role} of {zone}; it cannot be {verb} (add and activate another first)")]
+    LastActive {
+        zone: String,
+        tag: u16,
+        role: String,
+        verb: &'static str,
+    },
+    #[error("key {tag} of {zone} is already retired")]
+    AlreadyRetired { zone: String, tag: u16 },
+    #[error("{zone} does not need new keys (only a forced seize asks for a re-key)")]
+    NoRekeyNeeded { zone: String },
+    #[error("stored key {tag} of {zone} is unusable: {what}")]
+    BadRecord {
+        zone: String,
+        tag: u16,
+        what: &'static str,
+    },
+}
+
+/// Where a key in a state appears (see the module's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publication {
+    pub dnskey: bool,
+    pub signs: bool,
+    pub ds: bool,
+    pub cds: bool,
+}
+
+impl Publication {
+    pub fn of(state: KeyState) -> Publication {
+        match state {
+            KeyState::Published => Publication {
+                dnskey: true,
+                signs: false,
+                ds: true,
+                cds: false,
+            },
+            KeyState::Active => Publication {
+                dnskey: true,
+                signs: true,
+                ds: true,
+                cds: true,
+            },
+            KeyState::Retired => Publication {
+                dnskey: true,
+                signs: false,
+                ds: false,
+                cds: false,
+            },
+        }
+    }
+}
+
+/// What a zone publishes and signs with, as of its key records.
+#[derive(Debug)]
+pub struct KeySet {
+    pub zone: ZoneRecord,
+    pub apex: Name<Vec<u8>>,
+    pub keys: Vec<KeyRecord>,
+    signing: Vec<SigningKey>,
+    /// Record data, sorted and without duplicates.
+    dnskeys: Vec<Vec<u8>>,
+    cds: Vec<Vec<u8>>,
+    cdnskeys: Vec<Vec<u8>>,
+}
+
+impl KeySet {
+    pub fn new(zone: ZoneRecord, apex: Name<Vec<u8>>, keys: Vec<KeyRecord>) -> Result<KeySet> {
+        let mut set = KeySet {
+            signing: Vec::new(),
+            dnskeys: Vec::new(),
+            cds: Vec::new(),
+            cdnskeys: Vec::new(),
+            zone,
+            apex,
+            keys,
+        };
+        for k in &set.keys {
+            let p = Publication::of(k.state);
+            let dnskey = dnskey_of(k)?;
+            if p.dnskey {
+                set.dnskeys.push(ds::dnskey_wire(&dnskey));
+            }
+            if p.signs {
+                set.signing.push(signing_key(k)?);
+            }
+            if p.cds && k.role == KeyRole::Ksk && set.zone.policy.publish_cds {
+                set.cdnskeys.push(ds::dnskey_wire(&dnskey));
+                for d in set.zone.policy.ds_digests() {
+                    set.cds.push(ds::ds_wire(&ds::ds(&set.apex, &dnskey, d)));
+                }
+            }
+        }
+        for v in [&mut set.dnskeys, &mut set.cds, &mut set.cdnskeys] {
+            v.sort();
+            v.dedup();
+        }
+        Ok(set)
+    }
+
+    /// The keys that sign, every role.
+    pub fn signing_keys(&self) -> &[SigningKey] {
+        &self.signing
+    }
+
+    /// The keys of one role that sign.
+    pub fn signers(&self, role: KeyRole) -> impl Iterator<Item = &SigningKey> {
+        self.signing.iter().filter(move |k| k.role == role)
+    }
+
+    /// Which role signs an RRset: the KSKs the apex DNSKEY, CDS and
+    /// CDNSKEY; the ZSKs everything else.
+    pub fn role_for(&self, owner: &Name<Vec<u8>>, rtype: Rtype) -> KeyRole {
+        let apex_set = matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY);
+        if apex_set && *owner == self.apex {
+            KeyRole::Ksk
+        } else {
+            KeyRole::Zsk
+        }
+    }
+
+    /// Record data of the apex RRset of this type that keymaster builds:
+    /// DNSKEY, CDS or CDNSKEY.
+    pub fn apex_rrset(&self, rtype: Rtype) -> &[Vec<u8>] {
+        match rtype {
+            Rtype::DNSKEY => &self.dnskeys,
+            Rtype::CDS => &self.cds,
+            Rtype::CDNSKEY => &self.cdnskeys,
+            _ => &[],
+        }
+    }
+
+    /// DS record data for the KSKs the parent should have, per digest.
+    pub fn ds(&self, digests: &[DsDigest]) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for k in self
+            .keys
+            .iter()
+            .filter(|k| k.role == KeyRole::Ksk && Publication::of(k.state).ds)
+        {
+            let key = dnskey_of(k)?;
+            for d in digests {
+                out.push(ds::ds_wire(&ds::ds(&self.apex, &key, *d)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the zone has an active KSK and an active ZSK.
+    pub fn is_signed(&self) -> bool {
+        self.signers(KeyRole::Ksk).next().is_some() && self.signers(KeyRole::Zsk).next().is_some()
+    }
+}
+
+/// A stored key as the DNSSEC code signs with it.
+fn signing_key(k: &KeyRecord) -> Result<SigningKey> {
+    Ok(SigningKey {
+        role: k.role,
+        algorithm: k.algorithm,
+        key_tag: k.key_tag,
+        token_id: crate::hex::unhex(&k.id).ok_or_else(|| bad(k, "its id is not hex"))?,
+    })
+}
+
+/// A stored key's DNSKEY record data.
+pub fn dnskey_of(k: &KeyRecord) -> Result<domain::rdata::Dnskey<Vec<u8>>> {
+    let public =
+        crate::hex::unhex(&k.public_key).ok_or_else(|| bad(k, "its public key is not hex"))?;
+    Ok(ds::dnskey(k.role.dnskey_flags(), k.algorithm, &public))
+}
+
+fn bad(k: &KeyRecord, what: &'static str) -> crate::error::Error {
+    KeyError::BadRecord {
+        zone: k.zone.clone(),
+        tag: k.key_tag,
+        what,
+    }
+    .into()
+}
+
+/// How long a key set read from the store is trusted before it is read
+/// again (another node may have changed the keys).
+const KEY_SET_TTL: Duration = Duration::from_secs(1);
+
+/// Key sets read from the store, kept for a moment for the hot path.
+pub struct KeySets {
+    node: Arc<Node>,
+    cache: Mutex<HashMap<String, (Instant, Arc<KeySet>)>>,
+}
+
+impl KeySets {
+    pub fn new(node: Arc<Node>) -> KeySets {
+        KeySets {
+            node,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The zone's key set, at most KEY_SET_TTL old.
+    pub async fn get(&self, zone: &str) -> Result<Arc<KeySet>> {
+        let (key, _) = crate::node::parse_zone_name(zone)?;
+        let now = self.node.clock.instant();
+        if let Some((at, set)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            if now.duration_since(*at) < KEY_SET_TTL {
+                return Ok(set.clone());
+            }
+        }
+        let z = self.node.zone(&key).await?;
+        let keys = self.node.store.list_keys(&z.key).await?;
+        let set = Arc::new(KeySet::new(z.zone, z.apex, keys)?);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (now, set.clone()));
+        Ok(set)
+    }
+
+    /// Forgets the zone's key set after this node changed its keys.
+    pub fn forget(&self, zone: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(zone);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dnssec::Algorithm;
+    use crate::policy::Policy;
+    use crate::store::schema::SCHEMA_VERSION;
+
+    fn zone(publish_cds: bool) -> ZoneRecord {
+        ZoneRecord {
+            schema: SCHEMA_VERSION,
+            name: "example.".into(),
+            policy: Policy {
+                publish_cds,
+                ..Policy::default()
+            },
+            key_master: "a".into(),
+            epoch: 1,
+            key_master_since: 0,
+            created: 0,
+            needs_rekey: false,
+        }
+    }
+
+    fn key(id: u8, role: KeyRole, state: KeyState) -> KeyRecord {
+        KeyRecord {
+            schema: SCHEMA_VERSION,
+            zone: "example.".into(),
+            id: format!("{id:02x}"),
+            role,
+            algorithm: Algorithm::EcdsaP256Sha256,
+            key_tag: 0,
+            state,
+            label: String::new(),
+            public_key: format!("{id:02x}").repeat(64),
+            token_label: "t".into(),
+            token_serial: "s".into(),
+            created: 0,
+            published: 0,
+            activated: 0,
+            retired: 0,
+        }
+    }
+
+    #[test]
+    fn each_state_publishes_and_signs_as_the_table_says() {
+        let apex: Name<Vec<u8>> = "example.".parse().unwrap();
+        let keys = vec![
+            key(1, KeyRole::Ksk, KeyState::Active),
+            key(2, KeyRole::Ksk, KeyState::Published),
+            key(3, KeyRole::Zsk, KeyState::Active),
+            key(4, KeyRole::Zsk, KeyState::Retired),
+        ];
+        let set = KeySet::new(zone(true), apex.clone(), keys).unwrap();
+        assert_eq!(
+            set.apex_rrset(Rtype::DNSKEY).len(),
+            4,
+            "every key is published"
+        );
+        let ids = |role| -> Vec<u8> { set.signers(role).map(|k| k.token_id[0]).collect() };
+        assert_eq!(ids(KeyRole::Ksk), vec![1]);
+        assert_eq!(ids(KeyRole::Zsk), vec![3]);
+        assert_eq!(
+            set.apex_rrset(Rtype::CDNSKEY).len(),
+            1,
+            "the active KSK only"
+        );
+        assert_eq!(set.apex_rrset(Rtype::CDS).len(), 1);
+        assert_eq!(
+            set.ds(&[DsDigest::Sha256]).unwrap().len(),
+            2,
+            "active and published KSK"
+        );
+        assert!(set.is_signed());
+        assert_eq!(set.role_for(&apex, Rtype::DNSKEY), KeyRole::Ksk);
+        let www: Name<Vec<u8>> = "www.example.".parse().unwrap();
+        assert_eq!(set.role_for(&www, Rtype::DNSKEY), KeyRole::Zsk);
+        assert_eq!(set.role_for(&apex, Rtype::SOA), KeyRole::Zsk);
+        let quiet = KeySet::new(
+            zone(false),
+            apex,
+            vec![key(1, KeyRole::Ksk, KeyState::Active)],
+        )
+        .unwrap();
+        assert!(
+            quiet.apex_rrset(Rtype::CDS).is_empty(),
+            "policy publishes no CDS"
+        );
+        assert!(!quiet.is_signed(), "no ZSK");
+    }
+}

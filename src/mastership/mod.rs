@@ -1,0 +1,189 @@
+//! The Key Master role (ARCHITECTURE.md, The Key Master role): node
+//! registration and liveness leases, candidates, transfer (a hand-over the
+//! holder agrees to), seize, automatic failover, and which zones this node
+//! holds. Every role change is one compare-and-set on the zone's epoch in
+//! the store, written with its audit entry, so a node holding a stale epoch
+//! can never write (ARCHITECTURE.md, Invariants 2).
+//!
+//! ```text
+//!            transfer: the holder releases the zone, then the role moves
+//!   node A ─────────────────────────────────────────────────► node B   epoch+1
+//!      │      seize (holder's lease gone; target reaches the keys,
+//!      └────────────── or --force: zone marked needs-rekey) ─────► node C   epoch+1
+//! ```
+//!
+//! - `gate`: management calls open a zone through it: Key Master only, one
+//!   at a time per zone, closed while the zone is being handed over;
+//! - `leases`: registration, liveness, where a management call must run;
+//! - `candidates`: who could hold a zone's role, asked of each node's token;
+//! - `moves`: transfer, release, seize;
+//! - `watch`: noticing role changes made elsewhere, and automatic failover.
+
+mod candidates;
+pub mod gate;
+mod leases;
+mod moves;
+mod watch;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::Result;
+use crate::node::Node;
+use crate::store::schema::{NodeRecord, ZoneRecord};
+use crate::store::StoreError;
+
+pub use candidates::{disqualification, Candidate};
+pub use gate::{Gate, Managed};
+
+/// Algorithms every node's token supports here (all that keymaster makes).
+pub const SUPPORTED_ALGORITHMS: [u8; 4] = [8, 13, 14, 15];
+
+/// Why a role operation was refused. Nothing was changed by any of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleError {
+    #[error("node {node} is not the Key Master of {zone}; its Key Master is {key_master}")]
+    NotKeyMaster {
+        zone: String,
+        node: String,
+        key_master: String,
+    },
+    #[error("the Key Master role of {zone} is being handed over by node {node}; nothing was changed: try again in a moment")]
+    HandingOver { zone: String, node: String },
+    #[error("{node} is already the Key Master of {zone}")]
+    AlreadyHolder { zone: String, node: String },
+    /// `node` is escaped, since the caller named it.
+    #[error("node {node} is not registered")]
+    NotRegistered { node: String },
+    #[error("{node} is not a candidate for {zone}: {reason}")]
+    NotCandidate {
+        zone: String,
+        node: String,
+        reason: String,
+    },
+    #[error("the Key Master {holder} is not reachable ({why}); seize the role if it is gone for good (keymasterctl role seize {zone} --to {to}); nothing was changed")]
+    HolderUnreachable {
+        zone: String,
+        holder: String,
+        to: String,
+        why: String,
+    },
+    #[error("the Key Master of {zone}, {holder}, is online; transfer the role instead")]
+    HolderOnline { zone: String, holder: String },
+    #[error("{what}, node {node}, is offline (last seen {secs} s ago); nothing was changed. Seize the role if it is gone for good")]
+    Offline {
+        what: String,
+        node: String,
+        secs: u64,
+    },
+    #[error("{node} is offline")]
+    TargetOffline { node: String },
+    #[error(
+        "cannot ask {node}'s token whether it holds the keys of {zone}: {why}; nothing was changed"
+    )]
+    CannotAsk {
+        zone: String,
+        node: String,
+        why: String,
+    },
+    #[error("{node} cannot take {zone} with its keys: {reason}; with --force it takes the role and the zone must be re-keyed and every trust anchor replaced")]
+    KeysOutOfReach {
+        zone: String,
+        node: String,
+        reason: String,
+    },
+    #[error("the Key Master role of {zone} moved while this call ran (epoch {expected} → {actual}); nothing was changed: see `keymasterctl role show {zone}`")]
+    MovedMeanwhile {
+        zone: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("node {node} does not hold {zone} at epoch {epoch} (its Key Master is {key_master} at epoch {actual}); nothing was released")]
+    NotHeldAt {
+        zone: String,
+        node: String,
+        epoch: u64,
+        key_master: String,
+        actual: u64,
+    },
+    #[error("asked to make {asked} the Key Master of {zone}, but this is node {node}")]
+    WrongNode {
+        zone: String,
+        asked: String,
+        node: String,
+    },
+    #[error("cannot reach node {node} at {address}: {why}")]
+    Unreachable {
+        node: String,
+        address: String,
+        why: String,
+    },
+    #[error("node {node} did not answer: {message}")]
+    Peer { node: String, message: String },
+    /// A peer answered and refused, saying why (its message).
+    #[error("{message}")]
+    PeerRefused { node: String, message: String },
+    #[error("this node cannot call other nodes")]
+    NoPeers,
+    /// `id` is escaped, since the caller sent it.
+    #[error("key id {0} is not hex")]
+    BadKeyId(String),
+}
+
+/// Other nodes, asked over the network (the gRPC layer implements it with
+/// peer calls).
+#[async_trait::async_trait]
+pub trait Peers: Send + Sync {
+    /// Which of these key ids (hex CKA_IDs) the node's token does not hold.
+    async fn missing_keys(&self, node: &NodeRecord, ids: &[String]) -> Result<Vec<String>>;
+    /// Asks the Key Master of a zone to release it at `epoch` for `to`
+    /// (see `Mastership::release`).
+    async fn release(&self, node: &NodeRecord, zone: &str, epoch: u64, to: &str) -> Result<()>;
+}
+
+/// The role of a zone as shown to operators.
+#[derive(Debug, Clone)]
+pub struct RoleView {
+    pub zone: ZoneRecord,
+    pub online: bool,
+}
+
+/// The Key Master role, as this node plays its part in it.
+pub struct Mastership {
+    node: Arc<Node>,
+    gate: Arc<Gate>,
+    /// Other nodes, for the candidate check and the release of a transfer.
+    peers: Option<Arc<dyn Peers>>,
+    /// Zones this node was Key Master of at its last look, with the epoch:
+    /// to notice and log a role it lost (or took) elsewhere.
+    held: Mutex<Option<HashMap<String, u64>>>,
+}
+
+impl Mastership {
+    pub fn new(node: Arc<Node>, gate: Arc<Gate>, peers: Option<Arc<dyn Peers>>) -> Mastership {
+        Mastership {
+            node,
+            gate,
+            peers,
+            held: Mutex::new(None),
+        }
+    }
+}
+
+/// A role move that lost its compare-and-set: another move of the same
+/// zone landed first (two seizes racing, say).
+fn moved_meanwhile(e: StoreError) -> crate::error::Error {
+    match e {
+        StoreError::Fenced {
+            zone,
+            expected,
+            actual,
+        } => RoleError::MovedMeanwhile {
+            zone,
+            expected,
+            actual,
+        }
+        .into(),
+        e => e.into(),
+    }
+}

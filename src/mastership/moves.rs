@@ -1,0 +1,189 @@
+//! Moving the role: transfer (a hand-over the holder agrees to, by
+//! releasing the zone), the holder's release, and seize.
+
+use std::time::Duration;
+
+use super::candidates::keys_out_of_reach;
+use super::{moved_meanwhile, Mastership, RoleError};
+use crate::error::{shown, Error, Result};
+use crate::store::schema::ZoneRecord;
+
+/// How long a transfer waits for the Key Master to release the zone: a
+/// live node answers in milliseconds; a killed or paused one never does.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Mastership {
+    /// Moves the role while the current Key Master is online: it is asked
+    /// to release the zone first, and must answer.
+    pub async fn transfer(&self, who: &str, zone: &str, to: &str) -> Result<ZoneRecord> {
+        let z = self.node.zone(zone).await?;
+        let (key, zone) = (z.key, z.zone);
+        if zone.key_master == to {
+            return Err(RoleError::AlreadyHolder {
+                zone: key,
+                node: to.to_string(),
+            }
+            .into());
+        }
+        let target = self.registered(to).await?;
+        if !self.is_online(&zone.key_master).await? {
+            return Err(self.unreachable(&zone, to, "its lease has expired".into()));
+        }
+        let keys = self.node.store.list_keys(&key).await?;
+        if let Some(reason) = self.why_not(&target, &keys, zone.policy.algorithm).await {
+            return Err(RoleError::NotCandidate {
+                zone: key,
+                node: to.to_string(),
+                reason,
+            }
+            .into());
+        }
+        // A hand-over: the holder stops its work for the zone and says so
+        // before the role moves.
+        self.ask_release(&zone, to).await?;
+        let audit = self.node.draft(
+            who,
+            &key,
+            "transfer",
+            format!(
+                "Key Master {} → {to}, epoch {} → {}; released by {}",
+                zone.key_master,
+                zone.epoch,
+                zone.epoch + 1,
+                zone.key_master
+            ),
+        );
+        let now = self.node.clock.now();
+        let moved = self
+            .node
+            .store
+            .move_key_master(&key, zone.epoch, to, now, false, &audit)
+            .await
+            .map_err(moved_meanwhile)?;
+        tracing::info!(zone = %key, from = %zone.key_master, to, epoch = moved.epoch, "Key Master transferred");
+        Ok(moved)
+    }
+
+    /// The Key Master's side of a transfer: once the management calls for
+    /// the zone under way here have finished, this node stops managing it
+    /// (new calls are refused, saying it is being handed over) and
+    /// answers; the caller then moves the role with epoch + 1.
+    pub async fn release(&self, zone: &str, epoch: u64, to: &str) -> Result<()> {
+        self.gate.release(zone, epoch).await?;
+        tracing::info!(zone, epoch, to = %shown(to), "released the zone for a transfer: this node stops managing it");
+        Ok(())
+    }
+
+    /// Asks the zone's Key Master to release it: this node itself, or a
+    /// peer that must answer within RELEASE_TIMEOUT.
+    async fn ask_release(&self, zone: &ZoneRecord, to: &str) -> Result<()> {
+        if zone.key_master == self.node.id {
+            return self.release(&zone.name, zone.epoch, to).await;
+        }
+        let holder = self.registered(&zone.key_master).await?;
+        let Some(peers) = &self.peers else {
+            return Err(self.unreachable(zone, to, RoleError::NoPeers.to_string()));
+        };
+        let asked = tokio::time::timeout(
+            RELEASE_TIMEOUT,
+            peers.release(&holder, &zone.name, zone.epoch, to),
+        )
+        .await;
+        match asked {
+            Ok(Ok(())) => Ok(()),
+            // The holder answered, and refused: the role moved meanwhile.
+            Ok(Err(e @ Error::Role(RoleError::PeerRefused { .. }))) => Err(e),
+            Ok(Err(e)) => Err(self.unreachable(zone, to, e.to_string())),
+            Err(_) => Err(self.unreachable(
+                zone,
+                to,
+                format!("no answer within {} s", RELEASE_TIMEOUT.as_secs()),
+            )),
+        }
+    }
+
+    fn unreachable(&self, zone: &ZoneRecord, to: &str, why: String) -> Error {
+        RoleError::HolderUnreachable {
+            zone: zone.name.clone(),
+            holder: zone.key_master.clone(),
+            to: to.to_string(),
+            why,
+        }
+        .into()
+    }
+
+    /// Takes the role for `to` when the Key Master's lease is gone. A node
+    /// that cannot reach the keys gets it only with `force`, and then the
+    /// zone needs new keys.
+    pub async fn seize(&self, who: &str, zone: &str, to: &str, force: bool) -> Result<ZoneRecord> {
+        let z = self.node.zone(zone).await?;
+        let (key, zone) = (z.key, z.zone);
+        if zone.key_master == to {
+            return Err(RoleError::AlreadyHolder {
+                zone: key,
+                node: to.to_string(),
+            }
+            .into());
+        }
+        if self.is_online(&zone.key_master).await? {
+            return Err(RoleError::HolderOnline {
+                zone: key,
+                holder: zone.key_master,
+            }
+            .into());
+        }
+        let target = self.registered(to).await?;
+        let now = self.node.clock.now();
+        if !target.online(now) {
+            return Err(RoleError::TargetOffline {
+                node: to.to_string(),
+            }
+            .into());
+        }
+        let keys = self.node.store.list_keys(&key).await?;
+        let missing =
+            self.keys_missing_on(&target, &keys)
+                .await
+                .map_err(|e| RoleError::CannotAsk {
+                    zone: key.clone(),
+                    node: to.to_string(),
+                    why: e.to_string(),
+                })?;
+        let needs_rekey = match (missing.first(), force) {
+            (None, _) => false,
+            (Some(k), false) => {
+                return Err(RoleError::KeysOutOfReach {
+                    zone: key,
+                    node: to.to_string(),
+                    reason: keys_out_of_reach(&target, k),
+                }
+                .into())
+            }
+            (Some(_), true) => true,
+        };
+        let audit = self.node.draft(
+            who,
+            &key,
+            if force { "seize --force" } else { "seize" },
+            format!(
+                "Key Master {} (offline) → {to}, epoch {} → {}{}",
+                zone.key_master,
+                zone.epoch,
+                zone.epoch + 1,
+                if needs_rekey {
+                    "; zone needs new keys"
+                } else {
+                    ""
+                }
+            ),
+        );
+        let moved = self
+            .node
+            .store
+            .move_key_master(&key, zone.epoch, to, now, needs_rekey, &audit)
+            .await
+            .map_err(moved_meanwhile)?;
+        tracing::warn!(zone = %key, from = %zone.key_master, to, epoch = moved.epoch, needs_rekey, "Key Master role seized");
+        Ok(moved)
+    }
+}

@@ -1,0 +1,51 @@
+//! The services one node runs, built together over its token, store and
+//! clock. The gRPC layer calls them; nothing here knows gRPC.
+//!
+//! ```text
+//!   zones ──► keyset::Inventory ──► mastership::Gate ──► node
+//!     │            │                                      ▲
+//!     └──► mastership (leases, candidates, moves) ────────┤
+//!   signing ──► keyset::KeySets ──────────────────────────┘
+//!                      (node: id, hsm, store, clock, audit)
+//! ```
+
+use std::sync::Arc;
+
+use crate::keyset::{Inventory, KeySets};
+use crate::mastership::{Gate, Mastership, Peers};
+use crate::node::Node;
+use crate::signing::{Limits, Signing};
+use crate::zones::Zones;
+
+pub struct Services {
+    pub node: Arc<Node>,
+    pub zones: Zones,
+    pub inventory: Arc<Inventory>,
+    pub signing: Signing,
+    pub mastership: Arc<Mastership>,
+}
+
+impl Services {
+    /// Builds the services; `peers` lets this node call others (the
+    /// candidate check, the release of a transfer).
+    pub fn new(node: Node, limits: Limits, peers: Option<Arc<dyn Peers>>) -> Services {
+        let node = Arc::new(node);
+        let gate = Arc::new(Gate::new(node.clone()));
+        let keysets = Arc::new(KeySets::new(node.clone()));
+        let inventory = Arc::new(Inventory::new(node.clone(), gate.clone(), keysets.clone()));
+        let mastership = Arc::new(Mastership::new(node.clone(), gate.clone(), peers));
+        Services {
+            zones: Zones::new(
+                node.clone(),
+                gate,
+                inventory.clone(),
+                keysets.clone(),
+                mastership.clone(),
+            ),
+            signing: Signing::new(node.clone(), keysets, limits),
+            inventory,
+            mastership,
+            node,
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Whole-zone signing: the zone's key set and validity prepared from the
+//! store, the master file read and planned by the DNSSEC code, and the
+//! batches signed on the token's pool and emitted in order.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use domain::base::iana::Rtype;
+
+use super::validity::{dnskey_validity_within, validity_for, SigKind};
+use super::{Cancel, KeyWorker, Signing, SigningError};
+use crate::dnssec::zone::{self as zonesign, ZoneError, ZonePlan, ZoneSignConfig, ZoneStats};
+use crate::dnssec::KeyRole;
+use crate::error::{Error, Result};
+
+/// A prepared whole-zone signing.
+#[derive(Debug, Clone)]
+pub struct ZoneSigning {
+    pub config: ZoneSignConfig,
+    /// What the KSK signs in it, for the audit entry.
+    pub ksk_use: String,
+}
+
+impl Signing {
+    /// Everything needed to sign a whole zone, read from the store.
+    pub async fn zone_signing(
+        &self,
+        zone: &str,
+        inception: u32,
+        expiration: u32,
+    ) -> Result<ZoneSigning> {
+        let set = self.keysets.get(zone).await?;
+        let policy = &set.zone.policy;
+        let now = self.node.clock.now();
+        let validity = validity_for(policy, now, inception, expiration, SigKind::Zone)
+            .map_err(SigningError::from)?;
+        let dnskey_validity =
+            dnskey_validity_within(policy, now, validity).map_err(SigningError::from)?;
+        let ksks: Vec<String> = set
+            .signers(KeyRole::Ksk)
+            .map(|k| k.key_tag.to_string())
+            .collect();
+        let cds = !set.apex_rrset(Rtype::CDS).is_empty();
+        let ksk_use = format!(
+            "KSK {} signed the DNSKEY{} RRset{}",
+            ksks.join(", "),
+            if cds { ", CDS and CDNSKEY" } else { "" },
+            if cds { "s" } else { "" }
+        );
+        Ok(ZoneSigning {
+            ksk_use,
+            config: ZoneSignConfig {
+                apex: set.apex.clone(),
+                keys: set.signing_keys().to_vec(),
+                dnskeys: set.apex_rrset(Rtype::DNSKEY).to_vec(),
+                cds: set.apex_rrset(Rtype::CDS).to_vec(),
+                cdnskeys: set.apex_rrset(Rtype::CDNSKEY).to_vec(),
+                dnskey_ttl: policy.dnskey_ttl,
+                denial: policy.denial(),
+                dnskey_validity,
+                validity,
+            },
+        })
+    }
+
+    /// Reads a zone file's text, signs it and streams the result through
+    /// `emit`. Blocks the calling thread (run it on a blocking one).
+    pub fn sign_zone_blocking(
+        &self,
+        zone: &ZoneSigning,
+        text: &[u8],
+        emit: &mut dyn FnMut(Vec<u8>) -> std::result::Result<(), String>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<ZoneStats> {
+        let mut stats = ZoneStats::default();
+        let clock = &self.node.clock;
+        let began = clock.instant();
+        let recs = zonesign::read_zone(
+            text,
+            &zone.config.apex,
+            self.limits.max_zone_records,
+            &mut stats,
+        )?;
+        let read = clock.instant();
+        let plan = zonesign::plan_zone(recs, &zone.config, &mut stats)?;
+        let planned = clock.instant();
+        self.sign_plan(Arc::new(plan), &mut stats, emit, progress)?;
+        tracing::debug!(
+            records = stats.records_in,
+            read_s = read.duration_since(began).as_secs_f64(),
+            plan_s = planned.duration_since(read).as_secs_f64(),
+            sign_s = clock.instant().duration_since(planned).as_secs_f64(),
+            "zone signing phases"
+        );
+        Ok(stats)
+    }
+
+    /// Signs a planned zone on the pool, batch by batch, and emits the
+    /// batches in order. A few batches per worker are in flight, so that
+    /// the pool stays busy while the output waits for the earliest; RRset
+    /// requests queue between them.
+    fn sign_plan(
+        &self,
+        plan: Arc<ZonePlan>,
+        stats: &mut ZoneStats,
+        emit: &mut dyn FnMut(Vec<u8>) -> std::result::Result<(), String>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
+        let in_flight = self.pool.count() * 4;
+        let stop = Cancel::default();
+        let mut pending = VecDeque::new();
+        // Batches submitted, batches emitted, RRsets emitted.
+        let (mut next, mut emitted, mut done) = (0, 0, 0);
+        let result = loop {
+            while next < plan.batches() && pending.len() < in_flight {
+                let (plan, stop, batch) = (plan.clone(), stop.clone(), next);
+                pending.push_back(self.pool.submit(move |signer| {
+                    if stop.is_set() {
+                        return Err(ZoneError::Aborted("stopped".into()));
+                    }
+                    let signer = signer.map_err(|e| ZoneError::Worker(e.to_string()))?;
+                    plan.render(batch, &mut KeyWorker(signer))
+                }));
+                next += 1;
+            }
+            let Some(batch) = pending.pop_front() else {
+                break Ok(());
+            };
+            let rendered = match batch.blocking_recv() {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => break Err(Error::from(e)),
+                Err(_) => break Err(Error::Lost("a signing worker")),
+            };
+            stats.records_out += rendered.records;
+            stats.rrsigs += rendered.rrsigs;
+            done += plan.batch_rrsets(emitted);
+            emitted += 1;
+            if let Err(e) = emit(rendered.text.into_bytes()) {
+                break Err(ZoneError::Aborted(e).into());
+            }
+            progress(done, plan.rrsets());
+        };
+        // Batches still queued find the flag set and return at once.
+        stop.set();
+        result
+    }
+}

@@ -1,0 +1,182 @@
+//! Zones under management: adding one (its first KSK and ZSK generated and
+//! recorded with it, this node its Key Master), showing, listing and
+//! removing them.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::keyset::{Inventory, KeySet, KeySets};
+use crate::mastership::gate::{Gate, Managed};
+use crate::mastership::Mastership;
+use crate::node::{parse_zone_name, Node};
+use crate::policy::{DenialPolicy, Policy};
+use crate::store::schema::{ZoneRecord, SCHEMA_VERSION};
+
+/// Why a zone could not be added or removed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ZonesError {
+    #[error("zone {0} already exists")]
+    Exists(String),
+    #[error("zone {zone} is {len} octets long in wire form; NSEC3 needs an apex of at most 222 (use --denial nsec)")]
+    ApexTooLongForNsec3 { zone: String, len: usize },
+    #[error(
+        "zone {zone} has {count} keys in the token; removing it destroys them: repeat with --force"
+    )]
+    HasKeys { zone: String, count: usize },
+}
+
+/// A zone's settings as shown to operators.
+#[derive(Debug, Clone)]
+pub struct ZoneView {
+    pub zone: ZoneRecord,
+    pub is_key_master: bool,
+    pub key_master_online: bool,
+    pub is_signed: bool,
+}
+
+/// The zones of this node's store.
+pub struct Zones {
+    node: Arc<Node>,
+    gate: Arc<Gate>,
+    inventory: Arc<Inventory>,
+    keysets: Arc<KeySets>,
+    mastership: Arc<Mastership>,
+}
+
+impl Zones {
+    pub fn new(
+        node: Arc<Node>,
+        gate: Arc<Gate>,
+        inventory: Arc<Inventory>,
+        keysets: Arc<KeySets>,
+        mastership: Arc<Mastership>,
+    ) -> Zones {
+        Zones {
+            node,
+            gate,
+            inventory,
+            keysets,
+            mastership,
+        }
+    }
+
+    /// Adds a zone: generates its KSK and ZSK and makes this node its Key
+    /// Master.
+    pub async fn add_zone(&self, who: &str, name: &str, policy: Policy) -> Result<ZoneView> {
+        let (key, apex) = parse_zone_name(name)?;
+        policy.validate()?;
+        // An NSEC3 owner is a 32-character hash label (33 octets) over the
+        // apex, and a name holds at most 255 octets (RFC 5155 §3, RFC 1035
+        // §3.1).
+        if matches!(policy.denial, DenialPolicy::Nsec3 { .. }) && apex.as_slice().len() > 222 {
+            return Err(ZonesError::ApexTooLongForNsec3 {
+                zone: key,
+                len: apex.as_slice().len(),
+            }
+            .into());
+        }
+        if self.node.store.get_zone(&key).await?.is_some() {
+            return Err(ZonesError::Exists(key).into());
+        }
+        let now = self.node.clock.now();
+        let keys = self
+            .inventory
+            .generate_ksk_and_zsk(&key, policy.algorithm)
+            .await?;
+        let zone = ZoneRecord {
+            schema: SCHEMA_VERSION,
+            name: key.clone(),
+            policy,
+            key_master: self.node.id.clone(),
+            epoch: 1,
+            key_master_since: now,
+            created: now,
+            needs_rekey: false,
+        };
+        let audit = self.node.draft(
+            who,
+            &key,
+            "generate",
+            format!(
+                "zone added, Key Master {} epoch 1; KSK {} and ZSK {} ({}) generated, published and active",
+                self.node.id, keys[0].key_tag, keys[1].key_tag, zone.policy.algorithm
+            ),
+        );
+        if let Err(e) = self.node.store.create_zone(&zone, &keys, &audit).await {
+            self.inventory.undo_generated(&keys, &e).await;
+            return Err(e.into());
+        }
+        tracing::info!(zone = %key, ksk = keys[0].key_tag, zsk = keys[1].key_tag, "zone added");
+        let set = KeySet::new(zone, apex, keys)?;
+        Ok(self.view(&set).await)
+    }
+
+    pub async fn get_zone(&self, name: &str) -> Result<ZoneView> {
+        let z = self.node.zone(name).await?;
+        self.view_of(z.zone).await
+    }
+
+    pub async fn list_zones(&self) -> Result<Vec<ZoneView>> {
+        let mut out = Vec::new();
+        for zone in self.node.store.list_zones().await? {
+            out.push(self.view_of(zone).await?);
+        }
+        Ok(out)
+    }
+
+    async fn view_of(&self, zone: ZoneRecord) -> Result<ZoneView> {
+        let (_, apex) = parse_zone_name(&zone.name)?;
+        let keys = self.node.store.list_keys(&zone.name).await?;
+        let set = KeySet::new(zone, apex, keys)?;
+        Ok(self.view(&set).await)
+    }
+
+    async fn view(&self, set: &KeySet) -> ZoneView {
+        let zone = set.zone.clone();
+        let is_key_master = zone.key_master == self.node.id;
+        let key_master_online = is_key_master
+            || self
+                .mastership
+                .is_online(&zone.key_master)
+                .await
+                .unwrap_or(false);
+        ZoneView {
+            is_key_master,
+            key_master_online,
+            is_signed: set.is_signed(),
+            zone,
+        }
+    }
+
+    /// Removes a zone. Its keys are destroyed in the token, which needs
+    /// `force`. Returns how many keys were destroyed.
+    pub async fn remove_zone(&self, who: &str, name: &str, force: bool) -> Result<usize> {
+        let Managed { key, zone, .. } = &self.gate.managed(name).await?;
+        let keys = self.node.store.list_keys(key).await?;
+        if !keys.is_empty() && !force {
+            return Err(ZonesError::HasKeys {
+                zone: key.clone(),
+                count: keys.len(),
+            }
+            .into());
+        }
+        let tags: Vec<String> = keys.iter().map(|k| k.key_tag.to_string()).collect();
+        let audit = self.node.draft(
+            who,
+            key,
+            "delete",
+            format!(
+                "zone removed; keys {} destroyed in the token",
+                tags.join(", ")
+            ),
+        );
+        self.node.store.delete_zone(key, zone.epoch, &audit).await?;
+        self.keysets.forget(key);
+        let n = self
+            .inventory
+            .destroy_in_token(keys.iter().map(|k| k.id.clone()).collect())
+            .await;
+        tracing::info!(zone = %key, keys_destroyed = n, "zone removed");
+        Ok(n)
+    }
+}
