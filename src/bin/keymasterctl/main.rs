@@ -1,0 +1,133 @@
+//! keymasterctl: the operator's command line for keymasterd (what
+//! PowerShell's DnsServer DNSSEC cmdlets are on Windows). One file per
+//! command group; `output` prints tables and JSON.
+
+mod audit;
+mod keys;
+mod output;
+mod roles;
+mod sign;
+mod zones;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use keymaster::proto::audit_client::AuditClient;
+use keymaster::proto::key_master_client::KeyMasterClient;
+use keymaster::proto::signer_client::SignerClient;
+use keymaster::proto::zones_client::ZonesClient;
+use tonic::transport::Channel;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "keymasterctl",
+    version,
+    about = "Manage DNSSEC zones and keys held by keymasterd"
+)]
+struct Cli {
+    #[command(flatten)]
+    client: keymaster::grpc::client::ClientArgs,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Zones: add, show, list, remove, sign, rekey.
+    #[command(subcommand)]
+    Zone(zones::ZoneCmd),
+    /// Keys of a zone: list, add, retire, remove.
+    #[command(subcommand)]
+    Key(keys::KeyCmd),
+    /// DS records and the DNSKEY RRset, for the parent or a registrar.
+    Ds {
+        zone: String,
+        /// Digest algorithms: sha256, sha384 (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        digest: Vec<String>,
+    },
+    /// The signed DNSKEY RRset.
+    Dnskey { zone: String },
+    /// The signed CDS and CDNSKEY RRsets (empty unless the zone publishes them).
+    Cds { zone: String },
+    /// Compare signing through gRPC with signing directly through PKCS#11.
+    Bench(keymaster::bench::BenchArgs),
+    /// Registered nodes.
+    #[command(subcommand)]
+    Node(roles::NodeCmd),
+    /// The Key Master role of a zone: show, candidates, transfer, seize.
+    #[command(subcommand)]
+    Role(roles::RoleCmd),
+    /// The audit log; `audit verify` checks its hash chain.
+    Audit(audit::AuditArgs),
+}
+
+/// A client of each service, on one channel.
+pub struct Clients {
+    pub zones: ZonesClient<Channel>,
+    pub signer: SignerClient<Channel>,
+    pub roles: KeyMasterClient<Channel>,
+    pub audit: AuditClient<Channel>,
+}
+
+impl Clients {
+    fn new(channel: Channel) -> Clients {
+        Clients {
+            audit: AuditClient::new(channel.clone()).max_decoding_message_size(usize::MAX),
+            roles: KeyMasterClient::new(channel.clone()),
+            zones: ZonesClient::new(channel.clone())
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+            signer: SignerClient::new(channel),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("keymasterctl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keymasterctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line for a failed call: the status code and its message.
+pub fn status_line(s: tonic::Status) -> String {
+    format!("{:?}: {}", s.code(), s.message())
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    if let Command::Bench(args) = cli.command {
+        return keymaster::bench::run(&cli.client, args).await;
+    }
+    let mut c = Clients::new(keymaster::grpc::client::connect(&cli.client).await?);
+    let out = match cli.command {
+        Command::Zone(cmd) => zones::run(&mut c, cmd).await?,
+        Command::Key(cmd) => keys::run(&mut c, cmd).await?,
+        Command::Ds { zone, digest } => keys::ds(&mut c, zone, digest).await?,
+        Command::Dnskey { zone } => keys::dnskey(&mut c, zone).await?,
+        Command::Cds { zone } => keys::cds(&mut c, zone).await?,
+        Command::Node(cmd) => roles::run_node(&mut c, cmd).await?,
+        Command::Role(cmd) => roles::run(&mut c, cmd).await?,
+        Command::Audit(args) => return audit::run(&mut c, args, cli.json).await,
+        Command::Bench(_) => unreachable!("handled above"),
+    };
+    out.print(cli.json);
+    Ok(())
+}

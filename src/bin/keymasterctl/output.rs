@@ -1,0 +1,252 @@
+//! Printing answers: Windows-style "Name : Value" lines and tables as
+//! text, or JSON.
+
+use keymaster::proto;
+use serde_json::{json, Value};
+
+pub enum Output {
+    Zone(proto::ZoneSettings),
+    Zones(Vec<proto::ZoneSettings>),
+    Keys(Vec<proto::Key>),
+    Records(Vec<(&'static str, Vec<proto::WireRecord>)>),
+    Value(Value, String),
+    Audit(Vec<proto::AuditEntry>),
+    Nodes(Vec<proto::Node>),
+    Role(proto::RoleInfo),
+    Candidates(Vec<proto::Candidate>),
+    Nothing,
+}
+
+fn node_json(n: &proto::Node) -> Value {
+    json!({"node_id": n.node_id, "address": n.address, "token_label": n.token_label,
+        "token_serial": n.token_serial, "algorithms": n.algorithms, "online": n.online,
+        "last_seen": n.last_seen})
+}
+
+fn zone_json(z: &proto::ZoneSettings) -> Value {
+    let p = z.policy.clone().unwrap_or_default();
+    json!({
+        "ZoneName": z.zone_name,
+        "KeyMasterServer": z.key_master_server,
+        "IsKeyMasterServer": z.is_key_master_server,
+        "KeyMasterStatus": z.key_master_status,
+        "Epoch": z.epoch,
+        "KeyMasterSince": z.key_master_since,
+        "Algorithm": p.algorithm,
+        "RsaBits": p.rsa_bits,
+        "DenialOfExistence": if p.denial == "nsec" { "NSec" } else { "NSec3" },
+        "NSec3HashAlgorithm": if p.denial == "nsec" { Value::Null } else { json!("RsaSha1") },
+        "NSec3Iterations": p.nsec3_iterations,
+        "NSec3Salt": if p.nsec3_salt.is_empty() { "-".to_string() } else { p.nsec3_salt.clone() },
+        "NSec3OptOut": p.nsec3_opt_out,
+        "DnsKeyRecordSetTtl": p.dnskey_ttl,
+        "DSRecordSetTtl": p.ds_ttl,
+        "DSRecordGenerationAlgorithm": p.ds_digests.iter().map(|d| match d { 2 => "Sha256", 4 => "Sha384", _ => "?" }).collect::<Vec<_>>(),
+        "DnsKeySignatureValidityPeriod": p.dnskey_signature_validity,
+        "DSSignatureValidityPeriod": p.dnskey_signature_validity,
+        "ZoneSignatureValidityPeriod": p.signature_validity,
+        "SignatureInceptionOffset": p.signature_inception_offset,
+        "PropagationTime": p.propagation_time,
+        "PublishCds": p.publish_cds,
+        "AutoFailover": p.auto_failover,
+        "IsSigned": z.is_signed,
+    })
+}
+
+fn key_json(k: &proto::Key) -> Value {
+    json!({
+        "id": k.id, "role": k.role, "algorithm": k.algorithm, "bits": k.bits,
+        "key_tag": k.key_tag, "state": k.state, "pkcs11_uri": k.pkcs11_uri,
+        "created": k.created, "published": k.published, "activated": k.activated,
+        "retired": k.retired, "dnskey": k.dnskey,
+    })
+}
+
+fn seconds_text(s: u64) -> String {
+    match s {
+        0 => "-".to_string(),
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s => format!("{s}s"),
+    }
+}
+
+impl Output {
+    pub fn print(self, as_json: bool) {
+        match self {
+            Output::Nothing => {}
+            Output::Nodes(nodes) => print_nodes(&nodes, as_json),
+            Output::Role(r) => {
+                let v = json!({"ZoneName": r.zone, "KeyMasterServer": r.key_master,
+                    "KeyMasterStatus": if r.online { "online" } else { "offline" },
+                    "Epoch": r.epoch, "KeyMasterSince": r.since, "NeedsRekey": r.needs_rekey});
+                print_value(&v, as_json);
+            }
+            Output::Candidates(cs) => print_candidates(&cs, as_json),
+            Output::Audit(entries) => print_audit(&entries, as_json),
+            Output::Zone(z) => print_value(&zone_json(&z), as_json),
+            Output::Zones(zs) => print_zones(&zs, as_json),
+            Output::Keys(ks) => print_keys(&ks, as_json),
+            Output::Records(groups) => print_records(&groups, as_json),
+            Output::Value(v, text) => {
+                if as_json {
+                    println!("{v:#}");
+                } else {
+                    println!("{text}");
+                }
+            }
+        }
+    }
+}
+
+/// One object: pretty JSON, or Windows-style fields.
+fn print_value(v: &Value, as_json: bool) {
+    if as_json {
+        println!("{v:#}");
+    } else {
+        print_fields(v);
+    }
+}
+
+fn print_nodes(nodes: &[proto::Node], as_json: bool) {
+    if as_json {
+        println!("{:#}", Value::Array(nodes.iter().map(node_json).collect()));
+        return;
+    }
+    println!(
+        "{:<16} {:<22} {:<8} {:<12} {:<20} TOKEN",
+        "NODE", "ADDRESS", "STATUS", "LAST SEEN", "SERIAL"
+    );
+    for n in nodes {
+        println!(
+            "{:<16} {:<22} {:<8} {:<12} {:<20} {}",
+            n.node_id,
+            n.address,
+            if n.online { "online" } else { "offline" },
+            n.last_seen,
+            n.token_serial,
+            n.token_label
+        );
+    }
+}
+
+fn print_candidates(cs: &[proto::Candidate], as_json: bool) {
+    if as_json {
+        let a = cs
+            .iter()
+            .map(|c| {
+                let mut v = c.node.as_ref().map(node_json).unwrap_or(Value::Null);
+                v["candidate"] = json!(c.reason.is_empty());
+                v["reason"] = json!(c.reason);
+                v
+            })
+            .collect();
+        println!("{:#}", Value::Array(a));
+        return;
+    }
+    for c in cs {
+        let id = c.node.as_ref().map_or("?", |n| n.node_id.as_str());
+        if c.reason.is_empty() {
+            println!("{id:<16} candidate");
+        } else {
+            println!("{id:<16} not a candidate: {}", c.reason);
+        }
+    }
+}
+
+/// JSON lines either way with --json: one entry per line, as stored.
+fn print_audit(entries: &[proto::AuditEntry], as_json: bool) {
+    for e in entries {
+        if as_json {
+            println!("{}", e.json);
+        } else {
+            println!(
+                "{:>6} {} {:<10} {:<24} {:<20} {:<18} {} {}",
+                e.seq, e.time, e.node, e.caller, e.zone, e.action, e.outcome, e.detail
+            );
+        }
+    }
+}
+
+fn print_zones(zs: &[proto::ZoneSettings], as_json: bool) {
+    if as_json {
+        println!("{:#}", Value::Array(zs.iter().map(zone_json).collect()));
+        return;
+    }
+    println!(
+        "{:<32} {:<16} {:<8} {:<6} {:<6}",
+        "ZONE", "KEY MASTER", "STATUS", "EPOCH", "SIGNED"
+    );
+    for z in zs {
+        println!(
+            "{:<32} {:<16} {:<8} {:<6} {:<6}",
+            z.zone_name, z.key_master_server, z.key_master_status, z.epoch, z.is_signed
+        );
+    }
+}
+
+fn print_keys(ks: &[proto::Key], as_json: bool) {
+    if as_json {
+        println!("{:#}", Value::Array(ks.iter().map(key_json).collect()));
+        return;
+    }
+    println!(
+        "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<10} PKCS#11 URI",
+        "ID", "ROLE", "ALG", "BITS", "TAG", "STATE", "CREATED"
+    );
+    for k in ks {
+        println!(
+            "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<10} {}",
+            k.id, k.role, k.algorithm, k.bits, k.key_tag, k.state, k.created, k.pkcs11_uri
+        );
+    }
+}
+
+fn print_records(groups: &[(&'static str, Vec<proto::WireRecord>)], as_json: bool) {
+    if as_json {
+        let mut m = serde_json::Map::new();
+        for (name, recs) in groups {
+            m.insert(
+                name.to_string(),
+                Value::Array(recs.iter().map(|r| Value::String(r.text.clone())).collect()),
+            );
+        }
+        println!("{:#}", Value::Object(m));
+        return;
+    }
+    for (_, recs) in groups {
+        for r in recs {
+            println!("{}", r.text);
+        }
+    }
+}
+
+/// Windows-style "Name : Value" lines.
+fn print_fields(v: &Value) {
+    let Some(map) = v.as_object() else { return };
+    let width = map.keys().map(|k| k.len()).max().unwrap_or(0);
+    for (k, val) in map {
+        let shown = match val {
+            Value::String(s) => s.clone(),
+            Value::Array(a) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            Value::Number(n)
+                if k.ends_with("Period")
+                    || k.ends_with("Offset")
+                    || k.ends_with("Time")
+                    || k.ends_with("Ttl") =>
+            {
+                seconds_text(n.as_u64().unwrap_or(0))
+            }
+            other => other.to_string(),
+        };
+        println!("{k:<width$} : {shown}");
+    }
+}
