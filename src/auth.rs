@@ -14,17 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-/// A caller that is not known, or lacks a right.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AccessError {
-    #[error("no client certificate")]
-    NoCertificate,
-    #[error("the client certificate names no one (no SAN, no CN)")]
-    Nameless,
-    /// `right` says what was missing and which role grants it.
-    #[error("{caller} may not {right}")]
-    Denied { caller: String, right: String },
-}
+use crate::error::AccessError;
 
 /// A role from the access file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

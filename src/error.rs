@@ -1,18 +1,16 @@
-//! The errors the services return. Each module has its own enum whose
-//! variants name the zone, key, epoch or node at fault and carry the source
-//! error; `Error` gathers them. Only `grpc/status.rs` decides which gRPC
-//! status each one is.
+//! The errors of the service modules, one enum each, whose variants name
+//! the zone, key, epoch or node at fault and carry the source error; and
+//! `Error`, which gathers them with the errors of the ports (token, store)
+//! and of the DNSSEC code. Only `grpc/status.rs` decides which gRPC status
+//! each one is. They live here, not in their modules, so that every module
+//! can return any of them without the modules depending on each other.
 
-use crate::auth::AccessError;
+use crate::dnssec::rrset::RrsetError;
+use crate::dnssec::sign::SignError;
 use crate::dnssec::zone::ZoneError as ZoneFileError;
 use crate::hsm::HsmError;
-use crate::keyset::KeyError;
-use crate::mastership::RoleError;
-use crate::node::ZoneNameError;
 use crate::policy::PolicyError;
-use crate::signing::SigningError;
 use crate::store::StoreError;
-use crate::zones::ZonesError;
 
 /// Whatever a service call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +85,232 @@ pub enum LimitError {
     Batch { count: usize, max: usize },
     #[error("zone file is over the limit of {max} bytes (max_zone_bytes)")]
     ZoneBytes { max: usize },
+}
+
+// --- node.rs: zone names
+
+/// A zone name that cannot be used, or a zone that is not managed here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ZoneNameError {
+    #[error("a zone name is required (the root zone is not managed here)")]
+    Missing,
+    /// `input` is already escaped for echoing.
+    #[error("{input} is not a valid zone name: {reason}")]
+    Invalid { input: String, reason: String },
+    #[error("zone {0} is not managed here")]
+    NotManaged(String),
+}
+
+// --- auth.rs: callers and rights
+
+/// A caller that is not known, or lacks a right.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    #[error("no client certificate")]
+    NoCertificate,
+    #[error("the client certificate names no one (no SAN, no CN)")]
+    Nameless,
+    /// `right` says what was missing and which role grants it.
+    #[error("{caller} may not {right}")]
+    Denied { caller: String, right: String },
+}
+
+// --- mastership/: the Key Master role
+
+/// Why a role operation was refused. Nothing was changed by any of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleError {
+    #[error("node {node} is not the Key Master of {zone}; its Key Master is {key_master}")]
+    NotKeyMaster {
+        zone: String,
+        node: String,
+        key_master: String,
+    },
+    #[error("the Key Master role of {zone} is being handed over by node {node}; nothing was changed: try again in a moment")]
+    HandingOver { zone: String, node: String },
+    #[error("{node} is already the Key Master of {zone}")]
+    AlreadyHolder { zone: String, node: String },
+    /// `node` is escaped, since the caller named it.
+    #[error("node {node} is not registered")]
+    NotRegistered { node: String },
+    #[error("{node} is not a candidate for {zone}: {reason}")]
+    NotCandidate {
+        zone: String,
+        node: String,
+        reason: String,
+    },
+    #[error("the Key Master {holder} is not reachable ({why}); seize the role if it is gone for good (keymasterctl role seize {zone} --to {to}); nothing was changed")]
+    HolderUnreachable {
+        zone: String,
+        holder: String,
+        to: String,
+        why: String,
+    },
+    #[error("the Key Master of {zone}, {holder}, is online; transfer the role instead")]
+    HolderOnline { zone: String, holder: String },
+    #[error("{what}, node {node}, is offline (last seen {secs} s ago); nothing was changed. Seize the role if it is gone for good")]
+    Offline {
+        what: String,
+        node: String,
+        secs: u64,
+    },
+    #[error("{node} is offline")]
+    TargetOffline { node: String },
+    #[error(
+        "cannot ask {node}'s token whether it holds the keys of {zone}: {why}; nothing was changed"
+    )]
+    CannotAsk {
+        zone: String,
+        node: String,
+        why: String,
+    },
+    #[error("{node} cannot take {zone} with its keys: {reason}; with --force it takes the role and the zone must be re-keyed and every trust anchor replaced")]
+    KeysOutOfReach {
+        zone: String,
+        node: String,
+        reason: String,
+    },
+    #[error("the Key Master role of {zone} moved while this call ran (epoch {expected} → {actual}); nothing was changed: see `keymasterctl role show {zone}`")]
+    MovedMeanwhile {
+        zone: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("node {node} does not hold {zone} at epoch {epoch} (its Key Master is {key_master} at epoch {actual}); nothing was released")]
+    NotHeldAt {
+        zone: String,
+        node: String,
+        epoch: u64,
+        key_master: String,
+        actual: u64,
+    },
+    #[error("asked to make {asked} the Key Master of {zone}, but this is node {node}")]
+    WrongNode {
+        zone: String,
+        asked: String,
+        node: String,
+    },
+    #[error("cannot reach node {node} at {address}: {why}")]
+    Unreachable {
+        node: String,
+        address: String,
+        why: String,
+    },
+    #[error("node {node} did not answer: {message}")]
+    Peer { node: String, message: String },
+    /// A peer answered and refused, saying why (its message).
+    #[error("{message}")]
+    PeerRefused { node: String, message: String },
+    #[error("this node cannot call other nodes")]
+    NoPeers,
+    /// `id` is escaped, since the caller sent it.
+    #[error("key id {0} is not hex")]
+    BadKeyId(String),
+}
+
+// --- keyset/: keys
+
+/// Why a key operation was refused, or a stored key could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// `which` is escaped, since the caller sent it.
+    #[error("zone {zone} has no key {which}")]
+    NoSuchKey { zone: String, which: String },
+    #[error("key tag {tag} is shared by {count} keys of {zone}; give the key id")]
+    AmbiguousTag {
+        zone: String,
+        tag: u16,
+        count: usize,
+    },
+    #[error("key {tag} is the last active {role} of {zone}; it cannot be {verb} (add and activate another first)")]
+    LastActive {
+        zone: String,
+        tag: u16,
+        role: String,
+        verb: &'static str,
+    },
+    #[error("key {tag} of {zone} is already retired")]
+    AlreadyRetired { zone: String, tag: u16 },
+    #[error("{zone} does not need new keys (only a forced seize asks for a re-key)")]
+    NoRekeyNeeded { zone: String },
+    #[error("stored key {tag} of {zone} is unusable: {what}")]
+    BadRecord {
+        zone: String,
+        tag: u16,
+        what: &'static str,
+    },
+}
+
+// --- signing/: signatures
+
+/// Why something could not be signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SigningError {
+    #[error("the batch has no RRsets")]
+    EmptyBatch,
+    #[error("RRset {index}: {source}")]
+    Rrset { index: usize, source: RrsetError },
+    #[error("RRset {index}: the apex {rtype} RRset is built and signed by keymaster from its key records, never from a caller's records; fetch it with {fetch}")]
+    KskOnly {
+        index: usize,
+        rtype: String,
+        fetch: &'static str,
+    },
+    #[error(transparent)]
+    Validity(#[from] ValidityError),
+    #[error("zone {zone} has no active {role}")]
+    NoActiveKey { zone: String, role: String },
+    #[error("zone {zone}: {source}")]
+    Sign { zone: String, source: SignError },
+    #[error("a signing worker has no session: {0}")]
+    Worker(String),
+    #[error("the call's deadline passed before {total} RRsets were signed; signing stopped")]
+    Deadline { total: usize },
+    #[error("signing stopped: the call was cancelled or its deadline passed")]
+    Stopped,
+}
+
+// --- signing/validity.rs: signature times
+
+/// Times a caller may not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidityError {
+    #[error("signature expiration {expiration} is not in the future (now is {now})")]
+    Past { expiration: u64, now: u64 },
+    #[error("signature expiration {expiration} is {ahead} s from now; the zone allows at most {limit} s ({setting})")]
+    TooLong {
+        expiration: u64,
+        ahead: u64,
+        limit: u64,
+        setting: &'static str,
+    },
+    #[error("signature expiration {expiration} is not after inception {inception}")]
+    Order { inception: u64, expiration: u64 },
+    #[error("signatures valid from {inception} to {expiration} span {span} s; the zone allows at most {limit} s ({setting} + signature_inception_offset)")]
+    Window {
+        inception: u64,
+        expiration: u64,
+        span: u64,
+        limit: u64,
+        setting: &'static str,
+    },
+    #[error("signature inception {inception} is too far in the past for the DNSKEY RRset's signatures (dnskey_signature_validity {limit} s)")]
+    DnskeyInception { inception: u64, limit: u64 },
+}
+
+// --- zones.rs: zones
+
+/// Why a zone could not be added or removed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ZonesError {
+    #[error("zone {0} already exists")]
+    Exists(String),
+    #[error("zone {zone} is {len} octets long in wire form; NSEC3 needs an apex of at most 222 (use --denial nsec)")]
+    ApexTooLongForNsec3 { zone: String, len: usize },
+    #[error(
+        "zone {zone} has {count} keys in the token; removing it destroys them: repeat with --force"
+    )]
+    HasKeys { zone: String, count: usize },
 }
 
 /// Text a caller sent, made safe to echo in a message, a log line or an

@@ -9,22 +9,10 @@ use domain::base::name::Name;
 
 use crate::audit::{self, AuditDraft, AuditEntry};
 use crate::clock::Clock;
-use crate::error::{shown, Error, Result};
+use crate::error::{shown, Error, Result, ZoneNameError};
 use crate::hsm::Hsm;
 use crate::store::schema::ZoneRecord;
 use crate::store::Store;
-
-/// A zone name that cannot be used, or a zone that is not managed here.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ZoneNameError {
-    #[error("a zone name is required (the root zone is not managed here)")]
-    Missing,
-    /// `input` is already escaped for echoing.
-    #[error("{input} is not a valid zone name: {reason}")]
-    Invalid { input: String, reason: String },
-    #[error("zone {0} is not managed here")]
-    NotManaged(String),
-}
 
 /// Parses a zone name into its stored form ("example.com.", lower case)
 /// and its name.

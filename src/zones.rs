@@ -4,26 +4,13 @@
 
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Result, ZonesError};
 use crate::keyset::{Inventory, KeySet, KeySets};
 use crate::mastership::gate::{Gate, Managed};
 use crate::mastership::Mastership;
 use crate::node::{parse_zone_name, Node};
 use crate::policy::{DenialPolicy, Policy};
 use crate::store::schema::{ZoneRecord, SCHEMA_VERSION};
-
-/// Why a zone could not be added or removed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ZonesError {
-    #[error("zone {0} already exists")]
-    Exists(String),
-    #[error("zone {zone} is {len} octets long in wire form; NSEC3 needs an apex of at most 222 (use --denial nsec)")]
-    ApexTooLongForNsec3 { zone: String, len: usize },
-    #[error(
-        "zone {zone} has {count} keys in the token; removing it destroys them: repeat with --force"
-    )]
-    HasKeys { zone: String, count: usize },
-}
 
 /// A zone's settings as shown to operators.
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@ use tonic::{Request, Response, Status};
 
 use super::forward::{self, Forwarder};
 use super::limits::Limiter;
-use crate::auth::{certificate_names, AccessControl, AccessError, Caller, Right};
-use crate::error::Error;
+use crate::auth::{certificate_names, AccessControl, Caller, Right};
+use crate::error::{AccessError, Error};
 use crate::node::parse_zone_name;
 use crate::services::Services;
 use crate::store::schema::NodeRecord;

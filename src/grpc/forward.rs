@@ -14,8 +14,8 @@ use tonic::Request;
 use zeroize::Zeroizing;
 
 use crate::auth::Caller;
-use crate::error::{Error, RequestError};
-use crate::mastership::{Peers, RoleError};
+use crate::error::{Error, RequestError, RoleError};
+use crate::mastership::Peers;
 use crate::proto::key_master_client::KeyMasterClient;
 use crate::store::schema::NodeRecord;
 

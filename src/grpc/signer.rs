@@ -7,10 +7,10 @@ use super::convert::{record_to_proto, signing_parameters_to_proto};
 use crate::auth::Right;
 use crate::dnssec::ds::DsDigest;
 use crate::dnssec::rrset::WireRecord;
-use crate::error::{Error, RequestError};
+use crate::error::{Error, RequestError, SigningError};
 use crate::proto;
 use crate::proto::signer_server::Signer;
-use crate::signing::{Cancel, RrsetRequest, SigningError};
+use crate::signing::{Cancel, RrsetRequest};
 
 /// Sets a `Cancel` when dropped: a call whose future is dropped (its
 /// client went away, or tonic's deadline fired) stops its signing work.

@@ -4,16 +4,13 @@
 
 use tonic::{Code, Status};
 
-use crate::auth::AccessError;
 use crate::dnssec::zone::ZoneError as ZoneFileError;
-use crate::error::{Error, LimitError, RequestError};
+use crate::error::{
+    AccessError, Error, KeyError, LimitError, RequestError, RoleError, SigningError, ZoneNameError,
+    ZonesError,
+};
 use crate::hsm::HsmError;
-use crate::keyset::KeyError;
-use crate::mastership::RoleError;
-use crate::node::ZoneNameError;
-use crate::signing::SigningError;
 use crate::store::StoreError;
-use crate::zones::ZonesError;
 
 /// The status code of an error.
 pub fn code(e: &Error) -> Code {

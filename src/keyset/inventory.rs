@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use super::{KeyError, KeySets};
+use super::KeySets;
 use crate::dnssec::{ds, Algorithm, KeyRole};
-use crate::error::{shown, Result};
+use crate::error::{shown, KeyError, Result};
 use crate::hsm::keys;
 use crate::mastership::gate::{Gate, Managed};
 use crate::node::{blocking, Node};

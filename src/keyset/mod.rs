@@ -27,42 +27,11 @@ use domain::base::name::Name;
 use crate::dnssec::ds::{self, DsDigest};
 use crate::dnssec::sign::SigningKey;
 use crate::dnssec::KeyRole;
-use crate::error::Result;
+use crate::error::{KeyError, Result};
 use crate::node::Node;
 use crate::store::schema::{KeyRecord, KeyState, ZoneRecord};
 
 pub use inventory::Inventory;
-
-/// Why a key operation was refused, or a stored key could not be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    /// `which` is escaped, since the caller sent it.
-    #[error("zone {zone} has no key {which}")]
-    NoSuchKey { zone: String, which: String },
-    #[error("key tag {tag} is shared by {count} keys of {zone}; give the key id")]
-    AmbiguousTag {
-        zone: String,
-        tag: u16,
-        count: usize,
-    },
-    #[error("key {tag} is the last active {role} of {zone}; it cannot be {verb} (add and activate another first)")]
-    LastActive {
-        zone: String,
-        tag: u16,
-        role: String,
-        verb: &'static str,
-    },
-    #[error("key {tag} of {zone} is already retired")]
-    AlreadyRetired { zone: String, tag: u16 },
-    #[error("{zone} does not need new keys (only a forced seize asks for a re-key)")]
-    NoRekeyNeeded { zone: String },
-    #[error("stored key {tag} of {zone} is unusable: {what}")]
-    BadRecord {
-        zone: String,
-        tag: u16,
-        what: &'static str,
-    },
-}
 
 /// Where a key in a state appears (see the module's table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

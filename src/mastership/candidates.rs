@@ -1,8 +1,9 @@
 //! Who could hold a zone's role: live nodes that support its algorithm and
 //! whose own token answers that it holds every key of the zone.
 
-use super::{Mastership, RoleError};
+use super::Mastership;
 use crate::dnssec::Algorithm;
+use crate::error::RoleError;
 use crate::error::{shown, Result};
 use crate::node::blocking;
 use crate::store::schema::{KeyRecord, NodeRecord};

@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::RoleError;
-use crate::error::Result;
+use crate::error::{Result, RoleError};
 use crate::node::{parse_zone_name, Node};
 use crate::store::schema::ZoneRecord;
 

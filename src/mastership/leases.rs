@@ -1,7 +1,8 @@
 //! Node registration and liveness leases, and where a management call for
 //! a zone must run.
 
-use super::{Mastership, RoleError, SUPPORTED_ALGORITHMS};
+use super::{Mastership, SUPPORTED_ALGORITHMS};
+use crate::error::RoleError;
 use crate::error::{shown, Result};
 use crate::store::schema::{NodeRecord, SCHEMA_VERSION};
 

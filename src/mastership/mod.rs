@@ -28,7 +28,7 @@ mod watch;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::error::Result;
+use crate::error::{Result, RoleError};
 use crate::node::Node;
 use crate::store::schema::{NodeRecord, ZoneRecord};
 use crate::store::StoreError;
@@ -38,97 +38,6 @@ pub use gate::{Gate, Managed};
 
 /// Algorithms every node's token supports here (all that keymaster makes).
 pub const SUPPORTED_ALGORITHMS: [u8; 4] = [8, 13, 14, 15];
-
-/// Why a role operation was refused. Nothing was changed by any of them.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RoleError {
-    #[error("node {node} is not the Key Master of {zone}; its Key Master is {key_master}")]
-    NotKeyMaster {
-        zone: String,
-        node: String,
-        key_master: String,
-    },
-    #[error("the Key Master role of {zone} is being handed over by node {node}; nothing was changed: try again in a moment")]
-    HandingOver { zone: String, node: String },
-    #[error("{node} is already the Key Master of {zone}")]
-    AlreadyHolder { zone: String, node: String },
-    /// `node` is escaped, since the caller named it.
-    #[error("node {node} is not registered")]
-    NotRegistered { node: String },
-    #[error("{node} is not a candidate for {zone}: {reason}")]
-    NotCandidate {
-        zone: String,
-        node: String,
-        reason: String,
-    },
-    #[error("the Key Master {holder} is not reachable ({why}); seize the role if it is gone for good (keymasterctl role seize {zone} --to {to}); nothing was changed")]
-    HolderUnreachable {
-        zone: String,
-        holder: String,
-        to: String,
-        why: String,
-    },
-    #[error("the Key Master of {zone}, {holder}, is online; transfer the role instead")]
-    HolderOnline { zone: String, holder: String },
-    #[error("{what}, node {node}, is offline (last seen {secs} s ago); nothing was changed. Seize the role if it is gone for good")]
-    Offline {
-        what: String,
-        node: String,
-        secs: u64,
-    },
-    #[error("{node} is offline")]
-    TargetOffline { node: String },
-    #[error(
-        "cannot ask {node}'s token whether it holds the keys of {zone}: {why}; nothing was changed"
-    )]
-    CannotAsk {
-        zone: String,
-        node: String,
-        why: String,
-    },
-    #[error("{node} cannot take {zone} with its keys: {reason}; with --force it takes the role and the zone must be re-keyed and every trust anchor replaced")]
-    KeysOutOfReach {
-        zone: String,
-        node: String,
-        reason: String,
-    },
-    #[error("the Key Master role of {zone} moved while this call ran (epoch {expected} → {actual}); nothing was changed: see `keymasterctl role show {zone}`")]
-    MovedMeanwhile {
-        zone: String,
-        expected: u64,
-        actual: u64,
-    },
-    #[error("node {node} does not hold {zone} at epoch {epoch} (its Key Master is {key_master} at epoch {actual}); nothing was released")]
-    NotHeldAt {
-        zone: String,
-        node: String,
-        epoch: u64,
-        key_master: String,
-        actual: u64,
-    },
-    #[error("asked to make {asked} the Key Master of {zone}, but this is node {node}")]
-    WrongNode {
-        zone: String,
-        asked: String,
-        node: String,
-    },
-    #[error("cannot reach node {node} at {address}: {why}")]
-    Unreachable {
-        node: String,
-        address: String,
-        why: String,
-    },
-    #[error("node {node} did not answer: {message}")]
-    Peer { node: String, message: String },
-    /// A peer answered and refused, saying why (its message).
-    #[error("{message}")]
-    PeerRefused { node: String, message: String },
-    #[error("this node cannot call other nodes")]
-    NoPeers,
-    /// `id` is escaped, since the caller sent it.
-    #[error("key id {0} is not hex")]
-    BadKeyId(String),
-}
 
 /// Other nodes, asked over the network (the gRPC layer implements it with
 /// peer calls).

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::candidates::keys_out_of_reach;
-use super::{moved_meanwhile, Mastership, RoleError};
-use crate::error::{shown, Error, Result};
+use super::{moved_meanwhile, Mastership};
+use crate::error::{shown, Error, Result, RoleError};
 use crate::store::schema::ZoneRecord;
 
 /// How long a transfer waits for the Key Master to release the zone: a

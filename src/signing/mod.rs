@@ -20,44 +20,17 @@ use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
 
 use crate::dnssec::denial::Denial;
 use crate::dnssec::ds::DsDigest;
-use crate::dnssec::rrset::{self, CanonicalRrset, RrsetError, WireRecord};
-use crate::dnssec::sign::{self, SignError};
+use crate::dnssec::rrset::{self, CanonicalRrset, WireRecord};
+use crate::dnssec::sign;
 use crate::dnssec::{Algorithm, KeyRole, Validity};
-use crate::error::{LimitError, Result};
+use crate::error::{LimitError, Result, SigningError};
 use crate::hsm::SigningPool;
 use crate::keyset::{KeySet, KeySets};
 use crate::node::Node;
 
-use validity::{validity_for, SigKind, ValidityError};
+use validity::{validity_for, SigKind};
 pub use worker::{Cancel, KeyWorker};
 pub use zone::ZoneSigning;
-
-/// Why something could not be signed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SigningError {
-    #[error("the batch has no RRsets")]
-    EmptyBatch,
-    #[error("RRset {index}: {source}")]
-    Rrset { index: usize, source: RrsetError },
-    #[error("RRset {index}: the apex {rtype} RRset is built and signed by keymaster from its key records, never from a caller's records; fetch it with {fetch}")]
-    KskOnly {
-        index: usize,
-        rtype: String,
-        fetch: &'static str,
-    },
-    #[error(transparent)]
-    Validity(#[from] ValidityError),
-    #[error("zone {zone} has no active {role}")]
-    NoActiveKey { zone: String, role: String },
-    #[error("zone {zone}: {source}")]
-    Sign { zone: String, source: SignError },
-    #[error("a signing worker has no session: {0}")]
-    Worker(String),
-    #[error("the call's deadline passed before {total} RRsets were signed; signing stopped")]
-    Deadline { total: usize },
-    #[error("signing stopped: the call was cancelled or its deadline passed")]
-    Stopped,
-}
 
 /// Size limits on requests.
 #[derive(Debug, Clone)]

@@ -2,6 +2,7 @@
 //! caller may ask for within it.
 
 use crate::dnssec::Validity;
+use crate::error::ValidityError;
 use crate::policy::Policy;
 
 /// Which signatures a validity is for: the apex DNSKEY, CDS and CDNSKEY
@@ -10,32 +11,6 @@ use crate::policy::Policy;
 pub enum SigKind {
     Zone,
     Dnskey,
-}
-
-/// Times a caller may not have.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ValidityError {
-    #[error("signature expiration {expiration} is not in the future (now is {now})")]
-    Past { expiration: u64, now: u64 },
-    #[error("signature expiration {expiration} is {ahead} s from now; the zone allows at most {limit} s ({setting})")]
-    TooLong {
-        expiration: u64,
-        ahead: u64,
-        limit: u64,
-        setting: &'static str,
-    },
-    #[error("signature expiration {expiration} is not after inception {inception}")]
-    Order { inception: u64, expiration: u64 },
-    #[error("signatures valid from {inception} to {expiration} span {span} s; the zone allows at most {limit} s ({setting} + signature_inception_offset)")]
-    Window {
-        inception: u64,
-        expiration: u64,
-        span: u64,
-        limit: u64,
-        setting: &'static str,
-    },
-    #[error("signature inception {inception} is too far in the past for the DNSKEY RRset's signatures (dnskey_signature_validity {limit} s)")]
-    DnskeyInception { inception: u64, limit: u64 },
 }
 
 /// Inception and expiration of signatures made now. A caller may ask for

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use domain::base::iana::Rtype;
 
 use super::validity::{dnskey_validity_within, validity_for, SigKind};
-use super::{Cancel, KeyWorker, Signing, SigningError};
+use super::{Cancel, KeyWorker, Signing};
 use crate::dnssec::zone::{self as zonesign, ZoneError, ZonePlan, ZoneSignConfig, ZoneStats};
 use crate::dnssec::KeyRole;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SigningError};
 
 /// A prepared whole-zone signing.
 #[derive(Debug, Clone)]
