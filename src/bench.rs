@@ -82,17 +82,49 @@ pub async fn run(client: &crate::grpc::client::ClientArgs, args: BenchArgs) -> R
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let channel = crate::grpc::client::connect(client).await?;
-    let zone = ZonesClient::new(channel.clone())
-        .get_zone(proto::GetZoneRequest {
-            zone: args.zone.clone(),
-        })
+    let (apex, key) = active_zsk(&channel, &args.zone).await?;
+    let data = rrsets(&apex, args.rrsets);
+    println!(
+        "zone {apex}, ZSK {} ({}), {} RRsets, {workers} workers, {} RRsets per request",
+        key.key_tag, key.algorithm, args.rrsets, args.batch
+    );
+    let token = Arc::new(open_token(&args)?);
+    let clock = crate::clock::SystemClock;
+    let now = clock.now() as u32;
+    let validity = Validity {
+        inception: now - 3600,
+        expiration: now + 864000,
+    };
+    let apex_name: Name<Vec<u8>> = apex.parse().map_err(|_| "bad zone name".to_string())?;
+    let direct = direct_rate(
+        token,
+        Arc::new(data.clone()),
+        key,
+        apex_name,
+        validity,
+        workers,
+    )?;
+    println!("direct PKCS#11: {direct:.0} RRSIGs/s");
+    let requests = requests(&apex, &data, validity, workers, args.batch);
+    let grpc = grpc_rate(&channel, requests).await?;
+    println!("gRPC SignRrsets: {grpc:.0} RRSIGs/s");
+    println!("ratio gRPC/direct: {:.1}%", 100.0 * grpc / direct);
+    Ok(())
+}
+
+/// The zone's apex and its active ZSK, as keymasterd lists them.
+async fn active_zsk(
+    channel: &tonic::transport::Channel,
+    zone: &str,
+) -> Result<(String, SigningKey), String> {
+    let mut zones = ZonesClient::new(channel.clone());
+    let settings = zones
+        .get_zone(proto::GetZoneRequest { zone: zone.into() })
         .await
         .map_err(|s| s.message().to_string())?
         .into_inner();
-    let keys = ZonesClient::new(channel.clone())
-        .list_keys(proto::ListKeysRequest {
-            zone: args.zone.clone(),
-        })
+    let keys = zones
+        .list_keys(proto::ListKeysRequest { zone: zone.into() })
         .await
         .map_err(|s| s.message().to_string())?
         .into_inner()
@@ -101,7 +133,7 @@ pub async fn run(client: &crate::grpc::client::ClientArgs, args: BenchArgs) -> R
         .iter()
         .find(|k| k.role == "zsk" && k.state == "active")
         .ok_or("the zone has no active ZSK")?;
-    let policy = zone.policy.unwrap_or_default();
+    let policy = settings.policy.unwrap_or_default();
     let algorithm =
         Algorithm::from_number(zsk.algorithm, policy.rsa_bits).map_err(|e| e.to_string())?;
     let key = SigningKey {
@@ -110,14 +142,11 @@ pub async fn run(client: &crate::grpc::client::ClientArgs, args: BenchArgs) -> R
         key_tag: zsk.key_tag as u16,
         token_id: crate::hex::unhex(&zsk.id).ok_or("bad key id")?,
     };
-    let apex = zone.zone_name.clone();
-    let data = rrsets(&apex, args.rrsets);
-    println!(
-        "zone {apex}, ZSK {} ({}), {} RRsets, {workers} workers, {} RRsets per request",
-        key.key_tag, algorithm, args.rrsets, args.batch
-    );
+    Ok((settings.zone_name, key))
+}
 
-    // Direct path first, on a token opened in this process.
+/// The token, opened in this process for the direct path.
+fn open_token(args: &BenchArgs) -> Result<Token, String> {
     let pin = match (&args.pin_file, std::env::var("KEYMASTER_PIN").ok()) {
         (Some(f), _) => crate::config::read_pin_file(f)?,
         (None, Some(p)) => Secret::new(p),
@@ -128,112 +157,125 @@ pub async fn run(client: &crate::grpc::client::ClientArgs, args: BenchArgs) -> R
         (None, Some(s)) => TokenSelector::by_serial(s),
         _ => return Err("the direct path needs --token-label or --token-serial".into()),
     };
-    let config = TokenConfig {
+    Token::open(&TokenConfig {
         module: args.pkcs11_module.clone(),
         selector,
         pin,
         session_key_copies: !args.no_session_key_copies,
-    };
-    let token = Arc::new(Token::open(&config).map_err(|e| e.to_string())?);
-    let apex_name: Name<Vec<u8>> = apex.parse().map_err(|_| "bad zone name".to_string())?;
-    let clock = crate::clock::SystemClock;
-    let now = clock.now() as u32;
-    let validity = Validity {
-        inception: now - 3600,
-        expiration: now + 864000,
-    };
-    let direct = {
-        let data = Arc::new(data.clone());
-        let started = clock.instant();
-        let mut handles = Vec::new();
-        for w in 0..workers {
-            let (token, data, key, apex) =
-                (token.clone(), data.clone(), key.clone(), apex_name.clone());
-            handles.push(std::thread::spawn(move || -> Result<usize, String> {
-                let mut signer = token.signer().map_err(|e| e.to_string())?;
-                let mut worker = KeyWorker(signer.as_mut());
-                let mut n = 0;
-                for r in data.iter().skip(w).step_by(workers) {
-                    let records: Vec<WireRecord> = r
-                        .records
-                        .iter()
-                        .map(|d| WireRecord {
-                            class: d.rclass as u16,
-                            ttl: d.ttl,
-                            rdata: d.rdata.clone(),
-                        })
-                        .collect();
-                    let c = rrset::canonicalize(&apex, &r.owner, r.rtype as u16, &records)
-                        .map_err(|e| e.to_string())?;
-                    sign::sign_rrset(
-                        &mut worker,
-                        &key,
-                        &apex,
-                        &c.owner_wire,
-                        c.labels,
-                        Rtype::A,
-                        c.ttl,
-                        c.rdatas.iter().map(|x| x.as_slice()),
-                        validity,
-                    )
-                    .map_err(|e| e.to_string())?;
-                    n += 1;
-                }
-                Ok(n)
-            }));
-        }
-        let mut total = 0;
-        for h in handles {
-            total += h.join().map_err(|_| "direct worker panicked")??;
-        }
-        total as f64 / started.elapsed().as_secs_f64()
-    };
-    println!("direct PKCS#11: {direct:.0} RRSIGs/s");
+    })
+    .map_err(|e| e.to_string())
+}
 
-    // gRPC path: each worker keeps one request in flight. Requests are
-    // built before the clock starts, as a DNS server builds each once.
-    let grpc = {
-        let mut per_worker: Vec<Vec<proto::SignRrsetsRequest>> =
-            (0..workers).map(|_| Vec::new()).collect();
-        for (i, chunk) in data.chunks(args.batch.max(1)).enumerate() {
-            per_worker[i % workers].push(proto::SignRrsetsRequest {
-                zone: apex.clone(),
-                rrsets: chunk.to_vec(),
-                inception: validity.inception,
-                expiration: validity.expiration,
-                include_text: false,
-            });
-        }
-        let started = clock.instant();
-        let mut tasks = Vec::new();
-        for requests in per_worker {
-            let mut client = SignerClient::new(channel.clone())
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX);
-            tasks.push(tokio::spawn(async move {
-                let mut n = 0usize;
-                for request in requests {
-                    let r = client
-                        .sign_rrsets(request)
-                        .await
-                        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
-                    n += r
-                        .into_inner()
-                        .signatures
-                        .iter()
-                        .map(|s| s.rrsigs.len())
-                        .sum::<usize>();
-                }
-                Ok::<usize, String>(n)
-            }));
-        }
-        let mut total = 0;
-        for t in tasks {
-            total += t.await.map_err(|e| e.to_string())??;
-        }
-        total as f64 / started.elapsed().as_secs_f64()
-    };
-    println!("gRPC SignRrsets: {grpc:.0} RRSIGs/s");
-    println!("ratio gRPC/direct: {:.1}%", 100.0 * grpc / direct);
-    Ok(())
+/// RRSIGs per second signing `data` directly, one thread per worker.
+fn direct_rate(
+    token: Arc<Token>,
+    data: Arc<Vec<proto::Rrset>>,
+    key: SigningKey,
+    apex: Name<Vec<u8>>,
+    validity: Validity,
+    workers: usize,
+) -> Result<f64, String> {
+    let clock = crate::clock::SystemClock;
+    let started = clock.instant();
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let (token, data, key, apex) = (token.clone(), data.clone(), key.clone(), apex.clone());
+        handles.push(std::thread::spawn(move || -> Result<usize, String> {
+            let mut signer = token.signer().map_err(|e| e.to_string())?;
+            let mut worker = KeyWorker(signer.as_mut());
+            let mut n = 0;
+            for r in data.iter().skip(w).step_by(workers) {
+                let records: Vec<WireRecord> = r
+                    .records
+                    .iter()
+                    .map(|d| WireRecord {
+                        class: d.rclass as u16,
+                        ttl: d.ttl,
+                        rdata: d.rdata.clone(),
+                    })
+                    .collect();
+                let c = rrset::canonicalize(&apex, &r.owner, r.rtype as u16, &records)
+                    .map_err(|e| e.to_string())?;
+                sign::sign_rrset(
+                    &mut worker,
+                    &key,
+                    &apex,
+                    &c.owner_wire,
+                    c.labels,
+                    Rtype::A,
+                    c.ttl,
+                    c.rdatas.iter().map(|x| x.as_slice()),
+                    validity,
+                )
+                .map_err(|e| e.to_string())?;
+                n += 1;
+            }
+            Ok(n)
+        }));
+    }
+    let mut total = 0;
+    for h in handles {
+        total += h.join().map_err(|_| "direct worker panicked")??;
+    }
+    Ok(total as f64 / clock.instant().duration_since(started).as_secs_f64())
+}
+
+/// The gRPC requests of each worker, built before the clock starts, as a
+/// DNS server builds each once.
+fn requests(
+    apex: &str,
+    data: &[proto::Rrset],
+    validity: Validity,
+    workers: usize,
+    batch: usize,
+) -> Vec<Vec<proto::SignRrsetsRequest>> {
+    let mut per_worker: Vec<Vec<proto::SignRrsetsRequest>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for (i, chunk) in data.chunks(batch.max(1)).enumerate() {
+        per_worker[i % workers].push(proto::SignRrsetsRequest {
+            zone: apex.to_string(),
+            rrsets: chunk.to_vec(),
+            inception: validity.inception,
+            expiration: validity.expiration,
+            include_text: false,
+        });
+    }
+    per_worker
+}
+
+/// RRSIGs per second through SignRrsets, each worker keeping one request
+/// in flight.
+async fn grpc_rate(
+    channel: &tonic::transport::Channel,
+    per_worker: Vec<Vec<proto::SignRrsetsRequest>>,
+) -> Result<f64, String> {
+    let clock = crate::clock::SystemClock;
+    let started = clock.instant();
+    let mut tasks = Vec::new();
+    for requests in per_worker {
+        let mut client = SignerClient::new(channel.clone())
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0usize;
+            for request in requests {
+                let r = client
+                    .sign_rrsets(request)
+                    .await
+                    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?;
+                n += r
+                    .into_inner()
+                    .signatures
+                    .iter()
+                    .map(|s| s.rrsigs.len())
+                    .sum::<usize>();
+            }
+            Ok::<usize, String>(n)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(total as f64 / clock.instant().duration_since(started).as_secs_f64())
 }

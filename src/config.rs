@@ -176,15 +176,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// Merges flags/environment over the file over the defaults.
+    /// Merges flags/environment over the file over the defaults. Long
+    /// because the settings are many: one field each, the checks that
+    /// combine several fields in their own functions.
     pub fn resolve(args: DaemonArgs, env_pin: Option<Secret>) -> Result<Config, String> {
         let file = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| format!("config {}: {e}", path.display()))?
-            }
+            Some(path) => read_config_file(path)?,
             None => FileConfig::default(),
         };
         let node_id = args
@@ -196,62 +193,28 @@ impl Config {
                 "node id {node_id:?} must be 1..64 characters without spaces"
             ));
         }
-        let selector = match (
+        let selector = token_selector(
             args.token_uri.or(file.token_uri),
             args.token_serial.or(file.token_serial),
             args.token_label.or(file.token_label),
-        ) {
-            (Some(uri), None, None) => TokenSelector::from_uri(&uri).map_err(|e| e.to_string())?,
-            (None, Some(serial), None) => TokenSelector::by_serial(&serial),
-            (None, None, Some(label)) => TokenSelector::by_label(&label),
-            (None, None, None) => {
-                return Err(
-                    "no token given: use --token-label, --token-serial or --token-uri".into(),
-                )
-            }
-            _ => return Err("give only one of --token-label, --token-serial, --token-uri".into()),
-        };
+        )?;
         let pin = match (args.pin_file.or(file.pin_file), env_pin) {
             (Some(path), _) => read_pin_file(&path)?,
             (None, Some(pin)) => pin,
             (None, None) => return Err("no PIN given: use --pin-file or KEYMASTER_PIN".into()),
         };
         let plaintext = args.insecure_plaintext || file.insecure_plaintext.unwrap_or(false);
-        let tls = match (
+        let tls = server_tls(
             args.tls_cert.or(file.tls_cert),
             args.tls_key.or(file.tls_key),
             args.tls_client_ca.or(file.tls_client_ca),
-        ) {
-            (Some(c), Some(k), Some(ca)) if !plaintext => Some((c, k, ca)),
-            (None, None, None) if plaintext => None,
-            _ if plaintext => {
-                return Err("give either the TLS files or --insecure-plaintext, not both".into())
-            }
-            _ => {
-                return Err("TLS needs --tls-cert, --tls-key and --tls-client-ca \
-                     (or --insecure-plaintext for local development)"
-                    .into())
-            }
-        };
-        let store_tls = match (
+            plaintext,
+        )?;
+        let store_tls = store_tls(
             args.store_ca.or(file.store_ca),
             args.store_cert.or(file.store_cert),
             args.store_key.or(file.store_key),
-        ) {
-            (None, None, None) => None,
-            (Some(ca), None, None) => Some(StoreTls { ca, identity: None }),
-            (Some(ca), Some(cert), Some(key)) => Some(StoreTls {
-                ca,
-                identity: Some((cert, key)),
-            }),
-            _ => {
-                return Err(
-                    "store TLS needs --store-ca, and --store-cert with --store-key \
-                     for a client certificate"
-                        .into(),
-                )
-            }
-        };
+        )?;
         let d = Limits::default();
         Ok(Config {
             node_id,
@@ -308,6 +271,68 @@ impl Config {
             advertise: args.advertise.or(file.advertise),
             lease_secs: args.lease_secs.or(file.lease_secs).unwrap_or(10).max(1),
         })
+    }
+}
+
+fn read_config_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+    toml::from_str::<FileConfig>(&text).map_err(|e| format!("config {}: {e}", path.display()))
+}
+
+/// The token, by exactly one of URI, serial or label.
+fn token_selector(
+    uri: Option<String>,
+    serial: Option<String>,
+    label: Option<String>,
+) -> Result<TokenSelector, String> {
+    match (uri, serial, label) {
+        (Some(uri), None, None) => TokenSelector::from_uri(&uri).map_err(|e| e.to_string()),
+        (None, Some(serial), None) => Ok(TokenSelector::by_serial(&serial)),
+        (None, None, Some(label)) => Ok(TokenSelector::by_label(&label)),
+        (None, None, None) => {
+            Err("no token given: use --token-label, --token-serial or --token-uri".into())
+        }
+        _ => Err("give only one of --token-label, --token-serial, --token-uri".into()),
+    }
+}
+
+/// The server's certificate, key and client CA: all three, or none with
+/// --insecure-plaintext.
+fn server_tls(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
+    plaintext: bool,
+) -> Result<Option<(PathBuf, PathBuf, PathBuf)>, String> {
+    match (cert, key, ca) {
+        (Some(c), Some(k), Some(ca)) if !plaintext => Ok(Some((c, k, ca))),
+        (None, None, None) if plaintext => Ok(None),
+        _ if plaintext => Err("give either the TLS files or --insecure-plaintext, not both".into()),
+        _ => Err("TLS needs --tls-cert, --tls-key and --tls-client-ca \
+             (or --insecure-plaintext for local development)"
+            .into()),
+    }
+}
+
+/// TLS towards etcd: a CA, and a client certificate with its key.
+fn store_tls(
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<StoreTls>, String> {
+    match (ca, cert, key) {
+        (None, None, None) => Ok(None),
+        (Some(ca), None, None) => Ok(Some(StoreTls { ca, identity: None })),
+        (Some(ca), Some(cert), Some(key)) => Ok(Some(StoreTls {
+            ca,
+            identity: Some((cert, key)),
+        })),
+        _ => Err(
+            "store TLS needs --store-ca, and --store-cert with --store-key \
+             for a client certificate"
+                .into(),
+        ),
     }
 }
 

@@ -136,33 +136,11 @@ pub fn canonicalize(
     if first.ttl > MAX_TTL {
         return Err(RrsetError::TtlTooLarge(first.ttl));
     }
-    let mut rdatas = Vec::with_capacity(records.len());
-    for (index, r) in records.iter().enumerate() {
-        if Class::from_int(r.class) != Class::IN {
-            return Err(RrsetError::Class {
-                index,
-                class: r.class,
-            });
-        }
-        if r.ttl != first.ttl {
-            return Err(RrsetError::TtlMismatch {
-                first: first.ttl,
-                other: r.ttl,
-            });
-        }
-        if r.rdata.len() > usize::from(u16::MAX) {
-            return Err(RrsetError::RdataTooLong {
-                index,
-                len: r.rdata.len(),
-            });
-        }
-        rdatas.push(
-            canonical_rdata(rtype, &r.rdata).ok_or_else(|| RrsetError::BadRdata {
-                index,
-                rtype: rtype.to_string(),
-            })?,
-        );
-    }
+    let mut rdatas = records
+        .iter()
+        .enumerate()
+        .map(|(index, r)| canonical_record(rtype, first.ttl, index, r))
+        .collect::<Result<Vec<_>, _>>()?;
     rdatas.sort_unstable();
     rdatas.dedup();
     let key = record::name_key(&owner);
@@ -176,6 +154,38 @@ pub fn canonicalize(
         rtype,
         ttl: first.ttl,
         rdatas,
+    })
+}
+
+/// One record's data in canonical form, after checking it belongs in the
+/// RRset: class IN, the RRset's TTL, at most 65,535 octets.
+fn canonical_record(
+    rtype: Rtype,
+    ttl: u32,
+    index: usize,
+    r: &WireRecord,
+) -> Result<Vec<u8>, RrsetError> {
+    if Class::from_int(r.class) != Class::IN {
+        return Err(RrsetError::Class {
+            index,
+            class: r.class,
+        });
+    }
+    if r.ttl != ttl {
+        return Err(RrsetError::TtlMismatch {
+            first: ttl,
+            other: r.ttl,
+        });
+    }
+    if r.rdata.len() > usize::from(u16::MAX) {
+        return Err(RrsetError::RdataTooLong {
+            index,
+            len: r.rdata.len(),
+        });
+    }
+    canonical_rdata(rtype, &r.rdata).ok_or_else(|| RrsetError::BadRdata {
+        index,
+        rtype: rtype.to_string(),
     })
 }
 

@@ -17,7 +17,7 @@ use domain::base::iana::{Class, Rtype};
 use domain::base::name::Name;
 use domain::base::rdata::ComposeRecordData;
 use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
-use domain::zonefile::inplace::{Entry, Zonefile};
+use domain::zonefile::inplace::{Entry, ScannedRecord, Zonefile};
 
 use super::denial::{self, Denial};
 use super::record::{self, Rec};
@@ -110,39 +110,80 @@ pub fn read_zone(
         .expect("apex is a valid name");
     zonefile.set_origin(origin);
     zonefile.set_default_class(Class::IN);
-    let apex_key = record::name_key(apex);
+    let reader = Reader {
+        text,
+        apex,
+        apex_key: record::name_key(apex),
+    };
     let mut recs = Vec::new();
     let mut rdata = Vec::with_capacity(512);
     loop {
         let entry_start = zonefile.current_offset();
+        let Some(r) = reader.next_record(&mut zonefile, entry_start)? else {
+            break;
+        };
+        stats.records_in += 1;
+        let Some(rec) = reader.compact(&r, entry_start, &mut rdata)? else {
+            stats.dropped_dnssec += 1;
+            continue;
+        };
+        if recs.len() >= limit {
+            return Err(ZoneError::TooLarge {
+                count: recs.len() + 1,
+                limit,
+            });
+        }
+        recs.push(rec);
+    }
+    Ok(recs)
+}
+
+/// What reading a zone file needs to know to judge each entry.
+struct Reader<'a> {
+    text: &'a [u8],
+    apex: &'a Name<Vec<u8>>,
+    apex_key: Vec<u8>,
+}
+
+impl Reader<'_> {
+    /// The next record of the file, or None at its end.
+    fn next_record(
+        &self,
+        zonefile: &mut Zonefile,
+        entry_start: usize,
+    ) -> Result<Option<ScannedRecord>, ZoneError> {
         // domain 0.12.3's scanner can panic on some malformed character
         // strings (index out of bounds in inplace.rs, found by fuzzing):
         // such an entry is refused like any other malformed one.
         let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| zonefile.next_entry()));
-        let entry = match next {
-            Ok(Ok(Some(e))) => e,
-            Ok(Ok(None)) => break,
-            Ok(Err(e)) => return Err(parse_error(text, entry_start, &e.to_string())),
-            Err(_) => {
-                return Err(parse_error(
-                    text,
-                    entry_start,
-                    "malformed entry (the zone file scanner could not read it)",
-                ))
-            }
-        };
-        let r = match entry {
-            Entry::Record(r) => r,
-            Entry::Include { .. } => return Err(ZoneError::Include),
-        };
-        stats.records_in += 1;
+        match next {
+            Ok(Ok(Some(Entry::Record(r)))) => Ok(Some(r)),
+            Ok(Ok(Some(Entry::Include { .. }))) => Err(ZoneError::Include),
+            Ok(Ok(None)) => Ok(None),
+            Ok(Err(e)) => Err(parse_error(self.text, entry_start, &e.to_string())),
+            Err(_) => Err(parse_error(
+                self.text,
+                entry_start,
+                "malformed entry (the zone file scanner could not read it)",
+            )),
+        }
+    }
+
+    /// The record in compact form after checking it, or None for a DNSSEC
+    /// record the signer replaces.
+    fn compact(
+        &self,
+        r: &ScannedRecord,
+        entry_start: usize,
+        rdata: &mut Vec<u8>,
+    ) -> Result<Option<Rec>, ZoneError> {
         let key = record::name_key(r.owner());
         let rtype = r.rtype();
-        if !record::key_is_at_or_below(&key, &apex_key) {
+        if !record::key_is_at_or_below(&key, &self.apex_key) {
             return Err(ZoneError::OutsideZone {
                 owner: format!("{}", r.owner()),
                 rtype: rtype.to_string(),
-                apex: apex.to_string(),
+                apex: self.apex.to_string(),
             });
         }
         if r.class() != Class::IN {
@@ -155,41 +196,27 @@ pub fn read_zone(
         let signer_owned = matches!(
             rtype,
             Rtype::RRSIG | Rtype::NSEC | Rtype::NSEC3 | Rtype::NSEC3PARAM
-        ) || (key == apex_key
+        ) || (key == self.apex_key
             && matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY));
         if signer_owned {
-            stats.dropped_dnssec += 1;
-            continue;
-        }
-        if recs.len() >= limit {
-            return Err(ZoneError::TooLarge {
-                count: recs.len() + 1,
-                limit,
-            });
+            return Ok(None);
         }
         let ttl = r.ttl().as_secs();
         if ttl > super::rrset::MAX_TTL {
-            return Err(parse_error(
-                text,
-                entry_start,
-                &format!("TTL {ttl} is over 2^31 - 1 (RFC 2181 §8)"),
-            ));
+            let message = format!("TTL {ttl} is over 2^31 - 1 (RFC 2181 §8)");
+            return Err(parse_error(self.text, entry_start, &message));
         }
         rdata.clear();
-        let _ = r.data().compose_canonical_rdata(&mut rdata);
+        let _ = r.data().compose_canonical_rdata(rdata);
         if rdata.len() > usize::from(u16::MAX) {
-            return Err(parse_error(
-                text,
-                entry_start,
-                &format!(
-                    "record data of {} octets is over the 65,535 a record can hold",
-                    rdata.len()
-                ),
-            ));
+            let message = format!(
+                "record data of {} octets is over the 65,535 a record can hold",
+                rdata.len()
+            );
+            return Err(parse_error(self.text, entry_start, &message));
         }
-        recs.push(Rec::new(&key, rtype, ttl, &rdata));
+        Ok(Some(Rec::new(&key, rtype, ttl, rdata)))
     }
-    Ok(recs)
 }
 
 /// The error of an entry that starts at byte `start`, named by the line
@@ -489,43 +516,28 @@ fn types_of(recs: &[Rec]) -> Vec<Rtype> {
 
 fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl: u32) -> Plan {
     let owners = owners(recs, apex_key);
-    let mut items = Vec::with_capacity(recs.len() + owners.len());
-    let mut denial_recs = Vec::new();
-    // Bitmaps of the names in the NSEC3 chain: (sort key, bitmap types).
+    let mut plan = Plan {
+        items: Vec::with_capacity(recs.len() + owners.len()),
+        denial: Vec::new(),
+    };
+    // The names in the NSEC3 chain: (sort key, bitmap types).
     let mut nsec3_names: Vec<(Vec<u8>, Vec<Rtype>)> = Vec::new();
     let authoritative: Vec<usize> = (0..owners.len())
         .filter(|&i| owners[i].kind != OwnerKind::Glue)
         .collect();
     let mut pos = 0;
-
     for o in &owners {
-        let here = &recs[o.start..o.end];
         if o.kind == OwnerKind::Glue {
             // Glue and other occluded data are published as they came,
             // unsigned and outside the denial chain (RFC 4035 §2.2, §2.3).
-            items.extend(rrset_items(recs, o, |_| Signer::Nobody));
+            plan.items.extend(rrset_items(recs, o, |_| Signer::Nobody));
             continue;
         }
         pos += 1;
-        items.extend(rrset_items(recs, o, |rtype| match o.kind {
-            OwnerKind::Cut { .. } if rtype == Rtype::DS => Signer::Zsk,
-            OwnerKind::Cut { .. } => Signer::Nobody,
-            OwnerKind::Apex if matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY) => {
-                Signer::Ksk
-            }
-            _ => Signer::Zsk,
-        }));
-
-        let mut types = match o.kind {
-            OwnerKind::Cut { secure } => {
-                let mut t = vec![Rtype::NS];
-                if secure {
-                    t.push(Rtype::DS);
-                }
-                t
-            }
-            _ => types_of(here),
-        };
+        plan.items
+            .extend(rrset_items(recs, o, |rtype| signer_of(o.kind, rtype)));
+        let owner = recs[o.start].key();
+        let mut types = bitmap_types(o, &recs[o.start..o.end]);
         match &config.denial {
             Denial::Nsec => {
                 types.push(Rtype::NSEC);
@@ -536,13 +548,7 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
                 };
                 let rdata =
                     denial::nsec_rdata(&record::key_to_wire(next), &denial::type_bitmap(types));
-                items.push(Item {
-                    denial: true,
-                    start: denial_recs.len() as u32,
-                    len: 1,
-                    signer: Signer::Zsk,
-                });
-                denial_recs.push(Rec::new(here[0].key(), Rtype::NSEC, denial_ttl, &rdata));
+                plan.push_denial(Rec::new(owner, Rtype::NSEC, denial_ttl, &rdata));
             }
             Denial::Nsec3(p) => {
                 let insecure_cut = o.kind == OwnerKind::Cut { secure: false };
@@ -550,44 +556,90 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
                     types.push(Rtype::RRSIG);
                 }
                 if !(insecure_cut && p.opt_out) {
-                    nsec3_names.push((here[0].key().to_vec(), types));
+                    nsec3_names.push((owner.to_vec(), types));
                 }
             }
         }
     }
-
     if let Denial::Nsec3(p) = &config.denial {
-        add_empty_non_terminals(&mut nsec3_names, apex_key);
-        let mut hashed: Vec<(Vec<u8>, Vec<Rtype>)> = nsec3_names
-            .into_iter()
-            .map(|(key, types)| (denial::hash_name(&record::key_to_wire(&key), p), types))
-            .collect();
-        hashed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        hashed.dedup_by(|a, b| a.0 == b.0);
-        for i in 0..hashed.len() {
-            let (hash, types) = &hashed[i];
-            let next = &hashed[(i + 1) % hashed.len()].0;
-            let mut owner_wire = label_wire(&denial::hash_label(hash));
-            owner_wire.extend_from_slice(config.apex.as_slice());
-            let owner = Name::from_octets(owner_wire).expect("hashed owner is a valid name");
-            let rdata = denial::nsec3_rdata(p, next, &denial::type_bitmap(types.iter().copied()));
-            items.push(Item {
-                denial: true,
-                start: denial_recs.len() as u32,
-                len: 1,
-                signer: Signer::Zsk,
-            });
-            denial_recs.push(Rec::new(
-                &record::name_key(&owner),
-                Rtype::NSEC3,
-                denial_ttl,
-                &rdata,
-            ));
-        }
+        add_nsec3_chain(&mut plan, nsec3_names, apex_key, config, p, denial_ttl);
     }
-    Plan {
-        items,
-        denial: denial_recs,
+    plan
+}
+
+impl Plan {
+    /// Adds a denial record, signed by the ZSK, to the output.
+    fn push_denial(&mut self, rec: Rec) {
+        self.items.push(Item {
+            denial: true,
+            start: self.denial.len() as u32,
+            len: 1,
+            signer: Signer::Zsk,
+        });
+        self.denial.push(rec);
+    }
+}
+
+/// Who signs an RRset of an authoritative owner: nobody for a delegation's
+/// NS (the child's), the KSK for the apex DNSKEY/CDS/CDNSKEY, else the ZSK.
+fn signer_of(kind: OwnerKind, rtype: Rtype) -> Signer {
+    match kind {
+        OwnerKind::Cut { .. } if rtype == Rtype::DS => Signer::Zsk,
+        OwnerKind::Cut { .. } => Signer::Nobody,
+        OwnerKind::Apex if matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY) => {
+            Signer::Ksk
+        }
+        _ => Signer::Zsk,
+    }
+}
+
+/// The types an owner's denial record lists (before NSEC/NSEC3 and RRSIG):
+/// a delegation shows NS and, when secure, DS only.
+fn bitmap_types(o: &Owner, here: &[Rec]) -> Vec<Rtype> {
+    match o.kind {
+        OwnerKind::Cut { secure } => {
+            let mut t = vec![Rtype::NS];
+            if secure {
+                t.push(Rtype::DS);
+            }
+            t
+        }
+        _ => types_of(here),
+    }
+}
+
+/// The NSEC3 chain over the names (and the empty non-terminals between
+/// them and the apex), in hash order (RFC 5155 §7.1).
+fn add_nsec3_chain(
+    plan: &mut Plan,
+    mut names: Vec<(Vec<u8>, Vec<Rtype>)>,
+    apex_key: &[u8],
+    config: &ZoneSignConfig,
+    p: &denial::Nsec3Params,
+    ttl: u32,
+) {
+    add_empty_non_terminals(&mut names, apex_key);
+    let mut hashed: Vec<(Vec<u8>, Vec<Rtype>)> = names
+        .into_iter()
+        .map(|(key, types)| (denial::hash_name(&record::key_to_wire(&key), p), types))
+        .collect();
+    hashed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    hashed.dedup_by(|a, b| a.0 == b.0);
+    for i in 0..hashed.len() {
+        let (hash, types) = &hashed[i];
+        let next = &hashed[(i + 1) % hashed.len()].0;
+        // A 32-character label over an apex of at most 222 octets (refused
+        // longer when the zone is added) is a valid name.
+        let mut owner_wire = label_wire(&denial::hash_label(hash));
+        owner_wire.extend_from_slice(config.apex.as_slice());
+        let owner = Name::from_octets(owner_wire).expect("hashed owner is a valid name");
+        let rdata = denial::nsec3_rdata(p, next, &denial::type_bitmap(types.iter().copied()));
+        plan.push_denial(Rec::new(
+            &record::name_key(&owner),
+            Rtype::NSEC3,
+            ttl,
+            &rdata,
+        ));
     }
 }
 
@@ -667,25 +719,15 @@ fn render_batch(
         records: 0,
         rrsigs: 0,
     };
-    let mut owner_key: &[u8] = &[];
-    let mut owner_text = String::new();
-    let mut owner_wire = Vec::new();
+    let mut owner = OwnerName::default();
     for item in items {
         let source = if item.denial { denial_recs } else { recs };
         let rrset = &source[item.start as usize..(item.start + item.len) as usize];
-        let first = &rrset[0];
-        if first.key() != owner_key {
-            owner_key = first.key();
-            owner_wire = record::key_to_wire(owner_key);
-            let name = record::key_to_name(owner_key);
-            owner_text = if name.is_root() {
-                ".".to_string()
-            } else {
-                format!("{name}.")
-            };
+        if rrset[0].key() != owner.key {
+            owner = OwnerName::of(rrset[0].key());
         }
         for r in rrset {
-            record::write_record(&mut out.text, &owner_text, r.rtype, r.ttl, r.rdata());
+            record::write_record(&mut out.text, &owner.text, r.rtype, r.ttl, r.rdata());
         }
         out.records += rrset.len() as u64;
         let (role, validity) = match item.signer {
@@ -693,32 +735,72 @@ fn render_batch(
             Signer::Zsk => (KeyRole::Zsk, config.validity),
             Signer::Ksk => (KeyRole::Ksk, config.dnskey_validity),
         };
-        let labels = sign::rrsig_labels(
-            record::key_label_count(owner_key),
-            record::key_is_wildcard(owner_key),
-        );
         for key in config.keys.iter().filter(|k| k.role == role) {
-            let rrsig = sign::sign_rrset(
-                worker,
-                key,
-                &config.apex,
-                &owner_wire,
-                labels,
-                first.rtype,
-                first.ttl,
-                rrset.iter().map(|r| r.rdata()),
-                validity,
-            )?;
-            use std::fmt::Write as _;
-            let _ = writeln!(
-                out.text,
-                "{owner_text}\t{}\tIN\tRRSIG\t{}",
-                first.ttl,
-                rrsig.display_zonefile(DisplayKind::Simple)
-            );
-            out.rrsigs += 1;
-            out.records += 1;
+            write_rrsig(&mut out, rrset, &owner, key, validity, config, worker)?;
         }
     }
     Ok(out)
+}
+
+/// An owner name in the forms the output needs.
+#[derive(Default)]
+struct OwnerName {
+    key: Vec<u8>,
+    wire: Vec<u8>,
+    /// Presentation form with the final dot.
+    text: String,
+}
+
+impl OwnerName {
+    fn of(key: &[u8]) -> OwnerName {
+        let name = record::key_to_name(key);
+        OwnerName {
+            key: key.to_vec(),
+            wire: record::key_to_wire(key),
+            text: if name.is_root() {
+                ".".to_string()
+            } else {
+                format!("{name}.")
+            },
+        }
+    }
+}
+
+/// Signs an RRset with one key and writes the RRSIG record.
+fn write_rrsig(
+    out: &mut Rendered,
+    rrset: &[Rec],
+    owner: &OwnerName,
+    key: &SigningKey,
+    validity: Validity,
+    config: &ZoneSignConfig,
+    worker: &mut dyn SignWorker,
+) -> Result<(), ZoneError> {
+    use std::fmt::Write as _;
+    let first = &rrset[0];
+    let labels = sign::rrsig_labels(
+        record::key_label_count(&owner.key),
+        record::key_is_wildcard(&owner.key),
+    );
+    let rrsig = sign::sign_rrset(
+        worker,
+        key,
+        &config.apex,
+        &owner.wire,
+        labels,
+        first.rtype,
+        first.ttl,
+        rrset.iter().map(|r| r.rdata()),
+        validity,
+    )?;
+    let _ = writeln!(
+        out.text,
+        "{}\t{}\tIN\tRRSIG\t{}",
+        owner.text,
+        first.ttl,
+        rrsig.display_zonefile(DisplayKind::Simple)
+    );
+    out.rrsigs += 1;
+    out.records += 1;
+    Ok(())
 }

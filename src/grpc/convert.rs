@@ -12,6 +12,29 @@ use crate::signing::{OutRecord, SigningParameters};
 use crate::store::schema::{KeyRecord, NodeRecord, ZoneRecord};
 use crate::zones::ZoneView;
 
+/// The denial of existence a request asks for (default NSEC3).
+fn denial_from_proto(p: &proto::ZonePolicy) -> Result<DenialPolicy, PolicyError> {
+    match p.denial.to_ascii_lowercase().as_str() {
+        "" | "nsec3" => Ok(DenialPolicy::Nsec3 {
+            iterations: u16::try_from(p.nsec3_iterations).map_err(|_| {
+                PolicyError(format!(
+                    "NSEC3 iterations {} is too large",
+                    p.nsec3_iterations
+                ))
+            })?,
+            salt: p.nsec3_salt.to_ascii_lowercase(),
+            opt_out: p.nsec3_opt_out,
+        }),
+        "nsec" if p.nsec3_iterations != 0 || !p.nsec3_salt.is_empty() || p.nsec3_opt_out => Err(
+            PolicyError("NSEC3 parameters given with denial nsec".into()),
+        ),
+        "nsec" => Ok(DenialPolicy::Nsec),
+        other => Err(PolicyError(format!(
+            "denial {other:?} is not nsec or nsec3"
+        ))),
+    }
+}
+
 /// A policy from a request: unset (zero) fields take the defaults.
 pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyError> {
     let d = Policy::default();
@@ -26,31 +49,7 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
     } else {
         Algorithm::from_number(p.algorithm, p.rsa_bits).map_err(|e| PolicyError(e.to_string()))?
     };
-    let denial = match p.denial.to_ascii_lowercase().as_str() {
-        "" | "nsec3" => DenialPolicy::Nsec3 {
-            iterations: u16::try_from(p.nsec3_iterations).map_err(|_| {
-                PolicyError(format!(
-                    "NSEC3 iterations {} is too large",
-                    p.nsec3_iterations
-                ))
-            })?,
-            salt: p.nsec3_salt.to_ascii_lowercase(),
-            opt_out: p.nsec3_opt_out,
-        },
-        "nsec" => {
-            if p.nsec3_iterations != 0 || !p.nsec3_salt.is_empty() || p.nsec3_opt_out {
-                return Err(PolicyError(
-                    "NSEC3 parameters given with denial nsec".into(),
-                ));
-            }
-            DenialPolicy::Nsec
-        }
-        other => {
-            return Err(PolicyError(format!(
-                "denial {other:?} is not nsec or nsec3"
-            )))
-        }
-    };
+    let denial = denial_from_proto(&p)?;
     let or = |v: u32, default: u32| if v == 0 { default } else { v };
     let ds_digests = if p.ds_digests.is_empty() {
         d.ds_digests.clone()

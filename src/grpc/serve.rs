@@ -47,7 +47,14 @@ pub async fn serve(
         max_message_bytes: options.max_message_bytes,
     };
     let max = options.max_message_bytes;
+    let clock = api.services.node.clock.clone();
     let router = tonic::transport::Server::builder()
+        .layer(tower::util::MapRequestLayer::new(
+            move |mut r: tonic::codegen::http::Request<tonic::body::Body>| {
+                r.extensions_mut().insert(Arrived(clock.instant()));
+                r
+            },
+        ))
         .layer(tower::util::MapResponseLayer::new(
             move |r: tonic::codegen::http::Response<tonic::body::Body>| {
                 oversized_is_exhaustion(r, max)
@@ -83,6 +90,11 @@ pub async fn serve(
         }
     }
 }
+
+/// When a request reached the server: tonic's own deadline timer starts
+/// then, so a handler's deadline is counted from it too.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub std::time::Instant);
 
 /// tonic refuses a request over the decoding limit with OutOfRange before
 /// any handler runs; callers are told ResourceExhausted with the setting

@@ -4,6 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::context::Api;
 use super::convert::{record_to_proto, signing_parameters_to_proto};
+use super::serve::Arrived;
 use crate::auth::Right;
 use crate::dnssec::ds::DsDigest;
 use crate::dnssec::rrset::WireRecord;
@@ -22,16 +23,21 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// When a handler must answer to beat the caller's deadline: a little
+/// When a handler must answer to beat the caller's deadline: a tenth
 /// before the `grpc-timeout` it sent (1-8 digits and H, M, S, m, u or n),
-/// so that it answers DEADLINE_EXCEEDED itself before tonic's own timer
-/// ends the call with CANCELLED.
-fn answer_by(
-    md: &tonic::metadata::MetadataMap,
+/// counted from the request's arrival, so that it answers
+/// DEADLINE_EXCEEDED itself before tonic's own timer ends the call with
+/// CANCELLED.
+fn answer_by<T>(
+    request: &Request<T>,
     clock: &dyn crate::clock::Clock,
 ) -> Option<tokio::time::Instant> {
     use std::time::Duration;
-    let v = md.get("grpc-timeout")?.to_str().ok()?;
+    let arrived = request
+        .extensions()
+        .get::<Arrived>()
+        .map_or_else(|| clock.instant(), |a| a.0);
+    let v = request.metadata().get("grpc-timeout")?.to_str().ok()?;
     let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 {
         return None;
@@ -46,8 +52,8 @@ fn answer_by(
         "n" => Duration::from_nanos(n),
         _ => return None,
     };
-    let margin = (timeout / 20).clamp(Duration::from_millis(1), Duration::from_millis(50));
-    Some(tokio::time::Instant::from_std(clock.instant()) + timeout.saturating_sub(margin))
+    let margin = (timeout / 10).clamp(Duration::from_millis(10), Duration::from_millis(250));
+    Some(tokio::time::Instant::from_std(arrived) + timeout.saturating_sub(margin))
 }
 
 fn u16_field(field: &'static str, value: u32) -> Result<u16, RequestError> {
@@ -89,7 +95,7 @@ impl Signer for Api {
         let caller = self
             .authorize_zone(&request, Right::Sign(zone.clone()), "SignRrsets", &zone)
             .await?;
-        let deadline = answer_by(request.metadata(), self.services.node.clock.as_ref());
+        let deadline = answer_by(&request, self.services.node.clock.as_ref());
         let r = request.into_inner();
         let total = r.rrsets.len();
         let taken = self.limiter.take_signatures(caller.identity(), total);
@@ -114,7 +120,15 @@ impl Signer for Api {
                 r = signing => r,
                 _ = tokio::time::sleep_until(at) => {
                     cancel.set();
-                    Err(SigningError::Deadline { total }.into())
+                    // Answer now; the refusal is recorded after (a store
+                    // write must not push the answer past the deadline).
+                    let e = Error::from(SigningError::Deadline { total });
+                    let (node, who, reason) =
+                        (self.services.node.clone(), caller.identity().to_string(), e.to_string());
+                    tokio::spawn(async move {
+                        node.audit_refusal(&who, &r.zone, "SignRrsets", &reason).await
+                    });
+                    return Err(e.into());
                 }
             },
         };

@@ -10,6 +10,7 @@ use super::convert::{key_to_proto, policy_from_proto, zone_to_proto};
 use super::forward;
 use super::limits::StreamSlot;
 use crate::auth::{Caller, Right};
+use crate::dnssec::zone::ZoneStats;
 use crate::dnssec::KeyRole;
 use crate::error::{Error, LimitError, RequestError, RoleError};
 use crate::proto::zones_client::ZonesClient;
@@ -342,24 +343,31 @@ impl ZoneJob {
                     .map(|_| stats)
             });
         let seconds = clock.instant().duration_since(began).as_secs_f64();
+        self.finish(&tx, result, seconds);
+    }
+
+    /// The last message: the summary, or the error (also in the log and the
+    /// audit log).
+    fn finish(&self, tx: &Answers, result: crate::error::Result<ZoneStats>, seconds: f64) {
         match result {
             Ok(stats) => {
                 tracing::info!(zone = %self.zone, records_in = stats.records_in, rrsigs = stats.rrsigs, seconds, "zone signed");
-                let _ = send(sign_zone_response::Msg::Summary(proto::SignZoneSummary {
+                let summary = proto::SignZoneSummary {
                     records_in: stats.records_in,
                     records_out: stats.records_out,
                     rrsigs: stats.rrsigs,
                     seconds,
+                };
+                let _ = tx.blocking_send(Ok(proto::SignZoneResponse {
+                    msg: Some(sign_zone_response::Msg::Summary(summary)),
                 }));
             }
             Err(e) => {
                 tracing::warn!(zone = %self.zone, error = %e, "zone not signed");
                 let reason = e.to_string();
-                runtime.block_on(
-                    services
-                        .node
-                        .audit_refusal(&self.who, &self.zone, "SignZone", &reason),
-                );
+                let node = &self.api.services.node;
+                tokio::runtime::Handle::current()
+                    .block_on(node.audit_refusal(&self.who, &self.zone, "SignZone", &reason));
                 let _ = tx.blocking_send(Err(e.into()));
             }
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::candidates::keys_out_of_reach;
 use super::{moved_meanwhile, Mastership};
 use crate::error::{shown, Error, Result, RoleError};
-use crate::store::schema::ZoneRecord;
+use crate::store::schema::{NodeRecord, ZoneRecord};
 
 /// How long a transfer waits for the Key Master to release the zone: a
 /// live node answers in milliseconds; a killed or paused one never does.
@@ -102,6 +102,30 @@ impl Mastership {
         }
     }
 
+    /// Whether the zone needs new keys if `target` takes it: its token is
+    /// asked for every key; without them it takes the role only by force.
+    async fn needs_rekey(&self, zone: &str, target: &NodeRecord, force: bool) -> Result<bool> {
+        let keys = self.node.store.list_keys(zone).await?;
+        let missing =
+            self.keys_missing_on(target, &keys)
+                .await
+                .map_err(|e| RoleError::CannotAsk {
+                    zone: zone.to_string(),
+                    node: target.node_id.clone(),
+                    why: e.to_string(),
+                })?;
+        match (missing.first(), force) {
+            (None, _) => Ok(false),
+            (Some(k), false) => Err(RoleError::KeysOutOfReach {
+                zone: zone.to_string(),
+                node: target.node_id.clone(),
+                reason: keys_out_of_reach(target, k),
+            }
+            .into()),
+            (Some(_), true) => Ok(true),
+        }
+    }
+
     fn unreachable(&self, zone: &ZoneRecord, to: &str, why: String) -> Error {
         RoleError::HolderUnreachable {
             zone: zone.name.clone(),
@@ -140,27 +164,7 @@ impl Mastership {
             }
             .into());
         }
-        let keys = self.node.store.list_keys(&key).await?;
-        let missing =
-            self.keys_missing_on(&target, &keys)
-                .await
-                .map_err(|e| RoleError::CannotAsk {
-                    zone: key.clone(),
-                    node: to.to_string(),
-                    why: e.to_string(),
-                })?;
-        let needs_rekey = match (missing.first(), force) {
-            (None, _) => false,
-            (Some(k), false) => {
-                return Err(RoleError::KeysOutOfReach {
-                    zone: key,
-                    node: to.to_string(),
-                    reason: keys_out_of_reach(&target, k),
-                }
-                .into())
-            }
-            (Some(_), true) => true,
-        };
+        let needs_rekey = self.needs_rekey(&key, &target, force).await?;
         let audit = self.node.draft(
             who,
             &key,

@@ -194,17 +194,8 @@ impl Signing {
         let now = self.node.clock.now();
         let policy = &set.zone.policy;
         let cache_key = (set.zone.name.clone(), rtype.to_int());
-        if let Some(c) = self
-            .ksk_signatures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&cache_key)
-        {
-            let fresh = u64::from(c.expiration).saturating_sub(now)
-                >= u64::from(policy.dnskey_signature_validity) * 3 / 4;
-            if fresh && c.rdatas == rdatas && c.ksks == ksks && c.ttl == policy.dnskey_ttl {
-                return Ok(c.rrsigs.clone());
-            }
+        if let Some(rrsigs) = self.kept_ksk_signatures(&cache_key, set, &rdatas, &ksks) {
+            return Ok(rrsigs);
         }
         let validity =
             validity_for(policy, now, 0, 0, SigKind::Dnskey).map_err(SigningError::from)?;
@@ -250,6 +241,27 @@ impl Signing {
                 },
             );
         Ok(rrsigs)
+    }
+
+    /// KSK signatures made earlier for the same RRset and KSKs, if a quarter
+    /// of their validity has not yet passed.
+    fn kept_ksk_signatures(
+        &self,
+        cache_key: &(String, u16),
+        set: &KeySet,
+        rdatas: &[Vec<u8>],
+        ksks: &[u16],
+    ) -> Option<Vec<OutRecord>> {
+        let policy = &set.zone.policy;
+        let kept = self
+            .ksk_signatures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let c = kept.get(cache_key)?;
+        let fresh = u64::from(c.expiration).saturating_sub(self.node.clock.now())
+            >= u64::from(policy.dnskey_signature_validity) * 3 / 4;
+        (fresh && c.rdatas == rdatas && c.ksks == ksks && c.ttl == policy.dnskey_ttl)
+            .then(|| c.rrsigs.clone())
     }
 
     /// What a DNS server that signs online must build to match this zone:

@@ -100,61 +100,68 @@ pub struct ZoneAdd {
     auto_failover: Option<u32>,
 }
 
+async fn add(c: &mut Clients, a: ZoneAdd) -> Result<Output, String> {
+    let policy = policy_from_args(&a)?;
+    let z = c
+        .zones
+        .add_zone(proto::AddZoneRequest {
+            zone: a.zone,
+            policy: Some(policy),
+            key_master: a.key_master.unwrap_or_default(),
+        })
+        .await
+        .map_err(status_line)?
+        .into_inner();
+    Ok(Output::Zone(z))
+}
+
+async fn remove(c: &mut Clients, zone: String, force: bool) -> Result<Output, String> {
+    let r = c
+        .zones
+        .remove_zone(proto::RemoveZoneRequest {
+            zone: zone.clone(),
+            force,
+        })
+        .await
+        .map_err(status_line)?
+        .into_inner();
+    Ok(Output::Value(
+        json!({"zone": zone, "removed": true, "keys_destroyed": r.keys_destroyed}),
+        format!(
+            "zone {zone} removed; {} keys destroyed in the token",
+            r.keys_destroyed
+        ),
+    ))
+}
+
 pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
-    let zones = &mut c.zones;
     Ok(match cmd {
-        ZoneCmd::Add(a) => {
-            let policy = policy_from_args(&a)?;
-            let z = zones
-                .add_zone(proto::AddZoneRequest {
-                    zone: a.zone,
-                    policy: Some(policy),
-                    key_master: a.key_master.unwrap_or_default(),
-                })
-                .await
-                .map_err(status_line)?
-                .into_inner();
-            Output::Zone(z)
-        }
+        ZoneCmd::Add(a) => add(c, a).await?,
         ZoneCmd::Show { zone } => Output::Zone(
-            zones
+            c.zones
                 .get_zone(proto::GetZoneRequest { zone })
                 .await
                 .map_err(status_line)?
                 .into_inner(),
         ),
         ZoneCmd::List => Output::Zones(
-            zones
+            c.zones
                 .list_zones(proto::ListZonesRequest {})
                 .await
                 .map_err(status_line)?
                 .into_inner()
                 .zones,
         ),
-        ZoneCmd::Remove { zone, force } => {
-            let r = zones
-                .remove_zone(proto::RemoveZoneRequest {
-                    zone: zone.clone(),
-                    force,
-                })
-                .await
-                .map_err(status_line)?
-                .into_inner();
-            Output::Value(
-                json!({"zone": zone, "removed": true, "keys_destroyed": r.keys_destroyed}),
-                format!(
-                    "zone {zone} removed; {} keys destroyed in the token",
-                    r.keys_destroyed
-                ),
-            )
-        }
+        ZoneCmd::Remove { zone, force } => remove(c, zone, force).await?,
         ZoneCmd::Sign {
             zone,
             input,
             output,
             inception,
             expiration,
-        } => crate::sign::sign_zone(zones, zone, input, output, inception, expiration).await?,
+        } => {
+            crate::sign::sign_zone(&mut c.zones, zone, input, output, inception, expiration).await?
+        }
         ZoneCmd::Rekey { zone } => {
             let r = c
                 .roles
