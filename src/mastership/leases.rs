@@ -42,14 +42,11 @@ impl Mastership {
 
     /// Whether the node is registered and its lease holds.
     pub async fn is_online(&self, id: &str) -> Result<bool> {
-        let now = self.node.clock.now();
         Ok(self
-            .node
-            .store
             .list_nodes()
             .await?
             .iter()
-            .any(|n| n.node_id == id && n.online(now)))
+            .any(|(n, online)| n.node_id == id && *online))
     }
 
     /// A registered node's record.

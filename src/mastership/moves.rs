@@ -16,15 +16,7 @@ impl Mastership {
     /// Moves the role while the current Key Master is online: it is asked
     /// to release the zone first, and must answer.
     pub async fn transfer(&self, who: &str, zone: &str, to: &str) -> Result<ZoneRecord> {
-        let z = self.node.zone(zone).await?;
-        let (key, zone) = (z.key, z.zone);
-        if zone.key_master == to {
-            return Err(RoleError::AlreadyHolder {
-                zone: key,
-                node: to.to_string(),
-            }
-            .into());
-        }
+        let (key, zone) = self.zone_to_move(zone, to).await?;
         let target = self.registered(to).await?;
         if !self.is_online(&zone.key_master).await? {
             return Err(self.unreachable(&zone, to, "its lease has expired".into()));
@@ -126,6 +118,19 @@ impl Mastership {
         }
     }
 
+    /// The zone whose role is to move to `to`: refused if `to` holds it.
+    async fn zone_to_move(&self, zone: &str, to: &str) -> Result<(String, ZoneRecord)> {
+        let z = self.node.zone(zone).await?;
+        if z.zone.key_master == to {
+            return Err(RoleError::AlreadyHolder {
+                zone: z.key,
+                node: to.to_string(),
+            }
+            .into());
+        }
+        Ok((z.key, z.zone))
+    }
+
     fn unreachable(&self, zone: &ZoneRecord, to: &str, why: String) -> Error {
         RoleError::HolderUnreachable {
             zone: zone.name.clone(),
@@ -140,15 +145,7 @@ impl Mastership {
     /// that cannot reach the keys gets it only with `force`, and then the
     /// zone needs new keys.
     pub async fn seize(&self, who: &str, zone: &str, to: &str, force: bool) -> Result<ZoneRecord> {
-        let z = self.node.zone(zone).await?;
-        let (key, zone) = (z.key, z.zone);
-        if zone.key_master == to {
-            return Err(RoleError::AlreadyHolder {
-                zone: key,
-                node: to.to_string(),
-            }
-            .into());
-        }
+        let (key, zone) = self.zone_to_move(zone, to).await?;
         if self.is_online(&zone.key_master).await? {
             return Err(RoleError::HolderOnline {
                 zone: key,
