@@ -79,6 +79,7 @@ impl Zones {
             key_master_since: now,
             created: now,
             needs_rekey: false,
+            lifecycle: Default::default(),
         };
         let audit = self.node.draft(
             who,

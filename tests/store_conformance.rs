@@ -49,6 +49,7 @@ fn zone(name: &str) -> ZoneRecord {
         key_master_since: 10,
         created: 10,
         needs_rekey: false,
+        lifecycle: Default::default(),
     }
 }
 
@@ -405,6 +406,59 @@ async fn etcd_over_tls_needs_its_ca_and_a_client_certificate() {
     );
 }
 
+/// A lifecycle step: the zone's policy and lifecycle replaced, keys put
+/// and deleted, all or nothing, and only at the zone's epoch; its epoch and
+/// Key Master are not the caller's to change.
+async fn lifecycle_steps_are_one_fenced_write(backend: TestStore) {
+    let s = open(&backend).await;
+    let z = "step.example.";
+    s.create_zone(
+        &zone(z),
+        &[key(z, "aa", 1), key(z, "bb", 2)],
+        &draft(z, "add"),
+    )
+    .await
+    .unwrap();
+    let mut next = zone(z);
+    next.policy.dnskey_ttl = 7200;
+    next.lifecycle.paused = true;
+    next.epoch = 99; // ignored: the stored epoch stays
+    next.key_master = "elsewhere".into();
+    let mut bb = key(z, "bb", 2);
+    bb.state = KeyState::Retired;
+    s.update_zone(
+        &next,
+        1,
+        &[bb.clone(), key(z, "cc", 3)],
+        &["aa".into()],
+        &draft(z, "step"),
+    )
+    .await
+    .unwrap();
+    let stored = s.get_zone(z).await.unwrap().unwrap();
+    assert_eq!(stored.policy.dnskey_ttl, 7200);
+    assert!(stored.lifecycle.paused);
+    assert_eq!((stored.epoch, stored.key_master.as_str()), (1, "n1"));
+    assert_eq!(key_ids(&s, z).await, ["bb", "cc"]);
+    let keys = s.list_keys(z).await.unwrap();
+    assert_eq!(keys[0].state, KeyState::Retired);
+    // At a stale epoch nothing is written.
+    s.move_key_master(z, 1, "node-b", 5, false, &draft(z, "transfer"))
+        .await
+        .unwrap();
+    next.lifecycle.paused = false;
+    let e = s
+        .update_zone(&next, 1, &[], &["bb".into()], &draft(z, "stale step"))
+        .await
+        .unwrap_err();
+    fenced(e, 1, 2);
+    assert!(s.get_zone(z).await.unwrap().unwrap().lifecycle.paused);
+    assert_eq!(key_ids(&s, z).await, ["bb", "cc"]);
+    let log = s.read_audit(Some(z), 0).await.unwrap();
+    assert!(log.iter().any(|e| e.action == "step"));
+    assert!(!log.iter().any(|e| e.action == "stale step"));
+}
+
 macro_rules! conformance {
     ($($name:ident),*) => {
         mod sqlite {
@@ -442,5 +496,6 @@ conformance!(
     racing_role_moves_have_one_winner,
     concurrent_appends_keep_one_chain,
     a_long_audit_log_reads_whole,
-    node_leases_lapse
+    node_leases_lapse,
+    lifecycle_steps_are_one_fenced_write
 );

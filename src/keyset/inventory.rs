@@ -408,6 +408,7 @@ mod tests {
             key_master_since: 0,
             created: 0,
             needs_rekey: false,
+            lifecycle: Default::default(),
         };
         let audit = node.draft("t", "z.example.", "generate", String::new());
         node.store.create_zone(&zone, &keys, &audit).await.unwrap();

@@ -8,8 +8,13 @@
 //! | state     | DNSKEY RRset | signs | DS handed to the parent (KSK) | CDS/CDNSKEY (KSK) |
 //! |-----------|--------------|-------|-------------------------------|-------------------|
 //! | published | yes          | no    | yes                           | no                |
+//! | incoming  | yes          | yes   | no                            | no                |
 //! | active    | yes          | yes   | yes                           | yes, if the policy publishes them |
+//! | leaving   | yes          | yes   | no                            | no                |
 //! | retired   | yes          | no    | no                            | no                |
+//!
+//! (Incoming and leaving are the two KSKs of a double-KSK roll around the
+//! DS swap, RFC 7583 §3.3.1.)
 //!
 //! Active KSKs sign the apex DNSKEY, CDS and CDNSKEY RRsets; active ZSKs
 //! sign everything else. A rollover engine changes key states; this view
@@ -56,6 +61,12 @@ impl Publication {
                 signs: true,
                 ds: true,
                 cds: true,
+            },
+            KeyState::Incoming | KeyState::Leaving => Publication {
+                dnskey: true,
+                signs: true,
+                ds: false,
+                cds: false,
             },
             KeyState::Retired => Publication {
                 dnskey: true,
@@ -265,6 +276,7 @@ mod tests {
             key_master_since: 0,
             created: 0,
             needs_rekey: false,
+            lifecycle: Default::default(),
         }
     }
 

@@ -606,6 +606,39 @@ impl Store for EtcdStore {
         .map(|(record, _)| record)
     }
 
+    async fn update_zone(
+        &self,
+        zone: &ZoneRecord,
+        epoch: u64,
+        put: &[KeyRecord],
+        delete: &[String],
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError> {
+        self.write(audit, || async move {
+            let (mut record, unchanged) = self.zone_at(&zone.name, epoch).await?;
+            record.policy = zone.policy.clone();
+            record.lifecycle = zone.lifecycle.clone();
+            let mut ops = vec![TxnOp::put(zone_key(&zone.name), encode(&record), None)];
+            // etcd refuses a delete and a put of one key in one transaction.
+            for id in delete.iter().filter(|id| !put.iter().any(|k| &k.id == *id)) {
+                ops.push(TxnOp::delete(
+                    key(&format!("keys/{}/{id}", zone.name)),
+                    None,
+                ));
+            }
+            ops.extend(put.iter().map(put_key_op));
+            Ok((
+                Plan {
+                    compares: vec![unchanged],
+                    ops,
+                },
+                (),
+            ))
+        })
+        .await
+        .map(|_| ())
+    }
+
     async fn replace_keys(
         &self,
         zone: &str,

@@ -94,6 +94,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         needs_rekey: bool,
         audit: &AuditDraft,
     ) -> Result<ZoneRecord, StoreError>;
+    /// Replaces the zone record's policy and lifecycle with `zone`'s (its
+    /// epoch, Key Master and the rest stay as stored), writes the `put`
+    /// key records and deletes the `delete` ones, in one transaction, if
+    /// the zone's epoch is still `epoch`: a step of the key lifecycle, or a
+    /// policy change.
+    async fn update_zone(
+        &self,
+        zone: &ZoneRecord,
+        epoch: u64,
+        put: &[KeyRecord],
+        delete: &[String],
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError>;
     /// Replaces all of a zone's keys (a re-key) and clears its needs-rekey
     /// mark, if its epoch is still `epoch`.
     async fn replace_keys(

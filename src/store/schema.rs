@@ -31,6 +31,73 @@ pub struct ZoneRecord {
     /// must be re-keyed and its trust anchors replaced.
     #[serde(default)]
     pub needs_rekey: bool,
+    /// Where the zone's key lifecycle stands (`crate::lifecycle`).
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+}
+
+/// A zone's key lifecycle as stored: what the rollover engine does next
+/// depends on nothing else (with the key records and the clock), so a new
+/// Key Master takes over from here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// The engine leaves the zone alone (`zone pause`).
+    #[serde(default)]
+    pub paused: bool,
+    /// The roll in flight; one per zone at a time.
+    #[serde(default)]
+    pub roll: Option<Roll>,
+    /// Key ids whose roll an operator asked for (`key roll`) while another
+    /// ran, in order.
+    #[serde(default)]
+    pub queue: Vec<String>,
+    /// Why the last roll failed; set, the engine starts nothing until an
+    /// operator rolls a key or resumes the zone.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The largest TTL the zone was last signed with (its max zone TTL,
+    /// measured by `zone sign`; the policy's value wins when set).
+    #[serde(default)]
+    pub max_zone_ttl_seen: u32,
+}
+
+/// A roll in flight: which key, which step, since when, and the TTL in
+/// force when the step's records changed (a step waits for the larger of
+/// that and the TTL now in force, RFC 7583 §1.4 leaves TTL changes out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roll {
+    pub role: KeyRole,
+    /// The key being replaced, and its successor (key ids).
+    pub old: String,
+    pub new: String,
+    pub step: RollStep,
+    /// When the step began, Unix seconds.
+    pub since: u64,
+    pub ttl: u32,
+    /// Started by an operator (`key roll`) rather than by the key's lifetime.
+    #[serde(default)]
+    pub manual: bool,
+}
+
+/// The steps of the rolls keymaster runs (RFC 7583 §3.2.1 and §3.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RollStep {
+    /// ZSK pre-publication: the successor is published, not signing; wait
+    /// Ipub and until every server serves the new DNSKEY RRset.
+    ZskPublished,
+    /// The successor signs, the predecessor is retired (still published);
+    /// wait Iret and until every server serves the new signatures.
+    ZskRetired,
+    /// Double-KSK: the successor is published and signs the DNSKEY RRset;
+    /// wait IpubC and until every server serves the new DNSKEY RRset.
+    KskPublished,
+    /// The DS set handed to the parent is the successor's (CDS/CDNSKEY,
+    /// the submission hook); wait until every parent server serves it.
+    KskDsSubmitted,
+    /// The parent serves the new DS; wait its DS TTL and propagation
+    /// before the predecessor goes.
+    KskDsSeen,
 }
 
 /// A node as registered in the store, with its liveness lease.
@@ -63,14 +130,21 @@ impl NodeRecord {
     }
 }
 
-/// Lifecycle state of a key.
+/// Lifecycle state of a key (`keyset` has the table of what each puts
+/// where).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     /// Published in the DNSKEY RRset, not signing (a standby or next key).
     Published,
+    /// A KSK's successor in a double-KSK roll: published and signing the
+    /// DNSKEY RRset, its DS not yet handed to the parent.
+    Incoming,
     /// Published and signing.
     Active,
+    /// A KSK's predecessor after the DS swap: still published and signing
+    /// the DNSKEY RRset until the old DS has left the caches.
+    Leaving,
     /// Published, no longer signing.
     Retired,
 }
@@ -79,7 +153,9 @@ impl KeyState {
     pub fn as_str(self) -> &'static str {
         match self {
             KeyState::Published => "published",
+            KeyState::Incoming => "incoming",
             KeyState::Active => "active",
+            KeyState::Leaving => "leaving",
             KeyState::Retired => "retired",
         }
     }

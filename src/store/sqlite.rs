@@ -413,6 +413,41 @@ impl Store for SqliteStore {
         .map(|_| ())
     }
 
+    async fn update_zone(
+        &self,
+        zone: &ZoneRecord,
+        epoch: u64,
+        put: &[KeyRecord],
+        delete: &[String],
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError> {
+        let (zone, put, delete) = (zone.clone(), put.to_vec(), delete.to_vec());
+        self.write(audit, move |tx| {
+            check_epoch(tx, &zone.name, epoch)?;
+            update_zone(tx, &zone.name, |r| {
+                r.policy = zone.policy.clone();
+                r.lifecycle = zone.lifecycle.clone();
+            })?;
+            for id in &delete {
+                tx.execute(
+                    "DELETE FROM keys WHERE zone = ?1 AND id = ?2",
+                    params![zone.name, id],
+                )
+                .map_err(db)?;
+            }
+            for k in &put {
+                tx.execute(
+                    "INSERT OR REPLACE INTO keys (zone, id, data) VALUES (?1, ?2, ?3)",
+                    params![k.zone, k.id, encode(k)],
+                )
+                .map_err(db)?;
+            }
+            Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
     async fn append_audit(&self, audit: &AuditDraft) -> Result<AuditEntry, StoreError> {
         // An entry that goes with no change: a database that refuses it is
         // an audit log that cannot be written.
@@ -481,6 +516,7 @@ mod tests {
             key_master_since: 0,
             created: 0,
             needs_rekey: false,
+            lifecycle: Default::default(),
         };
         a.create_zone(&zone, &[], &draft()).await.unwrap();
         for round in 0..20u64 {
