@@ -39,13 +39,53 @@ pub struct Policy {
     /// DS digest algorithm numbers.
     pub ds_digests: Vec<u8>,
     pub publish_cds: bool,
+    /// Propagation delay from the primary to every secondary (Dprp, DprpC
+    /// of RFC 7583), seconds.
     pub propagation_time: u32,
+    /// Key lifetimes (Lzsk, Lksk), seconds; 0 = never rolled by the engine.
     pub zsk_rollover_period: u32,
     pub ksk_rollover_period: u32,
     /// Automatic failover (beyond Windows): seconds after the Key Master's
     /// lease is gone before a candidate seizes the role by itself; 0 = off.
     #[serde(default)]
     pub auto_failover: u32,
+    /// Delays the first roll of a zone's first keys (Windows'
+    /// InitialRolloverOffset), to stagger zones added together.
+    #[serde(default)]
+    pub initial_rollover_offset: u32,
+    /// The TTL of the DS RRset at the parent (TTLds) until it is measured,
+    /// and the parent's own propagation delay (DprpP), seconds.
+    #[serde(default = "default_parent_ds_ttl")]
+    pub parent_ds_ttl: u32,
+    #[serde(default = "default_parent_propagation")]
+    pub parent_propagation: u32,
+    /// The largest TTL in the zone (TTLsig); 0: as measured when the zone
+    /// was last signed.
+    #[serde(default)]
+    pub max_zone_ttl: u32,
+    /// Added to every interval a roll waits (BIND's publish-safety and
+    /// retire-safety).
+    #[serde(default = "default_safety_margin")]
+    pub safety_margin: u32,
+    /// Where the zone is served, as IP:PORT: each must serve a change
+    /// before a roll moves on (beyond what the zone's NS set names).
+    #[serde(default)]
+    pub publication_servers: Vec<String>,
+    /// The parent's servers (or a validating resolver) to ask for the DS.
+    #[serde(default)]
+    pub parent_servers: Vec<String>,
+}
+
+fn default_parent_ds_ttl() -> u32 {
+    DAY
+}
+
+fn default_parent_propagation() -> u32 {
+    HOUR
+}
+
+fn default_safety_margin() -> u32 {
+    HOUR
 }
 
 impl Default for Policy {
@@ -68,6 +108,13 @@ impl Default for Policy {
             zsk_rollover_period: 90 * DAY,
             ksk_rollover_period: 755 * DAY,
             auto_failover: 0,
+            initial_rollover_offset: 0,
+            parent_ds_ttl: default_parent_ds_ttl(),
+            parent_propagation: default_parent_propagation(),
+            max_zone_ttl: 0,
+            safety_margin: default_safety_margin(),
+            publication_servers: Vec::new(),
+            parent_servers: Vec::new(),
         }
     }
 }
@@ -125,6 +172,29 @@ impl Policy {
                 )));
             }
         }
+        for s in self.publication_servers.iter().chain(&self.parent_servers) {
+            server_address(s)?;
+        }
+        self.check_lifetimes()?;
+        Ok(())
+    }
+
+    /// A lifetime must be longer than the roll it starts, or rolls would
+    /// overlap (BIND refuses such a policy too). The open-ended wait for
+    /// the parent's DS is not counted.
+    fn check_lifetimes(&self) -> Result<(), PolicyError> {
+        let t = crate::lifecycle::timing::Intervals::of(self, 0);
+        for (what, lifetime, roll) in [
+            ("ZSK", self.zsk_rollover_period, t.zsk_roll()),
+            ("KSK", self.ksk_rollover_period, t.ksk_roll()),
+        ] {
+            if lifetime != 0 && u64::from(lifetime) <= roll {
+                return Err(PolicyError(format!(
+                    "a {what} lifetime of {lifetime} s is not longer than its roll ({roll} s: \
+                     propagation, TTLs and safety margins); lengthen it or shorten those"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -149,6 +219,16 @@ impl Policy {
             .filter_map(|d| DsDigest::from_number(u32::from(*d)))
             .collect()
     }
+}
+
+/// A server address as IP:PORT (IPv6 in brackets), or an IP for port 53.
+pub fn server_address(s: &str) -> Result<std::net::SocketAddr, PolicyError> {
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    s.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 53))
+        .map_err(|_| PolicyError(format!("server {} is not IP:PORT", crate::error::shown(s))))
 }
 
 /// Parses a duration: plain seconds, or a number with s, m, h, d or w.
@@ -206,6 +286,41 @@ mod tests {
         p.denial = DenialPolicy::Nsec;
         p.ds_digests = vec![1];
         assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn lifetimes_shorter_than_their_roll_and_bad_servers_are_refused() {
+        let p = Policy {
+            zsk_rollover_period: 3600,
+            ..Policy::default()
+        };
+        let e = p.validate().unwrap_err();
+        assert!(
+            e.0.contains("ZSK lifetime of 3600 s is not longer than its roll"),
+            "{e}"
+        );
+        let short = Policy {
+            zsk_rollover_period: 60,
+            ksk_rollover_period: 60,
+            propagation_time: 1,
+            dnskey_ttl: 2,
+            max_zone_ttl: 2,
+            parent_ds_ttl: 2,
+            parent_propagation: 1,
+            safety_margin: 1,
+            ..Policy::default()
+        };
+        assert!(
+            short.validate().is_ok(),
+            "a 60 s lifetime fits a roll of seconds"
+        );
+        let bad = Policy {
+            parent_servers: vec!["ns1.example".into()],
+            ..Policy::default()
+        };
+        assert!(bad.validate().unwrap_err().0.contains("is not IP:PORT"));
+        assert_eq!(server_address("::1").unwrap().port(), 53);
+        assert_eq!(server_address("127.0.0.1:5300").unwrap().port(), 5300);
     }
 
     #[test]

@@ -76,9 +76,24 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
         ds_digests,
         publish_cds: p.publish_cds,
         propagation_time: or(p.propagation_time, d.propagation_time),
-        zsk_rollover_period: or(p.zsk_rollover_period, d.zsk_rollover_period),
-        ksk_rollover_period: or(p.ksk_rollover_period, d.ksk_rollover_period),
+        zsk_rollover_period: if p.no_zsk_rollover {
+            0
+        } else {
+            or(p.zsk_rollover_period, d.zsk_rollover_period)
+        },
+        ksk_rollover_period: if p.no_ksk_rollover {
+            0
+        } else {
+            or(p.ksk_rollover_period, d.ksk_rollover_period)
+        },
         auto_failover: p.auto_failover,
+        initial_rollover_offset: p.initial_rollover_offset,
+        parent_ds_ttl: or(p.parent_ds_ttl, d.parent_ds_ttl),
+        parent_propagation: or(p.parent_propagation, d.parent_propagation),
+        max_zone_ttl: p.max_zone_ttl,
+        safety_margin: or(p.safety_margin, d.safety_margin),
+        publication_servers: p.publication_servers,
+        parent_servers: p.parent_servers,
     })
 }
 
@@ -112,6 +127,15 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
         zsk_rollover_period: p.zsk_rollover_period,
         ksk_rollover_period: p.ksk_rollover_period,
         auto_failover: p.auto_failover,
+        initial_rollover_offset: p.initial_rollover_offset,
+        parent_ds_ttl: p.parent_ds_ttl,
+        parent_propagation: p.parent_propagation,
+        max_zone_ttl: p.max_zone_ttl,
+        safety_margin: p.safety_margin,
+        publication_servers: p.publication_servers.clone(),
+        parent_servers: p.parent_servers.clone(),
+        no_zsk_rollover: p.zsk_rollover_period == 0,
+        no_ksk_rollover: p.ksk_rollover_period == 0,
     }
 }
 

@@ -1,12 +1,13 @@
-//! The key lifecycle engine: where ZSK and KSK rollovers will run, on the
-//! Key Master only (ARCHITECTURE.md, Not built yet).
+//! The key lifecycle engine: the Key Master rolls a zone's ZSKs and KSKs
+//! when their lifetimes end, each step gated on its RFC 7583 interval and
+//! on evidence from DNS (ARCHITECTURE.md, The key lifecycle).
 //!
-//! Its shape, so that it drops in beside what exists:
-//! - a pure decision step (key states, observations, time → new states,
-//!   actions, next wake-up) tested on `clock::ManualClock`;
-//! - key states it changes through `keyset::Inventory`, each step one
-//!   store write compared on the zone's epoch, with its audit entry;
-//! - `keyset::KeySet` derives what the zone publishes and signs with from
-//!   those states, so signing follows without changes of its own;
-//! - it runs for the zones `mastership` says this node holds, waking with
-//!   `Clock::sleep_until` for the earliest deadline.
+//! - `timing`: the intervals, from the policy and the TTLs in force;
+//! - `engine`: the decisions, pure (lifecycle, keys, time → what next);
+//! - `probe`: asking the zone's and the parent's servers;
+//! - `runner`: on the Key Master only, one scheduler for all zones: it
+//!   generates successors, asks the probes, writes each step as one
+//!   epoch-fenced store write with its audit entry and evidence.
+
+pub mod engine;
+pub mod timing;

@@ -1,0 +1,443 @@
+//! The rollover engine's decisions, without I/O: from a zone's stored
+//! lifecycle, its keys and the time, what comes next. The runner does it
+//! (generates keys, asks DNS servers, writes the step) and asks again.
+//!
+//! ```text
+//!  ZSK pre-publication (RFC 7583 §3.2.1)
+//!   due ─► start: successor published ─(Ipub, DNSKEY served)─► successor signs,
+//!          predecessor retired ─(Iret, new RRSIGs served)─► predecessor removed
+//!
+//!  KSK double-KSK (RFC 7583 §3.3.1)
+//!   due ─► start: successor published, signs DNSKEY ─(IpubC, DNSKEY served)─►
+//!          DS swap submitted (CDS, hook) ─(parent serves the new DS)─►
+//!          seen ─(DprpP + TTLds, DS still served)─► predecessor removed
+//! ```
+//! Time alone never moves a step that could break validation: each waits
+//! for its interval and then for evidence, and one roll runs per zone at a
+//! time; others queue.
+
+use super::timing::Intervals;
+use crate::dnssec::KeyRole;
+use crate::store::schema::{KeyRecord, KeyState, Roll, RollStep, ZoneRecord};
+
+/// What to find out from DNS before a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Every server of the zone serves the DNSKEY RRset keymaster
+    /// publishes now, signed by its KSKs.
+    DnskeyServed,
+    /// Every server serves the zone signed by this ZSK (the apex SOA's
+    /// RRSIG names it).
+    SignedBy { zsk: String },
+    /// Every server of the parent serves a DS for this KSK.
+    DsServed { ksk: String },
+}
+
+/// A move from one step to the next, to write (with its evidence).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The successor signs; the predecessor is retired.
+    ZskActivate,
+    /// The predecessor ZSK goes (record and token objects).
+    ZskRemoveOld,
+    /// The DS set handed to the parent becomes the successor's.
+    KskSubmit,
+    /// The parent serves the new DS, with this DS TTL measured.
+    KskDsSeen { ds_ttl: u32 },
+    /// The predecessor KSK goes.
+    KskRemoveOld,
+}
+
+/// Where a key stands in the lifecycle, by Windows' CurrentRolloverStatus
+/// names, with keymaster's own beside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    NotRolling,
+    /// Due, waiting for another roll of the zone to end.
+    Queued,
+    RollStarted,
+    ZskWaitingForDnskeyTtl,
+    ZskWaitingForMaxZoneTtl,
+    KskWaitingForDnskeyTtl,
+    KskWaitingForDsUpdate,
+    KskWaitingForDsTtl,
+    /// The interval has passed; some server does not serve the change yet.
+    WaitingForPublication,
+    RollError,
+    /// The engine leaves the zone alone.
+    Paused,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::NotRolling => "NotRolling",
+            Status::Queued => "Queued",
+            Status::RollStarted => "RollStarted",
+            Status::ZskWaitingForDnskeyTtl => "ZskWaitingForDnskeyTtl",
+            Status::ZskWaitingForMaxZoneTtl => "ZskWaitingForMaxZoneTtl",
+            Status::KskWaitingForDnskeyTtl => "KskWaitingForDnskeyTtl",
+            Status::KskWaitingForDsUpdate => "KskWaitingForDsUpdate",
+            Status::KskWaitingForDsTtl => "KskWaitingForDsTtl",
+            Status::WaitingForPublication => "WaitingForPublication",
+            Status::RollError => "RollError",
+            Status::Paused => "Paused",
+        }
+    }
+}
+
+/// What comes next for a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing until `at` (a key's lifetime ends); None: nothing planned.
+    Idle { at: Option<u64> },
+    /// Roll this key: generate its successor and start.
+    Start {
+        role: KeyRole,
+        old: String,
+        manual: bool,
+    },
+    /// The step's interval runs until `until`.
+    Wait { until: u64, status: Status },
+    /// The interval has passed: if the check holds, take the step.
+    Check {
+        check: Check,
+        then: Step,
+        status: Status,
+    },
+}
+
+/// The lifetime of a key's role in the zone's policy (0: not rolled).
+fn lifetime(zone: &ZoneRecord, role: KeyRole) -> u64 {
+    u64::from(match role {
+        KeyRole::Ksk => zone.policy.ksk_rollover_period,
+        KeyRole::Zsk => zone.policy.zsk_rollover_period,
+    })
+}
+
+/// When an active key's lifetime ends: its activation plus the lifetime,
+/// and for the zone's first keys the initial rollover offset too.
+pub fn due_at(zone: &ZoneRecord, key: &KeyRecord) -> Option<u64> {
+    let life = lifetime(zone, key.role);
+    if key.state != KeyState::Active || life == 0 {
+        return None;
+    }
+    let first = key.created <= zone.created;
+    let offset = if first {
+        u64::from(zone.policy.initial_rollover_offset)
+    } else {
+        0
+    };
+    Some(key.activated + life + offset)
+}
+
+/// The next decision for a zone at `now`.
+pub fn next(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Next {
+    let life = &zone.lifecycle;
+    if life.paused || life.error.is_some() {
+        return Next::Idle { at: None };
+    }
+    match &life.roll {
+        Some(roll) => next_in_roll(zone, roll, now),
+        None => next_roll(zone, keys, now),
+    }
+}
+
+/// No roll in flight: the first key an operator asked to roll, else the
+/// key whose lifetime ends first.
+fn next_roll(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Next {
+    if let Some(k) = zone
+        .lifecycle
+        .queue
+        .iter()
+        .find_map(|id| keys.iter().find(|k| &k.id == id && rollable(k)))
+    {
+        return Next::Start {
+            role: k.role,
+            old: k.id.clone(),
+            manual: true,
+        };
+    }
+    let due = keys
+        .iter()
+        .filter_map(|k| due_at(zone, k).map(|at| (at, k)))
+        .min_by_key(|(at, k)| (*at, k.id.clone()));
+    match due {
+        Some((at, k)) if at <= now => Next::Start {
+            role: k.role,
+            old: k.id.clone(),
+            manual: false,
+        },
+        Some((at, _)) => Next::Idle { at: Some(at) },
+        None => Next::Idle { at: None },
+    }
+}
+
+/// Keys that can be rolled: the active ones.
+fn rollable(k: &KeyRecord) -> bool {
+    k.state == KeyState::Active
+}
+
+fn next_in_roll(zone: &ZoneRecord, roll: &Roll, now: u64) -> Next {
+    let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
+    let (wait, status, check, then) = match roll.step {
+        RollStep::ZskPublished => (
+            Some(t.zsk_ipub(roll.ttl)),
+            Status::ZskWaitingForDnskeyTtl,
+            Check::DnskeyServed,
+            Step::ZskActivate,
+        ),
+        RollStep::ZskRetired => (
+            Some(t.zsk_iret(roll.ttl)),
+            Status::ZskWaitingForMaxZoneTtl,
+            Check::SignedBy {
+                zsk: roll.new.clone(),
+            },
+            Step::ZskRemoveOld,
+        ),
+        RollStep::KskPublished => (
+            Some(t.ksk_ipub(roll.ttl)),
+            Status::KskWaitingForDnskeyTtl,
+            Check::DnskeyServed,
+            Step::KskSubmit,
+        ),
+        // Dreg is an event: no interval, only the parent's answer.
+        RollStep::KskDsSubmitted => (
+            None,
+            Status::KskWaitingForDsUpdate,
+            Check::DsServed {
+                ksk: roll.new.clone(),
+            },
+            Step::KskDsSeen { ds_ttl: roll.ttl },
+        ),
+        RollStep::KskDsSeen => (
+            Some(t.ksk_iret(roll.ttl)),
+            Status::KskWaitingForDsTtl,
+            Check::DsServed {
+                ksk: roll.new.clone(),
+            },
+            Step::KskRemoveOld,
+        ),
+    };
+    match wait {
+        Some(w) if now < roll.since + w => Next::Wait {
+            until: roll.since + w,
+            status,
+        },
+        _ => Next::Check {
+            check,
+            then,
+            status,
+        },
+    }
+}
+
+/// Each key's status and the time of its next roll, for `key list`.
+pub fn key_status(zone: &ZoneRecord, keys: &[KeyRecord], key: &KeyRecord, now: u64) -> Status {
+    let life = &zone.lifecycle;
+    let in_roll = life
+        .roll
+        .as_ref()
+        .is_some_and(|r| r.old == key.id || r.new == key.id);
+    if in_roll && life.error.is_some() {
+        return Status::RollError;
+    }
+    if life.paused && (in_roll || due_at(zone, key).is_some()) {
+        return Status::Paused;
+    }
+    if in_roll {
+        return match next(zone, keys, now) {
+            Next::Wait { status, .. } => status,
+            Next::Check { status, .. } => status,
+            _ => Status::RollStarted,
+        };
+    }
+    let due = due_at(zone, key).is_some_and(|at| at <= now) || life.queue.contains(&key.id);
+    if due {
+        return if life.roll.is_some() || life.error.is_some() {
+            Status::Queued
+        } else {
+            Status::RollStarted
+        };
+    }
+    Status::NotRolling
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dnssec::Algorithm;
+    use crate::policy::Policy;
+    use crate::store::schema::{Lifecycle, SCHEMA_VERSION};
+
+    const T0: u64 = 1_800_000_000;
+    const DAY: u64 = 86_400;
+
+    fn zone() -> ZoneRecord {
+        ZoneRecord {
+            schema: SCHEMA_VERSION,
+            name: "z.example.".into(),
+            policy: Policy {
+                max_zone_ttl: 86_400,
+                ..Policy::default()
+            },
+            key_master: "a".into(),
+            epoch: 1,
+            key_master_since: T0,
+            created: T0,
+            needs_rekey: false,
+            lifecycle: Lifecycle::default(),
+        }
+    }
+
+    fn key(id: &str, role: KeyRole, state: KeyState, activated: u64) -> KeyRecord {
+        KeyRecord {
+            schema: SCHEMA_VERSION,
+            zone: "z.example.".into(),
+            id: id.into(),
+            role,
+            algorithm: Algorithm::EcdsaP256Sha256,
+            key_tag: 1,
+            state,
+            label: String::new(),
+            public_key: String::new(),
+            token_label: "t".into(),
+            token_serial: "s".into(),
+            created: activated,
+            published: activated,
+            activated,
+            retired: 0,
+        }
+    }
+
+    #[test]
+    fn a_zsk_is_due_at_the_end_of_its_lifetime_and_the_first_keys_later() {
+        let mut z = zone();
+        z.policy.initial_rollover_offset = 3 * DAY as u32;
+        let keys = vec![
+            key("k", KeyRole::Ksk, KeyState::Active, T0),
+            key("z", KeyRole::Zsk, KeyState::Active, T0),
+        ];
+        // The first ZSK: 90 days and the 3-day offset.
+        assert_eq!(
+            next(&z, &keys, T0),
+            Next::Idle {
+                at: Some(T0 + 93 * DAY)
+            }
+        );
+        assert!(matches!(
+            next(&z, &keys, T0 + 93 * DAY),
+            Next::Start { role: KeyRole::Zsk, ref old, manual: false } if old == "z"
+        ));
+        // A later ZSK, activated after the zone's creation: no offset.
+        let later = [key("z2", KeyRole::Zsk, KeyState::Active, T0 + DAY)];
+        assert_eq!(due_at(&z, &later[0]), Some(T0 + 91 * DAY));
+        z.policy.zsk_rollover_period = 0;
+        assert_eq!(due_at(&z, &later[0]), None, "lifetime 0: never rolled");
+    }
+
+    fn roll(role: KeyRole, step: RollStep, since: u64, ttl: u32) -> Roll {
+        Roll {
+            role,
+            old: "old".into(),
+            new: "new".into(),
+            step,
+            since,
+            ttl,
+            manual: false,
+        }
+    }
+
+    #[test]
+    fn each_zsk_step_waits_its_rfc_7583_interval_then_asks_for_evidence() {
+        let mut z = zone();
+        // Ipub = Dprp (2 d) + TTLkey (1 h) + safety (1 h).
+        let ipub = 2 * DAY + 3600 + 3600;
+        z.lifecycle.roll = Some(roll(KeyRole::Zsk, RollStep::ZskPublished, T0, 3600));
+        assert_eq!(
+            next(&z, &[], T0 + ipub - 1),
+            Next::Wait {
+                until: T0 + ipub,
+                status: Status::ZskWaitingForDnskeyTtl
+            }
+        );
+        assert_eq!(
+            next(&z, &[], T0 + ipub),
+            Next::Check {
+                check: Check::DnskeyServed,
+                then: Step::ZskActivate,
+                status: Status::ZskWaitingForDnskeyTtl
+            }
+        );
+        // Iret = Dprp (2 d) + TTLsig (1 d) + safety (1 h).
+        let iret = 3 * DAY + 3600;
+        z.lifecycle.roll = Some(roll(KeyRole::Zsk, RollStep::ZskRetired, T0, 86_400));
+        assert_eq!(
+            next(&z, &[], T0 + 1),
+            Next::Wait {
+                until: T0 + iret,
+                status: Status::ZskWaitingForMaxZoneTtl
+            }
+        );
+        assert!(matches!(
+            next(&z, &[], T0 + iret),
+            Next::Check { check: Check::SignedBy { ref zsk }, then: Step::ZskRemoveOld, .. }
+                if zsk == "new"
+        ));
+    }
+
+    #[test]
+    fn a_ksk_roll_waits_for_the_parent_for_as_long_as_it_takes() {
+        let mut z = zone();
+        z.lifecycle.roll = Some(roll(KeyRole::Ksk, RollStep::KskDsSubmitted, T0, 7200));
+        for later in [0, DAY, 400 * DAY] {
+            assert!(matches!(
+                next(&z, &[], T0 + later),
+                Next::Check {
+                    check: Check::DsServed { .. },
+                    then: Step::KskDsSeen { ds_ttl: 7200 },
+                    status: Status::KskWaitingForDsUpdate
+                }
+            ));
+        }
+        // Seen: DprpP (1 h) + the measured DS TTL (2 h) + safety (1 h).
+        z.lifecycle.roll = Some(roll(KeyRole::Ksk, RollStep::KskDsSeen, T0, 7200));
+        assert_eq!(
+            next(&z, &[], T0),
+            Next::Wait {
+                until: T0 + 3 * 3600 + 3600,
+                status: Status::KskWaitingForDsTtl
+            }
+        );
+    }
+
+    #[test]
+    fn one_roll_at_a_time_and_the_others_queue() {
+        let mut z = zone();
+        let keys = vec![
+            key("old", KeyRole::Ksk, KeyState::Leaving, T0),
+            key("new", KeyRole::Ksk, KeyState::Active, T0),
+            key("z", KeyRole::Zsk, KeyState::Active, T0 - 100 * DAY),
+        ];
+        z.lifecycle.roll = Some(roll(KeyRole::Ksk, RollStep::KskDsSubmitted, T0, 3600));
+        let now = T0 + DAY;
+        assert_eq!(key_status(&z, &keys, &keys[2], now), Status::Queued);
+        assert_eq!(
+            key_status(&z, &keys, &keys[1], now),
+            Status::KskWaitingForDsUpdate
+        );
+        z.lifecycle.roll = None;
+        assert!(matches!(next(&z, &keys, now), Next::Start { ref old, .. } if old == "z"));
+        // An operator's request goes first; a paused or failed zone waits.
+        z.lifecycle.queue = vec!["new".into()];
+        assert!(
+            matches!(next(&z, &keys, now), Next::Start { ref old, manual: true, .. } if old == "new")
+        );
+        z.lifecycle.paused = true;
+        assert_eq!(next(&z, &keys, now), Next::Idle { at: None });
+        assert_eq!(key_status(&z, &keys, &keys[2], now), Status::Paused);
+        z.lifecycle.paused = false;
+        z.lifecycle.error = Some("the DS hook failed".into());
+        assert_eq!(next(&z, &keys, now), Next::Idle { at: None });
+    }
+}
