@@ -12,7 +12,7 @@ use crate::grpc::{serve, ServeOptions};
 use crate::hsm::Token;
 use crate::mastership::Peers;
 use crate::node::Node;
-use crate::services::Services;
+use crate::services::{Services, Settings};
 
 /// Runs keymasterd until a shutdown signal. Errors are one line each.
 pub async fn run(config: Config) -> Result<(), String> {
@@ -42,6 +42,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot register node {} in the store: {e}", config.node_id))?;
     tokio::spawn(renew_lease(services.clone(), advertise, config.lease_secs));
     tokio::spawn(watch_roles(services.clone()));
+    tokio::spawn(services.lifecycle.clone().run());
     if let Some(path) = &config.address_file {
         write_address_file(path, &addr.to_string()).await?;
     }
@@ -94,7 +95,11 @@ async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Service
         store,
         clock: Arc::new(SystemClock),
     };
-    let services = Services::new(node, config.limits.clone(), Some(peers));
+    let settings = Settings {
+        limits: config.limits.clone(),
+        ds_submit_command: config.ds_submit_command.clone(),
+    };
+    let services = Services::new(node, settings, Some(peers));
     match services.inventory.reconcile().await {
         Ok((0, 0)) => {}
         Ok((orphans, missing)) => tracing::warn!(

@@ -88,6 +88,10 @@ pub struct DaemonArgs {
     /// Also append every audit entry to this file (JSON lines).
     #[arg(long, env = "KEYMASTER_AUDIT_FILE")]
     pub audit_file: Option<PathBuf>,
+    /// Run as `COMMAND ZONE`, with the new DS set on standard input, when a
+    /// KSK roll hands the parent a new DS (on the zone's Key Master).
+    #[arg(long, env = "KEYMASTER_DS_SUBMIT_COMMAND")]
+    pub ds_submit_command: Option<PathBuf>,
     /// Most concurrent zone-signing streams per caller (0: no limit).
     #[arg(long, env = "KEYMASTER_MAX_STREAMS_PER_CALLER")]
     pub max_streams_per_caller: Option<usize>,
@@ -142,6 +146,7 @@ pub struct FileConfig {
     pub insecure_plaintext: Option<bool>,
     pub access_file: Option<PathBuf>,
     pub audit_file: Option<PathBuf>,
+    pub ds_submit_command: Option<PathBuf>,
     pub max_streams_per_caller: Option<usize>,
     pub sign_rate_per_caller: Option<u32>,
     pub advertise: Option<String>,
@@ -169,6 +174,7 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
     pub access_file: Option<PathBuf>,
     pub audit_file: Option<PathBuf>,
+    pub ds_submit_command: Option<PathBuf>,
     pub max_streams_per_caller: usize,
     pub sign_rate_per_caller: u32,
     pub advertise: Option<String>,
@@ -260,6 +266,7 @@ impl Config {
             tls,
             access_file: args.access_file.or(file.access_file),
             audit_file: args.audit_file.or(file.audit_file),
+            ds_submit_command: args.ds_submit_command.or(file.ds_submit_command),
             max_streams_per_caller: args
                 .max_streams_per_caller
                 .or(file.max_streams_per_caller)

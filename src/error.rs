@@ -233,6 +233,24 @@ pub enum KeyError {
     AlreadyRetired { zone: String, tag: u16 },
     #[error("{zone} does not need new keys (only a forced seize asks for a re-key)")]
     NoRekeyNeeded { zone: String },
+    #[error("key {tag} of {zone} is {state}; only an active key is rolled")]
+    NotRollable {
+        zone: String,
+        tag: u16,
+        state: &'static str,
+    },
+    #[error("key {tag} of {zone} is in the roll under way ({step}); it changes only as the roll goes on")]
+    InRoll {
+        zone: String,
+        tag: u16,
+        step: String,
+    },
+    #[error("{zone} has no KSK roll waiting for the parent's DS of key {which}; nothing to step")]
+    NothingToStep { zone: String, which: String },
+    #[error("algorithm rollovers are not built yet: {zone} keeps {algorithm}")]
+    AlgorithmRoll { zone: String, algorithm: String },
+    #[error("{field} is not a policy setting (see keymasterctl zone set --help)")]
+    UnknownSetting { field: String },
     #[error("stored key {tag} of {zone} is unusable: {what}")]
     BadRecord {
         zone: String,

@@ -221,6 +221,21 @@ impl Policy {
     }
 }
 
+/// The settings that differ between two policies, as "name: old → new".
+pub fn differences(a: &Policy, b: &Policy) -> Vec<String> {
+    let (ja, jb) = (
+        serde_json::to_value(a).unwrap_or_default(),
+        serde_json::to_value(b).unwrap_or_default(),
+    );
+    let (Some(ma), Some(mb)) = (ja.as_object(), jb.as_object()) else {
+        return Vec::new();
+    };
+    mb.iter()
+        .filter(|(k, v)| ma.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k}: {} → {v}", ma.get(k).cloned().unwrap_or_default()))
+        .collect()
+}
+
 /// A server address as IP:PORT (IPv6 in brackets), or an IP for port 53.
 pub fn server_address(s: &str) -> Result<std::net::SocketAddr, PolicyError> {
     if let Ok(a) = s.parse::<std::net::SocketAddr>() {

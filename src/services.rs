@@ -2,6 +2,7 @@
 //! clock. The gRPC layer calls them; nothing here knows gRPC.
 //!
 //! ```text
+//!   lifecycle ─► keyset ──┐
 //!   zones ──► keyset::Inventory ──► mastership::Gate ──► node
 //!     │            │                                      ▲
 //!     └──► mastership (leases, candidates, moves) ────────┤
@@ -12,6 +13,7 @@
 use std::sync::Arc;
 
 use crate::keyset::{Inventory, KeySets};
+use crate::lifecycle::Lifecycle;
 use crate::mastership::{Gate, Mastership, Peers};
 use crate::node::Node;
 use crate::signing::{Limits, Signing};
@@ -23,18 +25,35 @@ pub struct Services {
     pub inventory: Arc<Inventory>,
     pub signing: Signing,
     pub mastership: Arc<Mastership>,
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+/// What the services take beyond the node.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub limits: Limits,
+    /// Run when a KSK roll hands the parent a new DS.
+    pub ds_submit_command: Option<std::path::PathBuf>,
 }
 
 impl Services {
     /// Builds the services; `peers` lets this node call others (the
     /// candidate check, the release of a transfer).
-    pub fn new(node: Node, limits: Limits, peers: Option<Arc<dyn Peers>>) -> Services {
+    pub fn new(node: Node, settings: Settings, peers: Option<Arc<dyn Peers>>) -> Services {
         let node = Arc::new(node);
         let gate = Arc::new(Gate::new(node.clone()));
         let keysets = Arc::new(KeySets::new(node.clone()));
         let inventory = Arc::new(Inventory::new(node.clone(), gate.clone(), keysets.clone()));
         let mastership = Arc::new(Mastership::new(node.clone(), gate.clone(), peers));
+        let lifecycle = Arc::new(Lifecycle::new(
+            node.clone(),
+            gate.clone(),
+            inventory.clone(),
+            keysets.clone(),
+            settings.ds_submit_command,
+        ));
         Services {
+            lifecycle,
             zones: Zones::new(
                 node.clone(),
                 gate,
@@ -42,7 +61,7 @@ impl Services {
                 keysets.clone(),
                 mastership.clone(),
             ),
-            signing: Signing::new(node.clone(), keysets, limits),
+            signing: Signing::new(node.clone(), keysets, settings.limits),
             inventory,
             mastership,
             node,

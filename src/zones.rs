@@ -16,6 +16,8 @@ use crate::store::schema::{ZoneRecord, SCHEMA_VERSION};
 #[derive(Debug, Clone)]
 pub struct ZoneView {
     pub zone: ZoneRecord,
+    /// When the view was taken (for the rollover status).
+    pub now: u64,
     pub is_key_master: bool,
     pub key_master_online: bool,
     pub is_signed: bool,
@@ -129,11 +131,31 @@ impl Zones {
                 .await
                 .unwrap_or(false);
         ZoneView {
+            now: self.node.clock.now(),
             is_key_master,
             key_master_online,
             is_signed: set.is_signed(),
             zone,
         }
+    }
+
+    /// Replaces a zone's policy (`zone set`): checked as a new zone's is.
+    pub async fn set_policy(&self, who: &str, name: &str, policy: Policy) -> Result<ZoneView> {
+        let Managed { key, zone, .. } = &self.gate.managed(name).await?;
+        policy.validate()?;
+        let mut changed = zone.clone();
+        changed.policy = policy;
+        let detail = format!(
+            "policy changed: {}",
+            crate::policy::differences(&zone.policy, &changed.policy).join(", ")
+        );
+        let audit = self.node.draft(who, key, "set-policy", detail);
+        self.node
+            .store
+            .update_zone(&changed, zone.epoch, &[], &[], &audit)
+            .await?;
+        self.keysets.forget(key);
+        self.view_of(changed).await
     }
 
     /// Removes a zone. Its keys are destroyed in the token, which needs

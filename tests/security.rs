@@ -269,6 +269,43 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
                 .map(|_| ()),
         ),
     ));
+    out.push((
+        "SetZone",
+        code(
+            zones
+                .set_zone(proto::SetZoneRequest {
+                    zone: "a.example".into(),
+                    policy: None,
+                    fields: vec!["no_such_setting".into()],
+                })
+                .await
+                .map(|_| ()),
+        ),
+    ));
+    for (name, call) in [("RollKey", 0), ("StepKey", 1)] {
+        let r = proto::KeyRequest {
+            zone: "a.example".into(),
+            key: "99999".into(),
+        };
+        let result = if call == 0 {
+            zones.roll_key(r).await.map(|_| ())
+        } else {
+            zones.step_key(r).await.map(|_| ())
+        };
+        out.push((name, code(result)));
+    }
+    out.push((
+        "PauseZone",
+        code(
+            zones
+                .pause_zone(proto::PauseZoneRequest {
+                    zone: "nowhere.example".into(),
+                    paused: true,
+                })
+                .await
+                .map(|_| ()),
+        ),
+    ));
     for (name, zone) in [("SignZone(A)", "a.example."), ("SignZone(B)", "b.example.")] {
         let msgs = vec![
             proto::SignZoneRequest {
@@ -430,6 +467,10 @@ async fn every_rpc_checks_every_role() {
         "AddKey",
         "RetireKey",
         "RemoveKey",
+        "SetZone",
+        "RollKey",
+        "StepKey",
+        "PauseZone",
         "SignZone(A)",
         "SignZone(B)",
         "ListNodes",

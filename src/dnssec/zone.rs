@@ -92,6 +92,8 @@ pub struct ZoneStats {
     pub records_out: u64,
     pub rrsigs: u64,
     pub rrsets: u64,
+    /// The largest TTL of any record of the signed zone (its max zone TTL).
+    pub max_ttl: u32,
 }
 
 /// Reads every record of a zone file into compact records, checking that
@@ -344,6 +346,7 @@ pub fn plan_zone(
     check_rrsets(&recs)?;
     let plan = make_plan(&recs, &apex_key, config, denial_ttl);
     stats.rrsets = plan.items.len() as u64;
+    stats.max_ttl = recs.iter().map(|r| r.ttl).max().unwrap_or(0);
     Ok(ZonePlan {
         recs,
         plan,

@@ -12,6 +12,20 @@ use crate::signing::{OutRecord, SigningParameters};
 use crate::store::schema::{KeyRecord, NodeRecord, ZoneRecord};
 use crate::zones::ZoneView;
 
+/// DS digest algorithms by number.
+fn digests_from_proto(numbers: &[u32]) -> Result<Vec<u8>, PolicyError> {
+    numbers
+        .iter()
+        .map(|&n| {
+            DsDigest::from_number(n).map(|d| d.number()).ok_or_else(|| {
+                PolicyError(format!(
+                    "DS digest algorithm {n} is not supported (2 = SHA-256, 4 = SHA-384)"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// The denial of existence a request asks for (default NSEC3).
 fn denial_from_proto(p: &proto::ZonePolicy) -> Result<DenialPolicy, PolicyError> {
     match p.denial.to_ascii_lowercase().as_str() {
@@ -54,16 +68,7 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
     let ds_digests = if p.ds_digests.is_empty() {
         d.ds_digests.clone()
     } else {
-        p.ds_digests
-            .iter()
-            .map(|&n| {
-                DsDigest::from_number(n).map(|d| d.number()).ok_or_else(|| {
-                    PolicyError(format!(
-                        "DS digest algorithm {n} is not supported (2 = SHA-256, 4 = SHA-384)"
-                    ))
-                })
-            })
-            .collect::<Result<Vec<u8>, PolicyError>>()?
+        digests_from_proto(&p.ds_digests)?
     };
     Ok(Policy {
         algorithm,
@@ -155,7 +160,33 @@ pub fn zone_to_proto(v: &ZoneView) -> proto::ZoneSettings {
         is_signed: v.is_signed,
         created: v.zone.created,
         key_master_since: v.zone.key_master_since,
+        rollover_paused: v.zone.lifecycle.paused,
+        rolling_key: v
+            .zone
+            .lifecycle
+            .roll
+            .as_ref()
+            .map(|r| r.old.clone())
+            .unwrap_or_default(),
+        rollover_status: crate::lifecycle::engine::roll_status(&v.zone, v.now)
+            .as_str()
+            .to_string(),
+        rollover_error: v.zone.lifecycle.error.clone().unwrap_or_default(),
     }
+}
+
+/// A zone's keys with where each stands in the lifecycle.
+pub fn keys_to_proto(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Vec<proto::Key> {
+    let statuses = crate::lifecycle::control::statuses(zone, keys, now);
+    keys.iter()
+        .zip(statuses)
+        .map(|(k, s)| proto::Key {
+            rollover_status: s.status.as_str().to_string(),
+            next_rollover: s.next_rollover,
+            waiting_on: s.waiting_on,
+            ..key_to_proto(k)
+        })
+        .collect()
 }
 
 pub fn key_to_proto(k: &KeyRecord) -> proto::Key {
@@ -181,6 +212,9 @@ pub fn key_to_proto(k: &KeyRecord) -> proto::Key {
         activated: k.activated,
         retired: k.retired,
         dnskey: format!("{}\tDNSKEY\t{dnskey}", k.zone),
+        rollover_status: String::new(),
+        next_rollover: 0,
+        waiting_on: Vec::new(),
     }
 }
 
@@ -256,4 +290,66 @@ pub fn role_to_proto(z: &ZoneRecord, online: bool) -> proto::RoleInfo {
         since: z.key_master_since,
         needs_rekey: z.needs_rekey,
     }
+}
+
+/// The policy `current` with the named fields of `p` taken over (`zone
+/// set`). Here a value of 0 means 0 (a lifetime of 0: no rolls); an
+/// algorithm change is refused, since it needs an algorithm roll.
+pub fn apply_fields(
+    zone: &str,
+    current: &Policy,
+    p: &proto::ZonePolicy,
+    fields: &[String],
+) -> Result<Policy, crate::error::Error> {
+    use crate::error::KeyError;
+    let mut n = current.clone();
+    for f in fields {
+        match f.as_str() {
+            "algorithm" | "rsa_bits" => {
+                let asked = Algorithm::from_number(p.algorithm, p.rsa_bits)
+                    .map_err(|e| PolicyError(e.to_string()))?;
+                if asked != current.algorithm {
+                    return Err(KeyError::AlgorithmRoll {
+                        zone: zone.to_string(),
+                        algorithm: current.algorithm.to_string(),
+                    }
+                    .into());
+                }
+            }
+            "denial" | "nsec3_iterations" | "nsec3_salt" | "nsec3_opt_out" => {
+                n.denial = denial_from_proto(p)?
+            }
+            "dnskey_signature_validity" => {
+                n.dnskey_signature_validity = p.dnskey_signature_validity
+            }
+            "signature_validity" => n.signature_validity = p.signature_validity,
+            "signature_inception_offset" => {
+                n.signature_inception_offset = p.signature_inception_offset
+            }
+            "dnskey_ttl" => n.dnskey_ttl = p.dnskey_ttl,
+            "ds_ttl" => n.ds_ttl = p.ds_ttl,
+            "ds_digests" => n.ds_digests = digests_from_proto(&p.ds_digests)?,
+            "publish_cds" => n.publish_cds = p.publish_cds,
+            "propagation_time" => n.propagation_time = p.propagation_time,
+            "zsk_rollover_period" => n.zsk_rollover_period = p.zsk_rollover_period,
+            "ksk_rollover_period" => n.ksk_rollover_period = p.ksk_rollover_period,
+            "no_zsk_rollover" if p.no_zsk_rollover => n.zsk_rollover_period = 0,
+            "no_ksk_rollover" if p.no_ksk_rollover => n.ksk_rollover_period = 0,
+            "auto_failover" => n.auto_failover = p.auto_failover,
+            "initial_rollover_offset" => n.initial_rollover_offset = p.initial_rollover_offset,
+            "parent_ds_ttl" => n.parent_ds_ttl = p.parent_ds_ttl,
+            "parent_propagation" => n.parent_propagation = p.parent_propagation,
+            "max_zone_ttl" => n.max_zone_ttl = p.max_zone_ttl,
+            "safety_margin" => n.safety_margin = p.safety_margin,
+            "publication_servers" => n.publication_servers = p.publication_servers.clone(),
+            "parent_servers" => n.parent_servers = p.parent_servers.clone(),
+            other => {
+                return Err(KeyError::UnknownSetting {
+                    field: crate::error::shown(other),
+                }
+                .into())
+            }
+        }
+    }
+    Ok(n)
 }

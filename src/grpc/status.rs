@@ -66,10 +66,14 @@ pub fn code(e: &Error) -> Code {
 fn key_code(e: &KeyError) -> Code {
     match e {
         KeyError::NoSuchKey { .. } => Code::NotFound,
-        KeyError::AmbiguousTag { .. } => Code::InvalidArgument,
+        KeyError::AmbiguousTag { .. } | KeyError::UnknownSetting { .. } => Code::InvalidArgument,
         KeyError::LastActive { .. }
         | KeyError::AlreadyRetired { .. }
-        | KeyError::NoRekeyNeeded { .. } => Code::FailedPrecondition,
+        | KeyError::NoRekeyNeeded { .. }
+        | KeyError::NotRollable { .. }
+        | KeyError::InRoll { .. }
+        | KeyError::NothingToStep { .. } => Code::FailedPrecondition,
+        KeyError::AlgorithmRoll { .. } => Code::Unimplemented,
         KeyError::BadRecord { .. } => Code::Internal,
     }
 }

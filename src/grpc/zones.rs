@@ -6,7 +6,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::context::Api;
-use super::convert::{key_to_proto, policy_from_proto, zone_to_proto};
+use super::convert::{apply_fields, key_to_proto, keys_to_proto, policy_from_proto, zone_to_proto};
 use super::forward;
 use super::limits::StreamSlot;
 use crate::auth::{Caller, Right};
@@ -138,9 +138,11 @@ impl Zones for Api {
             "ListKeys",
             &zone,
             async |_, r| {
+                let zone = self.services.node.zone(&r.zone).await?.zone;
                 let keys = self.services.inventory.list_keys(&r.zone).await?;
+                let now = self.services.node.clock.now();
                 Ok(proto::ListKeysResponse {
-                    keys: keys.iter().map(key_to_proto).collect(),
+                    keys: keys_to_proto(&zone, &keys, now),
                 })
             },
         )
@@ -207,6 +209,92 @@ impl Zones for Api {
                     .remove_key(caller.identity(), &r.zone, &r.key)
                     .await?;
                 Ok(key_to_proto(&k))
+            },
+        )
+        .await
+    }
+
+    async fn set_zone(
+        &self,
+        request: Request<proto::SetZoneRequest>,
+    ) -> Result<Response<proto::ZoneSettings>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "SetZone",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).set_zone(req).await,
+            async |caller, r| {
+                let current = self.services.node.zone(&r.zone).await?.zone;
+                let asked = r.policy.unwrap_or_default();
+                let policy = apply_fields(&current.name, &current.policy, &asked, &r.fields)?;
+                let zones = &self.services.zones;
+                let view = zones.set_policy(caller.identity(), &r.zone, policy).await?;
+                self.services.lifecycle.wake();
+                Ok::<_, Error>(zone_to_proto(&view))
+            },
+        )
+        .await
+    }
+
+    async fn roll_key(
+        &self,
+        request: Request<proto::KeyRequest>,
+    ) -> Result<Response<proto::Key>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "RollKey",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).roll_key(req).await,
+            async |caller, r| {
+                let lifecycle = &self.services.lifecycle;
+                let k = lifecycle
+                    .roll_key(caller.identity(), &r.zone, &r.key)
+                    .await?;
+                Ok(key_to_proto(&k))
+            },
+        )
+        .await
+    }
+
+    async fn step_key(
+        &self,
+        request: Request<proto::KeyRequest>,
+    ) -> Result<Response<proto::Key>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "StepKey",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).step_key(req).await,
+            async |caller, r| {
+                let lifecycle = &self.services.lifecycle;
+                let k = lifecycle
+                    .step_key(caller.identity(), &r.zone, &r.key)
+                    .await?;
+                Ok(key_to_proto(&k))
+            },
+        )
+        .await
+    }
+
+    async fn pause_zone(
+        &self,
+        request: Request<proto::PauseZoneRequest>,
+    ) -> Result<Response<proto::ZoneSettings>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "PauseZone",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).pause_zone(req).await,
+            async |caller, r| {
+                let lifecycle = &self.services.lifecycle;
+                lifecycle
+                    .set_paused(caller.identity(), &r.zone, r.paused)
+                    .await?;
+                Ok(zone_to_proto(&self.services.zones.get_zone(&r.zone).await?))
             },
         )
         .await
@@ -334,13 +422,17 @@ impl ZoneJob {
                     "{} records in, {} RRSIGs; {}",
                     stats.records_in, stats.rrsigs, self.prepared.ksk_use
                 );
-                runtime
-                    .block_on(
-                        services
-                            .node
-                            .audit_event(&self.who, &self.zone, "sign-zone", detail),
-                    )
-                    .map(|_| stats)
+                runtime.block_on(async {
+                    services
+                        .node
+                        .audit_event(&self.who, &self.zone, "sign-zone", detail)
+                        .await?;
+                    services
+                        .lifecycle
+                        .zone_signed(&self.zone, stats.max_ttl)
+                        .await;
+                    Ok(stats)
+                })
             });
         let seconds = clock.instant().duration_since(began).as_secs_f64();
         self.finish(&tx, result, seconds);

@@ -62,7 +62,7 @@ impl Inventory {
 
     /// A new key pair in the token, labelled ZONE-ROLE-KEYTAG, as the record
     /// to store.
-    async fn generate_key(
+    pub async fn generate_key(
         &self,
         zone: &str,
         role: KeyRole,
@@ -190,6 +190,7 @@ impl Inventory {
         let Managed { key, zone: z, .. } = &self.gate.managed(zone).await?;
         let keys = self.node.store.list_keys(key).await?;
         let k = find_key(&keys, key, which)?;
+        not_in_roll(z, k)?;
         if k.state == KeyState::Retired {
             return Err(KeyError::AlreadyRetired {
                 zone: key.clone(),
@@ -227,6 +228,7 @@ impl Inventory {
         let Managed { key, zone: z, .. } = &self.gate.managed(zone).await?;
         let keys = self.node.store.list_keys(key).await?;
         let k = find_key(&keys, key, which)?.clone();
+        not_in_roll(z, &k)?;
         check_not_last_active(&keys, &k, "removed")?;
         let audit = self.node.draft(
             who,
@@ -348,6 +350,20 @@ pub fn find_key<'a>(keys: &'a [KeyRecord], zone: &str, which: &str) -> Result<&'
         which: shown(which),
     }
     .into())
+}
+
+/// Refuses to change by hand a key the roll under way changes: removing
+/// it could take away what caches still need.
+fn not_in_roll(zone: &crate::store::schema::ZoneRecord, k: &KeyRecord) -> Result<()> {
+    match &zone.lifecycle.roll {
+        Some(r) if r.old == k.id || r.new == k.id => Err(KeyError::InRoll {
+            zone: zone.name.clone(),
+            tag: k.key_tag,
+            step: format!("{:?}", r.step),
+        }
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses to take the last active key of a role out of signing.

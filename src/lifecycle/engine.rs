@@ -232,7 +232,22 @@ fn next_in_roll(zone: &ZoneRecord, roll: &Roll, now: u64) -> Next {
     }
 }
 
-/// Each key's status and the time of its next roll, for `key list`.
+/// The status of the zone's roll under way (NotRolling without one).
+pub fn roll_status(zone: &ZoneRecord, now: u64) -> Status {
+    let life = &zone.lifecycle;
+    match &life.roll {
+        _ if life.error.is_some() => Status::RollError,
+        _ if life.paused => Status::Paused,
+        None => Status::NotRolling,
+        Some(_) if !life.waiting_on.is_empty() => Status::WaitingForPublication,
+        Some(roll) => match next_in_roll(zone, roll, now) {
+            Next::Wait { status, .. } | Next::Check { status, .. } => status,
+            _ => Status::RollStarted,
+        },
+    }
+}
+
+/// A key's status, for `key list`.
 pub fn key_status(zone: &ZoneRecord, keys: &[KeyRecord], key: &KeyRecord, now: u64) -> Status {
     let life = &zone.lifecycle;
     let in_roll = life

@@ -9,5 +9,10 @@
 //!   generates successors, asks the probes, writes each step as one
 //!   epoch-fenced store write with its audit entry and evidence.
 
+pub mod control;
 pub mod engine;
+pub mod probe;
+pub mod runner;
 pub mod timing;
+
+pub use runner::Lifecycle;

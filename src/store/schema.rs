@@ -59,6 +59,9 @@ pub struct Lifecycle {
     /// measured by `zone sign`; the policy's value wins when set).
     #[serde(default)]
     pub max_zone_ttl_seen: u32,
+    /// The servers a roll's step still waits for, each with why.
+    #[serde(default)]
+    pub waiting_on: Vec<String>,
 }
 
 /// A roll in flight: which key, which step, since when, and the TTL in

@@ -22,6 +22,11 @@ pub enum KeyCmd {
     Retire { zone: String, key: String },
     /// Remove a key and destroy it in the token.
     Remove { zone: String, key: String },
+    /// Roll a key now, or after the roll under way (by id or key tag).
+    Roll { zone: String, key: String },
+    /// Tell a KSK roll that waits for the parent that the new DS is there,
+    /// when no check can see it (you must have had the parent update it).
+    Step { zone: String, key: String },
 }
 
 pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
@@ -52,6 +57,8 @@ pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
         }
         KeyCmd::Retire { zone, key } => zones.retire_key(proto::KeyRequest { zone, key }).await,
         KeyCmd::Remove { zone, key } => zones.remove_key(proto::KeyRequest { zone, key }).await,
+        KeyCmd::Roll { zone, key } => zones.roll_key(proto::KeyRequest { zone, key }).await,
+        KeyCmd::Step { zone, key } => zones.step_key(proto::KeyRequest { zone, key }).await,
     };
     Ok(Output::Keys(vec![key.map_err(status_line)?.into_inner()]))
 }

@@ -5,7 +5,7 @@ use keymaster::proto;
 use serde_json::{json, Value};
 
 pub enum Output {
-    Zone(proto::ZoneSettings),
+    Zone(Box<proto::ZoneSettings>),
     Zones(Vec<proto::ZoneSettings>),
     Keys(Vec<proto::Key>),
     Records(Vec<(&'static str, Vec<proto::WireRecord>)>),
@@ -50,6 +50,19 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
         "PublishCds": p.publish_cds,
         "AutoFailover": p.auto_failover,
         "IsSigned": z.is_signed,
+        "ZskRolloverPeriod": p.zsk_rollover_period,
+        "KskRolloverPeriod": p.ksk_rollover_period,
+        "InitialRolloverOffset": p.initial_rollover_offset,
+        "ParentDsTtl": p.parent_ds_ttl,
+        "ParentPropagationTime": p.parent_propagation,
+        "MaxZoneTtl": p.max_zone_ttl,
+        "SafetyMarginTime": p.safety_margin,
+        "PublicationServers": p.publication_servers,
+        "ParentServers": p.parent_servers,
+        "RolloverPaused": z.rollover_paused,
+        "RollingKey": z.rolling_key,
+        "CurrentRolloverStatus": z.rollover_status,
+        "RolloverError": z.rollover_error,
     })
 }
 
@@ -59,6 +72,8 @@ fn key_json(k: &proto::Key) -> Value {
         "key_tag": k.key_tag, "state": k.state, "pkcs11_uri": k.pkcs11_uri,
         "created": k.created, "published": k.published, "activated": k.activated,
         "retired": k.retired, "dnskey": k.dnskey,
+        "CurrentRolloverStatus": k.rollover_status, "NextRolloverTime": k.next_rollover,
+        "WaitingOn": k.waiting_on,
     })
 }
 
@@ -191,14 +206,30 @@ fn print_keys(ks: &[proto::Key], as_json: bool) {
         return;
     }
     println!(
-        "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<10} PKCS#11 URI",
-        "ID", "ROLE", "ALG", "BITS", "TAG", "STATE", "CREATED"
+        "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<10} {:<24} {:<10} PKCS#11 URI",
+        "ID", "ROLE", "ALG", "BITS", "TAG", "STATE", "CREATED", "ROLLOVER", "NEXT ROLL"
     );
     for k in ks {
+        let next = match k.next_rollover {
+            0 => "-".to_string(),
+            t => t.to_string(),
+        };
         println!(
-            "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<10} {}",
-            k.id, k.role, k.algorithm, k.bits, k.key_tag, k.state, k.created, k.pkcs11_uri
+            "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<10} {:<24} {:<10} {}",
+            k.id,
+            k.role,
+            k.algorithm,
+            k.bits,
+            k.key_tag,
+            k.state,
+            k.created,
+            k.rollover_status,
+            next,
+            k.pkcs11_uri
         );
+        for w in &k.waiting_on {
+            println!("    waiting for {w}");
+        }
     }
 }
 

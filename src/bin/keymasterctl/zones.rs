@@ -14,8 +14,14 @@ use crate::{status_line, Clients};
 pub enum ZoneCmd {
     /// Add a zone: generate its KSK and ZSK in the token.
     Add(ZoneAdd),
+    /// Change settings of a zone's policy (only those given).
+    Set(ZoneSet),
     /// Show a zone's DNSSEC settings.
     Show { zone: String },
+    /// Stop the rollover engine for a zone.
+    Pause { zone: String },
+    /// Restart the rollover engine for a zone (clears a stopped roll's error).
+    Resume { zone: String },
     /// List the zones.
     List,
     /// Remove a zone (its keys are destroyed: needs --force).
@@ -48,6 +54,25 @@ pub enum ZoneCmd {
 #[derive(Debug, Args)]
 pub struct ZoneAdd {
     zone: String,
+    /// Node to make the zone's Key Master (default: the node called); it
+    /// generates the keys in its token.
+    #[arg(long)]
+    key_master: Option<String>,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ZoneSet {
+    zone: String,
+    #[command(flatten)]
+    policy: PolicyArgs,
+}
+
+/// The settings of a zone's policy, for `zone add` (unset: the default)
+/// and `zone set` (unset: unchanged).
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
     /// rsasha256, ecdsap256sha256, ecdsap384sha384, ed25519, or a number.
     #[arg(long)]
     algorithm: Option<String>,
@@ -63,9 +88,9 @@ pub struct ZoneAdd {
     /// NSEC3 salt in hex ("-" or empty for none).
     #[arg(long)]
     nsec3_salt: Option<String>,
-    /// NSEC3 opt-out.
-    #[arg(long)]
-    nsec3_opt_out: bool,
+    /// NSEC3 opt-out (`--nsec3-opt-out false` to turn it off).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    nsec3_opt_out: Option<bool>,
     /// Validity of DNSKEY/CDS/CDNSKEY signatures (e.g. 168h).
     #[arg(long, value_parser = parse_duration)]
     dnskey_signature_validity: Option<u32>,
@@ -84,24 +109,60 @@ pub struct ZoneAdd {
     /// DS digest algorithms: sha256, sha384 (comma-separated).
     #[arg(long, value_delimiter = ',')]
     ds_digest: Vec<String>,
-    /// Publish CDS and CDNSKEY (RFC 7344).
-    #[arg(long)]
-    cds: bool,
-    /// Node to make the zone's Key Master (default: the node called); it
-    /// generates the keys in its token.
-    #[arg(long)]
-    key_master: Option<String>,
-    /// Propagation time (e.g. 2d).
+    /// Publish CDS and CDNSKEY (RFC 7344; `--cds false` to stop).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    cds: Option<bool>,
+    /// Propagation time to every secondary (e.g. 2d).
     #[arg(long, value_parser = parse_duration)]
     propagation_time: Option<u32>,
     /// Automatic failover: a candidate seizes the role this long after the
     /// Key Master's lease is gone (e.g. 60s); off by default.
     #[arg(long, value_parser = parse_duration)]
     auto_failover: Option<u32>,
+    /// ZSK lifetime: the Key Master rolls it then (e.g. 90d, or off).
+    #[arg(long, value_parser = parse_lifetime)]
+    zsk_lifetime: Option<u32>,
+    /// KSK lifetime (e.g. 755d, or off).
+    #[arg(long, value_parser = parse_lifetime)]
+    ksk_lifetime: Option<u32>,
+    /// Delay of the first roll of the zone's first keys (e.g. 3d).
+    #[arg(long, value_parser = parse_duration)]
+    initial_rollover_offset: Option<u32>,
+    /// The parent's DS TTL, until it is measured (e.g. 1d).
+    #[arg(long, value_parser = parse_duration)]
+    parent_ds_ttl: Option<u32>,
+    /// The parent's propagation delay (e.g. 1h).
+    #[arg(long, value_parser = parse_duration)]
+    parent_propagation: Option<u32>,
+    /// The zone's largest TTL (0: as measured when it was last signed).
+    #[arg(long, value_parser = parse_duration)]
+    max_zone_ttl: Option<u32>,
+    /// Added to every interval a roll waits (e.g. 1h).
+    #[arg(long, value_parser = parse_duration)]
+    safety_margin: Option<u32>,
+    /// A server of the zone, IP:PORT, that must serve each change before a
+    /// roll goes on (repeat for each; `--publication-server -` for none).
+    #[arg(long = "publication-server")]
+    publication_servers: Vec<String>,
+    /// A server of the parent (or a validating resolver), IP:PORT, asked
+    /// for the zone's DS (repeat for each; `-` for none).
+    #[arg(long = "parent-server")]
+    parent_servers: Vec<String>,
+}
+
+/// A key lifetime: a duration, or "off" (0: no automatic rolls).
+fn parse_lifetime(s: &str) -> Result<u32, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    match parse_duration(s)? {
+        0 => Err("a lifetime of 0 is written \"off\"".into()),
+        d => Ok(d),
+    }
 }
 
 async fn add(c: &mut Clients, a: ZoneAdd) -> Result<Output, String> {
-    let policy = policy_from_args(&a)?;
+    let (policy, _) = policy_from_args(&a.policy)?;
     let z = c
         .zones
         .add_zone(proto::AddZoneRequest {
@@ -112,7 +173,17 @@ async fn add(c: &mut Clients, a: ZoneAdd) -> Result<Output, String> {
         .await
         .map_err(status_line)?
         .into_inner();
-    Ok(Output::Zone(z))
+    Ok(Output::Zone(Box::new(z)))
+}
+
+async fn pause(c: &mut Clients, zone: String, paused: bool) -> Result<Output, String> {
+    Ok(Output::Zone(Box::new(
+        c.zones
+            .pause_zone(proto::PauseZoneRequest { zone, paused })
+            .await
+            .map_err(status_line)?
+            .into_inner(),
+    )))
 }
 
 async fn remove(c: &mut Clients, zone: String, force: bool) -> Result<Output, String> {
@@ -137,13 +208,32 @@ async fn remove(c: &mut Clients, zone: String, force: bool) -> Result<Output, St
 pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
     Ok(match cmd {
         ZoneCmd::Add(a) => add(c, a).await?,
-        ZoneCmd::Show { zone } => Output::Zone(
+        ZoneCmd::Set(a) => {
+            let (policy, fields) = policy_from_args(&a.policy)?;
+            if fields.is_empty() {
+                return Err("nothing to change: give the settings to set".into());
+            }
+            Output::Zone(Box::new(
+                c.zones
+                    .set_zone(proto::SetZoneRequest {
+                        zone: a.zone,
+                        policy: Some(policy),
+                        fields,
+                    })
+                    .await
+                    .map_err(status_line)?
+                    .into_inner(),
+            ))
+        }
+        ZoneCmd::Pause { zone } => pause(c, zone, true).await?,
+        ZoneCmd::Resume { zone } => pause(c, zone, false).await?,
+        ZoneCmd::Show { zone } => Output::Zone(Box::new(
             c.zones
                 .get_zone(proto::GetZoneRequest { zone })
                 .await
                 .map_err(status_line)?
                 .into_inner(),
-        ),
+        )),
         ZoneCmd::List => Output::Zones(
             c.zones
                 .list_zones(proto::ListZonesRequest {})
@@ -185,14 +275,18 @@ pub fn digest_number(d: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("unknown DS digest {d:?} (use sha256 or sha384)"))
 }
 
-fn policy_from_args(a: &ZoneAdd) -> Result<proto::ZonePolicy, String> {
+/// The policy the flags give, and the names of the fields they set.
+fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), String> {
     let mut p = proto::ZonePolicy::default();
+    let mut fields = Vec::new();
+    let mut set = |name: &str| fields.push(name.to_string());
     if let Some(alg) = &a.algorithm {
         let alg: keymaster::dnssec::Algorithm = alg.parse().map_err(|e| format!("{e}"))?;
         p.algorithm = u32::from(alg.number());
         if let keymaster::dnssec::Algorithm::RsaSha256 { bits } = alg {
             p.rsa_bits = bits;
         }
+        set("algorithm");
     }
     if let Some(bits) = a.bits {
         if p.algorithm != 8 {
@@ -200,25 +294,104 @@ fn policy_from_args(a: &ZoneAdd) -> Result<proto::ZonePolicy, String> {
         }
         p.rsa_bits = bits;
     }
-    p.denial = a.denial.clone().unwrap_or_default();
-    p.nsec3_iterations = a.nsec3_iterations.unwrap_or(0);
-    p.nsec3_salt = match a.nsec3_salt.as_deref() {
-        None | Some("-") => String::new(),
-        Some(s) => s.to_string(),
+    if let Some(d) = &a.denial {
+        p.denial = d.clone();
+        set("denial");
+    }
+    if let Some(i) = a.nsec3_iterations {
+        p.nsec3_iterations = i;
+        set("nsec3_iterations");
+    }
+    if let Some(salt) = a.nsec3_salt.as_deref() {
+        p.nsec3_salt = if salt == "-" {
+            String::new()
+        } else {
+            salt.to_string()
+        };
+        set("nsec3_salt");
+    }
+    if let Some(o) = a.nsec3_opt_out {
+        p.nsec3_opt_out = o;
+        set("nsec3_opt_out");
+    }
+    let durations = [
+        (
+            a.dnskey_signature_validity,
+            &mut p.dnskey_signature_validity,
+            "dnskey_signature_validity",
+        ),
+        (
+            a.signature_validity,
+            &mut p.signature_validity,
+            "signature_validity",
+        ),
+        (
+            a.inception_offset,
+            &mut p.signature_inception_offset,
+            "signature_inception_offset",
+        ),
+        (a.dnskey_ttl, &mut p.dnskey_ttl, "dnskey_ttl"),
+        (a.ds_ttl, &mut p.ds_ttl, "ds_ttl"),
+        (
+            a.propagation_time,
+            &mut p.propagation_time,
+            "propagation_time",
+        ),
+        (a.auto_failover, &mut p.auto_failover, "auto_failover"),
+        (
+            a.zsk_lifetime,
+            &mut p.zsk_rollover_period,
+            "zsk_rollover_period",
+        ),
+        (
+            a.ksk_lifetime,
+            &mut p.ksk_rollover_period,
+            "ksk_rollover_period",
+        ),
+        (
+            a.initial_rollover_offset,
+            &mut p.initial_rollover_offset,
+            "initial_rollover_offset",
+        ),
+        (a.parent_ds_ttl, &mut p.parent_ds_ttl, "parent_ds_ttl"),
+        (
+            a.parent_propagation,
+            &mut p.parent_propagation,
+            "parent_propagation",
+        ),
+        (a.max_zone_ttl, &mut p.max_zone_ttl, "max_zone_ttl"),
+        (a.safety_margin, &mut p.safety_margin, "safety_margin"),
+    ];
+    for (value, field, name) in durations {
+        if let Some(v) = value {
+            *field = v;
+            set(name);
+        }
+    }
+    p.no_zsk_rollover = a.zsk_lifetime == Some(0);
+    p.no_ksk_rollover = a.ksk_lifetime == Some(0);
+    if !a.ds_digest.is_empty() {
+        p.ds_digests = a
+            .ds_digest
+            .iter()
+            .map(|d| digest_number(d))
+            .collect::<Result<_, _>>()?;
+        set("ds_digests");
+    }
+    if let Some(c) = a.cds {
+        p.publish_cds = c;
+        set("publish_cds");
+    }
+    let servers = |list: &[String]| -> Vec<String> {
+        list.iter().filter(|s| s.as_str() != "-").cloned().collect()
     };
-    p.nsec3_opt_out = a.nsec3_opt_out;
-    p.dnskey_signature_validity = a.dnskey_signature_validity.unwrap_or(0);
-    p.signature_validity = a.signature_validity.unwrap_or(0);
-    p.signature_inception_offset = a.inception_offset.unwrap_or(0);
-    p.dnskey_ttl = a.dnskey_ttl.unwrap_or(0);
-    p.ds_ttl = a.ds_ttl.unwrap_or(0);
-    p.ds_digests = a
-        .ds_digest
-        .iter()
-        .map(|d| digest_number(d))
-        .collect::<Result<_, _>>()?;
-    p.publish_cds = a.cds;
-    p.propagation_time = a.propagation_time.unwrap_or(0);
-    p.auto_failover = a.auto_failover.unwrap_or(0);
-    Ok(p)
+    if !a.publication_servers.is_empty() {
+        p.publication_servers = servers(&a.publication_servers);
+        set("publication_servers");
+    }
+    if !a.parent_servers.is_empty() {
+        p.parent_servers = servers(&a.parent_servers);
+        set("parent_servers");
+    }
+    Ok((p, fields))
 }

@@ -1,0 +1,177 @@
+//! What operators do to the engine (the counterparts of
+//! Invoke-/Step-DnsServerSigningKeyRollover and of pausing a zone), and
+//! what it shows them (Get-DnsServerSigningKey's rollover fields).
+
+use super::engine::{self, Status};
+use super::runner::Lifecycle;
+use crate::error::{KeyError, Result};
+use crate::keyset::inventory::find_key;
+use crate::mastership::gate::Managed;
+use crate::store::schema::{KeyRecord, KeyState, RollStep, ZoneRecord};
+
+/// A key's place in the lifecycle, for `key list`.
+#[derive(Debug, Clone)]
+pub struct KeyStatus {
+    pub status: Status,
+    /// When its lifetime ends (0: not rolled by the engine).
+    pub next_rollover: u64,
+    /// The servers its roll still waits for.
+    pub waiting_on: Vec<String>,
+}
+
+/// Every key's status at `now`.
+pub fn statuses(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Vec<KeyStatus> {
+    keys.iter()
+        .map(|k| {
+            let status = engine::key_status(zone, keys, k, now);
+            let rolling = zone
+                .lifecycle
+                .roll
+                .as_ref()
+                .is_some_and(|r| r.old == k.id || r.new == k.id);
+            KeyStatus {
+                status: if rolling && !zone.lifecycle.waiting_on.is_empty() {
+                    Status::WaitingForPublication
+                } else {
+                    status
+                },
+                next_rollover: engine::due_at(zone, k).unwrap_or(0),
+                waiting_on: if rolling {
+                    zone.lifecycle.waiting_on.clone()
+                } else {
+                    Vec::new()
+                },
+            }
+        })
+        .collect()
+}
+
+impl Lifecycle {
+    /// Rolls a key now, or after the roll under way (`key roll`). Clears
+    /// a stopped roll's error: the operator has looked.
+    pub async fn roll_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
+        let m = self.gate().managed(zone).await?;
+        let keys = self.node().store.list_keys(&m.key).await?;
+        let k = find_key(&keys, &m.key, which)?.clone();
+        if k.state != KeyState::Active {
+            return Err(KeyError::NotRollable {
+                zone: m.key.clone(),
+                tag: k.key_tag,
+                state: k.state.as_str(),
+            }
+            .into());
+        }
+        let mut z = m.zone.clone();
+        if let Some(r) = &z.lifecycle.roll {
+            if r.old == k.id || r.new == k.id {
+                return Err(KeyError::InRoll {
+                    zone: m.key.clone(),
+                    tag: k.key_tag,
+                    step: format!("{:?}", r.step),
+                }
+                .into());
+            }
+        }
+        if !z.lifecycle.queue.contains(&k.id) {
+            z.lifecycle.queue.push(k.id.clone());
+        }
+        z.lifecycle.error = None;
+        let detail = format!(
+            "roll of {} {} asked for",
+            k.role.as_str().to_uppercase(),
+            k.key_tag
+        );
+        self.write(&m, &z, who, "roll-request", detail).await?;
+        self.wake();
+        Ok(k)
+    }
+
+    /// Tells a KSK roll that the parent serves the new DS when no check
+    /// can see it (`key step`); the audit log records who said so.
+    pub async fn step_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
+        let m = self.gate().managed(zone).await?;
+        let keys = self.node().store.list_keys(&m.key).await?;
+        let k = find_key(&keys, &m.key, which)?.clone();
+        let mut z = m.zone.clone();
+        let Some(roll) = z
+            .lifecycle
+            .roll
+            .as_mut()
+            .filter(|r| r.step == RollStep::KskDsSubmitted && (r.new == k.id || r.old == k.id))
+        else {
+            return Err(KeyError::NothingToStep {
+                zone: m.key.clone(),
+                which: k.key_tag.to_string(),
+            }
+            .into());
+        };
+        roll.step = RollStep::KskDsSeen;
+        roll.since = self.node().clock.now();
+        roll.ttl = roll.ttl.max(m.zone.policy.parent_ds_ttl);
+        z.lifecycle.waiting_on.clear();
+        let detail = format!(
+            "the parent serves the new DS (KSK roll of {}): said by the operator, not checked",
+            k.key_tag
+        );
+        self.write(&m, &z, who, "roll-step", detail).await?;
+        self.wake();
+        Ok(k)
+    }
+
+    /// Stops or restarts the engine for a zone (`zone pause`/`resume`);
+    /// resuming clears a stopped roll's error.
+    pub async fn set_paused(&self, who: &str, zone: &str, paused: bool) -> Result<()> {
+        let m = self.gate().managed(zone).await?;
+        let mut z = m.zone.clone();
+        z.lifecycle.paused = paused;
+        if !paused {
+            z.lifecycle.error = None;
+        }
+        let (action, detail) = if paused {
+            ("pause", "rollover engine paused".to_string())
+        } else {
+            ("resume", "rollover engine resumed".to_string())
+        };
+        self.write(&m, &z, who, action, detail).await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// Keeps the largest TTL the zone was just signed with (its max zone
+    /// TTL, which ZSK rolls wait for) when this node is its Key Master and
+    /// the value changed; elsewhere, or if the zone is busy, it is left for
+    /// the next signing.
+    pub async fn zone_signed(&self, zone: &str, max_ttl: u32) {
+        let Ok(m) = self.gate().managed(zone).await else {
+            return;
+        };
+        if m.zone.lifecycle.max_zone_ttl_seen == max_ttl {
+            return;
+        }
+        let mut z = m.zone.clone();
+        z.lifecycle.max_zone_ttl_seen = max_ttl;
+        let detail = format!("max zone TTL measured: {max_ttl} s");
+        if let Err(e) = self
+            .write(&m, &z, "zone-sign", "max-zone-ttl", detail)
+            .await
+        {
+            tracing::warn!(zone, error = %e, "the measured max zone TTL was not stored");
+        }
+    }
+
+    async fn write(
+        &self,
+        m: &Managed,
+        z: &ZoneRecord,
+        who: &str,
+        action: &str,
+        detail: String,
+    ) -> Result<()> {
+        let audit = self.node().draft(who, &m.key, action, detail);
+        Ok(self
+            .node()
+            .store
+            .update_zone(z, m.zone.epoch, &[], &[], &audit)
+            .await?)
+    }
+}

@@ -1,0 +1,250 @@
+//! Asking DNS servers whether a change has reached them, with NLnet Labs'
+//! `domain` client: UDP with TCP when the answer is truncated, RD off, the
+//! DO bit set, an authoritative answer required, a timeout and one retry.
+//! A server that does not answer, or answers otherwise than expected,
+//! counts as behind and is named (ARCHITECTURE.md, The key lifecycle).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use domain::base::iana::{Rcode, Rtype};
+use domain::base::name::Name;
+use domain::base::rdata::ComposeRecordData;
+use domain::base::{Message, MessageBuilder};
+use domain::net::client::protocol::{TcpConnect, UdpConnect};
+use domain::net::client::request::{ComposeRequest, RequestMessage, SendRequest};
+use domain::net::client::{dgram, dgram_stream};
+use domain::rdata::Rrsig;
+
+/// How long one server may take to answer a query.
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What every asked server said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// Per server: what it serves, or why it does not count.
+    pub servers: Vec<(SocketAddr, Result<String, String>)>,
+    /// The largest TTL among the matching answers (a DS TTL, say).
+    pub max_ttl: u32,
+}
+
+impl Evidence {
+    /// Whether every server answered as expected (and there was one).
+    pub fn holds(&self) -> bool {
+        !self.servers.is_empty() && self.servers.iter().all(|(_, r)| r.is_ok())
+    }
+
+    /// The servers still behind, each with why.
+    pub fn behind(&self) -> Vec<String> {
+        if self.servers.is_empty() {
+            return vec!["no server to ask: set the zone's publication/parent servers".into()];
+        }
+        self.servers
+            .iter()
+            .filter_map(|(s, r)| r.as_ref().err().map(|why| format!("{s}: {why}")))
+            .collect()
+    }
+
+    /// One line for the audit log: which server said what.
+    pub fn summary(&self) -> String {
+        self.servers
+            .iter()
+            .map(|(s, r)| match r {
+                Ok(what) => format!("{s} {what}"),
+                Err(why) => format!("{s} NOT: {why}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// One query to one server: the authoritative answer, or why there is
+/// none.
+pub async fn query(
+    server: SocketAddr,
+    qname: &Name<Vec<u8>>,
+    qtype: Rtype,
+) -> Result<Message<Bytes>, String> {
+    let mut msg = MessageBuilder::new_vec();
+    msg.header_mut().set_rd(false);
+    msg.header_mut().set_random_id();
+    let mut msg = msg.question();
+    msg.push((qname, qtype))
+        .map_err(|e| format!("cannot build the query: {e}"))?;
+    let mut request =
+        RequestMessage::new(msg).map_err(|e| format!("cannot build the query: {e}"))?;
+    request.set_dnssec_ok(true);
+    let mut dgram_config = dgram::Config::new();
+    dgram_config.set_read_timeout(TIMEOUT);
+    dgram_config.set_max_retries(1);
+    let mut config = dgram_stream::Config::new();
+    config.set_dgram(dgram_config);
+    config
+        .stream_mut()
+        .stream_mut()
+        .set_response_timeout(TIMEOUT);
+    let (connection, transport) = dgram_stream::Connection::with_config(
+        UdpConnect::new(server),
+        TcpConnect::new(server),
+        config,
+    );
+    let running = tokio::spawn(transport.run());
+    let answer = tokio::time::timeout(TIMEOUT * 3, async {
+        connection.send_request(request).get_response().await
+    })
+    .await;
+    running.abort();
+    let answer = match answer {
+        Err(_) => return Err("no answer".into()),
+        Ok(Err(e)) => return Err(format!("no answer ({e})")),
+        Ok(Ok(m)) => m,
+    };
+    let header = answer.header();
+    if header.rcode() != Rcode::NOERROR {
+        return Err(format!("answered {}", header.rcode()));
+    }
+    if !header.aa() {
+        return Err("answered without authority (AA not set)".into());
+    }
+    Ok(answer)
+}
+
+/// The record data of the answer's records of one type at the name, in
+/// canonical wire form, with their TTL.
+fn answer_rdata(
+    answer: &Message<Bytes>,
+    qname: &Name<Vec<u8>>,
+    rtype: Rtype,
+) -> Vec<(Vec<u8>, u32)> {
+    let Ok(section) = answer.answer() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for record in section
+        .limit_to::<domain::rdata::ZoneRecordData<Bytes, domain::base::ParsedName<Bytes>>>()
+        .flatten()
+    {
+        if record.rtype() != rtype
+            || record.owner().to_string().to_ascii_lowercase() != qname.to_string()
+        {
+            continue;
+        }
+        let mut rdata = Vec::new();
+        let _ = record.data().compose_canonical_rdata(&mut rdata);
+        out.push((rdata, record.ttl().as_secs()));
+    }
+    out
+}
+
+/// Key tags of the RRSIGs covering `covered` in the answer.
+fn rrsig_tags(answer: &Message<Bytes>, covered: Rtype) -> Vec<u16> {
+    let Ok(section) = answer.answer() else {
+        return Vec::new();
+    };
+    section
+        .limit_to::<Rrsig<Bytes, domain::base::ParsedName<Bytes>>>()
+        .flatten()
+        .filter(|r| r.data().type_covered() == covered)
+        .map(|r| r.data().key_tag())
+        .collect()
+}
+
+/// Whether every server serves exactly this DNSKEY RRset (record data,
+/// canonical), signed by each of these KSKs.
+pub async fn dnskey_served(
+    servers: &[SocketAddr],
+    apex: &Name<Vec<u8>>,
+    expected: &[Vec<u8>],
+    ksk_tags: &[u16],
+) -> Evidence {
+    let mut evidence = Evidence::default();
+    for &server in servers {
+        let result = query(server, apex, Rtype::DNSKEY).await.and_then(|answer| {
+            let mut got: Vec<Vec<u8>> = answer_rdata(&answer, apex, Rtype::DNSKEY)
+                .into_iter()
+                .map(|(r, _)| r)
+                .collect();
+            got.sort();
+            got.dedup();
+            let mut want = expected.to_vec();
+            want.sort();
+            if got != want {
+                return Err(format!(
+                    "serves {} DNSKEY records, not the {} expected",
+                    got.len(),
+                    want.len()
+                ));
+            }
+            let tags = rrsig_tags(&answer, Rtype::DNSKEY);
+            if let Some(missing) = ksk_tags.iter().find(|t| !tags.contains(t)) {
+                return Err(format!("the DNSKEY RRset has no RRSIG by KSK {missing}"));
+            }
+            Ok(format!(
+                "serves the {} DNSKEY records, signed by {tags:?}",
+                got.len()
+            ))
+        });
+        evidence.servers.push((server, result));
+    }
+    evidence
+}
+
+/// Whether every server serves the zone signed by this ZSK: the apex SOA
+/// carries an RRSIG by it.
+pub async fn signed_by(servers: &[SocketAddr], apex: &Name<Vec<u8>>, zsk_tag: u16) -> Evidence {
+    let mut evidence = Evidence::default();
+    for &server in servers {
+        let result = query(server, apex, Rtype::SOA).await.and_then(|answer| {
+            let tags = rrsig_tags(&answer, Rtype::SOA);
+            if tags.contains(&zsk_tag) {
+                Ok(format!("serves the SOA signed by ZSK {zsk_tag}"))
+            } else {
+                Err(format!(
+                    "the SOA is signed by {tags:?}, not by ZSK {zsk_tag}"
+                ))
+            }
+        });
+        evidence.servers.push((server, result));
+    }
+    evidence
+}
+
+/// Whether every parent server serves a DS that is one of `wanted` (the
+/// new key's DS in each digest we accept). Other DS records beside it do
+/// not matter; the largest TTL seen is kept (the RRSIG's original TTL
+/// where there is one, as that is what caches count down from).
+pub async fn ds_served(
+    servers: &[SocketAddr],
+    zone: &Name<Vec<u8>>,
+    wanted: &[Vec<u8>],
+) -> Evidence {
+    let mut evidence = Evidence::default();
+    for &server in servers {
+        let result = query(server, zone, Rtype::DS).await.and_then(|answer| {
+            let ds = answer_rdata(&answer, zone, Rtype::DS);
+            let Some((_, ttl)) = ds.iter().find(|(r, _)| wanted.contains(r)) else {
+                return Err(format!(
+                    "serves {} DS records, none for the new key",
+                    ds.len()
+                ));
+            };
+            let original = answer
+                .answer()
+                .ok()
+                .into_iter()
+                .flat_map(|s| {
+                    s.limit_to::<Rrsig<Bytes, domain::base::ParsedName<Bytes>>>()
+                        .flatten()
+                })
+                .filter(|r| r.data().type_covered() == Rtype::DS)
+                .map(|r| r.data().original_ttl().as_secs())
+                .max()
+                .unwrap_or(*ttl);
+            evidence.max_ttl = evidence.max_ttl.max(original.max(*ttl));
+            Ok(format!("serves the new DS (TTL {original})"))
+        });
+        evidence.servers.push((server, result));
+    }
+    evidence
+}

@@ -1,0 +1,486 @@
+//! The rollover engine at work, on the Key Master only: one scheduler for
+//! every zone this node holds, waking at the earliest deadline; for a zone
+//! whose time has come, it asks `engine::next`, does what that says
+//! (generate a successor, ask the servers, take a step) and asks again.
+//! Each step passes the zone's gate (Key Master, not handed over) and is
+//! one epoch-fenced store write with its audit entry and its evidence, so a
+//! fenced node can never advance or remove anything, and a new Key Master
+//! resumes from the stored state. Evidence is never stored as a reason to
+//! skip a check: after a transfer or a seize the checks run again.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::base::iana::Rtype;
+use domain::base::name::Name;
+
+use super::engine::{self, Check, Next, Step};
+use super::probe::{self, Evidence};
+use super::timing::Intervals;
+use crate::dnssec::ds::{self, DsDigest};
+use crate::dnssec::KeyRole;
+use crate::error::{Error, KeyError, Result};
+use crate::keyset::{dnskey_of, Inventory, KeySet, KeySets};
+use crate::mastership::gate::{Gate, Managed};
+use crate::node::{parse_zone_name, Node};
+use crate::policy::server_address;
+use crate::store::schema::{KeyRecord, KeyState, Roll, RollStep, ZoneRecord};
+
+/// How often the scheduler looks for zones it newly holds (a role taken
+/// over, a zone added elsewhere) besides its deadlines.
+const RESCAN: Duration = Duration::from_secs(5);
+
+/// The rollover engine of this node.
+pub struct Lifecycle {
+    node: Arc<Node>,
+    gate: Arc<Gate>,
+    inventory: Arc<Inventory>,
+    keysets: Arc<KeySets>,
+    /// Run with the zone as argument and the new DS set on standard input
+    /// when a KSK roll hands the parent a new DS (`--ds-submit-command`).
+    ds_submit_command: Option<std::path::PathBuf>,
+    wake: tokio::sync::Notify,
+}
+
+impl Lifecycle {
+    pub fn new(
+        node: Arc<Node>,
+        gate: Arc<Gate>,
+        inventory: Arc<Inventory>,
+        keysets: Arc<KeySets>,
+        ds_submit_command: Option<std::path::PathBuf>,
+    ) -> Lifecycle {
+        Lifecycle {
+            node,
+            gate,
+            inventory,
+            keysets,
+            ds_submit_command,
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub(super) fn node(&self) -> &Node {
+        &self.node
+    }
+
+    pub(super) fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// Makes the scheduler look at every zone again now (after an
+    /// operator's request, a policy change, a role change).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The scheduler: runs for the life of the node.
+    pub async fn run(self: Arc<Self>) {
+        // Zone → when it next needs a look (u64::MAX: only when woken).
+        let mut due: BTreeMap<String, u64> = BTreeMap::new();
+        let mut rescan_at = self.node.clock.instant();
+        loop {
+            if self.node.clock.instant() >= rescan_at {
+                self.rescan(&mut due).await;
+                rescan_at = self.node.clock.instant() + RESCAN;
+            }
+            let now = self.node.clock.now();
+            let ready: Vec<String> = due
+                .iter()
+                .filter(|(_, at)| **at <= now)
+                .map(|(z, _)| z.clone())
+                .collect();
+            for zone in ready {
+                let at = match self.tick(&zone).await {
+                    Ok(at) => at.unwrap_or(u64::MAX),
+                    Err(e) => {
+                        tracing::warn!(zone = %zone, error = %e, "rollover engine: zone not handled now");
+                        now + 5
+                    }
+                };
+                due.insert(zone, at);
+            }
+            let next = due.values().copied().min().unwrap_or(u64::MAX);
+            let clock = self.node.clock.clone();
+            tokio::select! {
+                _ = clock.sleep_until(next) => {}
+                _ = clock.sleep(RESCAN) => {}
+                _ = self.wake.notified() => {
+                    for at in due.values_mut() {
+                        *at = 0;
+                    }
+                    rescan_at = self.node.clock.instant();
+                }
+            }
+        }
+    }
+
+    /// Adds the zones this node now holds (due at once) and drops the
+    /// others.
+    async fn rescan(&self, due: &mut BTreeMap<String, u64>) {
+        let zones = match self.node.store.list_zones().await {
+            Ok(z) => z,
+            Err(e) => {
+                tracing::warn!(error = %e, "rollover engine: cannot list zones");
+                return;
+            }
+        };
+        let held: Vec<String> = zones
+            .into_iter()
+            .filter(|z| z.key_master == self.node.id)
+            .map(|z| z.name)
+            .collect();
+        due.retain(|z, _| held.contains(z));
+        for z in held {
+            due.entry(z).or_insert(0);
+        }
+    }
+
+    /// Takes a zone as far as it can go now; returns when to look again.
+    pub async fn tick(&self, zone: &str) -> Result<Option<u64>> {
+        loop {
+            let m = match self.gate.managed(zone).await {
+                Ok(m) => m,
+                // Not (or no longer) ours, or being handed over: hands off.
+                Err(Error::Role(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let keys = self.node.store.list_keys(&m.key).await?;
+            let now = self.node.clock.now();
+            match engine::next(&m.zone, &keys, now) {
+                Next::Idle { at } => return Ok(at),
+                Next::Wait { until, .. } => return Ok(Some(until)),
+                Next::Start { role, old, manual } => {
+                    let old = find(&keys, &m.key, &old)?;
+                    self.start(&m, role, old, manual).await?
+                }
+                Next::Check {
+                    check,
+                    then,
+                    status,
+                } => {
+                    let evidence = self.probe(&m.zone, &keys, &check).await?;
+                    if !evidence.holds() {
+                        self.still_waiting(&m, &evidence, status).await?;
+                        return Ok(Some(now + check_interval(&m.zone)));
+                    }
+                    self.take(&m, &keys, then, &evidence).await?;
+                }
+            }
+            self.keysets.forget(&m.key);
+        }
+    }
+
+    /// Starts a roll: the successor generated in the token and recorded
+    /// with the roll, published (a ZSK) or published and signing the
+    /// DNSKEY RRset (a KSK).
+    async fn start(&self, m: &Managed, role: KeyRole, old: &KeyRecord, manual: bool) -> Result<()> {
+        let state = match role {
+            KeyRole::Zsk => KeyState::Published,
+            KeyRole::Ksk => KeyState::Incoming,
+        };
+        let new = self
+            .inventory
+            .generate_key(&m.key, role, m.zone.policy.algorithm, state)
+            .await?;
+        let mut zone = m.zone.clone();
+        zone.lifecycle.queue.retain(|id| *id != old.id);
+        zone.lifecycle.roll = Some(Roll {
+            role,
+            old: old.id.clone(),
+            new: new.id.clone(),
+            step: match role {
+                KeyRole::Zsk => RollStep::ZskPublished,
+                KeyRole::Ksk => RollStep::KskPublished,
+            },
+            since: self.node.clock.now(),
+            ttl: m.zone.policy.dnskey_ttl,
+            manual,
+        });
+        zone.lifecycle.waiting_on.clear();
+        let what = role.as_str().to_uppercase();
+        let detail = format!(
+            "{what} roll of {} started ({}): successor {what} {} generated and published",
+            old.key_tag,
+            if manual {
+                "asked for"
+            } else {
+                "lifetime ended"
+            },
+            new.key_tag
+        );
+        let audit = self
+            .node
+            .draft("rollover", &m.key, "roll-start", detail.clone());
+        if let Err(e) = self
+            .node
+            .store
+            .update_zone(&zone, m.zone.epoch, std::slice::from_ref(&new), &[], &audit)
+            .await
+        {
+            self.inventory
+                .undo_generated(std::slice::from_ref(&new), &e)
+                .await;
+            return Err(e.into());
+        }
+        tracing::info!(zone = %m.key, "{detail}");
+        Ok(())
+    }
+
+    /// Asks the servers what a check needs to know.
+    async fn probe(
+        &self,
+        zone: &ZoneRecord,
+        keys: &[KeyRecord],
+        check: &Check,
+    ) -> Result<Evidence> {
+        let (_, apex) = parse_zone_name(&zone.name)?;
+        let servers = servers(&zone.policy.publication_servers);
+        Ok(match check {
+            Check::DnskeyServed => {
+                let set = KeySet::new(zone.clone(), apex.clone(), keys.to_vec())?;
+                let ksks: Vec<u16> = set.signers(KeyRole::Ksk).map(|k| k.key_tag).collect();
+                probe::dnskey_served(&servers, &apex, set.apex_rrset(Rtype::DNSKEY), &ksks).await
+            }
+            Check::SignedBy { zsk } => {
+                let tag = find(keys, &zone.name, zsk)?.key_tag;
+                probe::signed_by(&servers, &apex, tag).await
+            }
+            Check::DsServed { ksk } => {
+                let key = find(keys, &zone.name, ksk)?;
+                let wanted = ds_of(&apex, key)?;
+                probe::ds_served(&servers_of_parent(zone), &apex, &wanted).await
+            }
+        })
+    }
+
+    /// Records what a step still waits for, when that changed.
+    async fn still_waiting(
+        &self,
+        m: &Managed,
+        evidence: &Evidence,
+        status: engine::Status,
+    ) -> Result<()> {
+        let behind = evidence.behind();
+        if behind == m.zone.lifecycle.waiting_on {
+            return Ok(());
+        }
+        let mut zone = m.zone.clone();
+        zone.lifecycle.waiting_on = behind.clone();
+        tracing::info!(zone = %m.key, status = status.as_str(), behind = ?behind, "rollover waits for the servers");
+        let detail = format!("{}: waiting for {}", status.as_str(), behind.join("; "));
+        let audit = self.node.draft("rollover", &m.key, "roll-wait", detail);
+        Ok(self
+            .node
+            .store
+            .update_zone(&zone, m.zone.epoch, &[], &[], &audit)
+            .await?)
+    }
+
+    /// Takes a step whose interval has passed and whose evidence holds.
+    async fn take(
+        &self,
+        m: &Managed,
+        keys: &[KeyRecord],
+        step: Step,
+        evidence: &Evidence,
+    ) -> Result<()> {
+        let mut zone = m.zone.clone();
+        let Some(roll) = zone.lifecycle.roll.clone() else {
+            return Ok(());
+        };
+        let now = self.node.clock.now();
+        let mut old = find(keys, &zone.name, &roll.old)?.clone();
+        let mut new = find(keys, &zone.name, &roll.new)?.clone();
+        let (mut put, mut delete) = (Vec::new(), Vec::new());
+        let mut next = roll.clone();
+        next.since = now;
+        let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
+        let what = match step {
+            Step::ZskActivate => {
+                new.state = KeyState::Active;
+                new.activated = now;
+                old.state = KeyState::Retired;
+                old.retired = now;
+                put = vec![new.clone(), old.clone()];
+                next.step = RollStep::ZskRetired;
+                next.ttl = t.ttl_sig as u32;
+                format!("ZSK {} signs; ZSK {} retired", new.key_tag, old.key_tag)
+            }
+            Step::KskSubmit => {
+                new.state = KeyState::Active;
+                new.activated = now;
+                old.state = KeyState::Leaving;
+                put = vec![new.clone(), old.clone()];
+                next.step = RollStep::KskDsSubmitted;
+                // The TTL the parent's caches count down for the old DS.
+                next.ttl = self.old_ds_ttl(&zone, &old).await;
+                format!(
+                    "KSK {} takes over: its DS handed to the parent (CDS/CDNSKEY{}); KSK {} leaving",
+                    new.key_tag,
+                    if self.ds_submit_command.is_some() {
+                        ", submission command"
+                    } else {
+                        ""
+                    },
+                    old.key_tag
+                )
+            }
+            Step::KskDsSeen { ds_ttl } => {
+                next.step = RollStep::KskDsSeen;
+                next.ttl = ds_ttl.max(evidence.max_ttl);
+                format!(
+                    "the parent serves the DS of KSK {} (DS TTL {} s)",
+                    new.key_tag, next.ttl
+                )
+            }
+            Step::ZskRemoveOld | Step::KskRemoveOld => {
+                delete = vec![old.id.clone()];
+                format!(
+                    "{} {} removed: the roll to {} is done",
+                    roll.role.as_str().to_uppercase(),
+                    old.key_tag,
+                    new.key_tag
+                )
+            }
+        };
+        zone.lifecycle.roll = match step {
+            Step::ZskRemoveOld | Step::KskRemoveOld => None,
+            _ => Some(next),
+        };
+        zone.lifecycle.waiting_on.clear();
+        let detail = format!("{what}; evidence: {}", evidence.summary());
+        let audit = self.node.draft("rollover", &m.key, "roll-step", detail);
+        self.node
+            .store
+            .update_zone(&zone, m.zone.epoch, &put, &delete, &audit)
+            .await?;
+        tracing::info!(zone = %m.key, "rollover: {what}");
+        if !delete.is_empty() {
+            self.inventory.destroy_in_token(delete).await;
+        }
+        if step == Step::KskSubmit {
+            self.submit_ds(m, &zone, &new).await?;
+        }
+        Ok(())
+    }
+
+    /// The old DS's TTL at the parent, as served now (or the policy's).
+    async fn old_ds_ttl(&self, zone: &ZoneRecord, old: &KeyRecord) -> u32 {
+        let fallback = zone.policy.parent_ds_ttl;
+        let Ok((_, apex)) = parse_zone_name(&zone.name) else {
+            return fallback;
+        };
+        let Ok(wanted) = ds_of(&apex, old) else {
+            return fallback;
+        };
+        let seen = probe::ds_served(&servers_of_parent(zone), &apex, &wanted).await;
+        if seen.max_ttl > 0 {
+            seen.max_ttl
+        } else {
+            fallback
+        }
+    }
+
+    /// Runs the DS submission command with the new DS set; a command that
+    /// fails stops the roll with RollError (not retried blindly).
+    async fn submit_ds(&self, m: &Managed, zone: &ZoneRecord, new: &KeyRecord) -> Result<()> {
+        let Some(cmd) = &self.ds_submit_command else {
+            return Ok(());
+        };
+        let (_, apex) = parse_zone_name(&zone.name)?;
+        let key = dnskey_of(new)?;
+        let mut text = String::new();
+        for d in zone.policy.ds_digests() {
+            crate::dnssec::record::write_record(
+                &mut text,
+                &zone.name,
+                Rtype::DS,
+                zone.policy.ds_ttl,
+                &ds::ds_wire(&ds::ds(&apex, &key, d)),
+            );
+        }
+        let outcome = run_command(cmd, &zone.name, &text).await;
+        let Err(why) = outcome else {
+            tracing::info!(zone = %m.key, command = %cmd.display(), "DS submitted");
+            return Ok(());
+        };
+        tracing::error!(zone = %m.key, error = %why, "the DS submission command failed: the roll stops (RollError)");
+        let mut failed = zone.clone();
+        failed.lifecycle.error = Some(format!("DS submission failed: {why}"));
+        let audit = self.node.draft("rollover", &m.key, "roll-error", why);
+        Ok(self
+            .node
+            .store
+            .update_zone(&failed, m.zone.epoch, &[], &[], &audit)
+            .await?)
+    }
+}
+
+/// Runs `cmd ZONE` with `input` on its standard input.
+async fn run_command(
+    cmd: &std::path::Path,
+    zone: &str,
+    input: &str,
+) -> std::result::Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(cmd)
+        .arg(zone)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", cmd.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes()).await;
+    }
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .map_err(|_| format!("{} did not finish within 60 s", cmd.display()))?
+        .map_err(|e| format!("{}: {e}", cmd.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} exited with {}: {}",
+            cmd.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// How often a step that waits for servers asks them again.
+fn check_interval(zone: &ZoneRecord) -> u64 {
+    u64::from(zone.policy.dnskey_ttl / 2).clamp(1, 300)
+}
+
+fn servers(list: &[String]) -> Vec<SocketAddr> {
+    list.iter().filter_map(|s| server_address(s).ok()).collect()
+}
+
+fn servers_of_parent(zone: &ZoneRecord) -> Vec<SocketAddr> {
+    servers(&zone.policy.parent_servers)
+}
+
+fn find<'a>(keys: &'a [KeyRecord], zone: &str, id: &str) -> Result<&'a KeyRecord> {
+    keys.iter().find(|k| k.id == id).ok_or_else(|| {
+        KeyError::NoSuchKey {
+            zone: zone.to_string(),
+            which: id.to_string(),
+        }
+        .into()
+    })
+}
+
+/// The new key's DS in each digest the parent may use.
+fn ds_of(apex: &Name<Vec<u8>>, key: &KeyRecord) -> Result<Vec<Vec<u8>>> {
+    let dnskey = dnskey_of(key)?;
+    Ok([DsDigest::Sha256, DsDigest::Sha384]
+        .into_iter()
+        .map(|d| ds::ds_wire(&ds::ds(apex, &dnskey, d)))
+        .collect())
+}
