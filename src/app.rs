@@ -42,7 +42,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot register node {} in the store: {e}", config.node_id))?;
     tokio::spawn(renew_lease(services.clone(), advertise, config.lease_secs));
     tokio::spawn(watch_roles(services.clone()));
-    tokio::spawn(services.lifecycle.clone().run());
+    tokio::spawn(keep_running_lifecycle(services.clone()));
     if let Some(path) = &config.address_file {
         write_address_file(path, &addr.to_string()).await?;
     }
@@ -172,6 +172,22 @@ async fn renew_lease(services: Arc<Services>, advertise: String, lease_secs: u64
         if let Err(e) = mastership.notice_role_changes().await {
             tracing::warn!(error = %e, "cannot read the zones' Key Masters");
         }
+    }
+}
+
+/// Runs the rollover engine; should it ever stop (a bug), says so loudly
+/// and starts it again, since rollovers and DS checks must not silently end.
+async fn keep_running_lifecycle(services: Arc<Services>) {
+    loop {
+        let run = tokio::spawn(services.lifecycle.clone().run());
+        if let Err(e) = run.await {
+            tracing::error!(error = %e, "the rollover engine stopped; starting it again");
+        }
+        services
+            .node
+            .clock
+            .sleep(std::time::Duration::from_secs(1))
+            .await;
     }
 }
 

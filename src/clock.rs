@@ -48,7 +48,7 @@ impl Clock for SystemClock {
     }
 
     async fn sleep_until(&self, at: u64) {
-        let wait = (at * 1000).saturating_sub(system_millis());
+        let wait = at.saturating_mul(1000).saturating_sub(system_millis());
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }
 
@@ -114,7 +114,7 @@ impl Clock for ManualClock {
     }
 
     async fn sleep_until(&self, at: u64) {
-        self.until_millis(at * 1000).await;
+        self.until_millis(at.saturating_mul(1000)).await;
     }
 
     async fn sleep(&self, d: Duration) {
@@ -152,6 +152,16 @@ mod tests {
         assert!(!b.is_finished());
         c.advance(90 * 86400);
         b.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn sleeping_until_the_end_of_time_does_not_overflow() {
+        let c = ManualClock::new(1);
+        let never = tokio::time::timeout(Duration::from_millis(20), c.sleep_until(u64::MAX));
+        assert!(never.await.is_err());
+        let never =
+            tokio::time::timeout(Duration::from_millis(20), SystemClock.sleep_until(u64::MAX));
+        assert!(never.await.is_err());
     }
 
     #[tokio::test]

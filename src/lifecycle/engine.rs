@@ -36,6 +36,9 @@ pub enum Check {
 /// A move from one step to the next, to write (with its evidence).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// Every server serves the step's change now: the wait for caches
+    /// counts from here.
+    Seen,
     /// The successor signs; the predecessor is retired.
     ZskActivate,
     /// The predecessor ZSK goes (record and token objects).
@@ -178,17 +181,24 @@ fn rollable(k: &KeyRecord) -> bool {
     k.state == KeyState::Active
 }
 
+/// Within a roll: first wait until every server serves the step's change
+/// (`Seen`); then the step's interval, counted from the step's start and
+/// at least a TTL (and the safety margin) from when it was seen, since
+/// caches may have fetched the old records just before; then, evidence
+/// asked again, the step.
 fn next_in_roll(zone: &ZoneRecord, roll: &Roll, now: u64) -> Next {
     let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
-    let (wait, status, check, then) = match roll.step {
+    let (interval, cache_ttl, status, check, then) = match roll.step {
         RollStep::ZskPublished => (
-            Some(t.zsk_ipub(roll.ttl)),
+            t.zsk_ipub(roll.ttl),
+            t.ttl_key.max(u64::from(roll.ttl)),
             Status::ZskWaitingForDnskeyTtl,
             Check::DnskeyServed,
             Step::ZskActivate,
         ),
         RollStep::ZskRetired => (
-            Some(t.zsk_iret(roll.ttl)),
+            t.zsk_iret(roll.ttl),
+            t.ttl_sig.max(u64::from(roll.ttl)),
             Status::ZskWaitingForMaxZoneTtl,
             Check::SignedBy {
                 zsk: roll.new.clone(),
@@ -196,22 +206,26 @@ fn next_in_roll(zone: &ZoneRecord, roll: &Roll, now: u64) -> Next {
             Step::ZskRemoveOld,
         ),
         RollStep::KskPublished => (
-            Some(t.ksk_ipub(roll.ttl)),
+            t.ksk_ipub(roll.ttl),
+            t.ttl_key.max(u64::from(roll.ttl)),
             Status::KskWaitingForDnskeyTtl,
             Check::DnskeyServed,
             Step::KskSubmit,
         ),
-        // Dreg is an event: no interval, only the parent's answer.
-        RollStep::KskDsSubmitted => (
-            None,
-            Status::KskWaitingForDsUpdate,
-            Check::DsServed {
-                ksk: roll.new.clone(),
-            },
-            Step::KskDsSeen { ds_ttl: roll.ttl },
-        ),
+        // Dreg is an event: the parent serving the new DS ends the step.
+        RollStep::KskDsSubmitted => {
+            return Next::Check {
+                check: Check::DsServed {
+                    ksk: roll.new.clone(),
+                },
+                then: Step::KskDsSeen { ds_ttl: roll.ttl },
+                status: Status::KskWaitingForDsUpdate,
+            }
+        }
+        // Entered when the DS was seen: its interval counts from then.
         RollStep::KskDsSeen => (
-            Some(t.ksk_iret(roll.ttl)),
+            t.ksk_iret(roll.ttl),
+            0,
             Status::KskWaitingForDsTtl,
             Check::DsServed {
                 ksk: roll.new.clone(),
@@ -219,16 +233,26 @@ fn next_in_roll(zone: &ZoneRecord, roll: &Roll, now: u64) -> Next {
             Step::KskRemoveOld,
         ),
     };
-    match wait {
-        Some(w) if now < roll.since + w => Next::Wait {
-            until: roll.since + w,
-            status,
-        },
-        _ => Next::Check {
+    let seen_first = roll.step != RollStep::KskDsSeen;
+    if seen_first && roll.seen_at == 0 {
+        return Next::Check {
             check,
-            then,
+            then: Step::Seen,
             status,
-        },
+        };
+    }
+    let until = (roll.since + interval).max(if seen_first {
+        roll.seen_at + cache_ttl + t.safety
+    } else {
+        0
+    });
+    if now < until {
+        return Next::Wait { until, status };
+    }
+    Next::Check {
+        check,
+        then,
+        status,
     }
 }
 
@@ -360,6 +384,7 @@ mod tests {
             since,
             ttl,
             manual: false,
+            seen_at: since,
         }
     }
 
@@ -399,6 +424,36 @@ mod tests {
             Next::Check { check: Check::SignedBy { ref zsk }, then: Step::ZskRemoveOld, .. }
                 if zsk == "new"
         ));
+    }
+
+    #[test]
+    fn the_wait_for_caches_counts_from_when_every_server_served_the_change() {
+        let mut z = zone();
+        let ipub = 2 * DAY + 3600 + 3600;
+        let mut r = roll(KeyRole::Zsk, RollStep::ZskPublished, T0, 3600);
+        r.seen_at = 0;
+        z.lifecycle.roll = Some(r.clone());
+        // Not yet seen at every server: ask, whatever the time.
+        for later in [0, ipub, 10 * DAY] {
+            assert!(matches!(
+                next(&z, &[], T0 + later),
+                Next::Check {
+                    check: Check::DnskeyServed,
+                    then: Step::Seen,
+                    status: Status::ZskWaitingForDnskeyTtl
+                }
+            ));
+        }
+        // Seen late (propagation took 3 days): TTLkey + safety from then.
+        r.seen_at = T0 + 3 * DAY;
+        z.lifecycle.roll = Some(r);
+        assert_eq!(
+            next(&z, &[], T0 + ipub),
+            Next::Wait {
+                until: T0 + 3 * DAY + 3600 + 3600,
+                status: Status::ZskWaitingForDnskeyTtl
+            }
+        );
     }
 
     #[test]

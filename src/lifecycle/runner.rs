@@ -198,6 +198,7 @@ impl Lifecycle {
             since: self.node.clock.now(),
             ttl: m.zone.policy.dnskey_ttl,
             manual,
+            seen_at: 0,
         });
         zone.lifecycle.waiting_on.clear();
         let what = role.as_str().to_uppercase();
@@ -297,8 +298,18 @@ impl Lifecycle {
         let (mut put, mut delete) = (Vec::new(), Vec::new());
         let mut next = roll.clone();
         next.since = now;
+        next.seen_at = 0;
         let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
         let what = match step {
+            Step::Seen => {
+                next = roll.clone();
+                next.seen_at = now;
+                format!(
+                    "every server serves the change of the {} roll to {}",
+                    roll.role.as_str().to_uppercase(),
+                    new.key_tag
+                )
+            }
             Step::ZskActivate => {
                 new.state = KeyState::Active;
                 new.activated = now;

@@ -80,6 +80,11 @@ pub struct Roll {
     /// Started by an operator (`key roll`) rather than by the key's lifetime.
     #[serde(default)]
     pub manual: bool,
+    /// When every server was first seen serving the step's change (0: not
+    /// yet). Caches may hold the old records for a TTL from then, however
+    /// long propagation took.
+    #[serde(default)]
+    pub seen_at: u64,
 }
 
 /// The steps of the rolls keymaster runs (RFC 7583 §3.2.1 and §3.3.1).

@@ -4,6 +4,8 @@
 //! and the independent validators.
 #![allow(dead_code)]
 
+pub mod dns;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,267 @@
+//! Real DNS servers for the tests: Knot DNS serving zone files that
+//! keymaster signed, and Unbound validating what Knot serves from a trust
+//! anchor. Both listen on 127.0.0.1 on ports chosen at run time and are
+//! stopped by PID when dropped. Missing packages are a failure, never a
+//! skip.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{free_port, signal_pid, TempDir};
+
+/// knotd serving the given zones from `DIR/ZONE.zone`, signed elsewhere.
+pub struct Knot {
+    child: Option<Child>,
+    pub dir: TempDir,
+    pub port: u16,
+    conf: PathBuf,
+}
+
+impl Knot {
+    pub fn start(zones: &[&str]) -> Knot {
+        let dir = TempDir::new("knot");
+        let port = free_port();
+        let conf = dir.path().join("knot.conf");
+        let d = dir.path().display();
+        let mut text = format!(
+            "server:\n    listen: 127.0.0.1@{port}\n    rundir: {d}\n\
+             control:\n    listen: {d}/knot.sock\n\
+             database:\n    storage: {d}/db\n\
+             log:\n  - target: stderr\n    any: info\n\
+             template:\n  - id: default\n    storage: {d}\n    file: \"%s.zone\"\n\
+             \x20   zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n\
+             \x20   semantic-checks: on\n\
+             zone:\n"
+        );
+        for z in zones {
+            text.push_str(&format!("  - domain: {z}\n"));
+        }
+        std::fs::write(&conf, text).unwrap();
+        let log = std::fs::File::create(dir.path().join("knotd.log")).unwrap();
+        let child = Command::new("knotd")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start knotd (Debian package knot)");
+        let k = Knot {
+            child: Some(child),
+            dir,
+            port,
+            conf,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !k.dir.path().join("knot.sock").exists() {
+            assert!(
+                Instant::now() < deadline,
+                "knotd did not start: {}",
+                k.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        k
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("knotd.log")).unwrap_or_default()
+    }
+
+    /// Where knotd reads the zone from.
+    pub fn zone_file(&self, zone: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("{}.zone", zone.trim_end_matches('.')))
+    }
+
+    /// Puts a signed zone in place and has knotd load it; returns once
+    /// knotd serves its SOA serial.
+    pub fn publish(&self, zone: &str, signed: &Path, serial: u32) {
+        let target = self.zone_file(zone);
+        let tmp = target.with_extension("tmp");
+        std::fs::copy(signed, &tmp).unwrap();
+        std::fs::rename(&tmp, &target).unwrap();
+        // The zone may not be loaded yet (first publication): reload all.
+        let out = Command::new("knotc")
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("zone-reload")
+            .arg(zone)
+            .output()
+            .expect("knotc");
+        assert!(
+            out.status.success(),
+            "knotc zone-reload {zone}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if soa_serial(&self.addr(), zone) == Some(serial) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "knotd does not serve serial {serial} of {zone}: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Knot {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal_pid(c.id(), "KILL");
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The SOA serial a server answers for a zone (dig is not needed: a
+/// query by the `domain` client).
+pub fn soa_serial(server: &str, zone: &str) -> Option<u32> {
+    let answer = ask(server, zone, domain::base::iana::Rtype::SOA, false).ok()?;
+    let section = answer.answer().ok()?;
+    for r in section
+        .limit_to::<domain::rdata::Soa<domain::base::ParsedName<bytes::Bytes>>>()
+        .flatten()
+    {
+        return Some(r.data().serial().into_int());
+    }
+    None
+}
+
+/// One query, RD set or not, DO set; the whole answer.
+pub fn ask(
+    server: &str,
+    qname: &str,
+    qtype: domain::base::iana::Rtype,
+    recursion: bool,
+) -> Result<domain::base::Message<bytes::Bytes>, String> {
+    use domain::net::client::protocol::UdpConnect;
+    use domain::net::client::request::{ComposeRequest, RequestMessage, SendRequest};
+    let server: SocketAddr = server.parse().unwrap();
+    let name: domain::base::Name<Vec<u8>> = qname.parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut msg = domain::base::MessageBuilder::new_vec();
+        msg.header_mut().set_rd(recursion);
+        msg.header_mut().set_random_id();
+        let mut msg = msg.question();
+        msg.push((&name, qtype)).unwrap();
+        let mut req = RequestMessage::new(msg).map_err(|e| e.to_string())?;
+        req.set_dnssec_ok(true);
+        let mut config = domain::net::client::dgram::Config::new();
+        config.set_read_timeout(Duration::from_secs(2));
+        let conn =
+            domain::net::client::dgram::Connection::with_config(UdpConnect::new(server), config);
+        conn.send_request(req)
+            .get_response()
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Unbound validating, with stub zones to Knot and a trust anchor.
+pub struct Unbound {
+    child: Option<Child>,
+    pub dir: TempDir,
+    pub port: u16,
+}
+
+impl Unbound {
+    /// `stubs`: zone → server; `anchors`: DS or DNSKEY records in
+    /// presentation format.
+    pub fn start(stubs: &[(&str, String)], anchors: &[String]) -> Unbound {
+        let dir = TempDir::new("unbound");
+        let port = free_port();
+        let d = dir.path().display();
+        let mut text = format!(
+            "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-not-query-localhost: no\n\
+             \x20 use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  chroot: \"\"\n  username: \"\"\n\
+             \x20 directory: \"{d}\"\n  pidfile: \"\"\n  verbosity: 1\n  val-log-level: 2\n\
+             \x20 module-config: \"validator iterator\"\n  qname-minimisation: no\n\
+             \x20 aggressive-nsec: no\n  prefetch: no\n  do-ip6: no\n"
+        );
+        for (zone, _) in stubs {
+            text.push_str(&format!("  local-zone: \"{zone}\" nodefault\n"));
+        }
+        for a in anchors {
+            text.push_str(&format!("  trust-anchor: \"{}\"\n", a.replace('\t', " ")));
+        }
+        for (zone, server) in stubs {
+            text.push_str(&format!(
+                "stub-zone:\n  name: \"{zone}\"\n  stub-addr: {}\n",
+                server.replace(':', "@")
+            ));
+        }
+        text.push_str("remote-control:\n  control-enable: no\n");
+        let conf = dir.path().join("unbound.conf");
+        std::fs::write(&conf, text).unwrap();
+        let child = Command::new("unbound")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("unbound.err")).unwrap())
+            .spawn()
+            .expect("start unbound (Debian package unbound)");
+        let u = Unbound {
+            child: Some(child),
+            dir,
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ask(&u.addr(), "test.", domain::base::iana::Rtype::SOA, true).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "unbound did not start: {}",
+                u.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        u
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        format!(
+            "{}{}",
+            std::fs::read_to_string(self.dir.path().join("unbound.log")).unwrap_or_default(),
+            std::fs::read_to_string(self.dir.path().join("unbound.err")).unwrap_or_default()
+        )
+    }
+
+    /// A validated answer: (rcode, AD bit).
+    pub fn resolve(
+        &self,
+        name: &str,
+        qtype: domain::base::iana::Rtype,
+    ) -> Result<(String, bool), String> {
+        let a = ask(&self.addr(), name, qtype, true)?;
+        Ok((a.header().rcode().to_string(), a.header().ad()))
+    }
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal_pid(c.id(), "KILL");
+            let _ = c.wait();
+        }
+    }
+}

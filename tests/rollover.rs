@@ -1,0 +1,600 @@
+//! Key rollovers against real DNS servers: keymaster's rollover engine
+//! rolls a child zone's ZSK (its lifetime ends) and KSK (an operator asks)
+//! while Knot DNS serves the parent and the child, signed by keymaster and
+//! republished by the test whenever the key set changes, and Unbound
+//! validates from the parent's trust anchor. Queried every second through
+//! Unbound, the child answers with AD throughout: no validation gap. The
+//! DS submission command writes the new DS, which the test puts into the
+//! parent (a registrar's job). Also: a parent that withholds the DS holds
+//! the roll until an operator steps it; a roll goes on across a transfer of
+//! the Key Master and across kill -9 and a seize.
+// Tests drive real processes in real time: they read the system clock.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::dns::{Knot, Unbound};
+use common::*;
+use domain::base::iana::Rtype;
+
+const PARENT: &str = "test.";
+/// The zones' TTLs, seconds: long enough against the test's republishing
+/// delay that a key removed too early or used too soon shows as a failure
+/// in Unbound, short enough for the rolls to take seconds.
+const TTL: u32 = 6;
+const CHILD: &str = "child.test.";
+
+fn child_text(serial: u32) -> String {
+    format!(
+        "$ORIGIN child.test.\n$TTL {TTL}\n@ SOA ns.child.test. h.child.test. {serial} 10 10 60 {TTL}\n\
+         @ NS ns.child.test.\nns A 127.0.0.1\nwww A 192.0.2.80\n"
+    )
+}
+
+fn parent_text(serial: u32, ds: &str) -> String {
+    format!(
+        "$ORIGIN test.\n$TTL {TTL}\n@ SOA ns.test. h.test. {serial} 10 10 60 {TTL}\n@ NS ns.test.\n\
+         ns A 127.0.0.1\nchild NS ns.child.test.\nns.child A 127.0.0.1\n{ds}"
+    )
+}
+
+/// The DS lines of `keymasterctl ds ZONE`, or of a DS file.
+fn ds_lines(text: &str) -> String {
+    text.lines()
+        .filter(|l| l.split_whitespace().nth(3) == Some("DS") || l.contains("\tDS\t"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// A zone's keys: (id, role, state, tag).
+fn keys(d: &Daemon, zone: &str) -> Vec<(String, String, String, u64)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["key", "list", zone, "--json"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["id"].as_str().unwrap().to_string(),
+                k["role"].as_str().unwrap().to_string(),
+                k["state"].as_str().unwrap().to_string(),
+                k["key_tag"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn key_of(d: &Daemon, zone: &str, role: &str) -> (String, u64) {
+    keys(d, zone)
+        .into_iter()
+        .find(|k| k.1 == role && k.2 == "active")
+        .map(|k| (k.0, k.3))
+        .expect("an active key")
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Signs and publishes the child whenever its key set changes, and the
+/// parent whenever the DS file the submission command writes changes (or
+/// the test sets the parent's DS itself).
+struct Publisher {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The DS lines the parent is to carry (None: as the DS file says).
+    parent_ds: Arc<Mutex<Option<String>>>,
+}
+
+struct Sites {
+    knot: Knot,
+    ds_file: std::path::PathBuf,
+}
+
+impl Publisher {
+    fn start(
+        daemons: Arc<Mutex<Vec<Arc<Daemon>>>>,
+        sites: Arc<Sites>,
+        initial_ds: String,
+    ) -> Publisher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let parent_ds = Arc::new(Mutex::new(Some(initial_ds)));
+        let (s, pd) = (stop.clone(), parent_ds.clone());
+        let thread = std::thread::spawn(move || {
+            let (mut child_serial, mut parent_serial) = (100u32, 100u32);
+            let (mut last_keys, mut last_ds) = (Vec::new(), String::new());
+            while !s.load(Ordering::SeqCst) {
+                let d = daemons.lock().unwrap().last().unwrap().clone();
+                let ks: Vec<(String, String)> = match d.ctl(&["key", "list", CHILD, "--json"]) {
+                    o if o.status.success() => {
+                        let v: serde_json::Value =
+                            serde_json::from_slice(&o.stdout).unwrap_or_default();
+                        v.as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .map(|k| (k["id"].to_string(), k["state"].to_string()))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    }
+                    _ => last_keys.clone(),
+                };
+                if ks != last_keys {
+                    child_serial += 1;
+                    let (_w, out, o) = d.sign_text(CHILD, &child_text(child_serial));
+                    if o.status.success() {
+                        sites.knot.publish(CHILD, &out, child_serial);
+                        last_keys = ks;
+                    }
+                }
+                let ds = match pd.lock().unwrap().clone() {
+                    Some(ds) => ds,
+                    None => ds_lines(&std::fs::read_to_string(&sites.ds_file).unwrap_or_default()),
+                };
+                if !ds.is_empty() && ds != last_ds {
+                    parent_serial += 1;
+                    let (_w, out, o) = d.sign_text(PARENT, &parent_text(parent_serial, &ds));
+                    if o.status.success() {
+                        sites.knot.publish(PARENT, &out, parent_serial);
+                        last_ds = ds;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        });
+        Publisher {
+            stop,
+            thread: Some(thread),
+            parent_ds,
+        }
+    }
+
+    /// The parent takes the DS from the submission command's file from now.
+    fn follow_submissions(&self) {
+        *self.parent_ds.lock().unwrap() = None;
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Asks Unbound for the child three times a second; every answer must be
+/// NOERROR with AD.
+struct Querier {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Querier {
+    fn start(unbound: Arc<Unbound>) -> Querier {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            while !s.load(Ordering::SeqCst) {
+                for (name, qtype) in [("www.child.test.", Rtype::A), (CHILD, Rtype::DNSKEY)] {
+                    let a = unbound.resolve(name, qtype);
+                    answers.push(match a {
+                        Ok((rcode, true)) if rcode == "NOERROR" => "ok".to_string(),
+                        other => format!("{name} {qtype}: {other:?}"),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            answers
+        });
+        Querier {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops; asserts every answer validated and returns how many there were.
+    fn finish(mut self, unbound: &Unbound) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        let answers = self.thread.take().unwrap().join().unwrap();
+        let bad: Vec<&String> = answers.iter().filter(|a| *a != "ok").collect();
+        assert!(
+            bad.is_empty(),
+            "{} of {} answers did not validate: {bad:?}\n{}",
+            bad.len(),
+            answers.len(),
+            unbound.log()
+        );
+        answers.len()
+    }
+}
+
+/// What the authoritative servers serve, sampled four times a second: the
+/// tags of the child's DNSKEY records, of the RRSIGs over its DNSKEY RRset
+/// and over www's A RRset, and of the parent's DS for it.
+struct Sample {
+    at: Instant,
+    dnskeys: Vec<u16>,
+    dnskey_sigs: Vec<u16>,
+    data_sigs: Vec<u16>,
+    ds: Vec<u16>,
+}
+
+fn tags(server: &str, name: &str, qtype: Rtype) -> (Vec<u16>, Vec<u16>) {
+    use bytes::Bytes;
+    use domain::base::ParsedName;
+    let Ok(a) = common::dns::ask(server, name, qtype, false) else {
+        return (Vec::new(), Vec::new());
+    };
+    let Ok(section) = a.answer() else {
+        return (Vec::new(), Vec::new());
+    };
+    let records: Vec<u16> = match qtype {
+        Rtype::DNSKEY => section
+            .limit_to::<domain::rdata::Dnskey<Bytes>>()
+            .flatten()
+            .map(|r| r.data().key_tag())
+            .collect(),
+        Rtype::DS => section
+            .limit_to::<domain::rdata::Ds<Bytes>>()
+            .flatten()
+            .map(|r| r.data().key_tag())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let sigs = a
+        .answer()
+        .unwrap()
+        .limit_to::<domain::rdata::Rrsig<Bytes, ParsedName<Bytes>>>()
+        .flatten()
+        .filter(|r| r.data().type_covered() == qtype)
+        .map(|r| r.data().key_tag())
+        .collect();
+    (records, sigs)
+}
+
+/// Checks, from the samples, what RFC 7583's intervals exist for: whatever
+/// a cache may still hold (anything served up to a TTL ago) together with
+/// what is served now must validate. Unbound is forgiving (it fetches
+/// keys again when validation fails); this check is not.
+struct Observer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Vec<Sample>>>,
+}
+
+impl Observer {
+    fn start(server: String) -> Observer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !s.load(Ordering::SeqCst) {
+                let (dnskeys, dnskey_sigs) = tags(&server, CHILD, Rtype::DNSKEY);
+                let (_, data_sigs) = tags(&server, "www.child.test.", Rtype::A);
+                let (ds, _) = tags(&server, CHILD, Rtype::DS);
+                samples.push(Sample {
+                    at: Instant::now(),
+                    dnskeys,
+                    dnskey_sigs,
+                    data_sigs,
+                    ds,
+                });
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            samples
+        });
+        Observer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        let samples = self.thread.take().unwrap().join().unwrap();
+        let ttl = Duration::from_secs(u64::from(TTL));
+        let meets = |a: &[u16], b: &[u16]| a.iter().any(|t| b.contains(t));
+        let mut faults = Vec::new();
+        for (i, now) in samples.iter().enumerate() {
+            let cached = samples[..=i]
+                .iter()
+                .filter(|u| now.at.duration_since(u.at) <= ttl && !u.dnskeys.is_empty());
+            for old in cached {
+                let ago = now.at.duration_since(old.at);
+                // Fresh data, a DNSKEY RRset cached from then.
+                if let Some(s) = now.data_sigs.iter().find(|s| !old.dnskeys.contains(s)) {
+                    faults.push(format!(
+                        "data signed by {s}, unknown to the DNSKEY RRset of {ago:?} before"
+                    ));
+                }
+                // Data cached from then, a fresh DNSKEY RRset.
+                if !meets(&old.data_sigs, &now.dnskeys) {
+                    faults.push(format!("data signed {ago:?} before by {:?}, none of them in the DNSKEY RRset now {:?}", old.data_sigs, now.dnskeys));
+                }
+                // A DS cached from then, a fresh DNSKEY RRset, and back.
+                if !meets(&old.ds, &now.dnskey_sigs) || !meets(&now.ds, &old.dnskey_sigs) {
+                    faults.push(format!("DS {:?} / DNSKEY signed by {:?} now against DS {:?} / DNSKEY signed by {:?} {ago:?} before", now.ds, now.dnskey_sigs, old.ds, old.dnskey_sigs));
+                }
+            }
+        }
+        assert!(
+            faults.is_empty(),
+            "{} faults in {} samples: {:#?}",
+            faults.len(),
+            samples.len(),
+            &faults[..faults.len().min(10)]
+        );
+        samples.len()
+    }
+}
+
+/// The child's policy: seconds instead of days, the servers to check.
+fn child_policy(knot: &Knot, zsk_lifetime: &str) -> Vec<String> {
+    let ttl = TTL.to_string();
+    [
+        "--denial",
+        "nsec",
+        "--dnskey-ttl",
+        &ttl,
+        "--propagation-time",
+        "1",
+        "--safety-margin",
+        "1",
+        "--max-zone-ttl",
+        &ttl,
+        "--parent-ds-ttl",
+        &ttl,
+        "--ds-ttl",
+        &ttl,
+        "--parent-propagation",
+        "1",
+        "--zsk-lifetime",
+        zsk_lifetime,
+        "--ksk-lifetime",
+        "off",
+        "--publication-server",
+        &knot.addr(),
+        "--parent-server",
+        &knot.addr(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Knot serving both zones, the zones added and published, Unbound
+/// anchored at the parent.
+fn world(d: &Daemon, sites: &Sites, zsk_lifetime: &str) -> (Arc<Unbound>, String) {
+    d.ctl_ok(&[
+        "zone",
+        "add",
+        PARENT,
+        "--denial",
+        "nsec",
+        "--zsk-lifetime",
+        "off",
+        "--ksk-lifetime",
+        "off",
+        "--ds-ttl",
+        &TTL.to_string(),
+        "--dnskey-ttl",
+        &TTL.to_string(),
+    ]);
+    let mut args = vec!["zone".to_string(), "add".into(), CHILD.into()];
+    args.extend(child_policy(&sites.knot, zsk_lifetime));
+    d.ctl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let child_ds = ds_lines(&d.ctl_ok(&["ds", CHILD]));
+    let (_w, out, o) = d.sign_text(CHILD, &child_text(1));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    sites.knot.publish(CHILD, &out, 1);
+    let (_w, out, o) = d.sign_text(PARENT, &parent_text(1, &child_ds));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    sites.knot.publish(PARENT, &out, 1);
+    let anchors: Vec<String> = ds_lines(&d.ctl_ok(&["ds", PARENT]))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let stubs = [(PARENT, sites.knot.addr()), (CHILD, sites.knot.addr())];
+    let unbound = Arc::new(Unbound::start(&stubs, &anchors));
+    wait_for("the child to validate", 30, || {
+        unbound.resolve("www.child.test.", Rtype::A) == Ok(("NOERROR".into(), true))
+    });
+    (unbound, child_ds)
+}
+
+fn sites() -> Arc<Sites> {
+    let hooks = TempDir::new("ds-hook");
+    let ds_file = hooks.path().join("ds-child.test.");
+    // Kept for the test's life by leaking the directory guard into the
+    // sites (dropped with them).
+    let sites = Sites {
+        knot: Knot::start(&[PARENT, CHILD]),
+        ds_file,
+    };
+    std::mem::forget(hooks);
+    Arc::new(sites)
+}
+
+/// The DS submission command: writes the DS set it is given where the
+/// test's publisher reads it.
+fn hook(sites: &Sites) -> String {
+    let dir = sites.ds_file.parent().unwrap();
+    let script = dir.join("submit-ds.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat > \"{0}/ds-$1.new\" && mv \"{0}/ds-$1.new\" \"{0}/ds-$1\"\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    script.display().to_string()
+}
+
+fn audit_actions(d: &Daemon, zone: &str) -> Vec<serde_json::Value> {
+    d.ctl_ok(&["audit", "--zone", zone, "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn zsk_and_ksk_rolls_keep_every_answer_validated() {
+    let token = TestToken::new("rolls");
+    let sites = sites();
+    let d = Arc::new(Daemon::start(
+        &token,
+        "roll-a",
+        &["--ds-submit-command", &hook(&sites)],
+    ));
+    let (unbound, child_ds) = world(&d, &sites, "20s");
+    let daemons = Arc::new(Mutex::new(vec![d.clone()]));
+    let publisher = Publisher::start(daemons, sites.clone(), child_ds);
+    publisher.follow_submissions();
+    let querier = Querier::start(unbound.clone());
+    let observer = Observer::start(sites.knot.addr());
+
+    // The ZSK's lifetime ends: the engine rolls it by pre-publication.
+    let (zsk, _) = key_of(&d, CHILD, "zsk");
+    let began = Instant::now();
+    wait_for("the ZSK roll to finish", 120, || {
+        let ks = keys(&d, CHILD);
+        ks.len() == 2 && ks.iter().all(|k| k.0 != zsk && k.2 == "active")
+    });
+    let zsk_roll = began.elapsed();
+    d.ctl_ok(&["zone", "set", CHILD, "--zsk-lifetime", "off"]);
+
+    // The operator rolls the KSK: double-KSK, the DS swapped at the parent
+    // by the submission command, the old KSK withdrawn after the DS TTL.
+    let (ksk, ksk_tag) = key_of(&d, CHILD, "ksk");
+    let began = Instant::now();
+    d.ctl_ok(&["key", "roll", CHILD, &ksk_tag.to_string()]);
+    wait_for("the KSK roll to finish", 120, || {
+        let ks = keys(&d, CHILD);
+        ks.len() == 2 && ks.iter().all(|k| k.0 != ksk && k.2 == "active")
+    });
+    let ksk_roll = began.elapsed();
+    let answers = querier.finish(&unbound);
+    let samples = observer.finish();
+    eprintln!("ZSK roll {zsk_roll:?}, KSK roll {ksk_roll:?}, {answers} answers, all AD; {samples} samples without fault");
+    assert!(answers >= 100, "{answers}");
+
+    // Each step is in the audit log with the servers' evidence.
+    let log = audit_actions(&d, CHILD);
+    let steps: Vec<&str> = log
+        .iter()
+        .filter(|e| e["action"] == "roll-step")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    let knot = sites.knot.addr();
+    for want in [
+        "signs; ZSK",
+        "ZSK",
+        "takes over",
+        "the parent serves the DS",
+        "KSK",
+    ] {
+        assert!(steps.iter().any(|s| s.contains(want)), "{want}: {steps:#?}");
+    }
+    assert!(
+        steps.iter().all(|s| s.contains(&format!("{knot} serves"))),
+        "{steps:#?}"
+    );
+    assert!(log.iter().any(|e| e["action"] == "roll-start"));
+    // The old keys are gone from the token too.
+    let objects = token.list_objects();
+    for gone in [&zsk, &ksk] {
+        assert!(
+            !objects.contains(gone.as_str()),
+            "{gone} still in the token"
+        );
+    }
+    drop(publisher);
+}
+
+#[test]
+fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
+    let token = TestToken::new("withhold");
+    let sites = sites();
+    // No submission command: the parent never learns of the new DS.
+    let d = Arc::new(Daemon::start(&token, "hold-a", &[]));
+    let (unbound, child_ds) = world(&d, &sites, "off");
+    let daemons = Arc::new(Mutex::new(vec![d.clone()]));
+    let publisher = Publisher::start(daemons, sites.clone(), child_ds);
+    let querier = Querier::start(unbound.clone());
+    let observer = Observer::start(sites.knot.addr());
+    let (ksk, ksk_tag) = key_of(&d, CHILD, "ksk");
+    d.ctl_ok(&["key", "roll", CHILD, &ksk_tag.to_string()]);
+    wait_for("the roll to wait for the parent", 60, || {
+        d.ctl_ok(&["key", "list", CHILD])
+            .contains("WaitingForPublication")
+            && keys(&d, CHILD)
+                .iter()
+                .any(|k| k.0 == ksk && k.2 == "leaving")
+    });
+    let listing = d.ctl_ok(&["key", "list", CHILD]);
+    assert!(
+        listing.contains(&format!("waiting for {}", sites.knot.addr()))
+            && listing.contains("none for the new key"),
+        "{listing}"
+    );
+    let zone: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["zone", "show", CHILD, "--json"])).unwrap();
+    assert_eq!(zone["CurrentRolloverStatus"], "WaitingForPublication");
+    // It waits for as long as it takes: the old KSK stays.
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(keys(&d, CHILD)
+        .iter()
+        .any(|k| k.0 == ksk && k.2 == "leaving"));
+    // Stepping before anything is waiting for the parent is refused.
+    let err = d.ctl_err(&["key", "step", "child.test.", "1"]);
+    assert!(
+        err.contains("NotFound") || err.contains("nothing to step"),
+        "{err}"
+    );
+
+    // The operator has the parent publish the new DS, and steps the roll.
+    let new_ds = ds_lines(&d.ctl_ok(&["ds", CHILD]));
+    *publisher.parent_ds.lock().unwrap() = Some(new_ds.clone());
+    wait_for("the parent to serve the new DS", 30, || {
+        common::dns::ask(&sites.knot.addr(), CHILD, Rtype::DS, false)
+            .map(|a| a.answer().map(|s| s.count()).unwrap_or(0) > 0)
+            .unwrap_or(false)
+    });
+    let new_tag = keys(&d, CHILD)
+        .into_iter()
+        .find(|k| k.1 == "ksk" && k.2 == "active")
+        .unwrap()
+        .3;
+    d.ctl_ok(&["key", "step", CHILD, &new_tag.to_string()]);
+    wait_for("the KSK roll to finish", 60, || {
+        let ks = keys(&d, CHILD);
+        ks.len() == 2 && ks.iter().all(|k| k.0 != ksk)
+    });
+    querier.finish(&unbound);
+    observer.finish();
+    let log = audit_actions(&d, CHILD);
+    assert!(
+        log.iter().any(|e| e["action"] == "roll-step"
+            && e["caller"] == ADMIN
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("said by the operator, not checked")),
+        "{log:#?}"
+    );
+    drop(publisher);
+}
