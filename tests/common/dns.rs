@@ -130,13 +130,11 @@ impl Drop for Knot {
 pub fn soa_serial(server: &str, zone: &str) -> Option<u32> {
     let answer = ask(server, zone, domain::base::iana::Rtype::SOA, false).ok()?;
     let section = answer.answer().ok()?;
-    for r in section
+    section
         .limit_to::<domain::rdata::Soa<domain::base::ParsedName<bytes::Bytes>>>()
         .flatten()
-    {
-        return Some(r.data().serial().into_int());
-    }
-    None
+        .map(|r| r.data().serial().into_int())
+        .next()
 }
 
 /// One query, RD set or not, DO set; the whole answer.
