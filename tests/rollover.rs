@@ -133,6 +133,8 @@ impl Publisher {
                     if o.status.success() {
                         sites.knot.publish(CHILD, &out, child_serial);
                         last_keys = ks;
+                    } else {
+                        eprintln!("publisher: {}", String::from_utf8_lossy(&o.stderr));
                     }
                 }
                 let ds = match pd.lock().unwrap().clone() {
@@ -596,5 +598,94 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
                 .contains("said by the operator, not checked")),
         "{log:#?}"
     );
+    drop(publisher);
+}
+
+fn status(d: &Daemon) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["zone", "show", CHILD, "--json"])).unwrap();
+    v["CurrentRolloverStatus"].as_str().unwrap().to_string()
+}
+
+fn steps_by(d: &Daemon, node: &str) -> usize {
+    audit_actions(d, CHILD)
+        .iter()
+        .filter(|e| e["action"] == "roll-step" && e["node"] == node)
+        .count()
+}
+
+/// A roll survives the role moving: transferred in the middle of a KSK
+/// roll, the new Key Master takes it over from the stored state; killed
+/// (kill -9) in the middle of a ZSK roll and seized, the other node checks
+/// again and finishes it. Nothing goes bogus meanwhile.
+#[test]
+fn a_roll_goes_on_across_a_transfer_and_a_seize() {
+    let token = TestToken::new("roll-move");
+    let sites = sites();
+    let pki = Arc::new(Pki::new());
+    let backend = TestStore::sqlite("roll-move");
+    let store = backend.url();
+    let hook = hook(&sites);
+    let args = ["--lease-secs", "2", "--ds-submit-command", hook.as_str()];
+    let a = Arc::new(Daemon::start_node(&token, "move-a", &store, &pki, &args));
+    let mut b = Daemon::start_node(&token, "move-b", &store, &pki, &args);
+    let (unbound, child_ds) = world(&a, &sites, "off");
+    let daemons = Arc::new(Mutex::new(vec![a.clone()]));
+    let publisher = Publisher::start(daemons.clone(), sites.clone(), child_ds);
+    publisher.follow_submissions();
+    let querier = Querier::start(unbound.clone());
+    let observer = Observer::start(sites.knot.addr());
+
+    // A KSK roll on A, handed over to B while it waits for the DNSKEY TTL.
+    let (ksk, ksk_tag) = key_of(&a, CHILD, "ksk");
+    a.ctl_ok(&["key", "roll", CHILD, &ksk_tag.to_string()]);
+    wait_for("the KSK roll to be under way", 30, || {
+        status(&a) == "KskWaitingForDnskeyTtl"
+    });
+    a.ctl_ok(&["role", "transfer", CHILD, "--to", "move-b"]);
+    wait_for("the KSK roll to finish on B", 90, || {
+        let ks = keys(&a, CHILD);
+        ks.len() == 2 && ks.iter().all(|k| k.0 != ksk && k.2 == "active")
+    });
+    assert!(steps_by(&a, "move-b") >= 2, "B took the roll over");
+    assert!(
+        a.log_text().contains("released the zone for a transfer"),
+        "{}",
+        a.log_text()
+    );
+
+    // A ZSK roll on B; B killed while the old ZSK is retired; A seizes.
+    let (zsk, zsk_tag) = key_of(&b, CHILD, "zsk");
+    b.ctl_ok(&["key", "roll", CHILD, &zsk_tag.to_string()]);
+    wait_for("the ZSK to be retired", 60, || {
+        keys(&a, CHILD)
+            .iter()
+            .any(|k| k.0 == zsk && k.2 == "retired")
+    });
+    signal_pid(b.pid(), "KILL");
+    let _ = b.child.take().map(|mut c| c.wait());
+    wait_for("B's lease to run out", 30, || {
+        let r: serde_json::Value =
+            serde_json::from_str(&a.ctl_ok(&["role", "show", CHILD, "--json"])).unwrap();
+        r["KeyMasterStatus"] == "offline"
+    });
+    a.ctl_ok(&["role", "seize", CHILD, "--to", "move-a"]);
+    wait_for("the ZSK roll to finish on A", 90, || {
+        let ks = keys(&a, CHILD);
+        ks.len() == 2 && ks.iter().all(|k| k.0 != zsk && k.2 == "active")
+    });
+    let after_seize: Vec<String> = audit_actions(&a, CHILD)
+        .iter()
+        .filter(|e| e["node"] == "move-a" && e["action"] == "roll-step")
+        .map(|e| e["detail"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        after_seize
+            .iter()
+            .any(|d| d.contains("ZSK") && d.contains("removed")),
+        "{after_seize:#?}"
+    );
+    querier.finish(&unbound);
+    observer.finish();
     drop(publisher);
 }

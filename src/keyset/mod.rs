@@ -223,7 +223,8 @@ impl KeySets {
         }
     }
 
-    /// The zone's key set, at most KEY_SET_TTL old.
+    /// The zone's key set, at most KEY_SET_TTL old: for the RRset signing
+    /// path, where a store read per call would cost more than the signing.
     pub async fn get(&self, zone: &str) -> Result<Arc<KeySet>> {
         let (key, _) = crate::node::parse_zone_name(zone)?;
         let now = self.node.clock.instant();
@@ -237,13 +238,20 @@ impl KeySets {
                 return Ok(set.clone());
             }
         }
-        let z = self.node.zone(&key).await?;
+        self.fresh(&key).await
+    }
+
+    /// The zone's key set as the store has it now, for what publishes the
+    /// key set (a signed zone, the DNSKEY RRset): another node may have
+    /// changed the keys a moment ago.
+    pub async fn fresh(&self, zone: &str) -> Result<Arc<KeySet>> {
+        let z = self.node.zone(zone).await?;
         let keys = self.node.store.list_keys(&z.key).await?;
         let set = Arc::new(KeySet::new(z.zone, z.apex, keys)?);
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (now, set.clone()));
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            set.zone.name.clone(),
+            (self.node.clock.instant(), set.clone()),
+        );
         Ok(set)
     }
 

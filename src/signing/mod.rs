@@ -135,7 +135,7 @@ impl Signing {
         zone: &str,
         digests: &[DsDigest],
     ) -> Result<(Vec<OutRecord>, Vec<OutRecord>)> {
-        let set = self.keysets.get(zone).await?;
+        let set = self.keysets.fresh(zone).await?;
         let policy = &set.zone.policy;
         let digests = if digests.is_empty() {
             policy.ds_digests()
@@ -156,7 +156,7 @@ impl Signing {
         who: &str,
         zone: &str,
     ) -> Result<(Vec<OutRecord>, Vec<OutRecord>)> {
-        let set = self.keysets.get(zone).await?;
+        let set = self.keysets.fresh(zone).await?;
         let rrsigs = self.ksk_signed(who, &set, Rtype::DNSKEY).await?;
         Ok((apex_records(&set, Rtype::DNSKEY), rrsigs))
     }
@@ -164,7 +164,7 @@ impl Signing {
     /// The CDS and CDNSKEY RRsets the zone publishes (empty when its policy
     /// publishes none), with their signatures by the active KSKs.
     pub async fn signed_cds(&self, who: &str, zone: &str) -> Result<SignedCds> {
-        let set = self.keysets.get(zone).await?;
+        let set = self.keysets.fresh(zone).await?;
         let mut rrsigs = Vec::new();
         if !set.apex_rrset(Rtype::CDS).is_empty() {
             rrsigs.extend(self.ksk_signed(who, &set, Rtype::CDS).await?);

@@ -29,7 +29,7 @@ impl Signing {
         inception: u32,
         expiration: u32,
     ) -> Result<ZoneSigning> {
-        let set = self.keysets.get(zone).await?;
+        let set = self.keysets.fresh(zone).await?;
         let policy = &set.zone.policy;
         let now = self.node.clock.now();
         let validity = validity_for(policy, now, inception, expiration, SigKind::Zone)
