@@ -126,6 +126,17 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
         ),
     ));
     out.push((
+        "WatchKeySet(A)",
+        code(
+            signer
+                .watch_key_set(proto::WatchKeySetRequest {
+                    zone: "a.example.".into(),
+                })
+                .await
+                .map(|_| ()),
+        ),
+    ));
+    out.push((
         "GetSigningParameters(B)",
         code(
             signer
@@ -455,6 +466,7 @@ async fn every_rpc_checks_every_role() {
         "GetDnskeys(A)",
         "GetCds(A)",
         "GetSigningParameters(A)",
+        "WatchKeySet(A)",
         "GetSigningParameters(B)",
         "GetDs(A)",
         "GetDs(B)",
@@ -497,6 +509,7 @@ async fn every_rpc_checks_every_role() {
         "GetDnskeys(A)",
         "GetCds(A)",
         "GetSigningParameters(A)",
+        "WatchKeySet(A)",
         "GetDs(A)",
         "GetZone",
         "ListZones",
@@ -514,6 +527,7 @@ async fn every_rpc_checks_every_role() {
                 "GetDnskeys(A)",
                 "GetCds(A)",
                 "GetSigningParameters(A)",
+                "WatchKeySet(A)",
                 "GetDs(A)",
                 "SignZone(A)",
             ],
@@ -524,6 +538,7 @@ async fn every_rpc_checks_every_role() {
                 "GetDnskeys(A)",
                 "GetCds(A)",
                 "GetSigningParameters(A)",
+                "WatchKeySet(A)",
                 "GetSigningParameters(B)",
                 "GetDs(A)",
                 "GetDs(B)",

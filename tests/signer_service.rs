@@ -579,3 +579,77 @@ async fn a_call_past_its_deadline_stops_signing_and_says_so() {
         began.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dns_server_is_told_at_once_when_the_key_set_changes() {
+    let token = TestToken::new("watch");
+    let d = Daemon::start(&token, "a", &[]);
+    let apex = "watch.example.";
+    d.ctl_ok(&["zone", "add", apex]);
+    let mut signer = d.signer_client().await;
+    let mut updates = signer
+        .watch_key_set(proto::WatchKeySetRequest { zone: apex.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = updates.message().await.unwrap().unwrap();
+    assert_eq!(
+        (
+            first.dnskeys.len(),
+            first.zsk_tags.len(),
+            first.ksk_tags.len()
+        ),
+        (2, 1, 1)
+    );
+    // A new standby ZSK: published, not signing.
+    let began = std::time::Instant::now();
+    d.ctl_ok(&["key", "add", apex, "--role", "zsk"]);
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), updates.message())
+        .await
+        .expect("an update")
+        .unwrap()
+        .unwrap();
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!((next.dnskeys.len(), next.zsk_tags.len()), (3, 1));
+    assert!(
+        next.dnskeys[0].text.contains("DNSKEY"),
+        "{:?}",
+        next.dnskeys[0]
+    );
+    // Retiring the old ZSK after activating the new one changes who signs.
+    let keys = keys_json(&d, apex);
+    let standby = keys.iter().find(|k| k["state"] == "published").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let old = keys
+        .iter()
+        .find(|k| k["role"] == "zsk" && k["state"] == "active")
+        .unwrap()["key_tag"]
+        .as_u64()
+        .unwrap();
+    d.ctl_ok(&["key", "add", apex, "--role", "zsk", "--activate"]);
+    d.ctl_ok(&["key", "retire", apex, &old.to_string()]);
+    let mut last = next;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(last.zsk_tags.len() == 1 && !last.zsk_tags.contains(&(old as u32))) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no update without ZSK {old}"
+        );
+        last = tokio::time::timeout(std::time::Duration::from_secs(10), updates.message())
+            .await
+            .expect("an update")
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(
+        last.dnskeys.len(),
+        4,
+        "{standby} and the retired one still published"
+    );
+}

@@ -85,8 +85,74 @@ fn rrsets_of(rrsets: Vec<proto::Rrset>) -> Result<Vec<RrsetRequest>, RequestErro
         .collect()
 }
 
+/// How often a key-set watch reads the store again for changes other
+/// nodes made (this node's own changes wake it at once).
+const KEY_SET_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+type KeySetStream = tokio_stream::wrappers::ReceiverStream<Result<proto::KeySetUpdate, Status>>;
+
+fn key_set_update(v: crate::signing::KeySetView) -> proto::KeySetUpdate {
+    proto::KeySetUpdate {
+        dnskeys: v.dnskeys.into_iter().map(record_to_proto).collect(),
+        zsk_tags: v.zsks.into_iter().map(u32::from).collect(),
+        ksk_tags: v.ksks.into_iter().map(u32::from).collect(),
+        cds: v.cds.into_iter().map(record_to_proto).collect(),
+        cdnskeys: v.cdnskeys.into_iter().map(record_to_proto).collect(),
+    }
+}
+
 #[tonic::async_trait]
 impl Signer for Api {
+    type WatchKeySetStream = KeySetStream;
+
+    async fn watch_key_set(
+        &self,
+        request: Request<proto::WatchKeySetRequest>,
+    ) -> Result<Response<KeySetStream>, Status> {
+        let zone = request.get_ref().zone.clone();
+        let caller = self
+            .authorize_zone(
+                &request,
+                Right::ReadPublic(zone.clone()),
+                "WatchKeySet",
+                &zone,
+            )
+            .await?;
+        let first = self.services.signing.key_set_view(&zone).await;
+        let first = self.audited(&caller, "WatchKeySet", &zone, first).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let services = self.services.clone();
+        tokio::spawn(async move {
+            let mut last = first.clone();
+            if tx.send(Ok(key_set_update(first))).await.is_err() {
+                return;
+            }
+            loop {
+                services.signing.key_sets_changed(KEY_SET_POLL).await;
+                if tx.is_closed() {
+                    return;
+                }
+                match services.signing.key_set_view(&zone).await {
+                    Ok(v) if !v.same(&last) => {
+                        last = v.clone();
+                        if tx.send(Ok(key_set_update(v))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    // The zone removed, say: the watch ends with the reason.
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
     async fn sign_rrsets(
         &self,
         request: Request<proto::SignRrsetsRequest>,

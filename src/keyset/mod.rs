@@ -213,6 +213,9 @@ const KEY_SET_TTL: Duration = Duration::from_secs(1);
 pub struct KeySets {
     node: Arc<Node>,
     cache: Mutex<HashMap<String, (Instant, Arc<KeySet>)>>,
+    /// Grows by one each time this node changes a zone's keys, for those
+    /// who watch key sets.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl KeySets {
@@ -220,6 +223,7 @@ impl KeySets {
         KeySets {
             node,
             cache: Mutex::new(HashMap::new()),
+            changes: tokio::sync::watch::channel(0).0,
         }
     }
 
@@ -255,12 +259,20 @@ impl KeySets {
         Ok(set)
     }
 
-    /// Forgets the zone's key set after this node changed its keys.
+    /// Forgets the zone's key set after this node changed its keys, and
+    /// tells those who watch.
     pub fn forget(&self, zone: &str) {
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(zone);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// A signal each time this node changes some zone's keys (changes made
+    /// by other nodes are seen by reading again).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }
 

@@ -94,6 +94,27 @@ pub struct SigningParameters {
     pub max_batch_rrsets: usize,
 }
 
+/// A zone's key set as a DNS server follows it.
+#[derive(Debug, Clone)]
+pub struct KeySetView {
+    pub dnskeys: Vec<OutRecord>,
+    pub cds: Vec<OutRecord>,
+    pub cdnskeys: Vec<OutRecord>,
+    pub zsks: Vec<u16>,
+    pub ksks: Vec<u16>,
+}
+
+impl KeySetView {
+    /// Whether two views publish and sign alike.
+    pub fn same(&self, other: &KeySetView) -> bool {
+        let rdata = |v: &[OutRecord]| v.iter().map(|r| r.rdata.clone()).collect::<Vec<_>>();
+        rdata(&self.dnskeys) == rdata(&other.dnskeys)
+            && rdata(&self.cds) == rdata(&other.cds)
+            && self.zsks == other.zsks
+            && self.ksks == other.ksks
+    }
+}
+
 /// KSK signatures kept for handing out again (see `ksk_signed`).
 struct KskSignatures {
     rdatas: Vec<Vec<u8>>,
@@ -262,6 +283,27 @@ impl Signing {
             >= u64::from(policy.dnskey_signature_validity) * 3 / 4;
         (fresh && c.rdatas == rdatas && c.ksks == ksks && c.ttl == policy.dnskey_ttl)
             .then(|| c.rrsigs.clone())
+    }
+
+    /// What a zone publishes and signs with now, for those who watch
+    /// (`WatchKeySet`): the DNSKEY RRset, the tags that sign, CDS/CDNSKEY.
+    pub async fn key_set_view(&self, zone: &str) -> Result<KeySetView> {
+        let set = self.keysets.fresh(zone).await?;
+        let tags = |role| set.signers(role).map(|k| k.key_tag).collect();
+        Ok(KeySetView {
+            dnskeys: apex_records(&set, Rtype::DNSKEY),
+            cds: apex_records(&set, Rtype::CDS),
+            cdnskeys: apex_records(&set, Rtype::CDNSKEY),
+            zsks: tags(KeyRole::Zsk),
+            ksks: tags(KeyRole::Ksk),
+        })
+    }
+
+    /// Waits until this node changes some zone's keys, or `within` passes
+    /// (another node may have changed them: read again then).
+    pub async fn key_sets_changed(&self, within: std::time::Duration) {
+        let mut changes = self.keysets.changes();
+        let _ = tokio::time::timeout(within, changes.changed()).await;
     }
 
     /// What a DNS server that signs online must build to match this zone:
