@@ -17,6 +17,70 @@ use domain::net::client::request::{ComposeRequest, RequestMessage, SendRequest};
 use domain::net::client::{dgram, dgram_stream};
 use domain::rdata::Rrsig;
 
+/// What the rollover engine asks of DNS: the live implementation asks
+/// the servers (`DnsProbe`); unit tests of the runner script the answers.
+#[async_trait::async_trait]
+pub trait Probe: Send + Sync {
+    /// Whether every server serves exactly this DNSKEY RRset, signed by
+    /// each of these KSKs.
+    async fn dnskey_served(
+        &self,
+        servers: &[SocketAddr],
+        apex: &Name<Vec<u8>>,
+        expected: &[Vec<u8>],
+        ksk_tags: &[u16],
+    ) -> Evidence;
+    /// Whether every server serves the zone signed by this ZSK.
+    async fn signed_by(
+        &self,
+        servers: &[SocketAddr],
+        apex: &Name<Vec<u8>>,
+        zsk_tag: u16,
+    ) -> Evidence;
+    /// Whether every parent server serves one of these DS records.
+    async fn ds_served(
+        &self,
+        servers: &[SocketAddr],
+        zone: &Name<Vec<u8>>,
+        wanted: &[Vec<u8>],
+    ) -> Evidence;
+}
+
+/// Asks the servers themselves.
+#[derive(Debug, Default)]
+pub struct DnsProbe;
+
+#[async_trait::async_trait]
+impl Probe for DnsProbe {
+    async fn dnskey_served(
+        &self,
+        servers: &[SocketAddr],
+        apex: &Name<Vec<u8>>,
+        expected: &[Vec<u8>],
+        ksk_tags: &[u16],
+    ) -> Evidence {
+        dnskey_served(servers, apex, expected, ksk_tags).await
+    }
+
+    async fn signed_by(
+        &self,
+        servers: &[SocketAddr],
+        apex: &Name<Vec<u8>>,
+        zsk_tag: u16,
+    ) -> Evidence {
+        signed_by(servers, apex, zsk_tag).await
+    }
+
+    async fn ds_served(
+        &self,
+        servers: &[SocketAddr],
+        zone: &Name<Vec<u8>>,
+        wanted: &[Vec<u8>],
+    ) -> Evidence {
+        ds_served(servers, zone, wanted).await
+    }
+}
+
 /// How long one server may take to answer a query.
 const TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -223,12 +287,6 @@ pub async fn ds_served(
     for &server in servers {
         let result = query(server, zone, Rtype::DS).await.and_then(|answer| {
             let ds = answer_rdata(&answer, zone, Rtype::DS);
-            let Some((_, ttl)) = ds.iter().find(|(r, _)| wanted.contains(r)) else {
-                return Err(format!(
-                    "serves {} DS records, none for the new key",
-                    ds.len()
-                ));
-            };
             let original = answer
                 .answer()
                 .ok()
@@ -239,12 +297,64 @@ pub async fn ds_served(
                 })
                 .filter(|r| r.data().type_covered() == Rtype::DS)
                 .map(|r| r.data().original_ttl().as_secs())
-                .max()
-                .unwrap_or(*ttl);
-            evidence.max_ttl = evidence.max_ttl.max(original.max(*ttl));
-            Ok(format!("serves the new DS (TTL {original})"))
+                .max();
+            let ttl = ds_matches(&ds, wanted, original)?;
+            evidence.max_ttl = evidence.max_ttl.max(ttl);
+            Ok(format!("serves the new DS (TTL {ttl})"))
         });
         evidence.servers.push((server, result));
     }
     evidence
+}
+
+/// Whether a parent's DS RRset (record data and TTL) holds one of the
+/// `wanted` records; other DS records beside it do not matter (a stale
+/// one the parent has not cleaned up, say). Returns the TTL caches count
+/// down from: the RRSIG's original TTL where there is one, or the TTL.
+pub fn ds_matches(
+    ds: &[(Vec<u8>, u32)],
+    wanted: &[Vec<u8>],
+    original_ttl: Option<u32>,
+) -> Result<u32, String> {
+    let Some((_, ttl)) = ds.iter().find(|(r, _)| wanted.contains(r)) else {
+        return Err(format!(
+            "serves {} DS records, none for the new key",
+            ds.len()
+        ));
+    };
+    Ok(original_ttl.unwrap_or(*ttl).max(*ttl))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_extra_ds_beside_the_new_one_does_not_block() {
+        let new = vec![1u8, 2, 3];
+        let stale = vec![9u8, 9, 9];
+        let served = [(stale.clone(), 3600), (new.clone(), 3600)];
+        assert_eq!(
+            ds_matches(&served, std::slice::from_ref(&new), Some(7200)),
+            Ok(7200)
+        );
+        let e = ds_matches(&[(stale, 3600)], &[new], None).unwrap_err();
+        assert!(e.contains("none for the new key"), "{e}");
+    }
+
+    #[test]
+    fn evidence_holds_only_when_every_server_says_so() {
+        let a: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let b: SocketAddr = "127.0.0.2:53".parse().unwrap();
+        let mut e = Evidence::default();
+        assert!(!e.holds(), "no server asked: nothing holds");
+        e.servers.push((a, Ok("serves it".into())));
+        assert!(e.holds());
+        e.servers.push((b, Err("no answer".into())));
+        assert!(!e.holds());
+        assert_eq!(e.behind(), vec!["127.0.0.2:53: no answer".to_string()]);
+        assert!(e
+            .summary()
+            .contains("127.0.0.1:53 serves it; 127.0.0.2:53 NOT: no answer"));
+    }
 }

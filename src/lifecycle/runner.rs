@@ -17,7 +17,7 @@ use domain::base::iana::Rtype;
 use domain::base::name::Name;
 
 use super::engine::{self, Check, Next, Step};
-use super::probe::{self, Evidence};
+use super::probe::{DnsProbe, Evidence, Probe};
 use super::timing::Intervals;
 use crate::dnssec::ds::{self, DsDigest};
 use crate::dnssec::KeyRole;
@@ -41,6 +41,7 @@ pub struct Lifecycle {
     /// Run with the zone as argument and the new DS set on standard input
     /// when a KSK roll hands the parent a new DS (`--ds-submit-command`).
     ds_submit_command: Option<std::path::PathBuf>,
+    probe: Arc<dyn Probe>,
     wake: tokio::sync::Notify,
 }
 
@@ -58,8 +59,15 @@ impl Lifecycle {
             inventory,
             keysets,
             ds_submit_command,
+            probe: Arc::new(DnsProbe),
             wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The same engine asking `probe` instead of the servers (unit tests).
+    pub fn with_probe(mut self, probe: Arc<dyn Probe>) -> Lifecycle {
+        self.probe = probe;
+        self
     }
 
     pub(super) fn node(&self) -> &Node {
@@ -243,16 +251,20 @@ impl Lifecycle {
             Check::DnskeyServed => {
                 let set = KeySet::new(zone.clone(), apex.clone(), keys.to_vec())?;
                 let ksks: Vec<u16> = set.signers(KeyRole::Ksk).map(|k| k.key_tag).collect();
-                probe::dnskey_served(&servers, &apex, set.apex_rrset(Rtype::DNSKEY), &ksks).await
+                self.probe
+                    .dnskey_served(&servers, &apex, set.apex_rrset(Rtype::DNSKEY), &ksks)
+                    .await
             }
             Check::SignedBy { zsk } => {
                 let tag = find(keys, &zone.name, zsk)?.key_tag;
-                probe::signed_by(&servers, &apex, tag).await
+                self.probe.signed_by(&servers, &apex, tag).await
             }
             Check::DsServed { ksk } => {
                 let key = find(keys, &zone.name, ksk)?;
                 let wanted = ds_of(&apex, key)?;
-                probe::ds_served(&servers_of_parent(zone), &apex, &wanted).await
+                self.probe
+                    .ds_served(&servers_of_parent(zone), &apex, &wanted)
+                    .await
             }
         })
     }
@@ -387,7 +399,10 @@ impl Lifecycle {
         let Ok(wanted) = ds_of(&apex, old) else {
             return fallback;
         };
-        let seen = probe::ds_served(&servers_of_parent(zone), &apex, &wanted).await;
+        let seen = self
+            .probe
+            .ds_served(&servers_of_parent(zone), &apex, &wanted)
+            .await;
         if seen.max_ttl > 0 {
             seen.max_ttl
         } else {
@@ -494,4 +509,362 @@ fn ds_of(apex: &Name<Vec<u8>>, key: &KeyRecord) -> Result<Vec<Vec<u8>>> {
         .into_iter()
         .map(|d| ds::ds_wire(&ds::ds(apex, &dnskey, d)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The runner on a manual clock, with the token faked in memory, a
+    //! real (temporary) store and scripted DNS answers: whole rolls run in
+    //! milliseconds, and each wait is checked against RFC 7583's formulas.
+
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::hsm::fake::FakeHsm;
+    use crate::lifecycle::engine::{roll_status, Status};
+    use crate::mastership::Mastership;
+    use crate::policy::Policy;
+    use crate::store::testing::TempStore;
+    use crate::zones::Zones;
+
+    const T0: u64 = 1_800_000_000;
+    const H: u64 = 3600;
+    const DAY: u64 = 86_400;
+
+    /// What the servers serve: whatever keymaster publishes, once told to.
+    #[derive(Default)]
+    struct Servers {
+        dnskey: AtomicBool,
+        signed: AtomicBool,
+        ds: AtomicBool,
+        ds_ttl: AtomicU32,
+        /// A secondary that does not answer at all.
+        silent: AtomicBool,
+    }
+
+    impl Servers {
+        fn answer(&self, servers: &[SocketAddr], served: &AtomicBool, what: &str) -> Evidence {
+            let mut e = Evidence::default();
+            for (i, s) in servers.iter().enumerate() {
+                let r = if i == 1 && self.silent.load(Ordering::SeqCst) {
+                    Err("no answer".to_string())
+                } else if served.load(Ordering::SeqCst) {
+                    Ok(format!("serves {what}"))
+                } else {
+                    Err(format!("does not serve {what}"))
+                };
+                e.servers.push((*s, r));
+            }
+            e
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Probe for Servers {
+        async fn dnskey_served(
+            &self,
+            s: &[SocketAddr],
+            _: &Name<Vec<u8>>,
+            _: &[Vec<u8>],
+            _: &[u16],
+        ) -> Evidence {
+            self.answer(s, &self.dnskey, "the DNSKEY RRset")
+        }
+        async fn signed_by(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, _: u16) -> Evidence {
+            self.answer(s, &self.signed, "the new signatures")
+        }
+        async fn ds_served(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, _: &[Vec<u8>]) -> Evidence {
+            let mut e = self.answer(s, &self.ds, "the new DS");
+            if self.ds.load(Ordering::SeqCst) {
+                e.max_ttl = self.ds_ttl.load(Ordering::SeqCst);
+            }
+            e
+        }
+    }
+
+    struct World {
+        clock: ManualClock,
+        node: Arc<Node>,
+        servers: Arc<Servers>,
+        lifecycle: Lifecycle,
+        zones: Zones,
+        _store: TempStore,
+    }
+
+    const ZONE: &str = "roll.example.";
+
+    async fn world(policy: Policy) -> World {
+        let store = TempStore::new().await;
+        let clock = ManualClock::new(T0);
+        let node = Arc::new(Node {
+            id: "n1".into(),
+            hsm: Arc::new(FakeHsm::new("roll")),
+            store: store.store.clone(),
+            clock: Arc::new(clock.clone()),
+        });
+        let gate = Arc::new(Gate::new(node.clone()));
+        let keysets = Arc::new(KeySets::new(node.clone()));
+        let inventory = Arc::new(Inventory::new(node.clone(), gate.clone(), keysets.clone()));
+        let mastership = Arc::new(Mastership::new(node.clone(), gate.clone(), None));
+        let servers = Arc::new(Servers::default());
+        let lifecycle = Lifecycle::new(
+            node.clone(),
+            gate.clone(),
+            inventory.clone(),
+            keysets.clone(),
+            None,
+        )
+        .with_probe(servers.clone());
+        let zones = Zones::new(node.clone(), gate, inventory, keysets, mastership);
+        zones.add_zone("test", ZONE, policy).await.unwrap();
+        World {
+            clock,
+            node,
+            servers,
+            lifecycle,
+            zones,
+            _store: store,
+        }
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            propagation_time: H as u32,
+            dnskey_ttl: H as u32,
+            max_zone_ttl: DAY as u32,
+            safety_margin: H as u32,
+            parent_ds_ttl: 2 * H as u32,
+            parent_propagation: H as u32,
+            zsk_rollover_period: 30 * DAY as u32,
+            ksk_rollover_period: 0,
+            publication_servers: vec!["127.0.0.1:5301".into(), "127.0.0.1:5302".into()],
+            parent_servers: vec!["127.0.0.1:5300".into()],
+            ..Policy::default()
+        }
+    }
+
+    impl World {
+        async fn tick(&self) -> Option<u64> {
+            self.lifecycle.tick(ZONE).await.unwrap()
+        }
+
+        async fn zone(&self) -> ZoneRecord {
+            self.node.store.get_zone(ZONE).await.unwrap().unwrap()
+        }
+
+        async fn status(&self) -> Status {
+            roll_status(&self.zone().await, self.clock.now())
+        }
+
+        /// (role, state) of every key, sorted.
+        async fn states(&self) -> Vec<(String, String)> {
+            let mut v: Vec<(String, String)> = self
+                .node
+                .store
+                .list_keys(ZONE)
+                .await
+                .unwrap()
+                .iter()
+                .map(|k| (k.role.as_str().to_string(), k.state.as_str().to_string()))
+                .collect();
+            v.sort();
+            v
+        }
+
+        fn set_to(&self, at: u64) {
+            let now = self.clock.now();
+            assert!(at >= now, "the clock does not go back");
+            self.clock.advance(at - now);
+        }
+    }
+
+    fn pair(a: &str, b: &str) -> (String, String) {
+        (a.to_string(), b.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_zsk_rolls_by_pre_publication_on_the_manual_clock() {
+        let w = world(policy()).await;
+        // Nothing to do before the ZSK's lifetime ends.
+        assert_eq!(w.tick().await, Some(T0 + 30 * DAY));
+        w.set_to(T0 + 30 * DAY);
+        // The successor is published; the servers do not serve it yet.
+        let again = w.tick().await.unwrap();
+        assert_eq!(
+            again,
+            w.clock.now() + 300,
+            "asked again a check interval later"
+        );
+        assert_eq!(w.status().await, Status::WaitingForPublication);
+        assert_eq!(
+            w.states().await,
+            [
+                pair("ksk", "active"),
+                pair("zsk", "active"),
+                pair("zsk", "published")
+            ]
+        );
+        let started = w.clock.now();
+        // Served an hour later: Ipub = Dprp + TTLkey + safety = 3 h from
+        // the start, but at least TTLkey + safety from being seen.
+        w.clock.advance(H);
+        w.servers.dnskey.store(true, Ordering::SeqCst);
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, started + 3 * H);
+        assert_eq!(w.status().await, Status::ZskWaitingForDnskeyTtl);
+        // A TTL raised mid-roll lengthens the wait: the larger TTL counts.
+        let mut p = w.zone().await.policy;
+        p.dnskey_ttl = 2 * H as u32;
+        w.zones.set_policy("test", ZONE, p).await.unwrap();
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, (started + 4 * H).max(started + H + 2 * H + H));
+        w.set_to(until);
+        // The successor signs, the predecessor is retired.
+        let again = w.tick().await.unwrap();
+        assert_eq!(
+            w.states().await,
+            [
+                pair("ksk", "active"),
+                pair("zsk", "active"),
+                pair("zsk", "retired")
+            ]
+        );
+        assert_eq!(again, w.clock.now() + 300);
+        let retired = w.clock.now();
+        // One secondary does not answer: the roll waits, for days.
+        w.servers.signed.store(true, Ordering::SeqCst);
+        w.servers.silent.store(true, Ordering::SeqCst);
+        w.clock.advance(10 * DAY);
+        w.tick().await;
+        assert_eq!(w.status().await, Status::WaitingForPublication);
+        let behind = w.zone().await.lifecycle.waiting_on;
+        assert_eq!(behind, vec!["127.0.0.1:5302: no answer".to_string()]);
+        assert_eq!(w.states().await.len(), 3, "the old ZSK stays");
+        // It answers: Iret = Dprp + TTLsig + safety from the retirement,
+        // at least TTLsig + safety from being seen.
+        w.servers.silent.store(false, Ordering::SeqCst);
+        let until = w.tick().await.unwrap();
+        let seen = w.clock.now();
+        assert_eq!(until, (retired + H + DAY + H).max(seen + DAY + H));
+        assert_eq!(w.status().await, Status::ZskWaitingForMaxZoneTtl);
+        w.set_to(until);
+        w.tick().await;
+        assert_eq!(
+            w.states().await,
+            [pair("ksk", "active"), pair("zsk", "active")]
+        );
+        assert_eq!(w.status().await, Status::NotRolling);
+        assert_eq!(
+            w.node.hsm.list_private_keys().unwrap().len(),
+            2,
+            "the old ZSK is gone from the token"
+        );
+        let log = w.node.store.read_audit(Some(ZONE), 0).await.unwrap();
+        let steps = log.iter().filter(|e| e.action == "roll-step").count();
+        assert_eq!(steps, 4, "seen, activate, seen, remove");
+    }
+
+    #[tokio::test]
+    async fn a_ksk_roll_waits_for_the_parent_and_its_larger_ds_ttl() {
+        let w = world(Policy {
+            zsk_rollover_period: 0,
+            ..policy()
+        })
+        .await;
+        let ksk = w
+            .node
+            .store
+            .list_keys(ZONE)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| k.role == KeyRole::Ksk)
+            .unwrap();
+        w.lifecycle.roll_key("test", ZONE, &ksk.id).await.unwrap();
+        // The parent serves the old DS with a TTL of 2 h.
+        w.servers.ds.store(true, Ordering::SeqCst);
+        w.servers.ds_ttl.store(2 * H as u32, Ordering::SeqCst);
+        w.servers.dnskey.store(true, Ordering::SeqCst);
+        w.tick().await;
+        assert_eq!(
+            w.states().await,
+            [
+                pair("ksk", "active"),
+                pair("ksk", "incoming"),
+                pair("zsk", "active")
+            ]
+        );
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, T0 + 3 * H, "IpubC = DprpC + TTLkey + safety");
+        assert_eq!(w.status().await, Status::KskWaitingForDnskeyTtl);
+        w.set_to(until);
+        // The DS swap is submitted; the parent does not publish it, for
+        // as long as it likes: the old KSK stays.
+        w.servers.ds.store(false, Ordering::SeqCst);
+        w.tick().await;
+        assert_eq!(
+            w.states().await,
+            [
+                pair("ksk", "active"),
+                pair("ksk", "leaving"),
+                pair("zsk", "active")
+            ]
+        );
+        assert_eq!(
+            w.zone().await.lifecycle.roll.unwrap().ttl,
+            2 * H as u32,
+            "the old DS's TTL"
+        );
+        w.clock.advance(30 * DAY);
+        w.tick().await;
+        assert_eq!(w.status().await, Status::WaitingForPublication);
+        assert!(w.states().await.contains(&pair("ksk", "leaving")));
+        // Published at last, with a TTL lowered to 10 min: the larger TTL,
+        // that of the old DS still in caches, counts.
+        w.servers.ds.store(true, Ordering::SeqCst);
+        w.servers.ds_ttl.store(600, Ordering::SeqCst);
+        w.tick().await;
+        let seen = w.clock.now();
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, seen + H + 2 * H + H, "DprpP + TTLds + safety");
+        assert_eq!(w.status().await, Status::KskWaitingForDsTtl);
+        w.set_to(until);
+        w.tick().await;
+        assert_eq!(
+            w.states().await,
+            [pair("ksk", "active"), pair("zsk", "active")]
+        );
+        let new = w
+            .node
+            .store
+            .list_keys(ZONE)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| k.role == KeyRole::Ksk)
+            .unwrap();
+        assert_ne!(new.id, ksk.id);
+        assert_eq!(new.activated, T0 + 3 * H);
+    }
+
+    #[tokio::test]
+    async fn a_fenced_node_advances_nothing() {
+        let w = world(policy()).await;
+        w.set_to(T0 + 30 * DAY);
+        w.tick().await;
+        let before = w.states().await;
+        // The role moves elsewhere (as a seize would).
+        let z = w.zone().await;
+        let audit = w.node.draft("test", ZONE, "seize", String::new());
+        w.node
+            .store
+            .move_key_master(ZONE, z.epoch, "n2", w.clock.now(), false, &audit)
+            .await
+            .unwrap();
+        w.servers.dnskey.store(true, Ordering::SeqCst);
+        w.clock.advance(DAY);
+        assert_eq!(w.tick().await, None, "not this node's zone any more");
+        assert_eq!(w.states().await, before);
+    }
 }
