@@ -28,6 +28,7 @@ pub mod secret;
 pub mod services;
 pub mod signing;
 pub mod store;
+pub mod text;
 pub mod zones;
 
 /// Code generated from `proto/keymaster/v1/keymaster.proto`.

@@ -9,10 +9,11 @@ use domain::base::name::Name;
 
 use crate::audit::{self, AuditDraft, AuditEntry};
 use crate::clock::Clock;
-use crate::error::{shown, Error, Result, ZoneNameError};
+use crate::error::{Error, Result, ZoneNameError};
 use crate::hsm::Hsm;
 use crate::store::schema::ZoneRecord;
 use crate::store::Store;
+use crate::text::shown;
 
 /// Parses a zone name into its stored form ("example.com.", lower case)
 /// and its name.

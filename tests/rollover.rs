@@ -539,6 +539,16 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
     let querier = Querier::start(unbound.clone());
     let observer = Observer::start(sites.knot.addr());
     let (ksk, ksk_tag) = key_of(&d, CHILD, "ksk");
+    // CDS/CDNSKEY only while the roll waits for the parent.
+    d.ctl_ok(&["zone", "set", CHILD, "--cds", "rollover"]);
+    let cds_lines = || -> Vec<String> {
+        d.ctl_ok(&["cds", CHILD])
+            .lines()
+            .filter(|l| matches!(l.split_whitespace().nth(3), Some("CDS" | "CDNSKEY")))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(cds_lines(), Vec::<String>::new(), "no roll, no CDS");
     d.ctl_ok(&["key", "roll", CHILD, &ksk_tag.to_string()]);
     wait_for("the roll to wait for the parent", 60, || {
         d.ctl_ok(&["key", "list", CHILD])
@@ -556,6 +566,20 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
     let zone: serde_json::Value =
         serde_json::from_str(&d.ctl_ok(&["zone", "show", CHILD, "--json"])).unwrap();
     assert_eq!(zone["CurrentRolloverStatus"], "WaitingForPublication");
+    let new_tag = keys(&d, CHILD)
+        .into_iter()
+        .find(|k| k.1 == "ksk" && k.2 == "active")
+        .unwrap()
+        .3;
+    let during = cds_lines();
+    assert_eq!(during.len(), 2, "one CDS and one CDNSKEY: {during:?}");
+    assert!(
+        during.iter().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(3) == Some(&"CDS") && f.get(4) == Some(&new_tag.to_string().as_str())
+        }),
+        "the CDS names the new KSK {new_tag}: {during:?}"
+    );
     // It waits for as long as it takes: the old KSK stays.
     std::thread::sleep(Duration::from_secs(6));
     assert!(keys(&d, CHILD)
@@ -576,16 +600,23 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
             .map(|a| a.answer().map(|s| s.count()).unwrap_or(0) > 0)
             .unwrap_or(false)
     });
-    let new_tag = keys(&d, CHILD)
-        .into_iter()
-        .find(|k| k.1 == "ksk" && k.2 == "active")
-        .unwrap()
-        .3;
     d.ctl_ok(&["key", "step", CHILD, &new_tag.to_string()]);
     wait_for("the KSK roll to finish", 60, || {
         let ks = keys(&d, CHILD);
         ks.len() == 2 && ks.iter().all(|k| k.0 != ksk)
     });
+    assert_eq!(
+        cds_lines(),
+        Vec::<String>::new(),
+        "the roll is over: CDS withdrawn"
+    );
+    let zone: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["zone", "show", CHILD, "--json"])).unwrap();
+    assert!(
+        zone["LastKskRolloverTime"].as_u64().unwrap() > 0,
+        "{zone:#}"
+    );
+    assert_eq!(zone["LastZskRolloverTime"], 0, "{zone:#}");
     querier.finish(&unbound);
     observer.finish();
     let log = audit_actions(&d, CHILD);

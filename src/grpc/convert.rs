@@ -80,6 +80,7 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
         ds_ttl: or(p.ds_ttl, d.ds_ttl),
         ds_digests,
         publish_cds: p.publish_cds,
+        cds_during_rollover: p.cds_during_rollover,
         propagation_time: or(p.propagation_time, d.propagation_time),
         zsk_rollover_period: if p.no_zsk_rollover {
             0
@@ -128,6 +129,7 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
         ds_ttl: p.ds_ttl,
         ds_digests: p.ds_digests.iter().map(|&d| u32::from(d)).collect(),
         publish_cds: p.publish_cds,
+        cds_during_rollover: p.cds_during_rollover,
         propagation_time: p.propagation_time,
         zsk_rollover_period: p.zsk_rollover_period,
         ksk_rollover_period: p.ksk_rollover_period,
@@ -172,6 +174,8 @@ pub fn zone_to_proto(v: &ZoneView) -> proto::ZoneSettings {
             .as_str()
             .to_string(),
         rollover_error: v.zone.lifecycle.error.clone().unwrap_or_default(),
+        last_zsk_rollover: v.zone.lifecycle.last_zsk_rollover,
+        last_ksk_rollover: v.zone.lifecycle.last_ksk_rollover,
     }
 }
 
@@ -184,6 +188,7 @@ pub fn keys_to_proto(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Vec<pro
             rollover_status: s.status.as_str().to_string(),
             next_rollover: s.next_rollover,
             waiting_on: s.waiting_on,
+            last_rollover: s.last_rollover,
             ..key_to_proto(k)
         })
         .collect()
@@ -215,6 +220,7 @@ pub fn key_to_proto(k: &KeyRecord) -> proto::Key {
         rollover_status: String::new(),
         next_rollover: 0,
         waiting_on: Vec::new(),
+        last_rollover: 0,
     }
 }
 
@@ -330,6 +336,7 @@ pub fn apply_fields(
             "ds_ttl" => n.ds_ttl = p.ds_ttl,
             "ds_digests" => n.ds_digests = digests_from_proto(&p.ds_digests)?,
             "publish_cds" => n.publish_cds = p.publish_cds,
+            "cds_during_rollover" => n.cds_during_rollover = p.cds_during_rollover,
             "propagation_time" => n.propagation_time = p.propagation_time,
             "zsk_rollover_period" => n.zsk_rollover_period = p.zsk_rollover_period,
             "ksk_rollover_period" => n.ksk_rollover_period = p.ksk_rollover_period,
@@ -345,7 +352,7 @@ pub fn apply_fields(
             "parent_servers" => n.parent_servers = p.parent_servers.clone(),
             other => {
                 return Err(KeyError::UnknownSetting {
-                    field: crate::error::shown(other),
+                    field: crate::text::shown(other),
                 }
                 .into())
             }

@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use super::KeySets;
 use crate::dnssec::{ds, Algorithm, KeyRole};
-use crate::error::{shown, KeyError, Result};
+use crate::error::{KeyError, Result};
 use crate::hsm::keys;
 use crate::mastership::gate::{Gate, Managed};
 use crate::node::{blocking, Node};
 use crate::store::schema::{KeyRecord, KeyState, SCHEMA_VERSION};
 use crate::store::StoreError;
+use crate::text::shown;
 
 /// The key inventory of this node's zones.
 pub struct Inventory {

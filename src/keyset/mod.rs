@@ -9,7 +9,7 @@
 //! |-----------|--------------|-------|-------------------------------|-------------------|
 //! | published | yes          | no    | yes                           | no                |
 //! | incoming  | yes          | yes   | no                            | no                |
-//! | active    | yes          | yes   | yes                           | yes, if the policy publishes them |
+//! | active    | yes          | yes   | yes                           | yes, if the policy publishes them (always, or from a KSK roll's DS swap until the old KSK goes) |
 //! | leaving   | yes          | yes   | no                            | no                |
 //! | retired   | yes          | no    | no                            | no                |
 //!
@@ -34,7 +34,7 @@ use crate::dnssec::sign::SigningKey;
 use crate::dnssec::KeyRole;
 use crate::error::{KeyError, Result};
 use crate::node::Node;
-use crate::store::schema::{KeyRecord, KeyState, ZoneRecord};
+use crate::store::schema::{KeyRecord, KeyState, RollStep, ZoneRecord};
 
 pub use inventory::Inventory;
 
@@ -78,6 +78,16 @@ impl Publication {
     }
 }
 
+/// Whether a KSK roll of the zone has handed the parent the new DS and
+/// not yet withdrawn the old KSK: when CDS/CDNSKEY published "during
+/// rollover" are up (for the active, i.e. the new, KSK).
+fn waits_for_parent(zone: &ZoneRecord) -> bool {
+    zone.lifecycle
+        .roll
+        .as_ref()
+        .is_some_and(|r| matches!(r.step, RollStep::KskDsSubmitted | RollStep::KskDsSeen))
+}
+
 /// What a zone publishes and signs with, as of its key records.
 #[derive(Debug)]
 pub struct KeySet {
@@ -102,6 +112,8 @@ impl KeySet {
             apex,
             keys,
         };
+        let cds = set.zone.policy.publish_cds
+            || (set.zone.policy.cds_during_rollover && waits_for_parent(&set.zone));
         for k in &set.keys {
             let p = Publication::of(k.state);
             let dnskey = dnskey_of(k)?;
@@ -111,7 +123,7 @@ impl KeySet {
             if p.signs {
                 set.signing.push(signing_key(k)?);
             }
-            if p.cds && k.role == KeyRole::Ksk && set.zone.policy.publish_cds {
+            if p.cds && k.role == KeyRole::Ksk && cds {
                 set.cdnskeys.push(ds::dnskey_wire(&dnskey));
                 for d in set.zone.policy.ds_digests() {
                     set.cds.push(ds::ds_wire(&ds::ds(&set.apex, &dnskey, d)));
@@ -365,5 +377,37 @@ mod tests {
             "policy publishes no CDS"
         );
         assert!(!quiet.is_signed(), "no ZSK");
+    }
+
+    #[test]
+    fn cds_during_rollover_is_up_from_the_ds_swap_until_the_old_ksk_goes() {
+        use crate::store::schema::Roll;
+        let apex: Name<Vec<u8>> = "example.".parse().unwrap();
+        let at = |step: Option<RollStep>, old: KeyState| {
+            let mut z = zone(false);
+            z.policy.cds_during_rollover = true;
+            z.lifecycle.roll = step.map(|step| Roll {
+                role: KeyRole::Ksk,
+                old: "01".into(),
+                new: "02".into(),
+                step,
+                since: 0,
+                ttl: 0,
+                manual: false,
+                seen_at: 0,
+            });
+            let keys = vec![
+                key(1, KeyRole::Ksk, old),
+                key(2, KeyRole::Ksk, KeyState::Active),
+                key(3, KeyRole::Zsk, KeyState::Active),
+            ];
+            let set = KeySet::new(z, apex.clone(), keys).unwrap();
+            set.apex_rrset(Rtype::CDNSKEY).to_vec()
+        };
+        assert!(at(None, KeyState::Retired).is_empty(), "no roll: no CDS");
+        assert!(at(Some(RollStep::KskPublished), KeyState::Active).is_empty());
+        let new_only = at(Some(RollStep::KskDsSubmitted), KeyState::Leaving);
+        assert_eq!(new_only.len(), 1, "the new KSK's only");
+        assert_eq!(new_only, at(Some(RollStep::KskDsSeen), KeyState::Leaving));
     }
 }

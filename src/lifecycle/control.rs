@@ -17,6 +17,8 @@ pub struct KeyStatus {
     pub next_rollover: u64,
     /// The servers its roll still waits for.
     pub waiting_on: Vec<String>,
+    /// When a roll of keys of its role last finished (0: never).
+    pub last_rollover: u64,
 }
 
 /// Every key's status at `now`.
@@ -36,6 +38,7 @@ pub fn statuses(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Vec<KeyStatu
                     status
                 },
                 next_rollover: engine::due_at(zone, k).unwrap_or(0),
+                last_rollover: zone.lifecycle.last_rollover(k.role),
                 waiting_on: if rolling {
                     zone.lifecycle.waiting_on.clone()
                 } else {

@@ -16,8 +16,8 @@
 //! for its interval and then for evidence, and one roll runs per zone at a
 //! time; others queue.
 
-use super::timing::Intervals;
 use crate::dnssec::KeyRole;
+use crate::policy::intervals::Intervals;
 use crate::store::schema::{KeyRecord, KeyState, Roll, RollStep, ZoneRecord};
 
 /// What to find out from DNS before a step.

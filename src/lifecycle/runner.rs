@@ -18,13 +18,13 @@ use domain::base::name::Name;
 
 use super::engine::{self, Check, Next, Step};
 use super::probe::{DnsProbe, Evidence, Probe};
-use super::timing::Intervals;
 use crate::dnssec::ds::{self, DsDigest};
 use crate::dnssec::KeyRole;
 use crate::error::{Error, KeyError, Result};
 use crate::keyset::{dnskey_of, Inventory, KeySet, KeySets};
 use crate::mastership::gate::{Gate, Managed};
 use crate::node::{parse_zone_name, Node};
+use crate::policy::intervals::Intervals;
 use crate::policy::server_address;
 use crate::store::schema::{KeyRecord, KeyState, Roll, RollStep, ZoneRecord};
 
@@ -361,6 +361,10 @@ impl Lifecycle {
             }
             Step::ZskRemoveOld | Step::KskRemoveOld => {
                 delete = vec![old.id.clone()];
+                match roll.role {
+                    KeyRole::Zsk => zone.lifecycle.last_zsk_rollover = now,
+                    KeyRole::Ksk => zone.lifecycle.last_ksk_rollover = now,
+                }
                 format!(
                     "{} {} removed: the roll to {} is done",
                     roll.role.as_str().to_uppercase(),
@@ -748,6 +752,11 @@ mod tests {
         let seen = w.clock.now();
         assert_eq!(until, (retired + H + DAY + H).max(seen + DAY + H));
         assert_eq!(w.status().await, Status::ZskWaitingForMaxZoneTtl);
+        assert_eq!(
+            w.zone().await.lifecycle.last_zsk_rollover,
+            0,
+            "not finished yet"
+        );
         w.set_to(until);
         w.tick().await;
         assert_eq!(
@@ -755,6 +764,8 @@ mod tests {
             [pair("ksk", "active"), pair("zsk", "active")]
         );
         assert_eq!(w.status().await, Status::NotRolling);
+        let life = w.zone().await.lifecycle;
+        assert_eq!((life.last_zsk_rollover, life.last_ksk_rollover), (until, 0));
         assert_eq!(
             w.node.hsm.list_private_keys().unwrap().len(),
             2,
@@ -846,6 +857,7 @@ mod tests {
             .unwrap();
         assert_ne!(new.id, ksk.id);
         assert_eq!(new.activated, T0 + 3 * H);
+        assert_eq!(w.zone().await.lifecycle.last_ksk_rollover, until);
     }
 
     #[tokio::test]

@@ -3,10 +3,11 @@
 
 use super::Mastership;
 use crate::dnssec::Algorithm;
+use crate::error::Result;
 use crate::error::RoleError;
-use crate::error::{shown, Result};
 use crate::node::blocking;
 use crate::store::schema::{KeyRecord, NodeRecord};
+use crate::text::shown;
 
 /// A node considered for the role, and why it does not qualify.
 #[derive(Debug, Clone)]

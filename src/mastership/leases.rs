@@ -2,9 +2,10 @@
 //! a zone must run.
 
 use super::{Mastership, SUPPORTED_ALGORITHMS};
+use crate::error::Result;
 use crate::error::RoleError;
-use crate::error::{shown, Result};
 use crate::store::schema::{NodeRecord, SCHEMA_VERSION};
+use crate::text::shown;
 
 impl Mastership {
     /// Registers this node or renews its lease.

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use super::candidates::keys_out_of_reach;
 use super::{moved_meanwhile, Mastership};
-use crate::error::{shown, Error, Result, RoleError};
+use crate::error::{Error, Result, RoleError};
 use crate::store::schema::{NodeRecord, ZoneRecord};
+use crate::text::shown;
 
 /// How long a transfer waits for the Key Master to release the zone: a
 /// live node answers in milliseconds; a killed or paused one never does.

@@ -31,7 +31,7 @@ pub struct ZoneRecord {
     /// must be re-keyed and its trust anchors replaced.
     #[serde(default)]
     pub needs_rekey: bool,
-    /// Where the zone's key lifecycle stands (`crate::lifecycle`).
+    /// Where the zone's key lifecycle stands (the rollover engine's state).
     #[serde(default)]
     pub lifecycle: Lifecycle,
 }
@@ -62,6 +62,21 @@ pub struct Lifecycle {
     /// The servers a roll's step still waits for, each with why.
     #[serde(default)]
     pub waiting_on: Vec<String>,
+    /// When the last ZSK and KSK rolls finished, Unix seconds (0: never).
+    #[serde(default)]
+    pub last_zsk_rollover: u64,
+    #[serde(default)]
+    pub last_ksk_rollover: u64,
+}
+
+impl Lifecycle {
+    /// When the last roll of keys of this role finished (0: never).
+    pub fn last_rollover(&self, role: crate::dnssec::KeyRole) -> u64 {
+        match role {
+            crate::dnssec::KeyRole::Zsk => self.last_zsk_rollover,
+            crate::dnssec::KeyRole::Ksk => self.last_ksk_rollover,
+        }
+    }
 }
 
 /// A roll in flight: which key, which step, since when, and the TTL in

@@ -47,7 +47,7 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
         "ZoneSignatureValidityPeriod": p.signature_validity,
         "SignatureInceptionOffset": p.signature_inception_offset,
         "PropagationTime": p.propagation_time,
-        "PublishCds": p.publish_cds,
+        "PublishCds": if p.publish_cds { "Always" } else if p.cds_during_rollover { "Rollover" } else { "None" },
         "AutoFailover": p.auto_failover,
         "IsSigned": z.is_signed,
         "ZskRolloverPeriod": p.zsk_rollover_period,
@@ -63,6 +63,8 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
         "RollingKey": z.rolling_key,
         "CurrentRolloverStatus": z.rollover_status,
         "RolloverError": z.rollover_error,
+        "LastZskRolloverTime": z.last_zsk_rollover,
+        "LastKskRolloverTime": z.last_ksk_rollover,
     })
 }
 
@@ -73,6 +75,7 @@ fn key_json(k: &proto::Key) -> Value {
         "created": k.created, "published": k.published, "activated": k.activated,
         "retired": k.retired, "dnskey": k.dnskey,
         "CurrentRolloverStatus": k.rollover_status, "NextRolloverTime": k.next_rollover,
+        "LastRolloverTime": k.last_rollover,
         "WaitingOn": k.waiting_on,
     })
 }
@@ -206,16 +209,25 @@ fn print_keys(ks: &[proto::Key], as_json: bool) {
         return;
     }
     println!(
-        "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<10} {:<24} {:<10} PKCS#11 URI",
-        "ID", "ROLE", "ALG", "BITS", "TAG", "STATE", "CREATED", "ROLLOVER", "NEXT ROLL"
+        "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<10} {:<24} {:<10} {:<10} PKCS#11 URI",
+        "ID",
+        "ROLE",
+        "ALG",
+        "BITS",
+        "TAG",
+        "STATE",
+        "CREATED",
+        "ROLLOVER",
+        "LAST ROLL",
+        "NEXT ROLL"
     );
+    let time = |t: u64| match t {
+        0 => "-".to_string(),
+        t => t.to_string(),
+    };
     for k in ks {
-        let next = match k.next_rollover {
-            0 => "-".to_string(),
-            t => t.to_string(),
-        };
         println!(
-            "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<10} {:<24} {:<10} {}",
+            "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<10} {:<24} {:<10} {:<10} {}",
             k.id,
             k.role,
             k.algorithm,
@@ -224,7 +236,8 @@ fn print_keys(ks: &[proto::Key], as_json: bool) {
             k.state,
             k.created,
             k.rollover_status,
-            next,
+            time(k.last_rollover),
+            time(k.next_rollover),
             k.pkcs11_uri
         );
         for w in &k.waiting_on {

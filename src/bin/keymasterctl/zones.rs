@@ -109,9 +109,10 @@ pub struct PolicyArgs {
     /// DS digest algorithms: sha256, sha384 (comma-separated).
     #[arg(long, value_delimiter = ',')]
     ds_digest: Vec<String>,
-    /// Publish CDS and CDNSKEY (RFC 7344; `--cds false` to stop).
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    cds: Option<bool>,
+    /// Publish CDS and CDNSKEY (RFC 7344): always (`--cds` alone), only
+    /// while a KSK roll waits for the parent's DS (rollover), or none.
+    #[arg(long, num_args = 0..=1, default_missing_value = "always", value_parser = parse_cds)]
+    cds: Option<CdsMode>,
     /// Propagation time to every secondary (e.g. 2d).
     #[arg(long, value_parser = parse_duration)]
     propagation_time: Option<u32>,
@@ -379,8 +380,10 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
         set("ds_digests");
     }
     if let Some(c) = a.cds {
-        p.publish_cds = c;
+        p.publish_cds = c == CdsMode::Always;
+        p.cds_during_rollover = c == CdsMode::Rollover;
         set("publish_cds");
+        set("cds_during_rollover");
     }
     let servers = |list: &[String]| -> Vec<String> {
         list.iter().filter(|s| s.as_str() != "-").cloned().collect()
@@ -394,4 +397,21 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
         set("parent_servers");
     }
     Ok((p, fields))
+}
+
+/// When the zone carries CDS and CDNSKEY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CdsMode {
+    None,
+    Rollover,
+    Always,
+}
+
+fn parse_cds(s: &str) -> Result<CdsMode, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "always" | "true" => Ok(CdsMode::Always),
+        "rollover" => Ok(CdsMode::Rollover),
+        "none" | "false" => Ok(CdsMode::None),
+        _ => Err(format!("{s:?}: expected none, rollover or always")),
+    }
 }

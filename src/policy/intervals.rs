@@ -12,7 +12,7 @@
 //! Dsgn is 0: keymaster signs a zone whole with the new key, and the step
 //! after it waits for the servers to serve those signatures.
 
-use crate::policy::Policy;
+use super::Policy;
 
 /// What the zone's largest TTL is taken to be when it was never measured.
 const UNKNOWN_MAX_ZONE_TTL: u32 = 86_400;

@@ -1,6 +1,8 @@
 //! A zone's signing policy and its defaults (ARCHITECTURE.md, Defaults): modern by default,
 //! Windows-compatible where that is not worse.
 
+pub mod intervals;
+
 use serde::{Deserialize, Serialize};
 
 use crate::dnssec::denial::{Denial, Nsec3Params};
@@ -38,7 +40,13 @@ pub struct Policy {
     pub ds_ttl: u32,
     /// DS digest algorithm numbers.
     pub ds_digests: Vec<u8>,
+    /// CDS/CDNSKEY at all times (RFC 7344, 8078) ...
     pub publish_cds: bool,
+    /// ... or only while a KSK roll waits for the parent to take the new
+    /// DS (from the DS swap until the old KSK goes): a parent that scans
+    /// for CDS then acts, and between rolls nothing asks it to.
+    #[serde(default)]
+    pub cds_during_rollover: bool,
     /// Propagation delay from the primary to every secondary (Dprp, DprpC
     /// of RFC 7583), seconds.
     pub propagation_time: u32,
@@ -104,6 +112,7 @@ impl Default for Policy {
             ds_ttl: HOUR,
             ds_digests: vec![2],
             publish_cds: false,
+            cds_during_rollover: false,
             propagation_time: 2 * DAY,
             zsk_rollover_period: 90 * DAY,
             ksk_rollover_period: 755 * DAY,
@@ -183,7 +192,7 @@ impl Policy {
     /// overlap (BIND refuses such a policy too). The open-ended wait for
     /// the parent's DS is not counted.
     fn check_lifetimes(&self) -> Result<(), PolicyError> {
-        let t = crate::lifecycle::timing::Intervals::of(self, 0);
+        let t = intervals::Intervals::of(self, 0);
         for (what, lifetime, roll) in [
             ("ZSK", self.zsk_rollover_period, t.zsk_roll()),
             ("KSK", self.ksk_rollover_period, t.ksk_roll()),
@@ -243,7 +252,7 @@ pub fn server_address(s: &str) -> Result<std::net::SocketAddr, PolicyError> {
     }
     s.parse::<std::net::IpAddr>()
         .map(|ip| std::net::SocketAddr::new(ip, 53))
-        .map_err(|_| PolicyError(format!("server {} is not IP:PORT", crate::error::shown(s))))
+        .map_err(|_| PolicyError(format!("server {} is not IP:PORT", crate::text::shown(s))))
 }
 
 /// Parses a duration: plain seconds, or a number with s, m, h, d or w.
