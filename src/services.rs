@@ -50,6 +50,7 @@ impl Services {
             gate.clone(),
             inventory.clone(),
             keysets.clone(),
+            &mastership,
             settings.ds_submit_command,
         ));
         Services {

@@ -39,6 +39,7 @@ impl Zones for Api {
                         let policy = policy_from_proto(r.policy)?;
                         let zones = &self.services.zones;
                         let view = zones.add_zone(caller.identity(), &r.zone, policy).await?;
+                        self.services.lifecycle.wake(&view.zone.name);
                         Ok::<_, Error>(zone_to_proto(&view))
                     },
                 )
@@ -230,7 +231,7 @@ impl Zones for Api {
                 let policy = apply_fields(&current.name, &current.policy, &asked, &r.fields)?;
                 let zones = &self.services.zones;
                 let view = zones.set_policy(caller.identity(), &r.zone, policy).await?;
-                self.services.lifecycle.wake();
+                self.services.lifecycle.wake(&view.zone.name);
                 Ok::<_, Error>(zone_to_proto(&view))
             },
         )

@@ -85,7 +85,7 @@ impl Lifecycle {
             k.key_tag
         );
         self.write(&m, &z, who, "roll-request", detail).await?;
-        self.wake();
+        self.wake(&m.key);
         Ok(k)
     }
 
@@ -117,7 +117,7 @@ impl Lifecycle {
             k.key_tag
         );
         self.write(&m, &z, who, "roll-step", detail).await?;
-        self.wake();
+        self.wake(&m.key);
         Ok(k)
     }
 
@@ -136,7 +136,7 @@ impl Lifecycle {
             ("resume", "rollover engine resumed".to_string())
         };
         self.write(&m, &z, who, action, detail).await?;
-        self.wake();
+        self.wake(&m.key);
         Ok(())
     }
 

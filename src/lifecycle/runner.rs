@@ -8,7 +8,7 @@
 //! resumes from the stored state. Evidence is never stored as a reason to
 //! skip a check: after a transfer or a seize the checks run again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,7 @@ use crate::dnssec::KeyRole;
 use crate::error::{Error, KeyError, Result};
 use crate::keyset::{dnskey_of, Inventory, KeySet, KeySets};
 use crate::mastership::gate::{Gate, Managed};
+use crate::mastership::Mastership;
 use crate::node::{parse_zone_name, Node};
 use crate::policy::intervals::Intervals;
 use crate::policy::server_address;
@@ -42,6 +43,10 @@ pub struct Lifecycle {
     /// when a KSK roll hands the parent a new DS (`--ds-submit-command`).
     ds_submit_command: Option<std::path::PathBuf>,
     probe: Arc<dyn Probe>,
+    /// The zones this node holds, as the Key Master role last saw them.
+    held: tokio::sync::watch::Receiver<Option<Arc<HashSet<String>>>>,
+    /// Zones to look at again at once, and the signal that there are some.
+    woken: std::sync::Mutex<HashSet<String>>,
     wake: tokio::sync::Notify,
 }
 
@@ -51,15 +56,18 @@ impl Lifecycle {
         gate: Arc<Gate>,
         inventory: Arc<Inventory>,
         keysets: Arc<KeySets>,
+        mastership: &Mastership,
         ds_submit_command: Option<std::path::PathBuf>,
     ) -> Lifecycle {
         Lifecycle {
+            held: mastership.held_zones(),
             node,
             gate,
             inventory,
             keysets,
             ds_submit_command,
             probe: Arc::new(DnsProbe),
+            woken: Default::default(),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -78,74 +86,34 @@ impl Lifecycle {
         &self.gate
     }
 
-    /// Makes the scheduler look at every zone again now (after an
-    /// operator's request, a policy change, a role change).
-    pub fn wake(&self) {
+    /// Makes the scheduler look at this zone again now (after an
+    /// operator's request, a policy change, a zone added here).
+    pub fn wake(&self, zone: &str) {
+        self.woken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(zone.to_string());
         self.wake.notify_one();
     }
 
     /// The scheduler: runs for the life of the node.
     pub async fn run(self: Arc<Self>) {
-        // Zone → when it next needs a look (u64::MAX: only when woken).
-        let mut due: BTreeMap<String, u64> = BTreeMap::new();
-        let mut rescan_at = self.node.clock.instant();
+        let mut scheduler = Scheduler::new(self.clone());
+        let mut held = self.held.clone();
         loop {
-            if self.node.clock.instant() >= rescan_at {
-                self.rescan(&mut due).await;
-                rescan_at = self.node.clock.instant() + RESCAN;
-            }
-            let now = self.node.clock.now();
-            let ready: Vec<String> = due
-                .iter()
-                .filter(|(_, at)| **at <= now)
-                .map(|(z, _)| z.clone())
-                .collect();
-            for zone in ready {
-                let at = match self.tick(&zone).await {
-                    Ok(at) => at.unwrap_or(u64::MAX),
-                    Err(e) => {
-                        tracing::warn!(zone = %zone, error = %e, "rollover engine: zone not handled now");
-                        now + 5
-                    }
-                };
-                due.insert(zone, at);
-            }
-            let next = due.values().copied().min().unwrap_or(u64::MAX);
+            let next = scheduler.pass().await;
             let clock = self.node.clock.clone();
+            let rescan = scheduler
+                .rescan_at
+                .saturating_duration_since(clock.instant());
             tokio::select! {
                 _ = clock.sleep_until(next) => {}
-                _ = clock.sleep(RESCAN) => {}
-                _ = self.wake.notified() => {
-                    for at in due.values_mut() {
-                        *at = 0;
-                    }
-                    rescan_at = self.node.clock.instant();
-                }
+                _ = clock.sleep(rescan) => {}
+                _ = self.wake.notified() => {}
+                Ok(()) = held.changed() => scheduler.rescan_at = clock.instant(),
             }
         }
     }
-
-    /// Adds the zones this node now holds (due at once) and drops the
-    /// others.
-    async fn rescan(&self, due: &mut BTreeMap<String, u64>) {
-        let zones = match self.node.store.list_zones().await {
-            Ok(z) => z,
-            Err(e) => {
-                tracing::warn!(error = %e, "rollover engine: cannot list zones");
-                return;
-            }
-        };
-        let held: Vec<String> = zones
-            .into_iter()
-            .filter(|z| z.key_master == self.node.id)
-            .map(|z| z.name)
-            .collect();
-        due.retain(|z, _| held.contains(z));
-        for z in held {
-            due.entry(z).or_insert(0);
-        }
-    }
-
     /// Takes a zone as far as it can go now; returns when to look again.
     pub async fn tick(&self, zone: &str) -> Result<Option<u64>> {
         loop {
@@ -449,6 +417,95 @@ impl Lifecycle {
     }
 }
 
+/// One scheduler for every zone this node holds: when each needs a look
+/// next, so that a pass ticks only the zones with something due (and those
+/// woken), whatever their number.
+pub struct Scheduler {
+    lifecycle: Arc<Lifecycle>,
+    /// Zone → when it next needs a look (u64::MAX: only when woken).
+    due: BTreeMap<String, u64>,
+    rescan_at: std::time::Instant,
+    /// Zones ticked so far (what a benchmark counts).
+    pub ticked: u64,
+}
+
+impl Scheduler {
+    pub fn new(lifecycle: Arc<Lifecycle>) -> Scheduler {
+        let rescan_at = lifecycle.node.clock.instant();
+        Scheduler {
+            lifecycle,
+            due: BTreeMap::new(),
+            rescan_at,
+            ticked: 0,
+        }
+    }
+
+    /// Ticks every zone due now or woken (after the periodic look for
+    /// zones newly held, when its time has come); returns the earliest
+    /// deadline left.
+    pub async fn pass(&mut self) -> u64 {
+        let l = self.lifecycle.clone();
+        if l.node.clock.instant() >= self.rescan_at {
+            self.rescan().await;
+            self.rescan_at = l.node.clock.instant() + RESCAN;
+        }
+        let woken = std::mem::take(&mut *l.woken.lock().unwrap_or_else(|p| p.into_inner()));
+        for z in woken {
+            self.due.insert(z, 0);
+        }
+        let now = l.node.clock.now();
+        let ready: Vec<String> = self
+            .due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(z, _)| z.clone())
+            .collect();
+        for zone in ready {
+            self.ticked += 1;
+            let at = match l.tick(&zone).await {
+                Ok(at) => at.unwrap_or(u64::MAX),
+                Err(e) => {
+                    tracing::warn!(zone = %zone, error = %e, "rollover engine: zone not handled now");
+                    now + 5
+                }
+            };
+            self.due.insert(zone, at);
+        }
+        self.due.values().copied().min().unwrap_or(u64::MAX)
+    }
+
+    /// Adds the zones this node now holds (due at once) and drops the
+    /// others. What it holds comes from the Key Master role's last look
+    /// (the lease loop lists the zones anyway); only before its first
+    /// look does the engine list them itself.
+    pub async fn rescan(&mut self) {
+        let l = &self.lifecycle;
+        let known = l.held.borrow().clone();
+        let held: Arc<HashSet<String>> = match known {
+            Some(held) => held,
+            None => match l.node.store.list_zones().await {
+                Ok(zones) => Arc::new(
+                    zones
+                        .into_iter()
+                        .filter(|z| z.key_master == l.node.id)
+                        .map(|z| z.name)
+                        .collect(),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "rollover engine: cannot list zones");
+                    return;
+                }
+            },
+        };
+        self.due.retain(|z, _| held.contains(z));
+        for z in held.iter() {
+            if !self.due.contains_key(z) {
+                self.due.insert(z.clone(), 0);
+            }
+        }
+    }
+}
+
 /// Runs `cmd ZONE` with `input` on its standard input.
 async fn run_command(
     cmd: &std::path::Path,
@@ -617,6 +674,7 @@ mod tests {
             gate.clone(),
             inventory.clone(),
             keysets.clone(),
+            &mastership,
             None,
         )
         .with_probe(servers.clone());

@@ -25,7 +25,7 @@ mod leases;
 mod moves;
 mod watch;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Result, RoleError};
@@ -66,6 +66,9 @@ pub struct Mastership {
     /// Zones this node was Key Master of at its last look, with the epoch:
     /// to notice and log a role it lost (or took) elsewhere.
     held: Mutex<Option<HashMap<String, u64>>>,
+    /// The same zones' names, for the rollover engine to follow without
+    /// listing every zone itself (None until the first look).
+    held_names: tokio::sync::watch::Sender<Option<Arc<HashSet<String>>>>,
 }
 
 impl Mastership {
@@ -75,7 +78,14 @@ impl Mastership {
             gate,
             peers,
             held: Mutex::new(None),
+            held_names: tokio::sync::watch::channel(None).0,
         }
+    }
+
+    /// The zones this node is Key Master of, as of its last look at the
+    /// store (the lease loop's, or a watch signal's); changes when they do.
+    pub fn held_zones(&self) -> tokio::sync::watch::Receiver<Option<Arc<HashSet<String>>>> {
+        self.held_names.subscribe()
     }
 }
 

@@ -44,6 +44,14 @@ impl Mastership {
                 }
             }
         }
+        let names: std::collections::HashSet<String> = now.keys().cloned().collect();
+        self.held_names.send_if_modified(|old| {
+            if old.as_deref() == Some(&names) {
+                return false;
+            }
+            *old = Some(std::sync::Arc::new(names));
+            true
+        });
         *held = Some(now);
         Ok(())
     }
