@@ -247,8 +247,8 @@ pub enum KeyError {
     },
     #[error("{zone} has no KSK roll waiting for the parent's DS of key {which}; nothing to step")]
     NothingToStep { zone: String, which: String },
-    #[error("algorithm rollovers are not built yet: {zone} keeps {algorithm}")]
-    AlgorithmRoll { zone: String, algorithm: String },
+    #[error("{zone} cannot change its algorithm now: {why}; nothing was changed")]
+    AlgorithmRoll { zone: String, why: String },
     #[error("{field} is not a policy setting (see keymasterctl zone set --help)")]
     UnknownSetting { field: String },
     #[error("stored key {tag} of {zone} is unusable: {what}")]

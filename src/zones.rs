@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::error::{Result, ZonesError};
+use crate::error::{KeyError, Result, ZonesError};
 use crate::keyset::{Inventory, KeySet, KeySets};
 use crate::mastership::gate::{Gate, Managed};
 use crate::mastership::Mastership;
@@ -143,6 +143,29 @@ impl Zones {
     pub async fn set_policy(&self, who: &str, name: &str, policy: Policy) -> Result<ZoneView> {
         let Managed { key, zone, .. } = &self.gate.managed(name).await?;
         policy.validate()?;
+        if policy.algorithm.number() != zone.policy.algorithm.number() {
+            let life = &zone.lifecycle;
+            let why = if let Some(r) = &life.roll {
+                Some(format!(
+                    "the {} roll under way ({:?}) must end first",
+                    r.role.as_str().to_uppercase(),
+                    r.step
+                ))
+            } else if life.paused {
+                Some("its rollover engine is paused (keymasterctl zone resume)".to_string())
+            } else {
+                life.error
+                    .as_ref()
+                    .map(|e| format!("its last roll stopped ({e}); resume the zone first"))
+            };
+            if let Some(why) = why {
+                return Err(KeyError::AlgorithmRoll {
+                    zone: key.clone(),
+                    why,
+                }
+                .into());
+            }
+        }
         let mut changed = zone.clone();
         changed.policy = policy;
         let detail = format!(

@@ -1,6 +1,7 @@
 //! Key rollovers against real DNS servers: keymaster's rollover engine
-//! rolls a child zone's ZSK (its lifetime ends) and KSK (an operator asks)
-//! while Knot DNS serves the parent and the child, signed by keymaster and
+//! rolls a child zone's ZSK (its lifetime ends), KSK (an operator asks)
+//! and algorithm (the policy changes) while Knot DNS serves the parent and
+//! the child, signed by keymaster and
 //! republished by the test whenever the key set changes, and Unbound
 //! validates from the parent's trust anchor. Queried every second through
 //! Unbound, the child answers with AD throughout: no validation gap. The
@@ -232,6 +233,19 @@ struct Sample {
     ds: Vec<u16>,
 }
 
+impl Sample {
+    /// The keys in the DNSKEY RRset that sign it (a signature by a key
+    /// not published, as in an algorithm roll's first step, is no use to
+    /// a DS).
+    fn ksks(&self) -> Vec<u16> {
+        self.dnskey_sigs
+            .iter()
+            .copied()
+            .filter(|t| self.dnskeys.contains(t))
+            .collect()
+    }
+}
+
 fn tags(server: &str, name: &str, qtype: Rtype) -> (Vec<u16>, Vec<u16>) {
     use bytes::Bytes;
     use domain::base::ParsedName;
@@ -313,19 +327,24 @@ impl Observer {
                 .filter(|u| now.at.duration_since(u.at) <= ttl && !u.dnskeys.is_empty());
             for old in cached {
                 let ago = now.at.duration_since(old.at);
-                // Fresh data, a DNSKEY RRset cached from then.
-                if let Some(s) = now.data_sigs.iter().find(|s| !old.dnskeys.contains(s)) {
+                // Fresh data, a DNSKEY RRset cached from then: one
+                // signature a validator can check is enough (RFC 4035
+                // §5.3.1; an algorithm roll signs with keys not yet
+                // published).
+                if !meets(&now.data_sigs, &old.dnskeys) {
                     faults.push(format!(
-                        "data signed by {s}, unknown to the DNSKEY RRset of {ago:?} before"
+                        "data signed by {:?}, none of them in the DNSKEY RRset of {ago:?} before {:?}",
+                        now.data_sigs, old.dnskeys
                     ));
                 }
                 // Data cached from then, a fresh DNSKEY RRset.
                 if !meets(&old.data_sigs, &now.dnskeys) {
                     faults.push(format!("data signed {ago:?} before by {:?}, none of them in the DNSKEY RRset now {:?}", old.data_sigs, now.dnskeys));
                 }
-                // A DS cached from then, a fresh DNSKEY RRset, and back.
-                if !meets(&old.ds, &now.dnskey_sigs) || !meets(&now.ds, &old.dnskey_sigs) {
-                    faults.push(format!("DS {:?} / DNSKEY signed by {:?} now against DS {:?} / DNSKEY signed by {:?} {ago:?} before", now.ds, now.dnskey_sigs, old.ds, old.dnskey_sigs));
+                // A DS cached from then, a fresh DNSKEY RRset, and back:
+                // the DS must name a key that is in the RRset and signs it.
+                if !meets(&old.ds, &now.ksks()) || !meets(&now.ds, &old.ksks()) {
+                    faults.push(format!("DS {:?} / DNSKEY signed by published {:?} now against DS {:?} / DNSKEY signed by published {:?} {ago:?} before", now.ds, now.ksks(), old.ds, old.ksks()));
                 }
             }
         }
@@ -376,7 +395,12 @@ fn child_policy(knot: &Knot, zsk_lifetime: &str) -> Vec<String> {
 
 /// Knot serving both zones, the zones added and published, Unbound
 /// anchored at the parent.
-fn world(d: &Daemon, sites: &Sites, zsk_lifetime: &str) -> (Arc<Unbound>, String) {
+fn world(
+    d: &Daemon,
+    sites: &Sites,
+    zsk_lifetime: &str,
+    child_extra: &[&str],
+) -> (Arc<Unbound>, String) {
     d.ctl_ok(&[
         "zone",
         "add",
@@ -394,6 +418,7 @@ fn world(d: &Daemon, sites: &Sites, zsk_lifetime: &str) -> (Arc<Unbound>, String
     ]);
     let mut args = vec!["zone".to_string(), "add".into(), CHILD.into()];
     args.extend(child_policy(&sites.knot, zsk_lifetime));
+    args.extend(child_extra.iter().map(|s| s.to_string()));
     d.ctl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let child_ds = ds_lines(&d.ctl_ok(&["ds", CHILD]));
     let (_w, out, o) = d.sign_text(CHILD, &child_text(1));
@@ -462,7 +487,7 @@ fn zsk_and_ksk_rolls_keep_every_answer_validated() {
         "roll-a",
         &["--ds-submit-command", &hook(&sites)],
     ));
-    let (unbound, child_ds) = world(&d, &sites, "20s");
+    let (unbound, child_ds) = world(&d, &sites, "20s", &[]);
     let daemons = Arc::new(Mutex::new(vec![d.clone()]));
     let publisher = Publisher::start(daemons, sites.clone(), child_ds);
     publisher.follow_submissions();
@@ -528,12 +553,99 @@ fn zsk_and_ksk_rolls_keep_every_answer_validated() {
 }
 
 #[test]
+fn an_algorithm_roll_keeps_every_answer_validated() {
+    let token = TestToken::new("algroll");
+    let sites = sites();
+    let d = Arc::new(Daemon::start(
+        &token,
+        "alg-a",
+        &["--ds-submit-command", &hook(&sites)],
+    ));
+    let (unbound, child_ds) = world(&d, &sites, "off", &["--algorithm", "rsasha256"]);
+    let daemons = Arc::new(Mutex::new(vec![d.clone()]));
+    let publisher = Publisher::start(daemons, sites.clone(), child_ds);
+    publisher.follow_submissions();
+    let querier = Querier::start(unbound.clone());
+    let observer = Observer::start(sites.knot.addr());
+    let algorithms = || -> Vec<(String, u64, String)> {
+        let v: serde_json::Value =
+            serde_json::from_str(&d.ctl_ok(&["key", "list", CHILD, "--json"])).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["role"].as_str().unwrap().to_string(),
+                    k["algorithm"].as_u64().unwrap(),
+                    k["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert!(algorithms().iter().all(|k| k.1 == 8), "{:?}", algorithms());
+    let old: Vec<String> = keys(&d, CHILD).into_iter().map(|k| k.0).collect();
+
+    // RSASHA256 to ECDSAP256SHA256: the policy changes, the engine rolls.
+    let began = Instant::now();
+    d.ctl_ok(&["zone", "set", CHILD, "--algorithm", "ecdsap256sha256"]);
+    wait_for("the new keys to sign before they are published", 30, || {
+        algorithms()
+            .iter()
+            .filter(|k| k.1 == 13 && k.2 == "pre-active")
+            .count()
+            == 2
+    });
+    // Once started, another algorithm change is refused with the reason.
+    let err = d.ctl_err(&["zone", "set", CHILD, "--algorithm", "ed25519"]);
+    assert!(err.contains("must end first"), "{err}");
+    wait_for("the algorithm roll to finish", 180, || {
+        let ks = algorithms();
+        ks.len() == 2 && ks.iter().all(|k| k.1 == 13 && k.2 == "active")
+    });
+    let roll = began.elapsed();
+    let answers = querier.finish(&unbound);
+    let samples = observer.finish();
+    eprintln!(
+        "algorithm roll {roll:?}, {answers} answers, all AD; {samples} samples without fault"
+    );
+    assert!(answers >= 50, "{answers}");
+    // The conservative order, step by step in the audit log.
+    let log = audit_actions(&d, CHILD);
+    let steps: Vec<&str> = log
+        .iter()
+        .filter(|e| e["action"] == "roll-start" || e["action"] == "roll-step")
+        .map(|e| e["detail"].as_str().unwrap())
+        .filter(|d| !d.starts_with("every server serves"))
+        .collect();
+    let order = [
+        "signatures first",
+        "published beside",
+        "takes over",
+        "the parent serves the DS",
+        "DNSKEYs withdrawn",
+        "keys removed",
+    ];
+    assert_eq!(steps.len(), order.len(), "{steps:#?}");
+    for (step, want) in steps.iter().zip(order) {
+        assert!(step.contains(want), "{want}: {steps:#?}");
+    }
+    let objects = token.list_objects();
+    for gone in &old {
+        assert!(
+            !objects.contains(gone.as_str()),
+            "{gone} still in the token"
+        );
+    }
+    drop(publisher);
+}
+
+#[test]
 fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
     let token = TestToken::new("withhold");
     let sites = sites();
     // No submission command: the parent never learns of the new DS.
     let d = Arc::new(Daemon::start(&token, "hold-a", &[]));
-    let (unbound, child_ds) = world(&d, &sites, "off");
+    let (unbound, child_ds) = world(&d, &sites, "off", &[]);
     let daemons = Arc::new(Mutex::new(vec![d.clone()]));
     let publisher = Publisher::start(daemons, sites.clone(), child_ds);
     let querier = Querier::start(unbound.clone());
@@ -660,7 +772,7 @@ fn a_roll_goes_on_across_a_transfer_and_a_seize() {
     let args = ["--lease-secs", "2", "--ds-submit-command", hook.as_str()];
     let a = Arc::new(Daemon::start_node(&token, "move-a", &store, &pki, &args));
     let mut b = Daemon::start_node(&token, "move-b", &store, &pki, &args);
-    let (unbound, child_ds) = world(&a, &sites, "off");
+    let (unbound, child_ds) = world(&a, &sites, "off", &[]);
     let daemons = Arc::new(Mutex::new(vec![a.clone()]));
     let publisher = Publisher::start(daemons.clone(), sites.clone(), child_ds);
     publisher.follow_submissions();

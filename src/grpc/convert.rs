@@ -299,10 +299,9 @@ pub fn role_to_proto(z: &ZoneRecord, online: bool) -> proto::RoleInfo {
 }
 
 /// The policy `current` with the named fields of `p` taken over (`zone
-/// set`). Here a value of 0 means 0 (a lifetime of 0: no rolls); an
-/// algorithm change is refused, since it needs an algorithm roll.
+/// set`). Here a value of 0 means 0 (a lifetime of 0: no rolls); another
+/// algorithm is taken as asked, and the rollover engine rolls to it.
 pub fn apply_fields(
-    zone: &str,
     current: &Policy,
     p: &proto::ZonePolicy,
     fields: &[String],
@@ -312,15 +311,11 @@ pub fn apply_fields(
     for f in fields {
         match f.as_str() {
             "algorithm" | "rsa_bits" => {
-                let asked = Algorithm::from_number(p.algorithm, p.rsa_bits)
+                // Another algorithm starts an algorithm roll (the engine
+                // compares the policy with the keys); another RSA size
+                // applies to the keys generated from now on.
+                n.algorithm = Algorithm::from_number(p.algorithm, p.rsa_bits)
                     .map_err(|e| PolicyError(e.to_string()))?;
-                if asked != current.algorithm {
-                    return Err(KeyError::AlgorithmRoll {
-                        zone: zone.to_string(),
-                        algorithm: current.algorithm.to_string(),
-                    }
-                    .into());
-                }
             }
             "denial" | "nsec3_iterations" | "nsec3_salt" | "nsec3_opt_out" => {
                 n.denial = denial_from_proto(p)?

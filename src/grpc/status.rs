@@ -72,8 +72,8 @@ fn key_code(e: &KeyError) -> Code {
         | KeyError::NoRekeyNeeded { .. }
         | KeyError::NotRollable { .. }
         | KeyError::InRoll { .. }
-        | KeyError::NothingToStep { .. } => Code::FailedPrecondition,
-        KeyError::AlgorithmRoll { .. } => Code::Unimplemented,
+        | KeyError::NothingToStep { .. }
+        | KeyError::AlgorithmRoll { .. } => Code::FailedPrecondition,
         KeyError::BadRecord { .. } => Code::Internal,
     }
 }

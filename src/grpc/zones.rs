@@ -228,7 +228,7 @@ impl Zones for Api {
             async |caller, r| {
                 let current = self.services.node.zone(&r.zone).await?.zone;
                 let asked = r.policy.unwrap_or_default();
-                let policy = apply_fields(&current.name, &current.policy, &asked, &r.fields)?;
+                let policy = apply_fields(&current.policy, &asked, &r.fields)?;
                 let zones = &self.services.zones;
                 let view = zones.set_policy(caller.identity(), &r.zone, policy).await?;
                 self.services.lifecycle.wake(&view.zone.name);

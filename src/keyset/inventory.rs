@@ -357,7 +357,7 @@ pub fn find_key<'a>(keys: &'a [KeyRecord], zone: &str, which: &str) -> Result<&'
 /// it could take away what caches still need.
 fn not_in_roll(zone: &crate::store::schema::ZoneRecord, k: &KeyRecord) -> Result<()> {
     match &zone.lifecycle.roll {
-        Some(r) if r.old == k.id || r.new == k.id => Err(KeyError::InRoll {
+        Some(r) if r.involves(&k.id) => Err(KeyError::InRoll {
             zone: zone.name.clone(),
             tag: k.key_tag,
             step: format!("{:?}", r.step),

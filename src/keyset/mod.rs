@@ -12,9 +12,12 @@
 //! | active    | yes          | yes   | yes                           | yes, if the policy publishes them (always, or from a KSK roll's DS swap until the old KSK goes) |
 //! | leaving   | yes          | yes   | no                            | no                |
 //! | retired   | yes          | no    | no                            | no                |
+//! | pre-active, post-active | no | yes | no                        | no                |
 //!
 //! (Incoming and leaving are the two KSKs of a double-KSK roll around the
-//! DS swap, RFC 7583 §3.3.1.)
+//! DS swap, RFC 7583 §3.3.1. Pre- and post-active keys sign without being
+//! published: an algorithm roll's new keys before their DNSKEYs go out,
+//! its old keys after theirs are withdrawn, RFC 6781 §4.1.4.)
 //!
 //! Active KSKs sign the apex DNSKEY, CDS and CDNSKEY RRsets; active ZSKs
 //! sign everything else. A rollover engine changes key states; this view
@@ -71,6 +74,12 @@ impl Publication {
             KeyState::Retired => Publication {
                 dnskey: true,
                 signs: false,
+                ds: false,
+                cds: false,
+            },
+            KeyState::PreActive | KeyState::PostActive => Publication {
+                dnskey: false,
+                signs: true,
                 ds: false,
                 cds: false,
             },
@@ -395,6 +404,8 @@ mod tests {
                 ttl: 0,
                 manual: false,
                 seen_at: 0,
+                old_zsk: String::new(),
+                new_zsk: String::new(),
             });
             let keys = vec![
                 key(1, KeyRole::Ksk, old),

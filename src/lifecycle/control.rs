@@ -30,7 +30,7 @@ pub fn statuses(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Vec<KeyStatu
                 .lifecycle
                 .roll
                 .as_ref()
-                .is_some_and(|r| r.old == k.id || r.new == k.id);
+                .is_some_and(|r| r.involves(&k.id));
             KeyStatus {
                 status: if rolling && !zone.lifecycle.waiting_on.is_empty() {
                     Status::WaitingForPublication
@@ -66,7 +66,7 @@ impl Lifecycle {
         }
         let mut z = m.zone.clone();
         if let Some(r) = &z.lifecycle.roll {
-            if r.old == k.id || r.new == k.id {
+            if r.involves(&k.id) {
                 return Err(KeyError::InRoll {
                     zone: m.key.clone(),
                     tag: k.key_tag,

@@ -49,6 +49,13 @@ pub enum Step {
     KskDsSeen { ds_ttl: u32 },
     /// The predecessor KSK goes.
     KskRemoveOld,
+    /// Algorithm roll: the new algorithm's DNSKEYs are published (its KSK
+    /// incoming, its ZSK active), the old ones stay.
+    AlgPublish,
+    /// The old algorithm's DNSKEYs are withdrawn; its keys still sign.
+    AlgUnpublishOld,
+    /// The old algorithm's keys go, and their signatures with them.
+    AlgRemoveOld,
 }
 
 /// Where a key stands in the lifecycle, by Windows' CurrentRolloverStatus
@@ -100,6 +107,9 @@ pub enum Next {
         old: String,
         manual: bool,
     },
+    /// The policy's algorithm is not the keys': roll to it (RFC 6781
+    /// §4.1.4) from this KSK and ZSK.
+    StartAlgorithmRoll { old_ksk: String, old_zsk: String },
     /// The step's interval runs until `until`.
     Wait { until: u64, status: Status },
     /// The interval has passed: if the check holds, take the step.
@@ -149,6 +159,9 @@ pub fn next(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Next {
 /// No roll in flight: the first key an operator asked to roll, else the
 /// key whose lifetime ends first.
 fn next_roll(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Next {
+    if let Some(start) = algorithm_roll(zone, keys) {
+        return start;
+    }
     if let Some(k) = zone
         .lifecycle
         .queue
@@ -174,6 +187,23 @@ fn next_roll(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Next {
         Some((at, _)) => Next::Idle { at: Some(at) },
         None => Next::Idle { at: None },
     }
+}
+
+/// An algorithm roll when the policy names another algorithm than the
+/// zone's active keys have (`zone set --algorithm`); it comes before any
+/// other roll.
+fn algorithm_roll(zone: &ZoneRecord, keys: &[KeyRecord]) -> Option<Next> {
+    let wanted = zone.policy.algorithm.number();
+    let old = |role| {
+        keys.iter().find(|k| {
+            k.role == role && k.state == KeyState::Active && k.algorithm.number() != wanted
+        })
+    };
+    let (ksk, zsk) = (old(KeyRole::Ksk)?, old(KeyRole::Zsk)?);
+    Some(Next::StartAlgorithmRoll {
+        old_ksk: ksk.id.clone(),
+        old_zsk: zsk.id.clone(),
+    })
 }
 
 /// Keys that can be rolled: the active ones.
@@ -230,7 +260,36 @@ fn next_in_roll(zone: &ZoneRecord, roll: &Roll, now: u64) -> Next {
             Check::DsServed {
                 ksk: roll.new.clone(),
             },
-            Step::KskRemoveOld,
+            if roll.is_algorithm_roll() {
+                Step::AlgUnpublishOld
+            } else {
+                Step::KskRemoveOld
+            },
+        ),
+        // The new signatures must be in every cache before the new
+        // DNSKEYs are: Dsgn + Dprp + TTLsig, as a ZSK's retirement.
+        RollStep::AlgSigned => (
+            t.zsk_iret(roll.ttl),
+            t.ttl_sig.max(u64::from(roll.ttl)),
+            Status::ZskWaitingForMaxZoneTtl,
+            Check::SignedBy {
+                zsk: roll.new_zsk.clone(),
+            },
+            Step::AlgPublish,
+        ),
+        RollStep::AlgPublished => (
+            t.ksk_ipub(roll.ttl),
+            t.ttl_key.max(u64::from(roll.ttl)),
+            Status::KskWaitingForDnskeyTtl,
+            Check::DnskeyServed,
+            Step::KskSubmit,
+        ),
+        RollStep::AlgOldUnpublished => (
+            t.ksk_ipub(roll.ttl),
+            t.ttl_key.max(u64::from(roll.ttl)),
+            Status::KskWaitingForDnskeyTtl,
+            Check::DnskeyServed,
+            Step::AlgRemoveOld,
         ),
     };
     let seen_first = roll.step != RollStep::KskDsSeen;
@@ -274,10 +333,7 @@ pub fn roll_status(zone: &ZoneRecord, now: u64) -> Status {
 /// A key's status, for `key list`.
 pub fn key_status(zone: &ZoneRecord, keys: &[KeyRecord], key: &KeyRecord, now: u64) -> Status {
     let life = &zone.lifecycle;
-    let in_roll = life
-        .roll
-        .as_ref()
-        .is_some_and(|r| r.old == key.id || r.new == key.id);
+    let in_roll = life.roll.as_ref().is_some_and(|r| r.involves(&key.id));
     if in_roll && life.error.is_some() {
         return Status::RollError;
     }
@@ -385,6 +441,8 @@ mod tests {
             ttl,
             manual: false,
             seen_at: since,
+            old_zsk: String::new(),
+            new_zsk: String::new(),
         }
     }
 

@@ -21,7 +21,7 @@ use super::probe::{DnsProbe, Evidence, Probe};
 use crate::dnssec::ds::{self, DsDigest};
 use crate::dnssec::KeyRole;
 use crate::error::{Error, KeyError, Result};
-use crate::keyset::{dnskey_of, Inventory, KeySet, KeySets};
+use crate::keyset::{dnskey_of, Inventory, KeySet, KeySets, Publication};
 use crate::mastership::gate::{Gate, Managed};
 use crate::mastership::Mastership;
 use crate::node::{parse_zone_name, Node};
@@ -132,6 +132,11 @@ impl Lifecycle {
                     let old = find(&keys, &m.key, &old)?;
                     self.start(&m, role, old, manual).await?
                 }
+                Next::StartAlgorithmRoll { old_ksk, old_zsk } => {
+                    let old_ksk = find(&keys, &m.key, &old_ksk)?;
+                    let old_zsk = find(&keys, &m.key, &old_zsk)?;
+                    self.start_algorithm_roll(&m, old_ksk, old_zsk).await?
+                }
                 Next::Check {
                     check,
                     then,
@@ -175,6 +180,8 @@ impl Lifecycle {
             ttl: m.zone.policy.dnskey_ttl,
             manual,
             seen_at: 0,
+            old_zsk: String::new(),
+            new_zsk: String::new(),
         });
         zone.lifecycle.waiting_on.clear();
         let what = role.as_str().to_uppercase();
@@ -200,6 +207,68 @@ impl Lifecycle {
             self.inventory
                 .undo_generated(std::slice::from_ref(&new), &e)
                 .await;
+            return Err(e.into());
+        }
+        tracing::info!(zone = %m.key, "{detail}");
+        Ok(())
+    }
+
+    /// Starts an algorithm roll (RFC 6781 §4.1.4, conservative): a KSK
+    /// and a ZSK of the policy's algorithm generated and recorded with the
+    /// roll, both signing, neither published yet.
+    async fn start_algorithm_roll(
+        &self,
+        m: &Managed,
+        old_ksk: &KeyRecord,
+        old_zsk: &KeyRecord,
+    ) -> Result<()> {
+        let algorithm = m.zone.policy.algorithm;
+        let ksk = self
+            .inventory
+            .generate_key(&m.key, KeyRole::Ksk, algorithm, KeyState::PreActive)
+            .await?;
+        let zsk = match self
+            .inventory
+            .generate_key(&m.key, KeyRole::Zsk, algorithm, KeyState::PreActive)
+            .await
+        {
+            Ok(zsk) => zsk,
+            Err(e) => {
+                self.inventory.destroy_in_token(vec![ksk.id.clone()]).await;
+                return Err(e);
+            }
+        };
+        let mut zone = m.zone.clone();
+        let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
+        zone.lifecycle.roll = Some(Roll {
+            role: KeyRole::Ksk,
+            old: old_ksk.id.clone(),
+            new: ksk.id.clone(),
+            step: RollStep::AlgSigned,
+            since: self.node.clock.now(),
+            ttl: t.ttl_sig as u32,
+            manual: true,
+            seen_at: 0,
+            old_zsk: old_zsk.id.clone(),
+            new_zsk: zsk.id.clone(),
+        });
+        zone.lifecycle.waiting_on.clear();
+        let detail = format!(
+            "algorithm roll from {} to {algorithm} started: KSK {} and ZSK {} generated; they sign, \
+             not yet published (RFC 6781 §4.1.4: signatures first)",
+            old_ksk.algorithm, ksk.key_tag, zsk.key_tag
+        );
+        let audit = self
+            .node
+            .draft("rollover", &m.key, "roll-start", detail.clone());
+        let new = [ksk, zsk];
+        if let Err(e) = self
+            .node
+            .store
+            .update_zone(&zone, m.zone.epoch, &new, &[], &audit)
+            .await
+        {
+            self.inventory.undo_generated(&new, &e).await;
             return Err(e.into());
         }
         tracing::info!(zone = %m.key, "{detail}");
@@ -327,6 +396,56 @@ impl Lifecycle {
                     new.key_tag, next.ttl
                 )
             }
+            Step::AlgPublish => {
+                let mut zsk = find(keys, &zone.name, &roll.new_zsk)?.clone();
+                new.state = KeyState::Incoming;
+                new.published = now;
+                zsk.state = KeyState::Active;
+                zsk.published = now;
+                zsk.activated = now;
+                put = vec![new.clone(), zsk.clone()];
+                next.step = RollStep::AlgPublished;
+                next.ttl = zone.policy.dnskey_ttl;
+                format!(
+                    "the DNSKEYs of KSK {} and ZSK {} ({}) published beside the old algorithm's",
+                    new.key_tag, zsk.key_tag, zone.policy.algorithm
+                )
+            }
+            Step::AlgUnpublishOld => {
+                let wanted = zone.policy.algorithm.number();
+                let mut tags = Vec::new();
+                for k in keys.iter().filter(|k| k.algorithm.number() != wanted) {
+                    tags.push(k.key_tag.to_string());
+                    if Publication::of(k.state).signs {
+                        let mut k = k.clone();
+                        k.state = KeyState::PostActive;
+                        k.retired = now;
+                        put.push(k);
+                    } else {
+                        delete.push(k.id.clone());
+                    }
+                }
+                next.step = RollStep::AlgOldUnpublished;
+                next.ttl = zone.policy.dnskey_ttl;
+                format!(
+                    "the old algorithm's DNSKEYs withdrawn ({}); their keys still sign",
+                    tags.join(", ")
+                )
+            }
+            Step::AlgRemoveOld => {
+                let wanted = zone.policy.algorithm.number();
+                delete = keys
+                    .iter()
+                    .filter(|k| k.algorithm.number() != wanted)
+                    .map(|k| k.id.clone())
+                    .collect();
+                zone.lifecycle.last_zsk_rollover = now;
+                zone.lifecycle.last_ksk_rollover = now;
+                format!(
+                    "the old algorithm's keys removed, their signatures with them: the roll to {} is done",
+                    zone.policy.algorithm
+                )
+            }
             Step::ZskRemoveOld | Step::KskRemoveOld => {
                 delete = vec![old.id.clone()];
                 match roll.role {
@@ -342,7 +461,7 @@ impl Lifecycle {
             }
         };
         zone.lifecycle.roll = match step {
-            Step::ZskRemoveOld | Step::KskRemoveOld => None,
+            Step::ZskRemoveOld | Step::KskRemoveOld | Step::AlgRemoveOld => None,
             _ => Some(next),
         };
         zone.lifecycle.waiting_on.clear();
@@ -936,5 +1055,94 @@ mod tests {
         w.clock.advance(DAY);
         assert_eq!(w.tick().await, None, "not this node's zone any more");
         assert_eq!(w.states().await, before);
+    }
+
+    #[tokio::test]
+    async fn an_algorithm_roll_signs_first_publishes_swaps_the_ds_then_withdraws() {
+        use crate::dnssec::Algorithm;
+        let w = world(Policy {
+            zsk_rollover_period: 0,
+            ..policy()
+        })
+        .await;
+        for served in [&w.servers.dnskey, &w.servers.signed, &w.servers.ds] {
+            served.store(true, Ordering::SeqCst);
+        }
+        w.servers.ds_ttl.store(2 * H as u32, Ordering::SeqCst);
+        // What the zone publishes and signs with, by algorithm number.
+        let published = || async {
+            let z = w.zone().await;
+            let keys = w.node.store.list_keys(ZONE).await.unwrap();
+            let apex: Name<Vec<u8>> = ZONE.parse().unwrap();
+            let set = KeySet::new(z, apex, keys).unwrap();
+            let dnskeys = set.apex_rrset(Rtype::DNSKEY).len();
+            let mut signing: Vec<u8> = set
+                .signing_keys()
+                .iter()
+                .map(|k| k.algorithm.number())
+                .collect();
+            signing.sort();
+            let ds: Vec<u8> = set
+                .keys
+                .iter()
+                .filter(|k| k.role == KeyRole::Ksk && Publication::of(k.state).ds)
+                .map(|k| k.algorithm.number())
+                .collect();
+            (dnskeys, signing, ds)
+        };
+        let mut p = w.zone().await.policy;
+        p.algorithm = Algorithm::Ed25519;
+        w.zones.set_policy("test", ZONE, p.clone()).await.unwrap();
+
+        // 1. The new keys sign, unpublished: Dsgn + Dprp + TTLsig + safety.
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, T0 + H + DAY + H);
+        assert_eq!(w.status().await, Status::ZskWaitingForMaxZoneTtl);
+        assert_eq!(published().await, (2, vec![13, 13, 15, 15], vec![13]));
+        // Changing the algorithm again mid-roll is refused, naming the roll.
+        let err = w
+            .zones
+            .set_policy("test", ZONE, policy())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("must end first"), "{err}");
+        // 2. The new DNSKEYs published beside the old: Dprp + TTLkey + safety.
+        w.set_to(until);
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, T0 + 26 * H + 3 * H);
+        assert_eq!(w.status().await, Status::KskWaitingForDnskeyTtl);
+        assert_eq!(published().await, (4, vec![13, 13, 15, 15], vec![13]));
+        // 3. The DS swap: the parent serves the new DS at once; then
+        // DprpP + TTLds (2 h, measured) + safety.
+        w.set_to(until);
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, T0 + 29 * H + 4 * H);
+        assert_eq!(w.status().await, Status::KskWaitingForDsTtl);
+        assert_eq!(published().await, (4, vec![13, 13, 15, 15], vec![15]));
+        // 4. The old DNSKEYs withdrawn, their keys still sign.
+        w.set_to(until);
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, T0 + 33 * H + 3 * H);
+        assert_eq!(published().await, (2, vec![13, 13, 15, 15], vec![15]));
+        assert_eq!(
+            w.states().await,
+            [
+                pair("ksk", "active"),
+                pair("ksk", "post-active"),
+                pair("zsk", "active"),
+                pair("zsk", "post-active")
+            ]
+        );
+        // 5. The old keys go, and their signatures with them.
+        w.set_to(until);
+        assert_eq!(w.tick().await, None, "no lifetimes: nothing planned");
+        assert_eq!(published().await, (2, vec![15, 15], vec![15]));
+        assert_eq!(w.status().await, Status::NotRolling);
+        assert_eq!(w.node.hsm.list_private_keys().unwrap().len(), 2);
+        let life = w.zone().await.lifecycle;
+        assert_eq!(
+            (life.last_ksk_rollover, life.last_zsk_rollover),
+            (until, until)
+        );
     }
 }

@@ -100,9 +100,30 @@ pub struct Roll {
     /// long propagation took.
     #[serde(default)]
     pub seen_at: u64,
+    /// In an algorithm roll (`old` and `new` are then the KSKs): the ZSKs
+    /// replaced and replacing; empty otherwise.
+    #[serde(default)]
+    pub old_zsk: String,
+    #[serde(default)]
+    pub new_zsk: String,
 }
 
-/// The steps of the rolls keymaster runs (RFC 7583 §3.2.1 and §3.3.1).
+impl Roll {
+    /// Whether this is an algorithm roll (RFC 6781 §4.1.4).
+    pub fn is_algorithm_roll(&self) -> bool {
+        !self.new_zsk.is_empty()
+    }
+
+    /// Whether the key is one the roll replaces or brings in.
+    pub fn involves(&self, id: &str) -> bool {
+        [&self.old, &self.new, &self.old_zsk, &self.new_zsk]
+            .iter()
+            .any(|k| !k.is_empty() && k.as_str() == id)
+    }
+}
+
+/// The steps of the rolls keymaster runs (RFC 7583 §3.2.1 and §3.3.1,
+/// and the conservative algorithm roll of RFC 6781 §4.1.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RollStep {
@@ -121,6 +142,19 @@ pub enum RollStep {
     /// The parent serves the new DS; wait its DS TTL and propagation
     /// before the predecessor goes.
     KskDsSeen,
+    /// Algorithm roll, first step: the new algorithm's KSK and ZSK sign
+    /// every RRset, not yet published; wait Dprp + TTLsig and until every
+    /// server serves the new signatures. (Then as a double-KSK roll: the
+    /// new DNSKEYs published, `AlgPublished`; the DS swap, `KskDsSubmitted`
+    /// and `KskDsSeen`.)
+    AlgSigned,
+    /// The new algorithm's DNSKEYs are published beside the old; wait Dprp
+    /// + TTLkey and until every server serves the DNSKEY RRset.
+    AlgPublished,
+    /// The old algorithm's DNSKEYs are withdrawn, its keys still sign;
+    /// wait Dprp + TTLkey and until every server serves the DNSKEY RRset
+    /// without them; then the old keys go, and their signatures with them.
+    AlgOldUnpublished,
 }
 
 /// A node as registered in the store, with its liveness lease.
@@ -170,6 +204,14 @@ pub enum KeyState {
     Leaving,
     /// Published, no longer signing.
     Retired,
+    /// Signing, not (yet) published: the new algorithm's keys at the start
+    /// of an algorithm roll (RFC 6781 §4.1.4: signatures before DNSKEYs).
+    #[serde(rename = "pre-active")]
+    PreActive,
+    /// Signing, no longer published: the old algorithm's keys at the end
+    /// of an algorithm roll (their signatures go after their DNSKEYs).
+    #[serde(rename = "post-active")]
+    PostActive,
 }
 
 impl KeyState {
@@ -180,6 +222,8 @@ impl KeyState {
             KeyState::Active => "active",
             KeyState::Leaving => "leaving",
             KeyState::Retired => "retired",
+            KeyState::PreActive => "pre-active",
+            KeyState::PostActive => "post-active",
         }
     }
 }
