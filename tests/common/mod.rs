@@ -715,6 +715,10 @@ pub struct Etcd {
     /// The PKI those files are in, kept for the life of the etcd.
     pki: Option<Pki>,
     log: PathBuf,
+    /// The member's name and the cluster's members (`--initial-cluster`);
+    /// a one-member cluster by default.
+    member: String,
+    cluster: Option<String>,
 }
 
 impl Etcd {
@@ -754,6 +758,8 @@ impl Etcd {
             pki: None,
             log: dir.path().join("etcd.log"),
             dir,
+            member: "km-test".into(),
+            cluster: None,
         };
         e.run();
         e
@@ -767,6 +773,12 @@ impl Etcd {
     /// Starts (or restarts, on the same data and ports) the etcd process
     /// and waits until it reports itself healthy.
     pub fn run(&mut self) {
+        self.spawn();
+        self.wait_healthy();
+    }
+
+    /// Starts the etcd process, without waiting.
+    fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -783,7 +795,7 @@ impl Etcd {
                 .arg("--client-cert-auth");
         }
         let child = cmd
-            .args(["--name", "km-test"])
+            .args(["--name", &self.member])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .args(["--listen-client-urls", &self.client_url])
@@ -792,12 +804,21 @@ impl Etcd {
             .args(["--listen-metrics-urls", &self.metrics_url])
             .args(["--initial-advertise-peer-urls", &self.peer_url])
             .arg("--initial-cluster")
-            .arg(format!("km-test={}", self.peer_url))
+            .arg(
+                self.cluster
+                    .clone()
+                    .unwrap_or_else(|| format!("{}={}", self.member, self.peer_url)),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start etcd (Debian package etcd-server)");
         self.child = Some(child);
+    }
+
+    /// Waits until the member reports itself healthy (in a cluster: has a
+    /// leader, so a quorum is up).
+    fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !self.healthy() {
             if let Some(status) = self
@@ -845,6 +866,54 @@ impl Etcd {
 impl Drop for Etcd {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A three-member etcd cluster on 127.0.0.1, each member a process of its
+/// own (stopped by PID when dropped).
+pub struct EtcdCluster {
+    pub members: Vec<Etcd>,
+}
+
+impl EtcdCluster {
+    pub fn start(name: &str) -> EtcdCluster {
+        let mut members: Vec<Etcd> = (0..3)
+            .map(|i| {
+                let dir = TempDir::new(&format!("etcd-{name}-{i}"));
+                Etcd {
+                    child: None,
+                    client_url: format!("http://127.0.0.1:{}", free_port()),
+                    peer_url: format!("http://127.0.0.1:{}", free_port()),
+                    metrics_url: format!("http://127.0.0.1:{}", free_port()),
+                    server_tls: None,
+                    client_tls: None,
+                    pki: None,
+                    log: dir.path().join("etcd.log"),
+                    dir,
+                    member: format!("m{i}"),
+                    cluster: None,
+                }
+            })
+            .collect();
+        let cluster = members
+            .iter()
+            .map(|m| format!("{}={}", m.member, m.peer_url))
+            .collect::<Vec<_>>()
+            .join(",");
+        for m in &mut members {
+            m.cluster = Some(cluster.clone());
+            m.spawn();
+        }
+        for m in &mut members {
+            m.wait_healthy();
+        }
+        EtcdCluster { members }
+    }
+
+    /// The `--store` value naming every member.
+    pub fn store(&self) -> String {
+        let urls: Vec<&str> = self.members.iter().map(|m| m.client_url.as_str()).collect();
+        format!("etcd:{}", urls.join(","))
     }
 }
 

@@ -31,10 +31,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
+    Certificate, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, Identity,
     PutOptions, TlsOptions, Txn, TxnOp, WatchOptions,
 };
 use serde::{Deserialize, Serialize};
+
+mod members;
+use members::{Members, Unanswered};
 
 use super::schema::{decode, encode, KeyRecord, NodeRecord, Record, ZoneRecord, SCHEMA_VERSION};
 use super::{Store, StoreError, StoreOptions, StoreTls};
@@ -50,7 +53,7 @@ const PAGE: i64 = 500;
 #[derive(Clone)]
 pub struct EtcdStore {
     location: String,
-    client: Client,
+    members: Arc<Members>,
     audit_file: Option<PathBuf>,
     /// This process's lease per node id it registered.
     leases: Arc<Mutex<HashMap<String, i64>>>,
@@ -136,8 +139,11 @@ impl EtcdStore {
         }
         let mut connect = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
-            .with_timeout(Duration::from_secs(5))
-            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+            .with_timeout(Duration::from_secs(3))
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
+            // A member cut off from the quorum refuses at once ("no
+            // leader") instead of holding the call until it times out.
+            .with_require_leader(true);
         let https = urls.iter().filter(|u| u.starts_with("https://")).count();
         match (&options.tls, https) {
             (None, 0) => {}
@@ -157,8 +163,8 @@ impl EtcdStore {
         }
         let audit_file = options.audit_file;
         let options = connect;
-        let client =
-            Client::connect(&urls, Some(options))
+        let members =
+            Members::connect(&urls, &options)
                 .await
                 .map_err(|e| StoreError::Unavailable {
                     location: location.clone(),
@@ -166,7 +172,7 @@ impl EtcdStore {
                 })?;
         let store = EtcdStore {
             location,
-            client,
+            members: Arc::new(members),
             audit_file,
             leases: Arc::default(),
         };
@@ -174,28 +180,29 @@ impl EtcdStore {
         Ok(store)
     }
 
-    fn unavailable(&self, e: etcd_client::Error) -> StoreError {
+    fn unavailable(&self, e: Unanswered) -> StoreError {
         StoreError::Unavailable {
             location: self.location.clone(),
-            reason: e.to_string(),
+            reason: e.0,
         }
     }
 
     async fn check_schema(&self) -> Result<(), StoreError> {
         let schema_key = key("meta/schema");
-        let mut kv = self.client.kv_client();
-        kv.txn(
-            Txn::new()
-                .when([Compare::version(schema_key.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(
-                    schema_key.clone(),
-                    SCHEMA_VERSION.to_string(),
-                    None,
-                )]),
-        )
-        .await
-        .map_err(|e| self.unavailable(e))?;
-        let r = kv
+        self.members
+            .txn(
+                Txn::new()
+                    .when([Compare::version(schema_key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(
+                        schema_key.clone(),
+                        SCHEMA_VERSION.to_string(),
+                        None,
+                    )]),
+            )
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let r = self
+            .members
             .get(schema_key, None)
             .await
             .map_err(|e| self.unavailable(e))?;
@@ -214,8 +221,7 @@ impl EtcdStore {
 
     async fn read<T: Record>(&self, k: &str) -> Result<Read<T>, StoreError> {
         let r = self
-            .client
-            .kv_client()
+            .members
             .get(k, None)
             .await
             .map_err(|e| self.unavailable(e))?;
@@ -240,8 +246,7 @@ impl EtcdStore {
         let mut out = Vec::new();
         loop {
             let r = self
-                .client
-                .kv_client()
+                .members
                 .get(
                     from.clone(),
                     Some(GetOptions::new().with_range(end.clone()).with_limit(PAGE)),
@@ -320,8 +325,7 @@ impl EtcdStore {
                 None,
             ));
             let r = self
-                .client
-                .kv_client()
+                .members
                 .txn(Txn::new().when(p.compares).and_then(p.ops))
                 .await
                 .map_err(|e| self.unavailable(e))?;
@@ -376,28 +380,20 @@ impl EtcdStore {
             .get(node)
             .copied();
         if let Some(id) = known {
-            let mut lease = self.client.lease_client();
-            if let Ok((mut keeper, mut stream)) = lease.keep_alive(id).await {
-                if keeper.keep_alive().await.is_ok() {
-                    if let Ok(Some(r)) = stream.message().await {
-                        if r.ttl() > 0 {
-                            return Ok(id);
-                        }
-                    }
-                }
+            if matches!(self.members.keep_alive(id).await, Ok(ttl) if ttl > 0) {
+                return Ok(id);
             }
         }
         let granted = self
-            .client
-            .lease_client()
-            .grant(ttl, None)
+            .members
+            .grant(ttl)
             .await
             .map_err(|e| self.unavailable(e))?;
         self.leases
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(node.to_string(), granted.id());
-        Ok(granted.id())
+            .insert(node.to_string(), granted);
+        Ok(granted)
     }
 }
 
@@ -539,8 +535,7 @@ impl Store for EtcdStore {
     async fn put_node(&self, node: &NodeRecord) -> Result<(), StoreError> {
         let ttl = node.lease_secs.max(1) as i64;
         let lease = self.node_lease(&node.node_id, ttl).await?;
-        self.client
-            .kv_client()
+        self.members
             .txn(Txn::new().and_then([
                 TxnOp::put(key(&format!("nodes/{}", node.node_id)), encode(node), None),
                 TxnOp::put(
@@ -558,8 +553,7 @@ impl Store for EtcdStore {
         let mut nodes: Vec<NodeRecord> = self.read_prefix(&key("nodes/")).await?;
         let alive_prefix = key("alive/");
         let alive = self
-            .client
-            .kv_client()
+            .members
             .get(
                 alive_prefix.clone(),
                 Some(GetOptions::new().with_prefix().with_keys_only()),
@@ -654,8 +648,7 @@ impl Store for EtcdStore {
             // transaction: delete only the old keys that are not put again.
             let prefix = keys_prefix(zone);
             let old = self
-                .client
-                .kv_client()
+                .members
                 .get(
                     prefix.clone(),
                     Some(GetOptions::new().with_prefix().with_keys_only()),
@@ -707,11 +700,14 @@ impl Store for EtcdStore {
 
     async fn watch_zones(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let mut client = self.client.clone();
+        let members = self.members.clone();
         let prefix = key("zones/");
         tokio::spawn(async move {
             while !tx.is_closed() {
-                match client
+                // On the member calls go to now: a watch whose member died
+                // starts again on one that answers.
+                match members
+                    .client()
                     .watch(prefix.clone(), Some(WatchOptions::new().with_prefix()))
                     .await
                 {
