@@ -105,5 +105,12 @@ fn one_member_down_of_three_changes_nothing() {
         1 + 6 + 1,
         "the first ZSK, six added with a member down, one after the quorum came back: {keys}"
     );
+    // Token and store agree: one private key per key record.
+    let objects = token.list_objects();
+    assert_eq!(
+        objects.matches("Private Key Object").count(),
+        keys.lines().count() - 1,
+        "one private key per key record, no orphan: {objects}"
+    );
     assert!(a.ctl_ok(&["audit", "verify"]).contains("verified"));
 }

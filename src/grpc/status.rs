@@ -135,7 +135,9 @@ fn store_code(e: &StoreError) -> Code {
         StoreError::ZoneNotFound(_) | StoreError::KeyNotFound { .. } => Code::NotFound,
         StoreError::ZoneExists(_) => Code::AlreadyExists,
         StoreError::Fenced { .. } => Code::FailedPrecondition,
-        StoreError::Unavailable { .. } | StoreError::AuditUnwritable(_) => Code::Unavailable,
+        StoreError::Unavailable { .. }
+        | StoreError::Refused { .. }
+        | StoreError::AuditUnwritable(_) => Code::Unavailable,
         StoreError::Corrupt(_) => Code::Internal,
     }
 }

@@ -465,6 +465,20 @@ mod tests {
             location: "x".into(),
             reason: "answer lost".into(),
         };
+        let rolled_back = StoreError::Refused {
+            location: "sqlite:x".into(),
+            reason: "database or disk is full".into(),
+        };
+        let third = inv
+            .generate_ksk_and_zsk("v.example.", Algorithm::EcdsaP256Sha256)
+            .await
+            .unwrap();
+        inv.undo_generated(&third, &rolled_back).await;
+        assert_eq!(
+            node.hsm.list_private_keys().unwrap().len(),
+            1,
+            "a write known not to have landed leaves no orphan"
+        );
         inv.undo_generated(&keys[1..], &lost).await;
         assert_eq!(node.hsm.list_private_keys().unwrap().len(), 1);
         assert_eq!(

@@ -31,12 +31,30 @@ pub enum StoreError {
         expected: u64,
         actual: u64,
     },
+    /// The store could not be used, and a write may or may not have
+    /// landed (an answer that never came).
     #[error("store {location} is not usable: {reason}")]
     Unavailable { location: String, reason: String },
+    /// The store refused a write, which certainly did not land (SQLite
+    /// rolled the transaction back; no etcd member took it).
+    #[error("store {location} refused the change, nothing was written: {reason}")]
+    Refused { location: String, reason: String },
     #[error("store record is corrupt or of an unknown schema: {0}")]
     Corrupt(String),
     #[error("the audit log cannot be written ({0}); the change is refused")]
     AuditUnwritable(String),
+}
+
+impl StoreError {
+    /// The same failure, known to have written nothing.
+    pub fn definite(self) -> StoreError {
+        match self {
+            StoreError::Unavailable { location, reason } => {
+                StoreError::Refused { location, reason }
+            }
+            e => e,
+        }
+    }
 }
 
 /// Where zones, keys and the audit log are kept. Every write that changes

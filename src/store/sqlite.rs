@@ -61,6 +61,7 @@ impl SqliteStore {
         change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<(T, AuditEntry), StoreError> {
         let (audit, file) = (audit.clone(), self.audit_file.clone());
+        let path = self.path.clone();
         self.run(move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -71,6 +72,14 @@ impl SqliteStore {
             Ok((result, entry))
         })
         .await
+        // A local transaction that failed was rolled back: nothing landed.
+        .map_err(|e| match e {
+            StoreError::Unavailable { reason, .. } => StoreError::Refused {
+                location: format!("sqlite:{path}"),
+                reason,
+            },
+            e => e,
+        })
     }
 }
 

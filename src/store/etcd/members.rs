@@ -41,13 +41,17 @@ struct Member {
     failed: AtomicBool,
 }
 
-/// Why a call got no answer, in words.
+/// Why a call got no answer, in words, and whether a write certainly did
+/// not land (no member can have proposed it).
 #[derive(Debug)]
-pub(super) struct Unanswered(pub String);
+pub(super) struct Unanswered {
+    pub reason: String,
+    pub definite: bool,
+}
 
 impl std::fmt::Display for Unanswered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.reason)
     }
 }
 
@@ -131,7 +135,12 @@ impl Members {
                         }
                         why.push(format!("{}: {}", m.url, in_words(&e)));
                     }
-                    Err(e) => return Err(Unanswered(in_words(&e))),
+                    Err(e) => {
+                        return Err(Unanswered {
+                            reason: in_words(&e),
+                            definite: !outcome_unknown(&e),
+                        })
+                    }
                 }
             }
             // Members that answer but have no leader are electing one
@@ -148,10 +157,12 @@ impl Members {
             }
             tokio::time::sleep(ELECTION_WAIT).await;
         }
-        Err(Unanswered(format!(
-            "no member answers ({})",
-            why.join("; ")
-        )))
+        // Every member refused in a way that moves a write on: none
+        // proposed it.
+        Err(Unanswered {
+            reason: format!("no member answers ({})", why.join("; ")),
+            definite: retry == Retry::Write,
+        })
     }
 
     pub async fn get(
@@ -220,6 +231,24 @@ fn may_move_on(e: &etcd_client::Error, retry: Retry) -> bool {
                 if matches!(s.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Unknown)))
 }
 
+/// Whether a call that failed so may nonetheless have been applied (its
+/// answer lost, or the leader changed under it).
+fn outcome_unknown(e: &etcd_client::Error) -> bool {
+    use tonic::Code;
+    match e {
+        etcd_client::Error::GRpcStatus(s) => matches!(
+            s.code(),
+            Code::Unavailable
+                | Code::DeadlineExceeded
+                | Code::Unknown
+                | Code::Cancelled
+                | Code::Internal
+        ),
+        etcd_client::Error::TransportError(_) => false,
+        _ => true,
+    }
+}
+
 /// Whether the member answered that the cluster is between leaders.
 fn electing_leader(e: &etcd_client::Error) -> bool {
     matches!(e, etcd_client::Error::GRpcStatus(s)
@@ -247,7 +276,10 @@ pub(super) fn in_words(e: &etcd_client::Error) -> String {
                 cause.unwrap_or_else(|| s.message().to_string())
             )
         }
-        Error::GRpcStatus(s) => s.message().to_string(),
+        Error::GRpcStatus(s) => match std::error::Error::source(s).map(innermost) {
+            Some(cause) if cause != s.message() => format!("{} ({cause})", s.message()),
+            _ => s.message().to_string(),
+        },
         Error::TransportError(t) => format!("cannot connect ({})", innermost(t)),
         other => other.to_string(),
     }

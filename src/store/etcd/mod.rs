@@ -181,9 +181,14 @@ impl EtcdStore {
     }
 
     fn unavailable(&self, e: Unanswered) -> StoreError {
-        StoreError::Unavailable {
+        let failure = StoreError::Unavailable {
             location: self.location.clone(),
-            reason: e.0,
+            reason: e.reason,
+        };
+        if e.definite {
+            failure.definite()
+        } else {
+            failure
         }
     }
 
@@ -303,8 +308,12 @@ impl EtcdStore {
         self.check_audit_file().await?;
         let head_key = key("audit-head");
         for attempt in 0..MAX_ATTEMPTS {
-            let (mut p, result) = plan().await?;
-            let head = self.read::<AuditHead>(&head_key).await?;
+            // A failure before the transaction is sent writes nothing.
+            let (mut p, result) = plan().await.map_err(StoreError::definite)?;
+            let head = self
+                .read::<AuditHead>(&head_key)
+                .await
+                .map_err(StoreError::definite)?;
             let (seq, prev) = match &head.value {
                 Some(h) => (h.seq + 1, h.hash.clone()),
                 None => (1, audit::GENESIS.to_string()),
