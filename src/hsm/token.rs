@@ -89,16 +89,8 @@ impl Token {
                 other => other.to_string(),
             },
         })?;
-        retry_transient(|| {
-            match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-                Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
-                r => r.map_err(HsmError::from),
-            }
-        })?;
-        let (slot, identity) = find_token(&ctx, &config.selector)?;
-        let keeper = retry_transient(|| Ok(ctx.open_rw_session(slot)?))?;
-        login(&keeper, &config.pin, &identity)?;
-        let info = ctx.get_token_info(slot)?;
+        initialize(&ctx)?;
+        let (slot, identity, keeper, info) = attach_patiently(&ctx, config)?;
         let max_sessions = match info.max_rw_session_count() {
             cryptoki::slot::Limit::Max(n) => (n as usize).max(2),
             _ => 64,
@@ -362,6 +354,68 @@ fn login(session: &Session, pin: &Secret, identity: &TokenIdentity) -> Result<()
         }),
         Err(e) => Err(e.into()),
     })
+}
+
+/// C_Initialize, which a module already initialised (by this process)
+/// may answer as such.
+fn initialize(ctx: &Pkcs11) -> Result<()> {
+    retry_transient(|| {
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
+            r => r.map_err(HsmError::from),
+        }
+    })
+}
+
+/// How long to look for the token before believing it absent.
+const TOKEN_LOOKS: u32 = 15;
+const TOKEN_LOOK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Finds the token, opens the management session and logs in, looking
+/// again with a fresh module for up to 3 s when the token is not there or
+/// answers as a token being written does: SoftHSM lists a token only if
+/// it could read its files at C_Initialize, and while another process
+/// writes them shows none, fails C_GetTokenInfo or says its PIN is not
+/// set (TOKEN.md, Several processes on one token). A wrong PIN is never
+/// tried again (the token would lock); an absent token is reported after
+/// the last look, naming the tokens present.
+fn attach_patiently(
+    ctx: &Pkcs11,
+    config: &TokenConfig,
+) -> Result<(Slot, TokenIdentity, Session, cryptoki::slot::TokenInfo)> {
+    let attach = || -> Result<_> {
+        let (slot, identity) = find_token(ctx, &config.selector)?;
+        let keeper = retry_transient(|| Ok(ctx.open_rw_session(slot)?))?;
+        login(&keeper, &config.pin, &identity)?;
+        let info = retry_transient(|| Ok(ctx.get_token_info(slot)?))?;
+        Ok((slot, identity, keeper, info))
+    };
+    let mut look = 1;
+    loop {
+        match attach() {
+            Err(e) if look < TOKEN_LOOKS && seen_while_written(&e) => {
+                tracing::debug!(error = %e, look, "token not usable yet; looking again with a fresh module");
+                look += 1;
+                std::thread::sleep(TOKEN_LOOK_INTERVAL);
+                let _ = ctx.clone().finalize();
+                initialize(ctx)?;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// What SoftHSM answers about a token another process is writing.
+fn seen_while_written(e: &HsmError) -> bool {
+    e.is_transient()
+        || matches!(e, HsmError::TokenNotFound { .. })
+        || matches!(
+            e,
+            HsmError::Pkcs11 {
+                rv: RvError::UserPinNotInitialized | RvError::TokenNotRecognized,
+                ..
+            }
+        )
 }
 
 fn find_token(ctx: &Pkcs11, selector: &TokenSelector) -> Result<(Slot, TokenIdentity)> {

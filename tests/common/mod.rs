@@ -205,9 +205,13 @@ impl Pki {
     }
 }
 
+/// Writes a certificate and its key under names of their own (a number
+/// added), so that nodes started at once never read each other's half.
 fn write_pair(dir: &Path, file: &str, cert: &str, key: &str) -> ClientCert {
-    let c = dir.join(format!("{file}.pem"));
-    let k = dir.join(format!("{file}.key"));
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let c = dir.join(format!("{file}-{n}.pem"));
+    let k = dir.join(format!("{file}-{n}.key"));
     std::fs::write(&c, cert).unwrap();
     std::fs::write(&k, key).unwrap();
     ClientCert { cert: c, key: k }
