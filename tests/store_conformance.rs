@@ -499,3 +499,38 @@ conformance!(
     node_leases_lapse,
     lifecycle_steps_are_one_fenced_write
 );
+
+/// SQLite: another process stalled inside a write (SIGSTOPped holding the
+/// write lock) holds up this process's writes, never its reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_reads_go_on_while_a_writer_waits_for_a_stalled_one() {
+    let backend = TestStore::sqlite("stalled");
+    let store = open(&backend).await;
+    let z = "stalled.example.";
+    store
+        .create_zone(&zone(z), &[key(z, "aa", 10)], &draft(z, "add-zone"))
+        .await
+        .unwrap();
+    let path = backend.url().trim_start_matches("sqlite:").to_string();
+    let stalled = rusqlite::Connection::open(&path).unwrap();
+    stalled.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // This process's own write now waits for the lock …
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move { store.append_audit(&draft(z, "waits")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!writer.is_finished(), "the write waits for the lock");
+    // … and its reads do not.
+    let started = std::time::Instant::now();
+    assert!(store.get_zone(z).await.unwrap().is_some());
+    assert_eq!(store.list_zones().await.unwrap().len(), 1);
+    assert_eq!(store.list_keys(z).await.unwrap().len(), 1);
+    assert_eq!(store.read_audit(None, 0).await.unwrap().len(), 1);
+    store.list_nodes().await.unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "reads took {took:?}");
+    stalled.execute_batch("COMMIT").unwrap();
+    writer.await.unwrap().unwrap();
+    assert_eq!(store.read_audit(None, 0).await.unwrap().len(), 2);
+}

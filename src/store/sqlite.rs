@@ -1,7 +1,10 @@
 //! The embedded store on SQLite. Several `keymasterd` processes on one host
 //! may share the file: writes run in `BEGIN IMMEDIATE` transactions (one
 //! writer at a time, others wait up to the busy timeout), and compare the
-//! zone's epoch inside the transaction.
+//! zone's epoch inside the transaction. Reads use a connection of their
+//! own: in WAL mode a reader never waits for a writer, so a writer that
+//! waits for the lock (another process stalled inside a write) holds up
+//! only this process's writes, never its reads.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,6 +21,8 @@ use crate::audit::{self, AuditDraft, AuditEntry};
 pub struct SqliteStore {
     path: String,
     conn: Arc<Mutex<Connection>>,
+    /// For reads only.
+    reader: Arc<Mutex<Connection>>,
     audit_file: Option<PathBuf>,
 }
 
@@ -26,21 +31,45 @@ impl SqliteStore {
     /// written.
     pub async fn open(path: &str, audit_file: Option<PathBuf>) -> Result<SqliteStore, StoreError> {
         let p = path.to_string();
-        let conn = tokio::task::spawn_blocking(move || open_blocking(&p))
-            .await
-            .map_err(|e| unavailable(path, e.to_string()))??;
+        let (conn, reader) = tokio::task::spawn_blocking(move || {
+            let conn = open_blocking(&p)?;
+            let reader = Connection::open(&p).map_err(|e| unavailable(&p, e.to_string()))?;
+            reader
+                .busy_timeout(Duration::from_secs(10))
+                .map_err(|e| unavailable(&p, e.to_string()))?;
+            Ok::<_, StoreError>((conn, reader))
+        })
+        .await
+        .map_err(|e| unavailable(path, e.to_string()))??;
         Ok(SqliteStore {
             path: path.to_string(),
             conn: Arc::new(Mutex::new(conn)),
+            reader: Arc::new(Mutex::new(reader)),
             audit_file,
         })
     }
 
+    /// Runs `f` on the connection that writes.
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.conn.clone();
+        self.on(self.conn.clone(), f).await
+    }
+
+    /// Runs a read on the connection that only reads.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.on(self.reader.clone(), f).await
+    }
+
+    async fn on<T: Send + 'static>(
+        &self,
+        conn: Arc<Mutex<Connection>>,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -272,7 +301,7 @@ impl Store for SqliteStore {
 
     async fn get_zone(&self, name: &str) -> Result<Option<ZoneRecord>, StoreError> {
         let name = name.to_string();
-        self.run(move |c| {
+        self.read(move |c| {
             let data: Option<String> = c
                 .query_row("SELECT data FROM zones WHERE name = ?1", [&name], |r| {
                     r.get(0)
@@ -285,7 +314,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_zones(&self) -> Result<Vec<ZoneRecord>, StoreError> {
-        self.run(|c| query_records(c, "SELECT data FROM zones ORDER BY name", []))
+        self.read(|c| query_records(c, "SELECT data FROM zones ORDER BY name", []))
             .await
     }
 
@@ -310,7 +339,7 @@ impl Store for SqliteStore {
 
     async fn list_keys(&self, zone: &str) -> Result<Vec<KeyRecord>, StoreError> {
         let zone = zone.to_string();
-        self.run(move |c| {
+        self.read(move |c| {
             let mut keys: Vec<KeyRecord> =
                 query_records(c, "SELECT data FROM keys WHERE zone = ?1", [&zone])?;
             keys.sort_by_key(|k| (k.created, k.id.clone()));
@@ -375,7 +404,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        self.run(|c| query_records(c, "SELECT data FROM nodes ORDER BY node_id", []))
+        self.read(|c| query_records(c, "SELECT data FROM nodes ORDER BY node_id", []))
             .await
     }
 
@@ -475,7 +504,7 @@ impl Store for SqliteStore {
         since: u64,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let zone = zone.map(str::to_string);
-        self.run(move |c| {
+        self.read(move |c| {
             query_records(
                 c,
                 "SELECT entry FROM audit WHERE (?1 IS NULL OR zone = ?1) AND time >= ?2 ORDER BY seq",
