@@ -43,6 +43,11 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::spawn(renew_lease(services.clone(), advertise, config.lease_secs));
     tokio::spawn(watch_roles(services.clone()));
     tokio::spawn(keep_running_lifecycle(services.clone()));
+    tokio::spawn(services.publisher.clone().run());
+    if let Some(dns) = &config.dns_listen {
+        let at = crate::publish::serve_dns(dns, services.publisher.served.clone()).await?;
+        tracing::info!(%at, "serving signed zones to their secondaries");
+    }
     if let Some(path) = &config.address_file {
         write_address_file(path, &addr.to_string()).await?;
     }

@@ -25,6 +25,34 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     async fn sleep(&self, d: Duration);
 }
 
+/// The UTC calendar date (year, month, day) of a Unix time (the civil
+/// calendar algorithm of H. Hinnant's "chrono-compatible low-level date
+/// algorithms", days from 1970-01-01).
+pub fn civil_date(unix: u64) -> (u32, u32, u32) {
+    let z = (unix / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y as u32, m as u32, d as u32)
+}
+
+/// A Unix time as RFC 3339 in UTC ("2026-12-01T11:48:16Z").
+pub fn rfc3339(unix: u64) -> String {
+    let (y, m, d) = civil_date(unix);
+    let s = unix % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
 /// The system's clocks.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
@@ -126,6 +154,16 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn civil_dates_of_known_times() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(951_782_400), (2000, 2, 29));
+        assert_eq!(civil_date(1_796_125_696), (2026, 12, 1));
+        assert_eq!(civil_date(4_107_542_399), (2100, 2, 28));
+        assert_eq!(rfc3339(1_796_125_696), "2026-12-01T11:48:16Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
 
     #[test]
     fn manual_clock_moves_only_when_advanced() {

@@ -92,6 +92,10 @@ pub struct DaemonArgs {
     /// KSK roll hands the parent a new DS (on the zone's Key Master).
     #[arg(long, env = "KEYMASTER_DS_SUBMIT_COMMAND")]
     pub ds_submit_command: Option<PathBuf>,
+    /// Serve the zones this node keeps signed (those with a source) to
+    /// their secondaries by zone transfer on this address, UDP and TCP.
+    #[arg(long, env = "KEYMASTER_DNS_LISTEN")]
+    pub dns_listen: Option<String>,
     /// Most concurrent zone-signing streams per caller (0: no limit).
     #[arg(long, env = "KEYMASTER_MAX_STREAMS_PER_CALLER")]
     pub max_streams_per_caller: Option<usize>,
@@ -147,6 +151,7 @@ pub struct FileConfig {
     pub access_file: Option<PathBuf>,
     pub audit_file: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
+    pub dns_listen: Option<String>,
     pub max_streams_per_caller: Option<usize>,
     pub sign_rate_per_caller: Option<u32>,
     pub advertise: Option<String>,
@@ -175,6 +180,7 @@ pub struct Config {
     pub access_file: Option<PathBuf>,
     pub audit_file: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
+    pub dns_listen: Option<String>,
     pub max_streams_per_caller: usize,
     pub sign_rate_per_caller: u32,
     pub advertise: Option<String>,
@@ -267,6 +273,7 @@ impl Config {
             access_file: args.access_file.or(file.access_file),
             audit_file: args.audit_file.or(file.audit_file),
             ds_submit_command: args.ds_submit_command.or(file.ds_submit_command),
+            dns_listen: args.dns_listen.or(file.dns_listen),
             max_streams_per_caller: args
                 .max_streams_per_caller
                 .or(file.max_streams_per_caller)

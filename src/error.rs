@@ -329,4 +329,14 @@ pub enum ZonesError {
         "zone {zone} has {count} keys in the token; removing it destroys them: repeat with --force"
     )]
     HasKeys { zone: String, count: usize },
+    #[error("zone {zone}: source file {path}: {reason}")]
+    Source {
+        zone: String,
+        path: String,
+        reason: String,
+    },
+    #[error("zone {zone}: secondary {given} is not ADDR:PORT")]
+    Secondary { zone: String, given: String },
+    #[error("serial policy {0} is not keep, increment, unixtime or dateserial")]
+    SerialPolicy(String),
 }

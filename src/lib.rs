@@ -24,6 +24,7 @@ pub mod lifecycle;
 pub mod mastership;
 pub mod node;
 pub mod policy;
+pub mod publish;
 pub mod secret;
 pub mod services;
 pub mod signing;

@@ -6,6 +6,7 @@
 //!   zones ──► keyset::Inventory ──► mastership::Gate ──► node
 //!     │            │                                      ▲
 //!     └──► mastership (leases, candidates, moves) ────────┤
+//!   publish ──► signing, mastership::Gate (keeps zones signed, serves them)
 //!   signing ──► keyset::KeySets ──────────────────────────┘
 //!                      (node: id, hsm, store, clock, audit)
 //! ```
@@ -16,6 +17,7 @@ use crate::keyset::{Inventory, KeySets};
 use crate::lifecycle::Lifecycle;
 use crate::mastership::{Gate, Mastership, Peers};
 use crate::node::Node;
+use crate::publish::Publisher;
 use crate::signing::{Limits, Signing};
 use crate::zones::Zones;
 
@@ -23,9 +25,10 @@ pub struct Services {
     pub node: Arc<Node>,
     pub zones: Zones,
     pub inventory: Arc<Inventory>,
-    pub signing: Signing,
+    pub signing: Arc<Signing>,
     pub mastership: Arc<Mastership>,
     pub lifecycle: Arc<Lifecycle>,
+    pub publisher: Arc<Publisher>,
 }
 
 /// What the services take beyond the node.
@@ -53,8 +56,17 @@ impl Services {
             &mastership,
             settings.ds_submit_command,
         ));
+        let signing = Arc::new(Signing::new(node.clone(), keysets.clone(), settings.limits));
+        let publisher = Arc::new(Publisher::new(
+            node.clone(),
+            gate.clone(),
+            signing.clone(),
+            keysets.clone(),
+            mastership.held_zones(),
+        ));
         Services {
             lifecycle,
+            publisher,
             zones: Zones::new(
                 node.clone(),
                 gate,
@@ -62,7 +74,7 @@ impl Services {
                 keysets.clone(),
                 mastership.clone(),
             ),
-            signing: Signing::new(node.clone(), keysets, settings.limits),
+            signing,
             inventory,
             mastership,
             node,

@@ -82,6 +82,7 @@ impl Zones {
             created: now,
             needs_rekey: false,
             lifecycle: Default::default(),
+            publishing: Default::default(),
         };
         let audit = self.node.draft(
             who,

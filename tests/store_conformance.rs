@@ -50,6 +50,7 @@ fn zone(name: &str) -> ZoneRecord {
         created: 10,
         needs_rekey: false,
         lifecycle: Default::default(),
+        publishing: Default::default(),
     }
 }
 

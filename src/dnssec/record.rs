@@ -44,6 +44,23 @@ impl Rec {
         }
     }
 
+    /// The serial of an SOA record (it sits 20 octets from the end of the
+    /// RDATA, before REFRESH, RETRY, EXPIRE and MINIMUM; RFC 1035 §3.3.13).
+    pub fn soa_serial(&self) -> u32 {
+        let rd = self.rdata();
+        u32::from_be_bytes(
+            rd[rd.len() - 20..rd.len() - 16]
+                .try_into()
+                .expect("SOA RDATA"),
+        )
+    }
+
+    /// Replaces the serial of an SOA record.
+    pub fn set_soa_serial(&mut self, serial: u32) {
+        let end = self.buf.len();
+        self.buf[end - 20..end - 16].copy_from_slice(&serial.to_be_bytes());
+    }
+
     /// The owner's canonical sort key.
     pub fn key(&self) -> &[u8] {
         &self.buf[..self.key_len as usize]

@@ -40,6 +40,8 @@ pub struct ZoneSignConfig {
     pub dnskey_validity: Validity,
     /// Validity of every other signature.
     pub validity: Validity,
+    /// The SOA serial to publish; None keeps the input's.
+    pub serial: Option<u32>,
 }
 
 /// What went wrong with a zone. Input errors name the line or the RRset.
@@ -82,6 +84,8 @@ pub enum ZoneError {
     Worker(String),
     #[error("signing stopped: {0}")]
     Aborted(String),
+    #[error("{0}")]
+    Serial(String),
 }
 
 /// Totals of one run.
@@ -94,6 +98,9 @@ pub struct ZoneStats {
     pub rrsets: u64,
     /// The largest TTL of any record of the signed zone (its max zone TTL).
     pub max_ttl: u32,
+    /// The SOA serial of the input, and of the output.
+    pub serial_in: u32,
+    pub serial_out: u32,
 }
 
 /// Reads every record of a zone file into compact records, checking that
@@ -138,6 +145,17 @@ pub fn read_zone(
         recs.push(rec);
     }
     Ok(recs)
+}
+
+/// The serial of the apex SOA among records `read_zone` read.
+pub fn source_serial(recs: &[Rec], apex: &Name<Vec<u8>>) -> Result<u32, ZoneError> {
+    let apex_key = record::name_key(apex);
+    recs.iter()
+        .find(|r| r.rtype == Rtype::SOA && r.key() == apex_key)
+        .map(Rec::soa_serial)
+        .ok_or_else(|| ZoneError::NoSoa {
+            apex: apex.to_string(),
+        })
 }
 
 /// What reading a zone file needs to know to judge each entry.
@@ -340,7 +358,7 @@ pub fn plan_zone(
         }
     }
     let apex_key = record::name_key(&config.apex);
-    let denial_ttl = add_apex_records(&mut recs, &apex_key, config)?;
+    let denial_ttl = add_apex_records(&mut recs, &apex_key, config, stats)?;
     recs.sort_unstable_by(Rec::canonical_cmp);
     recs.dedup_by(|a, b| a.same_rrset(b) && a.rdata() == b.rdata());
     check_rrsets(&recs)?;
@@ -410,6 +428,7 @@ fn add_apex_records(
     recs: &mut Vec<Rec>,
     apex_key: &[u8],
     config: &ZoneSignConfig,
+    stats: &mut ZoneStats,
 ) -> Result<u32, ZoneError> {
     let soas: Vec<&Rec> = recs
         .iter()
@@ -437,6 +456,13 @@ fn add_apex_records(
     let rd = soa.rdata();
     let minimum = u32::from_be_bytes(rd[rd.len() - 4..].try_into().expect("SOA has MINIMUM"));
     let denial_ttl = soa.ttl.min(minimum);
+    stats.serial_in = soa.soa_serial();
+    stats.serial_out = config.serial.unwrap_or(stats.serial_in);
+    for r in recs.iter_mut() {
+        if r.rtype == Rtype::SOA && r.key() == apex_key {
+            r.set_soa_serial(stats.serial_out);
+        }
+    }
     for k in &config.dnskeys {
         recs.push(Rec::new(apex_key, Rtype::DNSKEY, config.dnskey_ttl, k));
     }

@@ -355,3 +355,52 @@ pub fn apply_fields(
     }
     Ok(n)
 }
+
+/// A zone's publication, for `zone status`.
+pub fn zone_status_to_proto(s: &crate::publish::ZoneStatus) -> proto::ZoneStatus {
+    use crate::store::schema::SerialPolicy;
+    let p = &s.publishing;
+    let published = p.serial;
+    proto::ZoneStatus {
+        zone: s.zone.clone(),
+        key_master: s.key_master.clone(),
+        source_file: p.source_file.clone().unwrap_or_default(),
+        out_file: p.out_file.clone().unwrap_or_default(),
+        serial_policy: match p.serial_policy {
+            SerialPolicy::Keep => "keep",
+            SerialPolicy::Increment => "increment",
+            SerialPolicy::UnixTime => "unixtime",
+            SerialPolicy::DateSerial => "dateserial",
+        }
+        .to_string(),
+        published: published.is_some(),
+        serial: published.unwrap_or(0),
+        source_serial: p.source_serial,
+        signed_at: p.signed_at,
+        reason: p.reason.clone(),
+        refresh_at: p.refresh_at,
+        expires: p.expires,
+        error: p.error.clone().unwrap_or_default(),
+        secondaries: s
+            .secondaries
+            .iter()
+            .map(|(address, answer)| match answer {
+                Ok(serial) => proto::SecondaryStatus {
+                    address: address.clone(),
+                    answered: true,
+                    serial: *serial,
+                    behind: published
+                        .is_some_and(|ours| crate::publish::serial::after(ours, *serial)),
+                    error: String::new(),
+                },
+                Err(e) => proto::SecondaryStatus {
+                    address: address.clone(),
+                    answered: false,
+                    serial: 0,
+                    behind: false,
+                    error: e.clone(),
+                },
+            })
+            .collect(),
+    }
+}

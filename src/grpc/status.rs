@@ -39,7 +39,10 @@ pub fn code(e: &Error) -> Code {
         },
         Error::Zones(e) => match e {
             ZonesError::Exists(_) => Code::AlreadyExists,
-            ZonesError::ApexTooLongForNsec3 { .. } => Code::InvalidArgument,
+            ZonesError::ApexTooLongForNsec3 { .. }
+            | ZonesError::Source { .. }
+            | ZonesError::Secondary { .. }
+            | ZonesError::SerialPolicy(_) => Code::InvalidArgument,
             ZonesError::HasKeys { .. } => Code::FailedPrecondition,
         },
         Error::Keys(e) => key_code(e),
@@ -100,7 +103,7 @@ fn zone_file_code(e: &ZoneFileError) -> Code {
         | ZoneFileError::ManySoa { .. }
         | ZoneFileError::TtlMismatch { .. } => Code::InvalidArgument,
         ZoneFileError::TooLarge { .. } => Code::ResourceExhausted,
-        ZoneFileError::NoKey { .. } => Code::FailedPrecondition,
+        ZoneFileError::NoKey { .. } | ZoneFileError::Serial(_) => Code::FailedPrecondition,
         ZoneFileError::Sign(_) | ZoneFileError::Worker(_) => Code::Unavailable,
         ZoneFileError::Aborted(_) => Code::Cancelled,
     }

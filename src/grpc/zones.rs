@@ -6,7 +6,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::context::Api;
-use super::convert::{apply_fields, key_to_proto, keys_to_proto, policy_from_proto, zone_to_proto};
+use super::convert::{
+    apply_fields, key_to_proto, keys_to_proto, policy_from_proto, zone_status_to_proto,
+    zone_to_proto,
+};
 use super::forward;
 use super::limits::StreamSlot;
 use crate::auth::{Caller, Right};
@@ -296,6 +299,71 @@ impl Zones for Api {
                     .set_paused(caller.identity(), &r.zone, r.paused)
                     .await?;
                 Ok(zone_to_proto(&self.services.zones.get_zone(&r.zone).await?))
+            },
+        )
+        .await
+    }
+
+    async fn set_zone_source(
+        &self,
+        request: Request<proto::SetZoneSourceRequest>,
+    ) -> Result<Response<proto::ZoneStatus>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "SetZoneSource",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).set_zone_source(req).await,
+            async |caller, r| {
+                let publisher = &self.services.publisher;
+                publisher
+                    .set_source(
+                        caller.identity(),
+                        &r.zone,
+                        &r.source_file,
+                        &r.out_file,
+                        &r.secondaries,
+                        &r.serial_policy,
+                    )
+                    .await?;
+                Ok::<_, Error>(zone_status_to_proto(&publisher.status(&r.zone).await?))
+            },
+        )
+        .await
+    }
+
+    async fn reload_zone(
+        &self,
+        request: Request<proto::ZoneStatusRequest>,
+    ) -> Result<Response<proto::ZoneStatus>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "ReloadZone",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).reload_zone(req).await,
+            async |_, r| {
+                let publisher = &self.services.publisher;
+                publisher.reload(&r.zone);
+                Ok::<_, Error>(zone_status_to_proto(&publisher.status(&r.zone).await?))
+            },
+        )
+        .await
+    }
+
+    async fn get_zone_status(
+        &self,
+        request: Request<proto::ZoneStatusRequest>,
+    ) -> Result<Response<proto::ZoneStatus>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.answer(
+            request,
+            Right::ReadZone(zone.clone()),
+            "GetZoneStatus",
+            &zone,
+            async |_, r| {
+                let status = self.services.publisher.status(&r.zone).await?;
+                Ok(zone_status_to_proto(&status))
             },
         )
         .await

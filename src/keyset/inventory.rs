@@ -426,6 +426,7 @@ mod tests {
             created: 0,
             needs_rekey: false,
             lifecycle: Default::default(),
+            publishing: Default::default(),
         };
         let audit = node.draft("t", "z.example.", "generate", String::new());
         node.store.create_zone(&zone, &keys, &audit).await.unwrap();

@@ -318,6 +318,7 @@ mod tests {
             created: 0,
             needs_rekey: false,
             lifecycle: Default::default(),
+            publishing: Default::default(),
         }
     }
 

@@ -382,6 +382,7 @@ mod tests {
             created: T0,
             needs_rekey: false,
             lifecycle: Lifecycle::default(),
+            publishing: Default::default(),
         }
     }
 

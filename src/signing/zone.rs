@@ -59,6 +59,7 @@ impl Signing {
                 denial: policy.denial(),
                 dnskey_validity,
                 validity,
+                serial: None,
             },
         })
     }
@@ -93,6 +94,39 @@ impl Signing {
             "zone signing phases"
         );
         Ok(stats)
+    }
+
+    /// Signs a zone's source for publication and returns the signed zone
+    /// whole: once the text is read, `serial` chooses the SOA serial to
+    /// publish from the source's own. Blocks the calling thread.
+    pub fn sign_source_blocking(
+        &self,
+        zone: &ZoneSigning,
+        text: &[u8],
+        serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
+    ) -> Result<(ZoneStats, Vec<u8>)> {
+        let mut stats = ZoneStats::default();
+        let recs = zonesign::read_zone(
+            text,
+            &zone.config.apex,
+            self.limits.max_zone_records,
+            &mut stats,
+        )?;
+        let source = zonesign::source_serial(&recs, &zone.config.apex)?;
+        let mut config = zone.config.clone();
+        config.serial = Some(serial(source).map_err(ZoneError::Serial)?);
+        let plan = zonesign::plan_zone(recs, &config, &mut stats)?;
+        let mut out = Vec::with_capacity(text.len() * 3);
+        self.sign_plan(
+            Arc::new(plan),
+            &mut stats,
+            &mut |chunk| {
+                out.extend_from_slice(&chunk);
+                Ok(())
+            },
+            &mut |_, _| {},
+        )?;
+        Ok((stats, out))
     }
 
     /// Signs a planned zone on the pool, batch by batch, and emits the

@@ -34,6 +34,67 @@ pub struct ZoneRecord {
     /// Where the zone's key lifecycle stands (the rollover engine's state).
     #[serde(default)]
     pub lifecycle: Lifecycle,
+    /// Where the zone's unsigned data comes from and where its signed
+    /// form goes, and what was last published (the zone signer's state).
+    #[serde(default)]
+    pub publishing: Publishing,
+}
+
+/// The zone signer's settings and state for one zone: keymaster keeps the
+/// zone signed from its source and serves it (ARCHITECTURE.md, "The zone
+/// signer"). Stored, so that a new Key Master serves the next serial above
+/// the last one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publishing {
+    /// The unsigned zone's master file, on the Key Master's host; None: the
+    /// zone is not kept signed (only `zone sign`).
+    #[serde(default)]
+    pub source_file: Option<String>,
+    /// A file the signed zone is written to (atomically) on each new serial.
+    #[serde(default)]
+    pub out_file: Option<String>,
+    /// Secondaries, `ADDR:PORT`: allowed to transfer the zone, and sent a
+    /// NOTIFY on every new serial.
+    #[serde(default)]
+    pub secondaries: Vec<String>,
+    #[serde(default)]
+    pub serial_policy: SerialPolicy,
+    /// The last serial published (None: never).
+    #[serde(default)]
+    pub serial: Option<u32>,
+    /// The source's own serial then, when it was signed (Unix seconds), and why.
+    #[serde(default)]
+    pub source_serial: u32,
+    #[serde(default)]
+    pub signed_at: u64,
+    #[serde(default)]
+    pub reason: String,
+    /// The earliest expiration of a signature published, and when the zone
+    /// is to be signed again at the latest (Unix seconds).
+    #[serde(default)]
+    pub expires: u64,
+    #[serde(default)]
+    pub refresh_at: u64,
+    /// Why the last attempt to publish failed; cleared by the next success.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// How the published SOA serial follows the source's (RFC 1982 arithmetic;
+/// it never goes backwards).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SerialPolicy {
+    /// The source's serial, as it is; a re-signing that needs a new serial
+    /// waits for the source to raise it.
+    Keep,
+    /// The source's serial, or one above the last published if that is higher.
+    #[default]
+    Increment,
+    /// Unix seconds, or one above the last published.
+    UnixTime,
+    /// YYYYMMDDnn, or one above the last published.
+    DateSerial,
 }
 
 /// A zone's key lifecycle as stored: what the rollover engine does next

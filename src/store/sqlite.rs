@@ -465,6 +465,7 @@ impl Store for SqliteStore {
             update_zone(tx, &zone.name, |r| {
                 r.policy = zone.policy.clone();
                 r.lifecycle = zone.lifecycle.clone();
+                r.publishing = zone.publishing.clone();
             })?;
             for id in &delete {
                 tx.execute(
@@ -555,6 +556,7 @@ mod tests {
             created: 0,
             needs_rekey: false,
             lifecycle: Default::default(),
+            publishing: Default::default(),
         };
         a.create_zone(&zone, &[], &draft()).await.unwrap();
         for round in 0..20u64 {

@@ -21,6 +21,17 @@ pub struct Knot {
 
 impl Knot {
     pub fn start(zones: &[&str]) -> Knot {
+        Self::start_with(zones, &[])
+    }
+
+    /// knotd as a secondary of the given primaries (keymaster's DNS
+    /// addresses, in order): it transfers the zones from them, takes their
+    /// NOTIFYs, and keeps nothing on disk between runs.
+    pub fn start_secondary(zones: &[&str], primaries: &[String]) -> Knot {
+        Self::start_with(zones, primaries)
+    }
+
+    fn start_with(zones: &[&str], primaries: &[String]) -> Knot {
         let dir = TempDir::new("knot");
         let port = free_port();
         let conf = dir.path().join("knot.conf");
@@ -29,12 +40,32 @@ impl Knot {
             "server:\n    listen: 127.0.0.1@{port}\n    rundir: {d}\n\
              control:\n    listen: {d}/knot.sock\n\
              database:\n    storage: {d}/db\n\
-             log:\n  - target: stderr\n    any: info\n\
-             template:\n  - id: default\n    storage: {d}\n    file: \"%s.zone\"\n\
-             \x20   zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n\
-             \x20   semantic-checks: on\n\
-             zone:\n"
+             log:\n  - target: stderr\n    any: info\n"
         );
+        if !primaries.is_empty() {
+            text.push_str("remote:\n");
+            for (i, p) in primaries.iter().enumerate() {
+                text.push_str(&format!(
+                    "  - id: km{i}\n    address: {}\n",
+                    p.replace(':', "@")
+                ));
+            }
+            text.push_str("acl:\n  - id: notify\n    address: 127.0.0.0/8\n    action: notify\n");
+        }
+        text.push_str(&format!(
+            "template:\n  - id: default\n    storage: {d}\n    file: \"%s.zone\"\n\
+             \x20   zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n\
+             \x20   semantic-checks: on\n"
+        ));
+        if !primaries.is_empty() {
+            let ids: Vec<String> = (0..primaries.len()).map(|i| format!("km{i}")).collect();
+            text.push_str(&format!(
+                "    master: [{}]\n    acl: notify\n    zonefile-load: none\n",
+                ids.join(", ")
+            ));
+            text = text.replace("    zonefile-load: whole\n", "");
+        }
+        text.push_str("zone:\n");
         for z in zones {
             text.push_str(&format!("  - domain: {z}\n"));
         }
@@ -112,6 +143,27 @@ impl Knot {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Knot {
+    /// Waits until knotd serves the zone at `serial` or later (RFC 1982).
+    pub fn wait_for_serial(&self, zone: &str, serial: u32, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = soa_serial(&self.addr(), zone) {
+                if s == serial || s.wrapping_sub(serial) < 1 << 31 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "knotd does not serve serial {serial} of {zone} within {within:?} (serves {:?}): {}",
+                soa_serial(&self.addr(), zone),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }
@@ -194,6 +246,10 @@ impl Unbound {
         );
         for (zone, _) in stubs {
             text.push_str(&format!("  local-zone: \"{zone}\" nodefault\n"));
+        }
+        // Unbound answers test. itself (RFC 6761) unless told not to.
+        if !stubs.iter().any(|(z, _)| *z == "test.") {
+            text.push_str("  local-zone: \"test.\" nodefault\n");
         }
         for a in anchors {
             text.push_str(&format!("  trust-anchor: \"{}\"\n", a.replace('\t', " ")));

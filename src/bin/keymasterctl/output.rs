@@ -14,6 +14,7 @@ pub enum Output {
     Nodes(Vec<proto::Node>),
     Role(proto::RoleInfo),
     Candidates(Vec<proto::Candidate>),
+    Status(Box<proto::ZoneStatus>),
     Nothing,
 }
 
@@ -103,6 +104,7 @@ impl Output {
             Output::Candidates(cs) => print_candidates(&cs, as_json),
             Output::Audit(entries) => print_audit(&entries, as_json),
             Output::Zone(z) => print_value(&zone_json(&z), as_json),
+            Output::Status(s) => print_status(&s, as_json),
             Output::Zones(zs) => print_zones(&zs, as_json),
             Output::Keys(ks) => print_keys(&ks, as_json),
             Output::Records(groups) => print_records(&groups, as_json),
@@ -114,6 +116,71 @@ impl Output {
                 }
             }
         }
+    }
+}
+
+/// A zone's publication: JSON with Unix times, or fields with RFC 3339 times.
+fn print_status(s: &proto::ZoneStatus, as_json: bool) {
+    let secondaries: Vec<Value> = s
+        .secondaries
+        .iter()
+        .map(|x| {
+            json!({"Address": x.address, "Answered": x.answered, "Serial": x.serial,
+                "Behind": x.behind, "Error": x.error})
+        })
+        .collect();
+    if as_json {
+        let v = json!({"ZoneName": s.zone, "KeyMasterServer": s.key_master,
+            "SourceFile": s.source_file, "SignedFile": s.out_file, "SerialPolicy": s.serial_policy,
+            "Published": s.published, "Serial": s.serial, "SourceSerial": s.source_serial,
+            "SignedAt": s.signed_at, "Reason": s.reason, "NextRefresh": s.refresh_at,
+            "EarliestExpiry": s.expires, "LastError": s.error, "Secondaries": secondaries});
+        println!("{v:#}");
+        return;
+    }
+    let time = |t: u64| match t {
+        0 => "-".to_string(),
+        t => keymaster::clock::rfc3339(t),
+    };
+    let or_dash = |t: &str| {
+        if t.is_empty() {
+            "-".to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    let mut lines = vec![
+        ("ZoneName", s.zone.clone()),
+        ("KeyMasterServer", s.key_master.clone()),
+        ("SourceFile", or_dash(&s.source_file)),
+        ("SignedFile", or_dash(&s.out_file)),
+        ("SerialPolicy", s.serial_policy.clone()),
+    ];
+    if s.published {
+        lines.push((
+            "Serial",
+            format!("{} (source serial {})", s.serial, s.source_serial),
+        ));
+        lines.push(("SignedAt", format!("{} ({})", time(s.signed_at), s.reason)));
+        lines.push(("NextRefresh", time(s.refresh_at)));
+        lines.push(("EarliestExpiry", time(s.expires)));
+    } else {
+        lines.push(("Serial", "- (not published yet)".to_string()));
+    }
+    lines.push(("LastError", or_dash(&s.error)));
+    for x in &s.secondaries {
+        let state = if !x.answered {
+            format!("no answer ({})", x.error)
+        } else if x.behind {
+            format!("serial {} (behind)", x.serial)
+        } else {
+            format!("serial {} (current)", x.serial)
+        };
+        lines.push(("Secondary", format!("{} {state}", x.address)));
+    }
+    let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in lines {
+        println!("{k:<width$} : {v}");
     }
 }
 

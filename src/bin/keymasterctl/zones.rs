@@ -1,4 +1,5 @@
-//! `keymasterctl zone …`: add, show, list, remove, sign, rekey.
+//! `keymasterctl zone …`: add, show, list, remove, sign, rekey, and the
+//! zone signer's source, reload and status.
 
 use std::path::PathBuf;
 
@@ -33,6 +34,33 @@ pub enum ZoneCmd {
     /// After a forced seize, on the new Key Master: generate new keys in
     /// its token and print the new DS (every trust anchor must change).
     Rekey { zone: String },
+    /// Keep a zone signed from a source file and publish it: a signed file
+    /// and/or zone transfer to secondaries (from --dns-listen of the Key
+    /// Master), with NOTIFY on every new serial.
+    Source {
+        zone: String,
+        /// The unsigned master file, on the Key Master's host (absolute);
+        /// re-read when it changes and on `zone reload`.
+        #[arg(long)]
+        file: Option<String>,
+        /// Also write the signed zone to this file on every new serial.
+        #[arg(long)]
+        out: Option<String>,
+        /// A secondary, ADDR:PORT: may transfer the zone, gets a NOTIFY.
+        #[arg(long = "secondary")]
+        secondaries: Vec<String>,
+        /// SOA serial: keep, increment (default), unixtime or dateserial.
+        #[arg(long, default_value = "increment")]
+        serial: String,
+        /// Stop keeping the zone signed.
+        #[arg(long, conflicts_with_all = ["file", "out", "secondaries"])]
+        none: bool,
+    },
+    /// Have the Key Master read the zone's source again now.
+    Reload { zone: String },
+    /// Where the zone's publication stands: serials, when signed and why,
+    /// next refresh, earliest expiry, each secondary, the last error.
+    Status { zone: String },
     /// Sign a zone file.
     Sign {
         zone: String,
@@ -177,6 +205,16 @@ async fn add(c: &mut Clients, a: ZoneAdd) -> Result<Output, String> {
     Ok(Output::Zone(Box::new(z)))
 }
 
+/// A path as the daemon must see it: absolute (relative to here if given so).
+fn absolute(path: &str) -> Result<String, String> {
+    let p = std::path::Path::new(path);
+    if p.is_absolute() {
+        return Ok(path.to_string());
+    }
+    let here = std::env::current_dir().map_err(|e| format!("cannot resolve {path}: {e}"))?;
+    Ok(here.join(p).display().to_string())
+}
+
 async fn pause(c: &mut Clients, zone: String, paused: bool) -> Result<Output, String> {
     Ok(Output::Zone(Box::new(
         c.zones
@@ -226,6 +264,62 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
                     .into_inner(),
             ))
         }
+        ZoneCmd::Source {
+            zone,
+            file,
+            out,
+            secondaries,
+            serial,
+            none,
+        } => {
+            let Some(file) = file.filter(|_| !none) else {
+                if !none {
+                    return Err(
+                        "give --file PATH, or --none to stop keeping the zone signed".into(),
+                    );
+                }
+                return Ok(Output::Status(Box::new(
+                    c.zones
+                        .set_zone_source(proto::SetZoneSourceRequest {
+                            zone,
+                            serial_policy: serial,
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(status_line)?
+                        .into_inner(),
+                )));
+            };
+            let file = absolute(&file)?;
+            let out = out.map(|o| absolute(&o)).transpose()?.unwrap_or_default();
+            Output::Status(Box::new(
+                c.zones
+                    .set_zone_source(proto::SetZoneSourceRequest {
+                        zone,
+                        source_file: file,
+                        out_file: out,
+                        secondaries,
+                        serial_policy: serial,
+                    })
+                    .await
+                    .map_err(status_line)?
+                    .into_inner(),
+            ))
+        }
+        ZoneCmd::Reload { zone } => Output::Status(Box::new(
+            c.zones
+                .reload_zone(proto::ZoneStatusRequest { zone })
+                .await
+                .map_err(status_line)?
+                .into_inner(),
+        )),
+        ZoneCmd::Status { zone } => Output::Status(Box::new(
+            c.zones
+                .get_zone_status(proto::ZoneStatusRequest { zone })
+                .await
+                .map_err(status_line)?
+                .into_inner(),
+        )),
         ZoneCmd::Pause { zone } => pause(c, zone, true).await?,
         ZoneCmd::Resume { zone } => pause(c, zone, false).await?,
         ZoneCmd::Show { zone } => Output::Zone(Box::new(

@@ -1,0 +1,560 @@
+//! The zone signer: for each zone with a source whose Key Master this node
+//! is, keymaster keeps the zone signed and serves it (ARCHITECTURE.md, "The
+//! zone signer"). It signs the zone when it takes the role, when the source
+//! changes, when the key set or the policy changes, and before its
+//! signatures come near expiry; records the new serial in the store (fenced
+//! on the epoch, with an audit entry) before anyone sees it; then serves
+//! it, writes the signed file and sends NOTIFY to the secondaries.
+
+pub mod notify;
+pub mod serial;
+pub mod served;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::error::ZonesError;
+use crate::keyset::KeySets;
+use crate::mastership::gate::Gate;
+use crate::node::{parse_zone_name, Node};
+use crate::signing::Signing;
+use crate::store::schema::{Publishing, SerialPolicy, ZoneRecord};
+use crate::store::StoreError;
+use served::{Served, SignedZone};
+
+/// How often the sources of the zones held are looked at (their size and
+/// modification time), and the zones re-read from the store.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// Who the zone signer's audit entries name.
+const WHO: &str = "zone-signer";
+
+/// What this node remembers of a zone it publishes; nothing a decision
+/// that matters depends on (that is in the store).
+#[derive(Debug, Default, Clone)]
+struct Local {
+    /// The epoch the zone was last published at by this node.
+    epoch: u64,
+    /// Size and modification time of the source when last read.
+    stamp: Option<(u64, std::time::SystemTime)>,
+    /// SHA-256 of the source text last signed.
+    digest: Vec<u8>,
+    /// What the zone was last signed with: keys, policy, outputs.
+    signed_with: String,
+    /// The last failure logged, so that a broken source is reported once.
+    failure: Option<String>,
+}
+
+pub struct Publisher {
+    node: Arc<Node>,
+    gate: Arc<Gate>,
+    signing: Arc<Signing>,
+    keysets: Arc<KeySets>,
+    held: tokio::sync::watch::Receiver<Option<Arc<HashSet<String>>>>,
+    pub served: Arc<Served>,
+    wake: tokio::sync::Notify,
+    reloads: Mutex<HashSet<String>>,
+    local: Mutex<HashMap<String, Local>>,
+}
+
+/// Where a zone's publication stands, for `zone status`.
+#[derive(Debug, Clone)]
+pub struct ZoneStatus {
+    pub zone: String,
+    pub key_master: String,
+    pub publishing: Publishing,
+    /// Each secondary with the serial it serves, or why it did not say.
+    pub secondaries: Vec<(String, std::result::Result<u32, String>)>,
+}
+
+impl Publisher {
+    pub fn new(
+        node: Arc<Node>,
+        gate: Arc<Gate>,
+        signing: Arc<Signing>,
+        keysets: Arc<KeySets>,
+        held: tokio::sync::watch::Receiver<Option<Arc<HashSet<String>>>>,
+    ) -> Publisher {
+        Publisher {
+            node,
+            gate,
+            signing,
+            keysets,
+            held,
+            served: Arc::default(),
+            wake: tokio::sync::Notify::new(),
+            reloads: Mutex::default(),
+            local: Mutex::default(),
+        }
+    }
+
+    /// Has the signer read the zone's source again now (`zone reload`,
+    /// `zone source`).
+    pub fn reload(&self, zone: &str) {
+        if let Ok((key, _)) = parse_zone_name(zone) {
+            self.reloads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key);
+        }
+        self.wake.notify_one();
+    }
+
+    /// Runs the signer until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        let mut key_changes = self.keysets.changes();
+        loop {
+            if let Err(e) = self.pass().await {
+                tracing::warn!(error = %e, "zone signer: cannot read the zones");
+            }
+            tokio::select! {
+                _ = self.node.clock.sleep(LOOK_EVERY) => {}
+                _ = self.wake.notified() => {}
+                _ = key_changes.changed() => {}
+            }
+        }
+    }
+
+    /// Looks at every zone this node holds that has a source, publishes
+    /// those that need it, and stops serving those it no longer holds.
+    pub async fn pass(&self) -> Result<()> {
+        let held = self.held.borrow().clone().unwrap_or_default();
+        let zones = self.node.store.list_zones().await?;
+        let mut keep = HashSet::new();
+        for zone in zones {
+            let ours = held.contains(&zone.name) && zone.key_master == self.node.id;
+            if !ours || zone.publishing.source_file.is_none() {
+                continue;
+            }
+            keep.insert(zone.name.clone());
+            self.look_at(&zone).await;
+        }
+        for name in self.served.names() {
+            if !keep.contains(&name) && self.served.remove(&name) {
+                tracing::info!(zone = %name, "no longer this zone's Key Master (or no source): stops serving it");
+                self.forget(&name);
+            }
+        }
+        Ok(())
+    }
+
+    fn forget(&self, zone: &str) {
+        self.local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(zone);
+    }
+
+    fn local_of(&self, zone: &str) -> Local {
+        self.local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(zone)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn set_local(&self, zone: &str, local: Local) {
+        self.local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(zone.to_string(), local);
+    }
+
+    /// Decides whether a zone must be signed again, and why; then does it.
+    async fn look_at(&self, zone: &ZoneRecord) {
+        let name = zone.name.clone();
+        let mut local = self.local_of(&name);
+        let source = zone.publishing.source_file.clone().unwrap_or_default();
+        let reload = self
+            .reloads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name);
+        let stamp = stamp_of(&source).await;
+        let signed_with = match self.signed_with(zone).await {
+            Ok(s) => s,
+            Err(e) => return self.failed(zone, &mut local, format!("{e}")).await,
+        };
+        let now = self.node.clock.now();
+        let served = self.served.get(&name).is_some();
+        let reason = if !served || local.epoch != zone.epoch {
+            Some(format!("serving as Key Master (epoch {})", zone.epoch))
+        } else if local.signed_with != signed_with {
+            Some("the key set, the policy or the outputs changed".to_string())
+        } else if now >= zone.publishing.refresh_at {
+            Some("signatures refreshed before they expire".to_string())
+        } else if reload || stamp != local.stamp {
+            None // read the source; signed if its text changed
+        } else {
+            return;
+        };
+        let text = match read_source(&source).await {
+            Ok(t) => t,
+            Err(e) => return self.failed(zone, &mut local, e).await,
+        };
+        let digest = ring::digest::digest(&ring::digest::SHA256, &text)
+            .as_ref()
+            .to_vec();
+        let reason = match reason {
+            Some(r) => r,
+            None if digest != local.digest || local.failure.is_some() => {
+                "the source changed".to_string()
+            }
+            None => {
+                local.stamp = stamp;
+                self.set_local(&name, local);
+                return;
+            }
+        };
+        match self.publish(zone, &text, &reason).await {
+            Ok(()) => {
+                local.epoch = zone.epoch;
+                local.stamp = stamp;
+                local.digest = digest;
+                local.signed_with = signed_with;
+                local.failure = None;
+                self.set_local(&name, local);
+            }
+            Err(e) => {
+                // A source that fails is not read again until it changes.
+                local.stamp = stamp;
+                local.digest = digest;
+                self.failed(zone, &mut local, e).await;
+            }
+        }
+    }
+
+    /// What a signed version depends on beside the source: the key set,
+    /// the policy and the outputs. A change of any signs the zone again.
+    async fn signed_with(&self, zone: &ZoneRecord) -> Result<String> {
+        let set = self.keysets.get(&zone.name).await?;
+        let p = &zone.publishing;
+        Ok(format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            set.apex_rrset(domain::base::iana::Rtype::DNSKEY),
+            set.apex_rrset(domain::base::iana::Rtype::CDS),
+            set.signing_keys()
+                .iter()
+                .map(|k| (k.role, k.key_tag))
+                .collect::<Vec<_>>(),
+            zone.policy,
+            p.out_file,
+            p.secondaries,
+            p.serial_policy,
+        ))
+    }
+
+    /// Reports a failure once (until it changes) in the log and the store;
+    /// what was served stays served.
+    async fn failed(&self, zone: &ZoneRecord, local: &mut Local, error: String) {
+        if local.failure.as_deref() != Some(error.as_str()) {
+            tracing::error!(
+                zone = %zone.name,
+                error = %error,
+                "zone signer: the zone was not published; the last good version is still served"
+            );
+        }
+        local.failure = Some(error.clone());
+        self.set_local(&zone.name, local.clone());
+        if zone.publishing.error.as_deref() == Some(error.as_str()) {
+            return;
+        }
+        let Ok(m) = self.gate.managed(&zone.name).await else {
+            return;
+        };
+        let mut record = m.zone.clone();
+        record.publishing.error = Some(error.clone());
+        let audit = self
+            .node
+            .draft(WHO, &m.key, "publish-failed", error.clone());
+        if let Err(e) = self
+            .node
+            .store
+            .update_zone(&record, m.zone.epoch, &[], &[], &audit)
+            .await
+        {
+            tracing::warn!(zone = %zone.name, error = %e, "cannot record the zone signer's error");
+        }
+    }
+
+    /// Signs the source, records the new serial, then serves it, writes the
+    /// signed file and tells the secondaries.
+    async fn publish(
+        &self,
+        zone: &ZoneRecord,
+        text: &[u8],
+        reason: &str,
+    ) -> std::result::Result<(), String> {
+        let (key, apex) = parse_zone_name(&zone.name).map_err(|e| e.to_string())?;
+        let prepared = self
+            .signing
+            .zone_signing(&key, 0, 0)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (policy, last) = (zone.publishing.serial_policy, zone.publishing.serial);
+        let now = self.node.clock.now();
+        let secondaries = secondary_addresses(&zone.publishing.secondaries)?;
+        let ips: Vec<IpAddr> = secondaries.iter().map(SocketAddr::ip).collect();
+        let source = zone.publishing.source_file.clone().unwrap_or_default();
+        let (signing, text) = (self.signing.clone(), text.to_vec());
+        let (config, apex2) = (prepared.clone(), apex.clone());
+        let (stats, signed, zone_signed) = tokio::task::spawn_blocking(move || {
+            let (stats, signed) = signing
+                .sign_source_blocking(&config, &text, &mut |source| {
+                    serial::next_serial(policy, source, last, now).map_err(|e| e.to_string())
+                })
+                .map_err(|e| format!("source file {source}: {e}"))?;
+            let parsed = SignedZone::parse(&apex2, &signed, ips)?;
+            Ok::<_, String>((stats, signed, parsed))
+        })
+        .await
+        .map_err(|e| format!("the signing task failed: {e}"))??;
+        let validity = &prepared.config;
+        let expires = u64::from(
+            validity
+                .validity
+                .expiration
+                .min(validity.dnskey_validity.expiration),
+        );
+        let refresh_at = refresh_time(&key, now, expires, stats.serial_out);
+        // Durable before anyone sees it: the serial never goes backwards,
+        // and a node that lost the role writes nothing and serves nothing.
+        let m = self.gate.managed(&key).await.map_err(|e| e.to_string())?;
+        if m.zone.epoch != zone.epoch || m.zone.publishing.serial != last {
+            return Err("the zone changed hands while it was signed; signing again".into());
+        }
+        let mut record = m.zone.clone();
+        let p = &mut record.publishing;
+        p.serial = Some(stats.serial_out);
+        p.source_serial = stats.serial_in;
+        p.signed_at = now;
+        p.reason = reason.to_string();
+        p.expires = expires;
+        p.refresh_at = refresh_at;
+        p.error = None;
+        let audit = self.node.draft(
+            WHO,
+            &key,
+            "sign-zone",
+            format!(
+                "published serial {} (source serial {}): {reason}; {} records, {} RRSIGs; {}",
+                stats.serial_out,
+                stats.serial_in,
+                stats.records_out,
+                stats.rrsigs,
+                prepared.ksk_use
+            ),
+        );
+        match self
+            .node
+            .store
+            .update_zone(&record, m.zone.epoch, &[], &[], &audit)
+            .await
+        {
+            Ok(()) => {}
+            Err(e @ StoreError::Fenced { .. }) => {
+                self.served.remove(&key);
+                return Err(format!("{e}; stops serving the zone"));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        drop(m);
+        let serial = stats.serial_out;
+        self.served.put(&key, Arc::new(zone_signed));
+        tracing::info!(zone = %key, serial, reason, records = stats.records_out, "zone published");
+        if let Some(out) = &zone.publishing.out_file {
+            write_atomically(out, signed).await?;
+        }
+        for secondary in secondaries {
+            let apex = apex.clone();
+            let zone = key.clone();
+            tokio::spawn(async move {
+                if let Err(e) = notify::notify(secondary, &apex).await {
+                    tracing::warn!(%zone, %secondary, serial, error = %e, "NOTIFY not answered");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets where a zone comes from and where it goes (a management call,
+    /// on the Key Master): the source must be readable here, the
+    /// secondaries addresses. An empty source stops keeping it signed.
+    pub async fn set_source(
+        &self,
+        who: &str,
+        zone: &str,
+        source_file: &str,
+        out_file: &str,
+        secondaries: &[String],
+        serial_policy: &str,
+    ) -> Result<()> {
+        let m = self.gate.managed(zone).await?;
+        let key = m.key.clone();
+        let serial_policy = match serial_policy {
+            "" | "increment" => SerialPolicy::Increment,
+            "keep" => SerialPolicy::Keep,
+            "unixtime" => SerialPolicy::UnixTime,
+            "dateserial" => SerialPolicy::DateSerial,
+            other => return Err(ZonesError::SerialPolicy(crate::text::shown(other)).into()),
+        };
+        for s in secondaries {
+            if s.parse::<SocketAddr>().is_err() {
+                return Err(ZonesError::Secondary {
+                    zone: key,
+                    given: crate::text::shown(s),
+                }
+                .into());
+            }
+        }
+        if !source_file.is_empty() {
+            let bad = |reason: String| ZonesError::Source {
+                zone: key.clone(),
+                path: crate::text::shown(source_file),
+                reason,
+            };
+            if !source_file.starts_with('/') {
+                return Err(bad("the path must be absolute".into()).into());
+            }
+            tokio::fs::File::open(source_file)
+                .await
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        let mut record = m.zone.clone();
+        let p = &mut record.publishing;
+        p.source_file = (!source_file.is_empty()).then(|| source_file.to_string());
+        p.out_file = (!out_file.is_empty()).then(|| out_file.to_string());
+        p.secondaries = secondaries.to_vec();
+        p.serial_policy = serial_policy;
+        p.error = None;
+        let detail = match &p.source_file {
+            Some(f) => format!(
+                "source {f}, signed file {}, secondaries [{}], serial {:?}",
+                p.out_file.as_deref().unwrap_or("none"),
+                p.secondaries.join(", "),
+                p.serial_policy
+            ),
+            None => "no source: the zone is no longer kept signed".to_string(),
+        };
+        let audit = self.node.draft(who, &key, "set-source", detail);
+        self.node
+            .store
+            .update_zone(&record, m.zone.epoch, &[], &[], &audit)
+            .await?;
+        drop(m);
+        self.reload(&key);
+        Ok(())
+    }
+
+    /// Where a zone's publication stands; asks each secondary for its
+    /// serial. Any node answers from the store.
+    pub async fn status(&self, zone: &str) -> Result<ZoneStatus> {
+        let r = self.node.zone(zone).await?;
+        let mut secondaries = Vec::new();
+        for s in &r.zone.publishing.secondaries {
+            let serial = match s.parse::<SocketAddr>() {
+                Ok(addr) => {
+                    crate::lifecycle::probe::query(addr, &r.apex, domain::base::iana::Rtype::SOA)
+                        .await
+                        .and_then(|m| soa_serial_of(&m))
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            secondaries.push((s.clone(), serial));
+        }
+        Ok(ZoneStatus {
+            zone: r.key,
+            key_master: r.zone.key_master.clone(),
+            publishing: r.zone.publishing.clone(),
+            secondaries,
+        })
+    }
+}
+
+/// The serial of the SOA in an answer.
+fn soa_serial_of(m: &domain::base::Message<bytes::Bytes>) -> std::result::Result<u32, String> {
+    let answer = m.answer().map_err(|e| e.to_string())?;
+    answer
+        .limit_to::<domain::rdata::Soa<domain::base::ParsedName<bytes::Bytes>>>()
+        .flatten()
+        .map(|r| r.data().serial().into_int())
+        .next()
+        .ok_or_else(|| "answered without an SOA".to_string())
+}
+
+/// The secondaries' addresses; a bad one is named.
+fn secondary_addresses(list: &[String]) -> std::result::Result<Vec<SocketAddr>, String> {
+    list.iter()
+        .map(|s| {
+            s.parse::<SocketAddr>()
+                .map_err(|e| format!("secondary {s:?} is not ADDR:PORT: {e}"))
+        })
+        .collect()
+}
+
+/// When to sign again: once three quarters of the shortest validity
+/// published has passed, less a jitter of up to a tenth of the validity
+/// that differs per zone and serial, so that zones signed together are
+/// not all signed again at one instant.
+fn refresh_time(zone: &str, now: u64, expires: u64, serial: u32) -> u64 {
+    let span = expires.saturating_sub(now);
+    let seed = ring::digest::digest(&ring::digest::SHA256, format!("{zone}{serial}").as_bytes());
+    let r = u64::from(u32::from_be_bytes(
+        seed.as_ref()[..4].try_into().expect("4 bytes"),
+    ));
+    let jitter = (span / 10) * r / u64::from(u32::MAX);
+    now + span * 3 / 4 - jitter
+}
+
+/// Size and modification time of a file, None if it cannot be read.
+async fn stamp_of(path: &str) -> Option<(u64, std::time::SystemTime)> {
+    let m = tokio::fs::metadata(path).await.ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+async fn read_source(path: &str) -> std::result::Result<Vec<u8>, String> {
+    tokio::fs::read(path)
+        .await
+        .map_err(|e| format!("source file {path}: {e}"))
+}
+
+/// Writes the signed zone beside its final name and renames it there, so
+/// that a reader sees the old file or the new, never half of one.
+async fn write_atomically(path: &str, text: Vec<u8>) -> std::result::Result<(), String> {
+    let path = std::path::PathBuf::from(path);
+    tokio::task::spawn_blocking(move || {
+        let tmp = path.with_extension("keymaster-tmp");
+        std::fs::write(&tmp, &text)
+            .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| format!("cannot write the signed zone to {}: {e}", path.display()))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Starts the DNS service (UDP and TCP on one address) over the served
+/// zones; returns the address it listens on.
+pub async fn serve_dns(addr: &str, served: Arc<Served>) -> std::result::Result<SocketAddr, String> {
+    use domain::net::server::buf::VecBufSource;
+    use domain::net::server::dgram::DgramServer;
+    use domain::net::server::middleware::mandatory::MandatoryMiddlewareSvc;
+    use domain::net::server::stream::StreamServer;
+    let udp = tokio::net::UdpSocket::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen for DNS on {addr} (UDP): {e}"))?;
+    let local = udp.local_addr().map_err(|e| e.to_string())?;
+    let tcp = tokio::net::TcpListener::bind(local)
+        .await
+        .map_err(|e| format!("cannot listen for DNS on {local} (TCP): {e}"))?;
+    let svc = MandatoryMiddlewareSvc::new(served::DnsService { served });
+    let dgram = DgramServer::new(Arc::new(udp), VecBufSource, svc.clone());
+    tokio::spawn(async move { dgram.run().await });
+    let stream = StreamServer::new(tcp, VecBufSource, svc);
+    tokio::spawn(async move { stream.run().await });
+    Ok(local)
+}

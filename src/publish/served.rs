@@ -1,0 +1,305 @@
+//! The signed zones this node serves as their Key Master, and the DNS
+//! service that hands them to secondaries: AXFR (and IXFR, answered with
+//! the whole zone, RFC 1995 §4) over TCP to the zone's secondaries, the
+//! SOA to anyone who asks (a secondary's refresh check), REFUSED for the
+//! rest: keymaster is a hidden primary, not a server for resolvers.
+//!
+//! The transport is NLnet Labs' `domain` (`net::server`); records are kept
+//! as `domain` records and composed into messages by its message builder.
+//! Its XFR middleware and zone tree are not used: the in-memory zone keeps
+//! one RRset per type and name, so the RRSIGs of one name could not keep
+//! each the TTL of the RRset it covers (RFC 4034 §3), and it refuses the
+//! RRSIG and NSEC records a signed zone has at a delegation or a CNAME.
+
+use std::collections::HashMap;
+use std::future::{ready, Ready};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use domain::base::iana::{Opcode, Rcode, Rtype};
+use domain::base::message_builder::AnswerBuilder;
+use domain::base::name::FlattenInto;
+use domain::base::{Name, Record, StreamTarget, ToName};
+use domain::net::server::message::Request;
+use domain::net::server::service::{CallResult, Service, ServiceResult};
+use domain::net::server::util::mk_builder_for_target;
+use domain::rdata::ZoneRecordData;
+use domain::zonefile::inplace::{Entry, Zonefile};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// A record of a served zone.
+pub type ServedRecord = Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>>;
+
+/// Bytes of records per transfer message; well below the 64 KiB a DNS
+/// message over TCP may have, as other servers do.
+const MESSAGE_BYTES: usize = 16 * 1024;
+
+/// One signed version of a zone, as served.
+#[derive(Debug)]
+pub struct SignedZone {
+    pub serial: u32,
+    soa: ServedRecord,
+    /// Every record but the apex SOA, in the signer's order.
+    records: Vec<ServedRecord>,
+    /// Addresses allowed to transfer the zone.
+    secondaries: Vec<IpAddr>,
+}
+
+impl SignedZone {
+    /// Reads the signer's own output (a master file) into records.
+    pub fn parse(
+        apex: &Name<Vec<u8>>,
+        text: &[u8],
+        secondaries: Vec<IpAddr>,
+    ) -> Result<SignedZone, String> {
+        let mut zonefile = Zonefile::with_capacity(text.len());
+        zonefile.extend_from_slice(text);
+        let origin = Name::from_octets(Bytes::copy_from_slice(apex.as_slice()))
+            .map_err(|e| e.to_string())?;
+        zonefile.set_origin(origin.clone());
+        zonefile.set_default_class(domain::base::iana::Class::IN);
+        let (mut soa, mut records) = (None, Vec::new());
+        for entry in zonefile {
+            match entry.map_err(|e| format!("the signed zone does not read back: {e}"))? {
+                Entry::Record(r) => {
+                    let r: ServedRecord = r.flatten_into();
+                    if r.rtype() == Rtype::SOA && r.owner().name_eq(&origin) && soa.is_none() {
+                        soa = Some(r);
+                    } else {
+                        records.push(r);
+                    }
+                }
+                _ => return Err("the signed zone holds a directive".into()),
+            }
+        }
+        let soa = soa.ok_or("the signed zone has no SOA")?;
+        let serial = match soa.data() {
+            ZoneRecordData::Soa(s) => s.serial().into_int(),
+            _ => return Err("the signed zone's SOA does not read back".into()),
+        };
+        Ok(SignedZone {
+            serial,
+            soa,
+            records,
+            secondaries,
+        })
+    }
+
+    pub fn records(&self) -> usize {
+        self.records.len() + 1
+    }
+}
+
+/// The zones this node serves, by stored name (lower case, trailing dot).
+#[derive(Debug, Default)]
+pub struct Served {
+    zones: RwLock<HashMap<String, Arc<SignedZone>>>,
+}
+
+impl Served {
+    pub fn put(&self, zone: &str, signed: Arc<SignedZone>) {
+        self.zones
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(zone.to_string(), signed);
+    }
+
+    /// Stops serving a zone; whether it was served.
+    pub fn remove(&self, zone: &str) -> bool {
+        self.zones
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(zone)
+            .is_some()
+    }
+
+    pub fn get(&self, zone: &str) -> Option<Arc<SignedZone>> {
+        self.zones
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(zone)
+            .cloned()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.zones
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The served zone a name is at or below (the longest match), with
+    /// whether the name is its apex.
+    fn find(&self, qname: &impl ToName) -> Option<(Arc<SignedZone>, bool)> {
+        let zones = self.zones.read().unwrap_or_else(|p| p.into_inner());
+        let name: Name<Vec<u8>> = qname.to_name();
+        for (i, suffix) in name.iter_suffixes().enumerate() {
+            if suffix.is_root() {
+                break;
+            }
+            // The stored form (`node::parse_zone_name`).
+            let key = format!("{suffix}.").to_ascii_lowercase();
+            if let Some(z) = zones.get(&key) {
+                return Some((z.clone(), i == 0));
+            }
+        }
+        None
+    }
+}
+
+/// The DNS service over the served zones.
+#[derive(Debug, Clone)]
+pub struct DnsService {
+    pub served: Arc<Served>,
+}
+
+type Stream = ReceiverStream<ServiceResult<Vec<u8>>>;
+
+impl Service<Vec<u8>, ()> for DnsService {
+    type Target = Vec<u8>;
+    type Stream = Stream;
+    type Future = Ready<Stream>;
+
+    fn call(&self, request: Request<Vec<u8>, ()>) -> Ready<Stream> {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        match self.answer(&request) {
+            Answer::One(rcode, records) => {
+                let _ = tx.try_send(one_message(&request, rcode, &records));
+            }
+            Answer::Transfer(zone) => {
+                tokio::task::spawn_blocking(move || transfer(&request, &zone, &tx));
+            }
+        }
+        ready(ReceiverStream::new(rx))
+    }
+}
+
+enum Answer {
+    One(Rcode, Vec<ServedRecord>),
+    Transfer(Arc<SignedZone>),
+}
+
+impl DnsService {
+    fn answer(&self, request: &Request<Vec<u8>, ()>) -> Answer {
+        let msg = request.message();
+        if msg.header().opcode() != Opcode::QUERY {
+            return Answer::One(Rcode::NOTIMP, vec![]);
+        }
+        let Ok(question) = msg.sole_question() else {
+            return Answer::One(Rcode::FORMERR, vec![]);
+        };
+        let Some((zone, at_apex)) = self.served.find(question.qname()) else {
+            return Answer::One(Rcode::REFUSED, vec![]);
+        };
+        let client = request.client_addr();
+        match question.qtype() {
+            Rtype::AXFR | Rtype::IXFR => {
+                if !zone.secondaries.contains(&client.ip()) {
+                    tracing::warn!(
+                        zone = %question.qname(),
+                        %client,
+                        "zone transfer refused: not one of the zone's secondaries"
+                    );
+                    return Answer::One(Rcode::REFUSED, vec![]);
+                }
+                if request.transport_ctx().is_udp() {
+                    // RFC 1995 §2: the SOA alone tells the client to use TCP.
+                    return Answer::One(Rcode::NOERROR, vec![zone.soa.clone()]);
+                }
+                tracing::info!(
+                    zone = %question.qname(),
+                    %client,
+                    serial = zone.serial,
+                    qtype = %question.qtype(),
+                    "zone transfer"
+                );
+                Answer::Transfer(zone)
+            }
+            Rtype::SOA if at_apex => Answer::One(Rcode::NOERROR, vec![zone.soa.clone()]),
+            _ => Answer::One(Rcode::REFUSED, vec![]),
+        }
+    }
+}
+
+/// A response of one message.
+fn one_message(
+    request: &Request<Vec<u8>, ()>,
+    rcode: Rcode,
+    records: &[ServedRecord],
+) -> ServiceResult<Vec<u8>> {
+    let mut answer = start(request, rcode)?;
+    for r in records {
+        answer
+            .push(r)
+            .map_err(|_| domain::net::server::service::ServiceError::InternalError)?;
+    }
+    Ok(CallResult::new(answer.additional()))
+}
+
+fn start(
+    request: &Request<Vec<u8>, ()>,
+    rcode: Rcode,
+) -> Result<AnswerBuilder<StreamTarget<Vec<u8>>>, domain::net::server::service::ServiceError> {
+    let mut answer = mk_builder_for_target()
+        .start_answer(request.message(), rcode)
+        .map_err(|_| domain::net::server::service::ServiceError::InternalError)?;
+    answer.header_mut().set_aa(rcode == Rcode::NOERROR);
+    Ok(answer)
+}
+
+/// Streams the zone as AXFR messages (RFC 5936 §2.2): the SOA, every
+/// record, the SOA again, cut into messages of about `MESSAGE_BYTES`.
+/// Runs on a blocking thread; stops when the client goes away.
+fn transfer(
+    request: &Request<Vec<u8>, ()>,
+    zone: &SignedZone,
+    tx: &tokio::sync::mpsc::Sender<ServiceResult<Vec<u8>>>,
+) {
+    let all = std::iter::once(&zone.soa)
+        .chain(zone.records.iter())
+        .chain(std::iter::once(&zone.soa));
+    let mut answer = None;
+    for r in all {
+        let a = match answer.as_mut() {
+            Some(a) => a,
+            None => match start(request, Rcode::NOERROR) {
+                Ok(mut a) => {
+                    a.set_push_limit(MESSAGE_BYTES);
+                    answer.insert(a)
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            },
+        };
+        if a.push(r).is_err() {
+            let full = answer.take().expect("a message is being filled");
+            if tx
+                .blocking_send(Ok(CallResult::new(full.additional())))
+                .is_err()
+            {
+                return;
+            }
+            let mut a = match start(request, Rcode::NOERROR) {
+                Ok(a) => a,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            a.set_push_limit(MESSAGE_BYTES);
+            if a.push(r).is_err() {
+                tracing::error!(owner = %r.owner(), rtype = %r.rtype(), "a record does not fit a transfer message");
+                return;
+            }
+            answer = Some(a);
+        }
+    }
+    if let Some(a) = answer {
+        let _ = tx.blocking_send(Ok(CallResult::new(a.additional())));
+    }
+}

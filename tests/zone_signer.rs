@@ -1,0 +1,341 @@
+//! keymaster as the hidden signer secondaries pull from: a zone with a
+//! source file is kept signed by its Key Master and served by zone
+//! transfer to Knot DNS as secondary; Unbound validates what Knot serves
+//! from the zone's DS. Changes of the source reach the secondary signed by
+//! NOTIFY; a broken source changes nothing that is served; a stranger's
+//! transfer is refused; after kill -9 of the Key Master and a seize, the
+//! new holder serves the next serial and the secondary follows.
+// Tests drive real processes in real time: they read the system clock.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::dns::{soa_serial, Knot, Unbound};
+use common::*;
+use domain::base::iana::{Rcode, Rtype};
+
+const ZONE: &str = "signed.test.";
+
+/// TTLs of the test zone, seconds: short, so that Unbound's cache shows
+/// a change within a few seconds.
+fn source(serial: u32, extra: &str) -> String {
+    format!(
+        "$ORIGIN signed.test.\n$TTL 2\n@ SOA ns.signed.test. h.signed.test. {serial} 10 10 60 2\n\
+         @ NS ns.signed.test.\nns A 127.0.0.1\n\
+         child NS ns.child.signed.test.\nns.child A 192.0.2.53\n\
+         alias CNAME www.signed.test.\n{extra}"
+    )
+}
+
+fn ds_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| l.split_whitespace().nth(3) == Some("DS"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The answer through Unbound: (rcode, AD, the answer's A addresses).
+fn resolve_a(u: &Unbound, name: &str) -> (Rcode, bool, Vec<String>) {
+    let a = common::dns::ask(&u.addr(), name, Rtype::A, true).expect("unbound answers");
+    let mut addrs = Vec::new();
+    if let Ok(section) = a.answer() {
+        for r in section.limit_to::<domain::rdata::A>().flatten() {
+            addrs.push(r.data().addr().to_string());
+        }
+    }
+    (a.header().rcode(), a.header().ad(), addrs)
+}
+
+/// Waits until Unbound gives the expected answer, validated.
+fn wait_validated(u: &Unbound, name: &str, rcode: Rcode, addrs: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (rc, ad, got) = resolve_a(u, name);
+        if rc == rcode && ad && got == addrs {
+            return;
+        }
+        assert!(
+            rc != Rcode::SERVFAIL,
+            "{name}: SERVFAIL (bogus): {}",
+            u.log()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {rc} AD={ad} {got:?}, expected {rcode} AD {addrs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn status(d: &Daemon) -> serde_json::Value {
+    serde_json::from_str(&d.ctl_ok(&["zone", "status", ZONE, "--json"])).unwrap()
+}
+
+/// A zone transfer asked from a given local address: the rcode of the
+/// first answer message.
+fn axfr_rcode_from(local: &str, server: &str) -> Rcode {
+    use domain::base::{Message, MessageBuilder, Name};
+    use std::str::FromStr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut msg = MessageBuilder::new_vec();
+    msg.header_mut().set_random_id();
+    let mut msg = msg.question();
+    msg.push((Name::<Vec<u8>>::from_str(ZONE).unwrap(), Rtype::AXFR))
+        .unwrap();
+    let wire = msg.finish();
+    let (local, server): (std::net::SocketAddr, std::net::SocketAddr) =
+        (local.parse().unwrap(), server.parse().unwrap());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(local).unwrap();
+        let mut s = sock.connect(server).await.unwrap();
+        s.write_all(&(wire.len() as u16).to_be_bytes())
+            .await
+            .unwrap();
+        s.write_all(&wire).await.unwrap();
+        let read = async {
+            let len = s.read_u16().await.unwrap();
+            let mut buf = vec![0u8; len as usize];
+            s.read_exact(&mut buf).await.unwrap();
+            Message::from_octets(buf).unwrap().header().rcode()
+        };
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("an answer to the AXFR")
+    })
+}
+
+#[test]
+fn a_secondary_follows_the_signer_and_every_answer_validates() {
+    let token = TestToken::new("zsigner");
+    let dns_port = free_port();
+    let dns = format!("127.0.0.1:{dns_port}");
+    let d = Daemon::start(&token, "node-a", &["--dns-listen", &dns]);
+    d.ctl_ok(&["zone", "add", ZONE, "--denial", "nsec3"]);
+    let knot = Knot::start_secondary(&[ZONE], std::slice::from_ref(&dns));
+    let dir = TempDir::new("zsigner-src");
+    let src = dir.path().join("signed.test.zone");
+    let out = dir.path().join("signed.test.signed");
+    std::fs::write(&src, source(7, "www A 192.0.2.80\nold A 192.0.2.81\n")).unwrap();
+
+    // A secondary keymaster does not know is refused at once, by name.
+    let err = d.ctl_err(&[
+        "zone",
+        "source",
+        ZONE,
+        "--file",
+        src.to_str().unwrap(),
+        "--secondary",
+        "knot",
+    ]);
+    assert!(err.contains("secondary \"knot\" is not ADDR:PORT"), "{err}");
+    d.ctl_ok(&[
+        "zone",
+        "source",
+        ZONE,
+        "--file",
+        src.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--secondary",
+        &knot.addr(),
+    ]);
+    // The first serial is the source's (increment keeps it when it is new).
+    knot.wait_for_serial(ZONE, 7, Duration::from_secs(20));
+    assert_eq!(soa_serial(&knot.addr(), ZONE), Some(7));
+    let s = status(&d);
+    assert_eq!(s["Serial"], 7, "{s:#}");
+    assert_eq!(s["LastError"], "", "{s:#}");
+    assert_eq!(s["Secondaries"][0]["Serial"], 7, "{s:#}");
+    assert_eq!(s["Secondaries"][0]["Behind"], false, "{s:#}");
+    // The signed file written beside it validates with outside tools.
+    assert_validates(&out, ZONE);
+
+    let ds = ds_lines(&d.ctl_ok(&["ds", ZONE]));
+    assert!(!ds.is_empty());
+    let unbound = Unbound::start(&[(ZONE, knot.addr())], &ds);
+    wait_validated(
+        &unbound,
+        "www.signed.test.",
+        Rcode::NOERROR,
+        &["192.0.2.80"],
+    );
+    wait_validated(
+        &unbound,
+        "alias.signed.test.",
+        Rcode::NOERROR,
+        &["192.0.2.80"],
+    );
+
+    // Names added, changed and removed in the source reach the secondary
+    // signed, without a serial raised by hand (policy increment).
+    std::fs::write(&src, source(7, "www A 192.0.2.90\nnew A 192.0.2.91\n")).unwrap();
+    knot.wait_for_serial(ZONE, 8, Duration::from_secs(10));
+    wait_validated(
+        &unbound,
+        "www.signed.test.",
+        Rcode::NOERROR,
+        &["192.0.2.90"],
+    );
+    wait_validated(
+        &unbound,
+        "new.signed.test.",
+        Rcode::NOERROR,
+        &["192.0.2.91"],
+    );
+    wait_validated(&unbound, "old.signed.test.", Rcode::NXDOMAIN, &[]);
+    assert_eq!(status(&d)["Reason"], "the source changed");
+
+    // A broken source: the error names the line; the last good zone is
+    // still what is served.
+    std::fs::write(
+        &src,
+        source(9, "www A 192.0.2.90\nnew A 192.0.2.91\nbad A 300.1.2.3\n"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        let s = status(&d);
+        let e = s["LastError"].as_str().unwrap().to_string();
+        if !e.is_empty() {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no error reported: {s:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        err.contains(&format!(
+            "source file {}: zone file line 11:",
+            src.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(soa_serial(&dns, ZONE), Some(8));
+    assert_eq!(soa_serial(&knot.addr(), ZONE), Some(8));
+    assert!(d
+        .log_text()
+        .contains("the last good version is still served"));
+    // Mended, it is published again.
+    std::fs::write(&src, source(9, "www A 192.0.2.90\nnew A 192.0.2.92\n")).unwrap();
+    knot.wait_for_serial(ZONE, 9, Duration::from_secs(10));
+    wait_validated(
+        &unbound,
+        "new.signed.test.",
+        Rcode::NOERROR,
+        &["192.0.2.92"],
+    );
+    assert_eq!(status(&d)["LastError"], "");
+
+    // A transfer from an address that is not a secondary is refused; the
+    // secondary's own address is served.
+    assert_eq!(axfr_rcode_from("127.0.0.2:0", &dns), Rcode::REFUSED);
+    assert_eq!(axfr_rcode_from("127.0.0.1:0", &dns), Rcode::NOERROR);
+    assert!(d.log_text().contains("zone transfer refused"));
+
+    // Every serial published is in the audit log with why.
+    let audit = d.ctl_ok(&["audit", "--zone", ZONE]);
+    for serial in [7, 8, 9] {
+        assert!(
+            audit.contains(&format!("published serial {serial} ")),
+            "{audit}"
+        );
+    }
+}
+
+#[test]
+fn after_kill_9_and_a_seize_the_new_key_master_serves_the_next_serial() {
+    let token = TestToken::new("zsigner-seize");
+    let pki = std::sync::Arc::new(Pki::new());
+    let dir = TempDir::new("zsigner-seize-store");
+    let store = format!("sqlite:{}", dir.path().join("keymaster.db").display());
+    let (dns_a, dns_b) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let lease = ["--lease-secs", "2"];
+    let mut a = Daemon::start_node(
+        &token,
+        "node-a",
+        &store,
+        &pki,
+        &[&["--dns-listen", &dns_a][..], &lease[..]].concat(),
+    );
+    let b = Daemon::start_node(
+        &token,
+        "node-b",
+        &store,
+        &pki,
+        &[&["--dns-listen", &dns_b][..], &lease[..]].concat(),
+    );
+    a.ctl_ok(&["zone", "add", ZONE]);
+    let knot = Knot::start_secondary(&[ZONE], &[dns_a.clone(), dns_b.clone()]);
+    let src_dir = TempDir::new("zsigner-seize-src");
+    let src = src_dir.path().join("zone");
+    std::fs::write(&src, source(100, "www A 192.0.2.80\n")).unwrap();
+    a.ctl_ok(&[
+        "zone",
+        "source",
+        ZONE,
+        "--file",
+        src.to_str().unwrap(),
+        "--secondary",
+        &knot.addr(),
+        "--serial",
+        "increment",
+    ]);
+    knot.wait_for_serial(ZONE, 100, Duration::from_secs(20));
+    // node-b is not the Key Master: it serves nothing.
+    assert_eq!(soa_serial(&dns_b, ZONE), None);
+    let ds = ds_lines(&a.ctl_ok(&["ds", ZONE]));
+    let unbound = Unbound::start(&[(ZONE, knot.addr())], &ds);
+    wait_validated(
+        &unbound,
+        "www.signed.test.",
+        Rcode::NOERROR,
+        &["192.0.2.80"],
+    );
+
+    signal_pid(a.pid(), "KILL");
+    a.stop();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = b.ctl(&["role", "seize", ZONE, "--to", "node-b"]);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "seize refused: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // The source did not change, but the serial moves on: never the same
+    // serial with other signatures, never backwards.
+    knot.wait_for_serial(ZONE, 101, Duration::from_secs(20));
+    assert_eq!(soa_serial(&dns_b, ZONE), Some(101));
+    let s: serde_json::Value =
+        serde_json::from_str(&b.ctl_ok(&["zone", "status", ZONE, "--json"])).unwrap();
+    assert_eq!(s["KeyMasterServer"], "node-b", "{s:#}");
+    assert!(
+        s["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("serving as Key Master"),
+        "{s:#}"
+    );
+    std::fs::write(&src, source(100, "www A 192.0.2.99\n")).unwrap();
+    knot.wait_for_serial(ZONE, 102, Duration::from_secs(10));
+    wait_validated(
+        &unbound,
+        "www.signed.test.",
+        Rcode::NOERROR,
+        &["192.0.2.99"],
+    );
+}
