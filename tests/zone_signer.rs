@@ -339,3 +339,114 @@ fn after_kill_9_and_a_seize_the_new_key_master_serves_the_next_serial() {
         &["192.0.2.99"],
     );
 }
+
+/// The zone's ZSK tags, from `key list`.
+fn zsk_tags(d: &Daemon) -> Vec<u64> {
+    let v: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["key", "list", ZONE, "--json"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["role"] == "zsk")
+        .map(|k| k["key_tag"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_zsk_roll_reaches_the_secondary_with_no_one_signing_by_hand() {
+    let token = TestToken::new("zsigner-roll");
+    let dns = format!("127.0.0.1:{}", free_port());
+    let d = Daemon::start(&token, "node-a", &["--dns-listen", &dns]);
+    let knot = Knot::start_secondary(&[ZONE], std::slice::from_ref(&dns));
+    d.ctl_ok(&[
+        "zone",
+        "add",
+        ZONE,
+        "--denial",
+        "nsec",
+        "--dnskey-ttl",
+        "2",
+        "--propagation-time",
+        "1",
+        "--safety-margin",
+        "1",
+        "--max-zone-ttl",
+        "2",
+        "--ksk-lifetime",
+        "off",
+        "--zsk-lifetime",
+        "off",
+        "--publication-server",
+        &knot.addr(),
+    ]);
+    let dir = TempDir::new("zsigner-roll-src");
+    let src = dir.path().join("zone");
+    std::fs::write(&src, source(1, "www A 192.0.2.80\n")).unwrap();
+    let src = src.to_str().unwrap();
+    d.ctl_ok(&[
+        "zone",
+        "source",
+        ZONE,
+        "--file",
+        src,
+        "--secondary",
+        &knot.addr(),
+    ]);
+    knot.wait_for_serial(ZONE, 1, Duration::from_secs(20));
+    let unbound = Unbound::start(&[(ZONE, knot.addr())], &ds_lines(&d.ctl_ok(&["ds", ZONE])));
+    wait_validated(
+        &unbound,
+        "www.signed.test.",
+        Rcode::NOERROR,
+        &["192.0.2.80"],
+    );
+
+    let old = zsk_tags(&d);
+    assert_eq!(old.len(), 1);
+    d.ctl_ok(&["key", "roll", ZONE, &old[0].to_string()]);
+    // Every answer through Unbound stays validated while the roll's steps
+    // reach the secondary by themselves.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut answers = 0;
+    loop {
+        let (rc, ad, got) = resolve_a(&unbound, "www.signed.test.");
+        assert!(
+            rc == Rcode::NOERROR && ad && got == ["192.0.2.80"],
+            "during the roll: {rc} AD={ad} {got:?}: {}",
+            unbound.log()
+        );
+        answers += 1;
+        let now = zsk_tags(&d);
+        if now.len() == 1 && now[0] != old[0] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ZSK roll did not finish: {}",
+            d.ctl_ok(&["zone", "show", ZONE])
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Published, retired, removed: a new serial each time, by itself.
+    let s = status(&d);
+    assert!(s["Serial"].as_u64().unwrap() >= 4, "{s:#}");
+    assert_eq!(
+        s["Reason"],
+        "the key set, the policy or the outputs changed"
+    );
+    knot.wait_for_serial(
+        ZONE,
+        s["Serial"].as_u64().unwrap() as u32,
+        Duration::from_secs(10),
+    );
+    wait_validated(
+        &unbound,
+        "www.signed.test.",
+        Rcode::NOERROR,
+        &["192.0.2.80"],
+    );
+    assert!(
+        answers > 10,
+        "only {answers} answers sampled during the roll"
+    );
+}
