@@ -45,7 +45,9 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::spawn(keep_running_lifecycle(services.clone()));
     tokio::spawn(services.publisher.clone().run());
     if let Some(dns) = &config.dns_listen {
-        let at = crate::publish::serve_dns(dns, services.publisher.served.clone()).await?;
+        let publisher = &services.publisher;
+        let keys = publisher.tsig_keys.clone();
+        let at = crate::publish::serve_dns(dns, publisher.served.clone(), keys).await?;
         tracing::info!(%at, "serving signed zones to their secondaries");
     }
     if let Some(path) = &config.address_file {
@@ -103,6 +105,10 @@ async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Service
     let settings = Settings {
         limits: config.limits.clone(),
         ds_submit_command: config.ds_submit_command.clone(),
+        tsig_keys: match &config.tsig_keys {
+            Some(path) => crate::publish::tsig::TsigKeys::load(path)?,
+            None => Default::default(),
+        },
     };
     let services = Services::new(node, settings, Some(peers));
     match services.inventory.reconcile().await {

@@ -96,6 +96,10 @@ pub struct DaemonArgs {
     /// their secondaries by zone transfer on this address, UDP and TCP.
     #[arg(long, env = "KEYMASTER_DNS_LISTEN")]
     pub dns_listen: Option<String>,
+    /// TSIG keys secondaries sign transfer requests with: lines of
+    /// `NAME ALGORITHM BASE64-SECRET` (a zone asks for one by name).
+    #[arg(long, env = "KEYMASTER_TSIG_KEYS")]
+    pub tsig_keys: Option<PathBuf>,
     /// Most concurrent zone-signing streams per caller (0: no limit).
     #[arg(long, env = "KEYMASTER_MAX_STREAMS_PER_CALLER")]
     pub max_streams_per_caller: Option<usize>,
@@ -152,6 +156,7 @@ pub struct FileConfig {
     pub audit_file: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
     pub dns_listen: Option<String>,
+    pub tsig_keys: Option<PathBuf>,
     pub max_streams_per_caller: Option<usize>,
     pub sign_rate_per_caller: Option<u32>,
     pub advertise: Option<String>,
@@ -181,6 +186,7 @@ pub struct Config {
     pub audit_file: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
     pub dns_listen: Option<String>,
+    pub tsig_keys: Option<PathBuf>,
     pub max_streams_per_caller: usize,
     pub sign_rate_per_caller: u32,
     pub advertise: Option<String>,
@@ -274,6 +280,7 @@ impl Config {
             audit_file: args.audit_file.or(file.audit_file),
             ds_submit_command: args.ds_submit_command.or(file.ds_submit_command),
             dns_listen: args.dns_listen.or(file.dns_listen),
+            tsig_keys: args.tsig_keys.or(file.tsig_keys),
             max_streams_per_caller: args
                 .max_streams_per_caller
                 .or(file.max_streams_per_caller)

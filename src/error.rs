@@ -337,6 +337,12 @@ pub enum ZonesError {
     },
     #[error("zone {zone}: secondary {given} is not ADDR:PORT")]
     Secondary { zone: String, given: String },
+    #[error("zone {zone}: TSIG key {key} is not in the --tsig-keys file of node {node}")]
+    TsigKey {
+        zone: String,
+        key: String,
+        node: String,
+    },
     #[error("serial policy {0} is not keep, increment, unixtime or dateserial")]
     SerialPolicy(String),
 }

@@ -37,6 +37,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Run when a KSK roll hands the parent a new DS.
     pub ds_submit_command: Option<std::path::PathBuf>,
+    /// TSIG keys secondaries may sign transfer requests with.
+    pub tsig_keys: crate::publish::tsig::TsigKeys,
 }
 
 impl Services {
@@ -63,6 +65,7 @@ impl Services {
             signing.clone(),
             keysets.clone(),
             mastership.held_zones(),
+            settings.tsig_keys,
         ));
         Services {
             lifecycle,

@@ -450,3 +450,75 @@ fn a_zsk_roll_reaches_the_secondary_with_no_one_signing_by_hand() {
         "only {answers} answers sampled during the roll"
     );
 }
+
+#[test]
+fn transfers_of_a_zone_with_a_tsig_key_must_be_signed_with_it() {
+    const SECRET: &str = "zlCZbVJPIhobIs1gJNQfrsS3xCxxsR9pMUrGwG8OgG8=";
+    const WRONG: &str = "Yk9mZkJ5T25lQnl0ZVRoaXNJc05vdFRoZUtleUF0QWxsIQ==";
+    let token = TestToken::new("zsigner-tsig");
+    let dir = TempDir::new("zsigner-tsig-src");
+    let keys = dir.path().join("tsig.keys");
+    std::fs::write(
+        &keys,
+        format!("# transfer keys\nxfr-key hmac-sha256 {SECRET}\n"),
+    )
+    .unwrap();
+    let dns = format!("127.0.0.1:{}", free_port());
+    let d = Daemon::start(
+        &token,
+        "node-a",
+        &["--dns-listen", &dns, "--tsig-keys", keys.to_str().unwrap()],
+    );
+    d.ctl_ok(&["zone", "add", ZONE]);
+    let good = Knot::start_secondary_tsig(&[ZONE], std::slice::from_ref(&dns), ("xfr-key", SECRET));
+    let bad = Knot::start_secondary_tsig(&[ZONE], std::slice::from_ref(&dns), ("xfr-key", WRONG));
+    let src = dir.path().join("zone");
+    std::fs::write(&src, source(5, "www A 192.0.2.80\n")).unwrap();
+    let src = src.to_str().unwrap();
+    let (g, b) = (good.addr(), bad.addr());
+    let args = [
+        "zone",
+        "source",
+        ZONE,
+        "--file",
+        src,
+        "--secondary",
+        &g,
+        "--secondary",
+        &b,
+    ];
+    // A key the Key Master does not have is refused by name.
+    let err = d.ctl_err(&[&args[..], &["--tsig", "other-key"]].concat());
+    assert!(
+        err.contains("TSIG key \"other-key\" is not in the --tsig-keys file of node node-a"),
+        "{err}"
+    );
+    d.ctl_ok(&[&args[..], &["--tsig", "xfr-key"]].concat());
+    good.wait_for_serial(ZONE, 5, Duration::from_secs(20));
+    assert_eq!(status(&d)["TsigKey"], "xfr-key.");
+    // From a secondary's address but unsigned: refused.
+    assert_eq!(axfr_rcode_from("127.0.0.1:0", &dns), Rcode::REFUSED);
+    assert!(d
+        .log_text()
+        .contains("zone transfer refused: not signed with the zone's TSIG key xfr-key."));
+    // Signed with the wrong secret: refused by the TSIG check, named in the
+    // log; the other secondary is not affected.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let tsig_refusal = |log: String| {
+        log.lines()
+            .any(|l| l.contains("middleware::tsig") && l.contains("refused"))
+    };
+    while !tsig_refusal(d.log_text()) || !bad.log().contains("failed to verify TSIG") {
+        assert!(
+            Instant::now() < deadline,
+            "no TSIG refusal logged:\n{}\n{}",
+            d.log_text(),
+            bad.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(soa_serial(&bad.addr(), ZONE), None);
+    std::fs::write(src, source(5, "www A 192.0.2.81\n")).unwrap();
+    good.wait_for_serial(ZONE, 6, Duration::from_secs(10));
+    assert_eq!(soa_serial(&bad.addr(), ZONE), None);
+}

@@ -381,6 +381,7 @@ pub fn zone_status_to_proto(s: &crate::publish::ZoneStatus) -> proto::ZoneStatus
         refresh_at: p.refresh_at,
         expires: p.expires,
         error: p.error.clone().unwrap_or_default(),
+        tsig_key: p.tsig_key.clone().unwrap_or_default(),
         secondaries: s
             .secondaries
             .iter()

@@ -42,6 +42,7 @@ pub fn code(e: &Error) -> Code {
             ZonesError::ApexTooLongForNsec3 { .. }
             | ZonesError::Source { .. }
             | ZonesError::Secondary { .. }
+            | ZonesError::TsigKey { .. }
             | ZonesError::SerialPolicy(_) => Code::InvalidArgument,
             ZonesError::HasKeys { .. } => Code::FailedPrecondition,
         },

@@ -316,15 +316,15 @@ impl Zones for Api {
             async |ch, req| ZonesClient::new(ch).set_zone_source(req).await,
             async |caller, r| {
                 let publisher = &self.services.publisher;
+                let asked = crate::publish::SourceSettings {
+                    source_file: r.source_file,
+                    out_file: r.out_file,
+                    secondaries: r.secondaries,
+                    serial_policy: r.serial_policy,
+                    tsig_key: r.tsig_key,
+                };
                 publisher
-                    .set_source(
-                        caller.identity(),
-                        &r.zone,
-                        &r.source_file,
-                        &r.out_file,
-                        &r.secondaries,
-                        &r.serial_policy,
-                    )
+                    .set_source(caller.identity(), &r.zone, &asked)
                     .await?;
                 Ok::<_, Error>(zone_status_to_proto(&publisher.status(&r.zone).await?))
             },

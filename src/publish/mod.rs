@@ -9,6 +9,7 @@
 pub mod notify;
 pub mod serial;
 pub mod served;
+pub mod tsig;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -58,6 +59,18 @@ pub struct Publisher {
     wake: tokio::sync::Notify,
     reloads: Mutex<HashSet<String>>,
     local: Mutex<HashMap<String, Local>>,
+    pub tsig_keys: tsig::TsigKeys,
+}
+
+/// What an operator asks for a zone's source and outputs (`zone source`);
+/// empty strings are "none" (the default serial policy for that field).
+#[derive(Debug, Clone, Default)]
+pub struct SourceSettings {
+    pub source_file: String,
+    pub out_file: String,
+    pub secondaries: Vec<String>,
+    pub serial_policy: String,
+    pub tsig_key: String,
 }
 
 /// Where a zone's publication stands, for `zone status`.
@@ -77,6 +90,7 @@ impl Publisher {
         signing: Arc<Signing>,
         keysets: Arc<KeySets>,
         held: tokio::sync::watch::Receiver<Option<Arc<HashSet<String>>>>,
+        tsig_keys: tsig::TsigKeys,
     ) -> Publisher {
         Publisher {
             node,
@@ -88,6 +102,7 @@ impl Publisher {
             wake: tokio::sync::Notify::new(),
             reloads: Mutex::default(),
             local: Mutex::default(),
+            tsig_keys,
         }
     }
 
@@ -234,7 +249,7 @@ impl Publisher {
         let set = self.keysets.get(&zone.name).await?;
         let p = &zone.publishing;
         Ok(format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
             set.apex_rrset(domain::base::iana::Rtype::DNSKEY),
             set.apex_rrset(domain::base::iana::Rtype::CDS),
             set.signing_keys()
@@ -245,6 +260,7 @@ impl Publisher {
             p.out_file,
             p.secondaries,
             p.serial_policy,
+            p.tsig_key,
         ))
     }
 
@@ -300,6 +316,7 @@ impl Publisher {
         let secondaries = secondary_addresses(&zone.publishing.secondaries)?;
         let ips: Vec<IpAddr> = secondaries.iter().map(SocketAddr::ip).collect();
         let source = zone.publishing.source_file.clone().unwrap_or_default();
+        let tsig = zone.publishing.tsig_key.clone();
         let (signing, text) = (self.signing.clone(), text.to_vec());
         let (config, apex2) = (prepared.clone(), apex.clone());
         let (stats, signed, zone_signed) = tokio::task::spawn_blocking(move || {
@@ -308,7 +325,7 @@ impl Publisher {
                     serial::next_serial(policy, source, last, now).map_err(|e| e.to_string())
                 })
                 .map_err(|e| format!("source file {source}: {e}"))?;
-            let parsed = SignedZone::parse(&apex2, &signed, ips)?;
+            let parsed = SignedZone::parse(&apex2, &signed, ips, tsig)?;
             Ok::<_, String>((stats, signed, parsed))
         })
         .await
@@ -384,15 +401,16 @@ impl Publisher {
     /// Sets where a zone comes from and where it goes (a management call,
     /// on the Key Master): the source must be readable here, the
     /// secondaries addresses. An empty source stops keeping it signed.
-    pub async fn set_source(
-        &self,
-        who: &str,
-        zone: &str,
-        source_file: &str,
-        out_file: &str,
-        secondaries: &[String],
-        serial_policy: &str,
-    ) -> Result<()> {
+    pub async fn set_source(&self, who: &str, zone: &str, asked: &SourceSettings) -> Result<()> {
+        let SourceSettings {
+            source_file,
+            out_file,
+            secondaries,
+            serial_policy,
+            tsig_key,
+        } = asked;
+        let (source_file, out_file) = (source_file.as_str(), out_file.as_str());
+        let (serial_policy, tsig_key) = (serial_policy.as_str(), tsig_key.as_str());
         let m = self.gate.managed(zone).await?;
         let key = m.key.clone();
         let serial_policy = match serial_policy {
@@ -411,6 +429,21 @@ impl Publisher {
                 .into());
             }
         }
+        let tsig_key = match tsig_key {
+            "" => None,
+            name => {
+                let name = format!("{}.", name.trim_end_matches('.')).to_ascii_lowercase();
+                if !self.tsig_keys.names().contains(&name) {
+                    return Err(ZonesError::TsigKey {
+                        zone: key,
+                        key: crate::text::shown(tsig_key),
+                        node: self.node.id.clone(),
+                    }
+                    .into());
+                }
+                Some(name)
+            }
+        };
         if !source_file.is_empty() {
             let bad = |reason: String| ZonesError::Source {
                 zone: key.clone(),
@@ -430,12 +463,14 @@ impl Publisher {
         p.out_file = (!out_file.is_empty()).then(|| out_file.to_string());
         p.secondaries = secondaries.to_vec();
         p.serial_policy = serial_policy;
+        p.tsig_key = tsig_key;
         p.error = None;
         let detail = match &p.source_file {
             Some(f) => format!(
-                "source {f}, signed file {}, secondaries [{}], serial {:?}",
+                "source {f}, signed file {}, secondaries [{}], TSIG key {}, serial {:?}",
                 p.out_file.as_deref().unwrap_or("none"),
                 p.secondaries.join(", "),
+                p.tsig_key.as_deref().unwrap_or("none"),
                 p.serial_policy
             ),
             None => "no source: the zone is no longer kept signed".to_string(),
@@ -539,10 +574,15 @@ async fn write_atomically(path: &str, text: Vec<u8>) -> std::result::Result<(), 
 
 /// Starts the DNS service (UDP and TCP on one address) over the served
 /// zones; returns the address it listens on.
-pub async fn serve_dns(addr: &str, served: Arc<Served>) -> std::result::Result<SocketAddr, String> {
+pub async fn serve_dns(
+    addr: &str,
+    served: Arc<Served>,
+    keys: tsig::TsigKeys,
+) -> std::result::Result<SocketAddr, String> {
     use domain::net::server::buf::VecBufSource;
     use domain::net::server::dgram::DgramServer;
     use domain::net::server::middleware::mandatory::MandatoryMiddlewareSvc;
+    use domain::net::server::middleware::tsig::TsigMiddlewareSvc;
     use domain::net::server::stream::StreamServer;
     let udp = tokio::net::UdpSocket::bind(addr)
         .await
@@ -551,7 +591,8 @@ pub async fn serve_dns(addr: &str, served: Arc<Served>) -> std::result::Result<S
     let tcp = tokio::net::TcpListener::bind(local)
         .await
         .map_err(|e| format!("cannot listen for DNS on {local} (TCP): {e}"))?;
-    let svc = MandatoryMiddlewareSvc::new(served::DnsService { served });
+    let svc = served::DnsService { served };
+    let svc = MandatoryMiddlewareSvc::new(TsigMiddlewareSvc::new(svc, keys.store));
     let dgram = DgramServer::new(Arc::new(udp), VecBufSource, svc.clone());
     tokio::spawn(async move { dgram.run().await });
     let stream = StreamServer::new(tcp, VecBufSource, svc);

@@ -44,6 +44,9 @@ pub struct SignedZone {
     records: Vec<ServedRecord>,
     /// Addresses allowed to transfer the zone.
     secondaries: Vec<IpAddr>,
+    /// The TSIG key a transfer request must be signed with (name, lower
+    /// case with the trailing dot).
+    tsig: Option<String>,
 }
 
 impl SignedZone {
@@ -52,6 +55,7 @@ impl SignedZone {
         apex: &Name<Vec<u8>>,
         text: &[u8],
         secondaries: Vec<IpAddr>,
+        tsig: Option<String>,
     ) -> Result<SignedZone, String> {
         let mut zonefile = Zonefile::with_capacity(text.len());
         zonefile.extend_from_slice(text);
@@ -83,6 +87,7 @@ impl SignedZone {
             soa,
             records,
             secondaries,
+            tsig,
         })
     }
 
@@ -158,12 +163,16 @@ pub struct DnsService {
 
 type Stream = ReceiverStream<ServiceResult<Vec<u8>>>;
 
-impl Service<Vec<u8>, ()> for DnsService {
+/// What `domain`'s TSIG middleware says of a request: the key it was
+/// signed with, if it was.
+type Meta = Option<domain::tsig::Key>;
+
+impl Service<Vec<u8>, Meta> for DnsService {
     type Target = Vec<u8>;
     type Stream = Stream;
     type Future = Ready<Stream>;
 
-    fn call(&self, request: Request<Vec<u8>, ()>) -> Ready<Stream> {
+    fn call(&self, request: Request<Vec<u8>, Meta>) -> Ready<Stream> {
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         match self.answer(&request) {
             Answer::One(rcode, records) => {
@@ -183,7 +192,7 @@ enum Answer {
 }
 
 impl DnsService {
-    fn answer(&self, request: &Request<Vec<u8>, ()>) -> Answer {
+    fn answer(&self, request: &Request<Vec<u8>, Meta>) -> Answer {
         let msg = request.message();
         if msg.header().opcode() != Opcode::QUERY {
             return Answer::One(Rcode::NOTIMP, vec![]);
@@ -202,6 +211,19 @@ impl DnsService {
                         zone = %question.qname(),
                         %client,
                         "zone transfer refused: not one of the zone's secondaries"
+                    );
+                    return Answer::One(Rcode::REFUSED, vec![]);
+                }
+                let signed_with = request
+                    .metadata()
+                    .as_ref()
+                    .map(|k| super::tsig::key_name_text(k.name()));
+                if zone.tsig.is_some() && signed_with != zone.tsig {
+                    tracing::warn!(
+                        zone = %question.qname(),
+                        %client,
+                        "zone transfer refused: not signed with the zone's TSIG key {}",
+                        zone.tsig.as_deref().unwrap_or_default()
                     );
                     return Answer::One(Rcode::REFUSED, vec![]);
                 }
@@ -226,7 +248,7 @@ impl DnsService {
 
 /// A response of one message.
 fn one_message(
-    request: &Request<Vec<u8>, ()>,
+    request: &Request<Vec<u8>, Meta>,
     rcode: Rcode,
     records: &[ServedRecord],
 ) -> ServiceResult<Vec<u8>> {
@@ -240,7 +262,7 @@ fn one_message(
 }
 
 fn start(
-    request: &Request<Vec<u8>, ()>,
+    request: &Request<Vec<u8>, Meta>,
     rcode: Rcode,
 ) -> Result<AnswerBuilder<StreamTarget<Vec<u8>>>, domain::net::server::service::ServiceError> {
     let mut answer = mk_builder_for_target()
@@ -254,7 +276,7 @@ fn start(
 /// record, the SOA again, cut into messages of about `MESSAGE_BYTES`.
 /// Runs on a blocking thread; stops when the client goes away.
 fn transfer(
-    request: &Request<Vec<u8>, ()>,
+    request: &Request<Vec<u8>, Meta>,
     zone: &SignedZone,
     tx: &tokio::sync::mpsc::Sender<ServiceResult<Vec<u8>>>,
 ) {

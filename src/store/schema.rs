@@ -59,6 +59,10 @@ pub struct Publishing {
     pub secondaries: Vec<String>,
     #[serde(default)]
     pub serial_policy: SerialPolicy,
+    /// The TSIG key a transfer must be signed with (its name); None: the
+    /// secondaries' addresses alone decide.
+    #[serde(default)]
+    pub tsig_key: Option<String>,
     /// The last serial published (None: never).
     #[serde(default)]
     pub serial: Option<u32>,

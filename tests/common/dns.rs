@@ -21,17 +21,23 @@ pub struct Knot {
 
 impl Knot {
     pub fn start(zones: &[&str]) -> Knot {
-        Self::start_with(zones, &[])
+        Self::start_with(zones, &[], None)
     }
 
     /// knotd as a secondary of the given primaries (keymaster's DNS
     /// addresses, in order): it transfers the zones from them, takes their
     /// NOTIFYs, and keeps nothing on disk between runs.
     pub fn start_secondary(zones: &[&str], primaries: &[String]) -> Knot {
-        Self::start_with(zones, primaries)
+        Self::start_with(zones, primaries, None)
     }
 
-    fn start_with(zones: &[&str], primaries: &[String]) -> Knot {
+    /// A secondary that signs its transfer requests with a TSIG key
+    /// (name, hmac-sha256 secret in base64).
+    pub fn start_secondary_tsig(zones: &[&str], primaries: &[String], key: (&str, &str)) -> Knot {
+        Self::start_with(zones, primaries, Some(key))
+    }
+
+    fn start_with(zones: &[&str], primaries: &[String], key: Option<(&str, &str)>) -> Knot {
         let dir = TempDir::new("knot");
         let port = free_port();
         let conf = dir.path().join("knot.conf");
@@ -42,6 +48,11 @@ impl Knot {
              database:\n    storage: {d}/db\n\
              log:\n  - target: stderr\n    any: info\n"
         );
+        if let Some((name, secret)) = key {
+            text.push_str(&format!(
+                "key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n"
+            ));
+        }
         if !primaries.is_empty() {
             text.push_str("remote:\n");
             for (i, p) in primaries.iter().enumerate() {
@@ -49,6 +60,9 @@ impl Knot {
                     "  - id: km{i}\n    address: {}\n",
                     p.replace(':', "@")
                 ));
+                if let Some((name, _)) = key {
+                    text.push_str(&format!("    key: {name}\n"));
+                }
             }
             text.push_str("acl:\n  - id: notify\n    address: 127.0.0.0/8\n    action: notify\n");
         }

@@ -52,8 +52,12 @@ pub enum ZoneCmd {
         /// SOA serial: keep, increment (default), unixtime or dateserial.
         #[arg(long, default_value = "increment")]
         serial: String,
+        /// Transfers must be signed with this TSIG key (from the Key
+        /// Master's --tsig-keys file).
+        #[arg(long)]
+        tsig: Option<String>,
         /// Stop keeping the zone signed.
-        #[arg(long, conflicts_with_all = ["file", "out", "secondaries"])]
+        #[arg(long, conflicts_with_all = ["file", "out", "secondaries", "tsig"])]
         none: bool,
     },
     /// Have the Key Master read the zone's source again now.
@@ -270,6 +274,7 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
             out,
             secondaries,
             serial,
+            tsig,
             none,
         } => {
             let Some(file) = file.filter(|_| !none) else {
@@ -300,6 +305,7 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
                         out_file: out,
                         secondaries,
                         serial_policy: serial,
+                        tsig_key: tsig.unwrap_or_default(),
                     })
                     .await
                     .map_err(status_line)?
