@@ -47,6 +47,8 @@ struct Local {
     signed_with: String,
     /// The last failure logged, so that a broken source is reported once.
     failure: Option<String>,
+    /// When the nearing expiry was last logged (Unix seconds).
+    warned_at: u64,
 }
 
 pub struct Publisher {
@@ -146,6 +148,7 @@ impl Publisher {
             }
             keep.insert(zone.name.clone());
             self.look_at(&zone).await;
+            self.warn_if_expiring(&zone.name).await;
         }
         for name in self.served.names() {
             if !keep.contains(&name) && self.served.remove(&name) {
@@ -154,6 +157,47 @@ impl Publisher {
             }
         }
         Ok(())
+    }
+
+    /// A loud error, every ten minutes at most, while the served version's
+    /// earliest signature expires within an eighth of the zone's shortest
+    /// validity: signing it again has failed for a long while, and once
+    /// they expire, validators see the zone as bogus.
+    /// Whether it warned.
+    async fn warn_if_expiring(&self, name: &str) -> bool {
+        let Ok(Some(zone)) = self.node.store.get_zone(name).await else {
+            return false;
+        };
+        let p = &zone.publishing;
+        if p.serial.is_none() {
+            return false;
+        }
+        let now = self.node.clock.now();
+        let validity = zone
+            .policy
+            .signature_validity
+            .min(zone.policy.dnskey_signature_validity);
+        let margin = u64::from(validity) / 8;
+        if now + margin < p.expires {
+            return false;
+        }
+        let mut local = self.local_of(name);
+        if local.warned_at != 0 && now < local.warned_at + 600 {
+            return false;
+        }
+        local.warned_at = now;
+        self.set_local(name, local);
+        let left = p.expires.saturating_sub(now);
+        tracing::error!(
+            zone = %name,
+            serial = p.serial.unwrap_or(0),
+            expires = %crate::clock::rfc3339(p.expires),
+            seconds_left = left,
+            last_error = p.error.as_deref().unwrap_or("none"),
+            "the served zone's signatures {}; it has not been signed again in time",
+            if left == 0 { "have expired: validators see it as bogus" } else { "are about to expire" }
+        );
+        true
     }
 
     fn forget(&self, zone: &str) {
@@ -598,4 +642,134 @@ pub async fn serve_dns(
     let stream = StreamServer::new(tcp, VecBufSource, svc);
     tokio::spawn(async move { stream.run().await });
     Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::hsm::fake::FakeHsm;
+    use crate::policy::Policy;
+    use crate::services::{Services, Settings};
+    use crate::store::testing::TempStore;
+
+    const ZONE: &str = "kept.example.";
+    const T0: u64 = 1_796_125_696;
+    const H: u64 = 3600;
+
+    struct World {
+        clock: ManualClock,
+        services: Services,
+        source: std::path::PathBuf,
+        _store: TempStore,
+    }
+
+    async fn world() -> World {
+        let store = TempStore::new().await;
+        let clock = ManualClock::new(T0);
+        let node = Node {
+            id: "n1".into(),
+            hsm: Arc::new(FakeHsm::new("publish")),
+            store: store.store.clone(),
+            clock: Arc::new(clock.clone()),
+        };
+        let services = Services::new(node, Settings::default(), None);
+        let policy = Policy {
+            signature_validity: 40 * H as u32,
+            dnskey_signature_validity: 20 * H as u32,
+            signature_inception_offset: 0,
+            ..Policy::default()
+        };
+        services.zones.add_zone("test", ZONE, policy).await.unwrap();
+        services.mastership.notice_role_changes().await.unwrap();
+        let source = std::env::temp_dir().join(format!("km-publish-{}.zone", std::process::id()));
+        std::fs::write(&source, zone_text(3)).unwrap();
+        let asked = SourceSettings {
+            source_file: source.display().to_string(),
+            ..Default::default()
+        };
+        services
+            .publisher
+            .set_source("test", ZONE, &asked)
+            .await
+            .unwrap();
+        World {
+            clock,
+            services,
+            source,
+            _store: store,
+        }
+    }
+
+    fn zone_text(serial: u32) -> String {
+        format!(
+            "$ORIGIN kept.example.\n$TTL 60\n@ SOA ns h {serial} 10 10 60 60\n@ NS ns\nns A 192.0.2.1\n"
+        )
+    }
+
+    impl World {
+        async fn publishing(&self) -> Publishing {
+            let z = self.services.node.store.get_zone(ZONE).await.unwrap();
+            z.unwrap().publishing
+        }
+
+        fn served_serial(&self) -> Option<u32> {
+            self.services.publisher.served.get(ZONE).map(|z| z.serial)
+        }
+    }
+
+    #[tokio::test]
+    async fn signatures_are_refreshed_at_three_quarters_and_a_late_zone_is_loud() {
+        let w = world().await;
+        let publisher = &w.services.publisher;
+        publisher.pass().await.unwrap();
+        let p = w.publishing().await;
+        assert_eq!(p.serial, Some(3));
+        assert_eq!(w.served_serial(), Some(3));
+        // The shortest validity (DNSKEY, 20 h) sets the refresh: at 15 h,
+        // less a jitter of at most 2 h.
+        assert_eq!(p.expires, T0 + 20 * H);
+        assert!(
+            (T0 + 13 * H..=T0 + 15 * H).contains(&p.refresh_at),
+            "{}",
+            p.refresh_at - T0
+        );
+        w.clock.advance(p.refresh_at - T0 - 1);
+        publisher.pass().await.unwrap();
+        assert_eq!(
+            w.publishing().await.serial,
+            Some(3),
+            "signed again too early"
+        );
+        w.clock.advance(1);
+        publisher.pass().await.unwrap();
+        let q = w.publishing().await;
+        assert_eq!(q.serial, Some(4), "not signed again at the refresh time");
+        assert_eq!(q.reason, "signatures refreshed before they expire");
+        assert_eq!(q.expires, p.refresh_at + 20 * H);
+        assert!(!publisher.warn_if_expiring(ZONE).await);
+
+        // The source breaks: nothing is published, the last version is
+        // served, and as its expiry nears the signer says so, every ten
+        // minutes at most.
+        std::fs::write(&w.source, "@ SOA broken\n").unwrap();
+        let now = w.services.node.clock.now();
+        w.clock.advance(q.refresh_at - now);
+        publisher.pass().await.unwrap();
+        let r = w.publishing().await;
+        assert_eq!(r.serial, Some(4));
+        assert!(r.error.as_deref().unwrap().contains("line 1"), "{r:?}");
+        assert_eq!(w.served_serial(), Some(4));
+        let now = w.services.node.clock.now();
+        // An eighth of 20 h before the expiry: 2.5 h.
+        w.clock.advance(q.expires - now - 9000 - 1);
+        assert!(!publisher.warn_if_expiring(ZONE).await);
+        w.clock.advance(1);
+        assert!(publisher.warn_if_expiring(ZONE).await);
+        w.clock.advance(599);
+        assert!(!publisher.warn_if_expiring(ZONE).await);
+        w.clock.advance(1);
+        assert!(publisher.warn_if_expiring(ZONE).await);
+        let _ = std::fs::remove_file(&w.source);
+    }
 }
