@@ -10,11 +10,12 @@
 #   knot-dnssecutils             dnssec-verify, named-checkzone, kzonecheck
 #   openssl                      certificates for the demo
 #   etcd-server                  the cluster store the tests run a real one of
-#   knot unbound                 real DNS servers for the rollover tests: Knot
-#                                serves what keymaster signs, Unbound validates
+#   knot nsd unbound             real DNS servers for the rollover and zone signer
+#                                tests: Knot and NSD serve what keymaster signs
+#                                (as its secondaries too), Unbound validates
 set -euo pipefail
 pkgs=(gcc libc6-dev protobuf-compiler libprotobuf-dev softhsm2 opensc ldnsutils bind9-utils
-      knot-dnssecutils openssl etcd-server knot unbound)
+      knot-dnssecutils openssl etcd-server knot nsd unbound)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

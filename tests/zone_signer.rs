@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::dns::{soa_serial, Knot, Unbound};
+use common::dns::{soa_serial, Knot, Nsd, Unbound};
 use common::*;
 use domain::base::iana::{Rcode, Rtype};
 
@@ -119,6 +119,7 @@ fn a_secondary_follows_the_signer_and_every_answer_validates() {
     let d = Daemon::start(&token, "node-a", &["--dns-listen", &dns]);
     d.ctl_ok(&["zone", "add", ZONE, "--denial", "nsec3"]);
     let knot = Knot::start_secondary(&[ZONE], std::slice::from_ref(&dns));
+    let nsd = Nsd::start_secondary(&[ZONE], &dns);
     let dir = TempDir::new("zsigner-src");
     let src = dir.path().join("signed.test.zone");
     let out = dir.path().join("signed.test.signed");
@@ -145,51 +146,42 @@ fn a_secondary_follows_the_signer_and_every_answer_validates() {
         out.to_str().unwrap(),
         "--secondary",
         &knot.addr(),
+        "--secondary",
+        &nsd.addr(),
     ]);
     // The first serial is the source's (increment keeps it when it is new).
     knot.wait_for_serial(ZONE, 7, Duration::from_secs(20));
+    nsd.wait_for_serial(ZONE, 7, Duration::from_secs(20));
     assert_eq!(soa_serial(&knot.addr(), ZONE), Some(7));
     let s = status(&d);
     assert_eq!(s["Serial"], 7, "{s:#}");
     assert_eq!(s["LastError"], "", "{s:#}");
     assert_eq!(s["Secondaries"][0]["Serial"], 7, "{s:#}");
     assert_eq!(s["Secondaries"][0]["Behind"], false, "{s:#}");
+    assert_eq!(s["Secondaries"][1]["Serial"], 7, "{s:#}");
     // The signed file written beside it validates with outside tools.
     assert_validates(&out, ZONE);
 
     let ds = ds_lines(&d.ctl_ok(&["ds", ZONE]));
     assert!(!ds.is_empty());
     let unbound = Unbound::start(&[(ZONE, knot.addr())], &ds);
-    wait_validated(
-        &unbound,
-        "www.signed.test.",
-        Rcode::NOERROR,
-        &["192.0.2.80"],
-    );
-    wait_validated(
-        &unbound,
-        "alias.signed.test.",
-        Rcode::NOERROR,
-        &["192.0.2.80"],
-    );
+    // A second resolver validates what NSD serves.
+    let via_nsd = Unbound::start(&[(ZONE, nsd.addr())], &ds);
+    for u in [&unbound, &via_nsd] {
+        wait_validated(u, "www.signed.test.", Rcode::NOERROR, &["192.0.2.80"]);
+        wait_validated(u, "alias.signed.test.", Rcode::NOERROR, &["192.0.2.80"]);
+    }
 
-    // Names added, changed and removed in the source reach the secondary
+    // Names added, changed and removed in the source reach the secondaries
     // signed, without a serial raised by hand (policy increment).
     std::fs::write(&src, source(7, "www A 192.0.2.90\nnew A 192.0.2.91\n")).unwrap();
     knot.wait_for_serial(ZONE, 8, Duration::from_secs(10));
-    wait_validated(
-        &unbound,
-        "www.signed.test.",
-        Rcode::NOERROR,
-        &["192.0.2.90"],
-    );
-    wait_validated(
-        &unbound,
-        "new.signed.test.",
-        Rcode::NOERROR,
-        &["192.0.2.91"],
-    );
-    wait_validated(&unbound, "old.signed.test.", Rcode::NXDOMAIN, &[]);
+    nsd.wait_for_serial(ZONE, 8, Duration::from_secs(10));
+    for u in [&unbound, &via_nsd] {
+        wait_validated(u, "www.signed.test.", Rcode::NOERROR, &["192.0.2.90"]);
+        wait_validated(u, "new.signed.test.", Rcode::NOERROR, &["192.0.2.91"]);
+        wait_validated(u, "old.signed.test.", Rcode::NXDOMAIN, &[]);
+    }
     assert_eq!(status(&d)["Reason"], "the source changed");
 
     // A broken source: the error names the line; the last good zone is

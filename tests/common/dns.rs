@@ -191,6 +191,92 @@ impl Drop for Knot {
     }
 }
 
+/// NSD as a secondary of keymaster: it transfers the zones by AXFR from
+/// the primary and takes its NOTIFYs; nothing of it outlives the test.
+pub struct Nsd {
+    child: Option<Child>,
+    pub dir: TempDir,
+    pub port: u16,
+}
+
+impl Nsd {
+    pub fn start_secondary(zones: &[&str], primary: &str) -> Nsd {
+        let dir = TempDir::new("nsd");
+        let port = free_port();
+        let d = dir.path().display();
+        let mut text = format!(
+            "server:\n  ip-address: 127.0.0.1@{port}\n  zonesdir: \"{d}\"\n  database: \"\"\n\
+             \x20 pidfile: \"{d}/nsd.pid\"\n  xfrdfile: \"{d}/xfrd.state\"\n\
+             \x20 zonelistfile: \"{d}/zone.list\"\n  xfrdir: \"{d}\"\n  username: \"\"\n\
+             \x20 chroot: \"\"\n  logfile: \"{d}/nsd.log\"\n  verbosity: 2\n  server-count: 1\n\
+             remote-control:\n  control-enable: no\n"
+        );
+        let primary = primary.replace(':', "@");
+        for z in zones {
+            text.push_str(&format!(
+                "zone:\n  name: \"{z}\"\n  zonefile: \"{}.zone\"\n  request-xfr: AXFR {primary} NOKEY\n\
+                 \x20 allow-notify: 127.0.0.1 NOKEY\n",
+                z.trim_end_matches('.')
+            ));
+        }
+        let conf = dir.path().join("nsd.conf");
+        std::fs::write(&conf, text).unwrap();
+        let child = Command::new("nsd")
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("nsd.err")).unwrap())
+            .spawn()
+            .expect("start nsd (Debian package nsd)");
+        Nsd {
+            child: Some(child),
+            dir,
+            port,
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        format!(
+            "{}{}",
+            std::fs::read_to_string(self.dir.path().join("nsd.log")).unwrap_or_default(),
+            std::fs::read_to_string(self.dir.path().join("nsd.err")).unwrap_or_default()
+        )
+    }
+
+    /// Waits until NSD serves the zone at `serial` or later (RFC 1982).
+    pub fn wait_for_serial(&self, zone: &str, serial: u32, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = soa_serial(&self.addr(), zone) {
+                if s == serial || s.wrapping_sub(serial) < 1 << 31 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nsd does not serve serial {serial} of {zone} within {within:?} (serves {:?}): {}",
+                soa_serial(&self.addr(), zone),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            signal_pid(c.id(), "KILL");
+            let _ = c.wait();
+        }
+    }
+}
+
 /// The SOA serial a server answers for a zone (dig is not needed: a
 /// query by the `domain` client).
 pub fn soa_serial(server: &str, zone: &str) -> Option<u32> {
