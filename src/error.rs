@@ -335,6 +335,10 @@ pub enum ZonesError {
         path: String,
         reason: String,
     },
+    #[error("zone {zone}: give a source file or a primary, not both")]
+    TwoSources { zone: String },
+    #[error("zone {zone}: primary {given} is not ADDR:PORT")]
+    Primary { zone: String, given: String },
     #[error("zone {zone}: secondary {given} is not ADDR:PORT")]
     Secondary { zone: String, given: String },
     #[error("zone {zone}: TSIG key {key} is not in the --tsig-keys file of node {node}")]

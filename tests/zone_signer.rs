@@ -514,3 +514,89 @@ fn transfers_of_a_zone_with_a_tsig_key_must_be_signed_with_it() {
     good.wait_for_serial(ZONE, 6, Duration::from_secs(10));
     assert_eq!(soa_serial(&bad.addr(), ZONE), None);
 }
+
+#[test]
+fn a_change_at_the_primary_reaches_the_secondaries_signed_by_notify() {
+    let token = TestToken::new("zsigner-primary");
+    let dns = format!("127.0.0.1:{}", free_port());
+    let d = Daemon::start(&token, "node-a", &["--dns-listen", &dns]);
+    d.ctl_ok(&["zone", "add", ZONE]);
+    // The hidden primary serves the unsigned zone; its SOA REFRESH is an
+    // hour, so only its NOTIFY can bring a change within seconds.
+    let primary = Knot::start_primary(&[ZONE], &dns);
+    let unsigned = |serial: u32, www: &str| {
+        format!(
+            "$ORIGIN signed.test.\n$TTL 2\n@ SOA ns.signed.test. h.signed.test. {serial} 3600 600 86400 2\n\
+             @ NS ns.signed.test.\nns A 127.0.0.1\nwww A {www}\n"
+        )
+    };
+    let dir = TempDir::new("zsigner-primary-src");
+    let file = dir.path().join("unsigned");
+    std::fs::write(&file, unsigned(20, "192.0.2.80")).unwrap();
+    primary.publish(ZONE, &file, 20);
+    let secondary = Knot::start_secondary(&[ZONE], std::slice::from_ref(&dns));
+    d.ctl_ok(&[
+        "zone",
+        "source",
+        ZONE,
+        "--primary",
+        &primary.addr(),
+        "--secondary",
+        &secondary.addr(),
+    ]);
+    secondary.wait_for_serial(ZONE, 20, Duration::from_secs(20));
+    let ds = ds_lines(&d.ctl_ok(&["ds", ZONE]));
+    let unbound = Unbound::start(&[(ZONE, secondary.addr())], &ds);
+    wait_validated(
+        &unbound,
+        "www.signed.test.",
+        Rcode::NOERROR,
+        &["192.0.2.80"],
+    );
+    let s = status(&d);
+    assert_eq!(s["SourcePrimary"], primary.addr(), "{s:#}");
+
+    std::fs::write(&file, unsigned(21, "192.0.2.81")).unwrap();
+    let changed = Instant::now();
+    primary.publish(ZONE, &file, 21);
+    secondary.wait_for_serial(ZONE, 21, Duration::from_secs(10));
+    eprintln!(
+        "primary change to signed at the secondary: {:?}",
+        changed.elapsed()
+    );
+    wait_validated(
+        &unbound,
+        "www.signed.test.",
+        Rcode::NOERROR,
+        &["192.0.2.81"],
+    );
+    assert!(d.log_text().contains("NOTIFY from the primary"));
+
+    // A primary that does not serve the zone: the error names it, and
+    // nothing is served for the zone.
+    d.ctl_ok(&["zone", "add", "other.test."]);
+    d.ctl_ok(&[
+        "zone",
+        "source",
+        "other.test.",
+        "--primary",
+        &primary.addr(),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s: serde_json::Value =
+            serde_json::from_str(&d.ctl_ok(&["zone", "status", "other.test.", "--json"])).unwrap();
+        let e = s["LastError"].as_str().unwrap();
+        if !e.is_empty() {
+            assert!(
+                e.contains(&format!("transfer from primary {}", primary.addr())),
+                "{e}"
+            );
+            assert_eq!(s["Published"], false);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no error: {s:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(soa_serial(&dns, "other.test."), None);
+}

@@ -365,6 +365,7 @@ pub fn zone_status_to_proto(s: &crate::publish::ZoneStatus) -> proto::ZoneStatus
         zone: s.zone.clone(),
         key_master: s.key_master.clone(),
         source_file: p.source_file.clone().unwrap_or_default(),
+        source_primary: p.source_primary.clone().unwrap_or_default(),
         out_file: p.out_file.clone().unwrap_or_default(),
         serial_policy: match p.serial_policy {
             SerialPolicy::Keep => "keep",

@@ -43,6 +43,8 @@ pub fn code(e: &Error) -> Code {
             | ZonesError::Source { .. }
             | ZonesError::Secondary { .. }
             | ZonesError::TsigKey { .. }
+            | ZonesError::TwoSources { .. }
+            | ZonesError::Primary { .. }
             | ZonesError::SerialPolicy(_) => Code::InvalidArgument,
             ZonesError::HasKeys { .. } => Code::FailedPrecondition,
         },

@@ -318,6 +318,7 @@ impl Zones for Api {
                 let publisher = &self.services.publisher;
                 let asked = crate::publish::SourceSettings {
                     source_file: r.source_file,
+                    source_primary: r.source_primary,
                     out_file: r.out_file,
                     secondaries: r.secondaries,
                     serial_policy: r.serial_policy,

@@ -9,6 +9,7 @@
 pub mod notify;
 pub mod serial;
 pub mod served;
+pub mod source;
 pub mod tsig;
 
 use std::collections::{HashMap, HashSet};
@@ -25,10 +26,14 @@ use crate::signing::Signing;
 use crate::store::schema::{Publishing, SerialPolicy, ZoneRecord};
 use crate::store::StoreError;
 use served::{Served, SignedZone};
+use source::Source;
 
 /// How often the sources of the zones held are looked at (their size and
 /// modification time), and the zones re-read from the store.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// How soon a primary is asked again after a failure, and at the least.
+const PRIMARY_RETRY: u64 = 5;
 
 /// Who the zone signer's audit entries name.
 const WHO: &str = "zone-signer";
@@ -39,8 +44,11 @@ const WHO: &str = "zone-signer";
 struct Local {
     /// The epoch the zone was last published at by this node.
     epoch: u64,
-    /// Size and modification time of the source when last read.
-    stamp: Option<(u64, std::time::SystemTime)>,
+    /// The source's mark (a file's size and time, a primary's serial)
+    /// when last read.
+    stamp: Option<String>,
+    /// When to ask a primary for its serial again (its SOA REFRESH).
+    next_check: u64,
     /// SHA-256 of the source text last signed.
     digest: Vec<u8>,
     /// What the zone was last signed with: keys, policy, outputs.
@@ -69,6 +77,8 @@ pub struct Publisher {
 #[derive(Debug, Clone, Default)]
 pub struct SourceSettings {
     pub source_file: String,
+    /// Or a primary serving the unsigned zone, ADDR:PORT.
+    pub source_primary: String,
     pub out_file: String,
     pub secondaries: Vec<String>,
     pub serial_policy: String,
@@ -130,6 +140,7 @@ impl Publisher {
             tokio::select! {
                 _ = self.node.clock.sleep(LOOK_EVERY) => {}
                 _ = self.wake.notified() => {}
+                _ = self.served.notifies.notified() => {}
                 _ = key_changes.changed() => {}
             }
         }
@@ -143,7 +154,7 @@ impl Publisher {
         let mut keep = HashSet::new();
         for zone in zones {
             let ours = held.contains(&zone.name) && zone.key_master == self.node.id;
-            if !ours || zone.publishing.source_file.is_none() {
+            if !ours || Source::of(&zone.publishing).is_none() {
                 continue;
             }
             keep.insert(zone.name.clone());
@@ -227,18 +238,35 @@ impl Publisher {
     async fn look_at(&self, zone: &ZoneRecord) {
         let name = zone.name.clone();
         let mut local = self.local_of(&name);
-        let source = zone.publishing.source_file.clone().unwrap_or_default();
+        let Some(source) = Source::of(&zone.publishing) else {
+            return;
+        };
+        let Ok((_, apex)) = parse_zone_name(&name) else {
+            return;
+        };
         let reload = self
             .reloads
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&name);
-        let stamp = stamp_of(&source).await;
+            .remove(&name)
+            | self.served.take_notified(&name);
+        let now = self.node.clock.now();
+        let stamp = match &source {
+            Source::File(_) => source.mark(&apex).await,
+            Source::Primary(addr) => {
+                self.served.expect_notify_from(&name, addr.ip());
+                if reload || now >= local.next_check || local.stamp.is_none() {
+                    local.next_check = now + PRIMARY_RETRY;
+                    source.mark(&apex).await
+                } else {
+                    local.stamp.clone()
+                }
+            }
+        };
         let signed_with = match self.signed_with(zone).await {
             Ok(s) => s,
             Err(e) => return self.failed(zone, &mut local, format!("{e}")).await,
         };
-        let now = self.node.clock.now();
         let served = self.served.get(&name).is_some();
         let reason = if !served || local.epoch != zone.epoch {
             Some(format!("serving as Key Master (epoch {})", zone.epoch))
@@ -249,10 +277,16 @@ impl Publisher {
         } else if reload || stamp != local.stamp {
             None // read the source; signed if its text changed
         } else {
+            self.set_local(&name, local);
             return;
         };
-        let text = match read_source(&source).await {
-            Ok(t) => t,
+        let text = match source.fetch(&apex).await {
+            Ok(f) => {
+                if let Some(refresh) = f.refresh {
+                    local.next_check = now + u64::from(refresh.clamp(PRIMARY_RETRY as u32, 86_400));
+                }
+                f.text
+            }
             Err(e) => return self.failed(zone, &mut local, e).await,
         };
         let digest = ring::digest::digest(&ring::digest::SHA256, &text)
@@ -359,7 +393,9 @@ impl Publisher {
         let now = self.node.clock.now();
         let secondaries = secondary_addresses(&zone.publishing.secondaries)?;
         let ips: Vec<IpAddr> = secondaries.iter().map(SocketAddr::ip).collect();
-        let source = zone.publishing.source_file.clone().unwrap_or_default();
+        let source = Source::of(&zone.publishing)
+            .map(|s| s.describe())
+            .unwrap_or_default();
         let tsig = zone.publishing.tsig_key.clone();
         let (signing, text) = (self.signing.clone(), text.to_vec());
         let (config, apex2) = (prepared.clone(), apex.clone());
@@ -368,7 +404,7 @@ impl Publisher {
                 .sign_source_blocking(&config, &text, &mut |source| {
                     serial::next_serial(policy, source, last, now).map_err(|e| e.to_string())
                 })
-                .map_err(|e| format!("source file {source}: {e}"))?;
+                .map_err(|e| format!("{source}: {e}"))?;
             let parsed = SignedZone::parse(&apex2, &signed, ips, tsig)?;
             Ok::<_, String>((stats, signed, parsed))
         })
@@ -448,6 +484,7 @@ impl Publisher {
     pub async fn set_source(&self, who: &str, zone: &str, asked: &SourceSettings) -> Result<()> {
         let SourceSettings {
             source_file,
+            source_primary,
             out_file,
             secondaries,
             serial_policy,
@@ -488,6 +525,16 @@ impl Publisher {
                 Some(name)
             }
         };
+        if !source_file.is_empty() && !source_primary.is_empty() {
+            return Err(ZonesError::TwoSources { zone: key }.into());
+        }
+        if !source_primary.is_empty() && source_primary.parse::<SocketAddr>().is_err() {
+            return Err(ZonesError::Primary {
+                zone: key,
+                given: crate::text::shown(source_primary),
+            }
+            .into());
+        }
         if !source_file.is_empty() {
             let bad = |reason: String| ZonesError::Source {
                 zone: key.clone(),
@@ -504,14 +551,16 @@ impl Publisher {
         let mut record = m.zone.clone();
         let p = &mut record.publishing;
         p.source_file = (!source_file.is_empty()).then(|| source_file.to_string());
+        p.source_primary = (!source_primary.is_empty()).then(|| source_primary.clone());
         p.out_file = (!out_file.is_empty()).then(|| out_file.to_string());
         p.secondaries = secondaries.to_vec();
         p.serial_policy = serial_policy;
         p.tsig_key = tsig_key;
         p.error = None;
-        let detail = match &p.source_file {
+        let detail = match Source::of(p) {
             Some(f) => format!(
-                "source {f}, signed file {}, secondaries [{}], TSIG key {}, serial {:?}",
+                "{}, signed file {}, secondaries [{}], TSIG key {}, serial {:?}",
+                f.describe(),
                 p.out_file.as_deref().unwrap_or("none"),
                 p.secondaries.join(", "),
                 p.tsig_key.as_deref().unwrap_or("none"),
@@ -589,18 +638,6 @@ fn refresh_time(zone: &str, now: u64, expires: u64, serial: u32) -> u64 {
     now + span * 3 / 4 - jitter
 }
 
-/// Size and modification time of a file, None if it cannot be read.
-async fn stamp_of(path: &str) -> Option<(u64, std::time::SystemTime)> {
-    let m = tokio::fs::metadata(path).await.ok()?;
-    Some((m.len(), m.modified().ok()?))
-}
-
-async fn read_source(path: &str) -> std::result::Result<Vec<u8>, String> {
-    tokio::fs::read(path)
-        .await
-        .map_err(|e| format!("source file {path}: {e}"))
-}
-
 /// Writes the signed zone beside its final name and renames it there, so
 /// that a reader sees the old file or the new, never half of one.
 async fn write_atomically(path: &str, text: Vec<u8>) -> std::result::Result<(), String> {
@@ -626,6 +663,7 @@ pub async fn serve_dns(
     use domain::net::server::buf::VecBufSource;
     use domain::net::server::dgram::DgramServer;
     use domain::net::server::middleware::mandatory::MandatoryMiddlewareSvc;
+    use domain::net::server::middleware::notify::NotifyMiddlewareSvc;
     use domain::net::server::middleware::tsig::TsigMiddlewareSvc;
     use domain::net::server::stream::StreamServer;
     let udp = tokio::net::UdpSocket::bind(addr)
@@ -635,7 +673,10 @@ pub async fn serve_dns(
     let tcp = tokio::net::TcpListener::bind(local)
         .await
         .map_err(|e| format!("cannot listen for DNS on {local} (TCP): {e}"))?;
-    let svc = served::DnsService { served };
+    let svc = served::DnsService {
+        served: served.clone(),
+    };
+    let svc = NotifyMiddlewareSvc::new(svc, served);
     let svc = MandatoryMiddlewareSvc::new(TsigMiddlewareSvc::new(svc, keys.store));
     let dgram = DgramServer::new(Arc::new(udp), VecBufSource, svc.clone());
     tokio::spawn(async move { dgram.run().await });

@@ -96,10 +96,15 @@ impl SignedZone {
     }
 }
 
-/// The zones this node serves, by stored name (lower case, trailing dot).
+/// The zones this node serves, by stored name (lower case, trailing dot);
+/// and the primaries whose NOTIFY it takes for zones it pulls.
 #[derive(Debug, Default)]
 pub struct Served {
     zones: RwLock<HashMap<String, Arc<SignedZone>>>,
+    primaries: RwLock<HashMap<String, IpAddr>>,
+    notified: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Woken by each NOTIFY taken.
+    pub notifies: tokio::sync::Notify,
 }
 
 impl Served {
@@ -117,6 +122,28 @@ impl Served {
             .unwrap_or_else(|p| p.into_inner())
             .remove(zone)
             .is_some()
+            | self
+                .primaries
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(zone)
+                .is_some()
+    }
+
+    /// Takes NOTIFY for the zone from this address (its primary).
+    pub fn expect_notify_from(&self, zone: &str, primary: IpAddr) {
+        self.primaries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(zone.to_string(), primary);
+    }
+
+    /// Whether a NOTIFY for the zone came since the last call.
+    pub fn take_notified(&self, zone: &str) -> bool {
+        self.notified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(zone)
     }
 
     pub fn get(&self, zone: &str) -> Option<Arc<SignedZone>> {
@@ -323,5 +350,47 @@ fn transfer(
     }
     if let Some(a) = answer {
         let _ = tx.blocking_send(Ok(CallResult::new(a.additional())));
+    }
+}
+
+/// NOTIFY (RFC 1996) from a zone's primary: the zone signer transfers the
+/// zone again at once. From anyone else, or for another zone: NOTAUTH.
+impl domain::net::server::middleware::notify::Notifiable for Served {
+    fn notify_zone_changed(
+        &self,
+        _class: domain::base::iana::Class,
+        apex_name: &Name<Bytes>,
+        serial: Option<domain::base::Serial>,
+        source: IpAddr,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<(), domain::net::server::middleware::notify::NotifyError>,
+                > + Sync
+                + Send
+                + '_,
+        >,
+    > {
+        use domain::net::server::middleware::notify::NotifyError;
+        let zone = format!("{apex_name}.").to_ascii_lowercase();
+        let primary = self
+            .primaries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&zone)
+            .copied();
+        let result = if primary == Some(source) {
+            tracing::info!(%zone, %source, serial = ?serial.map(|s| s.into_int()), "NOTIFY from the primary");
+            self.notified
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(zone);
+            self.notifies.notify_one();
+            Ok(())
+        } else {
+            tracing::warn!(%zone, %source, "NOTIFY refused: not from the zone's primary");
+            Err(NotifyError::NotAuthForZone)
+        };
+        Box::pin(std::future::ready(result))
     }
 }

@@ -50,6 +50,9 @@ pub struct Publishing {
     /// zone is not kept signed (only `zone sign`).
     #[serde(default)]
     pub source_file: Option<String>,
+    /// Or a primary, `ADDR:PORT`, that serves the unsigned zone by AXFR.
+    #[serde(default)]
+    pub source_primary: Option<String>,
     /// A file the signed zone is written to (atomically) on each new serial.
     #[serde(default)]
     pub out_file: Option<String>,

@@ -21,23 +21,35 @@ pub struct Knot {
 
 impl Knot {
     pub fn start(zones: &[&str]) -> Knot {
-        Self::start_with(zones, &[], None)
+        Self::start_with(zones, &[], None, None)
+    }
+
+    /// knotd as the primary of unsigned zones that keymaster pulls: it
+    /// allows transfers from 127.0.0.0/8 and sends NOTIFY to `notify`
+    /// (keymaster's DNS address) when a zone changes.
+    pub fn start_primary(zones: &[&str], notify: &str) -> Knot {
+        Self::start_with(zones, &[], None, Some(notify))
     }
 
     /// knotd as a secondary of the given primaries (keymaster's DNS
     /// addresses, in order): it transfers the zones from them, takes their
     /// NOTIFYs, and keeps nothing on disk between runs.
     pub fn start_secondary(zones: &[&str], primaries: &[String]) -> Knot {
-        Self::start_with(zones, primaries, None)
+        Self::start_with(zones, primaries, None, None)
     }
 
     /// A secondary that signs its transfer requests with a TSIG key
     /// (name, hmac-sha256 secret in base64).
     pub fn start_secondary_tsig(zones: &[&str], primaries: &[String], key: (&str, &str)) -> Knot {
-        Self::start_with(zones, primaries, Some(key))
+        Self::start_with(zones, primaries, Some(key), None)
     }
 
-    fn start_with(zones: &[&str], primaries: &[String], key: Option<(&str, &str)>) -> Knot {
+    fn start_with(
+        zones: &[&str],
+        primaries: &[String],
+        key: Option<(&str, &str)>,
+        notify: Option<&str>,
+    ) -> Knot {
         let dir = TempDir::new("knot");
         let port = free_port();
         let conf = dir.path().join("knot.conf");
@@ -66,6 +78,13 @@ impl Knot {
             }
             text.push_str("acl:\n  - id: notify\n    address: 127.0.0.0/8\n    action: notify\n");
         }
+        if let Some(to) = notify {
+            text.push_str(&format!(
+                "remote:\n  - id: signer\n    address: {}\n\
+                 acl:\n  - id: xfr\n    address: 127.0.0.0/8\n    action: transfer\n",
+                to.replace(':', "@")
+            ));
+        }
         text.push_str(&format!(
             "template:\n  - id: default\n    storage: {d}\n    file: \"%s.zone\"\n\
              \x20   zonefile-sync: -1\n    zonefile-load: whole\n    journal-content: none\n\
@@ -78,6 +97,9 @@ impl Knot {
                 ids.join(", ")
             ));
             text = text.replace("    zonefile-load: whole\n", "");
+        }
+        if notify.is_some() {
+            text.push_str("    notify: signer\n    acl: xfr\n");
         }
         text.push_str("zone:\n");
         for z in zones {

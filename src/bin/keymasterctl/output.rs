@@ -131,7 +131,7 @@ fn print_status(s: &proto::ZoneStatus, as_json: bool) {
         .collect();
     if as_json {
         let v = json!({"ZoneName": s.zone, "KeyMasterServer": s.key_master,
-            "SourceFile": s.source_file, "SignedFile": s.out_file, "SerialPolicy": s.serial_policy,
+            "SourceFile": s.source_file, "SourcePrimary": s.source_primary, "SignedFile": s.out_file, "SerialPolicy": s.serial_policy,
             "TsigKey": s.tsig_key,
             "Published": s.published, "Serial": s.serial, "SourceSerial": s.source_serial,
             "SignedAt": s.signed_at, "Reason": s.reason, "NextRefresh": s.refresh_at,
@@ -154,6 +154,7 @@ fn print_status(s: &proto::ZoneStatus, as_json: bool) {
         ("ZoneName", s.zone.clone()),
         ("KeyMasterServer", s.key_master.clone()),
         ("SourceFile", or_dash(&s.source_file)),
+        ("SourcePrimary", or_dash(&s.source_primary)),
         ("SignedFile", or_dash(&s.out_file)),
         ("SerialPolicy", s.serial_policy.clone()),
         ("TsigKey", or_dash(&s.tsig_key)),

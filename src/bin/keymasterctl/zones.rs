@@ -41,8 +41,12 @@ pub enum ZoneCmd {
         zone: String,
         /// The unsigned master file, on the Key Master's host (absolute);
         /// re-read when it changes and on `zone reload`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "primary")]
         file: Option<String>,
+        /// Or a primary, ADDR:PORT, serving the unsigned zone: transferred by
+        /// AXFR on its NOTIFY (to --dns-listen) and at its SOA refresh.
+        #[arg(long)]
+        primary: Option<String>,
         /// Also write the signed zone to this file on every new serial.
         #[arg(long)]
         out: Option<String>,
@@ -57,7 +61,7 @@ pub enum ZoneCmd {
         #[arg(long)]
         tsig: Option<String>,
         /// Stop keeping the zone signed.
-        #[arg(long, conflicts_with_all = ["file", "out", "secondaries", "tsig"])]
+        #[arg(long, conflicts_with_all = ["file", "primary", "out", "secondaries", "tsig"])]
         none: bool,
     },
     /// Have the Key Master read the zone's source again now.
@@ -271,18 +275,14 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
         ZoneCmd::Source {
             zone,
             file,
+            primary,
             out,
             secondaries,
             serial,
             tsig,
             none,
         } => {
-            let Some(file) = file.filter(|_| !none) else {
-                if !none {
-                    return Err(
-                        "give --file PATH, or --none to stop keeping the zone signed".into(),
-                    );
-                }
+            if none {
                 return Ok(Output::Status(Box::new(
                     c.zones
                         .set_zone_source(proto::SetZoneSourceRequest {
@@ -294,14 +294,22 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
                         .map_err(status_line)?
                         .into_inner(),
                 )));
-            };
-            let file = absolute(&file)?;
+            }
+            if file.is_none() && primary.is_none() {
+                return Err(
+                    "give --file PATH or --primary ADDR:PORT, or --none to stop keeping \
+                            the zone signed"
+                        .into(),
+                );
+            }
+            let file = file.map(|f| absolute(&f)).transpose()?.unwrap_or_default();
             let out = out.map(|o| absolute(&o)).transpose()?.unwrap_or_default();
             Output::Status(Box::new(
                 c.zones
                     .set_zone_source(proto::SetZoneSourceRequest {
                         zone,
                         source_file: file,
+                        source_primary: primary.unwrap_or_default(),
                         out_file: out,
                         secondaries,
                         serial_policy: serial,
