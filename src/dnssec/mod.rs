@@ -7,6 +7,7 @@ pub mod algorithm;
 pub mod denial;
 pub mod ds;
 pub mod record;
+pub mod reuse;
 pub mod rrset;
 pub mod sign;
 pub mod zone;

@@ -21,7 +21,9 @@ use domain::zonefile::inplace::{Entry, ScannedRecord, Zonefile};
 
 use super::denial::{self, Denial};
 use super::record::{self, Rec};
+use super::reuse::{self, Group, GroupKey, Previous};
 use super::sign::{self, KeyRole, SignWorker, SigningKey, Validity};
+use std::sync::Arc;
 
 /// What to sign a zone with.
 #[derive(Debug, Clone)]
@@ -42,6 +44,13 @@ pub struct ZoneSignConfig {
     pub validity: Validity,
     /// The SOA serial to publish; None keeps the input's.
     pub serial: Option<u32>,
+    /// Signatures of the last version, kept for RRsets that did not change
+    /// and whose signatures expire at or after `reuse_until`.
+    pub previous: Option<Arc<Previous>>,
+    pub reuse_until: u32,
+    /// Stagger each RRset's expiration by up to a tenth of the validity,
+    /// and note each RRset for the next version (the zone signer).
+    pub stagger: bool,
 }
 
 /// What went wrong with a zone. Input errors name the line or the RRset.
@@ -101,6 +110,8 @@ pub struct ZoneStats {
     /// The SOA serial of the input, and of the output.
     pub serial_in: u32,
     pub serial_out: u32,
+    /// RRSIGs made (the rest of `rrsigs` were kept from the last version).
+    pub rrsigs_made: u64,
 }
 
 /// Reads every record of a zone file into compact records, checking that
@@ -730,9 +741,14 @@ fn add_empty_non_terminals(names: &mut Vec<(Vec<u8>, Vec<Rtype>)>, apex_key: &[u
 /// One signed batch in master-file form.
 pub struct Rendered {
     pub text: String,
-    /// Records in it, RRSIGs included, and of them RRSIGs.
+    /// Records in it, RRSIGs included, and of them RRSIGs, and of those
+    /// the ones made now.
     pub records: u64,
     pub rrsigs: u64,
+    pub made: u64,
+    /// Each signed RRset, its RRSIG lines placed within `text` (with
+    /// `stagger`).
+    pub groups: Vec<(GroupKey, Group)>,
 }
 
 /// Formats the RRsets of one batch with their signatures.
@@ -747,6 +763,8 @@ fn render_batch(
         text: String::with_capacity(items.len() * 160),
         records: 0,
         rrsigs: 0,
+        made: 0,
+        groups: Vec::new(),
     };
     let mut owner = OwnerName::default();
     for item in items {
@@ -759,13 +777,54 @@ fn render_batch(
             record::write_record(&mut out.text, &owner.text, r.rtype, r.ttl, r.rdata());
         }
         out.records += rrset.len() as u64;
-        let (role, validity) = match item.signer {
+        let (role, mut validity) = match item.signer {
             Signer::Nobody => continue,
             Signer::Zsk => (KeyRole::Zsk, config.validity),
             Signer::Ksk => (KeyRole::Ksk, config.dnskey_validity),
         };
-        for key in config.keys.iter().filter(|k| k.role == role) {
-            write_rrsig(&mut out, rrset, &owner, key, validity, config, worker)?;
+        let rtype = rrset[0].rtype;
+        let keys: Vec<u16> = config
+            .keys
+            .iter()
+            .filter(|k| k.role == role)
+            .map(|k| k.key_tag)
+            .collect();
+        let digest = reuse::digest(rrset);
+        let sigs_start = out.text.len();
+        let kept = config
+            .previous
+            .as_ref()
+            .and_then(|p| p.reusable(&owner.key, rtype, &digest, &keys, config.reuse_until));
+        let expiration = match kept {
+            Some((group, lines)) => {
+                out.text.push_str(&String::from_utf8_lossy(lines));
+                out.rrsigs += keys.len() as u64;
+                out.records += keys.len() as u64;
+                group.expiration
+            }
+            None => {
+                if config.stagger {
+                    let spread = validity.expiration.wrapping_sub(validity.inception) / 10;
+                    validity.expiration -= reuse::jitter(&owner.key, rtype, spread);
+                }
+                for key in config.keys.iter().filter(|k| k.role == role) {
+                    write_rrsig(&mut out, rrset, &owner, key, validity, config, worker)?;
+                    out.made += 1;
+                }
+                validity.expiration
+            }
+        };
+        if config.stagger {
+            out.groups.push((
+                (owner.key.clone().into_boxed_slice(), rtype.to_int()),
+                Group {
+                    digest,
+                    keys,
+                    expiration,
+                    sigs_start: sigs_start as u64,
+                    sigs_len: (out.text.len() - sigs_start) as u32,
+                },
+            ));
         }
     }
     Ok(out)

@@ -17,6 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::dnssec::reuse::Previous;
 use crate::error::Result;
 use crate::error::ZonesError;
 use crate::keyset::KeySets;
@@ -57,6 +58,9 @@ struct Local {
     failure: Option<String>,
     /// When the nearing expiry was last logged (Unix seconds).
     warned_at: u64,
+    /// The last version published, with the policy it was signed under:
+    /// its signatures are kept where they may be.
+    previous: Option<(crate::policy::Policy, Arc<Previous>)>,
 }
 
 pub struct Publisher {
@@ -303,8 +307,16 @@ impl Publisher {
                 return;
             }
         };
-        match self.publish(zone, &text, &reason).await {
-            Ok(()) => {
+        // Signatures are kept from the last version this node published at
+        // this epoch under the same policy; otherwise the zone is signed whole.
+        let previous = local
+            .previous
+            .clone()
+            .filter(|(policy, _)| local.epoch == zone.epoch && *policy == zone.policy)
+            .map(|(_, p)| p);
+        match self.publish(zone, &text, &reason, previous).await {
+            Ok(signed) => {
+                local.previous = Some((zone.policy.clone(), signed));
                 local.epoch = zone.epoch;
                 local.stamp = stamp;
                 local.digest = digest;
@@ -382,15 +394,20 @@ impl Publisher {
         zone: &ZoneRecord,
         text: &[u8],
         reason: &str,
-    ) -> std::result::Result<(), String> {
+        previous: Option<Arc<Previous>>,
+    ) -> std::result::Result<Arc<Previous>, String> {
         let (key, apex) = parse_zone_name(&zone.name).map_err(|e| e.to_string())?;
-        let prepared = self
+        let mut prepared = self
             .signing
             .zone_signing(&key, 0, 0)
             .await
             .map_err(|e| e.to_string())?;
-        let (policy, last) = (zone.publishing.serial_policy, zone.publishing.serial);
         let now = self.node.clock.now();
+        let window = refresh_window(&zone.policy);
+        prepared.config.previous = previous;
+        prepared.config.reuse_until = (now + window.0 + window.1) as u32;
+        prepared.config.stagger = true;
+        let (policy, last) = (zone.publishing.serial_policy, zone.publishing.serial);
         let secondaries = secondary_addresses(&zone.publishing.secondaries)?;
         let ips: Vec<IpAddr> = secondaries.iter().map(SocketAddr::ip).collect();
         let source = Source::of(&zone.publishing)
@@ -405,19 +422,13 @@ impl Publisher {
                     serial::next_serial(policy, source, last, now).map_err(|e| e.to_string())
                 })
                 .map_err(|e| format!("{source}: {e}"))?;
-            let parsed = SignedZone::parse(&apex2, &signed, ips, tsig)?;
+            let parsed = SignedZone::parse(&apex2, &signed.text, ips, tsig)?;
             Ok::<_, String>((stats, signed, parsed))
         })
         .await
         .map_err(|e| format!("the signing task failed: {e}"))??;
-        let validity = &prepared.config;
-        let expires = u64::from(
-            validity
-                .validity
-                .expiration
-                .min(validity.dnskey_validity.expiration),
-        );
-        let refresh_at = refresh_time(&key, now, expires, stats.serial_out);
+        let expires = u64::from(signed.earliest_expiration().unwrap_or(0));
+        let refresh_at = expires.saturating_sub(window.0).max(now + window.1);
         // Durable before anyone sees it: the serial never goes backwards,
         // and a node that lost the role writes nothing and serves nothing.
         let m = self.gate.managed(&key).await.map_err(|e| e.to_string())?;
@@ -438,11 +449,13 @@ impl Publisher {
             &key,
             "sign-zone",
             format!(
-                "published serial {} (source serial {}): {reason}; {} records, {} RRSIGs; {}",
+                "published serial {} (source serial {}): {reason}; {} records, {} RRSIGs of \
+                 which {} made now; {}",
                 stats.serial_out,
                 stats.serial_in,
                 stats.records_out,
                 stats.rrsigs,
+                stats.rrsigs_made,
                 prepared.ksk_use
             ),
         );
@@ -462,9 +475,18 @@ impl Publisher {
         drop(m);
         let serial = stats.serial_out;
         self.served.put(&key, Arc::new(zone_signed));
-        tracing::info!(zone = %key, serial, reason, records = stats.records_out, "zone published");
+        tracing::info!(
+            zone = %key,
+            serial,
+            reason,
+            records = stats.records_out,
+            rrsigs_made = stats.rrsigs_made,
+            rrsigs_kept = stats.rrsigs - stats.rrsigs_made,
+            "zone published"
+        );
+        let signed = Arc::new(signed);
         if let Some(out) = &zone.publishing.out_file {
-            write_atomically(out, signed).await?;
+            write_atomically(out, signed.text.clone()).await?;
         }
         for secondary in secondaries {
             let apex = apex.clone();
@@ -475,7 +497,7 @@ impl Publisher {
                 }
             });
         }
-        Ok(())
+        Ok(signed)
     }
 
     /// Sets where a zone comes from and where it goes (a management call,
@@ -624,27 +646,26 @@ fn secondary_addresses(list: &[String]) -> std::result::Result<Vec<SocketAddr>, 
         .collect()
 }
 
-/// When to sign again: once three quarters of the shortest validity
-/// published has passed, less a jitter of up to a tenth of the validity
-/// that differs per zone and serial, so that zones signed together are
-/// not all signed again at one instant.
-fn refresh_time(zone: &str, now: u64, expires: u64, serial: u32) -> u64 {
-    let span = expires.saturating_sub(now);
-    let seed = ring::digest::digest(&ring::digest::SHA256, format!("{zone}{serial}").as_bytes());
-    let r = u64::from(u32::from_be_bytes(
-        seed.as_ref()[..4].try_into().expect("4 bytes"),
-    ));
-    let jitter = (span / 10) * r / u64::from(u32::MAX);
-    now + span * 3 / 4 - jitter
+/// The refresh window of a zone and a band beyond it (seconds): a
+/// signature is made again once less than a quarter of the shortest
+/// validity is left; a pass then also renews those due within a twentieth
+/// more, so that refreshes come in rounds rather than one RRset at a time.
+fn refresh_window(policy: &crate::policy::Policy) -> (u64, u64) {
+    let span = u64::from(
+        policy
+            .signature_validity
+            .min(policy.dnskey_signature_validity),
+    );
+    (span / 4, span / 20)
 }
 
 /// Writes the signed zone beside its final name and renames it there, so
 /// that a reader sees the old file or the new, never half of one.
-async fn write_atomically(path: &str, text: Vec<u8>) -> std::result::Result<(), String> {
+async fn write_atomically(path: &str, text: Arc<Vec<u8>>) -> std::result::Result<(), String> {
     let path = std::path::PathBuf::from(path);
     tokio::task::spawn_blocking(move || {
         let tmp = path.with_extension("keymaster-tmp");
-        std::fs::write(&tmp, &text)
+        std::fs::write(&tmp, text.as_slice())
             .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
             .and_then(|_| std::fs::rename(&tmp, &path))
             .map_err(|e| format!("cannot write the signed zone to {}: {e}", path.display()))
@@ -767,14 +788,14 @@ mod tests {
         let p = w.publishing().await;
         assert_eq!(p.serial, Some(3));
         assert_eq!(w.served_serial(), Some(3));
-        // The shortest validity (DNSKEY, 20 h) sets the refresh: at 15 h,
-        // less a jitter of at most 2 h.
-        assert_eq!(p.expires, T0 + 20 * H);
+        // The DNSKEY RRset's signature (20 h, less its jitter of at most
+        // 2 h) expires first; it is made again 5 h (a quarter) before.
         assert!(
-            (T0 + 13 * H..=T0 + 15 * H).contains(&p.refresh_at),
+            (T0 + 18 * H..=T0 + 20 * H).contains(&p.expires),
             "{}",
-            p.refresh_at - T0
+            p.expires - T0
         );
+        assert_eq!(p.refresh_at, p.expires - 5 * H);
         w.clock.advance(p.refresh_at - T0 - 1);
         publisher.pass().await.unwrap();
         assert_eq!(
@@ -787,7 +808,22 @@ mod tests {
         let q = w.publishing().await;
         assert_eq!(q.serial, Some(4), "not signed again at the refresh time");
         assert_eq!(q.reason, "signatures refreshed before they expire");
-        assert_eq!(q.expires, p.refresh_at + 20 * H);
+        assert_eq!(q.expires, p.refresh_at + (p.expires - T0));
+        // Only what had to be: the DNSKEY RRset's (near expiry) and the
+        // SOA's (a new serial); every other RRSIG is kept.
+        let audit = w
+            .services
+            .node
+            .store
+            .read_audit(Some(ZONE), 0)
+            .await
+            .unwrap();
+        let last = audit.last().unwrap();
+        assert!(
+            last.detail.contains("RRSIGs of which 2 made now"),
+            "{}",
+            last.detail
+        );
         assert!(!publisher.warn_if_expiring(ZONE).await);
 
         // The source breaks: nothing is published, the last version is

@@ -9,7 +9,10 @@ use domain::base::iana::Rtype;
 
 use super::validity::{dnskey_validity_within, validity_for, SigKind};
 use super::{Cancel, KeyWorker, Signing};
-use crate::dnssec::zone::{self as zonesign, ZoneError, ZonePlan, ZoneSignConfig, ZoneStats};
+use crate::dnssec::reuse::Previous;
+use crate::dnssec::zone::{
+    self as zonesign, Rendered, ZoneError, ZonePlan, ZoneSignConfig, ZoneStats,
+};
 use crate::dnssec::KeyRole;
 use crate::error::{Error, Result, SigningError};
 
@@ -60,6 +63,9 @@ impl Signing {
                 dnskey_validity,
                 validity,
                 serial: None,
+                previous: None,
+                reuse_until: 0,
+                stagger: false,
             },
         })
     }
@@ -85,7 +91,12 @@ impl Signing {
         let read = clock.instant();
         let plan = zonesign::plan_zone(recs, &zone.config, &mut stats)?;
         let planned = clock.instant();
-        self.sign_plan(Arc::new(plan), &mut stats, emit, progress)?;
+        self.sign_plan(
+            Arc::new(plan),
+            &mut stats,
+            &mut |r| emit(r.text.into_bytes()),
+            progress,
+        )?;
         tracing::debug!(
             records = stats.records_in,
             read_s = read.duration_since(began).as_secs_f64(),
@@ -104,7 +115,7 @@ impl Signing {
         zone: &ZoneSigning,
         text: &[u8],
         serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
-    ) -> Result<(ZoneStats, Vec<u8>)> {
+    ) -> Result<(ZoneStats, Previous)> {
         let mut stats = ZoneStats::default();
         let recs = zonesign::read_zone(
             text,
@@ -117,16 +128,28 @@ impl Signing {
         config.serial = Some(serial(source).map_err(ZoneError::Serial)?);
         let plan = zonesign::plan_zone(recs, &config, &mut stats)?;
         let mut out = Vec::with_capacity(text.len() * 3);
+        let mut groups = std::collections::HashMap::new();
         self.sign_plan(
             Arc::new(plan),
             &mut stats,
-            &mut |chunk| {
-                out.extend_from_slice(&chunk);
+            &mut |mut rendered| {
+                let at = out.len() as u64;
+                for (key, mut g) in rendered.groups.drain(..) {
+                    g.sigs_start += at;
+                    groups.insert(key, g);
+                }
+                out.extend_from_slice(rendered.text.as_bytes());
                 Ok(())
             },
             &mut |_, _| {},
         )?;
-        Ok((stats, out))
+        Ok((
+            stats,
+            Previous {
+                text: Arc::new(out),
+                groups,
+            },
+        ))
     }
 
     /// Signs a planned zone on the pool, batch by batch, and emits the
@@ -137,7 +160,7 @@ impl Signing {
         &self,
         plan: Arc<ZonePlan>,
         stats: &mut ZoneStats,
-        emit: &mut dyn FnMut(Vec<u8>) -> std::result::Result<(), String>,
+        emit: &mut dyn FnMut(Rendered) -> std::result::Result<(), String>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
         let in_flight = self.pool.count() * 4;
@@ -167,9 +190,10 @@ impl Signing {
             };
             stats.records_out += rendered.records;
             stats.rrsigs += rendered.rrsigs;
+            stats.rrsigs_made += rendered.made;
             done += plan.batch_rrsets(emitted);
             emitted += 1;
-            if let Err(e) = emit(rendered.text.into_bytes()) {
+            if let Err(e) = emit(rendered) {
                 break Err(ZoneError::Aborted(e).into());
             }
             progress(done, plan.rrsets());

@@ -1,0 +1,121 @@
+//! Signatures kept from one signed version of a zone to the next: an RRset
+//! whose records, TTL and signing keys are as they were, and whose
+//! signatures expire after the refresh window, keeps them; only changed
+//! RRsets (and the NSEC/NSEC3 records and SOA around a change) and those
+//! near expiry are signed again. Each version's signatures expire at
+//! staggered times (a jitter per RRset), so that refreshing them is spread
+//! over time rather than done for the whole zone at one instant.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use domain::base::iana::Rtype;
+
+use super::record::Rec;
+
+/// What a signed version's RRset had: a digest of its records and TTL,
+/// the keys that signed it, when the first of its signatures expires, and
+/// where its RRSIG lines are in that version's text.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub digest: [u8; 16],
+    pub keys: Vec<u16>,
+    pub expiration: u32,
+    pub sigs_start: u64,
+    pub sigs_len: u32,
+}
+
+/// An RRset's owner (canonical sort key) and type.
+pub type GroupKey = (Box<[u8]>, u16);
+
+/// One signed version: its text and its RRsets, by owner and type.
+#[derive(Default)]
+pub struct Previous {
+    pub text: Arc<Vec<u8>>,
+    pub groups: HashMap<GroupKey, Group>,
+}
+
+impl std::fmt::Debug for Previous {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Previous({} RRsets)", self.groups.len())
+    }
+}
+
+impl Previous {
+    /// The RRSIG lines of an RRset, if they may be used again: same
+    /// records and TTL, same keys, and every signature expiring at or after
+    /// `reuse_until`.
+    pub fn reusable(
+        &self,
+        owner: &[u8],
+        rtype: Rtype,
+        digest: &[u8; 16],
+        keys: &[u16],
+        reuse_until: u32,
+    ) -> Option<(&Group, &[u8])> {
+        let g = self.groups.get(&(owner.into(), rtype.to_int()))?;
+        if &g.digest != digest || g.keys != keys || g.expiration < reuse_until {
+            return None;
+        }
+        let start = usize::try_from(g.sigs_start).ok()?;
+        let lines = self.text.get(start..start + g.sigs_len as usize)?;
+        Some((g, lines))
+    }
+
+    /// The earliest expiration of any signature of the version.
+    pub fn earliest_expiration(&self) -> Option<u32> {
+        self.groups
+            .values()
+            .filter(|g| !g.keys.is_empty())
+            .map(|g| g.expiration)
+            .min()
+    }
+}
+
+/// A digest of an RRset's records and TTL (its owner and type are the key).
+pub fn digest(rrset: &[Rec]) -> [u8; 16] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&rrset[0].ttl.to_be_bytes());
+    for r in rrset {
+        ctx.update(&(r.rdata().len() as u32).to_be_bytes());
+        ctx.update(r.rdata());
+    }
+    let d = ctx.finish();
+    d.as_ref()[..16].try_into().expect("16 octets")
+}
+
+/// How much earlier than the zone's expiration an RRset's signatures
+/// expire: up to `spread` seconds, the same for an RRset in every version
+/// (FNV-1a of its owner and type), so that their refreshes stay spread.
+pub fn jitter(owner: &[u8], rtype: Rtype, spread: u32) -> u32 {
+    if spread == 0 {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in owner.iter().chain(&rtype.to_int().to_be_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % u64::from(spread)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_is_stable_per_rrset_and_within_the_spread() {
+        let a = jitter(b"\x03www", Rtype::A, 3600);
+        assert_eq!(a, jitter(b"\x03www", Rtype::A, 3600));
+        assert!(a < 3600);
+        assert_eq!(jitter(b"\x03www", Rtype::A, 0), 0);
+        let spread: std::collections::HashSet<u32> = (0..100u32)
+            .map(|i| jitter(format!("host{i}").as_bytes(), Rtype::A, 3600))
+            .collect();
+        assert!(
+            spread.len() > 90,
+            "jitter does not spread: {}",
+            spread.len()
+        );
+    }
+}
