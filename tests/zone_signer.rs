@@ -204,6 +204,17 @@ fn a_secondary_follows_the_signer_and_every_answer_validates() {
     // Only the changed RRsets and those around them were signed again
     // (www changed, new and old came and went: their NSEC3 neighbours, the
     // SOA); the rest kept their signatures, and the whole still validates.
+    // Both secondaries took the change by IXFR: only what changed.
+    assert!(
+        d.log_text()
+            .lines()
+            .filter(|l| l.contains("zone transfer (incremental)") && l.contains("serial=8"))
+            .count()
+            >= 2,
+        "{}",
+        d.log_text()
+    );
+    assert!(knot.log().contains("IXFR, incoming"), "{}", knot.log());
     let (all, made) = rrsigs_of(&d, 8);
     assert!(
         made < all / 2 && made > 0,

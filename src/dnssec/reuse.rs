@@ -19,8 +19,13 @@ use super::record::Rec;
 #[derive(Debug, Clone)]
 pub struct Group {
     pub digest: [u8; 16],
+    /// Empty for an RRset that is not signed (a delegation's NS, glue).
     pub keys: Vec<u16>,
     pub expiration: u32,
+    /// Where the RRset's lines (records, then RRSIGs) are in the text,
+    /// and where its RRSIG lines are.
+    pub start: u64,
+    pub len: u32,
     pub sigs_start: u64,
     pub sigs_len: u32,
 }
@@ -60,6 +65,37 @@ impl Previous {
         let start = usize::try_from(g.sigs_start).ok()?;
         let lines = self.text.get(start..start + g.sigs_len as usize)?;
         Some((g, lines))
+    }
+
+    /// The lines of an RRset (records and RRSIGs) in this version's text.
+    fn lines(&self, g: &Group) -> &[u8] {
+        let start = usize::try_from(g.start).unwrap_or(usize::MAX);
+        self.text
+            .get(start..start.saturating_add(g.len as usize))
+            .unwrap_or_default()
+    }
+
+    /// What changed from `self` to `next`: the lines of every RRset that
+    /// went or changed (records or RRSIGs) as they were, and of every one
+    /// that came or changed as it is (an IXFR's deletions and additions,
+    /// RFC 1995 §4).
+    pub fn changes_to(&self, next: &Previous) -> (Vec<u8>, Vec<u8>) {
+        let same = |a: &Group, b: &Group| {
+            a.digest == b.digest && a.keys == b.keys && self.lines(a) == next.lines(b)
+        };
+        let mut gone = Vec::new();
+        for (k, g) in &self.groups {
+            if !next.groups.get(k).is_some_and(|n| same(g, n)) {
+                gone.extend_from_slice(self.lines(g));
+            }
+        }
+        let mut came = Vec::new();
+        for (k, n) in &next.groups {
+            if !self.groups.get(k).is_some_and(|g| same(g, n)) {
+                came.extend_from_slice(next.lines(n));
+            }
+        }
+        (gone, came)
     }
 
     /// The earliest expiration of any signature of the version.

@@ -773,16 +773,34 @@ fn render_batch(
         if rrset[0].key() != owner.key {
             owner = OwnerName::of(rrset[0].key());
         }
+        let start = out.text.len();
         for r in rrset {
             record::write_record(&mut out.text, &owner.text, r.rtype, r.ttl, r.rdata());
         }
         out.records += rrset.len() as u64;
+        let rtype = rrset[0].rtype;
         let (role, mut validity) = match item.signer {
-            Signer::Nobody => continue,
+            Signer::Nobody => {
+                if config.stagger {
+                    let end = out.text.len();
+                    out.groups.push((
+                        (owner.key.clone().into_boxed_slice(), rtype.to_int()),
+                        Group {
+                            digest: reuse::digest(rrset),
+                            keys: Vec::new(),
+                            expiration: u32::MAX,
+                            start: start as u64,
+                            len: (end - start) as u32,
+                            sigs_start: end as u64,
+                            sigs_len: 0,
+                        },
+                    ));
+                }
+                continue;
+            }
             Signer::Zsk => (KeyRole::Zsk, config.validity),
             Signer::Ksk => (KeyRole::Ksk, config.dnskey_validity),
         };
-        let rtype = rrset[0].rtype;
         let keys: Vec<u16> = config
             .keys
             .iter()
@@ -821,6 +839,8 @@ fn render_batch(
                     digest,
                     keys,
                     expiration,
+                    start: start as u64,
+                    len: (out.text.len() - start) as u32,
                     sigs_start: sigs_start as u64,
                     sigs_len: (out.text.len() - sigs_start) as u32,
                 },

@@ -404,7 +404,13 @@ impl Publisher {
             .map_err(|e| e.to_string())?;
         let now = self.node.clock.now();
         let window = refresh_window(&zone.policy);
-        prepared.config.previous = previous;
+        prepared.config.previous = previous.clone();
+        // The version served now, for the journal: the change from it is
+        // what an IXFR from its serial carries.
+        let before = self
+            .served
+            .get(&key)
+            .filter(|b| previous.is_some() && Some(b.serial) == zone.publishing.serial);
         prepared.config.reuse_until = (now + window.0 + window.1) as u32;
         prepared.config.stagger = true;
         let (policy, last) = (zone.publishing.serial_policy, zone.publishing.serial);
@@ -422,7 +428,11 @@ impl Publisher {
                     serial::next_serial(policy, source, last, now).map_err(|e| e.to_string())
                 })
                 .map_err(|e| format!("{source}: {e}"))?;
-            let parsed = SignedZone::parse(&apex2, &signed.text, ips, tsig)?;
+            let mut parsed = SignedZone::parse(&apex2, &signed.text, ips, tsig)?;
+            if let (Some(before), Some(previous)) = (before, previous) {
+                let (gone, came) = previous.changes_to(&signed);
+                parsed.follow(&apex2, &before, &gone, &came)?;
+            }
             Ok::<_, String>((stats, signed, parsed))
         })
         .await

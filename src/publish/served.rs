@@ -35,6 +35,55 @@ pub type ServedRecord = Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>>;
 /// message over TCP may have, as other servers do.
 const MESSAGE_BYTES: usize = 16 * 1024;
 
+/// Changes kept for IXFR, at most.
+const JOURNAL_DIFFS: usize = 64;
+
+/// One change between two served versions: the old and new SOA, and the
+/// records deleted and added besides them.
+#[derive(Debug)]
+pub struct Diff {
+    from: ServedRecord,
+    to: ServedRecord,
+    deleted: Vec<ServedRecord>,
+    added: Vec<ServedRecord>,
+}
+
+/// The records of master-file text (the signer's own lines), the apex SOA
+/// apart.
+fn read_records(
+    apex: &Name<Vec<u8>>,
+    text: &[u8],
+) -> Result<(Option<ServedRecord>, Vec<ServedRecord>), String> {
+    let mut zonefile = Zonefile::with_capacity(text.len());
+    zonefile.extend_from_slice(text);
+    let origin =
+        Name::from_octets(Bytes::copy_from_slice(apex.as_slice())).map_err(|e| e.to_string())?;
+    zonefile.set_origin(origin.clone());
+    zonefile.set_default_class(domain::base::iana::Class::IN);
+    let (mut soa, mut records) = (None, Vec::new());
+    for entry in zonefile {
+        match entry.map_err(|e| format!("the signed zone does not read back: {e}"))? {
+            Entry::Record(r) => {
+                let r: ServedRecord = r.flatten_into();
+                if r.rtype() == Rtype::SOA && r.owner().name_eq(&origin) {
+                    soa.get_or_insert(r);
+                } else {
+                    records.push(r);
+                }
+            }
+            _ => return Err("the signed zone holds a directive".into()),
+        }
+    }
+    Ok((soa, records))
+}
+
+fn serial_of(soa: &ServedRecord) -> Result<u32, String> {
+    match soa.data() {
+        ZoneRecordData::Soa(s) => Ok(s.serial().into_int()),
+        _ => Err("the signed zone's SOA does not read back".into()),
+    }
+}
+
 /// One signed version of a zone, as served.
 #[derive(Debug)]
 pub struct SignedZone {
@@ -44,6 +93,8 @@ pub struct SignedZone {
     records: Vec<ServedRecord>,
     /// Addresses allowed to transfer the zone.
     secondaries: Vec<IpAddr>,
+    /// The changes that led to this version, oldest first.
+    journal: Vec<Arc<Diff>>,
     /// The TSIG key a transfer request must be signed with (name, lower
     /// case with the trailing dot).
     tsig: Option<String>,
@@ -57,38 +108,58 @@ impl SignedZone {
         secondaries: Vec<IpAddr>,
         tsig: Option<String>,
     ) -> Result<SignedZone, String> {
-        let mut zonefile = Zonefile::with_capacity(text.len());
-        zonefile.extend_from_slice(text);
-        let origin = Name::from_octets(Bytes::copy_from_slice(apex.as_slice()))
-            .map_err(|e| e.to_string())?;
-        zonefile.set_origin(origin.clone());
-        zonefile.set_default_class(domain::base::iana::Class::IN);
-        let (mut soa, mut records) = (None, Vec::new());
-        for entry in zonefile {
-            match entry.map_err(|e| format!("the signed zone does not read back: {e}"))? {
-                Entry::Record(r) => {
-                    let r: ServedRecord = r.flatten_into();
-                    if r.rtype() == Rtype::SOA && r.owner().name_eq(&origin) && soa.is_none() {
-                        soa = Some(r);
-                    } else {
-                        records.push(r);
-                    }
-                }
-                _ => return Err("the signed zone holds a directive".into()),
-            }
-        }
+        let (soa, records) = read_records(apex, text)?;
         let soa = soa.ok_or("the signed zone has no SOA")?;
-        let serial = match soa.data() {
-            ZoneRecordData::Soa(s) => s.serial().into_int(),
-            _ => return Err("the signed zone's SOA does not read back".into()),
-        };
         Ok(SignedZone {
-            serial,
+            serial: serial_of(&soa)?,
             soa,
             records,
             secondaries,
             tsig,
+            journal: Vec::new(),
         })
+    }
+
+    /// Adds the change from the version served before (its journal and
+    /// the lines that went and came) to this version's journal, so that a
+    /// secondary at one of the journal's serials is sent only the changes
+    /// (IXFR, RFC 1995). The journal keeps at most `JOURNAL_DIFFS` changes
+    /// and no more records than the zone has.
+    pub fn follow(
+        &mut self,
+        apex: &Name<Vec<u8>>,
+        before: &SignedZone,
+        gone: &[u8],
+        came: &[u8],
+    ) -> Result<(), String> {
+        let (_, deleted) = read_records(apex, gone)?;
+        let (_, added) = read_records(apex, came)?;
+        let mut journal = before.journal.clone();
+        journal.push(Arc::new(Diff {
+            from: before.soa.clone(),
+            to: self.soa.clone(),
+            deleted,
+            added,
+        }));
+        let mut size: usize = journal
+            .iter()
+            .map(|d| d.deleted.len() + d.added.len())
+            .sum();
+        while journal.len() > JOURNAL_DIFFS || (size > self.records.len() && !journal.is_empty()) {
+            let first = journal.remove(0);
+            size -= first.deleted.len() + first.added.len();
+        }
+        self.journal = journal;
+        Ok(())
+    }
+
+    /// The journal's changes from `serial` to this version, if it has them.
+    fn changes_since(&self, serial: u32) -> Option<&[Arc<Diff>]> {
+        let i = self
+            .journal
+            .iter()
+            .position(|d| serial_of(&d.from).ok() == Some(serial))?;
+        Some(&self.journal[i..])
     }
 
     pub fn records(&self) -> usize {
@@ -205,8 +276,8 @@ impl Service<Vec<u8>, Meta> for DnsService {
             Answer::One(rcode, records) => {
                 let _ = tx.try_send(one_message(&request, rcode, &records));
             }
-            Answer::Transfer(zone) => {
-                tokio::task::spawn_blocking(move || transfer(&request, &zone, &tx));
+            Answer::Transfer(zone, since) => {
+                tokio::task::spawn_blocking(move || transfer(&request, &zone, since, &tx));
             }
         }
         ready(ReceiverStream::new(rx))
@@ -215,7 +286,8 @@ impl Service<Vec<u8>, Meta> for DnsService {
 
 enum Answer {
     One(Rcode, Vec<ServedRecord>),
-    Transfer(Arc<SignedZone>),
+    /// The whole zone (AXFR), or the changes since a serial (IXFR).
+    Transfer(Arc<SignedZone>, Option<u32>),
 }
 
 impl DnsService {
@@ -258,14 +330,35 @@ impl DnsService {
                     // RFC 1995 §2: the SOA alone tells the client to use TCP.
                     return Answer::One(Rcode::NOERROR, vec![zone.soa.clone()]);
                 }
+                // IXFR: the client's serial is in the SOA of the authority
+                // section (RFC 1995 §3); without one, or one the journal
+                // does not reach back to, the whole zone is sent.
+                let since = (question.qtype() == Rtype::IXFR)
+                    .then(|| client_serial(msg))
+                    .flatten();
+                if since == Some(zone.serial) {
+                    return Answer::One(Rcode::NOERROR, vec![zone.soa.clone()]);
+                }
+                let changes = since.and_then(|s| zone.changes_since(s));
+                let records = match changes {
+                    Some(diffs) => diffs
+                        .iter()
+                        .map(|d| d.deleted.len() + d.added.len() + 2)
+                        .sum::<usize>(),
+                    None => zone.records.len(),
+                } + 2;
+                let since = since.filter(|_| changes.is_some());
                 tracing::info!(
                     zone = %question.qname(),
                     %client,
                     serial = zone.serial,
                     qtype = %question.qtype(),
-                    "zone transfer"
+                    from = ?since,
+                    records,
+                    "zone transfer{}",
+                    if since.is_some() { " (incremental)" } else { "" }
                 );
-                Answer::Transfer(zone)
+                Answer::Transfer(zone, since)
             }
             Rtype::SOA if at_apex => Answer::One(Rcode::NOERROR, vec![zone.soa.clone()]),
             _ => Answer::One(Rcode::REFUSED, vec![]),
@@ -305,10 +398,23 @@ fn start(
 fn transfer(
     request: &Request<Vec<u8>, Meta>,
     zone: &SignedZone,
+    since: Option<u32>,
     tx: &tokio::sync::mpsc::Sender<ServiceResult<Vec<u8>>>,
 ) {
+    let body: Box<dyn Iterator<Item = &ServedRecord>> =
+        match since.and_then(|s| zone.changes_since(s)) {
+            // RFC 1995 §4: each change as the old SOA, the deletions, the
+            // new SOA, the additions; the whole between the current SOA.
+            Some(diffs) => Box::new(diffs.iter().flat_map(|d| {
+                std::iter::once(&d.from)
+                    .chain(d.deleted.iter())
+                    .chain(std::iter::once(&d.to))
+                    .chain(d.added.iter())
+            })),
+            None => Box::new(zone.records.iter()),
+        };
     let all = std::iter::once(&zone.soa)
-        .chain(zone.records.iter())
+        .chain(body)
         .chain(std::iter::once(&zone.soa));
     let mut answer = None;
     for r in all {
@@ -393,4 +499,14 @@ impl domain::net::server::middleware::notify::Notifiable for Served {
         };
         Box::pin(std::future::ready(result))
     }
+}
+
+/// The serial in the authority section's SOA of an IXFR request.
+fn client_serial(msg: &domain::base::Message<Vec<u8>>) -> Option<u32> {
+    msg.authority()
+        .ok()?
+        .limit_to::<domain::rdata::Soa<domain::base::ParsedName<&[u8]>>>()
+        .flatten()
+        .map(|r| r.data().serial().into_int())
+        .next()
 }

@@ -135,6 +135,7 @@ impl Signing {
             &mut |mut rendered| {
                 let at = out.len() as u64;
                 for (key, mut g) in rendered.groups.drain(..) {
+                    g.start += at;
                     g.sigs_start += at;
                     groups.insert(key, g);
                 }

@@ -213,8 +213,9 @@ impl Drop for Knot {
     }
 }
 
-/// NSD as a secondary of keymaster: it transfers the zones by AXFR from
-/// the primary and takes its NOTIFYs; nothing of it outlives the test.
+/// NSD as a secondary of keymaster: it transfers the zones from the
+/// primary (IXFR once it has a version, else AXFR) and takes its NOTIFYs;
+/// nothing of it outlives the test.
 pub struct Nsd {
     child: Option<Child>,
     pub dir: TempDir,
@@ -236,7 +237,7 @@ impl Nsd {
         let primary = primary.replace(':', "@");
         for z in zones {
             text.push_str(&format!(
-                "zone:\n  name: \"{z}\"\n  zonefile: \"{}.zone\"\n  request-xfr: AXFR {primary} NOKEY\n\
+                "zone:\n  name: \"{z}\"\n  zonefile: \"{}.zone\"\n  request-xfr: {primary} NOKEY\n\
                  \x20 allow-notify: 127.0.0.1 NOKEY\n",
                 z.trim_end_matches('.')
             ));
