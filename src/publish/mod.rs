@@ -484,6 +484,7 @@ impl Publisher {
         }
         drop(m);
         let serial = stats.serial_out;
+        let journal_records = zone_signed.last_change_records().unwrap_or(0);
         self.served.put(&key, Arc::new(zone_signed));
         tracing::info!(
             zone = %key,
@@ -492,6 +493,7 @@ impl Publisher {
             records = stats.records_out,
             rrsigs_made = stats.rrsigs_made,
             rrsigs_kept = stats.rrsigs - stats.rrsigs_made,
+            journal_records,
             "zone published"
         );
         let signed = Arc::new(signed);

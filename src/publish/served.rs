@@ -153,6 +153,15 @@ impl SignedZone {
         Ok(())
     }
 
+    /// Records in the change that led to this version (its IXFR from the
+    /// last serial, both SOAs counted twice as sent), if there is one.
+    pub fn last_change_records(&self) -> Option<usize> {
+        self.journal
+            .last()
+            .filter(|d| serial_of(&d.to).ok() == Some(self.serial))
+            .map(|d| d.deleted.len() + d.added.len() + 4)
+    }
+
     /// The journal's changes from `serial` to this version, if it has them.
     fn changes_since(&self, serial: u32) -> Option<&[Arc<Diff>]> {
         let i = self
