@@ -428,7 +428,7 @@ impl Publisher {
                     serial::next_serial(policy, source, last, now).map_err(|e| e.to_string())
                 })
                 .map_err(|e| format!("{source}: {e}"))?;
-            let mut parsed = SignedZone::parse(&apex2, &signed.text, ips, tsig)?;
+            let mut parsed = SignedZone::parse(&apex2, signed.text.clone(), ips, tsig)?;
             if let (Some(before), Some(previous)) = (before, previous) {
                 let (gone, came) = previous.changes_to(&signed);
                 parsed.follow(&apex2, &before, &gone, &came)?;

@@ -89,8 +89,13 @@ fn serial_of(soa: &ServedRecord) -> Result<u32, String> {
 pub struct SignedZone {
     pub serial: u32,
     soa: ServedRecord,
-    /// Every record but the apex SOA, in the signer's order.
-    records: Vec<ServedRecord>,
+    apex: Name<Vec<u8>>,
+    /// The signed zone as the signer wrote it (one record per line, names
+    /// absolute): read again in pieces for each AXFR, so that the zone is
+    /// held once, as text, rather than also as records.
+    text: Arc<Vec<u8>>,
+    /// Records in it, the apex SOA included.
+    count: usize,
     /// Addresses allowed to transfer the zone.
     secondaries: Vec<IpAddr>,
     /// The changes that led to this version, oldest first.
@@ -101,19 +106,32 @@ pub struct SignedZone {
 }
 
 impl SignedZone {
-    /// Reads the signer's own output (a master file) into records.
+    /// Takes the signer's own output (a master file); it must read back,
+    /// piece by piece as a transfer reads it, with one apex SOA.
     pub fn parse(
         apex: &Name<Vec<u8>>,
-        text: &[u8],
+        text: Arc<Vec<u8>>,
         secondaries: Vec<IpAddr>,
         tsig: Option<String>,
     ) -> Result<SignedZone, String> {
-        let (soa, records) = read_records(apex, text)?;
+        let (mut soa, mut count) = (None, 0);
+        for piece in pieces(&text) {
+            let (s, records) = read_records(apex, piece)?;
+            count += records.len();
+            if let Some(s) = s {
+                if soa.replace(s).is_some() {
+                    return Err("the signed zone has two SOA records".into());
+                }
+                count += 1;
+            }
+        }
         let soa = soa.ok_or("the signed zone has no SOA")?;
         Ok(SignedZone {
             serial: serial_of(&soa)?,
             soa,
-            records,
+            apex: apex.clone(),
+            text,
+            count,
             secondaries,
             tsig,
             journal: Vec::new(),
@@ -145,7 +163,7 @@ impl SignedZone {
             .iter()
             .map(|d| d.deleted.len() + d.added.len())
             .sum();
-        while journal.len() > JOURNAL_DIFFS || (size > self.records.len() && !journal.is_empty()) {
+        while journal.len() > JOURNAL_DIFFS || (size > self.count && !journal.is_empty()) {
             let first = journal.remove(0);
             size -= first.deleted.len() + first.added.len();
         }
@@ -172,7 +190,7 @@ impl SignedZone {
     }
 
     pub fn records(&self) -> usize {
-        self.records.len() + 1
+        self.count
     }
 }
 
@@ -354,7 +372,7 @@ impl DnsService {
                         .iter()
                         .map(|d| d.deleted.len() + d.added.len() + 2)
                         .sum::<usize>(),
-                    None => zone.records.len(),
+                    None => zone.count - 1,
                 } + 2;
                 let since = since.filter(|_| changes.is_some());
                 tracing::info!(
@@ -401,70 +419,137 @@ fn start(
     Ok(answer)
 }
 
-/// Streams the zone as AXFR messages (RFC 5936 §2.2): the SOA, every
-/// record, the SOA again, cut into messages of about `MESSAGE_BYTES`.
-/// Runs on a blocking thread; stops when the client goes away.
+/// Pieces of the signed text of about 256 KiB, cut after a line end.
+fn pieces(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    const PIECE: usize = 256 * 1024;
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let cut = match rest
+            .get(PIECE..)
+            .and_then(|t| t.iter().position(|b| *b == b'\n'))
+        {
+            Some(i) => PIECE + i + 1,
+            None => rest.len(),
+        };
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// Fills transfer messages of about `MESSAGE_BYTES` and sends each when
+/// full; false once the client has gone or a message cannot be made.
+struct Messages<'a> {
+    request: &'a Request<Vec<u8>, Meta>,
+    tx: &'a tokio::sync::mpsc::Sender<ServiceResult<Vec<u8>>>,
+    answer: Option<AnswerBuilder<StreamTarget<Vec<u8>>>>,
+}
+
+impl Messages<'_> {
+    fn fresh(&self) -> Option<AnswerBuilder<StreamTarget<Vec<u8>>>> {
+        match start(self.request, Rcode::NOERROR) {
+            Ok(mut a) => {
+                a.set_push_limit(MESSAGE_BYTES);
+                Some(a)
+            }
+            Err(e) => {
+                let _ = self.tx.blocking_send(Err(e));
+                None
+            }
+        }
+    }
+
+    fn push(&mut self, r: &ServedRecord) -> bool {
+        if self.answer.is_none() {
+            self.answer = self.fresh();
+        }
+        let Some(a) = self.answer.as_mut() else {
+            return false;
+        };
+        if a.push(r).is_ok() {
+            return true;
+        }
+        let full = self.answer.take().expect("a message is being filled");
+        if self
+            .tx
+            .blocking_send(Ok(CallResult::new(full.additional())))
+            .is_err()
+        {
+            return false;
+        }
+        let Some(mut a) = self.fresh() else {
+            return false;
+        };
+        if a.push(r).is_err() {
+            tracing::error!(owner = %r.owner(), rtype = %r.rtype(), "a record does not fit a transfer message");
+            return false;
+        }
+        self.answer = Some(a);
+        true
+    }
+
+    fn finish(self) {
+        if let Some(a) = self.answer {
+            let _ = self.tx.blocking_send(Ok(CallResult::new(a.additional())));
+        }
+    }
+}
+
+/// Streams the zone as AXFR messages (RFC 5936 §2.2: the SOA, every
+/// record, the SOA again), or the changes since a serial as IXFR (RFC 1995
+/// §4: each change as the old SOA, the deletions, the new SOA, the
+/// additions, the whole between the current SOA). Runs on a blocking
+/// thread; stops when the client goes away.
 fn transfer(
     request: &Request<Vec<u8>, Meta>,
     zone: &SignedZone,
     since: Option<u32>,
     tx: &tokio::sync::mpsc::Sender<ServiceResult<Vec<u8>>>,
 ) {
-    let body: Box<dyn Iterator<Item = &ServedRecord>> =
-        match since.and_then(|s| zone.changes_since(s)) {
-            // RFC 1995 §4: each change as the old SOA, the deletions, the
-            // new SOA, the additions; the whole between the current SOA.
-            Some(diffs) => Box::new(diffs.iter().flat_map(|d| {
-                std::iter::once(&d.from)
-                    .chain(d.deleted.iter())
+    let mut out = Messages {
+        request,
+        tx,
+        answer: None,
+    };
+    if !out.push(&zone.soa) {
+        return;
+    }
+    match since.and_then(|s| zone.changes_since(s)) {
+        Some(diffs) => {
+            for d in diffs {
+                let records = std::iter::once(&d.from)
+                    .chain(&d.deleted)
                     .chain(std::iter::once(&d.to))
-                    .chain(d.added.iter())
-            })),
-            None => Box::new(zone.records.iter()),
-        };
-    let all = std::iter::once(&zone.soa)
-        .chain(body)
-        .chain(std::iter::once(&zone.soa));
-    let mut answer = None;
-    for r in all {
-        let a = match answer.as_mut() {
-            Some(a) => a,
-            None => match start(request, Rcode::NOERROR) {
-                Ok(mut a) => {
-                    a.set_push_limit(MESSAGE_BYTES);
-                    answer.insert(a)
+                    .chain(&d.added);
+                for r in records {
+                    if !out.push(r) {
+                        return;
+                    }
                 }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            },
-        };
-        if a.push(r).is_err() {
-            let full = answer.take().expect("a message is being filled");
-            if tx
-                .blocking_send(Ok(CallResult::new(full.additional())))
-                .is_err()
-            {
-                return;
             }
-            let mut a = match start(request, Rcode::NOERROR) {
-                Ok(a) => a,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
+        }
+        None => {
+            for piece in pieces(&zone.text) {
+                let records = match read_records(&zone.apex, piece) {
+                    Ok((_, records)) => records,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the served zone does not read back; transfer stopped");
+                        return;
+                    }
+                };
+                for r in &records {
+                    if !out.push(r) {
+                        return;
+                    }
                 }
-            };
-            a.set_push_limit(MESSAGE_BYTES);
-            if a.push(r).is_err() {
-                tracing::error!(owner = %r.owner(), rtype = %r.rtype(), "a record does not fit a transfer message");
-                return;
             }
-            answer = Some(a);
         }
     }
-    if let Some(a) = answer {
-        let _ = tx.blocking_send(Ok(CallResult::new(a.additional())));
+    if out.push(&zone.soa) {
+        out.finish();
     }
 }
 
@@ -518,4 +603,32 @@ fn client_serial(msg: &domain::base::Message<Vec<u8>>) -> Option<u32> {
         .flatten()
         .map(|r| r.data().serial().into_int())
         .next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn a_large_zone_reads_back_in_pieces_cut_at_line_ends() {
+        let mut text = String::from(
+            "big.example.\t60\tIN\tSOA\tns.big.example. h.big.example. 9 10 10 60 60\n",
+        );
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "h{i}.big.example.\t60\tIN\tA\t192.0.2.{}\n",
+                i % 250
+            ));
+        }
+        let bytes = text.into_bytes();
+        let parts: Vec<&[u8]> = pieces(&bytes).collect();
+        assert!(parts.len() > 1, "one piece only");
+        assert!(parts.iter().all(|p| p.ends_with(b"\n")));
+        assert_eq!(parts.concat(), bytes);
+        let apex = Name::<Vec<u8>>::from_str("big.example.").unwrap();
+        let z = SignedZone::parse(&apex, Arc::new(bytes), vec![], None).unwrap();
+        assert_eq!(z.serial, 9);
+        assert_eq!(z.records(), 20_001);
+    }
 }
