@@ -16,22 +16,63 @@ use super::record::Rec;
 /// What a signed version's RRset had: a digest of its records and TTL,
 /// the keys that signed it, when the first of its signatures expires, and
 /// where its RRSIG lines are in that version's text.
+///
+/// Kept small (a zone of 1M RRsets has about 1.7M of them): owner and type
+/// as a 128-bit keyed hash, the records as another, the signing keys as a
+/// 64-bit one; the hashes' keys are random per process, so no zone content
+/// can be made to collide, and a version is only ever compared with one
+/// made by the same process.
 #[derive(Debug, Clone)]
 pub struct Group {
-    pub digest: [u8; 16],
-    /// Empty for an RRset that is not signed (a delegation's NS, glue).
-    pub keys: Vec<u16>,
+    pub digest: u128,
+    /// The signing keys' tags hashed; 0 for an RRset that is not signed
+    /// (a delegation's NS, glue).
+    pub keys: u64,
+    /// RRSIGs of the RRset.
+    pub sigs: u16,
     pub expiration: u32,
     /// Where the RRset's lines (records, then RRSIGs) are in the text,
-    /// and where its RRSIG lines are.
+    /// and how far into them its RRSIG lines start.
     pub start: u64,
     pub len: u32,
-    pub sigs_start: u64,
-    pub sigs_len: u32,
+    pub sigs_at: u32,
 }
 
-/// An RRset's owner (canonical sort key) and type.
-pub type GroupKey = (Box<[u8]>, u16);
+/// 128 bits of keyed hash (two SipHash instances with random keys).
+fn hash128(feed: impl Fn(&mut dyn std::hash::Hasher)) -> u128 {
+    use std::hash::BuildHasher;
+    static KEYS: std::sync::OnceLock<(std::hash::RandomState, std::hash::RandomState)> =
+        std::sync::OnceLock::new();
+    let (a, b) = KEYS.get_or_init(|| (Default::default(), Default::default()));
+    let (mut ha, mut hb) = (a.build_hasher(), b.build_hasher());
+    feed(&mut ha);
+    feed(&mut hb);
+    (u128::from(std::hash::Hasher::finish(&ha)) << 64) | u128::from(std::hash::Hasher::finish(&hb))
+}
+
+/// The key of an RRset: its owner (canonical sort key) and type.
+pub fn group_key(owner: &[u8], rtype: Rtype) -> GroupKey {
+    hash128(|h| {
+        h.write(owner);
+        h.write_u16(rtype.to_int());
+    })
+}
+
+/// The signing keys of an RRset, as `Group::keys`.
+pub fn keys_of(tags: &[u16]) -> u64 {
+    if tags.is_empty() {
+        return 0;
+    }
+    (hash128(|h| {
+        for t in tags {
+            h.write_u16(*t);
+        }
+    }) as u64)
+        | 1
+}
+
+/// An RRset's owner and type, hashed (`group_key`).
+pub type GroupKey = u128;
 
 /// One signed version: its text and its RRsets, by owner and type.
 #[derive(Default)]
@@ -52,19 +93,17 @@ impl Previous {
     /// `reuse_until`.
     pub fn reusable(
         &self,
-        owner: &[u8],
-        rtype: Rtype,
-        digest: &[u8; 16],
-        keys: &[u16],
+        key: GroupKey,
+        digest: u128,
+        keys: u64,
         reuse_until: u32,
     ) -> Option<(&Group, &[u8])> {
-        let g = self.groups.get(&(owner.into(), rtype.to_int()))?;
-        if &g.digest != digest || g.keys != keys || g.expiration < reuse_until {
+        let g = self.groups.get(&key)?;
+        if g.digest != digest || g.keys != keys || g.expiration < reuse_until {
             return None;
         }
-        let start = usize::try_from(g.sigs_start).ok()?;
-        let lines = self.text.get(start..start + g.sigs_len as usize)?;
-        Some((g, lines))
+        let lines = self.lines(g);
+        Some((g, lines.get(g.sigs_at as usize..)?))
     }
 
     /// The lines of an RRset (records and RRSIGs) in this version's text.
@@ -102,22 +141,21 @@ impl Previous {
     pub fn earliest_expiration(&self) -> Option<u32> {
         self.groups
             .values()
-            .filter(|g| !g.keys.is_empty())
+            .filter(|g| g.keys != 0)
             .map(|g| g.expiration)
             .min()
     }
 }
 
 /// A digest of an RRset's records and TTL (its owner and type are the key).
-pub fn digest(rrset: &[Rec]) -> [u8; 16] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(&rrset[0].ttl.to_be_bytes());
-    for r in rrset {
-        ctx.update(&(r.rdata().len() as u32).to_be_bytes());
-        ctx.update(r.rdata());
-    }
-    let d = ctx.finish();
-    d.as_ref()[..16].try_into().expect("16 octets")
+pub fn digest(rrset: &[Rec]) -> u128 {
+    hash128(|h| {
+        h.write_u32(rrset[0].ttl);
+        for r in rrset {
+            h.write_usize(r.rdata().len());
+            h.write(r.rdata());
+        }
+    })
 }
 
 /// How much earlier than the zone's expiration an RRset's signatures

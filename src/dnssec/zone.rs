@@ -784,15 +784,15 @@ fn render_batch(
                 if config.stagger {
                     let end = out.text.len();
                     out.groups.push((
-                        (owner.key.clone().into_boxed_slice(), rtype.to_int()),
+                        reuse::group_key(&owner.key, rtype),
                         Group {
                             digest: reuse::digest(rrset),
-                            keys: Vec::new(),
+                            keys: 0,
+                            sigs: 0,
                             expiration: u32::MAX,
                             start: start as u64,
                             len: (end - start) as u32,
-                            sigs_start: end as u64,
-                            sigs_len: 0,
+                            sigs_at: (end - start) as u32,
                         },
                     ));
                 }
@@ -801,24 +801,26 @@ fn render_batch(
             Signer::Zsk => (KeyRole::Zsk, config.validity),
             Signer::Ksk => (KeyRole::Ksk, config.dnskey_validity),
         };
-        let keys: Vec<u16> = config
+        let tags: Vec<u16> = config
             .keys
             .iter()
             .filter(|k| k.role == role)
             .map(|k| k.key_tag)
             .collect();
+        let keys = reuse::keys_of(&tags);
         let digest = reuse::digest(rrset);
+        let group = reuse::group_key(&owner.key, rtype);
         let sigs_start = out.text.len();
         let kept = config
             .previous
             .as_ref()
-            .and_then(|p| p.reusable(&owner.key, rtype, &digest, &keys, config.reuse_until));
+            .and_then(|p| p.reusable(group, digest, keys, config.reuse_until));
         let expiration = match kept {
-            Some((group, lines)) => {
+            Some((g, lines)) => {
                 out.text.push_str(&String::from_utf8_lossy(lines));
-                out.rrsigs += keys.len() as u64;
-                out.records += keys.len() as u64;
-                group.expiration
+                out.rrsigs += u64::from(g.sigs);
+                out.records += u64::from(g.sigs);
+                g.expiration
             }
             None => {
                 if config.stagger {
@@ -834,15 +836,15 @@ fn render_batch(
         };
         if config.stagger {
             out.groups.push((
-                (owner.key.clone().into_boxed_slice(), rtype.to_int()),
+                group,
                 Group {
                     digest,
                     keys,
+                    sigs: tags.len() as u16,
                     expiration,
                     start: start as u64,
                     len: (out.text.len() - start) as u32,
-                    sigs_start: sigs_start as u64,
-                    sigs_len: (out.text.len() - sigs_start) as u32,
+                    sigs_at: (sigs_start - start) as u32,
                 },
             ));
         }

@@ -136,7 +136,6 @@ impl Signing {
                 let at = out.len() as u64;
                 for (key, mut g) in rendered.groups.drain(..) {
                     g.start += at;
-                    g.sigs_start += at;
                     groups.insert(key, g);
                 }
                 out.extend_from_slice(rendered.text.as_bytes());
