@@ -24,7 +24,7 @@ python3 "$gen" "$n" --origin example.test -o "$dir/zone" >/dev/null
 dns=127.0.0.1:$(free_port)
 "$bin/keymasterd" --node-id bench --listen 127.0.0.1:0 --address-file "$dir/addr" \
   --token-label bench --pin-file "$dir/token/pin" --store "sqlite:$dir/km.db" \
-  --insecure-plaintext --dns-listen "$dns" 2> "$dir/keymasterd.log" &
+  --insecure-plaintext --dns-listen "$dns" --log "${LOG:-info}" 2> "$dir/keymasterd.log" &
 pid=$!
 for _ in $(seq 100); do [ -s "$dir/addr" ] && break; sleep 0.1; done
 export KEYMASTER_SERVER="http://$(cat "$dir/addr")"
@@ -61,3 +61,5 @@ print(f"peak RSS keymasterd: {int(hwm) / 1024:.0f} MiB after the first signing, 
 print(f"one RRset changed: new serial served {t3 - t2:.2f} s after the file was written "
       f"(the file is looked at every 1 s); {made} RRSIGs made; {journal} records in the IXFR journal entry")
 PY
+# With LOG=info,keymaster=debug: where the time of each publication went.
+grep -h "phases" "$dir/keymasterd.log" | sed 's/^.*zone signer: //' || true

@@ -88,53 +88,28 @@ impl std::fmt::Debug for Previous {
 }
 
 impl Previous {
-    /// The RRSIG lines of an RRset, if they may be used again: same
-    /// records and TTL, same keys, and every signature expiring at or after
-    /// `reuse_until`.
-    pub fn reusable(
-        &self,
-        key: GroupKey,
-        digest: u128,
-        keys: u64,
-        reuse_until: u32,
-    ) -> Option<(&Group, &[u8])> {
-        let g = self.groups.get(&key)?;
-        if g.digest != digest || g.keys != keys || g.expiration < reuse_until {
-            return None;
-        }
-        let lines = self.lines(g);
-        Some((g, lines.get(g.sigs_at as usize..)?))
+    /// What the version had of an RRset.
+    pub fn get(&self, key: GroupKey) -> Option<&Group> {
+        self.groups.get(&key)
     }
 
     /// The lines of an RRset (records and RRSIGs) in this version's text.
-    fn lines(&self, g: &Group) -> &[u8] {
+    pub fn lines(&self, g: &Group) -> &[u8] {
         let start = usize::try_from(g.start).unwrap_or(usize::MAX);
         self.text
             .get(start..start.saturating_add(g.len as usize))
             .unwrap_or_default()
     }
 
-    /// What changed from `self` to `next`: the lines of every RRset that
-    /// went or changed (records or RRSIGs) as they were, and of every one
-    /// that came or changed as it is (an IXFR's deletions and additions,
-    /// RFC 1995 §4).
-    pub fn changes_to(&self, next: &Previous) -> (Vec<u8>, Vec<u8>) {
-        let same = |a: &Group, b: &Group| {
-            a.digest == b.digest && a.keys == b.keys && self.lines(a) == next.lines(b)
-        };
+    /// The lines of the RRsets this version has and `next` has not.
+    pub fn removed_in(&self, next: &Previous) -> Vec<u8> {
         let mut gone = Vec::new();
         for (k, g) in &self.groups {
-            if !next.groups.get(k).is_some_and(|n| same(g, n)) {
+            if !next.groups.contains_key(k) {
                 gone.extend_from_slice(self.lines(g));
             }
         }
-        let mut came = Vec::new();
-        for (k, n) in &next.groups {
-            if !self.groups.get(k).is_some_and(|g| same(g, n)) {
-                came.extend_from_slice(next.lines(n));
-            }
-        }
-        (gone, came)
+        gone
     }
 
     /// The earliest expiration of any signature of the version.

@@ -746,9 +746,13 @@ pub struct Rendered {
     pub records: u64,
     pub rrsigs: u64,
     pub made: u64,
-    /// Each signed RRset, its RRSIG lines placed within `text` (with
-    /// `stagger`).
+    /// Each RRset, its lines placed within `text` (with `stagger`).
     pub groups: Vec<(GroupKey, Group)>,
+    /// With a last version: the lines of its RRsets that changed, as they
+    /// were and as they are now; and how many RRsets it had of this batch.
+    pub gone: Vec<u8>,
+    pub came: Vec<u8>,
+    pub matched: usize,
 }
 
 /// Formats the RRsets of one batch with their signatures.
@@ -765,7 +769,11 @@ fn render_batch(
         rrsigs: 0,
         made: 0,
         groups: Vec::new(),
+        gone: Vec::new(),
+        came: Vec::new(),
+        matched: 0,
     };
+    let previous = config.previous.as_deref();
     let mut owner = OwnerName::default();
     for item in items {
         let source = if item.denial { denial_recs } else { recs };
@@ -773,83 +781,93 @@ fn render_batch(
         if rrset[0].key() != owner.key {
             owner = OwnerName::of(rrset[0].key());
         }
-        let start = out.text.len();
-        for r in rrset {
-            record::write_record(&mut out.text, &owner.text, r.rtype, r.ttl, r.rdata());
-        }
-        out.records += rrset.len() as u64;
         let rtype = rrset[0].rtype;
-        let (role, mut validity) = match item.signer {
-            Signer::Nobody => {
-                if config.stagger {
-                    let end = out.text.len();
-                    out.groups.push((
-                        reuse::group_key(&owner.key, rtype),
-                        Group {
-                            digest: reuse::digest(rrset),
-                            keys: 0,
-                            sigs: 0,
-                            expiration: u32::MAX,
-                            start: start as u64,
-                            len: (end - start) as u32,
-                            sigs_at: (end - start) as u32,
-                        },
-                    ));
-                }
-                continue;
-            }
-            Signer::Zsk => (KeyRole::Zsk, config.validity),
-            Signer::Ksk => (KeyRole::Ksk, config.dnskey_validity),
+        let signing = match item.signer {
+            Signer::Nobody => None,
+            Signer::Zsk => Some((KeyRole::Zsk, config.validity)),
+            Signer::Ksk => Some((KeyRole::Ksk, config.dnskey_validity)),
         };
-        let tags: Vec<u16> = config
-            .keys
-            .iter()
-            .filter(|k| k.role == role)
-            .map(|k| k.key_tag)
-            .collect();
-        let keys = reuse::keys_of(&tags);
-        let digest = reuse::digest(rrset);
-        let group = reuse::group_key(&owner.key, rtype);
-        let sigs_start = out.text.len();
-        let kept = config
-            .previous
-            .as_ref()
-            .and_then(|p| p.reusable(group, digest, keys, config.reuse_until));
-        let expiration = match kept {
-            Some((g, lines)) => {
-                out.text.push_str(&String::from_utf8_lossy(lines));
-                out.rrsigs += u64::from(g.sigs);
-                out.records += u64::from(g.sigs);
-                g.expiration
-            }
-            None => {
-                if config.stagger {
-                    let spread = validity.expiration.wrapping_sub(validity.inception) / 10;
-                    validity.expiration -= reuse::jitter(&owner.key, rtype, spread);
-                }
-                for key in config.keys.iter().filter(|k| k.role == role) {
+        let signers: Vec<&SigningKey> = match signing {
+            Some((role, _)) => config.keys.iter().filter(|k| k.role == role).collect(),
+            None => Vec::new(),
+        };
+        let start = out.text.len();
+        if !config.stagger {
+            // A one-shot signing (`zone sign`): nothing is kept.
+            write_rrset(&mut out, rrset, &owner);
+            if let Some((_, validity)) = signing {
+                for key in &signers {
                     write_rrsig(&mut out, rrset, &owner, key, validity, config, worker)?;
                     out.made += 1;
                 }
-                validity.expiration
+            }
+            continue;
+        }
+        let tags: Vec<u16> = signers.iter().map(|k| k.key_tag).collect();
+        let keys = reuse::keys_of(&tags);
+        let digest = reuse::digest(rrset);
+        let group = reuse::group_key(&owner.key, rtype);
+        let old = previous.and_then(|p| p.get(group).map(|g| (p, g)));
+        out.matched += usize::from(old.is_some());
+        // Unchanged records, the same keys, signatures not yet due: the
+        // RRset's lines as they were (records and RRSIGs).
+        let kept = old.filter(|(_, g)| {
+            g.digest == digest
+                && g.keys == keys
+                && (keys == 0 || g.expiration >= config.reuse_until)
+        });
+        let (expiration, sigs_at) = match kept {
+            Some((p, g)) => {
+                out.text.push_str(&String::from_utf8_lossy(p.lines(g)));
+                out.records += rrset.len() as u64 + u64::from(g.sigs);
+                out.rrsigs += u64::from(g.sigs);
+                (g.expiration, g.sigs_at)
+            }
+            None => {
+                write_rrset(&mut out, rrset, &owner);
+                let sigs_at = (out.text.len() - start) as u32;
+                let mut expiration = u32::MAX;
+                if let Some((_, mut validity)) = signing {
+                    let spread = validity.expiration.wrapping_sub(validity.inception) / 10;
+                    validity.expiration -= reuse::jitter(&owner.key, rtype, spread);
+                    for key in &signers {
+                        write_rrsig(&mut out, rrset, &owner, key, validity, config, worker)?;
+                        out.made += 1;
+                    }
+                    expiration = validity.expiration;
+                }
+                // What an IXFR from the last version carries for it.
+                if let Some(p) = previous {
+                    if let Some((_, g)) = old {
+                        out.gone.extend_from_slice(p.lines(g));
+                    }
+                    out.came.extend_from_slice(&out.text.as_bytes()[start..]);
+                }
+                (expiration, sigs_at)
             }
         };
-        if config.stagger {
-            out.groups.push((
-                group,
-                Group {
-                    digest,
-                    keys,
-                    sigs: tags.len() as u16,
-                    expiration,
-                    start: start as u64,
-                    len: (out.text.len() - start) as u32,
-                    sigs_at: (sigs_start - start) as u32,
-                },
-            ));
-        }
+        out.groups.push((
+            group,
+            Group {
+                digest,
+                keys,
+                sigs: tags.len() as u16,
+                expiration,
+                start: start as u64,
+                len: (out.text.len() - start) as u32,
+                sigs_at,
+            },
+        ));
     }
     Ok(out)
+}
+
+/// Writes an RRset's records.
+fn write_rrset(out: &mut Rendered, rrset: &[Rec], owner: &OwnerName) {
+    for r in rrset {
+        record::write_record(&mut out.text, &owner.text, r.rtype, r.ttl, r.rdata());
+    }
+    out.records += rrset.len() as u64;
 }
 
 /// An owner name in the forms the output needs.

@@ -423,16 +423,33 @@ impl Publisher {
         let (signing, text) = (self.signing.clone(), text.to_vec());
         let (config, apex2) = (prepared.clone(), apex.clone());
         let (stats, signed, zone_signed) = tokio::task::spawn_blocking(move || {
-            let (stats, signed) = signing
+            let (stats, signed, changes) = signing
                 .sign_source_blocking(&config, &text, &mut |source| {
                     serial::next_serial(policy, source, last, now).map_err(|e| e.to_string())
                 })
                 .map_err(|e| format!("{source}: {e}"))?;
-            let mut parsed = SignedZone::parse(&apex2, signed.text.clone(), ips, tsig)?;
-            if let (Some(before), Some(previous)) = (before, previous) {
-                let (gone, came) = previous.changes_to(&signed);
-                parsed.follow(&apex2, &before, &gone, &came)?;
+            let clock = signing.clock();
+            let signed_at = clock.instant();
+            // A version made whole is read back whole before it is served;
+            // one made from the last has only its changes read (in the
+            // journal) and its SOA.
+            let text = signed.text.clone();
+            let mut parsed = match (&changes, &before) {
+                (Some(_), Some(_)) => {
+                    let count = stats.records_out as usize;
+                    SignedZone::parse_head(&apex2, text, count, ips, tsig)?
+                }
+                _ => SignedZone::parse(&apex2, text, ips, tsig)?,
+            };
+            let checked_at = clock.instant();
+            if let (Some(before), Some(changes)) = (before, changes) {
+                parsed.follow(&apex2, &before, &changes.gone, &changes.came)?;
             }
+            tracing::debug!(
+                read_back_s = checked_at.duration_since(signed_at).as_secs_f64(),
+                journal_s = clock.instant().duration_since(checked_at).as_secs_f64(),
+                "zone signer: publication phases"
+            );
             Ok::<_, String>((stats, signed, parsed))
         })
         .await

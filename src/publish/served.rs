@@ -138,6 +138,31 @@ impl SignedZone {
         })
     }
 
+    /// Takes a version made from the last one: only its first piece is
+    /// read, which holds the apex SOA (the signer writes it first); its
+    /// changes are read by `follow`.
+    pub fn parse_head(
+        apex: &Name<Vec<u8>>,
+        text: Arc<Vec<u8>>,
+        count: usize,
+        secondaries: Vec<IpAddr>,
+        tsig: Option<String>,
+    ) -> Result<SignedZone, String> {
+        let first = pieces(&text).next().unwrap_or_default();
+        let (soa, _) = read_records(apex, first)?;
+        let soa = soa.ok_or("the signed zone does not begin with its SOA")?;
+        Ok(SignedZone {
+            serial: serial_of(&soa)?,
+            soa,
+            apex: apex.clone(),
+            text,
+            count,
+            secondaries,
+            tsig,
+            journal: Vec::new(),
+        })
+    }
+
     /// Adds the change from the version served before (its journal and
     /// the lines that went and came) to this version's journal, so that a
     /// secondary at one of the journal's serials is sent only the changes

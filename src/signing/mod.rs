@@ -146,6 +146,11 @@ impl Signing {
         }
     }
 
+    /// The node's clock (for timing the phases of work done here).
+    pub fn clock(&self) -> &Arc<dyn crate::clock::Clock> {
+        &self.node.clock
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

@@ -16,6 +16,14 @@ use crate::dnssec::zone::{
 use crate::dnssec::KeyRole;
 use crate::error::{Error, Result, SigningError};
 
+/// What changed from the last version (its lines as they were, and the
+/// new lines), for the IXFR journal.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub gone: Vec<u8>,
+    pub came: Vec<u8>,
+}
+
 /// A prepared whole-zone signing.
 #[derive(Debug, Clone)]
 pub struct ZoneSigning {
@@ -115,8 +123,10 @@ impl Signing {
         zone: &ZoneSigning,
         text: &[u8],
         serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
-    ) -> Result<(ZoneStats, Previous)> {
+    ) -> Result<(ZoneStats, Previous, Option<Changes>)> {
         let mut stats = ZoneStats::default();
+        let clock = &self.node.clock;
+        let began = clock.instant();
         let recs = zonesign::read_zone(
             text,
             &zone.config.apex,
@@ -127,8 +137,16 @@ impl Signing {
         let mut config = zone.config.clone();
         config.serial = Some(serial(source).map_err(ZoneError::Serial)?);
         let plan = zonesign::plan_zone(recs, &config, &mut stats)?;
-        let mut out = Vec::with_capacity(text.len() * 3);
-        let mut groups = std::collections::HashMap::new();
+        let planned = clock.instant();
+        // Sized from the last version when there is one: growing a buffer
+        // of hundreds of MiB by doubling would hold both copies at once.
+        let (capacity, rrsets) = match &config.previous {
+            Some(p) => (p.text.len() + p.text.len() / 16, p.groups.len() + 1024),
+            None => (text.len() * 3, plan.rrsets() as usize),
+        };
+        let mut out = Vec::with_capacity(capacity);
+        let mut groups = std::collections::HashMap::with_capacity(rrsets);
+        let (mut gone, mut came, mut matched) = (Vec::new(), Vec::new(), 0);
         self.sign_plan(
             Arc::new(plan),
             &mut stats,
@@ -138,18 +156,33 @@ impl Signing {
                     g.start += at;
                     groups.insert(key, g);
                 }
+                gone.extend_from_slice(&rendered.gone);
+                came.extend_from_slice(&rendered.came);
+                matched += rendered.matched;
                 out.extend_from_slice(rendered.text.as_bytes());
                 Ok(())
             },
             &mut |_, _| {},
         )?;
-        Ok((
-            stats,
-            Previous {
-                text: Arc::new(out),
-                groups,
-            },
-        ))
+        out.shrink_to_fit();
+        let signed = Previous {
+            text: Arc::new(out),
+            groups,
+        };
+        let changes = config.previous.as_ref().map(|p| {
+            // RRsets that went: only looked for when some did.
+            if matched < p.groups.len() {
+                gone.extend_from_slice(&p.removed_in(&signed));
+            }
+            Changes { gone, came }
+        });
+        tracing::debug!(
+            read_plan_s = planned.duration_since(began).as_secs_f64(),
+            sign_s = clock.instant().duration_since(planned).as_secs_f64(),
+            made = stats.rrsigs_made,
+            "zone signer: signing phases"
+        );
+        Ok((stats, signed, changes))
     }
 
     /// Signs a planned zone on the pool, batch by batch, and emits the
