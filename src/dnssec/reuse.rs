@@ -74,11 +74,36 @@ pub fn keys_of(tags: &[u16]) -> u64 {
 /// An RRset's owner and type, hashed (`group_key`).
 pub type GroupKey = u128;
 
+/// The RRsets of a version by key. The keys are keyed hashes already, so
+/// the map uses their low bits as they are rather than hash them again.
+pub type Groups = HashMap<GroupKey, Group, std::hash::BuildHasherDefault<KeyBits>>;
+
+/// A `Hasher` for `GroupKey`s: their low 64 bits.
+#[derive(Default)]
+pub struct KeyBits(u64);
+
+impl std::hash::Hasher for KeyBits {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for u128 keys; kept correct for any other use.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
 /// One signed version: its text and its RRsets, by owner and type.
 #[derive(Default)]
 pub struct Previous {
     pub text: Arc<Vec<u8>>,
-    pub groups: HashMap<GroupKey, Group>,
+    pub groups: Groups,
 }
 
 impl std::fmt::Debug for Previous {

@@ -774,12 +774,16 @@ fn render_batch(
         matched: 0,
     };
     let previous = config.previous.as_deref();
-    let mut owner = OwnerName::default();
+    // The owner's presentation and wire forms are made only when a record
+    // of it is written: most RRsets of a version made from the last are
+    // copied as they were.
+    let (mut owner_key, mut forms): (&[u8], Option<OwnerName>) = (&[], None);
     for item in items {
         let source = if item.denial { denial_recs } else { recs };
         let rrset = &source[item.start as usize..(item.start + item.len) as usize];
-        if rrset[0].key() != owner.key {
-            owner = OwnerName::of(rrset[0].key());
+        if rrset[0].key() != owner_key {
+            owner_key = rrset[0].key();
+            forms = None;
         }
         let rtype = rrset[0].rtype;
         let signing = match item.signer {
@@ -794,10 +798,11 @@ fn render_batch(
         let start = out.text.len();
         if !config.stagger {
             // A one-shot signing (`zone sign`): nothing is kept.
-            write_rrset(&mut out, rrset, &owner);
+            let owner = forms.get_or_insert_with(|| OwnerName::of(owner_key));
+            write_rrset(&mut out, rrset, owner);
             if let Some((_, validity)) = signing {
                 for key in &signers {
-                    write_rrsig(&mut out, rrset, &owner, key, validity, config, worker)?;
+                    write_rrsig(&mut out, rrset, owner, key, validity, config, worker)?;
                     out.made += 1;
                 }
             }
@@ -806,7 +811,7 @@ fn render_batch(
         let tags: Vec<u16> = signers.iter().map(|k| k.key_tag).collect();
         let keys = reuse::keys_of(&tags);
         let digest = reuse::digest(rrset);
-        let group = reuse::group_key(&owner.key, rtype);
+        let group = reuse::group_key(owner_key, rtype);
         let old = previous.and_then(|p| p.get(group).map(|g| (p, g)));
         out.matched += usize::from(old.is_some());
         // Unchanged records, the same keys, signatures not yet due: the
@@ -824,14 +829,15 @@ fn render_batch(
                 (g.expiration, g.sigs_at)
             }
             None => {
-                write_rrset(&mut out, rrset, &owner);
+                let owner = forms.get_or_insert_with(|| OwnerName::of(owner_key));
+                write_rrset(&mut out, rrset, owner);
                 let sigs_at = (out.text.len() - start) as u32;
                 let mut expiration = u32::MAX;
                 if let Some((_, mut validity)) = signing {
                     let spread = validity.expiration.wrapping_sub(validity.inception) / 10;
-                    validity.expiration -= reuse::jitter(&owner.key, rtype, spread);
+                    validity.expiration -= reuse::jitter(owner_key, rtype, spread);
                     for key in &signers {
-                        write_rrsig(&mut out, rrset, &owner, key, validity, config, worker)?;
+                        write_rrsig(&mut out, rrset, owner, key, validity, config, worker)?;
                         out.made += 1;
                     }
                     expiration = validity.expiration;

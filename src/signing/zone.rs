@@ -145,7 +145,8 @@ impl Signing {
             None => (text.len() * 3, plan.rrsets() as usize),
         };
         let mut out = Vec::with_capacity(capacity);
-        let mut groups = std::collections::HashMap::with_capacity(rrsets);
+        let mut groups =
+            crate::dnssec::reuse::Groups::with_capacity_and_hasher(rrsets, Default::default());
         let (mut gone, mut came, mut matched) = (Vec::new(), Vec::new(), 0);
         self.sign_plan(
             Arc::new(plan),
