@@ -696,10 +696,20 @@ pub fn count_type(zone_file: &Path, rtype: &str) -> usize {
 
 /// A port free on 127.0.0.1 at the time of asking.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    // The kernel may hand out a port it just freed again; a test that
+    // picks several (an etcd cluster's nine) must not get one twice.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind 127.0.0.1:0")
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A one-member etcd cluster (Debian's `etcd`) on 127.0.0.1 with its data
