@@ -81,6 +81,23 @@ fn key_json(k: &proto::Key) -> Value {
     })
 }
 
+/// Fields that hold a point in time (Unix seconds in JSON), shown as
+/// RFC 3339 in UTC in text; the other `…Time`, `…Period`, `…Offset` and
+/// `…Ttl` fields are durations.
+const TIMESTAMPS: &[&str] = &[
+    "KeyMasterSince",
+    "LastZskRolloverTime",
+    "LastKskRolloverTime",
+];
+
+/// A point in time for text output: RFC 3339 in UTC, "-" for none.
+fn time_text(t: u64) -> String {
+    match t {
+        0 => "-".to_string(),
+        t => keymaster::clock::rfc3339(t),
+    }
+}
+
 fn seconds_text(s: u64) -> String {
     match s {
         0 => "-".to_string(),
@@ -139,10 +156,7 @@ fn print_status(s: &proto::ZoneStatus, as_json: bool) {
         println!("{v:#}");
         return;
     }
-    let time = |t: u64| match t {
-        0 => "-".to_string(),
-        t => keymaster::clock::rfc3339(t),
-    };
+    let time = time_text;
     let or_dash = |t: &str| {
         if t.is_empty() {
             "-".to_string()
@@ -202,16 +216,16 @@ fn print_nodes(nodes: &[proto::Node], as_json: bool) {
         return;
     }
     println!(
-        "{:<16} {:<22} {:<8} {:<12} {:<20} TOKEN",
+        "{:<16} {:<22} {:<8} {:<20} {:<20} TOKEN",
         "NODE", "ADDRESS", "STATUS", "LAST SEEN", "SERIAL"
     );
     for n in nodes {
         println!(
-            "{:<16} {:<22} {:<8} {:<12} {:<20} {}",
+            "{:<16} {:<22} {:<8} {:<20} {:<20} {}",
             n.node_id,
             n.address,
             if n.online { "online" } else { "offline" },
-            n.last_seen,
+            time_text(n.last_seen),
             n.token_serial,
             n.token_label
         );
@@ -250,7 +264,14 @@ fn print_audit(entries: &[proto::AuditEntry], as_json: bool) {
         } else {
             println!(
                 "{:>6} {} {:<10} {:<24} {:<20} {:<18} {} {}",
-                e.seq, e.time, e.node, e.caller, e.zone, e.action, e.outcome, e.detail
+                e.seq,
+                time_text(e.time),
+                e.node,
+                e.caller,
+                e.zone,
+                e.action,
+                e.outcome,
+                e.detail
             );
         }
     }
@@ -279,7 +300,7 @@ fn print_keys(ks: &[proto::Key], as_json: bool) {
         return;
     }
     println!(
-        "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<10} {:<24} {:<10} {:<10} PKCS#11 URI",
+        "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<20} {:<24} {:<20} {:<20} PKCS#11 URI",
         "ID",
         "ROLE",
         "ALG",
@@ -291,20 +312,17 @@ fn print_keys(ks: &[proto::Key], as_json: bool) {
         "LAST ROLL",
         "NEXT ROLL"
     );
-    let time = |t: u64| match t {
-        0 => "-".to_string(),
-        t => t.to_string(),
-    };
+    let time = time_text;
     for k in ks {
         println!(
-            "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<10} {:<24} {:<10} {:<10} {}",
+            "{:<32} {:<4} {:>3} {:>5} {:>6} {:<10} {:<20} {:<24} {:<20} {:<20} {}",
             k.id,
             k.role,
             k.algorithm,
             k.bits,
             k.key_tag,
             k.state,
-            k.created,
+            time(k.created),
             k.rollover_status,
             time(k.last_rollover),
             time(k.next_rollover),
@@ -351,6 +369,9 @@ fn print_fields(v: &Value) {
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
+            Value::Number(n) if TIMESTAMPS.contains(&k.as_str()) => {
+                time_text(n.as_u64().unwrap_or(0))
+            }
             Value::Number(n)
                 if k.ends_with("Period")
                     || k.ends_with("Offset")
