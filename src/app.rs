@@ -79,6 +79,67 @@ pub async fn run(config: Config) -> Result<(), String> {
     Ok(())
 }
 
+/// `keymasterd --check-config`: loads everything a start would load except
+/// the store (opening SQLite creates its file; the store is checked by
+/// starting), and says what it found. Nothing is served or written.
+pub async fn check(config: Config) -> Result<String, String> {
+    let mut found = vec![format!("node {}", config.node_id)];
+    for (what, addr) in [
+        ("gRPC", Some(&config.listen)),
+        ("DNS", config.dns_listen.as_ref()),
+    ] {
+        if let Some(a) = addr {
+            a.parse::<std::net::SocketAddr>()
+                .map_err(|e| format!("{what} listen address {a}: {e}"))?;
+            found.push(format!("{what} on {a}"));
+        }
+    }
+    match &config.tls {
+        Some((cert, key, ca)) => {
+            crate::grpc::tls::server_config(cert, key, ca)?;
+            found.push("TLS certificate, key and client CA load".into());
+        }
+        None => found.push("INSECURE plaintext gRPC".into()),
+    }
+    let access = AccessControl::load(config.access_file.as_deref())?;
+    found.push(format!("access file: {} grants", access.reload()?));
+    if let Some(path) = &config.tsig_keys {
+        let keys = crate::publish::tsig::TsigKeys::load(path)?;
+        found.push(format!("TSIG keys: {}", keys.names().join(", ")));
+    }
+    if let Some(cmd) = &config.ds_submit_command {
+        use std::os::unix::fs::PermissionsExt;
+        let m = std::fs::metadata(cmd)
+            .map_err(|e| format!("DS submit command {}: {e}", cmd.display()))?;
+        if m.permissions().mode() & 0o111 == 0 {
+            return Err(format!(
+                "DS submit command {} is not executable",
+                cmd.display()
+            ));
+        }
+    }
+    match config.store.split_once(':') {
+        Some(("sqlite", _)) | Some(("etcd", _)) => found.push(format!("store {}", config.store)),
+        _ => {
+            return Err(format!(
+                "store {}: use sqlite:PATH or etcd:http://HOST:PORT[,…]",
+                config.store
+            ))
+        }
+    }
+    let token_config = config.token.clone();
+    let token = tokio::task::spawn_blocking(move || Token::open(&token_config))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let identity = token.identity();
+    found.push(format!(
+        "token {} (serial {}) opened and logged in",
+        identity.label, identity.serial
+    ));
+    Ok(format!("configuration OK: {}", found.join("; ")))
+}
+
 /// Opens the token and the store and builds the services over them; then
 /// compares token and store and says what does not match.
 async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Services, String> {

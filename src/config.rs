@@ -28,6 +28,11 @@ pub struct DaemonArgs {
     /// TOML configuration file; flags and environment override it.
     #[arg(long, env = "KEYMASTER_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Check the configuration (files, certificates, access and TSIG key
+    /// files, the token and PIN) and exit, without serving or touching the
+    /// store.
+    #[arg(long)]
+    pub check_config: bool,
     /// Stable id of this node.
     #[arg(long, env = "KEYMASTER_NODE_ID")]
     pub node_id: Option<String>,

@@ -78,3 +78,92 @@ fn text_output_shows_times_as_rfc3339_and_durations_in_units() {
         "{nodes}"
     );
 }
+
+/// `keymasterd --check-config` with a node's settings, and `change` applied
+/// to them: (exit code, stdout, stderr).
+fn check_config(token: &TestToken, pki: &Pki, change: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = TempDir::new("check-config");
+    let access = dir.path().join("access.toml");
+    std::fs::write(&access, default_access()).unwrap();
+    let store = format!("sqlite:{}", dir.path().join("never.db").display());
+    let mut args: Vec<(String, String)> = [
+        ("--node-id", "checked".to_string()),
+        ("--listen", "127.0.0.1:0".to_string()),
+        ("--pkcs11-module", MODULE.to_string()),
+        ("--token-label", token.label.clone()),
+        ("--pin-file", token.pin_file.display().to_string()),
+        ("--store", store),
+        ("--tls-cert", pki.server_cert.display().to_string()),
+        ("--tls-key", pki.server_key.display().to_string()),
+        ("--tls-client-ca", pki.ca_pem.display().to_string()),
+        ("--access-file", access.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in change {
+        match args.iter_mut().find(|(a, _)| a == k) {
+            Some(slot) => slot.1 = v.to_string(),
+            None => args.push((k.to_string(), v.to_string())),
+        }
+    }
+    let out = std::process::Command::new(keymasterd())
+        .env("SOFTHSM2_CONF", &token.conf)
+        .env_remove("KEYMASTER_PIN")
+        .arg("--check-config")
+        .args(args.iter().flat_map(|(k, v)| [k.clone(), v.clone()]))
+        .output()
+        .expect("run keymasterd --check-config");
+    assert!(
+        !dir.path().join("never.db").exists(),
+        "--check-config created the store"
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_validates_without_starting_and_names_what_is_wrong() {
+    let token = TestToken::new("check-config");
+    let pki = Pki::new();
+    let (code, out, err) = check_config(&token, &pki, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("configuration OK: node checked"), "{out}");
+    assert!(
+        out.contains(&format!("token {} (serial", token.label)),
+        "{out}"
+    );
+
+    let dir = TempDir::new("check-config-bad");
+    let wrong_pin = dir.path().join("pin");
+    std::fs::write(&wrong_pin, "999999\n").unwrap();
+    std::fs::set_permissions(
+        &wrong_pin,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+        (vec![("--pin-file", wrong_pin.display().to_string())], "PIN"),
+        (
+            vec![("--tls-cert", "/nonexistent/server.pem".to_string())],
+            "/nonexistent/server.pem",
+        ),
+        (
+            vec![("--listen", "not-an-address".to_string())],
+            "gRPC listen address not-an-address",
+        ),
+        (
+            vec![("--tsig-keys", wrong_pin.display().to_string())],
+            "TSIG key file",
+        ),
+    ];
+    for (change, named) in cases {
+        let change: Vec<(&str, &str)> = change.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (code, out, err) = check_config(&token, &pki, &change);
+        assert_eq!(code, 2, "{change:?}: {out}{err}");
+        assert!(err.contains(named), "{change:?}: {err}");
+    }
+}

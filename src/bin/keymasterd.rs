@@ -13,6 +13,7 @@ fn main() -> std::process::ExitCode {
     unsafe { std::env::remove_var("KEYMASTER_PIN") };
     forbid_core_dumps();
     let args = DaemonArgs::parse();
+    let check_only = args.check_config;
     let config = match Config::resolve(args, env_pin) {
         Ok(c) => c,
         Err(e) => {
@@ -38,6 +39,18 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if check_only {
+        return match runtime.block_on(keymaster::app::check(config)) {
+            Ok(report) => {
+                println!("{report}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("keymasterd: configuration refused: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
+    }
     match runtime.block_on(keymaster::app::run(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
