@@ -72,9 +72,13 @@ pub async fn run(config: Config) -> Result<(), String> {
         },
         forwarder,
     };
-    serve(services, listener, options, shutdown_signal())
-        .await
-        .map_err(|e| format!("gRPC server failed: {e}"))?;
+    notify_systemd("READY=1");
+    serve(services, listener, options, async {
+        shutdown_signal().await;
+        notify_systemd("STOPPING=1");
+    })
+    .await
+    .map_err(|e| format!("gRPC server failed: {e}"))?;
     tracing::info!("keymasterd stopped");
     Ok(())
 }
@@ -196,6 +200,29 @@ async fn write_address_file(path: &std::path::Path, addr: &str) -> Result<(), St
     })
     .await
     .map_err(|e| e.to_string())?
+}
+
+/// Tells systemd how the service stands when it started it as
+/// `Type=notify` (sd_notify(3)): one datagram to `$NOTIFY_SOCKET`, a path
+/// or, with a leading '@', an abstract socket. Without it, nothing.
+fn notify_systemd(state: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|sock| {
+        match target.as_bytes().strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                sock.send_to_addr(state.as_bytes(), &addr)
+            }
+            None => sock.send_to(state.as_bytes(), &target),
+        }
+    });
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, state, "cannot tell systemd (NOTIFY_SOCKET)");
+    }
 }
 
 async fn shutdown_signal() {
