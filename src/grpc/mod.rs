@@ -15,6 +15,7 @@ pub mod client;
 pub mod context;
 pub mod convert;
 pub mod forward;
+pub mod health;
 pub mod key_master;
 pub mod limits;
 pub mod serve;

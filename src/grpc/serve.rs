@@ -1,5 +1,6 @@
-//! The server: the four services on one listener, behind TLS 1.3 with
-//! client certificates (or the development-only plaintext listener).
+//! The server: the four services and the standard health service on one
+//! listener, behind TLS 1.3 with client certificates (or the
+//! development-only plaintext listener).
 
 use std::sync::Arc;
 
@@ -48,6 +49,7 @@ pub async fn serve(
     };
     let max = options.max_message_bytes;
     let clock = api.services.node.clock.clone();
+    let health = super::health::service(api.services.clone()).await;
     let router = tonic::transport::Server::builder()
         .layer(tower::util::MapRequestLayer::new(
             move |mut r: tonic::codegen::http::Request<tonic::body::Body>| {
@@ -71,7 +73,8 @@ pub async fn serve(
                 .max_encoding_message_size(usize::MAX),
         )
         .add_service(KeyMasterServer::new(api.clone()))
-        .add_service(AuditServer::new(api).max_encoding_message_size(usize::MAX));
+        .add_service(AuditServer::new(api).max_encoding_message_size(usize::MAX))
+        .add_service(health);
     match options.tls {
         Some(config) => {
             router

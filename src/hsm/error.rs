@@ -43,6 +43,28 @@ impl HsmError {
     }
 }
 
+impl HsmError {
+    /// Whether the module's state for the token is gone: its sessions or
+    /// slot no longer exist (the token went, or the module lost track),
+    /// so only a re-initialised module may reach it.
+    pub fn is_stale(&self) -> bool {
+        matches!(
+            self,
+            HsmError::Pkcs11 {
+                rv: RvError::SessionHandleInvalid
+                    | RvError::SessionClosed
+                    | RvError::SlotIdInvalid
+                    | RvError::TokenNotPresent
+                    | RvError::TokenNotRecognized
+                    | RvError::DeviceRemoved
+                    | RvError::CryptokiNotInitialized
+                    | RvError::UserNotLoggedIn,
+                ..
+            }
+        )
+    }
+}
+
 impl From<CkError> for HsmError {
     fn from(e: CkError) -> Self {
         match e {

@@ -244,7 +244,7 @@ pub fn new_id() -> Result<Vec<u8>> {
 /// Whether the private key with this CKA_ID is in the token (asked again
 /// of a re-initialised module before the answer is no).
 pub fn has_private_key(token: &Token, id: &[u8]) -> Result<bool> {
-    let found = token.again_if_key_missing(|| {
+    let found = token.again_on_fresh_module(|| {
         token.with_keeper(|s| find_one(s, ObjectClass::PRIVATE_KEY, id).map(|_| ()))
     });
     match found {
@@ -333,7 +333,7 @@ pub fn sign(
             })
         })
     };
-    token.again_if_key_missing(|| attempt(session))
+    token.again_on_fresh_module(|| attempt(session))
 }
 
 /// Reads CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_TOKEN and CKA_PRIVATE of a

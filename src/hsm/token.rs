@@ -41,7 +41,11 @@ pub struct TokenConfig {
 /// An open, logged-in token.
 pub struct Token {
     ctx: Pkcs11,
-    slot: Slot,
+    /// The token's slot; found again by `selector` after a
+    /// re-initialisation, since a token that went and came back may sit in
+    /// another slot.
+    slot: RwLock<Slot>,
+    selector: TokenSelector,
     identity: TokenIdentity,
     /// Keeps the login alive; also used for management (key generation).
     keeper: Mutex<Session>,
@@ -97,7 +101,8 @@ impl Token {
         };
         Ok(Token {
             ctx,
-            slot,
+            slot: RwLock::new(slot),
+            selector: config.selector.clone(),
             identity,
             keeper: Mutex::new(keeper),
             idle: Mutex::new(Vec::new()),
@@ -137,14 +142,27 @@ impl Token {
         self.generation.load(Ordering::SeqCst)
     }
 
+    fn slot(&self) -> Slot {
+        *self.slot.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Runs `op`, and once more after re-initialising the module if it
     /// reports a key not found: another process may have made the key
     /// after this one last wrote to the token, and SoftHSM shows it only
-    /// to a fresh module (TOKEN.md, Several processes on one token). Only then is "not found" believed.
-    pub fn again_if_key_missing<T>(&self, mut op: impl FnMut() -> Result<T>) -> Result<T> {
+    /// to a fresh module (TOKEN.md, Several processes on one token). Only
+    /// then is "not found" believed. Likewise when the module's sessions or
+    /// slot are gone (the token was removed and is back, the module lost
+    /// its state): a fresh module finds the token again (TOKEN.md, A token
+    /// that goes and comes back).
+    pub fn again_on_fresh_module<T>(&self, mut op: impl FnMut() -> Result<T>) -> Result<T> {
         let seen = self.generation();
         match op() {
             Err(HsmError::KeyNotFound { .. }) => {
+                self.reinitialise(seen)?;
+                op()
+            }
+            Err(e) if e.is_stale() => {
+                tracing::warn!(error = %e, "token: sessions lost; re-initialising the module");
                 self.reinitialise(seen)?;
                 op()
             }
@@ -187,7 +205,15 @@ impl Token {
                 r => r.map_err(HsmError::from),
             }
         })?;
-        let fresh = retry_transient(|| Ok(self.ctx.open_rw_session(self.slot)?))?;
+        let (slot, found) = find_token(&self.ctx, &self.selector)?;
+        if found.serial != self.identity.serial {
+            return Err(HsmError::Other(format!(
+                "the token now found for {} has serial {}, not {}: refusing to use another token",
+                self.selector, found.serial, self.identity.serial
+            )));
+        }
+        *self.slot.write().unwrap_or_else(|p| p.into_inner()) = slot;
+        let fresh = retry_transient(|| Ok(self.ctx.open_rw_session(slot)?))?;
         login(&fresh, &self.pin, &self.identity)?;
         std::mem::forget(std::mem::replace(&mut *keeper, fresh));
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -206,7 +232,7 @@ impl Token {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let session = match idle {
             Some(s) => s,
-            None => retry_transient(|| Ok(self.ctx.open_rw_session(self.slot)?))?,
+            None => retry_transient(|| Ok(self.ctx.open_rw_session(self.slot())?))?,
         };
         Ok(PooledSession {
             token: self,
@@ -310,7 +336,7 @@ impl<'a> PooledSession<'a> {
             std::mem::forget(old);
         }
         self.session = Some(retry_transient(|| {
-            Ok(self.token.ctx.open_rw_session(self.token.slot)?)
+            Ok(self.token.ctx.open_rw_session(self.token.slot())?)
         })?);
         self.generation = current;
         Ok(())
