@@ -36,4 +36,8 @@ pub mod zones;
 pub mod proto {
     #![allow(clippy::all)]
     tonic::include_proto!("keymaster.v1");
+
+    /// The API's descriptors, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("keymaster_descriptor");
 }

@@ -2,7 +2,7 @@
 //! node's mTLS: SERVING while the token and the store answer; NOT_SERVING
 //! while the store (a real etcd, killed) or the token (its files gone) does
 //! not, and SERVING again once it is back, without a restart; the token then
-//! signs again.
+//! signs again. Server reflection lists the services for generic tools.
 // Tests drive real processes in real time: they read the system clock.
 #![allow(clippy::disallowed_methods)]
 
@@ -104,4 +104,59 @@ async fn health_follows_the_token() {
     // And it signs again with the same keys, without a restart.
     d.sign_validated("back.test.", &sample_zone("back.test.", 20));
     assert!(d.log_text().contains("re-initialising the module"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_reflection_lists_the_services_for_generic_grpc_tools() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let token = TestToken::new("reflection");
+    let d = Daemon::start(&token, "node-r", &[]);
+    let channel = d.channel_as(&d.admin).await.expect("a channel");
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .expect("reflection answers")
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("one answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a service list: {answer:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    for want in [
+        "grpc.health.v1.Health",
+        "keymaster.v1.Audit",
+        "keymaster.v1.KeyMaster",
+        "keymaster.v1.Signer",
+        "keymaster.v1.Zones",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    // A tool finds the file that defines a service, to build its calls.
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(
+            "keymaster.v1.Zones".into(),
+        )),
+    };
+    let mut answers = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().expect("one answer");
+    assert!(
+        matches!(
+            answer.message_response,
+            Some(MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()
+        ),
+        "{answer:?}"
+    );
 }

@@ -1,5 +1,5 @@
-//! The server: the four services and the standard health service on one
-//! listener, behind TLS 1.3 with client certificates (or the
+//! The server: the four services, the standard health service and server
+//! reflection on one listener, behind TLS 1.3 with client certificates (or the
 //! development-only plaintext listener).
 
 use std::sync::Arc;
@@ -50,6 +50,19 @@ pub async fn serve(
     let max = options.max_message_bytes;
     let clock = api.services.node.clock.clone();
     let health = super::health::service(api.services.clone()).await;
+    // Server reflection (v1 and the older v1alpha that many tools still
+    // ask): generic gRPC clients list and call the API from it.
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("the API's own descriptors are valid");
+    let reflection = reflection
+        .build_v1()
+        .expect("the API's own descriptors are valid");
     let router = tonic::transport::Server::builder()
         .layer(tower::util::MapRequestLayer::new(
             move |mut r: tonic::codegen::http::Request<tonic::body::Body>| {
@@ -74,7 +87,9 @@ pub async fn serve(
         )
         .add_service(KeyMasterServer::new(api.clone()))
         .add_service(AuditServer::new(api).max_encoding_message_size(usize::MAX))
-        .add_service(health);
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_v1alpha);
     match options.tls {
         Some(config) => {
             router
