@@ -69,6 +69,9 @@ pub struct DaemonArgs {
     /// Log filter (error, warn, info, debug, or a tracing directive).
     #[arg(long, env = "KEYMASTER_LOG")]
     pub log: Option<String>,
+    /// Log lines as `text` (default) or `json` (one object per line).
+    #[arg(long, env = "KEYMASTER_LOG_FORMAT")]
+    pub log_format: Option<String>,
     /// Sign with the token objects themselves, not with session-object
     /// copies of them (for HSMs whose policy forbids C_CopyObject).
     #[arg(long, env = "KEYMASTER_NO_SESSION_KEY_COPIES")]
@@ -152,6 +155,7 @@ pub struct FileConfig {
     pub store_cert: Option<PathBuf>,
     pub store_key: Option<PathBuf>,
     pub log: Option<String>,
+    pub log_format: Option<String>,
     pub session_key_copies: Option<bool>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -182,6 +186,8 @@ pub struct Config {
     /// TLS towards the store (etcd).
     pub store_tls: Option<StoreTls>,
     pub log: String,
+    /// One JSON object per log line instead of text.
+    pub log_json: bool,
     pub limits: Limits,
     pub max_message_bytes: usize,
     pub address_file: Option<PathBuf>,
@@ -261,6 +267,13 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_STORE.into()),
             store_tls,
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            log_json: match args.log_format.or(file.log_format).as_deref() {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => {
+                    return Err(format!("log format {other:?} is not text or json"));
+                }
+            },
             limits: Limits {
                 max_batch_rrsets: args
                     .max_batch_rrsets

@@ -167,3 +167,70 @@ fn check_config_validates_without_starting_and_names_what_is_wrong() {
         assert!(err.contains(named), "{change:?}: {err}");
     }
 }
+
+#[test]
+fn keymasterctl_prints_shell_completions_that_bash_takes() {
+    let out = std::process::Command::new(keymasterctl_bin())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        script.contains("source") && script.contains("rekey"),
+        "{script}"
+    );
+    let dir = TempDir::new("completions");
+    let file = dir.path().join("keymasterctl.bash");
+    std::fs::write(&file, &script).unwrap();
+    // Loaded by bash, it completes `keymasterctl zo` to `zone`.
+    let probe = format!(
+        "source {}; COMP_WORDS=(keymasterctl zo); COMP_CWORD=1; _keymasterctl keymasterctl zo keymasterctl; \
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    let replies = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        replies.lines().any(|l| l == "zone"),
+        "{replies}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn with_log_format_json_every_log_line_is_a_json_object() {
+    let token = TestToken::new("json-log");
+    let d = Daemon::start(&token, "node-j", &["--log-format", "json"]);
+    d.ctl_ok(&["zone", "add", "json.test."]);
+    let log = d.log_text();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 2, "{log}");
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(
+            v["level"].is_string() && v["fields"]["message"].is_string(),
+            "{l}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("keymasterd listening")),
+        "{log}"
+    );
+    // And a format that is neither is refused by name.
+    let out = std::process::Command::new(keymasterd())
+        .env("SOFTHSM2_CONF", &token.conf)
+        .args(["--log-format", "yaml", "--insecure-plaintext", "--pin-file"])
+        .arg(&token.pin_file)
+        .args(["--token-label", &token.label])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("log format \"yaml\" is not text or json")
+    );
+}

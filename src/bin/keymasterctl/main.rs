@@ -55,6 +55,9 @@ enum Command {
     Cds { zone: String },
     /// Compare signing through gRPC with signing directly through PKCS#11.
     Bench(keymaster::bench::BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell), e.g. `keymasterctl completions bash > /etc/bash_completion.d/keymasterctl`.
+    Completions { shell: clap_complete::Shell },
     /// Registered nodes.
     #[command(subcommand)]
     Node(roles::NodeCmd),
@@ -88,6 +91,15 @@ impl Clients {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        // Into memory first: clap_complete panics on a write error (a
+        // closed pipe), and a shell script is small.
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, "keymasterctl", &mut script);
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,7 +138,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Node(cmd) => roles::run_node(&mut c, cmd).await?,
         Command::Role(cmd) => roles::run(&mut c, cmd).await?,
         Command::Audit(args) => return audit::run(&mut c, args, cli.json).await,
-        Command::Bench(_) => unreachable!("handled above"),
+        Command::Bench(_) | Command::Completions { .. } => unreachable!("handled above"),
     };
     out.print(cli.json);
     Ok(())
