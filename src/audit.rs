@@ -19,6 +19,24 @@ pub struct AuditDraft {
     /// "ok", or "refused: REASON".
     pub outcome: String,
     pub detail: String,
+    /// The id of the call that made the entry (`x-request-id`), if any.
+    pub request_id: String,
+}
+
+tokio::task_local! {
+    /// The id of the gRPC call being served (`grpc::request_id`).
+    static REQUEST_ID: String;
+}
+
+/// Runs `f` as part of the call with this id: audit entries drafted in it
+/// carry the id, and calls it sends on to other nodes pass it along.
+pub async fn with_request_id<F: std::future::Future>(id: String, f: F) -> F::Output {
+    REQUEST_ID.scope(id, f).await
+}
+
+/// The id of the call being served, or "" outside one.
+pub fn request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
 }
 
 /// An entry of the log, one JSON line.
@@ -32,6 +50,10 @@ pub struct AuditEntry {
     pub action: String,
     pub outcome: String,
     pub detail: String,
+    /// Left out when empty, so that entries written before the field
+    /// existed hash as they did.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
     /// Hash of the previous entry (GENESIS for the first).
     pub prev: String,
     /// SHA-256 over this entry with `hash` empty, hex.
@@ -60,6 +82,7 @@ pub fn seal(draft: &AuditDraft, seq: u64, prev: &str) -> AuditEntry {
         action: draft.action.clone(),
         outcome: draft.outcome.clone(),
         detail: draft.detail.clone(),
+        request_id: draft.request_id.clone(),
         prev: prev.to_string(),
         hash: String::new(),
     };
@@ -122,6 +145,7 @@ mod tests {
             action: action.into(),
             outcome: "ok".into(),
             detail: String::new(),
+            request_id: String::new(),
         }
     }
 

@@ -85,6 +85,7 @@ impl Node {
             action: action.to_string(),
             outcome: "ok".to_string(),
             detail,
+            request_id: crate::audit::request_id(),
         }
     }
 

@@ -234,3 +234,68 @@ fn with_log_format_json_every_log_line_is_a_json_object() {
         String::from_utf8_lossy(&out.stderr).contains("log format \"yaml\" is not text or json")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_id_is_echoed_logged_audited_and_passed_to_the_key_master() {
+    let token = TestToken::new("request-id");
+    let pki = std::sync::Arc::new(Pki::new());
+    let dir = TempDir::new("request-id-store");
+    let store = format!("sqlite:{}", dir.path().join("keymaster.db").display());
+    let a = Daemon::start_node(&token, "node-a", &store, &pki, &[]);
+    let b = Daemon::start_node(&token, "node-b", &store, &pki, &[]);
+    a.ctl_ok(&["zone", "add", "rid.test."]);
+
+    // The caller's id, sent to node-b; the call goes on to the Key Master.
+    let mut request = tonic::Request::new(keymaster::proto::SetZoneRequest {
+        zone: "rid.test.".into(),
+        policy: Some(keymaster::proto::ZonePolicy {
+            dnskey_ttl: 1800,
+            ..Default::default()
+        }),
+        fields: vec!["dnskey_ttl".into()],
+    });
+    request
+        .metadata_mut()
+        .insert("x-request-id", "ops-change-4711".parse().unwrap());
+    let response = b.zones_client().await.set_zone(request).await.unwrap();
+    assert_eq!(
+        response.metadata().get("x-request-id").unwrap(),
+        "ops-change-4711"
+    );
+    assert!(
+        b.log_text().contains("request_id=ops-change-4711"),
+        "{}",
+        b.log_text()
+    );
+    // The Key Master wrote the change's audit entry under the same id.
+    let audit = a.ctl_ok(&["audit", "--zone", "rid.test.", "--json"]);
+    let entry = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["request_id"] == "ops-change-4711")
+        .unwrap_or_else(|| panic!("no audit entry with the request id: {audit}"));
+    assert_eq!(entry["node"], "node-a", "{entry}");
+    // The chain still verifies with the new field in it.
+    a.ctl_ok(&["audit", "verify"]);
+
+    // Without one, or with one that is not plain, one is made up.
+    for sent in [None, Some("bad id with spaces")] {
+        let mut request = tonic::Request::new(keymaster::proto::GetZoneRequest {
+            zone: "rid.test.".into(),
+        });
+        if let Some(s) = sent {
+            request
+                .metadata_mut()
+                .insert("x-request-id", s.parse().unwrap());
+        }
+        let response = a.zones_client().await.get_zone(request).await.unwrap();
+        let id = response
+            .metadata()
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(id.bytes().all(|c| c.is_ascii_hexdigit()), "{id}");
+    }
+}

@@ -36,6 +36,7 @@ fn draft(zone: &str, action: &str) -> AuditDraft {
         action: action.into(),
         outcome: "ok".into(),
         detail: String::new(),
+        request_id: String::new(),
     }
 }
 

@@ -107,6 +107,12 @@ impl Forwarder {
         if let Ok(v) = AsciiMetadataValue::try_from(self.node_id.as_str()) {
             md.insert(FORWARDED_BY, v);
         }
+        // The same call on the Key Master: the same request id.
+        if let Ok(v) = AsciiMetadataValue::try_from(crate::audit::request_id()) {
+            if !v.is_empty() {
+                md.insert(super::request_id::HEADER, v);
+            }
+        }
         r
     }
 }

@@ -18,6 +18,7 @@ pub mod forward;
 pub mod health;
 pub mod key_master;
 pub mod limits;
+pub mod request_id;
 pub mod serve;
 pub mod signer;
 pub mod status;

@@ -530,6 +530,7 @@ mod tests {
             action: "seize".into(),
             outcome: "ok".into(),
             detail: String::new(),
+            request_id: String::new(),
         }
     }
 
