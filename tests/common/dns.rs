@@ -186,21 +186,7 @@ impl Knot {
 impl Knot {
     /// Waits until knotd serves the zone at `serial` or later (RFC 1982).
     pub fn wait_for_serial(&self, zone: &str, serial: u32, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = soa_serial(&self.addr(), zone) {
-                if s == serial || s.wrapping_sub(serial) < 1 << 31 {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "knotd does not serve serial {serial} of {zone} within {within:?} (serves {:?}): {}",
-                soa_serial(&self.addr(), zone),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_serial("knotd", &self.addr(), zone, serial, within, &|| self.log());
     }
 }
 
@@ -273,21 +259,7 @@ impl Nsd {
 
     /// Waits until NSD serves the zone at `serial` or later (RFC 1982).
     pub fn wait_for_serial(&self, zone: &str, serial: u32, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = soa_serial(&self.addr(), zone) {
-                if s == serial || s.wrapping_sub(serial) < 1 << 31 {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nsd does not serve serial {serial} of {zone} within {within:?} (serves {:?}): {}",
-                soa_serial(&self.addr(), zone),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_serial("nsd", &self.addr(), zone, serial, within, &|| self.log());
     }
 }
 
@@ -297,6 +269,33 @@ impl Drop for Nsd {
             signal_pid(c.id(), "KILL");
             let _ = c.wait();
         }
+    }
+}
+
+/// Waits until a server serves the zone at `serial` or later (RFC 1982);
+/// fails with the server's log.
+fn wait_for_serial(
+    what: &str,
+    server: &str,
+    zone: &str,
+    serial: u32,
+    within: Duration,
+    log: &dyn Fn() -> String,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = soa_serial(server, zone) {
+            if s == serial || s.wrapping_sub(serial) < 1 << 31 {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} does not serve serial {serial} of {zone} within {within:?} (serves {:?}): {}",
+            soa_serial(server, zone),
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
