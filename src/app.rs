@@ -170,6 +170,7 @@ async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Service
     let settings = Settings {
         limits: config.limits.clone(),
         ds_submit_command: config.ds_submit_command.clone(),
+        expiry_warning: config.expiry_warning,
         tsig_keys: match &config.tsig_keys {
             Some(path) => crate::publish::tsig::TsigKeys::load(path)?,
             None => Default::default(),

@@ -104,6 +104,11 @@ pub struct DaemonArgs {
     /// their secondaries by zone transfer on this address, UDP and TCP.
     #[arg(long, env = "KEYMASTER_DNS_LISTEN")]
     pub dns_listen: Option<String>,
+    /// Log a loud error while a served zone's earliest signature expires
+    /// within this (e.g. 2d; default: an eighth of the zone's shortest
+    /// signature validity).
+    #[arg(long, env = "KEYMASTER_EXPIRY_WARNING")]
+    pub expiry_warning: Option<String>,
     /// TSIG keys secondaries sign transfer requests with: lines of
     /// `NAME ALGORITHM BASE64-SECRET` (a zone asks for one by name).
     #[arg(long, env = "KEYMASTER_TSIG_KEYS")]
@@ -166,6 +171,7 @@ pub struct FileConfig {
     pub ds_submit_command: Option<PathBuf>,
     pub dns_listen: Option<String>,
     pub tsig_keys: Option<PathBuf>,
+    pub expiry_warning: Option<String>,
     pub max_streams_per_caller: Option<usize>,
     pub sign_rate_per_caller: Option<u32>,
     pub advertise: Option<String>,
@@ -198,6 +204,8 @@ pub struct Config {
     pub ds_submit_command: Option<PathBuf>,
     pub dns_listen: Option<String>,
     pub tsig_keys: Option<PathBuf>,
+    /// Seconds; None: an eighth of each zone's shortest validity.
+    pub expiry_warning: Option<u64>,
     pub max_streams_per_caller: usize,
     pub sign_rate_per_caller: u32,
     pub advertise: Option<String>,
@@ -299,6 +307,13 @@ impl Config {
             ds_submit_command: args.ds_submit_command.or(file.ds_submit_command),
             dns_listen: args.dns_listen.or(file.dns_listen),
             tsig_keys: args.tsig_keys.or(file.tsig_keys),
+            expiry_warning: match args.expiry_warning.or(file.expiry_warning) {
+                Some(d) => Some(u64::from(
+                    crate::policy::parse_duration(&d)
+                        .map_err(|e| format!("--expiry-warning {d:?}: {e}"))?,
+                )),
+                None => None,
+            },
             max_streams_per_caller: args
                 .max_streams_per_caller
                 .or(file.max_streams_per_caller)

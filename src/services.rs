@@ -39,6 +39,8 @@ pub struct Settings {
     pub ds_submit_command: Option<std::path::PathBuf>,
     /// TSIG keys secondaries may sign transfer requests with.
     pub tsig_keys: crate::publish::tsig::TsigKeys,
+    /// When a served zone's nearing expiry is a loud error (seconds before).
+    pub expiry_warning: Option<u64>,
 }
 
 impl Services {
@@ -66,6 +68,7 @@ impl Services {
             keysets.clone(),
             mastership.held_zones(),
             settings.tsig_keys,
+            settings.expiry_warning,
         ));
         Services {
             lifecycle,

@@ -74,6 +74,9 @@ pub struct Publisher {
     reloads: Mutex<HashSet<String>>,
     local: Mutex<HashMap<String, Local>>,
     pub tsig_keys: tsig::TsigKeys,
+    /// Seconds before the earliest expiry that it is a loud error; None:
+    /// an eighth of the zone's shortest validity.
+    expiry_warning: Option<u64>,
 }
 
 /// What an operator asks for a zone's source and outputs (`zone source`);
@@ -107,6 +110,7 @@ impl Publisher {
         keysets: Arc<KeySets>,
         held: tokio::sync::watch::Receiver<Option<Arc<HashSet<String>>>>,
         tsig_keys: tsig::TsigKeys,
+        expiry_warning: Option<u64>,
     ) -> Publisher {
         Publisher {
             node,
@@ -119,6 +123,7 @@ impl Publisher {
             reloads: Mutex::default(),
             local: Mutex::default(),
             tsig_keys,
+            expiry_warning,
         }
     }
 
@@ -175,9 +180,10 @@ impl Publisher {
     }
 
     /// A loud error, every ten minutes at most, while the served version's
-    /// earliest signature expires within an eighth of the zone's shortest
-    /// validity: signing it again has failed for a long while, and once
-    /// they expire, validators see the zone as bogus.
+    /// earliest signature expires within the warning margin (by default an
+    /// eighth of the zone's shortest validity): signing it again has failed
+    /// for a long while, and once they expire, validators see the zone as
+    /// bogus.
     /// Whether it warned.
     async fn warn_if_expiring(&self, name: &str) -> bool {
         let Ok(Some(zone)) = self.node.store.get_zone(name).await else {
@@ -192,7 +198,7 @@ impl Publisher {
             .policy
             .signature_validity
             .min(zone.policy.dnskey_signature_validity);
-        let margin = u64::from(validity) / 8;
+        let margin = self.expiry_warning.unwrap_or(u64::from(validity) / 8);
         if now + margin < p.expires {
             return false;
         }
@@ -756,6 +762,10 @@ mod tests {
     }
 
     async fn world() -> World {
+        world_with(Settings::default()).await
+    }
+
+    async fn world_with(settings: Settings) -> World {
         let store = TempStore::new().await;
         let clock = ManualClock::new(T0);
         let node = Node {
@@ -764,7 +774,7 @@ mod tests {
             store: store.store.clone(),
             clock: Arc::new(clock.clone()),
         };
-        let services = Services::new(node, Settings::default(), None);
+        let services = Services::new(node, settings, None);
         let policy = Policy {
             signature_validity: 40 * H as u32,
             dnskey_signature_validity: 20 * H as u32,
@@ -773,7 +783,10 @@ mod tests {
         };
         services.zones.add_zone("test", ZONE, policy).await.unwrap();
         services.mastership.notice_role_changes().await.unwrap();
-        let source = std::env::temp_dir().join(format!("km-publish-{}.zone", std::process::id()));
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let source =
+            std::env::temp_dir().join(format!("km-publish-{}-{n}.zone", std::process::id()));
         std::fs::write(&source, zone_text(3)).unwrap();
         let asked = SourceSettings {
             source_file: source.display().to_string(),
@@ -873,6 +886,23 @@ mod tests {
         w.clock.advance(1);
         assert!(publisher.warn_if_expiring(ZONE).await);
         w.clock.advance(599);
+        assert!(!publisher.warn_if_expiring(ZONE).await);
+        w.clock.advance(1);
+        assert!(publisher.warn_if_expiring(ZONE).await);
+        let _ = std::fs::remove_file(&w.source);
+    }
+
+    #[tokio::test]
+    async fn the_expiry_warning_margin_can_be_set() {
+        let w = world_with(Settings {
+            expiry_warning: Some(6 * H),
+            ..Settings::default()
+        })
+        .await;
+        let publisher = &w.services.publisher;
+        publisher.pass().await.unwrap();
+        let p = w.publishing().await;
+        w.clock.advance(p.expires - T0 - 6 * H - 1);
         assert!(!publisher.warn_if_expiring(ZONE).await);
         w.clock.advance(1);
         assert!(publisher.warn_if_expiring(ZONE).await);
