@@ -48,6 +48,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         let publisher = &services.publisher;
         let keys = publisher.tsig_keys.clone();
         let at = crate::publish::serve_dns(dns, publisher.served.clone(), keys).await?;
+        publisher.set_dns_listening();
         tracing::info!(%at, "serving signed zones to their secondaries");
     }
     if let Some(path) = &config.address_file {

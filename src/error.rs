@@ -335,6 +335,8 @@ pub enum ZonesError {
         path: String,
         reason: String,
     },
+    #[error("zone {zone}: its Key Master {node} serves no DNS (start it with --dns-listen), so no secondary could transfer the zone and no primary could notify it")]
+    NoDnsListener { zone: String, node: String },
     #[error("zone {zone}: give a source file or a primary, not both")]
     TwoSources { zone: String },
     #[error("zone {zone}: primary {given} is not ADDR:PORT")]

@@ -638,3 +638,49 @@ fn a_change_at_the_primary_reaches_the_secondaries_signed_by_notify() {
     }
     assert_eq!(soa_serial(&dns, "other.test."), None);
 }
+
+#[test]
+fn secondaries_on_a_key_master_that_serves_no_dns_are_refused_by_name() {
+    let token = TestToken::new("zsigner-nodns");
+    let d = Daemon::start(&token, "node-a", &[]);
+    d.ctl_ok(&["zone", "add", ZONE]);
+    let dir = TempDir::new("zsigner-nodns-src");
+    let src = dir.path().join("zone");
+    std::fs::write(&src, source(1, "www A 192.0.2.80\n")).unwrap();
+    let err = d.ctl_err(&[
+        "zone",
+        "source",
+        ZONE,
+        "--file",
+        src.to_str().unwrap(),
+        "--secondary",
+        "127.0.0.1:5353",
+    ]);
+    assert!(
+        err.contains("FailedPrecondition")
+            && err.contains("serves no DNS (start it with --dns-listen)"),
+        "{err}"
+    );
+    // Nothing changed; a signed file alone needs no DNS.
+    assert_eq!(status(&d)["SourceFile"], "");
+    let out = dir.path().join("signed");
+    d.ctl_ok(&[
+        "zone",
+        "source",
+        ZONE,
+        "--file",
+        src.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !out.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no signed file: {}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_validates(&out, ZONE);
+}

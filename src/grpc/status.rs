@@ -46,7 +46,9 @@ pub fn code(e: &Error) -> Code {
             | ZonesError::TwoSources { .. }
             | ZonesError::Primary { .. }
             | ZonesError::SerialPolicy(_) => Code::InvalidArgument,
-            ZonesError::HasKeys { .. } => Code::FailedPrecondition,
+            ZonesError::HasKeys { .. } | ZonesError::NoDnsListener { .. } => {
+                Code::FailedPrecondition
+            }
         },
         Error::Keys(e) => key_code(e),
         Error::Signing(e) => signing_code(e),

@@ -77,6 +77,9 @@ pub struct Publisher {
     /// Seconds before the earliest expiry that it is a loud error; None:
     /// an eighth of the zone's shortest validity.
     expiry_warning: Option<u64>,
+    /// Whether this node serves DNS (`--dns-listen`): without it no
+    /// secondary can transfer from it and no primary can notify it.
+    dns_listening: std::sync::atomic::AtomicBool,
 }
 
 /// What an operator asks for a zone's source and outputs (`zone source`);
@@ -124,7 +127,14 @@ impl Publisher {
             local: Mutex::default(),
             tsig_keys,
             expiry_warning,
+            dns_listening: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Notes that this node serves DNS (`serve_dns` listens).
+    pub fn set_dns_listening(&self) {
+        self.dns_listening
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Has the signer read the zone's source again now (`zone reload`,
@@ -584,6 +594,14 @@ impl Publisher {
         };
         if !source_file.is_empty() && !source_primary.is_empty() {
             return Err(ZonesError::TwoSources { zone: key }.into());
+        }
+        let listening = self.dns_listening.load(std::sync::atomic::Ordering::SeqCst);
+        if (!secondaries.is_empty() || !source_primary.is_empty()) && !listening {
+            return Err(ZonesError::NoDnsListener {
+                zone: key,
+                node: self.node.id.clone(),
+            }
+            .into());
         }
         if !source_primary.is_empty() && source_primary.parse::<SocketAddr>().is_err() {
             return Err(ZonesError::Primary {
