@@ -251,6 +251,12 @@ pub enum KeyError {
     AlgorithmRoll { zone: String, why: String },
     #[error("{field} is not a policy setting (see keymasterctl zone set --help)")]
     UnknownSetting { field: String },
+    #[error(
+        "token object {id} is key {tag} of {zone}, not an orphan; remove it with `key remove`"
+    )]
+    NotOrphan { id: String, zone: String, tag: u16 },
+    #[error("the token holds no private key with id {id}")]
+    NoSuchObject { id: String },
     #[error("stored key {tag} of {zone} is unusable: {what}")]
     BadRecord {
         zone: String,

@@ -358,3 +358,63 @@ async fn input_at_the_edges_is_refused_precisely_and_escaped() {
 
     assert_eq!(snapshot(&d), before);
 }
+
+#[test]
+fn orphaned_key_pairs_are_listed_and_only_orphans_are_destroyed() {
+    let token = TestToken::new("orphans");
+    let mut d = Daemon::start(&token, "node-a", &[]);
+    d.ctl_ok(&["zone", "add", "orphans.test."]);
+    assert!(d.ctl_ok(&["key", "orphans"]).contains("no orphaned keys"));
+    // A key pair no record names (a record whose write never landed).
+    let orphan = "0badc0ffee0badc0ffee0badc0ffee00";
+    token.make_key_pair(orphan, "orphans.test-zsk-new");
+    let list = d.ctl_ok(&["key", "orphans"]);
+    assert!(
+        list.contains(orphan) && list.contains("orphans.test-zsk-new"),
+        "{list}"
+    );
+    let keys: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["key", "list", "orphans.test.", "--json"])).unwrap();
+    let ksk = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "ksk")
+        .unwrap();
+    let ksk_id = ksk["id"].as_str().unwrap();
+    assert!(
+        !list.contains(ksk_id),
+        "a zone's key listed as an orphan: {list}"
+    );
+
+    // A zone's key is refused by name, and nothing at all is destroyed.
+    let err = d.ctl_err(&["key", "orphans", "--destroy", orphan, "--destroy", ksk_id]);
+    assert!(
+        err.contains("FailedPrecondition")
+            && err.contains("not an orphan; remove it with `key remove`"),
+        "{err}"
+    );
+    assert!(token.list_objects().contains(&orphan.to_string()));
+    // An id the token does not hold.
+    let err = d.ctl_err(&["key", "orphans", "--destroy", "00ff"]);
+    assert!(
+        err.contains("NotFound") && err.contains("no private key with id"),
+        "{err}"
+    );
+
+    let done = d.ctl_ok(&["key", "orphans", "--destroy", orphan]);
+    assert!(
+        done.contains("1 key pair(s) destroyed (2 token objects)"),
+        "{done}"
+    );
+    assert!(!token.list_objects().contains(&orphan.to_string()));
+    assert!(d.ctl_ok(&["key", "orphans"]).contains("no orphaned keys"));
+    let audit = d.ctl_ok(&["audit"]);
+    assert!(
+        audit.contains("destroy-orphan") && audit.contains(orphan),
+        "{audit}"
+    );
+    // The zone still signs.
+    d.sign_validated("orphans.test.", &sample_zone("orphans.test.", 5));
+    d.stop();
+}

@@ -73,7 +73,7 @@ pub fn code(e: &Error) -> Code {
 
 fn key_code(e: &KeyError) -> Code {
     match e {
-        KeyError::NoSuchKey { .. } => Code::NotFound,
+        KeyError::NoSuchKey { .. } | KeyError::NoSuchObject { .. } => Code::NotFound,
         KeyError::AmbiguousTag { .. } | KeyError::UnknownSetting { .. } => Code::InvalidArgument,
         KeyError::LastActive { .. }
         | KeyError::AlreadyRetired { .. }
@@ -81,7 +81,8 @@ fn key_code(e: &KeyError) -> Code {
         | KeyError::NotRollable { .. }
         | KeyError::InRoll { .. }
         | KeyError::NothingToStep { .. }
-        | KeyError::AlgorithmRoll { .. } => Code::FailedPrecondition,
+        | KeyError::AlgorithmRoll { .. }
+        | KeyError::NotOrphan { .. } => Code::FailedPrecondition,
         KeyError::BadRecord { .. } => Code::Internal,
     }
 }

@@ -370,6 +370,41 @@ impl Zones for Api {
         .await
     }
 
+    async fn list_orphans(
+        &self,
+        request: Request<proto::ListOrphansRequest>,
+    ) -> Result<Response<proto::ListOrphansResponse>, Status> {
+        // The token's objects, not a zone's: admin, on the node called.
+        let caller = self
+            .authorize(&request, Right::Manage, "ListOrphans", "")
+            .await?;
+        let found = self.services.inventory.orphans().await;
+        let orphans = self.audited(&caller, "ListOrphans", "", found).await?;
+        Ok(Response::new(proto::ListOrphansResponse {
+            orphans: orphans
+                .into_iter()
+                .map(|(id, label)| proto::Orphan { id, label })
+                .collect(),
+            token_serial: self.services.node.hsm.identity().serial.clone(),
+        }))
+    }
+
+    async fn destroy_orphans(
+        &self,
+        request: Request<proto::DestroyOrphansRequest>,
+    ) -> Result<Response<proto::DestroyOrphansResponse>, Status> {
+        let caller = self
+            .authorize(&request, Right::Manage, "DestroyOrphans", "")
+            .await?;
+        let ids = request.into_inner().ids;
+        let inventory = &self.services.inventory;
+        let done = inventory.destroy_orphans(caller.identity(), &ids).await;
+        let n = self.audited(&caller, "DestroyOrphans", "", done).await?;
+        Ok(Response::new(proto::DestroyOrphansResponse {
+            destroyed_objects: n as u32,
+        }))
+    }
+
     type SignZoneStream = SignZoneStream;
 
     /// Reads `start`, checks the caller and prepares the zone's key set,

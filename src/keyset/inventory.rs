@@ -325,6 +325,79 @@ impl Inventory {
     }
 }
 
+impl Inventory {
+    /// Private keys in this node's token that no key record of any zone
+    /// names: (hex CKA_ID, label). A key generated a moment ago on another
+    /// node may show here until its record is written.
+    pub async fn orphans(&self) -> Result<Vec<(String, String)>> {
+        let named = self.named_ids().await?;
+        let hsm = self.node.hsm.clone();
+        let objects = blocking(move || Ok(hsm.list_private_keys()?)).await?;
+        Ok(objects
+            .into_iter()
+            .map(|o| (crate::hex::hex(&o.id), o.label))
+            .filter(|(id, _)| !named.contains(id))
+            .collect())
+    }
+
+    /// Destroys orphaned key pairs by id, each after its audit entry is
+    /// written (fail closed). Refused, and nothing destroyed, if any id is
+    /// named by a key record (looked at again now) or not in the token.
+    pub async fn destroy_orphans(&self, who: &str, ids: &[String]) -> Result<usize> {
+        let named = self.named_ids().await?;
+        let stored = self.all_keys().await?;
+        let orphans: Vec<String> = self
+            .orphans()
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let ids: Vec<String> = ids.iter().map(|i| i.trim().to_ascii_lowercase()).collect();
+        for id in &ids {
+            if let Some(k) = stored.iter().find(|k| &k.id == id) {
+                return Err(KeyError::NotOrphan {
+                    id: id.clone(),
+                    zone: k.zone.clone(),
+                    tag: k.key_tag,
+                }
+                .into());
+            }
+            if named.contains(id) || !orphans.contains(id) {
+                return Err(KeyError::NoSuchObject { id: shown(id) }.into());
+            }
+        }
+        let mut destroyed = 0;
+        for id in &ids {
+            let serial = &self.node.hsm.identity().serial;
+            let audit = self.node.draft(
+                who,
+                "",
+                "destroy-orphan",
+                format!("key pair {id} in token {serial}, named by no key record"),
+            );
+            self.node.store.append_audit(&audit).await?;
+            let raw =
+                crate::hex::unhex(id).ok_or_else(|| KeyError::NoSuchObject { id: shown(id) })?;
+            let hsm = self.node.hsm.clone();
+            destroyed += blocking(move || Ok(hsm.destroy(&raw)?)).await?;
+            tracing::info!(key_id = %id, caller = who, "orphaned key pair destroyed");
+        }
+        Ok(destroyed)
+    }
+
+    async fn all_keys(&self) -> Result<Vec<crate::store::schema::KeyRecord>> {
+        let mut stored = Vec::new();
+        for z in self.node.store.list_zones().await? {
+            stored.extend(self.node.store.list_keys(&z.name).await?);
+        }
+        Ok(stored)
+    }
+
+    async fn named_ids(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(self.all_keys().await?.into_iter().map(|k| k.id).collect())
+    }
+}
+
 /// A key of the zone by id (hex CKA_ID) or by key tag when that is unique.
 pub fn find_key<'a>(keys: &'a [KeyRecord], zone: &str, which: &str) -> Result<&'a KeyRecord> {
     let which = which.trim();

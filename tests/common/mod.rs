@@ -103,6 +103,20 @@ impl TestToken {
     pub fn list_objects(&self) -> String {
         self.pkcs11_tool(&["--list-objects"])
     }
+
+    /// Makes a P-256 key pair with this CKA_ID (hex) and label behind
+    /// keymaster's back, as a key whose record never got written would be.
+    pub fn make_key_pair(&self, id_hex: &str, label: &str) {
+        self.pkcs11_tool(&[
+            "--keypairgen",
+            "--key-type",
+            "EC:prime256v1",
+            "--id",
+            id_hex,
+            "--label",
+            label,
+        ]);
+    }
 }
 
 /// A test PKI made at run time: a CA, a server certificate for 127.0.0.1

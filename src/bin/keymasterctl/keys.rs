@@ -27,11 +27,55 @@ pub enum KeyCmd {
     /// Tell a KSK roll that waits for the parent that the new DS is there,
     /// when no check can see it (you must have had the parent update it).
     Step { zone: String, key: String },
+    /// Private keys in the called node's token that no zone's key record
+    /// names; with --destroy, destroy those given (audited; refused for any
+    /// key a record names).
+    Orphans {
+        /// An orphan's id (from the list) to destroy; may be repeated.
+        #[arg(long = "destroy", value_name = "ID")]
+        destroy: Vec<String>,
+    },
 }
 
 pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
     let zones = &mut c.zones;
     let key = match cmd {
+        KeyCmd::Orphans { destroy } if destroy.is_empty() => {
+            let r = zones
+                .list_orphans(proto::ListOrphansRequest {})
+                .await
+                .map_err(status_line)?
+                .into_inner();
+            let json = serde_json::json!({"token_serial": r.token_serial,
+                "orphans": r.orphans.iter().map(|o| serde_json::json!({"id": o.id, "label": o.label})).collect::<Vec<_>>()});
+            let text = if r.orphans.is_empty() {
+                format!("no orphaned keys in token {}", r.token_serial)
+            } else {
+                r.orphans
+                    .iter()
+                    .map(|o| format!("{:<32} {}", o.id, o.label))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            return Ok(Output::Value(json, text));
+        }
+        KeyCmd::Orphans { destroy } => {
+            let n = zones
+                .destroy_orphans(proto::DestroyOrphansRequest {
+                    ids: destroy.clone(),
+                })
+                .await
+                .map_err(status_line)?
+                .into_inner()
+                .destroyed_objects;
+            return Ok(Output::Value(
+                serde_json::json!({"destroyed": destroy, "objects": n}),
+                format!(
+                    "{} key pair(s) destroyed ({n} token objects)",
+                    destroy.len()
+                ),
+            ));
+        }
         KeyCmd::List { zone } => {
             return Ok(Output::Keys(
                 zones
