@@ -103,7 +103,11 @@ async fn health_follows_the_token() {
     eprintln!("SERVING {took:?} after the token was back");
     // And it signs again with the same keys, without a restart.
     d.sign_validated("back.test.", &sample_zone("back.test.", 20));
-    assert!(d.log_text().contains("re-initialising the module"));
+    assert!(
+        d.log_text().contains("health: NOT_SERVING reason=token"),
+        "{}",
+        d.log_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,6 +41,12 @@ pub trait Hsm: Send + Sync + std::fmt::Debug {
 
     /// A signer with a session of its own, for one worker.
     fn signer(&self) -> Result<Box<dyn KeySigner + '_>>;
+
+    /// Whether the token answers now (for the health service); a token
+    /// whose sessions are gone is looked for again by a fresh module.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Signs with the token's keys on one session.
@@ -83,6 +89,10 @@ impl Hsm for Token {
 
     fn signer(&self) -> Result<Box<dyn KeySigner + '_>> {
         Ok(Box::new(self.session()?))
+    }
+
+    fn check(&self) -> Result<()> {
+        Token::check(self)
     }
 }
 

@@ -170,6 +170,29 @@ impl Token {
         }
     }
 
+    /// Whether the token answers: its token information read (SoftHSM reads
+    /// the token's files for it), once more through a fresh module when the
+    /// module's state for it is gone (docs/TOKEN.md, A token that goes and
+    /// comes back).
+    pub fn check(&self) -> Result<()> {
+        let seen = self.generation();
+        let look = || -> Result<()> {
+            let _open = self.gate();
+            self.ctx.get_token_info(self.slot())?;
+            self.with_keeper(|s| Ok(s.get_session_info().map(|_| ())?))
+        };
+        match look() {
+            Err(e) if e.is_stale() || matches!(e, HsmError::Pkcs11 { .. }) => {
+                // The health service logs the state change once; this
+                // repeats at each look while the token is away.
+                tracing::debug!(error = %e, "token: not answering; re-initialising the module");
+                self.reinitialise(seen)?;
+                look()
+            }
+            r => r,
+        }
+    }
+
     /// Re-initialises the module (C_Finalize, C_Initialize, log in again)
     /// unless that already happened since `seen`. SoftHSM shows a process
     /// the keys other processes made after its own last write only after
