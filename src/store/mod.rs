@@ -112,8 +112,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         needs_rekey: bool,
         audit: &AuditDraft,
     ) -> Result<ZoneRecord, StoreError>;
-    /// Replaces the zone record's policy and lifecycle with `zone`'s (its
-    /// epoch, Key Master and the rest stay as stored), writes the `put`
+    /// Replaces the zone record's policy, lifecycle and publishing with
+    /// `zone`'s (`ZoneRecord::update_from`: its epoch, Key Master and the
+    /// rest stay as stored), writes the `put`
     /// key records and deletes the `delete` ones, in one transaction, if
     /// the zone's epoch is still `epoch`: a step of the key lifecycle, or a
     /// policy change.

@@ -40,6 +40,16 @@ pub struct ZoneRecord {
     pub publishing: Publishing,
 }
 
+impl ZoneRecord {
+    /// Takes what `Store::update_zone` replaces (policy, lifecycle,
+    /// publishing) from `zone`; the role (Key Master, epoch) stays.
+    pub fn update_from(&mut self, zone: &ZoneRecord) {
+        self.policy = zone.policy.clone();
+        self.lifecycle = zone.lifecycle.clone();
+        self.publishing = zone.publishing.clone();
+    }
+}
+
 /// The zone signer's settings and state for one zone: keymaster keeps the
 /// zone signed from its source and serves it (ARCHITECTURE.md, "The zone
 /// signer"). Stored, so that a new Key Master serves the next serial above

@@ -462,11 +462,7 @@ impl Store for SqliteStore {
         let (zone, put, delete) = (zone.clone(), put.to_vec(), delete.to_vec());
         self.write(audit, move |tx| {
             check_epoch(tx, &zone.name, epoch)?;
-            update_zone(tx, &zone.name, |r| {
-                r.policy = zone.policy.clone();
-                r.lifecycle = zone.lifecycle.clone();
-                r.publishing = zone.publishing.clone();
-            })?;
+            update_zone(tx, &zone.name, |r| r.update_from(&zone))?;
             for id in &delete {
                 tx.execute(
                     "DELETE FROM keys WHERE zone = ?1 AND id = ?2",

@@ -619,9 +619,7 @@ impl Store for EtcdStore {
     ) -> Result<(), StoreError> {
         self.write(audit, || async move {
             let (mut record, unchanged) = self.zone_at(&zone.name, epoch).await?;
-            record.policy = zone.policy.clone();
-            record.lifecycle = zone.lifecycle.clone();
-            record.publishing = zone.publishing.clone();
+            record.update_from(zone);
             let mut ops = vec![TxnOp::put(zone_key(&zone.name), encode(&record), None)];
             // etcd refuses a delete and a put of one key in one transaction.
             for id in delete.iter().filter(|id| !put.iter().any(|k| &k.id == *id)) {
