@@ -47,7 +47,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     if let Some(dns) = &config.dns_listen {
         let publisher = &services.publisher;
         let keys = publisher.tsig_keys.clone();
-        let at = crate::publish::serve_dns(dns, publisher.served.clone(), keys).await?;
+        let at = crate::publish::dns::serve(dns, publisher.served.clone(), keys).await?;
         publisher.set_dns_listening();
         tracing::info!(%at, "serving signed zones to their secondaries");
     }

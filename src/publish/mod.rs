@@ -6,6 +6,7 @@
 //! on the epoch, with an audit entry) before anyone sees it; then serves
 //! it, writes the signed file and sends NOTIFY to the secondaries.
 
+pub mod dns;
 pub mod notify;
 pub mod serial;
 pub mod served;
@@ -131,7 +132,7 @@ impl Publisher {
         }
     }
 
-    /// Notes that this node serves DNS (`serve_dns` listens).
+    /// Notes that this node serves DNS (`dns::serve` listens).
     pub fn set_dns_listening(&self) {
         self.dns_listening
             .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -178,7 +179,17 @@ impl Publisher {
             }
             keep.insert(zone.name.clone());
             self.look_at(&zone).await;
-            self.warn_if_expiring(&zone.name).await;
+            // A version published by this look has its expiry in the store;
+            // otherwise the record just read holds.
+            let published = self.served.get(&zone.name).map(|z| z.serial) != zone.publishing.serial;
+            let zone = match published {
+                true => match self.node.store.get_zone(&zone.name).await {
+                    Ok(Some(fresh)) => fresh,
+                    _ => zone,
+                },
+                false => zone,
+            };
+            self.warn_if_expiring(&zone);
         }
         for name in self.served.names() {
             if !keep.contains(&name) && self.served.remove(&name) {
@@ -195,10 +206,8 @@ impl Publisher {
     /// for a long while, and once they expire, validators see the zone as
     /// bogus.
     /// Whether it warned.
-    async fn warn_if_expiring(&self, name: &str) -> bool {
-        let Ok(Some(zone)) = self.node.store.get_zone(name).await else {
-            return false;
-        };
+    fn warn_if_expiring(&self, zone: &ZoneRecord) -> bool {
+        let name = &zone.name;
         let p = &zone.publishing;
         if p.serial.is_none() {
             return false;
@@ -580,7 +589,7 @@ impl Publisher {
         let tsig_key = match tsig_key {
             "" => None,
             name => {
-                let name = format!("{}.", name.trim_end_matches('.')).to_ascii_lowercase();
+                let name = tsig::name_text(name);
                 if !self.tsig_keys.names().contains(&name) {
                     return Err(ZonesError::TsigKey {
                         zone: key,
@@ -660,11 +669,7 @@ impl Publisher {
         let mut secondaries = Vec::new();
         for s in &r.zone.publishing.secondaries {
             let serial = match s.parse::<SocketAddr>() {
-                Ok(addr) => {
-                    crate::lifecycle::probe::query(addr, &r.apex, domain::base::iana::Rtype::SOA)
-                        .await
-                        .and_then(|m| soa_serial_of(&m))
-                }
+                Ok(addr) => source::soa_serial(addr, &r.apex).await,
                 Err(e) => Err(e.to_string()),
             };
             secondaries.push((s.clone(), serial));
@@ -676,17 +681,6 @@ impl Publisher {
             secondaries,
         })
     }
-}
-
-/// The serial of the SOA in an answer.
-fn soa_serial_of(m: &domain::base::Message<bytes::Bytes>) -> std::result::Result<u32, String> {
-    let answer = m.answer().map_err(|e| e.to_string())?;
-    answer
-        .limit_to::<domain::rdata::Soa<domain::base::ParsedName<bytes::Bytes>>>()
-        .flatten()
-        .map(|r| r.data().serial().into_int())
-        .next()
-        .ok_or_else(|| "answered without an SOA".to_string())
 }
 
 /// The secondaries' addresses; a bad one is named.
@@ -725,38 +719,6 @@ async fn write_atomically(path: &str, text: Arc<Vec<u8>>) -> std::result::Result
     })
     .await
     .map_err(|e| e.to_string())?
-}
-
-/// Starts the DNS service (UDP and TCP on one address) over the served
-/// zones; returns the address it listens on.
-pub async fn serve_dns(
-    addr: &str,
-    served: Arc<Served>,
-    keys: tsig::TsigKeys,
-) -> std::result::Result<SocketAddr, String> {
-    use domain::net::server::buf::VecBufSource;
-    use domain::net::server::dgram::DgramServer;
-    use domain::net::server::middleware::mandatory::MandatoryMiddlewareSvc;
-    use domain::net::server::middleware::notify::NotifyMiddlewareSvc;
-    use domain::net::server::middleware::tsig::TsigMiddlewareSvc;
-    use domain::net::server::stream::StreamServer;
-    let udp = tokio::net::UdpSocket::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen for DNS on {addr} (UDP): {e}"))?;
-    let local = udp.local_addr().map_err(|e| e.to_string())?;
-    let tcp = tokio::net::TcpListener::bind(local)
-        .await
-        .map_err(|e| format!("cannot listen for DNS on {local} (TCP): {e}"))?;
-    let svc = served::DnsService {
-        served: served.clone(),
-    };
-    let svc = NotifyMiddlewareSvc::new(svc, served);
-    let svc = MandatoryMiddlewareSvc::new(TsigMiddlewareSvc::new(svc, keys.store));
-    let dgram = DgramServer::new(Arc::new(udp), VecBufSource, svc.clone());
-    tokio::spawn(async move { dgram.run().await });
-    let stream = StreamServer::new(tcp, VecBufSource, svc);
-    tokio::spawn(async move { stream.run().await });
-    Ok(local)
 }
 
 #[cfg(test)]
@@ -835,6 +797,12 @@ mod tests {
             z.unwrap().publishing
         }
 
+        /// Whether the signer warns of the served zone's nearing expiry now.
+        async fn warns(&self) -> bool {
+            let z = self.services.node.store.get_zone(ZONE).await.unwrap();
+            self.services.publisher.warn_if_expiring(&z.unwrap())
+        }
+
         fn served_serial(&self) -> Option<u32> {
             self.services.publisher.served.get(ZONE).map(|z| z.serial)
         }
@@ -884,7 +852,7 @@ mod tests {
             "{}",
             last.detail
         );
-        assert!(!publisher.warn_if_expiring(ZONE).await);
+        assert!(!w.warns().await);
 
         // The source breaks: nothing is published, the last version is
         // served, and as its expiry nears the signer says so, every ten
@@ -900,13 +868,13 @@ mod tests {
         let now = w.services.node.clock.now();
         // An eighth of 20 h before the expiry: 2.5 h.
         w.clock.advance(q.expires - now - 9000 - 1);
-        assert!(!publisher.warn_if_expiring(ZONE).await);
+        assert!(!w.warns().await);
         w.clock.advance(1);
-        assert!(publisher.warn_if_expiring(ZONE).await);
+        assert!(w.warns().await);
         w.clock.advance(599);
-        assert!(!publisher.warn_if_expiring(ZONE).await);
+        assert!(!w.warns().await);
         w.clock.advance(1);
-        assert!(publisher.warn_if_expiring(ZONE).await);
+        assert!(w.warns().await);
         let _ = std::fs::remove_file(&w.source);
     }
 
@@ -921,9 +889,9 @@ mod tests {
         publisher.pass().await.unwrap();
         let p = w.publishing().await;
         w.clock.advance(p.expires - T0 - 6 * H - 1);
-        assert!(!publisher.warn_if_expiring(ZONE).await);
+        assert!(!w.warns().await);
         w.clock.advance(1);
-        assert!(publisher.warn_if_expiring(ZONE).await);
+        assert!(w.warns().await);
         let _ = std::fs::remove_file(&w.source);
     }
 }

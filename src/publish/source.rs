@@ -52,16 +52,7 @@ impl Source {
                 Some(format!("{} {:?}", m.len(), m.modified().ok()?))
             }
             Source::Primary(addr) => {
-                let answer = crate::lifecycle::probe::query(*addr, apex, Rtype::SOA)
-                    .await
-                    .ok()?;
-                let serial = answer
-                    .answer()
-                    .ok()?
-                    .limit_to::<domain::rdata::Soa<ParsedName<Bytes>>>()
-                    .flatten()
-                    .map(|r| r.data().serial().into_int())
-                    .next()?;
+                let serial = soa_serial(*addr, apex).await.ok()?;
                 Some(format!("serial {serial}"))
             }
         }
@@ -92,6 +83,18 @@ impl Source {
             Source::Primary(a) => format!("primary {a}"),
         }
     }
+}
+
+/// The SOA serial a server answers for the zone, or why there is none.
+pub async fn soa_serial(server: SocketAddr, apex: &Name<Vec<u8>>) -> Result<u32, String> {
+    let answer = crate::lifecycle::probe::query(server, apex, Rtype::SOA).await?;
+    let section = answer.answer().map_err(|e| e.to_string())?;
+    section
+        .limit_to::<domain::rdata::Soa<ParsedName<Bytes>>>()
+        .flatten()
+        .map(|r| r.data().serial().into_int())
+        .next()
+        .ok_or_else(|| "answered without an SOA".to_string())
 }
 
 /// Transfers the zone from a primary by AXFR over TCP and writes its

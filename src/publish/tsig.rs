@@ -76,7 +76,13 @@ impl TsigKeys {
 
 /// A key name as stored and compared: lower case, trailing dot.
 pub fn key_name_text(name: &KeyName) -> String {
-    format!("{name}.").to_ascii_lowercase()
+    name_text(&name.to_string())
+}
+
+/// A key name given as text (with or without the trailing dot) in the
+/// form `key_name_text` gives.
+pub fn name_text(name: &str) -> String {
+    format!("{}.", name.trim_end_matches('.')).to_ascii_lowercase()
 }
 
 #[cfg(test)]
