@@ -13,9 +13,11 @@
 #   knot nsd unbound             real DNS servers for the rollover and zone signer
 #                                tests: Knot and NSD serve what keymaster signs
 #                                (as its secondaries too), Unbound validates
+#   prometheus                   promtool, which checks the metrics keymasterd
+#                                serves (Debian has it in the server's package)
 set -euo pipefail
 pkgs=(gcc libc6-dev protobuf-compiler libprotobuf-dev softhsm2 opensc ldnsutils bind9-utils
-      knot-dnssecutils openssl etcd-server knot nsd unbound)
+      knot-dnssecutils openssl etcd-server knot nsd unbound prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -51,6 +51,10 @@ pub async fn run(config: Config) -> Result<(), String> {
         publisher.set_dns_listening();
         tracing::info!(%at, "serving signed zones to their secondaries");
     }
+    if let Some(at) = &config.metrics_listen {
+        let at = crate::monitor::serve(at, services.clone()).await?;
+        tracing::info!(%at, "serving metrics at /metrics");
+    }
     if let Some(path) = &config.address_file {
         write_address_file(path, &addr.to_string()).await?;
     }
@@ -92,6 +96,7 @@ pub async fn check(config: Config) -> Result<String, String> {
     for (what, addr) in [
         ("gRPC", Some(&config.listen)),
         ("DNS", config.dns_listen.as_ref()),
+        ("metrics", config.metrics_listen.as_ref()),
     ] {
         if let Some(a) = addr {
             a.parse::<std::net::SocketAddr>()

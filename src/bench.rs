@@ -182,7 +182,7 @@ fn direct_rate(
         let (token, data, key, apex) = (token.clone(), data.clone(), key.clone(), apex.clone());
         handles.push(std::thread::spawn(move || -> Result<usize, String> {
             let mut signer = token.signer().map_err(|e| e.to_string())?;
-            let mut worker = KeyWorker(signer.as_mut());
+            let mut worker = KeyWorker::new(signer.as_mut(), "bench.");
             let mut n = 0;
             for r in data.iter().skip(w).step_by(workers) {
                 let records: Vec<WireRecord> = r

@@ -104,6 +104,10 @@ pub struct DaemonArgs {
     /// their secondaries by zone transfer on this address, UDP and TCP.
     #[arg(long, env = "KEYMASTER_DNS_LISTEN")]
     pub dns_listen: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP: bind
+    /// it to a loopback or management address).
+    #[arg(long, env = "KEYMASTER_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
     /// Log a loud error while a served zone's earliest signature expires
     /// within this (e.g. 2d; default: an eighth of the zone's shortest
     /// signature validity).
@@ -170,6 +174,7 @@ pub struct FileConfig {
     pub audit_file: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
     pub dns_listen: Option<String>,
+    pub metrics_listen: Option<String>,
     pub tsig_keys: Option<PathBuf>,
     pub expiry_warning: Option<String>,
     pub max_streams_per_caller: Option<usize>,
@@ -203,6 +208,7 @@ pub struct Config {
     pub audit_file: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
     pub dns_listen: Option<String>,
+    pub metrics_listen: Option<String>,
     pub tsig_keys: Option<PathBuf>,
     /// Seconds; None: an eighth of each zone's shortest validity.
     pub expiry_warning: Option<u64>,
@@ -306,6 +312,7 @@ impl Config {
             audit_file: args.audit_file.or(file.audit_file),
             ds_submit_command: args.ds_submit_command.or(file.ds_submit_command),
             dns_listen: args.dns_listen.or(file.dns_listen),
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
             tsig_keys: args.tsig_keys.or(file.tsig_keys),
             expiry_warning: match args.expiry_warning.or(file.expiry_warning) {
                 Some(d) => Some(u64::from(

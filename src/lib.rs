@@ -22,6 +22,8 @@ pub mod hsm;
 pub mod keyset;
 pub mod lifecycle;
 pub mod mastership;
+pub mod metrics;
+pub mod monitor;
 pub mod node;
 pub mod policy;
 pub mod publish;

@@ -8,9 +8,12 @@
 //! - `status`: the one table from errors to gRPC status codes;
 //! - `convert`: protobuf messages to and from the services' types;
 //! - `forward`: how a node reaches its peers; `limits`: per-caller limits;
-//!   `tls`, `client`: TLS for the server and for clients.
+//!   `tls`, `client`: TLS for the server and for clients;
+//! - `health`: the standard health service; `request_id`: an id per call;
+//!   `call_metrics`: calls per method and status, and their latency.
 
 pub mod audit;
+pub mod call_metrics;
 pub mod client;
 pub mod context;
 pub mod convert;

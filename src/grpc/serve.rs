@@ -64,6 +64,7 @@ pub async fn serve(
         .build_v1()
         .expect("the API's own descriptors are valid");
     let router = tonic::transport::Server::builder()
+        .layer(tower::layer::layer_fn(super::call_metrics::CallMetrics))
         .layer(tower::layer::layer_fn(super::request_id::RequestIds))
         .layer(tower::util::MapRequestLayer::new(
             move |mut r: tonic::codegen::http::Request<tonic::body::Body>| {

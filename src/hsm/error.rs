@@ -68,7 +68,10 @@ impl HsmError {
 impl From<CkError> for HsmError {
     fn from(e: CkError) -> Self {
         match e {
-            CkError::Pkcs11(rv, function) => HsmError::Pkcs11 { function, rv },
+            CkError::Pkcs11(rv, function) => {
+                crate::metrics::token_error(&function, &rv);
+                HsmError::Pkcs11 { function, rv }
+            }
             other => HsmError::Other(other.to_string()),
         }
     }

@@ -68,7 +68,14 @@ impl SigningPool {
         f: impl FnOnce(Result<&mut dyn KeySigner, &HsmError>) -> T + Send + 'static,
     ) -> tokio::sync::oneshot::Receiver<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        // The wait is real time, for the metrics.
+        use crate::clock::{Clock, SystemClock};
+        let queued = SystemClock.instant();
         let job: Job = Box::new(move |w| {
+            let waited = SystemClock.instant().duration_since(queued);
+            crate::metrics::get()
+                .signing_queue_wait
+                .observe(waited.as_secs_f64());
             let _ = tx.send(f(w));
         });
         let _ = self

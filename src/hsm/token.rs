@@ -240,6 +240,7 @@ impl Token {
         login(&fresh, &self.pin, &self.identity)?;
         std::mem::forget(std::mem::replace(&mut *keeper, fresh));
         self.generation.fetch_add(1, Ordering::SeqCst);
+        crate::metrics::get().token_reinitialisations.inc();
         tracing::debug!(
             generation = self.generation(),
             "PKCS#11 module re-initialised"

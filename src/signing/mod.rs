@@ -407,8 +407,8 @@ impl Signing {
             let end = (start + piece).min(canon.len());
             let (set, canon, cancel) = (set.clone(), canon.clone(), cancel.clone());
             pending.push(self.pool.submit(move |signer| {
-                let worker =
-                    &mut KeyWorker(signer.map_err(|e| SigningError::Worker(e.to_string()))?);
+                let signer = signer.map_err(|e| SigningError::Worker(e.to_string()))?;
+                let worker = &mut KeyWorker::new(signer, &set.zone.name);
                 canon[start..end]
                     .iter()
                     .map(|c| {

@@ -4,20 +4,48 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::dnssec::sign::{SignError, SignWorker, SigningKey};
+use crate::dnssec::sign::{KeyRole, SignError, SignWorker, SigningKey};
 use crate::hsm::KeySigner;
 
-/// A signing worker's signer, as the DNSSEC code sees it.
-pub struct KeyWorker<'a>(pub &'a mut dyn KeySigner);
+/// A signing worker's signer, as the DNSSEC code sees it, for one zone.
+/// The signatures it made are counted in the metrics when it is dropped
+/// (once per batch, not per signature: a label lookup per RRSIG would cost
+/// the signing rate).
+pub struct KeyWorker<'a> {
+    signer: &'a mut dyn KeySigner,
+    zone: &'a str,
+    /// RRSIGs made by KSKs and by ZSKs.
+    made: [u64; 2],
+}
+
+impl<'a> KeyWorker<'a> {
+    pub fn new(signer: &'a mut dyn KeySigner, zone: &'a str) -> KeyWorker<'a> {
+        KeyWorker {
+            signer,
+            zone,
+            made: [0, 0],
+        }
+    }
+}
 
 impl SignWorker for KeyWorker<'_> {
     fn sign(&mut self, key: &SigningKey, data: &[u8]) -> Result<Vec<u8>, SignError> {
-        self.0
+        let signature = self
+            .signer
             .sign(key.algorithm.sign_scheme(), &key.token_id, data)
             .map_err(|e| SignError {
                 key_tag: key.key_tag,
                 reason: e.to_string(),
-            })
+            })?;
+        self.made[usize::from(key.role == KeyRole::Zsk)] += 1;
+        Ok(signature)
+    }
+}
+
+impl Drop for KeyWorker<'_> {
+    fn drop(&mut self) {
+        crate::metrics::rrsigs_made(self.zone, "ksk", self.made[0]);
+        crate::metrics::rrsigs_made(self.zone, "zsk", self.made[1]);
     }
 }
 

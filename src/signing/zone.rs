@@ -27,6 +27,8 @@ pub struct Changes {
 /// A prepared whole-zone signing.
 #[derive(Debug, Clone)]
 pub struct ZoneSigning {
+    /// The zone's name as stored.
+    pub zone: String,
     pub config: ZoneSignConfig,
     /// What the KSK signs in it, for the audit entry.
     pub ksk_use: String,
@@ -59,6 +61,7 @@ impl Signing {
             if cds { "s" } else { "" }
         );
         Ok(ZoneSigning {
+            zone: zone.to_string(),
             ksk_use,
             config: ZoneSignConfig {
                 apex: set.apex.clone(),
@@ -100,6 +103,7 @@ impl Signing {
         let plan = zonesign::plan_zone(recs, &zone.config, &mut stats)?;
         let planned = clock.instant();
         self.sign_plan(
+            &zone.zone,
             Arc::new(plan),
             &mut stats,
             &mut |r| emit(r.text.into_bytes()),
@@ -149,6 +153,7 @@ impl Signing {
             crate::dnssec::reuse::Groups::with_capacity_and_hasher(rrsets, Default::default());
         let (mut gone, mut came, mut matched) = (Vec::new(), Vec::new(), 0);
         self.sign_plan(
+            &zone.zone,
             Arc::new(plan),
             &mut stats,
             &mut |mut rendered| {
@@ -192,11 +197,14 @@ impl Signing {
     /// requests queue between them.
     fn sign_plan(
         &self,
+        zone: &str,
         plan: Arc<ZonePlan>,
         stats: &mut ZoneStats,
         emit: &mut dyn FnMut(Rendered) -> std::result::Result<(), String>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
+        let began = self.node.clock.instant();
+        let zone: Arc<str> = zone.into();
         let in_flight = self.pool.count() * 4;
         let stop = Cancel::default();
         let mut pending = VecDeque::new();
@@ -204,13 +212,13 @@ impl Signing {
         let (mut next, mut emitted, mut done) = (0, 0, 0);
         let result = loop {
             while next < plan.batches() && pending.len() < in_flight {
-                let (plan, stop, batch) = (plan.clone(), stop.clone(), next);
+                let (plan, stop, batch, zone) = (plan.clone(), stop.clone(), next, zone.clone());
                 pending.push_back(self.pool.submit(move |signer| {
                     if stop.is_set() {
                         return Err(ZoneError::Aborted("stopped".into()));
                     }
                     let signer = signer.map_err(|e| ZoneError::Worker(e.to_string()))?;
-                    plan.render(batch, &mut KeyWorker(signer))
+                    plan.render(batch, &mut KeyWorker::new(signer, &zone))
                 }));
                 next += 1;
             }
@@ -234,6 +242,10 @@ impl Signing {
         };
         // Batches still queued find the flag set and return at once.
         stop.set();
+        if result.is_ok() {
+            let took = self.node.clock.instant().duration_since(began);
+            crate::metrics::zone_signed(&zone, stats.rrsigs_made, took);
+        }
         result
     }
 }

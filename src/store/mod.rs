@@ -46,6 +46,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A write refused because the zone's epoch moved on (counted: a
+    /// stale holder's attempts show in the metrics).
+    pub fn fenced(zone: &str, expected: u64, actual: u64) -> StoreError {
+        crate::metrics::get().store_fenced.inc();
+        StoreError::Fenced {
+            zone: zone.to_string(),
+            expected,
+            actual,
+        }
+    }
+
     /// The same failure, known to have written nothing.
     pub fn definite(self) -> StoreError {
         match self {

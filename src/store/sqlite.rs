@@ -180,11 +180,7 @@ fn check_epoch(
 ) -> Result<(), StoreError> {
     let actual = epoch_of(tx, zone)?;
     if actual != expected {
-        return Err(StoreError::Fenced {
-            zone: zone.to_string(),
-            expected,
-            actual,
-        });
+        return Err(StoreError::fenced(zone, expected, actual));
     }
     Ok(())
 }

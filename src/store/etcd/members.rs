@@ -130,6 +130,7 @@ impl Members {
                     }
                     Err(e) if may_move_on(&e, retry) => {
                         electing |= electing_leader(&e);
+                        crate::metrics::store_retry("member_unavailable");
                         if !m.failed.swap(true, Ordering::Relaxed) {
                             tracing::warn!(member = %m.url, error = %in_words(&e), "etcd member does not answer; asking the others");
                         }
@@ -155,6 +156,7 @@ impl Members {
                 self.no_quorum.store(true, Ordering::Relaxed);
                 break;
             }
+            crate::metrics::store_retry("leader_election");
             tokio::time::sleep(ELECTION_WAIT).await;
         }
         // Every member refused in a way that moves a write on: none

@@ -283,11 +283,7 @@ impl EtcdStore {
         let unchanged = read.unchanged(zk);
         match read.value {
             None => Err(StoreError::ZoneNotFound(zone.to_string())),
-            Some(z) if z.epoch != expected => Err(StoreError::Fenced {
-                zone: zone.to_string(),
-                expected,
-                actual: z.epoch,
-            }),
+            Some(z) if z.epoch != expected => Err(StoreError::fenced(zone, expected, z.epoch)),
             Some(z) => Ok((z, unchanged)),
         }
     }
@@ -344,6 +340,7 @@ impl EtcdStore {
             }
             // Someone wrote in between: back off a little, differently per
             // attempt, and read again.
+            crate::metrics::get().store_conflicts.inc();
             tokio::time::sleep(Duration::from_millis(1 + u64::from(attempt % 7) * 3)).await;
         }
         Err(StoreError::Unavailable {
