@@ -418,3 +418,79 @@ fn orphaned_key_pairs_are_listed_and_only_orphans_are_destroyed() {
     d.sign_validated("orphans.test.", &sample_zone("orphans.test.", 5));
     d.stop();
 }
+
+/// What a program reads from a refusal besides the message: the
+/// google.rpc `ErrorInfo` reason (domain "keymaster") and, for a refused
+/// request field, a `BadRequest` naming its path. A client decoding only
+/// the standard details (tonic-types) gets them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_carry_a_reason_code_and_the_field_path() {
+    use tonic_types::StatusExt;
+    let token = TestToken::new("error-details");
+    let d = Daemon::start(&token, "node-ed", &[]);
+    d.ctl_ok(&["zone", "add", "details.example."]);
+    let reason_and_fields = |e: &tonic::Status| {
+        let info = e.get_details_error_info().expect("an ErrorInfo");
+        assert_eq!(info.domain, "keymaster", "{e:?}");
+        let fields: Vec<String> = e
+            .get_details_bad_request()
+            .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+            .unwrap_or_default();
+        (info.reason, fields)
+    };
+    let mut zones = d.zones_client().await;
+    let e = zones
+        .get_zone(proto::GetZoneRequest {
+            zone: "nosuch.example.".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert_eq!(
+        reason_and_fields(&e),
+        ("ZONE_NAME_NOT_MANAGED".into(), vec![])
+    );
+    let e = zones
+        .get_zone(proto::GetZoneRequest { zone: "".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(
+        reason_and_fields(&e),
+        ("ZONE_NAME_MISSING".into(), vec!["zone".to_string()])
+    );
+    let mut signer = d.signer_client().await;
+    let mut rrset = a_rrset("www.details.example.", vec![(1, 300)]);
+    rrset.rtype = 70_000;
+    let e = signer
+        .sign_rrsets(proto::SignRrsetsRequest {
+            zone: "details.example.".into(),
+            rrsets: vec![a_rrset("www.details.example.", vec![(1, 300)]), rrset],
+            inception: 0,
+            expiration: 0,
+            include_text: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(
+        reason_and_fields(&e),
+        ("REQUEST_NOT_U16".into(), vec!["rrsets.rtype".to_string()])
+    );
+    assert!(e.message().contains("rrsets.rtype 70000"), "{e:?}");
+    // A caller outside its role: the reason says so, the message names the right.
+    let other = d.pki.client("reader-only");
+    d.set_access(&format!(
+        "{}\n[[grant]]\nname = \"reader-only\"\nroles = [\"reader\"]\n",
+        default_access()
+    ));
+    let e = proto::zones_client::ZonesClient::new(d.channel_as(&other).await.unwrap())
+        .add_zone(proto::AddZoneRequest {
+            zone: "other.example.".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert_eq!(reason_and_fields(&e).0, "ACCESS_DENIED");
+}

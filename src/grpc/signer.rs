@@ -70,7 +70,7 @@ fn rrsets_of(rrsets: Vec<proto::Rrset>) -> Result<Vec<RrsetRequest>, RequestErro
                 .into_iter()
                 .map(|d| {
                     Ok(WireRecord {
-                        class: u16_field("class", d.rclass)?,
+                        class: u16_field("rrsets.records.rclass", d.rclass)?,
                         ttl: d.ttl,
                         rdata: d.rdata,
                     })
@@ -78,7 +78,7 @@ fn rrsets_of(rrsets: Vec<proto::Rrset>) -> Result<Vec<RrsetRequest>, RequestErro
                 .collect::<Result<Vec<_>, RequestError>>()?;
             Ok(RrsetRequest {
                 owner: s.owner,
-                rtype: u16_field("type", s.rtype)?,
+                rtype: u16_field("rrsets.rtype", s.rtype)?,
                 records,
             })
         })

@@ -1,8 +1,12 @@
 //! The one table from service errors to gRPC status codes. Every variant
 //! of every module's error is named here, so that a new one cannot slip
-//! through with a code nobody chose.
+//! through with a code nobody chose. Beside the message, each status
+//! carries structured details (google.rpc): an `ErrorInfo` whose reason
+//! names the kind of error for programs (`ZONE_NAME_NOT_MANAGED`), and for
+//! a refused request field a `BadRequest` with the field's path.
 
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::dnssec::zone::ZoneError as ZoneFileError;
 use crate::error::{
@@ -151,6 +155,58 @@ fn store_code(e: &StoreError) -> Code {
     }
 }
 
+/// The `ErrorInfo` domain of keymaster's reasons.
+pub const DOMAIN: &str = "keymaster";
+
+/// The reason an error is given for: its kind and its variant, in upper
+/// snake case (`ZONE_NAME_NOT_MANAGED`, `ROLE_NOT_KEY_MASTER`,
+/// `HSM_WRONG_PIN`). Taken from the names of the error enums' variants,
+/// never from what they hold: renaming a variant changes a reason, which
+/// the API's users may match on.
+pub fn reason(e: &Error) -> String {
+    let debug = format!("{e:?}");
+    let mut names = debug
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .take_while(|w| w.starts_with(|c: char| c.is_ascii_uppercase()));
+    let kind = names.next().unwrap_or("Error");
+    let variant = names.next().unwrap_or("");
+    let mut out = String::new();
+    for c in kind.chars().chain(variant.chars()) {
+        if c.is_ascii_uppercase() && !out.is_empty() {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// The request field a refusal is about, as a path in the request message.
+fn field(e: &Error) -> Option<String> {
+    let path = match e {
+        Error::ZoneName(ZoneNameError::Missing | ZoneNameError::Invalid { .. }) => "zone",
+        Error::Request(RequestError::NotU16 { field, .. }) => field,
+        Error::Request(RequestError::Digest(_)) => "digests",
+        Error::Request(RequestError::Role(_)) => "role",
+        Error::Signing(SigningError::EmptyBatch) => "rrsets",
+        Error::Signing(SigningError::Rrset { index, .. }) => {
+            return Some(format!("rrsets[{index}]"))
+        }
+        Error::Signing(SigningError::KskOnly { index, .. }) => {
+            return Some(format!("rrsets[{index}].rtype"))
+        }
+        Error::Zones(e) => match e {
+            ZonesError::Source { .. } => "source_file",
+            ZonesError::Primary { .. } | ZonesError::TwoSources { .. } => "source_primary",
+            ZonesError::Secondary { .. } => "secondaries",
+            ZonesError::TsigKey { .. } => "tsig_key",
+            ZonesError::SerialPolicy(_) => "serial_policy",
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(path.to_string())
+}
+
 impl From<Error> for Status {
     fn from(e: Error) -> Self {
         let message = match &e {
@@ -160,7 +216,12 @@ impl From<Error> for Status {
             }
             _ => e.to_string(),
         };
-        Status::new(code(&e), message)
+        let mut details = ErrorDetails::new();
+        details.set_error_info(reason(&e), DOMAIN, std::collections::HashMap::new());
+        if let Some(path) = field(&e) {
+            details.add_bad_request_violation(path, message.clone());
+        }
+        Status::with_error_details(code(&e), message, details)
     }
 }
 
@@ -198,6 +259,56 @@ mod tests {
         ];
         for (e, c) in cases {
             assert_eq!(Status::from(e).code(), c);
+        }
+    }
+
+    #[test]
+    fn each_status_names_its_reason_and_the_field_refused() {
+        let cases: Vec<(Error, &str, Option<&str>)> = vec![
+            (
+                ZoneNameError::NotManaged("a.".into()).into(),
+                "ZONE_NAME_NOT_MANAGED",
+                None,
+            ),
+            (
+                ZoneNameError::Missing.into(),
+                "ZONE_NAME_MISSING",
+                Some("zone"),
+            ),
+            (
+                RequestError::NotU16 {
+                    field: "rrsets.rtype",
+                    value: 70_000,
+                }
+                .into(),
+                "REQUEST_NOT_U16",
+                Some("rrsets.rtype"),
+            ),
+            (
+                HsmError::WrongPin { token: "t".into() }.into(),
+                "HSM_WRONG_PIN",
+                None,
+            ),
+            (Error::Lost("a worker"), "LOST", None),
+            (
+                StoreError::AuditUnwritable("x".into()).into(),
+                "STORE_AUDIT_UNWRITABLE",
+                None,
+            ),
+        ];
+        for (e, want, path) in cases {
+            let status = Status::from(e);
+            let info = status.get_details_error_info().expect("an ErrorInfo");
+            assert_eq!(info.reason, want);
+            assert_eq!(info.domain, DOMAIN);
+            let fields: Vec<String> = status
+                .get_details_bad_request()
+                .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+                .unwrap_or_default();
+            assert_eq!(
+                fields,
+                path.into_iter().map(String::from).collect::<Vec<_>>()
+            );
         }
     }
 }
