@@ -278,6 +278,50 @@ async fn a_request_id_is_echoed_logged_audited_and_passed_to_the_key_master() {
     // The chain still verifies with the new field in it.
     a.ctl_ok(&["audit", "verify"]);
 
+    // A zone signing's entry, written by its blocking thread, and the log
+    // line saying the zone was signed carry the caller's id too.
+    use keymaster::proto::{sign_zone_request::Msg, SignZoneRequest, SignZoneStart};
+    let messages = vec![
+        SignZoneRequest {
+            msg: Some(Msg::Start(SignZoneStart {
+                zone: "rid.test.".into(),
+                inception: 0,
+                expiration: 0,
+            })),
+        },
+        SignZoneRequest {
+            msg: Some(Msg::Chunk(sample_zone("rid.test.", 5).into_bytes())),
+        },
+    ];
+    let mut request = tonic::Request::new(tokio_stream::iter(messages));
+    request
+        .metadata_mut()
+        .insert("x-request-id", "sign-run-0815".parse().unwrap());
+    let mut answers = a
+        .zones_client()
+        .await
+        .sign_zone(request)
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(m) = answers.message().await.unwrap() {
+        drop(m);
+    }
+    let audit = a.ctl_ok(&["audit", "--zone", "rid.test.", "--json"]);
+    let signed = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["action"] == "sign-zone")
+        .unwrap_or_else(|| panic!("no sign-zone entry: {audit}"));
+    assert_eq!(signed["request_id"], "sign-run-0815", "{signed}");
+    assert!(
+        a.log_text()
+            .lines()
+            .any(|l| l.contains("request_id=sign-run-0815") && l.contains("zone signed")),
+        "{}",
+        a.log_text()
+    );
+
     // Without one, or with one that is not plain, one is made up.
     for sent in [None, Some("bad id with spaces")] {
         let mut request = tonic::Request::new(keymaster::proto::GetZoneRequest {

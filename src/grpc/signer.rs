@@ -191,9 +191,10 @@ impl Signer for Api {
                     let e = Error::from(SigningError::Deadline { total });
                     let (node, who, reason) =
                         (self.services.node.clone(), caller.identity().to_string(), e.to_string());
-                    tokio::spawn(async move {
+                    let id = crate::audit::request_id();
+                    tokio::spawn(crate::audit::with_request_id(id, async move {
                         node.audit_refusal(&who, &r.zone, "SignRrsets", &reason).await
-                    });
+                    }));
                     return Err(e.into());
                 }
             },

@@ -446,6 +446,7 @@ impl Zones for Api {
         let text = self.audited(&caller, "SignZone", &zone, text).await?;
         let (tx, rx) = mpsc::channel(8);
         let job = ZoneJob {
+            call: (crate::audit::request_id(), tracing::Span::current()),
             api: self.clone(),
             who: caller.identity().to_string(),
             zone,
@@ -480,6 +481,9 @@ async fn read_master_file(
 
 /// A whole-zone signing under way on a blocking thread.
 struct ZoneJob {
+    /// The call's request id and log span: the blocking thread is outside
+    /// the call's task, so both are carried over by hand.
+    call: (String, tracing::Span),
     api: Api,
     who: String,
     zone: String,
@@ -493,6 +497,7 @@ type Answers = mpsc::Sender<Result<proto::SignZoneResponse, Status>>;
 
 impl ZoneJob {
     fn run(self, tx: Answers) {
+        let _in_call = self.call.1.clone().entered();
         let services = &self.api.services;
         let clock = services.node.clock.clone();
         let began = clock.instant();
@@ -527,7 +532,8 @@ impl ZoneJob {
                     "{} records in, {} RRSIGs; {}",
                     stats.records_in, stats.rrsigs, self.prepared.ksk_use
                 );
-                runtime.block_on(async {
+                let id = self.call.0.clone();
+                runtime.block_on(crate::audit::with_request_id(id, async {
                     services
                         .node
                         .audit_event(&self.who, &self.zone, "sign-zone", detail)
@@ -537,7 +543,7 @@ impl ZoneJob {
                         .zone_signed(&self.zone, stats.max_ttl)
                         .await;
                     Ok(stats)
-                })
+                }))
             });
         let seconds = clock.instant().duration_since(began).as_secs_f64();
         self.finish(&tx, result, seconds);
@@ -563,8 +569,9 @@ impl ZoneJob {
                 tracing::warn!(zone = %self.zone, error = %e, "zone not signed");
                 let reason = e.to_string();
                 let node = &self.api.services.node;
+                let refusal = node.audit_refusal(&self.who, &self.zone, "SignZone", &reason);
                 tokio::runtime::Handle::current()
-                    .block_on(node.audit_refusal(&self.who, &self.zone, "SignZone", &reason));
+                    .block_on(crate::audit::with_request_id(self.call.0.clone(), refusal));
                 let _ = tx.blocking_send(Err(e.into()));
             }
         }
