@@ -113,6 +113,7 @@ async fn main() {
         hsm: Arc::new(FakeHsm::new("scale")),
         store,
         clock: Arc::new(clock.clone()),
+        spool: None,
     });
     let gate = Arc::new(Gate::new(node.clone()));
     let keysets = Arc::new(KeySets::new(node.clone()));

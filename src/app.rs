@@ -44,6 +44,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::spawn(watch_roles(services.clone()));
     tokio::spawn(keep_running_lifecycle(services.clone()));
     tokio::spawn(services.publisher.clone().run());
+    tokio::spawn(services.node.clone().keep_flushing_spool());
     if let Some(dns) = &config.dns_listen {
         let publisher = &services.publisher;
         let keys = publisher.tsig_keys.clone();
@@ -167,11 +168,25 @@ async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Service
     )
     .await
     .map_err(|e| e.to_string())?;
+    let spool = match config.spool.clone() {
+        Some(path) => Some(Arc::new(
+            tokio::task::spawn_blocking(move || crate::spool::Spool::open(&path))
+                .await
+                .map_err(|e| e.to_string())??,
+        )),
+        None => {
+            if config.store.starts_with("etcd:") {
+                tracing::warn!("no --spool: zone signing stops while the store is unreachable");
+            }
+            None
+        }
+    };
     let node = Node {
         id: config.node_id.clone(),
         hsm: Arc::new(token),
         store,
         clock: Arc::new(SystemClock),
+        spool,
     };
     let settings = Settings {
         limits: config.limits.clone(),

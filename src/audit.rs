@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// An entry before the store gives it its place in the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditDraft {
     pub time: u64,
     pub node: String,

@@ -96,6 +96,12 @@ pub struct DaemonArgs {
     /// Also append every audit entry to this file (JSON lines).
     #[arg(long, env = "KEYMASTER_AUDIT_FILE")]
     pub audit_file: Option<PathBuf>,
+    /// Keep records of signing work here (JSON lines, fsynced) while the
+    /// store cannot take them, so that signing goes on through a store
+    /// outage; they reach the audit log once it is back. Without it,
+    /// signing that must be recorded stops with the store.
+    #[arg(long, env = "KEYMASTER_SPOOL")]
+    pub spool: Option<PathBuf>,
     /// Run as `COMMAND ZONE`, with the new DS set on standard input, when a
     /// KSK roll hands the parent a new DS (on the zone's Key Master).
     #[arg(long, env = "KEYMASTER_DS_SUBMIT_COMMAND")]
@@ -172,6 +178,7 @@ pub struct FileConfig {
     pub insecure_plaintext: Option<bool>,
     pub access_file: Option<PathBuf>,
     pub audit_file: Option<PathBuf>,
+    pub spool: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
     pub dns_listen: Option<String>,
     pub metrics_listen: Option<String>,
@@ -206,6 +213,7 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
     pub access_file: Option<PathBuf>,
     pub audit_file: Option<PathBuf>,
+    pub spool: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
     pub dns_listen: Option<String>,
     pub metrics_listen: Option<String>,
@@ -310,6 +318,7 @@ impl Config {
             tls,
             access_file: args.access_file.or(file.access_file),
             audit_file: args.audit_file.or(file.audit_file),
+            spool: args.spool.or(file.spool),
             ds_submit_command: args.ds_submit_command.or(file.ds_submit_command),
             dns_listen: args.dns_listen.or(file.dns_listen),
             metrics_listen: args.metrics_listen.or(file.metrics_listen),

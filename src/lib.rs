@@ -30,6 +30,7 @@ pub mod publish;
 pub mod secret;
 pub mod services;
 pub mod signing;
+pub mod spool;
 pub mod store;
 pub mod text;
 pub mod zones;

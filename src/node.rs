@@ -11,8 +11,9 @@ use crate::audit::{self, AuditDraft, AuditEntry};
 use crate::clock::Clock;
 use crate::error::{Error, Result, ZoneNameError};
 use crate::hsm::Hsm;
+use crate::spool::Spool;
 use crate::store::schema::ZoneRecord;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::text::shown;
 
 /// Parses a zone name into its stored form ("example.com.", lower case)
@@ -53,6 +54,9 @@ pub struct Node {
     pub hsm: Arc<dyn Hsm>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
+    /// Where records of signing work wait while the store cannot take
+    /// them (`--spool`); None: such work is refused then.
+    pub spool: Option<Arc<Spool>>,
 }
 
 /// A managed zone: its stored name, apex and record.
@@ -99,8 +103,12 @@ impl Node {
         }
     }
 
-    /// Records an event that changes nothing in the store (a signed zone, a
-    /// KSK signature); fails when the log cannot be written.
+    /// Records signing work, which changes nothing in the store (a signed
+    /// zone, a KSK signature). While the store cannot take the entry, it
+    /// goes to the spool (durably) and the work goes on; without a spool,
+    /// or when the spool cannot be written either, this fails and so does
+    /// the work (fail closed). Entries already spooled go first, so that
+    /// the log keeps the order the work was done in.
     pub async fn audit_event(
         &self,
         who: &str,
@@ -108,10 +116,83 @@ impl Node {
         action: &str,
         detail: String,
     ) -> Result<()> {
-        self.store
-            .append_audit(&self.draft(who, zone, action, detail))
-            .await?;
-        Ok(())
+        let draft = self.draft(who, zone, action, detail);
+        let Some(spool) = &self.spool else {
+            self.store.append_audit(&draft).await?;
+            return Ok(());
+        };
+        let appended = match self.flush_spool().await {
+            Ok(_) => self.store.append_audit(&draft).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match appended {
+            Err(e @ (StoreError::Unavailable { .. } | StoreError::Refused { .. })) => {
+                let mut draft = draft;
+                draft
+                    .detail
+                    .push_str("; recorded on the node while the store was unreachable");
+                let first = spool.is_empty();
+                let held = spool.clone();
+                blocking(move || Ok(held.append(&draft).map_err(StoreError::AuditUnwritable)?))
+                    .await?;
+                if first {
+                    tracing::warn!(
+                        error = %e,
+                        spool = %spool.path().display(),
+                        "the store does not take audit entries: signing goes on, and its records wait in the spool until the store is back"
+                    );
+                }
+                Ok(())
+            }
+            r => Ok(r?),
+        }
+    }
+
+    /// Appends the spooled records to the audit log, oldest first, until
+    /// none is left or the store fails; returns how many went.
+    pub async fn flush_spool(&self) -> std::result::Result<usize, StoreError> {
+        let Some(spool) = &self.spool else {
+            return Ok(0);
+        };
+        let mut sent = 0;
+        let mut since = None;
+        while !spool.is_empty() {
+            let held = spool.clone();
+            let pending = tokio::task::spawn_blocking(move || held.pending())
+                .await
+                .map_err(|e| StoreError::AuditUnwritable(e.to_string()))?
+                .map_err(StoreError::AuditUnwritable)?;
+            let Some(first) = pending.into_iter().next() else {
+                break;
+            };
+            since.get_or_insert(first.time);
+            self.store.append_audit(&first).await?;
+            let held = spool.clone();
+            tokio::task::spawn_blocking(move || held.remove_first())
+                .await
+                .map_err(|e| StoreError::AuditUnwritable(e.to_string()))?
+                .map_err(StoreError::AuditUnwritable)?;
+            sent += 1;
+        }
+        if let Some(since) = since {
+            tracing::info!(
+                records = sent,
+                outage_s = self.clock.now().saturating_sub(since),
+                "the store takes audit entries again: the spooled records of signing work are in the audit log"
+            );
+        }
+        Ok(sent)
+    }
+
+    /// Flushes the spool every 2 s while it holds records, so that they
+    /// reach the log soon after the store is back even with no new work.
+    pub async fn keep_flushing_spool(self: Arc<Self>) {
+        loop {
+            self.clock.sleep(std::time::Duration::from_secs(2)).await;
+            if let Err(e) = self.flush_spool().await {
+                tracing::debug!(error = %e, "spool: the store does not take entries yet");
+            }
+        }
     }
 
     /// The audit log, or one zone's part of it from a time on.

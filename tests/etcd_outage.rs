@@ -165,3 +165,144 @@ async fn killing_etcd_mid_operation_leaves_no_half_written_role() {
     assert_eq!(role(&a, zone)["Epoch"].as_u64(), Some(epoch + 1));
     to.sign_validated(zone, &sample_zone(zone, 5));
 }
+
+/// An A RRset at `owner`, as a DNS server sends it for signing.
+fn a_rrset(owner: &str) -> keymaster::proto::Rrset {
+    use std::str::FromStr;
+    keymaster::proto::Rrset {
+        owner: domain::base::Name::<Vec<u8>>::from_str(owner)
+            .unwrap()
+            .as_slice()
+            .to_vec(),
+        rtype: 1,
+        records: vec![keymaster::proto::RecordData {
+            rclass: 1,
+            ttl: 300,
+            rdata: vec![192, 0, 2, 1],
+        }],
+    }
+}
+
+/// The whole store away (etcd killed): RRset and zone signing go on from
+/// the last-known key set, the public material is still handed out, every
+/// key and zone change is refused naming the store; the records of the
+/// signing done meanwhile wait in the node's spool and reach the audit log
+/// in order once etcd is back, without a restart, and the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_goes_on_through_a_store_outage_and_its_records_follow() {
+    let mut etcd = Etcd::start("outage-sign");
+    let token = TestToken::new("outage-sign");
+    let pki = Arc::new(Pki::new());
+    let dir = TempDir::new("outage-spool");
+    let spool = dir.path().join("spool.jsonl");
+    let d = Daemon::start_node(
+        &token,
+        "sign-a",
+        &etcd.store(),
+        &pki,
+        &["--spool", spool.to_str().unwrap()],
+    );
+    let zone = "through.example.";
+    d.ctl_ok(&["zone", "add", zone]);
+    d.sign_validated(zone, &sample_zone(zone, 20));
+    let dnskeys = d.ctl_ok(&["dnskey", zone]);
+    let ds = d.ctl_ok(&["ds", zone]);
+    let mut signer = d.signer_client().await;
+    let request = || keymaster::proto::SignRrsetsRequest {
+        zone: zone.into(),
+        rrsets: vec![a_rrset("www.through.example.")],
+        inception: 0,
+        expiration: 0,
+        include_text: false,
+    };
+    signer
+        .sign_rrsets(request())
+        .await
+        .expect("signing with etcd up");
+
+    etcd.kill();
+    let down = Instant::now();
+    // Signing: every call answers, from the last-known key set.
+    let mut signed = 0;
+    for _ in 0..20 {
+        let r = signer
+            .sign_rrsets(request())
+            .await
+            .expect("RRset signing with etcd down");
+        assert_eq!(r.into_inner().signatures.len(), 1);
+        signed += 1;
+    }
+    for n in 0..3 {
+        // Zone signing too, and what it signs still validates.
+        let (_w, _out, _) = d.sign_validated(zone, &sample_zone(zone, 20 + n));
+    }
+    assert_eq!(d.ctl_ok(&["dnskey", zone]), dnskeys);
+    assert_eq!(d.ctl_ok(&["ds", zone]), ds);
+    eprintln!(
+        "{signed} RRset signings and 3 zone signings answered in {:?} with etcd down",
+        down.elapsed()
+    );
+    // Changes are refused, naming the store, and nothing is half done.
+    let err = d.ctl_err(&["key", "add", zone, "--role", "zsk"]);
+    assert!(err.contains("store etcd:"), "{err}");
+    let objects = token.list_objects();
+    let spooled = std::fs::read_to_string(&spool).unwrap();
+    assert_eq!(
+        spooled.lines().count(),
+        3,
+        "one record per zone signing, fsynced on the node: {spooled}"
+    );
+    assert!(d
+        .log_text()
+        .contains("signing goes on with the zone's last-known key set"));
+
+    etcd.run();
+    let back = Instant::now();
+    // The spooled records reach the log in the order the work was done,
+    // after the entries from before the outage.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let entries = loop {
+        let out = d.ctl(&["audit", "--zone", zone, "--json"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let entries: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let late = entries
+            .iter()
+            .filter(|e| {
+                e["detail"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("while the store was unreachable"))
+            })
+            .count();
+        if out.status.success() && late == 3 {
+            break entries;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spooled records not in the log: {text}\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!(
+        "the spool was in the audit log {:?} after etcd was back",
+        back.elapsed()
+    );
+    let signings: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "sign-zone")
+        .collect();
+    assert_eq!(signings.len(), 4, "{entries:?}");
+    let times: Vec<u64> = signings
+        .iter()
+        .map(|e| e["time"].as_u64().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert_eq!(std::fs::read_to_string(&spool).unwrap(), "");
+    d.ctl_ok(&["audit", "verify"]);
+    assert_eq!(token.list_objects(), objects);
+    // And management works again.
+    d.ctl_ok(&["key", "add", zone, "--role", "zsk"]);
+}

@@ -476,6 +476,7 @@ mod tests {
             hsm: Arc::new(FakeHsm::new("inv")),
             store: store.store.clone(),
             clock: Arc::new(ManualClock::new(1_800_000_000)),
+            spool: None,
         });
         let gate = Arc::new(Gate::new(node.clone()));
         let keysets = Arc::new(KeySets::new(node.clone()));

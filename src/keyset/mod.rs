@@ -230,10 +230,33 @@ fn bad(k: &KeyRecord, what: &'static str) -> crate::error::Error {
 /// again (another node may have changed the keys).
 const KEY_SET_TTL: Duration = Duration::from_secs(1);
 
-/// Key sets read from the store, kept for a moment for the hot path.
+/// A key set as read, and when.
+struct Cached {
+    /// When the store was last asked for it (monotonic).
+    looked: Instant,
+    /// When the store last answered with it (Unix seconds).
+    read_at: u64,
+    /// Kept through a store that did not answer.
+    stale: bool,
+    set: Arc<KeySet>,
+}
+
+/// Whether an error says the store could not be used (as opposed to what
+/// it answered: a zone not found, a record it refuses).
+fn store_unusable(e: &crate::error::Error) -> bool {
+    matches!(
+        e,
+        crate::error::Error::Store(
+            crate::store::StoreError::Unavailable { .. } | crate::store::StoreError::Refused { .. }
+        )
+    )
+}
+
+/// Key sets read from the store, kept for a moment for the hot path, and
+/// as the last-known state while the store cannot be read.
 pub struct KeySets {
     node: Arc<Node>,
-    cache: Mutex<HashMap<String, (Instant, Arc<KeySet>)>>,
+    cache: Mutex<HashMap<String, Cached>>,
     /// Grows by one each time this node changes a zone's keys, for those
     /// who watch key sets.
     changes: tokio::sync::watch::Sender<u64>,
@@ -253,14 +276,14 @@ impl KeySets {
     pub async fn get(&self, zone: &str) -> Result<Arc<KeySet>> {
         let (key, _) = crate::node::parse_zone_name(zone)?;
         let now = self.node.clock.instant();
-        if let Some((at, set)) = self
+        if let Some(c) = self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
         {
-            if now.duration_since(*at) < KEY_SET_TTL {
-                return Ok(set.clone());
+            if now.duration_since(c.looked) < KEY_SET_TTL {
+                return Ok(c.set.clone());
             }
         }
         self.fresh(&key).await
@@ -268,16 +291,70 @@ impl KeySets {
 
     /// The zone's key set as the store has it now, for what publishes the
     /// key set (a signed zone, the DNSKEY RRset): another node may have
-    /// changed the keys a moment ago.
+    /// changed the keys a moment ago. While the store cannot be read, the
+    /// last one read (ARCHITECTURE.md, Signing through a store outage):
+    /// with the store away nobody changes keys, and a zone whose
+    /// signatures expire goes bogus, so signing outranks freshness. The
+    /// store is asked again at most once per KEY_SET_TTL meanwhile.
     pub async fn fresh(&self, zone: &str) -> Result<Arc<KeySet>> {
-        let z = self.node.zone(zone).await?;
-        let keys = self.node.store.list_keys(&z.key).await?;
-        let set = Arc::new(KeySet::new(z.zone, z.apex, keys)?);
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(
-            set.zone.name.clone(),
-            (self.node.clock.instant(), set.clone()),
-        );
-        Ok(set)
+        let (key, _) = crate::node::parse_zone_name(zone)?;
+        let read = async {
+            let z = self.node.zone(&key).await?;
+            let keys = self.node.store.list_keys(&z.key).await?;
+            Ok::<_, crate::error::Error>(Arc::new(KeySet::new(z.zone, z.apex, keys)?))
+        };
+        let now = self.node.clock.instant();
+        let cache = |set: &Arc<KeySet>, read_at: u64, stale: bool| {
+            let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let was_stale = c.get(&key).is_some_and(|c| c.stale);
+            c.insert(
+                key.clone(),
+                Cached {
+                    looked: now,
+                    read_at,
+                    stale,
+                    set: set.clone(),
+                },
+            );
+            was_stale
+        };
+        match read.await {
+            Ok(set) => {
+                if cache(&set, self.node.clock.now(), false) {
+                    tracing::info!(zone = %key, "the store answers again: the zone's key set is read from it");
+                }
+                Ok(set)
+            }
+            Err(e) if store_unusable(&e) => {
+                let last = self
+                    .cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
+                    .map(|c| (c.set.clone(), c.read_at, c.stale));
+                let Some((set, read_at, stale)) = last else {
+                    return Err(e);
+                };
+                cache(&set, read_at, true);
+                if !stale {
+                    tracing::warn!(
+                        zone = %key,
+                        error = %e,
+                        read_at = %crate::clock::rfc3339(read_at),
+                        "the store cannot be read: signing goes on with the zone's last-known key set"
+                    );
+                }
+                Ok(set)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// When the zone's key set in use was read from the store (Unix
+    /// seconds), if it is a last-known one kept through a store outage.
+    pub fn last_known_since(&self, zone: &str) -> Option<u64> {
+        let c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        c.get(zone).filter(|c| c.stale).map(|c| c.read_at)
     }
 
     /// Forgets the zone's key set after this node changed its keys, and

@@ -782,6 +782,7 @@ mod tests {
             hsm: Arc::new(FakeHsm::new("roll")),
             store: store.store.clone(),
             clock: Arc::new(clock.clone()),
+            spool: None,
         });
         let gate = Arc::new(Gate::new(node.clone()));
         let keysets = Arc::new(KeySets::new(node.clone()));

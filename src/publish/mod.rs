@@ -753,6 +753,7 @@ mod tests {
             hsm: Arc::new(FakeHsm::new("publish")),
             store: store.store.clone(),
             clock: Arc::new(clock.clone()),
+            spool: None,
         };
         let services = Services::new(node, settings, None);
         let policy = Policy {

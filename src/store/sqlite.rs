@@ -480,15 +480,10 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, audit: &AuditDraft) -> Result<AuditEntry, StoreError> {
-        // An entry that goes with no change: a database that refuses it is
-        // an audit log that cannot be written.
-        self.write(audit, |_| Ok(()))
-            .await
-            .map(|(_, entry)| entry)
-            .map_err(|e| match e {
-                StoreError::Unavailable { reason, .. } => StoreError::AuditUnwritable(reason),
-                e => e,
-            })
+        // An entry that goes with no change. A database that cannot take
+        // it is said as unusable (so that signing work may be spooled); an
+        // audit file that cannot, as an unwritable log.
+        self.write(audit, |_| Ok(())).await.map(|(_, entry)| entry)
     }
 
     async fn read_audit(

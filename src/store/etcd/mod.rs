@@ -532,10 +532,6 @@ impl Store for EtcdStore {
         })
         .await
         .map(|(_, entry)| entry)
-        .map_err(|e| match e {
-            StoreError::Unavailable { reason, .. } => StoreError::AuditUnwritable(reason),
-            e => e,
-        })
     }
 
     async fn put_node(&self, node: &NodeRecord) -> Result<(), StoreError> {
