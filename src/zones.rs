@@ -21,6 +21,9 @@ pub struct ZoneView {
     pub is_key_master: bool,
     pub key_master_online: bool,
     pub is_signed: bool,
+    /// Set when the store could not be read and this is the last-known
+    /// state: when it was read (Unix seconds).
+    pub last_known_at: Option<u64>,
 }
 
 /// The zones of this node's store.
@@ -102,9 +105,22 @@ impl Zones {
         Ok(self.view(&set).await)
     }
 
+    /// The zone as the store has it; while the store cannot be read, as
+    /// last known (ARCHITECTURE.md, Signing through a store outage).
     pub async fn get_zone(&self, name: &str) -> Result<ZoneView> {
-        let z = self.node.zone(name).await?;
-        self.view_of(z.zone).await
+        let read = async {
+            let z = self.node.zone(name).await?;
+            self.view_of(z.zone).await
+        };
+        match read.await {
+            Err(e) if crate::keyset::store_unusable(&e) => {
+                let (set, at) = self.keysets.last_known(name, e)?;
+                let mut view = self.view(&set).await;
+                view.last_known_at = Some(at);
+                Ok(view)
+            }
+            r => r,
+        }
     }
 
     pub async fn list_zones(&self) -> Result<Vec<ZoneView>> {
@@ -137,6 +153,7 @@ impl Zones {
             key_master_online,
             is_signed: set.is_signed(),
             zone,
+            last_known_at: None,
         }
     }
 

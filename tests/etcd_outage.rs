@@ -238,6 +238,33 @@ async fn signing_goes_on_through_a_store_outage_and_its_records_follow() {
     }
     assert_eq!(d.ctl_ok(&["dnskey", zone]), dnskeys);
     assert_eq!(d.ctl_ok(&["ds", zone]), ds);
+    // Reads answer from the last-known state and say when it was read.
+    for args in [
+        &["zone", "show", zone][..],
+        &["key", "list", zone],
+        &["ds", zone],
+    ] {
+        let out = d.ctl(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains("the store cannot be reached: this is the state as last read, at 20"),
+            "{args:?}: {said}"
+        );
+    }
+    let shown: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["zone", "show", zone, "--json"])).unwrap();
+    let read_at = shown["LastKnownAt"]
+        .as_u64()
+        .expect("LastKnownAt while etcd is down");
+    assert!(
+        read_at + 60 > shown["KeyMasterSince"].as_u64().unwrap(),
+        "{shown}"
+    );
+    assert_eq!(shown["IsKeyMasterServer"], true, "{shown}");
+    let keys: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["key", "list", zone, "--json"])).unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
     eprintln!(
         "{signed} RRset signings and 3 zone signings answered in {:?} with etcd down",
         down.elapsed()
@@ -303,6 +330,8 @@ async fn signing_goes_on_through_a_store_outage_and_its_records_follow() {
     assert_eq!(std::fs::read_to_string(&spool).unwrap(), "");
     d.ctl_ok(&["audit", "verify"]);
     assert_eq!(token.list_objects(), objects);
-    // And management works again.
+    // And management works again; reads are the store's again.
     d.ctl_ok(&["key", "add", zone, "--role", "zsk"]);
+    let out = d.ctl(&["key", "list", zone]);
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty(), "{out:?}");
 }

@@ -149,6 +149,7 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
 pub fn zone_to_proto(v: &ZoneView) -> proto::ZoneSettings {
     proto::ZoneSettings {
         zone_name: v.zone.name.clone(),
+        last_known_at: v.last_known_at.unwrap_or(0),
         key_master_server: v.zone.key_master.clone(),
         is_key_master_server: v.is_key_master,
         key_master_status: if v.key_master_online {

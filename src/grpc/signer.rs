@@ -228,6 +228,7 @@ impl Signer for Api {
                 Ok(proto::GetDnskeysResponse {
                     dnskeys: dnskeys.into_iter().map(record_to_proto).collect(),
                     rrsigs: rrsigs.into_iter().map(record_to_proto).collect(),
+                    last_known_at: signing.last_known_since(&r.zone).unwrap_or(0),
                 })
             },
         )
@@ -250,10 +251,12 @@ impl Signer for Api {
                     .signing
                     .signed_cds(caller.identity(), &r.zone)
                     .await?;
+                let signing = &self.services.signing;
                 Ok(proto::GetCdsResponse {
                     cds: signed.cds.into_iter().map(record_to_proto).collect(),
                     cdnskeys: signed.cdnskeys.into_iter().map(record_to_proto).collect(),
                     rrsigs: signed.rrsigs.into_iter().map(record_to_proto).collect(),
+                    last_known_at: signing.last_known_since(&r.zone).unwrap_or(0),
                 })
             },
         )
@@ -298,10 +301,12 @@ impl Signer for Api {
                     .iter()
                     .map(|&n| DsDigest::from_number(n).ok_or(RequestError::Digest(n)))
                     .collect::<Result<Vec<_>, RequestError>>()?;
-                let (ds, dnskeys) = self.services.signing.ds(&r.zone, &digests).await?;
+                let signing = &self.services.signing;
+                let (ds, dnskeys) = signing.ds(&r.zone, &digests).await?;
                 Ok::<_, Error>(proto::GetDsResponse {
                     ds: ds.into_iter().map(record_to_proto).collect(),
                     dnskeys: dnskeys.into_iter().map(record_to_proto).collect(),
+                    last_known_at: signing.last_known_since(&r.zone).unwrap_or(0),
                 })
             },
         )

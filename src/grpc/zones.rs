@@ -142,11 +142,12 @@ impl Zones for Api {
             "ListKeys",
             &zone,
             async |_, r| {
-                let zone = self.services.node.zone(&r.zone).await?.zone;
-                let keys = self.services.inventory.list_keys(&r.zone).await?;
+                let (zone, keys, last_known_at) =
+                    self.services.inventory.zone_keys(&r.zone).await?;
                 let now = self.services.node.clock.now();
                 Ok(proto::ListKeysResponse {
                     keys: keys_to_proto(&zone, &keys, now),
+                    last_known_at: last_known_at.unwrap_or(0),
                 })
             },
         )

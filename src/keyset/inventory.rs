@@ -14,7 +14,7 @@ use crate::error::{KeyError, Result};
 use crate::hsm::keys;
 use crate::mastership::gate::{Gate, Managed};
 use crate::node::{blocking, Node};
-use crate::store::schema::{KeyRecord, KeyState, SCHEMA_VERSION};
+use crate::store::schema::{KeyRecord, KeyState, ZoneRecord, SCHEMA_VERSION};
 use crate::store::StoreError;
 use crate::text::shown;
 
@@ -34,9 +34,22 @@ impl Inventory {
         }
     }
 
-    pub async fn list_keys(&self, zone: &str) -> Result<Vec<KeyRecord>> {
-        let z = self.node.zone(zone).await?;
-        Ok(self.node.store.list_keys(&z.key).await?)
+    /// The zone's record and keys; while the store cannot be read, as last
+    /// known, with when they were read (Unix seconds).
+    pub async fn zone_keys(&self, zone: &str) -> Result<(ZoneRecord, Vec<KeyRecord>, Option<u64>)> {
+        let read = async {
+            let z = self.node.zone(zone).await?;
+            let keys = self.node.store.list_keys(&z.key).await?;
+            Ok::<_, crate::error::Error>((z.zone, keys))
+        };
+        match read.await {
+            Ok((z, keys)) => Ok((z, keys, None)),
+            Err(e) if super::store_unusable(&e) => {
+                let (set, at) = self.keysets.last_known(zone, e)?;
+                Ok((set.zone.clone(), set.keys.clone(), Some(at)))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A new active KSK and ZSK (in that order) for a zone, in this node's

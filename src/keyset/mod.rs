@@ -243,7 +243,7 @@ struct Cached {
 
 /// Whether an error says the store could not be used (as opposed to what
 /// it answered: a zone not found, a record it refuses).
-fn store_unusable(e: &crate::error::Error) -> bool {
+pub fn store_unusable(e: &crate::error::Error) -> bool {
     matches!(
         e,
         crate::error::Error::Store(
@@ -353,8 +353,19 @@ impl KeySets {
     /// When the zone's key set in use was read from the store (Unix
     /// seconds), if it is a last-known one kept through a store outage.
     pub fn last_known_since(&self, zone: &str) -> Option<u64> {
+        let (key, _) = crate::node::parse_zone_name(zone).ok()?;
         let c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        c.get(zone).filter(|c| c.stale).map(|c| c.read_at)
+        c.get(&key).filter(|c| c.stale).map(|c| c.read_at)
+    }
+
+    /// The zone's last key set read and when (Unix seconds), for reads
+    /// answered while the store cannot be: `err` when there is none.
+    pub fn last_known(&self, zone: &str, err: crate::error::Error) -> Result<(Arc<KeySet>, u64)> {
+        let Ok((key, _)) = crate::node::parse_zone_name(zone) else {
+            return Err(err);
+        };
+        let c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        c.get(&key).map(|c| (c.set.clone(), c.read_at)).ok_or(err)
     }
 
     /// Forgets the zone's key set after this node changed its keys, and

@@ -151,6 +151,12 @@ impl Signing {
         &self.node.clock
     }
 
+    /// When the key set this node signs the zone with was read, while it
+    /// is a last-known one kept through a store outage (Unix seconds).
+    pub fn last_known_since(&self, zone: &str) -> Option<u64> {
+        self.keysets.last_known_since(zone)
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

@@ -77,14 +77,13 @@ pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
             ));
         }
         KeyCmd::List { zone } => {
-            return Ok(Output::Keys(
-                zones
-                    .list_keys(proto::ListKeysRequest { zone })
-                    .await
-                    .map_err(status_line)?
-                    .into_inner()
-                    .keys,
-            ))
+            let r = zones
+                .list_keys(proto::ListKeysRequest { zone })
+                .await
+                .map_err(status_line)?
+                .into_inner();
+            crate::output::say_if_last_known(r.last_known_at);
+            return Ok(Output::Keys(r.keys));
         }
         KeyCmd::Add {
             zone,
@@ -118,6 +117,7 @@ pub async fn ds(c: &mut Clients, zone: String, digest: Vec<String>) -> Result<Ou
         .await
         .map_err(status_line)?
         .into_inner();
+    crate::output::say_if_last_known(r.last_known_at);
     Ok(Output::Records(vec![("ds", r.ds), ("dnskey", r.dnskeys)]))
 }
 
@@ -128,6 +128,7 @@ pub async fn dnskey(c: &mut Clients, zone: String) -> Result<Output, String> {
         .await
         .map_err(status_line)?
         .into_inner();
+    crate::output::say_if_last_known(r.last_known_at);
     Ok(Output::Records(vec![
         ("dnskey", r.dnskeys),
         ("rrsig", r.rrsigs),
@@ -141,6 +142,7 @@ pub async fn cds(c: &mut Clients, zone: String) -> Result<Output, String> {
         .await
         .map_err(status_line)?
         .into_inner();
+    crate::output::say_if_last_known(r.last_known_at);
     Ok(Output::Records(vec![
         ("cds", r.cds),
         ("cdnskey", r.cdnskeys),

@@ -26,7 +26,7 @@ fn node_json(n: &proto::Node) -> Value {
 
 fn zone_json(z: &proto::ZoneSettings) -> Value {
     let p = z.policy.clone().unwrap_or_default();
-    json!({
+    let mut v = json!({
         "ZoneName": z.zone_name,
         "KeyMasterServer": z.key_master_server,
         "IsKeyMasterServer": z.is_key_master_server,
@@ -66,7 +66,12 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
         "RolloverError": z.rollover_error,
         "LastZskRolloverTime": z.last_zsk_rollover,
         "LastKskRolloverTime": z.last_ksk_rollover,
-    })
+    });
+    // Only while the store is unreachable: when the state shown was read.
+    if z.last_known_at != 0 {
+        v["LastKnownAt"] = json!(z.last_known_at);
+    }
+    v
 }
 
 fn key_json(k: &proto::Key) -> Value {
@@ -88,7 +93,19 @@ const TIMESTAMPS: &[&str] = &[
     "KeyMasterSince",
     "LastZskRolloverTime",
     "LastKskRolloverTime",
+    "LastKnownAt",
 ];
+
+/// Says on standard error that an answer is the last-known state, kept
+/// while the store is unreachable (`at`: when it was read; 0: it is not).
+pub fn say_if_last_known(at: u64) {
+    if at != 0 {
+        eprintln!(
+            "warning: the store cannot be reached: this is the state as last read, at {}",
+            keymaster::clock::rfc3339(at)
+        );
+    }
+}
 
 /// A point in time for text output: RFC 3339 in UTC, "-" for none.
 fn time_text(t: u64) -> String {

@@ -336,13 +336,16 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
         )),
         ZoneCmd::Pause { zone } => pause(c, zone, true).await?,
         ZoneCmd::Resume { zone } => pause(c, zone, false).await?,
-        ZoneCmd::Show { zone } => Output::Zone(Box::new(
-            c.zones
+        ZoneCmd::Show { zone } => {
+            let z = c
+                .zones
                 .get_zone(proto::GetZoneRequest { zone })
                 .await
                 .map_err(status_line)?
-                .into_inner(),
-        )),
+                .into_inner();
+            crate::output::say_if_last_known(z.last_known_at);
+            Output::Zone(Box::new(z))
+        }
         ZoneCmd::List => Output::Zones(
             c.zones
                 .list_zones(proto::ListZonesRequest {})
