@@ -79,12 +79,23 @@ pub async fn run(config: Config) -> Result<(), String> {
         forwarder,
     };
     notify_systemd("READY=1");
-    serve(services, listener, options, async {
+    serve(services.clone(), listener, options, async {
         shutdown_signal().await;
         notify_systemd("STOPPING=1");
     })
     .await
     .map_err(|e| format!("gRPC server failed: {e}"))?;
+    // The token goes down in order, from here: the signing workers end
+    // (closing their sessions), then the module is finalised on this
+    // thread. Left to the exit, the last reference could fall on a worker
+    // thread while the C library's exit handlers run, and SoftHSM's
+    // clean-up then calls into an OpenSSL already cleaned up.
+    let node = services.node.clone();
+    let signing = services.signing.clone();
+    tokio::task::block_in_place(|| {
+        signing.stop();
+        node.hsm.shut_down();
+    });
     tracing::info!("keymasterd stopped");
     Ok(())
 }

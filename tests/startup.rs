@@ -72,3 +72,54 @@ fn nodes_started_together_on_one_token_all_start() {
             .collect::<Vec<_>>()
     );
 }
+
+/// SIGTERM after signing: the workers end and the token is finalised
+/// before the process exits, which it does at once with status 0, every
+/// time (a PKCS#11 module left to unload itself during exit once made a
+/// node spin for minutes).
+#[test]
+fn sigterm_closes_the_token_in_order_and_exits_at_once() {
+    use std::time::{Duration, Instant};
+    let token = TestToken::new("sigterm");
+    let dir = TempDir::new("sigterm-store");
+    let store = format!("sqlite:{}", dir.path().join("keymaster.db").display());
+    let pki = Arc::new(Pki::new());
+    let mut slowest = Duration::ZERO;
+    for round in 0..8 {
+        let mut d = Daemon::start_node(&token, "term", &store, &pki, &[]);
+        if round == 0 {
+            d.ctl_ok(&["zone", "add", "term.example."]);
+        }
+        d.sign_validated("term.example.", &sample_zone("term.example.", 30));
+        let mut child = d.child.take().unwrap();
+        signal_pid(child.id(), "TERM");
+        let began = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if began.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!(
+                    "round {round}: still running 10 s after SIGTERM: {}",
+                    d.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        slowest = slowest.max(began.elapsed());
+        assert!(
+            status.success(),
+            "round {round}: {status:?}\n{}",
+            d.log_text()
+        );
+        let log = d.log_text();
+        let closed = log.find("token closed (C_Finalize)");
+        let stopped = log.find("keymasterd stopped");
+        assert!(
+            closed.is_some() && stopped.is_some() && closed < stopped,
+            "round {round}: {log}"
+        );
+    }
+    eprintln!("slowest exit after SIGTERM: {slowest:?}");
+}

@@ -54,13 +54,18 @@ fn main() -> std::process::ExitCode {
             }
         };
     }
-    match runtime.block_on(keymaster::app::run(config)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    let code = match runtime.block_on(keymaster::app::run(config)) {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("keymasterd: {e}");
-            std::process::ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit without dropping the runtime: tasks still parked in it hold
+    // the token, which `app::run` has already shut down in order; their
+    // destructors would only unload the PKCS#11 module on some thread
+    // while the process exits.
+    std::process::exit(code)
 }
 
 /// Keeps the PIN and key material out of core dumps and away from ptrace

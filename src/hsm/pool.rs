@@ -16,7 +16,9 @@ type Job = Box<dyn FnOnce(Result<&mut dyn KeySigner, &HsmError>) + Send>;
 /// Signing threads with a shared queue. Dropping the pool ends them once
 /// the queue is empty.
 pub struct SigningPool {
-    queue: Mutex<mpsc::Sender<Job>>,
+    /// None once the pool is stopped.
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
+    workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     count: usize,
 }
 
@@ -26,6 +28,7 @@ impl SigningPool {
         let count = hsm.worker_count().max(1);
         let (tx, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let mut workers = Vec::new();
         for i in 0..count {
             let (hsm, rx) = (hsm.clone(), rx.clone());
             let spawned = std::thread::Builder::new()
@@ -46,13 +49,27 @@ impl SigningPool {
                         }
                     }
                 });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a signing thread");
+            match spawned {
+                Ok(worker) => workers.push(worker),
+                Err(e) => tracing::error!(error = %e, "cannot start a signing thread"),
             }
         }
         SigningPool {
-            queue: Mutex::new(tx),
+            queue: Mutex::new(Some(tx)),
+            workers: Mutex::new(workers),
             count,
+        }
+    }
+
+    /// Lets the queued jobs finish, then ends the workers and waits for
+    /// them, so that their sessions are closed before the token is shut
+    /// down. Jobs submitted afterwards are dropped (their callers see the
+    /// pool gone). Blocks the calling thread.
+    pub fn stop(&self) {
+        drop(self.queue.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in workers {
+            let _ = w.join();
         }
     }
 
@@ -78,11 +95,9 @@ impl SigningPool {
                 .observe(waited.as_secs_f64());
             let _ = tx.send(f(w));
         });
-        let _ = self
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(job);
+        if let Some(queue) = &*self.queue.lock().unwrap_or_else(|p| p.into_inner()) {
+            let _ = queue.send(job);
+        }
         rx
     }
 }

@@ -47,6 +47,11 @@ pub trait Hsm: Send + Sync + std::fmt::Debug {
     fn check(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Closes the token for good before the process exits: sessions closed
+    /// and the module finalised on the calling thread, so that no library
+    /// clean-up runs on another thread during exit. Later calls fail.
+    fn shut_down(&self) {}
 }
 
 /// Signs with the token's keys on one session.
@@ -93,6 +98,10 @@ impl Hsm for Token {
 
     fn check(&self) -> Result<()> {
         Token::check(self)
+    }
+
+    fn shut_down(&self) {
+        Token::shut_down(self)
     }
 }
 

@@ -66,6 +66,9 @@ pub struct Token {
     /// Held shared by every operation on a session, exclusively while the
     /// module is re-initialised.
     gate: RwLock<()>,
+    /// Set once the module is finalised for the process's exit: nothing
+    /// re-initialises it after that.
+    closed: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +115,7 @@ impl Token {
             pin: config.pin.clone(),
             generation: AtomicU64::new(0),
             gate: RwLock::new(()),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -200,6 +204,11 @@ impl Token {
     /// Every session and handle of the old generation is dead.
     fn reinitialise(&self, seen: u64) -> Result<()> {
         let _closed = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(HsmError::Other(
+                "the token is closed: keymasterd is stopping".into(),
+            ));
+        }
         if self.generation() != seen {
             return Ok(());
         }
@@ -246,6 +255,28 @@ impl Token {
             "PKCS#11 module re-initialised"
         );
         Ok(())
+    }
+
+    /// Closes every session this process keeps and finalises the module
+    /// (C_Finalize) on the calling thread, once; see `Hsm::shut_down`.
+    pub fn shut_down(&self) {
+        let _closed = self.gate.write().unwrap_or_else(|p| p.into_inner());
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.handles
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        // C_Finalize closes the keeper's session (and so logs out) with
+        // every other; its Session value must not close it again.
+        let keeper = self.keeper.lock().unwrap_or_else(|p| p.into_inner());
+        match self.ctx.clone().finalize() {
+            Ok(()) => tracing::info!("token closed (C_Finalize)"),
+            Err(e) => tracing::warn!(error = %e, "token: C_Finalize failed"),
+        }
+        drop(keeper);
     }
 
     /// Takes a session from the pool (opening one if none is idle). It goes

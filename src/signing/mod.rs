@@ -157,6 +157,12 @@ impl Signing {
         self.keysets.last_known_since(zone)
     }
 
+    /// Ends the signing pool's workers once their jobs are done (for the
+    /// process's exit; blocks the calling thread).
+    pub fn stop(&self) {
+        self.pool.stop();
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
