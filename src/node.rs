@@ -47,6 +47,10 @@ pub fn audit_zone_name(zone: &str) -> String {
     }
 }
 
+/// Refused calls not recorded since the audit log last took one (a
+/// process is one node).
+static UNRECORDED_REFUSALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// This node: its id, token, store and clock.
 #[derive(Debug)]
 pub struct Node {
@@ -93,13 +97,29 @@ impl Node {
         }
     }
 
-    /// Records a refused call. A refusal that cannot be recorded is logged;
-    /// the call is refused either way.
+    /// Records a refused call; the call is refused either way. While
+    /// refusals cannot be recorded (the store away), that is logged once,
+    /// and how many went unrecorded once it works again: not one line per
+    /// call (in an outage every management call is refused).
     pub async fn audit_refusal(&self, who: &str, zone: &str, action: &str, reason: &str) {
+        use std::sync::atomic::Ordering;
         let mut d = self.draft(who, zone, action, String::new());
         d.outcome = format!("refused: {reason}");
-        if let Err(e) = self.store.append_audit(&d).await {
-            tracing::error!(error = %e, action, "cannot record a refused call in the audit log");
+        match self.store.append_audit(&d).await {
+            Ok(_) => {
+                let lost = UNRECORDED_REFUSALS.swap(0, Ordering::SeqCst);
+                if lost > 0 {
+                    tracing::warn!(
+                        unrecorded = lost,
+                        "refused calls are recorded in the audit log again; some were not"
+                    );
+                }
+            }
+            Err(e) => {
+                if UNRECORDED_REFUSALS.fetch_add(1, Ordering::SeqCst) == 0 {
+                    tracing::error!(error = %e, action, "refused calls cannot be recorded in the audit log (said once until they can)");
+                }
+            }
         }
     }
 

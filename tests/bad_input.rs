@@ -494,3 +494,33 @@ async fn refusals_carry_a_reason_code_and_the_field_path() {
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     assert_eq!(reason_and_fields(&e).0, "ACCESS_DENIED");
 }
+
+/// A token whose files went away: a key cannot be made, and both the
+/// caller and the node's log say what was tried and what to check,
+/// rather than a bare return value; nothing is recorded.
+#[test]
+fn a_token_that_cannot_store_keys_says_what_to_check() {
+    let token = TestToken::new("no-files");
+    let d = Daemon::start(&token, "node-nf", &[]);
+    d.ctl_ok(&["zone", "add", "nofiles.example."]);
+    let before = d.ctl_ok(&["key", "list", "nofiles.example.", "--json"]);
+    let tokens = token.dir.path().join("tokens");
+    let away = token.dir.path().join("tokens-away");
+    std::fs::rename(&tokens, &away).unwrap();
+    std::fs::create_dir(&tokens).unwrap();
+    let err = d.ctl_err(&["key", "add", "nofiles.example.", "--role", "zsk"]);
+    eprintln!("key add without the token's files: {err}");
+    assert!(err.contains("PKCS#11 C_"), "{err}");
+    assert!(err.contains("CKR_") && err.contains("check"), "{err}");
+    assert!(
+        d.log_text().contains("key generation in the token failed"),
+        "{}",
+        d.log_text()
+    );
+    std::fs::remove_dir(&tokens).unwrap();
+    std::fs::rename(&away, &tokens).unwrap();
+    assert_eq!(
+        d.ctl_ok(&["key", "list", "nofiles.example.", "--json"]),
+        before
+    );
+}

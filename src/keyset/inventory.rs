@@ -89,7 +89,12 @@ impl Inventory {
         blocking(move || {
             let id = keys::new_id()?;
             let stem = format!("{}-{}", zone.trim_end_matches('.'), role.as_str());
-            let public = hsm.generate(algorithm.key_spec(), &id, &format!("{stem}-new"))?;
+            let public = hsm
+                .generate(algorithm.key_spec(), &id, &format!("{stem}-new"))
+                .inspect_err(|e| {
+                    let token = &hsm.identity().label;
+                    tracing::warn!(%zone, role = role.as_str(), ?algorithm, token, error = %e, "key generation in the token failed");
+                })?;
             let key_tag = ds::dnskey(role.dnskey_flags(), algorithm, &public).key_tag();
             let label = format!("{stem}-{key_tag}");
             // The key is this process's alone until it is recorded, so its
