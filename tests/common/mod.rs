@@ -938,6 +938,19 @@ impl EtcdCluster {
         EtcdCluster { members }
     }
 
+    /// Starts every member that is not running (all at once: one alone
+    /// has no quorum to become healthy with), and waits for them.
+    pub fn run_all(&mut self) {
+        for m in &mut self.members {
+            if m.child.is_none() {
+                m.spawn();
+            }
+        }
+        for m in &mut self.members {
+            m.wait_healthy();
+        }
+    }
+
     /// The `--store` value naming every member.
     pub fn store(&self) -> String {
         let urls: Vec<&str> = self.members.iter().map(|m| m.client_url.as_str()).collect();
