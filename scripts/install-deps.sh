@@ -13,11 +13,14 @@
 #   knot nsd unbound             real DNS servers for the rollover and zone signer
 #                                tests: Knot and NSD serve what keymaster signs
 #                                (as its secondaries too), Unbound validates
+#   bind9-dnsutils               delv, which validates with the trust anchors
+#                                keymasterctl prints for BIND
 #   prometheus                   promtool, which checks the metrics keymasterd
 #                                serves (Debian has it in the server's package)
 set -euo pipefail
 pkgs=(gcc libc6-dev protobuf-compiler libprotobuf-dev softhsm2 opensc ldnsutils bind9-utils
-      knot-dnssecutils openssl etcd-server knot nsd unbound prometheus)
+      knot-dnssecutils openssl etcd-server knot nsd unbound prometheus
+      bind9-dnsutils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

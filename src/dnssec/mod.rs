@@ -4,6 +4,7 @@
 //! threads, no I/O.
 
 pub mod algorithm;
+pub mod anchors;
 pub mod denial;
 pub mod ds;
 pub mod record;

@@ -356,6 +356,17 @@ impl Unbound {
     /// `stubs`: zone → server; `anchors`: DS or DNSKEY records in
     /// presentation format.
     pub fn start(stubs: &[(&str, String)], anchors: &[String]) -> Unbound {
+        let lines: String = anchors
+            .iter()
+            .map(|a| format!("  trust-anchor: \"{}\"\n", a.replace('\t', " ")))
+            .collect();
+        Self::start_with(stubs, &lines)
+    }
+
+    /// As `start`, with `trust`: lines of the server: section that give
+    /// the trust anchors (`trust-anchor:`, `trust-anchor-file:`), as an
+    /// operator would paste them.
+    pub fn start_with(stubs: &[(&str, String)], trust: &str) -> Unbound {
         let dir = TempDir::new("unbound");
         let port = free_port();
         let d = dir.path().display();
@@ -373,8 +384,8 @@ impl Unbound {
         if !stubs.iter().any(|(z, _)| *z == "test.") {
             text.push_str("  local-zone: \"test.\" nodefault\n");
         }
-        for a in anchors {
-            text.push_str(&format!("  trust-anchor: \"{}\"\n", a.replace('\t', " ")));
+        for line in trust.lines() {
+            text.push_str(&format!("  {}\n", line.trim()));
         }
         for (zone, server) in stubs {
             text.push_str(&format!(

@@ -121,6 +121,36 @@ pub async fn ds(c: &mut Clients, zone: String, digest: Vec<String>) -> Result<Ou
     Ok(Output::Records(vec![("ds", r.ds), ("dnskey", r.dnskeys)]))
 }
 
+pub async fn trust_anchor(
+    c: &mut Clients,
+    zone: String,
+    format: &str,
+    digest: Vec<String>,
+) -> Result<Output, String> {
+    use keymaster::dnssec::anchors::{render, Format};
+    let f = Format::parse(format).ok_or_else(|| {
+        format!("trust anchor format {format:?} is not unbound, bind, ds or keyset")
+    })?;
+    let digests = digest
+        .iter()
+        .map(|d| crate::zones::digest_number(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let r = c
+        .signer
+        .get_ds(proto::GetDsRequest {
+            zone: zone.clone(),
+            digests,
+        })
+        .await
+        .map_err(status_line)?
+        .into_inner();
+    crate::output::say_if_last_known(r.last_known_at);
+    let texts = |rs: &[proto::WireRecord]| rs.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
+    let text = render(f, &texts(&r.ds), &texts(&r.dnskeys));
+    let json = serde_json::json!({"zone": zone, "format": format, "anchors": text});
+    Ok(Output::Value(json, text.trim_end().to_string()))
+}
+
 pub async fn dnskey(c: &mut Clients, zone: String) -> Result<Output, String> {
     let r = c
         .signer

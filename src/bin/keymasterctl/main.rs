@@ -51,6 +51,18 @@ enum Command {
     },
     /// The signed DNSKEY RRset.
     Dnskey { zone: String },
+    /// What a validator needs to trust the zone directly (its KSKs):
+    /// `unbound` (trust-anchor: lines for unbound.conf), `bind` (a
+    /// trust-anchors statement), `ds` (a dsset file), `keyset` (the KSKs'
+    /// DNSKEY records: a keyset file, or Unbound's trust-anchor-file).
+    TrustAnchor {
+        zone: String,
+        #[arg(long, default_value = "unbound")]
+        format: String,
+        /// Digest algorithms of the DS records: sha256, sha384.
+        #[arg(long, value_delimiter = ',')]
+        digest: Vec<String>,
+    },
     /// The signed CDS and CDNSKEY RRsets (empty unless the zone publishes them).
     Cds { zone: String },
     /// Compare signing through gRPC with signing directly through PKCS#11.
@@ -134,6 +146,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Key(cmd) => keys::run(&mut c, cmd).await?,
         Command::Ds { zone, digest } => keys::ds(&mut c, zone, digest).await?,
         Command::Dnskey { zone } => keys::dnskey(&mut c, zone).await?,
+        Command::TrustAnchor {
+            zone,
+            format,
+            digest,
+        } => keys::trust_anchor(&mut c, zone, &format, digest).await?,
         Command::Cds { zone } => keys::cds(&mut c, zone).await?,
         Command::Node(cmd) => roles::run_node(&mut c, cmd).await?,
         Command::Role(cmd) => roles::run(&mut c, cmd).await?,
