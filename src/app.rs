@@ -45,6 +45,11 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::spawn(keep_running_lifecycle(services.clone()));
     tokio::spawn(services.publisher.clone().run());
     tokio::spawn(services.node.clone().keep_flushing_spool());
+    if let Some(dir) = &config.trust_anchor_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("trust-anchor directory {}: {e}", dir.display()))?;
+        tokio::spawn(crate::anchor_files::keep(services.clone(), dir.clone()));
+    }
     if let Some(dns) = &config.dns_listen {
         let publisher = &services.publisher;
         let keys = publisher.tsig_keys.clone();

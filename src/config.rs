@@ -102,6 +102,11 @@ pub struct DaemonArgs {
     /// signing that must be recorded stops with the store.
     #[arg(long, env = "KEYMASTER_SPOOL")]
     pub spool: Option<PathBuf>,
+    /// Keep keyset-ZONE and dsset-ZONE files (the KSKs' DNSKEY and DS
+    /// records) current in this directory for every zone this node is Key
+    /// Master of.
+    #[arg(long, env = "KEYMASTER_TRUST_ANCHOR_DIR")]
+    pub trust_anchor_dir: Option<PathBuf>,
     /// Run as `COMMAND ZONE`, with the new DS set on standard input, when a
     /// KSK roll hands the parent a new DS (on the zone's Key Master).
     #[arg(long, env = "KEYMASTER_DS_SUBMIT_COMMAND")]
@@ -179,6 +184,7 @@ pub struct FileConfig {
     pub access_file: Option<PathBuf>,
     pub audit_file: Option<PathBuf>,
     pub spool: Option<PathBuf>,
+    pub trust_anchor_dir: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
     pub dns_listen: Option<String>,
     pub metrics_listen: Option<String>,
@@ -214,6 +220,7 @@ pub struct Config {
     pub access_file: Option<PathBuf>,
     pub audit_file: Option<PathBuf>,
     pub spool: Option<PathBuf>,
+    pub trust_anchor_dir: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
     pub dns_listen: Option<String>,
     pub metrics_listen: Option<String>,
@@ -319,6 +326,7 @@ impl Config {
             access_file: args.access_file.or(file.access_file),
             audit_file: args.audit_file.or(file.audit_file),
             spool: args.spool.or(file.spool),
+            trust_anchor_dir: args.trust_anchor_dir.or(file.trust_anchor_dir),
             ds_submit_command: args.ds_submit_command.or(file.ds_submit_command),
             dns_listen: args.dns_listen.or(file.dns_listen),
             metrics_listen: args.metrics_listen.or(file.metrics_listen),

@@ -8,6 +8,7 @@
 //!                              dnssec, policy (pure) ◄── used by all above
 //! ```
 
+pub mod anchor_files;
 pub mod app;
 pub mod audit;
 pub mod auth;

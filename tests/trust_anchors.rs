@@ -20,7 +20,9 @@ const ZONE: &str = "anchors.test.";
 #[test]
 fn each_trust_anchor_form_lets_a_validator_trust_the_zone() {
     let token = TestToken::new("anchors");
-    let d = Daemon::start(&token, "node-ta", &[]);
+    let kept = TempDir::new("anchors-kept");
+    let kept_dir = kept.path().to_str().unwrap().to_string();
+    let d = Daemon::start(&token, "node-ta", &["--trust-anchor-dir", &kept_dir]);
     d.ctl_ok(&["zone", "add", ZONE, "--denial", "nsec"]);
     let source = "$ORIGIN anchors.test.\n$TTL 300\n@ SOA ns h 7 60 60 3600 300\n@ NS ns\n\
                   ns A 127.0.0.1\nwww A 192.0.2.10\n";
@@ -97,4 +99,30 @@ fn each_trust_anchor_form_lets_a_validator_trust_the_zone() {
 
     let err = d.ctl_err(&["trust-anchor", ZONE, "--format", "yaml"]);
     assert!(err.contains("not unbound, bind, ds or keyset"), "{err}");
+
+    // The Key Master keeps keyset-ZONE and dsset-ZONE current: as printed,
+    // and with a new KSK in them soon after it is added.
+    let keyset_file = kept.path().join("keyset-anchors.test.");
+    let dsset_file = kept.path().join("dsset-anchors.test.");
+    assert_eq!(std::fs::read_to_string(&keyset_file).unwrap(), keyset);
+    assert_eq!(std::fs::read_to_string(&dsset_file).unwrap(), ds);
+    d.ctl_ok(&["key", "add", ZONE, "--role", "ksk"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let keys = std::fs::read_to_string(&keyset_file).unwrap_or_default();
+        let dss = std::fs::read_to_string(&dsset_file).unwrap_or_default();
+        if keys.lines().count() == 2 && dss.lines().count() == 2 {
+            assert_eq!(
+                keys,
+                d.ctl_ok(&["trust-anchor", ZONE, "--format", "keyset"])
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "trust-anchor files not updated: {keys}\n{dss}\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
