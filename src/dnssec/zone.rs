@@ -11,7 +11,7 @@
 //! occluded data: published as given, not signed, not in the denial chain
 //! (RFC 4035 §2.2, §2.3; RFC 6672 §2.3).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use domain::base::iana::{Class, Rtype};
 use domain::base::name::Name;
@@ -51,6 +51,46 @@ pub struct ZoneSignConfig {
     /// Stagger each RRset's expiration by up to a tenth of the validity,
     /// and note each RRset for the next version (the zone signer).
     pub stagger: bool,
+    /// The DS RRsets of child zones keymaster also manages: each replaces
+    /// whatever DS RRset the input has at the child's delegation.
+    pub child_ds: Vec<ChildDs>,
+}
+
+/// A child zone keymaster manages, as its parent publishes it: the DS
+/// RRset made from the child's key set (empty: the child is unsigned, and
+/// its delegation insecure).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildDs {
+    pub child: Name<Vec<u8>>,
+    pub ttl: u32,
+    pub ds: Vec<Vec<u8>>,
+}
+
+/// Puts the managed children's DS RRsets in place of the input's, at every
+/// delegation (an NS RRset at the child's apex) the zone has. A child the
+/// zone does not delegate is left out: a DS without its NS would be
+/// nonsense. Returns the children whose DS RRset was put in.
+fn replace_child_ds(recs: &mut Vec<Rec>, children: &[ChildDs]) -> usize {
+    if children.is_empty() {
+        return 0;
+    }
+    let wanted: HashMap<Vec<u8>, &ChildDs> = children
+        .iter()
+        .map(|c| (record::name_key(&c.child), c))
+        .collect();
+    let delegated: HashSet<Vec<u8>> = recs
+        .iter()
+        .filter(|r| r.rtype == Rtype::NS && wanted.contains_key(r.key()))
+        .map(|r| r.key().to_vec())
+        .collect();
+    recs.retain(|r| !(r.rtype == Rtype::DS && delegated.contains(r.key())));
+    for key in &delegated {
+        let c = wanted[key];
+        for ds in &c.ds {
+            recs.push(Rec::new(key, Rtype::DS, c.ttl, ds));
+        }
+    }
+    delegated.len()
 }
 
 /// What went wrong with a zone. Input errors name the line or the RRset.
@@ -112,6 +152,8 @@ pub struct ZoneStats {
     pub serial_out: u32,
     /// RRSIGs made (the rest of `rrsigs` were kept from the last version).
     pub rrsigs_made: u64,
+    /// Delegations whose DS RRset came from a child keymaster manages.
+    pub child_ds: u64,
 }
 
 /// Reads every record of a zone file into compact records, checking that
@@ -297,6 +339,41 @@ mod tests {
         assert!(matches!(e, ZoneError::Parse { .. }), "{e}");
         assert!(e.to_string().contains("zone file line"), "{e}");
     }
+
+    #[test]
+    fn a_managed_childs_ds_replaces_the_inputs_only_where_it_is_delegated() {
+        let apex: Name<Vec<u8>> = "p.example.".parse().unwrap();
+        let text = b"$ORIGIN p.example.\n@ 60 SOA ns h 1 1 1 1 1\n@ 60 NS ns\n\
+                     a 60 NS ns.a\na 60 DS 1 13 2 0101\nb 60 NS ns.b\nb 60 DS 2 13 2 0202\n";
+        let mut stats = ZoneStats::default();
+        let mut recs = read_zone(text, &apex, 100, &mut stats).unwrap();
+        let child = |n: &str, ds: Vec<Vec<u8>>| ChildDs {
+            child: n.parse().unwrap(),
+            ttl: 30,
+            ds,
+        };
+        let new = vec![0, 9, 13, 2, 0xaa];
+        let children = [
+            child("a.p.example.", vec![new.clone()]),
+            // Managed, but not delegated by this zone: nothing is added.
+            child("c.p.example.", vec![new.clone()]),
+        ];
+        assert_eq!(replace_child_ds(&mut recs, &children), 1);
+        let ds_at = |recs: &[Rec], n: &str| -> Vec<(u32, Vec<u8>)> {
+            let key = record::name_key(&n.parse::<Name<Vec<u8>>>().unwrap());
+            recs.iter()
+                .filter(|r| r.rtype == Rtype::DS && r.key() == key)
+                .map(|r| (r.ttl, r.rdata().to_vec()))
+                .collect()
+        };
+        assert_eq!(ds_at(&recs, "a.p.example."), vec![(30, new)]);
+        // A child keymaster does not manage keeps the input's DS.
+        assert_eq!(ds_at(&recs, "b.p.example.").len(), 1);
+        assert!(ds_at(&recs, "c.p.example.").is_empty());
+        // An unsigned managed child: its delegation loses its DS.
+        assert_eq!(replace_child_ds(&mut recs, &[child("a.p.example.", vec![])]), 1);
+        assert!(ds_at(&recs, "a.p.example.").is_empty());
+    }
 }
 
 /// Who signs an RRset.
@@ -370,6 +447,7 @@ pub fn plan_zone(
     }
     let apex_key = record::name_key(&config.apex);
     let denial_ttl = add_apex_records(&mut recs, &apex_key, config, stats)?;
+    stats.child_ds = replace_child_ds(&mut recs, &config.child_ds) as u64;
     recs.sort_unstable_by(Rec::canonical_cmp);
     recs.dedup_by(|a, b| a.same_rrset(b) && a.rdata() == b.rdata());
     check_rrsets(&recs)?;

@@ -172,13 +172,13 @@ impl Publisher {
         let held = self.held.borrow().clone().unwrap_or_default();
         let zones = self.node.store.list_zones().await?;
         let mut keep = HashSet::new();
-        for zone in zones {
+        for zone in zones.iter().cloned() {
             let ours = held.contains(&zone.name) && zone.key_master == self.node.id;
             if !ours || Source::of(&zone.publishing).is_none() {
                 continue;
             }
             keep.insert(zone.name.clone());
-            self.look_at(&zone).await;
+            self.look_at(&zone, &zones).await;
             // A version published by this look has its expiry in the store;
             // otherwise the record just read holds.
             let published = self.served.get(&zone.name).map(|z| z.serial) != zone.publishing.serial;
@@ -264,7 +264,7 @@ impl Publisher {
     }
 
     /// Decides whether a zone must be signed again, and why; then does it.
-    async fn look_at(&self, zone: &ZoneRecord) {
+    async fn look_at(&self, zone: &ZoneRecord, zones: &[ZoneRecord]) {
         let name = zone.name.clone();
         let mut local = self.local_of(&name);
         let Some(source) = Source::of(&zone.publishing) else {
@@ -292,7 +292,7 @@ impl Publisher {
                 }
             }
         };
-        let signed_with = match self.signed_with(zone).await {
+        let signed_with = match self.signed_with(zone, zones).await {
             Ok(s) => s,
             Err(e) => return self.failed(zone, &mut local, format!("{e}")).await,
         };
@@ -359,12 +359,15 @@ impl Publisher {
     }
 
     /// What a signed version depends on beside the source: the key set,
-    /// the policy and the outputs. A change of any signs the zone again.
-    async fn signed_with(&self, zone: &ZoneRecord) -> Result<String> {
+    /// the policy, the outputs, and the DS RRsets of the children
+    /// keymaster manages. A change of any signs the zone again: a child's
+    /// new DS reaches the parent's servers with the next version.
+    async fn signed_with(&self, zone: &ZoneRecord, zones: &[ZoneRecord]) -> Result<String> {
         let set = self.keysets.get(&zone.name).await?;
+        let children = self.signing.child_ds(&zone.name, zones).await?;
         let p = &zone.publishing;
         Ok(format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
             set.apex_rrset(domain::base::iana::Rtype::DNSKEY),
             set.apex_rrset(domain::base::iana::Rtype::CDS),
             set.signing_keys()
@@ -376,6 +379,7 @@ impl Publisher {
             p.secondaries,
             p.serial_policy,
             p.tsig_key,
+            children,
         ))
     }
 

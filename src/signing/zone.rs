@@ -11,10 +11,11 @@ use super::validity::{dnskey_validity_within, validity_for, SigKind};
 use super::{Cancel, KeyWorker, Signing};
 use crate::dnssec::reuse::Previous;
 use crate::dnssec::zone::{
-    self as zonesign, Rendered, ZoneError, ZonePlan, ZoneSignConfig, ZoneStats,
+    self as zonesign, ChildDs, Rendered, ZoneError, ZonePlan, ZoneSignConfig, ZoneStats,
 };
 use crate::dnssec::KeyRole;
 use crate::error::{Error, Result, SigningError};
+use crate::store::schema::ZoneRecord;
 
 /// What changed from the last version (its lines as they were, and the
 /// new lines), for the IXFR journal.
@@ -43,6 +44,8 @@ impl Signing {
         expiration: u32,
     ) -> Result<ZoneSigning> {
         let set = self.keysets.fresh(zone).await?;
+        let zones = self.node.store.list_zones().await?;
+        let child_ds = self.child_ds(&set.zone.name, &zones).await?;
         let policy = &set.zone.policy;
         let now = self.node.clock.now();
         let validity = validity_for(policy, now, inception, expiration, SigKind::Zone)
@@ -77,8 +80,36 @@ impl Signing {
                 previous: None,
                 reuse_until: 0,
                 stagger: false,
+                child_ds,
             },
         })
+    }
+
+    /// The DS RRsets the parent publishes for the zones keymaster manages
+    /// directly below it (ARCHITECTURE.md, Delegations): each from the
+    /// child's key set, with the child's DS digests and TTL. A zone below
+    /// another managed zone below the parent is that one's child, not the
+    /// parent's.
+    pub async fn child_ds(&self, parent: &str, zones: &[ZoneRecord]) -> Result<Vec<ChildDs>> {
+        let below =
+            |name: &str, of: &str| name.len() > of.len() && name.ends_with(&format!(".{of}"));
+        let mut out = Vec::new();
+        for c in zones.iter().filter(|z| below(&z.name, parent)) {
+            let nearer = zones
+                .iter()
+                .any(|m| below(&m.name, parent) && below(&c.name, &m.name));
+            if nearer {
+                continue;
+            }
+            let set = self.keysets.get(&c.name).await?;
+            let policy = &set.zone.policy;
+            out.push(ChildDs {
+                child: set.apex.clone(),
+                ttl: policy.ds_ttl,
+                ds: set.ds(&policy.ds_digests())?,
+            });
+        }
+        Ok(out)
     }
 
     /// Reads a zone file's text, signs it and streams the result through
