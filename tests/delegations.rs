@@ -198,6 +198,27 @@ fn a_managed_childs_ksk_roll_moves_the_parents_ds_by_itself() {
         })
         .collect();
     assert_eq!(served_ds, child_ds, "the parent serves the child's DS");
+    // And the operator sees it so.
+    let listed: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["zone", "delegations", PARENT, "--json"])).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["child"], CHILD);
+    assert_eq!(listed[0]["source"], "managed");
+    let listed_ds: Vec<String> = listed[0]["ds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l.as_str()
+                .unwrap()
+                .split_whitespace()
+                .skip(4)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    assert_eq!(listed_ds, child_ds);
 }
 
 fn crate_hex(b: &[u8]) -> String {

@@ -371,7 +371,10 @@ mod tests {
         assert_eq!(ds_at(&recs, "b.p.example.").len(), 1);
         assert!(ds_at(&recs, "c.p.example.").is_empty());
         // An unsigned managed child: its delegation loses its DS.
-        assert_eq!(replace_child_ds(&mut recs, &[child("a.p.example.", vec![])]), 1);
+        assert_eq!(
+            replace_child_ds(&mut recs, &[child("a.p.example.", vec![])]),
+            1
+        );
         assert!(ds_at(&recs, "a.p.example.").is_empty());
     }
 }

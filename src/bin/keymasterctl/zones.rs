@@ -69,6 +69,9 @@ pub enum ZoneCmd {
     /// Where the zone's publication stands: serials, when signed and why,
     /// next refresh, earliest expiry, each secondary, the last error.
     Status { zone: String },
+    /// The zones keymaster manages directly below this one, with the DS
+    /// RRset the parent publishes for each (made from the child's keys).
+    Delegations { zone: String },
     /// Sign a zone file.
     Sign {
         zone: String,
@@ -334,6 +337,7 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
                 .map_err(status_line)?
                 .into_inner(),
         )),
+        ZoneCmd::Delegations { zone } => delegations(c, zone).await?,
         ZoneCmd::Pause { zone } => pause(c, zone, true).await?,
         ZoneCmd::Resume { zone } => pause(c, zone, false).await?,
         ZoneCmd::Show { zone } => {
@@ -525,4 +529,64 @@ fn parse_cds(s: &str) -> Result<CdsMode, String> {
         "none" | "false" => Ok(CdsMode::None),
         _ => Err(format!("{s:?}: expected none, rollover or always")),
     }
+}
+
+/// `zone delegations PARENT`: the managed zones directly below PARENT (not
+/// below a nearer managed zone), each with the DS RRset the parent's signed
+/// output carries for it where its source delegates it.
+async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
+    let parent = c
+        .zones
+        .get_zone(proto::GetZoneRequest { zone })
+        .await
+        .map_err(status_line)?
+        .into_inner()
+        .zone_name;
+    let zones: Vec<String> = c
+        .zones
+        .list_zones(proto::ListZonesRequest {})
+        .await
+        .map_err(status_line)?
+        .into_inner()
+        .zones
+        .into_iter()
+        .map(|z| z.zone_name)
+        .collect();
+    let below = |name: &str, of: &str| name.len() > of.len() && name.ends_with(&format!(".{of}"));
+    let mut rows = Vec::new();
+    let mut text = String::new();
+    for child in zones.iter().filter(|z| below(z, &parent)) {
+        if zones.iter().any(|m| below(m, &parent) && below(child, m)) {
+            continue;
+        }
+        let ds: Vec<String> = c
+            .signer
+            .get_ds(proto::GetDsRequest {
+                zone: child.clone(),
+                digests: vec![],
+            })
+            .await
+            .map_err(status_line)?
+            .into_inner()
+            .ds
+            .into_iter()
+            .map(|r| r.text)
+            .collect();
+        text.push_str(&format!(
+            "Child  : {child}\nSource : managed by keymaster (the child's key set)\nDS     : {}\n\n",
+            if ds.is_empty() {
+                "none (the child is unsigned: an insecure delegation)".to_string()
+            } else {
+                ds.join("\n         ")
+            }
+        ));
+        rows.push(serde_json::json!({"child": child, "source": "managed", "ds": ds}));
+    }
+    if rows.is_empty() {
+        text = format!("no zone keymaster manages is delegated from {parent}");
+    }
+    Ok(Output::Value(
+        serde_json::Value::Array(rows),
+        text.trim_end().to_string(),
+    ))
 }
