@@ -358,6 +358,12 @@ impl KeySets {
         c.get(&key).filter(|c| c.stale).map(|c| c.read_at)
     }
 
+    /// The records of the zones whose key sets were read, as last read.
+    pub fn last_known_zones(&self) -> Vec<ZoneRecord> {
+        let c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        c.values().map(|c| c.set.zone.clone()).collect()
+    }
+
     /// The zone's last key set read and when (Unix seconds), for reads
     /// answered while the store cannot be: `err` when there is none.
     pub fn last_known(&self, zone: &str, err: crate::error::Error) -> Result<(Arc<KeySet>, u64)> {

@@ -44,8 +44,7 @@ impl Signing {
         expiration: u32,
     ) -> Result<ZoneSigning> {
         let set = self.keysets.fresh(zone).await?;
-        let zones = self.node.store.list_zones().await?;
-        let child_ds = self.child_ds(&set.zone.name, &zones).await?;
+        let child_ds = self.children_now(&set.zone.name).await?;
         let policy = &set.zone.policy;
         let now = self.node.clock.now();
         let validity = validity_for(policy, now, inception, expiration, SigKind::Zone)
@@ -83,6 +82,20 @@ impl Signing {
                 child_ds,
             },
         })
+    }
+
+    /// The managed children's DS RRsets for signing `parent` now: of the
+    /// zones the store lists, or while it cannot list them, of the zones
+    /// whose key sets this node last read (ARCHITECTURE.md, Signing through
+    /// a store outage), which include every child of a parent it signed.
+    async fn children_now(&self, parent: &str) -> Result<Vec<ChildDs>> {
+        match self.node.store.list_zones().await.map_err(Error::from) {
+            Ok(zones) => self.child_ds(parent, &zones).await,
+            Err(e) if crate::keyset::store_unusable(&e) => {
+                self.child_ds(parent, &self.keysets.last_known_zones()).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The DS RRsets the parent publishes for the zones keymaster manages

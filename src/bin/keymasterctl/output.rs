@@ -100,9 +100,11 @@ const TIMESTAMPS: &[&str] = &[
 /// while the store is unreachable (`at`: when it was read; 0: it is not).
 pub fn say_if_last_known(at: u64) {
     if at != 0 {
+        use keymaster::clock::Clock;
+        let age = keymaster::clock::SystemClock.now().saturating_sub(at);
         eprintln!(
-            "warning: the store cannot be reached: this is the state as last read, at {}",
-            keymaster::clock::rfc3339(at)
+            "warning: the store cannot be reached: this is the state as last read, at {} ({age} s ago)",
+            keymaster::clock::rfc3339(at),
         );
     }
 }
