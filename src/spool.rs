@@ -57,8 +57,7 @@ impl Spool {
     /// Adds a draft at the end, durably (fsync) before returning.
     pub fn append(&self, draft: &AuditDraft) -> Result<(), String> {
         let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut line = serde_json::to_string(draft).map_err(|e| e.to_string())?;
-        line.push('\n');
+        let mut line = line_of(draft)?;
         let mut f = OpenOptions::new()
             .read(true)
             .append(true)
@@ -118,9 +117,8 @@ impl Spool {
             .open(&tmp)
             .map_err(|e| self.failed(e))?;
         for d in rest {
-            let mut line = serde_json::to_string(d).map_err(|e| e.to_string())?;
-            line.push('\n');
-            f.write_all(line.as_bytes()).map_err(|e| self.failed(e))?;
+            f.write_all(line_of(d)?.as_bytes())
+                .map_err(|e| self.failed(e))?;
         }
         f.sync_all().map_err(|e| self.failed(e))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| self.failed(e))?;
@@ -136,6 +134,13 @@ impl Spool {
     fn failed(&self, e: std::io::Error) -> String {
         format!("spool {}: {e}", self.path.display())
     }
+}
+
+/// A draft as one JSON line.
+fn line_of(draft: &AuditDraft) -> Result<String, String> {
+    let mut line = serde_json::to_string(draft).map_err(|e| e.to_string())?;
+    line.push('\n');
+    Ok(line)
 }
 
 /// Whether the file is empty or ends with a newline.
@@ -178,12 +183,15 @@ mod tests {
             spool.append(&draft(n)).unwrap();
         }
         // A line cut short at the end (a crash mid-write) is dropped.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"{\"time\":4,\"no")
-            .unwrap();
+        let cut_short = || {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(b"{\"time\":4,\"no")
+                .unwrap()
+        };
+        cut_short();
         let again = Spool::open(&path).unwrap();
         let times: Vec<u64> = again.pending().unwrap().iter().map(|d| d.time).collect();
         assert_eq!(times, [1, 2, 3]);
@@ -191,12 +199,7 @@ mod tests {
         let times: Vec<u64> = again.pending().unwrap().iter().map(|d| d.time).collect();
         assert_eq!(times, [2, 3]);
         // After a cut line, the next draft is whole on a line of its own.
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .write_all(b"{\"time\":4,\"no")
-            .unwrap();
+        cut_short();
         again.append(&draft(5)).unwrap();
         let times: Vec<u64> = again.pending().unwrap().iter().map(|d| d.time).collect();
         assert_eq!(times, [2, 3, 5]);

@@ -19,23 +19,6 @@ use domain::base::iana::Rtype;
 const PARENT: &str = "deleg.test.";
 const CHILD: &str = "kid.deleg.test.";
 
-fn keys(d: &Daemon, zone: &str) -> Vec<(String, String, String, u64)> {
-    let v: serde_json::Value =
-        serde_json::from_str(&d.ctl_ok(&["key", "list", zone, "--json"])).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|k| {
-            (
-                k["id"].as_str().unwrap().to_string(),
-                k["role"].as_str().unwrap().to_string(),
-                k["state"].as_str().unwrap().to_string(),
-                k["key_tag"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn a_managed_childs_ksk_roll_moves_the_parents_ds_by_itself() {
     let token = TestToken::new("delegations");
@@ -132,7 +115,11 @@ fn a_managed_childs_ksk_roll_moves_the_parents_ds_by_itself() {
     }
     let parent_serial = soa_serial(&knot.addr(), PARENT).unwrap();
 
-    let (old, _, _, tag) = keys(&d, CHILD).into_iter().find(|k| k.1 == "ksk").unwrap();
+    let (old, _, _, tag) = d
+        .key_rows(CHILD)
+        .into_iter()
+        .find(|k| k.1 == "ksk")
+        .unwrap();
     d.ctl_ok(&["key", "roll", CHILD, &tag.to_string()]);
     let began = Instant::now();
     let mut answers = 0;
@@ -145,7 +132,7 @@ fn a_managed_childs_ksk_roll_moves_the_parents_ds_by_itself() {
             unbound.log()
         );
         answers += 1;
-        let ks = keys(&d, CHILD);
+        let ks = d.key_rows(CHILD);
         if ks.len() == 2 && ks.iter().all(|k| k.0 != old && k.2 == "active") {
             break;
         }

@@ -51,26 +51,8 @@ fn ds_lines(text: &str) -> String {
         .collect()
 }
 
-/// A zone's keys: (id, role, state, tag).
-fn keys(d: &Daemon, zone: &str) -> Vec<(String, String, String, u64)> {
-    let v: serde_json::Value =
-        serde_json::from_str(&d.ctl_ok(&["key", "list", zone, "--json"])).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|k| {
-            (
-                k["id"].as_str().unwrap().to_string(),
-                k["role"].as_str().unwrap().to_string(),
-                k["state"].as_str().unwrap().to_string(),
-                k["key_tag"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 fn key_of(d: &Daemon, zone: &str, role: &str) -> (String, u64) {
-    keys(d, zone)
+    d.key_rows(zone)
         .into_iter()
         .find(|k| k.1 == role && k.2 == "active")
         .map(|k| (k.0, k.3))
@@ -498,7 +480,7 @@ fn zsk_and_ksk_rolls_keep_every_answer_validated() {
     let (zsk, _) = key_of(&d, CHILD, "zsk");
     let began = Instant::now();
     wait_for("the ZSK roll to finish", 120, || {
-        let ks = keys(&d, CHILD);
+        let ks = d.key_rows(CHILD);
         ks.len() == 2 && ks.iter().all(|k| k.0 != zsk && k.2 == "active")
     });
     let zsk_roll = began.elapsed();
@@ -510,7 +492,7 @@ fn zsk_and_ksk_rolls_keep_every_answer_validated() {
     let began = Instant::now();
     d.ctl_ok(&["key", "roll", CHILD, &ksk_tag.to_string()]);
     wait_for("the KSK roll to finish", 120, || {
-        let ks = keys(&d, CHILD);
+        let ks = d.key_rows(CHILD);
         ks.len() == 2 && ks.iter().all(|k| k.0 != ksk && k.2 == "active")
     });
     let ksk_roll = began.elapsed();
@@ -583,7 +565,7 @@ fn an_algorithm_roll_keeps_every_answer_validated() {
             .collect()
     };
     assert!(algorithms().iter().all(|k| k.1 == 8), "{:?}", algorithms());
-    let old: Vec<String> = keys(&d, CHILD).into_iter().map(|k| k.0).collect();
+    let old: Vec<String> = d.key_rows(CHILD).into_iter().map(|k| k.0).collect();
 
     // RSASHA256 to ECDSAP256SHA256: the policy changes, the engine rolls.
     let began = Instant::now();
@@ -665,7 +647,7 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
     wait_for("the roll to wait for the parent", 60, || {
         d.ctl_ok(&["key", "list", CHILD])
             .contains("WaitingForPublication")
-            && keys(&d, CHILD)
+            && d.key_rows(CHILD)
                 .iter()
                 .any(|k| k.0 == ksk && k.2 == "leaving")
     });
@@ -678,7 +660,8 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
     let zone: serde_json::Value =
         serde_json::from_str(&d.ctl_ok(&["zone", "show", CHILD, "--json"])).unwrap();
     assert_eq!(zone["CurrentRolloverStatus"], "WaitingForPublication");
-    let new_tag = keys(&d, CHILD)
+    let new_tag = d
+        .key_rows(CHILD)
         .into_iter()
         .find(|k| k.1 == "ksk" && k.2 == "active")
         .unwrap()
@@ -694,7 +677,8 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
     );
     // It waits for as long as it takes: the old KSK stays.
     std::thread::sleep(Duration::from_secs(6));
-    assert!(keys(&d, CHILD)
+    assert!(d
+        .key_rows(CHILD)
         .iter()
         .any(|k| k.0 == ksk && k.2 == "leaving"));
     // Stepping before anything is waiting for the parent is refused.
@@ -714,7 +698,7 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
     });
     d.ctl_ok(&["key", "step", CHILD, &new_tag.to_string()]);
     wait_for("the KSK roll to finish", 60, || {
-        let ks = keys(&d, CHILD);
+        let ks = d.key_rows(CHILD);
         ks.len() == 2 && ks.iter().all(|k| k.0 != ksk)
     });
     assert_eq!(
@@ -787,7 +771,7 @@ fn a_roll_goes_on_across_a_transfer_and_a_seize() {
     });
     a.ctl_ok(&["role", "transfer", CHILD, "--to", "move-b"]);
     wait_for("the KSK roll to finish on B", 90, || {
-        let ks = keys(&a, CHILD);
+        let ks = a.key_rows(CHILD);
         ks.len() == 2 && ks.iter().all(|k| k.0 != ksk && k.2 == "active")
     });
     assert!(steps_by(&a, "move-b") >= 2, "B took the roll over");
@@ -801,7 +785,7 @@ fn a_roll_goes_on_across_a_transfer_and_a_seize() {
     let (zsk, zsk_tag) = key_of(&b, CHILD, "zsk");
     b.ctl_ok(&["key", "roll", CHILD, &zsk_tag.to_string()]);
     wait_for("the ZSK to be retired", 60, || {
-        keys(&a, CHILD)
+        a.key_rows(CHILD)
             .iter()
             .any(|k| k.0 == zsk && k.2 == "retired")
     });
@@ -814,7 +798,7 @@ fn a_roll_goes_on_across_a_transfer_and_a_seize() {
     });
     a.ctl_ok(&["role", "seize", CHILD, "--to", "move-a"]);
     wait_for("the ZSK roll to finish on A", 90, || {
-        let ks = keys(&a, CHILD);
+        let ks = a.key_rows(CHILD);
         ks.len() == 2 && ks.iter().all(|k| k.0 != zsk && k.2 == "active")
     });
     let after_seize: Vec<String> = audit_actions(&a, CHILD)

@@ -17,6 +17,18 @@ use domain::base::iana::Rtype;
 
 const ZONE: &str = "anchors.test.";
 
+/// Unbound, given `trust` in its server: section, answers for the zone
+/// with the AD bit.
+fn validates_with(knot: &Knot, trust: &str) {
+    let unbound = Unbound::start_with(&[(ZONE, knot.addr())], trust);
+    assert_eq!(
+        unbound.resolve("www.anchors.test.", Rtype::A).unwrap(),
+        ("NOERROR".to_string(), true),
+        "{}",
+        unbound.log()
+    );
+}
+
 #[test]
 fn each_trust_anchor_form_lets_a_validator_trust_the_zone() {
     let token = TestToken::new("anchors");
@@ -37,14 +49,7 @@ fn each_trust_anchor_form_lets_a_validator_trust_the_zone() {
         lines.starts_with("trust-anchor: \"anchors.test. IN DS "),
         "{lines}"
     );
-    let unbound = Unbound::start_with(&[(ZONE, knot.addr())], &lines);
-    assert_eq!(
-        unbound.resolve("www.anchors.test.", Rtype::A).unwrap(),
-        ("NOERROR".to_string(), true),
-        "{}",
-        unbound.log()
-    );
-    drop(unbound);
+    validates_with(&knot, &lines);
 
     // Unbound, with the keyset as its trust-anchor file.
     let keyset = d.ctl_ok(&["trust-anchor", ZONE, "--format", "keyset"]);
@@ -52,17 +57,7 @@ fn each_trust_anchor_form_lets_a_validator_trust_the_zone() {
     assert!(keyset.contains(" DNSKEY 257 3 13 "), "{keyset}");
     let file = dir.path().join("keyset-anchors.test");
     std::fs::write(&file, &keyset).unwrap();
-    let unbound = Unbound::start_with(
-        &[(ZONE, knot.addr())],
-        &format!("trust-anchor-file: \"{}\"", file.display()),
-    );
-    assert_eq!(
-        unbound.resolve("www.anchors.test.", Rtype::A).unwrap(),
-        ("NOERROR".to_string(), true),
-        "{}",
-        unbound.log()
-    );
-    drop(unbound);
+    validates_with(&knot, &format!("trust-anchor-file: \"{}\"", file.display()));
 
     // BIND: the statement is valid configuration, and delv validates the
     // zone's answers with it.

@@ -92,7 +92,8 @@ impl Signing {
         match self.node.store.list_zones().await.map_err(Error::from) {
             Ok(zones) => self.child_ds(parent, &zones).await,
             Err(e) if crate::keyset::store_unusable(&e) => {
-                self.child_ds(parent, &self.keysets.last_known_zones()).await
+                self.child_ds(parent, &self.keysets.last_known_zones())
+                    .await
             }
             Err(e) => Err(e),
         }

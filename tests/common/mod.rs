@@ -502,6 +502,24 @@ impl Daemon {
         )
     }
 
+    /// The zone's keys from `key list`: (id, role, state, key tag).
+    pub fn key_rows(&self, zone: &str) -> Vec<(String, String, String, u64)> {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ctl_ok(&["key", "list", zone, "--json"])).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["id"].as_str().unwrap().to_string(),
+                    k["role"].as_str().unwrap().to_string(),
+                    k["state"].as_str().unwrap().to_string(),
+                    k["key_tag"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
     /// keymasterctl that must succeed; returns its stdout.
     pub fn ctl_ok(&self, args: &[&str]) -> String {
         let out = self.ctl(args);

@@ -106,7 +106,13 @@ pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
     Ok(Output::Keys(vec![key.map_err(status_line)?.into_inner()]))
 }
 
-pub async fn ds(c: &mut Clients, zone: String, digest: Vec<String>) -> Result<Output, String> {
+/// The zone's DS records (for these digests; none named: the zone's own)
+/// and DNSKEY RRset, saying so when they are the last-known ones.
+pub async fn get_ds(
+    c: &mut Clients,
+    zone: String,
+    digest: &[String],
+) -> Result<proto::GetDsResponse, String> {
     let digests = digest
         .iter()
         .map(|d| crate::zones::digest_number(d))
@@ -118,6 +124,11 @@ pub async fn ds(c: &mut Clients, zone: String, digest: Vec<String>) -> Result<Ou
         .map_err(status_line)?
         .into_inner();
     crate::output::say_if_last_known(r.last_known_at);
+    Ok(r)
+}
+
+pub async fn ds(c: &mut Clients, zone: String, digest: Vec<String>) -> Result<Output, String> {
+    let r = get_ds(c, zone, &digest).await?;
     Ok(Output::Records(vec![("ds", r.ds), ("dnskey", r.dnskeys)]))
 }
 
@@ -131,20 +142,7 @@ pub async fn trust_anchor(
     let f = Format::parse(format).ok_or_else(|| {
         format!("trust anchor format {format:?} is not unbound, bind, ds or keyset")
     })?;
-    let digests = digest
-        .iter()
-        .map(|d| crate::zones::digest_number(d))
-        .collect::<Result<Vec<_>, _>>()?;
-    let r = c
-        .signer
-        .get_ds(proto::GetDsRequest {
-            zone: zone.clone(),
-            digests,
-        })
-        .await
-        .map_err(status_line)?
-        .into_inner();
-    crate::output::say_if_last_known(r.last_known_at);
+    let r = get_ds(c, zone.clone(), &digest).await?;
     let texts = |rs: &[proto::WireRecord]| rs.iter().map(|r| r.text.clone()).collect::<Vec<_>>();
     let text = render(f, &texts(&r.ds), &texts(&r.dnskeys));
     let json = serde_json::json!({"zone": zone, "format": format, "anchors": text});

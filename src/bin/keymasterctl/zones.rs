@@ -559,15 +559,8 @@ async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
         if zones.iter().any(|m| below(m, &parent) && below(child, m)) {
             continue;
         }
-        let ds: Vec<String> = c
-            .signer
-            .get_ds(proto::GetDsRequest {
-                zone: child.clone(),
-                digests: vec![],
-            })
-            .await
-            .map_err(status_line)?
-            .into_inner()
+        let ds: Vec<String> = crate::keys::get_ds(c, child.clone(), &[])
+            .await?
             .ds
             .into_iter()
             .map(|r| r.text)
