@@ -36,8 +36,9 @@ pub async fn serve(addr: &str, services: Arc<Services>) -> Result<SocketAddr, St
     let at = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(count_role_changes(services.clone()));
     // One scrape reads and encodes at a time: the state gauges are
-    // cleared and set again by each.
-    let scraping = Arc::new(tokio::sync::Mutex::new(()));
+    // cleared and set again by each, from the store at most once a second
+    // (a flood of scrapes costs the store nothing more).
+    let scraping = Arc::new(tokio::sync::Mutex::new(None));
     tokio::spawn(async move {
         loop {
             let stream = match listener.accept().await {
@@ -71,7 +72,7 @@ pub async fn serve(addr: &str, services: Arc<Services>) -> Result<SocketAddr, St
 async fn answer(
     request: Request<Incoming>,
     services: &Services,
-    scraping: &tokio::sync::Mutex<()>,
+    scraping: &tokio::sync::Mutex<Option<std::time::Instant>>,
 ) -> Response<Full<Bytes>> {
     if request.uri().path() != "/metrics" {
         return plain(
@@ -88,8 +89,12 @@ async fn answer(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/openmetrics-text"));
     let text = {
-        let _one = scraping.lock().await;
-        read_state(services).await;
+        let mut last = scraping.lock().await;
+        let clock = &services.node.clock;
+        if last.is_none_or(|at| clock.instant().duration_since(at) >= Duration::from_secs(1)) {
+            read_state(services).await;
+            *last = Some(clock.instant());
+        }
         metrics::get().encode(openmetrics)
     };
     let mut response = Response::new(Full::new(Bytes::from(text)));
@@ -113,6 +118,10 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 /// Sets the state gauges from the store and the zone signer.
 async fn read_state(services: &Services) {
     let m = metrics::get();
+    // Known on the node, also (above all) while the store is away.
+    if let Some(spool) = &services.node.spool {
+        m.spooled.set(spool.len() as i64);
+    }
     let read = tokio::time::timeout(STATE_WITHIN, async {
         let zones = services.node.store.list_zones().await;
         let zones = zones.map_err(|e| e.to_string())?;

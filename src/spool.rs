@@ -51,7 +51,12 @@ impl Spool {
 
     /// Whether no draft waits.
     pub fn is_empty(&self) -> bool {
-        self.held.load(Ordering::SeqCst) == 0
+        self.len() == 0
+    }
+
+    /// How many drafts wait.
+    pub fn len(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
     }
 
     /// Adds a draft at the end, durably (fsync) before returning.

@@ -195,12 +195,18 @@ async fn signing_goes_on_through_a_store_outage_and_its_records_follow() {
     let pki = Arc::new(Pki::new());
     let dir = TempDir::new("outage-spool");
     let spool = dir.path().join("spool.jsonl");
+    let metrics = format!("127.0.0.1:{}", free_port());
     let d = Daemon::start_node(
         &token,
         "sign-a",
         &etcd.store(),
         &pki,
-        &["--spool", spool.to_str().unwrap()],
+        &[
+            "--spool",
+            spool.to_str().unwrap(),
+            "--metrics-listen",
+            &metrics,
+        ],
     );
     let zone = "through.example.";
     d.ctl_ok(&["zone", "add", zone]);
@@ -285,6 +291,18 @@ async fn signing_goes_on_through_a_store_outage_and_its_records_follow() {
     assert!(d
         .log_text()
         .contains("signing goes on with the zone's last-known key set"));
+    // Monitoring sees the outage and the records waiting.
+    let scraped = scrape_metrics(&metrics);
+    assert_eq!(
+        metric_value(&scraped, "keymaster_spooled_records"),
+        Some(3.0),
+        "{scraped}"
+    );
+    assert_eq!(
+        metric_value(&scraped, "keymaster_state_read_ok"),
+        Some(0.0),
+        "{scraped}"
+    );
 
     etcd.run();
     let back = Instant::now();
@@ -331,6 +349,18 @@ async fn signing_goes_on_through_a_store_outage_and_its_records_follow() {
         .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
     assert_eq!(std::fs::read_to_string(&spool).unwrap(), "");
+    std::thread::sleep(Duration::from_millis(1100));
+    let scraped = scrape_metrics(&metrics);
+    assert_eq!(
+        metric_value(&scraped, "keymaster_spooled_records"),
+        Some(0.0),
+        "{scraped}"
+    );
+    assert_eq!(
+        metric_value(&scraped, "keymaster_state_read_ok"),
+        Some(1.0),
+        "{scraped}"
+    );
     d.ctl_ok(&["audit", "verify"]);
     assert_eq!(token.list_objects(), objects);
     // And management works again; reads are the store's again.

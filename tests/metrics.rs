@@ -11,44 +11,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 
 const ZONE: &str = "metrics.test.";
-
-/// GET `path` from `addr` over HTTP/1.1: (status line, headers, body).
-fn get(addr: &str, path: &str, accept: Option<&str>) -> (String, String, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("the metrics listener accepts");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let accept = accept
-        .map(|a| format!("Accept: {a}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("an answer");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-    (status.to_string(), headers.to_lowercase(), body.to_string())
-}
-
-fn scrape(addr: &str) -> String {
-    let (status, _, body) = get(addr, "/metrics", None);
-    assert!(status.contains(" 200 "), "{status}");
-    body
-}
-
-/// The value of the sample `series` (name and labels exactly as served).
-fn value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
 
 fn promtool_accepts(text: &str) {
     let mut child = Command::new("promtool")
@@ -80,14 +49,14 @@ fn promtool_accepts(text: &str) {
 fn wait_for(addr: &str, series: &str, ok: impl Fn(f64) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let text = scrape(addr);
-        if value(&text, series).is_some_and(&ok) {
+        let text = scrape_metrics(addr);
+        if metric_value(&text, series).is_some_and(&ok) {
             return text;
         }
         assert!(
             Instant::now() < deadline,
             "{series} not as expected: {:?}\n{text}",
-            value(&text, series)
+            metric_value(&text, series)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -103,11 +72,11 @@ fn a_scrape_shows_the_work_done_and_promtool_accepts_it() {
         "node-m",
         &["--metrics-listen", &metrics, "--dns-listen", &dns],
     );
-    let before = scrape(&metrics);
+    let before = scrape_metrics(&metrics);
     promtool_accepts(&before);
     let zsk = format!("keymaster_rrsigs_total{{zone=\"{ZONE}\",role=\"zsk\"}}");
     let ksk = format!("keymaster_rrsigs_total{{zone=\"{ZONE}\",role=\"ksk\"}}");
-    assert_eq!(value(&before, &zsk), None, "{before}");
+    assert_eq!(metric_value(&before, &zsk), None, "{before}");
 
     d.ctl_ok(&[
         "zone",
@@ -158,21 +127,21 @@ fn a_scrape_shows_the_work_done_and_promtool_accepts_it() {
     promtool_accepts(&after);
 
     // The zone signing's own signatures, the signer's and the KSK's.
-    let made = value(&after, &zsk).unwrap_or(0.0);
+    let made = metric_value(&after, &zsk).unwrap_or(0.0);
     assert!(
         made >= rrsigs - 2.0,
         "{made} ZSK RRSIGs counted, the signed zone has {rrsigs}\n{after}"
     );
-    assert!(value(&after, &ksk).unwrap_or(0.0) >= 1.0, "{after}");
+    assert!(metric_value(&after, &ksk).unwrap_or(0.0) >= 1.0, "{after}");
     let rate = format!("keymaster_zone_signing_rrsigs_per_second{{zone=\"{ZONE}\"}}");
-    assert!(value(&after, &rate).unwrap_or(0.0) > 0.0, "{after}");
+    assert!(metric_value(&after, &rate).unwrap_or(0.0) > 0.0, "{after}");
     let calls = |method: &str, code: &str| {
         let service = if method == "ListNodes" {
             "KeyMaster"
         } else {
             "Zones"
         };
-        value(
+        metric_value(
             &after,
             &format!(
                 "keymaster_grpc_calls_total{{service=\"keymaster.v1.{service}\",method=\"{method}\",code=\"{code}\"}}"
@@ -184,7 +153,7 @@ fn a_scrape_shows_the_work_done_and_promtool_accepts_it() {
     assert!(calls("AddZone", "OK") >= 1.0, "{after}");
     assert!(calls("GetZone", "NotFound") >= 1.0, "{after}");
     assert!(
-        value(
+        metric_value(
             &after,
             "keymaster_grpc_call_duration_seconds_count{service=\"keymaster.v1.Zones\",method=\"SignZone\"}"
         )
@@ -192,17 +161,21 @@ fn a_scrape_shows_the_work_done_and_promtool_accepts_it() {
             >= 1.0,
         "{after}"
     );
-    assert!(value(&after, "keymaster_signing_queue_wait_seconds_count").unwrap_or(0.0) >= 1.0);
+    assert!(
+        metric_value(&after, "keymaster_signing_queue_wait_seconds_count").unwrap_or(0.0) >= 1.0
+    );
     // The state, as keymasterctl says it.
     let zone_label = format!("{{zone=\"{ZONE}\"}}");
     assert_eq!(
-        value(&after, &format!("keymaster_key_master{zone_label}")),
+        metric_value(&after, &format!("keymaster_key_master{zone_label}")),
         Some(1.0),
         "{after}"
     );
-    assert!(value(&after, &format!("keymaster_role_epoch{zone_label}")).unwrap_or(0.0) >= 1.0);
+    assert!(
+        metric_value(&after, &format!("keymaster_role_epoch{zone_label}")).unwrap_or(0.0) >= 1.0
+    );
     assert_eq!(
-        value(
+        metric_value(
             &after,
             &format!("keymaster_role_changes_total{{zone=\"{ZONE}\",change=\"gained\"}}")
         ),
@@ -210,14 +183,14 @@ fn a_scrape_shows_the_work_done_and_promtool_accepts_it() {
         "{after}"
     );
     assert_eq!(
-        value(&after, "keymaster_node_online{node=\"node-m\"}"),
+        metric_value(&after, "keymaster_node_online{node=\"node-m\"}"),
         Some(1.0),
         "{after}"
     );
-    assert_eq!(value(&after, "keymaster_state_read_ok"), Some(1.0));
+    assert_eq!(metric_value(&after, "keymaster_state_read_ok"), Some(1.0));
 
     // OpenMetrics for a scraper that asks for it; nothing but /metrics.
-    let (status, headers, body) = get(
+    let (status, headers, body) = http_get(
         &metrics,
         "/metrics",
         Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5"),
@@ -228,7 +201,7 @@ fn a_scrape_shows_the_work_done_and_promtool_accepts_it() {
         "{headers}"
     );
     assert!(body.ends_with("# EOF\n"), "{body}");
-    let (status, _, _) = get(&metrics, "/", None);
+    let (status, _, _) = http_get(&metrics, "/", None);
     assert!(status.contains(" 404 "), "{status}");
 }
 
@@ -238,8 +211,8 @@ fn a_token_that_goes_away_shows_as_pkcs11_errors_and_a_reinitialisation() {
     let metrics = format!("127.0.0.1:{}", free_port());
     let d = Daemon::start(&token, "node-mt", &["--metrics-listen", &metrics]);
     d.ctl_ok(&["zone", "add", "gone.test."]);
-    let before = scrape(&metrics);
-    let reinits = value(&before, "keymaster_token_reinitialisations_total").unwrap_or(0.0);
+    let before = scrape_metrics(&metrics);
+    let reinits = metric_value(&before, "keymaster_token_reinitialisations_total").unwrap_or(0.0);
     let tokens = token.dir.path().join("tokens");
     let away = token.dir.path().join("tokens-away");
     std::fs::rename(&tokens, &away).unwrap();
@@ -248,7 +221,7 @@ fn a_token_that_goes_away_shows_as_pkcs11_errors_and_a_reinitialisation() {
     // PKCS#11 errors, by function and return value.
     let deadline = Instant::now() + Duration::from_secs(30);
     let errors = loop {
-        let text = scrape(&metrics);
+        let text = scrape_metrics(&metrics);
         let errors: Vec<String> = text
             .lines()
             .filter(|l| l.starts_with("keymaster_token_errors_total{function=\"C_"))

@@ -97,6 +97,7 @@ pub struct Metrics {
     pub rollover_queue: Family<ZoneLabels, Gauge>,
     pub signature_expiry: Family<ZoneLabels, Gauge>,
     pub state_read_ok: Gauge,
+    pub spooled: Gauge,
 }
 
 fn seconds_buckets() -> Histogram {
@@ -128,6 +129,7 @@ impl Metrics {
             rollover_queue: Family::default(),
             signature_expiry: Family::default(),
             state_read_ok: Gauge::default(),
+            spooled: Gauge::default(),
         };
         // Registered by clones, which share their values.
         let mut r = Registry::with_prefix("keymaster");
@@ -230,6 +232,11 @@ impl Metrics {
             "state_read_ok",
             "1 when this scrape read the state gauges from the store; 0: they are as last read",
             m.state_read_ok.clone(),
+        );
+        r.register(
+            "spooled_records",
+            "Records of signing work waiting in the node's spool for the store",
+            m.spooled.clone(),
         );
         m.registry = r;
         m

@@ -1017,3 +1017,38 @@ impl TestStore {
         }
     }
 }
+
+/// GET `path` from `addr` over HTTP/1.1: (status line, headers in lower
+/// case, body).
+pub fn http_get(addr: &str, path: &str, accept: Option<&str>) -> (String, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("the listener accepts");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let accept = accept
+        .map(|a| format!("Accept: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("an answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (status.to_string(), headers.to_lowercase(), body.to_string())
+}
+
+/// keymasterd's metrics, scraped from its `--metrics-listen` address.
+pub fn scrape_metrics(addr: &str) -> String {
+    let (status, _, body) = http_get(addr, "/metrics", None);
+    assert!(status.contains(" 200 "), "{status}");
+    body
+}
+
+/// The value of the metrics sample `series` (name and labels exactly as
+/// served).
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
