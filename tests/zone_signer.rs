@@ -684,3 +684,93 @@ fn secondaries_on_a_key_master_that_serves_no_dns_are_refused_by_name() {
     }
     assert_validates(&out, ZONE);
 }
+
+/// The RRSIGs' expirations in an answer Knot gives with DO set.
+fn expirations(server: &str, name: &str, rtype: Rtype) -> Vec<u32> {
+    let a = common::dns::ask(server, name, rtype, true).expect("knot answers");
+    a.answer()
+        .unwrap()
+        .limit_to::<domain::rdata::Rrsig<_, _>>()
+        .map(|r| r.unwrap().data().expiration().into_int())
+        .collect()
+}
+
+/// Signatures valid for one minute: the signer refreshes them well before
+/// they expire, the secondary follows, and for three validity periods
+/// every answer through Unbound is validated (Unbound told to allow no
+/// clock skew, so that an expired signature would be bogus) while Knot
+/// never serves a signature that has expired.
+#[test]
+fn signatures_of_a_minute_are_refreshed_before_they_expire() {
+    let token = TestToken::new("zsigner-minute");
+    let dns = format!("127.0.0.1:{}", free_port());
+    let d = Daemon::start(&token, "node-min", &["--dns-listen", &dns]);
+    let knot = Knot::start_secondary(&[ZONE], std::slice::from_ref(&dns));
+    d.ctl_ok(&[
+        "zone",
+        "add",
+        ZONE,
+        "--denial",
+        "nsec",
+        "--signature-validity",
+        "1m",
+        "--dnskey-signature-validity",
+        "1m",
+        "--dnskey-ttl",
+        "2",
+        "--ksk-lifetime",
+        "off",
+        "--zsk-lifetime",
+        "off",
+    ]);
+    let dir = TempDir::new("zsigner-minute-src");
+    let src = dir.path().join("zone");
+    std::fs::write(&src, source(1, "www A 192.0.2.80\n")).unwrap();
+    d.ctl_ok(&[
+        "zone",
+        "source",
+        ZONE,
+        "--file",
+        src.to_str().unwrap(),
+        "--secondary",
+        &knot.addr(),
+    ]);
+    knot.wait_for_serial(ZONE, 1, Duration::from_secs(20));
+    let trust = format!(
+        "{}\nval-sig-skew-min: 0\nval-sig-skew-max: 0\n",
+        d.ctl_ok(&["trust-anchor", ZONE, "--format", "unbound"])
+    );
+    let unbound = Unbound::start_with(&[(ZONE, knot.addr())], &trust);
+    let began = Instant::now();
+    let (mut answers, mut serials) = (0, std::collections::BTreeSet::new());
+    while began.elapsed() < Duration::from_secs(180) {
+        let (rc, ad, got) = resolve_a(&unbound, "www.signed.test.");
+        assert!(
+            rc == Rcode::NOERROR && ad && got == ["192.0.2.80"],
+            "after {:?}: {rc} AD={ad} {got:?}: {}",
+            began.elapsed(),
+            unbound.log()
+        );
+        answers += 1;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32;
+        for (name, rtype) in [("www.signed.test.", Rtype::A), (ZONE, Rtype::DNSKEY)] {
+            let exp = expirations(&knot.addr(), name, rtype);
+            assert!(!exp.is_empty(), "{name} {rtype}: no RRSIG served");
+            assert!(
+                exp.iter().all(|&e| e > now),
+                "{name} {rtype}: an expired signature is served ({exp:?}, now {now})"
+            );
+        }
+        serials.insert(soa_serial(&knot.addr(), ZONE).unwrap());
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    eprintln!(
+        "{answers} answers AD over 180 s of 60 s signatures; {} serials served",
+        serials.len()
+    );
+    // Refreshed at least once per validity period.
+    assert!(serials.len() >= 3, "{serials:?}");
+}

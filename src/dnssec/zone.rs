@@ -51,6 +51,9 @@ pub struct ZoneSignConfig {
     /// Stagger each RRset's expiration by up to a tenth of the validity,
     /// and note each RRset for the next version (the zone signer).
     pub stagger: bool,
+    /// When the signatures are made (Unix seconds): a tenth of what is
+    /// left from then to their expiration is the stagger's spread.
+    pub signed_at: u32,
     /// The DS RRsets of child zones keymaster also manages: each replaces
     /// whatever DS RRset the input has at the child's delegation.
     pub child_ds: Vec<ChildDs>,
@@ -915,7 +918,10 @@ fn render_batch(
                 let sigs_at = (out.text.len() - start) as u32;
                 let mut expiration = u32::MAX;
                 if let Some((_, mut validity)) = signing {
-                    let spread = validity.expiration.wrapping_sub(validity.inception) / 10;
+                    // Of the validity ahead, not of the whole window: the
+                    // inception lies an offset (an hour) in the past, and
+                    // a tenth of that window can exceed a short validity.
+                    let spread = validity.expiration.saturating_sub(config.signed_at) / 10;
                     validity.expiration -= reuse::jitter(owner_key, rtype, spread);
                     for key in &signers {
                         write_rrsig(&mut out, rrset, owner, key, validity, config, worker)?;

@@ -79,6 +79,7 @@ impl Signing {
                 previous: None,
                 reuse_until: 0,
                 stagger: false,
+                signed_at: now as u32,
                 child_ds,
             },
         })
