@@ -384,7 +384,18 @@ fn zsk_tags(d: &Daemon) -> Vec<u64> {
 
 #[test]
 fn a_zsk_roll_reaches_the_secondary_with_no_one_signing_by_hand() {
-    let token = TestToken::new("zsigner-roll");
+    // Published, retired, removed: a new serial each time.
+    zsk_roll_through_the_signer("zsigner-roll", "pre-publication", 4);
+}
+
+#[test]
+fn a_double_signature_zsk_roll_reaches_the_secondary_too() {
+    // Published and signing, then the old key removed.
+    zsk_roll_through_the_signer("zsigner-roll2", "double-signature", 3);
+}
+
+fn zsk_roll_through_the_signer(name: &str, method: &str, serials: u64) {
+    let token = TestToken::new(name);
     let dns = format!("127.0.0.1:{}", free_port());
     let d = Daemon::start(&token, "node-a", &["--dns-listen", &dns]);
     let knot = Knot::start_secondary(&[ZONE], std::slice::from_ref(&dns));
@@ -406,6 +417,8 @@ fn a_zsk_roll_reaches_the_secondary_with_no_one_signing_by_hand() {
         "off",
         "--zsk-lifetime",
         "off",
+        "--zsk-method",
+        method,
         "--publication-server",
         &knot.addr(),
     ]);
@@ -457,9 +470,9 @@ fn a_zsk_roll_reaches_the_secondary_with_no_one_signing_by_hand() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    // Published, retired, removed: a new serial each time, by itself.
+    // A new serial for each step, by itself.
     let s = status(&d);
-    assert!(s["Serial"].as_u64().unwrap() >= 4, "{s:#}");
+    assert!(s["Serial"].as_u64().unwrap() >= serials, "{s:#}");
     assert_eq!(
         s["Reason"],
         "the key set, the policy or the outputs changed"

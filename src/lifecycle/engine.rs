@@ -235,6 +235,15 @@ fn next_in_roll(zone: &ZoneRecord, roll: &Roll, now: u64) -> Next {
             },
             Step::ZskRemoveOld,
         ),
+        RollStep::ZskDoubleSigned => (
+            t.zsk_double_iret(roll.ttl),
+            t.ttl_key.max(t.ttl_sig).max(u64::from(roll.ttl)),
+            Status::ZskWaitingForMaxZoneTtl,
+            Check::SignedBy {
+                zsk: roll.new.clone(),
+            },
+            Step::ZskRemoveOld,
+        ),
         RollStep::KskPublished => (
             t.ksk_ipub(roll.ttl),
             t.ttl_key.max(u64::from(roll.ttl)),

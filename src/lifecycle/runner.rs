@@ -158,10 +158,13 @@ impl Lifecycle {
     /// with the roll, published (a ZSK) or published and signing the
     /// DNSKEY RRset (a KSK).
     async fn start(&self, m: &Managed, role: KeyRole, old: &KeyRecord, manual: bool) -> Result<()> {
+        let double = role == KeyRole::Zsk && m.zone.policy.zsk_double_signature;
         let state = match role {
+            KeyRole::Zsk if double => KeyState::Active,
             KeyRole::Zsk => KeyState::Published,
             KeyRole::Ksk => KeyState::Incoming,
         };
+        let t = Intervals::of(&m.zone.policy, m.zone.lifecycle.max_zone_ttl_seen);
         let new = self
             .inventory
             .generate_key(&m.key, role, m.zone.policy.algorithm, state)
@@ -173,11 +176,17 @@ impl Lifecycle {
             old: old.id.clone(),
             new: new.id.clone(),
             step: match role {
+                KeyRole::Zsk if double => RollStep::ZskDoubleSigned,
                 KeyRole::Zsk => RollStep::ZskPublished,
                 KeyRole::Ksk => RollStep::KskPublished,
             },
             since: self.node.clock.now(),
-            ttl: m.zone.policy.dnskey_ttl,
+            // The TTLs the step waits out, as in force now.
+            ttl: if double {
+                t.ttl_key.max(t.ttl_sig) as u32
+            } else {
+                m.zone.policy.dnskey_ttl
+            },
             manual,
             seen_at: 0,
             old_zsk: String::new(),
@@ -186,14 +195,19 @@ impl Lifecycle {
         zone.lifecycle.waiting_on.clear();
         let what = role.as_str().to_uppercase();
         let detail = format!(
-            "{what} roll of {} started ({}): successor {what} {} generated and published",
+            "{what} roll of {} started ({}): successor {what} {} generated and published{}",
             old.key_tag,
             if manual {
                 "asked for"
             } else {
                 "lifetime ended"
             },
-            new.key_tag
+            new.key_tag,
+            if double {
+                ", signing beside it (double signature)"
+            } else {
+                ""
+            }
         );
         let audit = self
             .node
@@ -952,6 +966,58 @@ mod tests {
         let log = w.node.store.read_audit(Some(ZONE), 0).await.unwrap();
         let steps = log.iter().filter(|e| e.action == "roll-step").count();
         assert_eq!(steps, 4, "seen, activate, seen, remove");
+    }
+
+    #[tokio::test]
+    async fn a_zsk_rolls_by_double_signature_on_the_manual_clock() {
+        let w = world(Policy {
+            zsk_double_signature: true,
+            ..policy()
+        })
+        .await;
+        w.set_to(T0 + 30 * DAY);
+        w.tick().await;
+        // The successor is published and signs at once, beside the
+        // predecessor.
+        let started = w.clock.now();
+        assert_eq!(
+            w.states().await,
+            [
+                pair("ksk", "active"),
+                pair("zsk", "active"),
+                pair("zsk", "active")
+            ]
+        );
+        assert_eq!(w.status().await, Status::WaitingForPublication);
+        // Served an hour later: Iret = Dprp + max(TTLkey, TTLsig) + safety
+        // = 1 h + 1 d + 1 h from the start, and at least max(TTLkey,
+        // TTLsig) + safety from being seen.
+        w.clock.advance(H);
+        w.servers.signed.store(true, Ordering::SeqCst);
+        let until = w.tick().await.unwrap();
+        let seen = w.clock.now();
+        assert_eq!(until, (started + H + DAY + H).max(seen + DAY + H));
+        assert_eq!(w.status().await, Status::ZskWaitingForMaxZoneTtl);
+        w.set_to(until - 1);
+        w.tick().await;
+        assert_eq!(w.states().await.len(), 3, "not a second early");
+        w.set_to(until);
+        w.tick().await;
+        // The predecessor goes with its signatures; the successor stays.
+        assert_eq!(
+            w.states().await,
+            [pair("ksk", "active"), pair("zsk", "active")]
+        );
+        assert_eq!(w.status().await, Status::NotRolling);
+        assert_eq!(w.zone().await.lifecycle.last_zsk_rollover, until);
+        let log = w.node.store.read_audit(Some(ZONE), 0).await.unwrap();
+        let steps: Vec<&str> = log
+            .iter()
+            .filter(|e| e.action == "roll-start" || e.action == "roll-step")
+            .map(|e| e.detail.as_str())
+            .collect();
+        assert_eq!(steps.len(), 3, "start, seen, remove: {steps:?}");
+        assert!(steps[0].contains("double signature"), "{steps:?}");
     }
 
     #[tokio::test]

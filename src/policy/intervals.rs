@@ -63,6 +63,13 @@ impl Intervals {
         self.dprp + self.ttl_sig.max(u64::from(ttl_then)) + self.safety
     }
 
+    /// ZSK Iret of a double-signature roll: Dsgn + Dprp + max(TTLkey,
+    /// TTLsig), both the new DNSKEY and the new signatures in every cache
+    /// (RFC 7583 §3.2.2), with the larger TTLs of then and now.
+    pub fn zsk_double_iret(&self, ttl_then: u32) -> u64 {
+        self.dprp + self.ttl_key.max(self.ttl_sig).max(u64::from(ttl_then)) + self.safety
+    }
+
     /// KSK IpubC.
     pub fn ksk_ipub(&self, ttl_then: u32) -> u64 {
         self.dprp + self.ttl_key.max(u64::from(ttl_then)) + self.safety

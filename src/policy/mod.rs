@@ -53,6 +53,10 @@ pub struct Policy {
     /// Key lifetimes (Lzsk, Lksk), seconds; 0 = never rolled by the engine.
     pub zsk_rollover_period: u32,
     pub ksk_rollover_period: u32,
+    /// ZSK rolls by double signature (RFC 7583 §3.2.2) rather than
+    /// pre-publication: faster, with bigger answers during the roll.
+    #[serde(default)]
+    pub zsk_double_signature: bool,
     /// Automatic failover (beyond Windows): seconds after the Key Master's
     /// lease is gone before a candidate seizes the role by itself; 0 = off.
     #[serde(default)]
@@ -117,6 +121,7 @@ impl Default for Policy {
             zsk_rollover_period: 90 * DAY,
             ksk_rollover_period: 755 * DAY,
             auto_failover: 0,
+            zsk_double_signature: false,
             initial_rollover_offset: 0,
             parent_ds_ttl: default_parent_ds_ttl(),
             parent_propagation: default_parent_propagation(),

@@ -211,6 +211,10 @@ pub enum RollStep {
     /// The successor signs, the predecessor is retired (still published);
     /// wait Iret and until every server serves the new signatures.
     ZskRetired,
+    /// ZSK double signature: the successor is published and signs beside
+    /// the predecessor; wait Iret (the larger of the DNSKEY and max zone
+    /// TTLs) and until every server serves the new signatures.
+    ZskDoubleSigned,
     /// Double-KSK: the successor is published and signs the DNSKEY RRset;
     /// wait IpubC and until every server serves the new DNSKEY RRset.
     KskPublished,

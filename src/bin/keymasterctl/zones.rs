@@ -162,6 +162,9 @@ pub struct PolicyArgs {
     /// ZSK lifetime: the Key Master rolls it then (e.g. 90d, or off).
     #[arg(long, value_parser = parse_lifetime)]
     zsk_lifetime: Option<u32>,
+    /// How a ZSK rolls: pre-publication (the default) or double-signature.
+    #[arg(long, value_parser = parse_zsk_method)]
+    zsk_method: Option<bool>,
     /// KSK lifetime (e.g. 755d, or off).
     #[arg(long, value_parser = parse_lifetime)]
     ksk_lifetime: Option<u32>,
@@ -484,6 +487,10 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
             set(name);
         }
     }
+    if let Some(double) = a.zsk_method {
+        p.zsk_double_signature = double;
+        set("zsk_double_signature");
+    }
     p.no_zsk_rollover = a.zsk_lifetime == Some(0);
     p.no_ksk_rollover = a.ksk_lifetime == Some(0);
     if !a.ds_digest.is_empty() {
@@ -582,4 +589,15 @@ async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
         serde_json::Value::Array(rows),
         text.trim_end().to_string(),
     ))
+}
+
+/// `--zsk-method`: whether ZSKs roll by double signature.
+fn parse_zsk_method(s: &str) -> Result<bool, String> {
+    match s {
+        "pre-publication" => Ok(false),
+        "double-signature" => Ok(true),
+        other => Err(format!(
+            "ZSK method {other:?} is not pre-publication or double-signature"
+        )),
+    }
 }
