@@ -21,7 +21,18 @@ const CHILD: &str = "kid.deleg.test.";
 
 #[test]
 fn a_managed_childs_ksk_roll_moves_the_parents_ds_by_itself() {
-    let token = TestToken::new("delegations");
+    childs_ksk_roll("delegations", "double-ksk");
+}
+
+/// The same by double DS (RFC 7583 §3.3.2): the new DS at the parent
+/// first, beside the old, then the DNSKEY swap, then the old DS withdrawn.
+#[test]
+fn a_managed_childs_double_ds_roll_moves_the_parents_ds_by_itself() {
+    childs_ksk_roll("delegations-dds", "double-ds");
+}
+
+fn childs_ksk_roll(name: &str, method: &str) {
+    let token = TestToken::new(name);
     let dns = format!("127.0.0.1:{}", free_port());
     let d = Daemon::start(&token, "node-dl", &["--dns-listen", &dns]);
     let knot = Knot::start_secondary(&[PARENT, CHILD], std::slice::from_ref(&dns));
@@ -67,8 +78,10 @@ fn a_managed_childs_ksk_roll_moves_the_parents_ds_by_itself() {
         &knot.addr(),
         "--parent-server",
         &knot.addr(),
+        "--ksk-method",
+        method,
     ]);
-    let dir = TempDir::new("delegations-src");
+    let dir = TempDir::new(&format!("{name}-src"));
     // The parent's source delegates the child, with a DS nobody should
     // trust: keymaster replaces it with the child's own.
     let parent_src = dir.path().join("parent.zone");
@@ -144,7 +157,7 @@ fn a_managed_childs_ksk_roll_moves_the_parents_ds_by_itself() {
         std::thread::sleep(Duration::from_millis(300));
     }
     eprintln!(
-        "child KSK roll in {:?}, {answers} answers through Unbound, all AD",
+        "child KSK roll ({method}) in {:?}, {answers} answers through Unbound, all AD",
         began.elapsed()
     );
     // The parent was signed again for it, and its DS is the child's new one.

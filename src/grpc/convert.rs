@@ -82,6 +82,7 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
         publish_cds: p.publish_cds,
         cds_during_rollover: p.cds_during_rollover,
         zsk_double_signature: p.zsk_double_signature,
+        ksk_double_ds: p.ksk_double_ds,
         propagation_time: or(p.propagation_time, d.propagation_time),
         zsk_rollover_period: if p.no_zsk_rollover {
             0
@@ -131,6 +132,7 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
         ds_digests: p.ds_digests.iter().map(|&d| u32::from(d)).collect(),
         publish_cds: p.publish_cds,
         cds_during_rollover: p.cds_during_rollover,
+        ksk_double_ds: p.ksk_double_ds,
         zsk_double_signature: p.zsk_double_signature,
         propagation_time: p.propagation_time,
         zsk_rollover_period: p.zsk_rollover_period,
@@ -336,6 +338,7 @@ pub fn apply_fields(
             "publish_cds" => n.publish_cds = p.publish_cds,
             "cds_during_rollover" => n.cds_during_rollover = p.cds_during_rollover,
             "zsk_double_signature" => n.zsk_double_signature = p.zsk_double_signature,
+            "ksk_double_ds" => n.ksk_double_ds = p.ksk_double_ds,
             "propagation_time" => n.propagation_time = p.propagation_time,
             "zsk_rollover_period" => n.zsk_rollover_period = p.zsk_rollover_period,
             "ksk_rollover_period" => n.ksk_rollover_period = p.ksk_rollover_period,

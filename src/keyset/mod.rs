@@ -77,6 +77,12 @@ impl Publication {
                 ds: false,
                 cds: false,
             },
+            KeyState::DsOnly => Publication {
+                dnskey: false,
+                signs: false,
+                ds: true,
+                cds: true,
+            },
             KeyState::PreActive | KeyState::PostActive => Publication {
                 dnskey: false,
                 signs: true,
@@ -91,10 +97,12 @@ impl Publication {
 /// not yet withdrawn the old KSK: when CDS/CDNSKEY published "during
 /// rollover" are up (for the active, i.e. the new, KSK).
 fn waits_for_parent(zone: &ZoneRecord) -> bool {
-    zone.lifecycle
-        .roll
-        .as_ref()
-        .is_some_and(|r| matches!(r.step, RollStep::KskDsSubmitted | RollStep::KskDsSeen))
+    zone.lifecycle.roll.as_ref().is_some_and(|r| {
+        matches!(
+            r.step,
+            RollStep::KskDsSubmitted | RollStep::KskDsSeen | RollStep::KskSwapped
+        )
+    })
 }
 
 /// What a zone publishes and signs with, as of its key records.
@@ -501,6 +509,7 @@ mod tests {
                 seen_at: 0,
                 old_zsk: String::new(),
                 new_zsk: String::new(),
+                double_ds: false,
             });
             let keys = vec![
                 key(1, KeyRole::Ksk, old),

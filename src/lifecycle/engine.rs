@@ -47,7 +47,10 @@ pub enum Step {
     KskSubmit,
     /// The parent serves the new DS, with this DS TTL measured.
     KskDsSeen { ds_ttl: u32 },
-    /// The predecessor KSK goes.
+    /// Double DS: the successor's DNSKEY replaces the predecessor's (the
+    /// parent serves both DS).
+    KskSwap,
+    /// The predecessor KSK goes (with a double DS, its DS is withdrawn).
     KskRemoveOld,
     /// Algorithm roll: the new algorithm's DNSKEYs are published (its KSK
     /// incoming, its ZSK active), the old ones stay.
@@ -271,9 +274,19 @@ fn next_in_roll(zone: &ZoneRecord, roll: &Roll, now: u64) -> Next {
             },
             if roll.is_algorithm_roll() {
                 Step::AlgUnpublishOld
+            } else if roll.double_ds {
+                Step::KskSwap
             } else {
                 Step::KskRemoveOld
             },
+        ),
+        // Double DS after the swap: the old DNSKEY leaves the caches.
+        RollStep::KskSwapped => (
+            t.ksk_ipub(roll.ttl),
+            t.ttl_key.max(u64::from(roll.ttl)),
+            Status::KskWaitingForDnskeyTtl,
+            Check::DnskeyServed,
+            Step::KskRemoveOld,
         ),
         // The new signatures must be in every cache before the new
         // DNSKEYs are: Dsgn + Dprp + TTLsig, as a ZSK's retirement.
@@ -453,6 +466,7 @@ mod tests {
             seen_at: since,
             old_zsk: String::new(),
             new_zsk: String::new(),
+            double_ds: false,
         }
     }
 

@@ -159,9 +159,11 @@ impl Lifecycle {
     /// DNSKEY RRset (a KSK).
     async fn start(&self, m: &Managed, role: KeyRole, old: &KeyRecord, manual: bool) -> Result<()> {
         let double = role == KeyRole::Zsk && m.zone.policy.zsk_double_signature;
+        let double_ds = role == KeyRole::Ksk && m.zone.policy.ksk_double_ds;
         let state = match role {
             KeyRole::Zsk if double => KeyState::Active,
             KeyRole::Zsk => KeyState::Published,
+            KeyRole::Ksk if double_ds => KeyState::DsOnly,
             KeyRole::Ksk => KeyState::Incoming,
         };
         let t = Intervals::of(&m.zone.policy, m.zone.lifecycle.max_zone_ttl_seen);
@@ -178,12 +180,16 @@ impl Lifecycle {
             step: match role {
                 KeyRole::Zsk if double => RollStep::ZskDoubleSigned,
                 KeyRole::Zsk => RollStep::ZskPublished,
+                // Double DS: the new DS goes to the parent at once.
+                KeyRole::Ksk if double_ds => RollStep::KskDsSubmitted,
                 KeyRole::Ksk => RollStep::KskPublished,
             },
             since: self.node.clock.now(),
             // The TTLs the step waits out, as in force now.
             ttl: if double {
                 t.ttl_key.max(t.ttl_sig) as u32
+            } else if double_ds {
+                self.old_ds_ttl(&m.zone, old).await
             } else {
                 m.zone.policy.dnskey_ttl
             },
@@ -191,6 +197,7 @@ impl Lifecycle {
             seen_at: 0,
             old_zsk: String::new(),
             new_zsk: String::new(),
+            double_ds,
         });
         zone.lifecycle.waiting_on.clear();
         let what = role.as_str().to_uppercase();
@@ -205,6 +212,8 @@ impl Lifecycle {
             new.key_tag,
             if double {
                 ", signing beside it (double signature)"
+            } else if double_ds {
+                " as a DS only: its DS goes to the parent beside the old one (double DS)"
             } else {
                 ""
             }
@@ -224,6 +233,9 @@ impl Lifecycle {
             return Err(e.into());
         }
         tracing::info!(zone = %m.key, "{detail}");
+        if double_ds {
+            self.submit_ds(m, &zone, &[old, &new]).await?;
+        }
         Ok(())
     }
 
@@ -265,6 +277,7 @@ impl Lifecycle {
             seen_at: 0,
             old_zsk: old_zsk.id.clone(),
             new_zsk: zsk.id.clone(),
+            double_ds: false,
         });
         zone.lifecycle.waiting_on.clear();
         let detail = format!(
@@ -460,6 +473,20 @@ impl Lifecycle {
                     zone.policy.algorithm
                 )
             }
+            Step::KskSwap => {
+                new.state = KeyState::Active;
+                new.published = now;
+                new.activated = now;
+                old.state = KeyState::DsOnly;
+                old.retired = now;
+                put = vec![new.clone(), old.clone()];
+                next.step = RollStep::KskSwapped;
+                next.ttl = zone.policy.dnskey_ttl;
+                format!(
+                    "KSK {} published and signing in place of KSK {} (both DS at the parent)",
+                    new.key_tag, old.key_tag
+                )
+            }
             Step::ZskRemoveOld | Step::KskRemoveOld => {
                 delete = vec![old.id.clone()];
                 match roll.role {
@@ -490,7 +517,11 @@ impl Lifecycle {
             self.inventory.destroy_in_token(delete).await;
         }
         if step == Step::KskSubmit {
-            self.submit_ds(m, &zone, &new).await?;
+            self.submit_ds(m, &zone, &[&new]).await?;
+        }
+        if step == Step::KskRemoveOld && roll.double_ds {
+            // The old DS is withdrawn: the parent is handed the new alone.
+            self.submit_ds(m, &zone, &[&new]).await?;
         }
         Ok(())
     }
@@ -517,21 +548,23 @@ impl Lifecycle {
 
     /// Runs the DS submission command with the new DS set; a command that
     /// fails stops the roll with RollError (not retried blindly).
-    async fn submit_ds(&self, m: &Managed, zone: &ZoneRecord, new: &KeyRecord) -> Result<()> {
+    async fn submit_ds(&self, m: &Managed, zone: &ZoneRecord, keys: &[&KeyRecord]) -> Result<()> {
         let Some(cmd) = &self.ds_submit_command else {
             return Ok(());
         };
         let (_, apex) = parse_zone_name(&zone.name)?;
-        let key = dnskey_of(new)?;
         let mut text = String::new();
-        for d in zone.policy.ds_digests() {
-            crate::dnssec::record::write_record(
-                &mut text,
-                &zone.name,
-                Rtype::DS,
-                zone.policy.ds_ttl,
-                &ds::ds_wire(&ds::ds(&apex, &key, d)),
-            );
+        for k in keys {
+            let key = dnskey_of(k)?;
+            for d in zone.policy.ds_digests() {
+                crate::dnssec::record::write_record(
+                    &mut text,
+                    &zone.name,
+                    Rtype::DS,
+                    zone.policy.ds_ttl,
+                    &ds::ds_wire(&ds::ds(&apex, &key, d)),
+                );
+            }
         }
         let outcome = run_command(cmd, &zone.name, &text).await;
         let Err(why) = outcome else {
@@ -1018,6 +1051,98 @@ mod tests {
             .collect();
         assert_eq!(steps.len(), 3, "start, seen, remove: {steps:?}");
         assert!(steps[0].contains("double signature"), "{steps:?}");
+    }
+
+    #[tokio::test]
+    async fn a_ksk_rolls_by_double_ds_on_the_manual_clock() {
+        let w = world(Policy {
+            zsk_rollover_period: 0,
+            ksk_double_ds: true,
+            ..policy()
+        })
+        .await;
+        let ksk = w
+            .node
+            .store
+            .list_keys(ZONE)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| k.role == KeyRole::Ksk)
+            .unwrap();
+        // The parent's DS TTL is 2 h (the policy's); it does not serve
+        // the new DS yet.
+        w.servers.ds.store(false, Ordering::SeqCst);
+        w.servers.ds_ttl.store(2 * H as u32, Ordering::SeqCst);
+        w.servers.dnskey.store(true, Ordering::SeqCst);
+        w.lifecycle.roll_key("test", ZONE, &ksk.id).await.unwrap();
+        // The successor is a DS only: handed to the parent beside the old
+        // one, neither published in the DNSKEY RRset nor signing.
+        w.tick().await;
+        assert_eq!(
+            w.states().await,
+            [
+                pair("ksk", "active"),
+                pair("ksk", "ds-only"),
+                pair("zsk", "active")
+            ]
+        );
+        // Waiting for the parent, which is named.
+        assert_eq!(w.status().await, Status::WaitingForPublication);
+        assert_eq!(
+            w.zone().await.lifecycle.waiting_on,
+            vec!["127.0.0.1:5300: does not serve the new DS".to_string()]
+        );
+        // The parent serves it: then DprpP + TTLds + safety from then.
+        w.clock.advance(H);
+        w.servers.ds.store(true, Ordering::SeqCst);
+        w.tick().await;
+        let seen = w.clock.now();
+        let until = w.tick().await.unwrap();
+        assert_eq!(
+            until,
+            seen + H + 2 * H + H,
+            "IpubP = DprpP + TTLds + safety"
+        );
+        assert_eq!(w.status().await, Status::KskWaitingForDsTtl);
+        w.set_to(until);
+        w.tick().await;
+        // The DNSKEYs swap; the old KSK's DS stays at the parent.
+        assert_eq!(
+            w.states().await,
+            [
+                pair("ksk", "active"),
+                pair("ksk", "ds-only"),
+                pair("zsk", "active")
+            ]
+        );
+        let swapped = w.clock.now();
+        let roll = w.zone().await.lifecycle.roll.unwrap();
+        assert_eq!(roll.step, RollStep::KskSwapped);
+        let active: Vec<String> = w
+            .node
+            .store
+            .list_keys(ZONE)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.role == KeyRole::Ksk && k.state == KeyState::Active)
+            .map(|k| k.id)
+            .collect();
+        assert_eq!(active, std::slice::from_ref(&roll.new), "the successor signs now");
+        // Served: the old DNSKEY leaves the caches, Dprp + TTLkey + safety.
+        w.tick().await;
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, (swapped + 3 * H).max(w.clock.now() + 2 * H));
+        assert_eq!(w.status().await, Status::KskWaitingForDnskeyTtl);
+        w.set_to(until);
+        w.tick().await;
+        assert_eq!(
+            w.states().await,
+            [pair("ksk", "active"), pair("zsk", "active")]
+        );
+        assert_eq!(w.status().await, Status::NotRolling);
+        assert_eq!(w.zone().await.lifecycle.last_ksk_rollover, until);
     }
 
     #[tokio::test]

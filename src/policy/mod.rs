@@ -57,6 +57,11 @@ pub struct Policy {
     /// pre-publication: faster, with bigger answers during the roll.
     #[serde(default)]
     pub zsk_double_signature: bool,
+    /// KSK rolls by double DS (RFC 7583 §3.3.2) rather than double KSK:
+    /// the successor's DS goes to the parent first, the DNSKEYs swap once
+    /// it is in the caches, and the old DS is withdrawn last.
+    #[serde(default)]
+    pub ksk_double_ds: bool,
     /// Automatic failover (beyond Windows): seconds after the Key Master's
     /// lease is gone before a candidate seizes the role by itself; 0 = off.
     #[serde(default)]
@@ -122,6 +127,7 @@ impl Default for Policy {
             ksk_rollover_period: 755 * DAY,
             auto_failover: 0,
             zsk_double_signature: false,
+            ksk_double_ds: false,
             initial_rollover_offset: 0,
             parent_ds_ttl: default_parent_ds_ttl(),
             parent_propagation: default_parent_propagation(),

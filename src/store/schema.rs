@@ -184,6 +184,9 @@ pub struct Roll {
     pub old_zsk: String,
     #[serde(default)]
     pub new_zsk: String,
+    /// A KSK roll by double DS (the policy when it started).
+    #[serde(default)]
+    pub double_ds: bool,
 }
 
 impl Roll {
@@ -211,6 +214,10 @@ pub enum RollStep {
     /// The successor signs, the predecessor is retired (still published);
     /// wait Iret and until every server serves the new signatures.
     ZskRetired,
+    /// KSK double DS: the predecessor's DNSKEY is swapped for the
+    /// successor's (whose DS the parent already serves); wait Dprp +
+    /// DNSKEY TTL, then the predecessor and its DS go.
+    KskSwapped,
     /// ZSK double signature: the successor is published and signs beside
     /// the predecessor; wait Iret (the larger of the DNSKEY and max zone
     /// TTLs) and until every server serves the new signatures.
@@ -286,6 +293,10 @@ pub enum KeyState {
     Leaving,
     /// Published, no longer signing.
     Retired,
+    /// Neither published nor signing, its DS at the parent: a KSK in a
+    /// double-DS roll, the successor before the DNSKEY swap and the
+    /// predecessor after it.
+    DsOnly,
     /// Signing, not (yet) published: the new algorithm's keys at the start
     /// of an algorithm roll (RFC 6781 §4.1.4: signatures before DNSKEYs).
     #[serde(rename = "pre-active")]
@@ -305,6 +316,7 @@ impl KeyState {
             KeyState::Leaving => "leaving",
             KeyState::Retired => "retired",
             KeyState::PreActive => "pre-active",
+            KeyState::DsOnly => "ds-only",
             KeyState::PostActive => "post-active",
         }
     }

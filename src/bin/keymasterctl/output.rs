@@ -53,6 +53,7 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
         "IsSigned": z.is_signed,
         "ZskRolloverPeriod": p.zsk_rollover_period,
         "ZskRolloverMethod": if p.zsk_double_signature { "DoubleSignature" } else { "PrePublication" },
+        "KskRolloverMethod": if p.ksk_double_ds { "DoubleDs" } else { "DoubleKsk" },
         "KskRolloverPeriod": p.ksk_rollover_period,
         "InitialRolloverOffset": p.initial_rollover_offset,
         "ParentDsTtl": p.parent_ds_ttl,

@@ -165,6 +165,9 @@ pub struct PolicyArgs {
     /// How a ZSK rolls: pre-publication (the default) or double-signature.
     #[arg(long, value_parser = parse_zsk_method)]
     zsk_method: Option<bool>,
+    /// How a KSK rolls: double-ksk (the default) or double-ds.
+    #[arg(long, value_parser = parse_ksk_method)]
+    ksk_method: Option<bool>,
     /// KSK lifetime (e.g. 755d, or off).
     #[arg(long, value_parser = parse_lifetime)]
     ksk_lifetime: Option<u32>,
@@ -491,6 +494,10 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
         p.zsk_double_signature = double;
         set("zsk_double_signature");
     }
+    if let Some(double_ds) = a.ksk_method {
+        p.ksk_double_ds = double_ds;
+        set("ksk_double_ds");
+    }
     p.no_zsk_rollover = a.zsk_lifetime == Some(0);
     p.no_ksk_rollover = a.ksk_lifetime == Some(0);
     if !a.ds_digest.is_empty() {
@@ -598,6 +605,17 @@ fn parse_zsk_method(s: &str) -> Result<bool, String> {
         "double-signature" => Ok(true),
         other => Err(format!(
             "ZSK method {other:?} is not pre-publication or double-signature"
+        )),
+    }
+}
+
+/// `--ksk-method`: whether KSKs roll by double DS.
+fn parse_ksk_method(s: &str) -> Result<bool, String> {
+    match s {
+        "double-ksk" => Ok(false),
+        "double-ds" => Ok(true),
+        other => Err(format!(
+            "KSK method {other:?} is not double-ksk or double-ds"
         )),
     }
 }
