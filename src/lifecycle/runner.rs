@@ -1129,7 +1129,11 @@ mod tests {
             .filter(|k| k.role == KeyRole::Ksk && k.state == KeyState::Active)
             .map(|k| k.id)
             .collect();
-        assert_eq!(active, std::slice::from_ref(&roll.new), "the successor signs now");
+        assert_eq!(
+            active,
+            std::slice::from_ref(&roll.new),
+            "the successor signs now"
+        );
         // Served: the old DNSKEY leaves the caches, Dprp + TTLkey + safety.
         w.tick().await;
         let until = w.tick().await.unwrap();
