@@ -47,6 +47,55 @@ pub fn audit_zone_name(zone: &str) -> String {
     }
 }
 
+/// The nearest managed zone above each managed zone that has one (child
+/// → parent), from stored names: a zone below another managed zone below
+/// the parent is that one's child, not the parent's.
+pub fn managed_parents<'a>(names: &[&'a str]) -> std::collections::HashMap<&'a str, &'a str> {
+    let managed: std::collections::HashSet<&str> = names.iter().copied().collect();
+    let mut parents = std::collections::HashMap::new();
+    for &name in names {
+        let mut up = name;
+        while let Some(next) = one_label_up(up) {
+            if let Some(&parent) = managed.get(next) {
+                parents.insert(name, parent);
+                break;
+            }
+            up = next;
+        }
+    }
+    parents
+}
+
+/// The managed zones directly below each managed zone that has some.
+pub fn children_by_parent(
+    zones: &[ZoneRecord],
+) -> std::collections::HashMap<&str, Vec<&ZoneRecord>> {
+    let names: Vec<&str> = zones.iter().map(|z| z.name.as_str()).collect();
+    let parents = managed_parents(&names);
+    let mut children: std::collections::HashMap<&str, Vec<&ZoneRecord>> = Default::default();
+    for z in zones {
+        if let Some(parent) = parents.get(z.name.as_str()) {
+            children.entry(parent).or_default().push(z);
+        }
+    }
+    children
+}
+
+/// A stored name one label up ("a.b." → "b."); None above the top label.
+/// A dot written `\.` in a label does not end it.
+fn one_label_up(name: &str) -> Option<&str> {
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'.' => return Some(&name[i + 1..]).filter(|up| !up.is_empty()),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// Refused calls not recorded since the audit log last took one (a
 /// process is one node).
 static UNRECORDED_REFUSALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -256,5 +305,26 @@ mod tests {
             Err(ZoneNameError::Invalid { .. })
         ));
         assert_eq!(audit_zone_name("a\u{1b}..b"), "\"a\\u{1b}..b\"");
+    }
+
+    #[test]
+    fn each_managed_zone_has_its_nearest_managed_parent() {
+        let names = [
+            "example.",
+            "a.example.",
+            "x.y.a.example.",
+            "b.example.",
+            "other.",
+            "c\\.d.example.",
+        ];
+        let parents = managed_parents(&names);
+        assert_eq!(parents.get("a.example."), Some(&"example."));
+        // Below a, which is below example.: a's child, not example.'s.
+        assert_eq!(parents.get("x.y.a.example."), Some(&"a.example."));
+        assert_eq!(parents.get("b.example."), Some(&"example."));
+        // An escaped dot is inside a label.
+        assert_eq!(parents.get("c\\.d.example."), Some(&"example."));
+        assert_eq!(parents.get("example."), None);
+        assert_eq!(parents.get("other."), None);
     }
 }

@@ -171,6 +171,7 @@ impl Publisher {
     pub async fn pass(&self) -> Result<()> {
         let held = self.held.borrow().clone().unwrap_or_default();
         let zones = self.node.store.list_zones().await?;
+        let children = crate::node::children_by_parent(&zones);
         let mut keep = HashSet::new();
         for zone in zones.iter().cloned() {
             let ours = held.contains(&zone.name) && zone.key_master == self.node.id;
@@ -178,7 +179,10 @@ impl Publisher {
                 continue;
             }
             keep.insert(zone.name.clone());
-            self.look_at(&zone, &zones).await;
+            let kids = children
+                .get(zone.name.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            self.look_at(&zone, kids).await;
             // A version published by this look has its expiry in the store;
             // otherwise the record just read holds.
             let published = self.served.get(&zone.name).map(|z| z.serial) != zone.publishing.serial;
@@ -264,7 +268,7 @@ impl Publisher {
     }
 
     /// Decides whether a zone must be signed again, and why; then does it.
-    async fn look_at(&self, zone: &ZoneRecord, zones: &[ZoneRecord]) {
+    async fn look_at(&self, zone: &ZoneRecord, children: &[&ZoneRecord]) {
         let name = zone.name.clone();
         let mut local = self.local_of(&name);
         let Some(source) = Source::of(&zone.publishing) else {
@@ -292,7 +296,7 @@ impl Publisher {
                 }
             }
         };
-        let signed_with = match self.signed_with(zone, zones).await {
+        let signed_with = match self.signed_with(zone, children).await {
             Ok(s) => s,
             Err(e) => return self.failed(zone, &mut local, format!("{e}")).await,
         };
@@ -362,9 +366,9 @@ impl Publisher {
     /// the policy, the outputs, and the DS RRsets of the children
     /// keymaster manages. A change of any signs the zone again: a child's
     /// new DS reaches the parent's servers with the next version.
-    async fn signed_with(&self, zone: &ZoneRecord, zones: &[ZoneRecord]) -> Result<String> {
+    async fn signed_with(&self, zone: &ZoneRecord, children: &[&ZoneRecord]) -> Result<String> {
         let set = self.keysets.get(&zone.name).await?;
-        let children = self.signing.child_ds(&zone.name, zones).await?;
+        let children = self.signing.child_ds(children).await?;
         let p = &zone.publishing;
         Ok(format!(
             "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",

@@ -90,32 +90,23 @@ impl Signing {
     /// whose key sets this node last read (ARCHITECTURE.md, Signing through
     /// a store outage), which include every child of a parent it signed.
     async fn children_now(&self, parent: &str) -> Result<Vec<ChildDs>> {
-        match self.node.store.list_zones().await.map_err(Error::from) {
-            Ok(zones) => self.child_ds(parent, &zones).await,
-            Err(e) if crate::keyset::store_unusable(&e) => {
-                self.child_ds(parent, &self.keysets.last_known_zones())
-                    .await
-            }
-            Err(e) => Err(e),
-        }
+        let zones = match self.node.store.list_zones().await.map_err(Error::from) {
+            Ok(zones) => zones,
+            Err(e) if crate::keyset::store_unusable(&e) => self.keysets.last_known_zones(),
+            Err(e) => return Err(e),
+        };
+        let children = crate::node::children_by_parent(&zones);
+        self.child_ds(children.get(parent).map_or(&[][..], Vec::as_slice))
+            .await
     }
 
-    /// The DS RRsets the parent publishes for the zones keymaster manages
-    /// directly below it (ARCHITECTURE.md, Delegations): each from the
-    /// child's key set, with the child's DS digests and TTL. A zone below
-    /// another managed zone below the parent is that one's child, not the
-    /// parent's.
-    pub async fn child_ds(&self, parent: &str, zones: &[ZoneRecord]) -> Result<Vec<ChildDs>> {
-        let below =
-            |name: &str, of: &str| name.len() > of.len() && name.ends_with(&format!(".{of}"));
+    /// The DS RRsets a parent publishes for the zones keymaster manages
+    /// directly below it (`node::children_by_parent`; ARCHITECTURE.md,
+    /// Delegations): each from the child's key set, with the child's DS
+    /// digests and TTL.
+    pub async fn child_ds(&self, children: &[&ZoneRecord]) -> Result<Vec<ChildDs>> {
         let mut out = Vec::new();
-        for c in zones.iter().filter(|z| below(&z.name, parent)) {
-            let nearer = zones
-                .iter()
-                .any(|m| below(&m.name, parent) && below(&c.name, &m.name));
-            if nearer {
-                continue;
-            }
+        for c in children {
             let set = self.keysets.get(&c.name).await?;
             let policy = &set.zone.policy;
             out.push(ChildDs {

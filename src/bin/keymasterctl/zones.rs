@@ -566,14 +566,15 @@ async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
         .into_iter()
         .map(|z| z.zone_name)
         .collect();
-    let below = |name: &str, of: &str| name.len() > of.len() && name.ends_with(&format!(".{of}"));
+    let names: Vec<&str> = zones.iter().map(String::as_str).collect();
+    let parents = keymaster::node::managed_parents(&names);
     let mut rows = Vec::new();
     let mut text = String::new();
-    for child in zones.iter().filter(|z| below(z, &parent)) {
-        if zones.iter().any(|m| below(m, &parent) && below(child, m)) {
-            continue;
-        }
-        let ds: Vec<String> = crate::keys::get_ds(c, child.clone(), &[])
+    for child in names
+        .iter()
+        .filter(|c| parents.get(*c) == Some(&parent.as_str()))
+    {
+        let ds: Vec<String> = crate::keys::get_ds(c, child.to_string(), &[])
             .await?
             .ds
             .into_iter()
