@@ -195,15 +195,13 @@ impl Node {
             Err(e) => Err(e),
         };
         match appended {
-            Err(e @ (StoreError::Unavailable { .. } | StoreError::Refused { .. })) => {
+            Err(e) if e.is_unusable() => {
                 let mut draft = draft;
                 draft
                     .detail
                     .push_str("; recorded on the node while the store was unreachable");
                 let first = spool.is_empty();
-                let held = spool.clone();
-                blocking(move || Ok(held.append(&draft).map_err(StoreError::AuditUnwritable)?))
-                    .await?;
+                on_spool(spool, move |s| s.append(&draft)).await?;
                 if first {
                     tracing::warn!(
                         error = %e,
@@ -223,24 +221,18 @@ impl Node {
         let Some(spool) = &self.spool else {
             return Ok(0);
         };
+        if spool.is_empty() {
+            return Ok(0);
+        }
+        // One flush at a time: two would each append the first record.
+        // Records spooled meanwhile come after these, for the next flush.
+        let _one = spool.flushing().await;
         let mut sent = 0;
         let mut since = None;
-        while !spool.is_empty() {
-            let held = spool.clone();
-            let pending = tokio::task::spawn_blocking(move || held.pending())
-                .await
-                .map_err(|e| StoreError::AuditUnwritable(e.to_string()))?
-                .map_err(StoreError::AuditUnwritable)?;
-            let Some(first) = pending.into_iter().next() else {
-                break;
-            };
-            since.get_or_insert(first.time);
-            self.store.append_audit(&first).await?;
-            let held = spool.clone();
-            tokio::task::spawn_blocking(move || held.remove_first())
-                .await
-                .map_err(|e| StoreError::AuditUnwritable(e.to_string()))?
-                .map_err(StoreError::AuditUnwritable)?;
+        for draft in on_spool(spool, |s| s.pending()).await? {
+            since.get_or_insert(draft.time);
+            self.store.append_audit(&draft).await?;
+            on_spool(spool, |s| s.remove_first()).await?;
             sent += 1;
         }
         if let Some(since) = since {
@@ -278,6 +270,19 @@ impl Node {
         let entries = self.store.read_audit(None, 0).await?;
         Ok((entries.len(), audit::verify_chain(&entries).err()))
     }
+}
+
+/// Runs spool file work on a blocking thread; its failures are the audit
+/// log's.
+async fn on_spool<T: Send + 'static>(
+    spool: &Arc<Spool>,
+    work: impl FnOnce(&Spool) -> std::result::Result<T, String> + Send + 'static,
+) -> std::result::Result<T, StoreError> {
+    let spool = spool.clone();
+    tokio::task::spawn_blocking(move || work(&spool))
+        .await
+        .map_err(|e| StoreError::AuditUnwritable(format!("spool task failed: {e}")))?
+        .map_err(StoreError::AuditUnwritable)
 }
 
 /// Runs token or file work on a blocking thread, never on the async

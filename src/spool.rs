@@ -22,6 +22,8 @@ pub struct Spool {
     lock: Mutex<()>,
     /// Drafts on the spool, so that the common case (none) reads no file.
     held: AtomicUsize,
+    /// Held by the one flush under way.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 impl Spool {
@@ -39,6 +41,7 @@ impl Spool {
             path: path.to_path_buf(),
             lock: Mutex::new(()),
             held: AtomicUsize::new(0),
+            flushing: tokio::sync::Mutex::new(()),
         };
         let held = spool.pending()?.len();
         spool.held.store(held, Ordering::SeqCst);
@@ -47,6 +50,11 @@ impl Spool {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The turn to flush the spool to the store (one flush at a time).
+    pub async fn flushing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.flushing.lock().await
     }
 
     /// Whether no draft waits.

@@ -252,12 +252,7 @@ struct Cached {
 /// Whether an error says the store could not be used (as opposed to what
 /// it answered: a zone not found, a record it refuses).
 pub fn store_unusable(e: &crate::error::Error) -> bool {
-    matches!(
-        e,
-        crate::error::Error::Store(
-            crate::store::StoreError::Unavailable { .. } | crate::store::StoreError::Refused { .. }
-        )
-    )
+    matches!(e, crate::error::Error::Store(s) if s.is_unusable())
 }
 
 /// Key sets read from the store, kept for a moment for the hot path, and

@@ -57,6 +57,17 @@ impl StoreError {
         }
     }
 
+    /// Whether the store could not be used (no answer, or a write it
+    /// could not take), as opposed to an answer it gave (not found,
+    /// fenced): what signing goes on through (ARCHITECTURE.md, Signing
+    /// through a store outage).
+    pub fn is_unusable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::Refused { .. }
+        )
+    }
+
     /// The same failure, known to have written nothing.
     pub fn definite(self) -> StoreError {
         match self {
