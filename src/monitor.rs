@@ -128,16 +128,12 @@ async fn read_state(services: &Services) {
         let nodes = services.mastership.list_nodes().await;
         Ok::<_, String>((zones, nodes.map_err(|e| e.to_string())?))
     })
-    .await;
+    .await
+    .unwrap_or_else(|_| Err(format!("not read within {STATE_WITHIN:?}")));
     let (zones, nodes) = match read {
-        Ok(Ok(state)) => state,
-        Ok(Err(e)) => {
+        Ok(state) => state,
+        Err(e) => {
             tracing::debug!(error = %e, "metrics: the state cannot be read; last values kept");
-            m.state_read_ok.set(0);
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("metrics: the state was not read within 5 s; last values kept");
             m.state_read_ok.set(0);
             return;
         }

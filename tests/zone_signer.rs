@@ -370,6 +370,26 @@ fn after_kill_9_and_a_seize_the_new_key_master_serves_the_next_serial() {
     );
 }
 
+/// The test zone (serial 1, www A 192.0.2.80) as a source file, kept
+/// signed by `d` for `knot` as its secondary; returns once Knot serves it.
+/// The directory holding the file is returned, to live as long as the test.
+fn serve_file_source(d: &Daemon, knot: &Knot, dir: &str) -> TempDir {
+    let dir = TempDir::new(dir);
+    let src = dir.path().join("zone");
+    std::fs::write(&src, source(1, "www A 192.0.2.80\n")).unwrap();
+    d.ctl_ok(&[
+        "zone",
+        "source",
+        ZONE,
+        "--file",
+        src.to_str().unwrap(),
+        "--secondary",
+        &knot.addr(),
+    ]);
+    knot.wait_for_serial(ZONE, 1, Duration::from_secs(20));
+    dir
+}
+
 /// The zone's ZSK tags, from `key list`.
 fn zsk_tags(d: &Daemon) -> Vec<u64> {
     let v: serde_json::Value =
@@ -422,20 +442,7 @@ fn zsk_roll_through_the_signer(name: &str, method: &str, serials: u64) {
         "--publication-server",
         &knot.addr(),
     ]);
-    let dir = TempDir::new("zsigner-roll-src");
-    let src = dir.path().join("zone");
-    std::fs::write(&src, source(1, "www A 192.0.2.80\n")).unwrap();
-    let src = src.to_str().unwrap();
-    d.ctl_ok(&[
-        "zone",
-        "source",
-        ZONE,
-        "--file",
-        src,
-        "--secondary",
-        &knot.addr(),
-    ]);
-    knot.wait_for_serial(ZONE, 1, Duration::from_secs(20));
+    let _src = serve_file_source(&d, &knot, "zsigner-roll-src");
     let unbound = Unbound::start(&[(ZONE, knot.addr())], &ds_lines(&d.ctl_ok(&["ds", ZONE])));
     wait_validated(
         &unbound,
@@ -744,19 +751,7 @@ fn signatures_of_a_minute_are_refreshed_before_they_expire() {
         "--zsk-lifetime",
         "off",
     ]);
-    let dir = TempDir::new("zsigner-minute-src");
-    let src = dir.path().join("zone");
-    std::fs::write(&src, source(1, "www A 192.0.2.80\n")).unwrap();
-    d.ctl_ok(&[
-        "zone",
-        "source",
-        ZONE,
-        "--file",
-        src.to_str().unwrap(),
-        "--secondary",
-        &knot.addr(),
-    ]);
-    knot.wait_for_serial(ZONE, 1, Duration::from_secs(20));
+    let _src = serve_file_source(&d, &knot, "zsigner-minute-src");
     let trust = format!(
         "{}\nval-sig-skew-min: 0\nval-sig-skew-max: 0\n",
         d.ctl_ok(&["trust-anchor", ZONE, "--format", "unbound"])

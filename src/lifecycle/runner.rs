@@ -887,13 +887,14 @@ mod tests {
         }
 
         /// (role, state) of every key, sorted.
+        async fn keys(&self) -> Vec<KeyRecord> {
+            self.node.store.list_keys(ZONE).await.unwrap()
+        }
+
         async fn states(&self) -> Vec<(String, String)> {
             let mut v: Vec<(String, String)> = self
-                .node
-                .store
-                .list_keys(ZONE)
+                .keys()
                 .await
-                .unwrap()
                 .iter()
                 .map(|k| (k.role.as_str().to_string(), k.state.as_str().to_string()))
                 .collect();
@@ -1062,11 +1063,8 @@ mod tests {
         })
         .await;
         let ksk = w
-            .node
-            .store
-            .list_keys(ZONE)
+            .keys()
             .await
-            .unwrap()
             .into_iter()
             .find(|k| k.role == KeyRole::Ksk)
             .unwrap();
@@ -1120,11 +1118,8 @@ mod tests {
         let roll = w.zone().await.lifecycle.roll.unwrap();
         assert_eq!(roll.step, RollStep::KskSwapped);
         let active: Vec<String> = w
-            .node
-            .store
-            .list_keys(ZONE)
+            .keys()
             .await
-            .unwrap()
             .into_iter()
             .filter(|k| k.role == KeyRole::Ksk && k.state == KeyState::Active)
             .map(|k| k.id)
@@ -1157,11 +1152,8 @@ mod tests {
         })
         .await;
         let ksk = w
-            .node
-            .store
-            .list_keys(ZONE)
+            .keys()
             .await
-            .unwrap()
             .into_iter()
             .find(|k| k.role == KeyRole::Ksk)
             .unwrap();
@@ -1220,11 +1212,8 @@ mod tests {
             [pair("ksk", "active"), pair("zsk", "active")]
         );
         let new = w
-            .node
-            .store
-            .list_keys(ZONE)
+            .keys()
             .await
-            .unwrap()
             .into_iter()
             .find(|k| k.role == KeyRole::Ksk)
             .unwrap();
@@ -1268,7 +1257,7 @@ mod tests {
         // What the zone publishes and signs with, by algorithm number.
         let published = || async {
             let z = w.zone().await;
-            let keys = w.node.store.list_keys(ZONE).await.unwrap();
+            let keys = w.keys().await;
             let apex: Name<Vec<u8>> = ZONE.parse().unwrap();
             let set = KeySet::new(z, apex, keys).unwrap();
             let dnskeys = set.apex_rrset(Rtype::DNSKEY).len();
