@@ -44,6 +44,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::spawn(watch_roles(services.clone()));
     tokio::spawn(keep_running_lifecycle(services.clone()));
     tokio::spawn(services.publisher.clone().run());
+    tokio::spawn(services.children.clone().run());
     tokio::spawn(services.node.clone().keep_flushing_spool());
     if let Some(dir) = &config.trust_anchor_dir {
         std::fs::create_dir_all(dir)

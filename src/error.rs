@@ -30,6 +30,8 @@ pub enum Error {
     #[error(transparent)]
     Zones(#[from] ZonesError),
     #[error(transparent)]
+    Delegation(#[from] DelegationError),
+    #[error(transparent)]
     Keys(#[from] KeyError),
     #[error(transparent)]
     Signing(#[from] SigningError),
@@ -357,4 +359,33 @@ pub enum ZonesError {
     },
     #[error("serial policy {0} is not keep, increment, unixtime or dateserial")]
     SerialPolicy(String),
+}
+
+/// What `children` refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum DelegationError {
+    #[error("{child} is not below {parent}: a zone delegates only names under it")]
+    NotBelow { child: String, parent: String },
+    #[error(
+        "{child} is a zone keymaster manages: its parent's DS follows its key set, with no polling"
+    )]
+    Managed { child: String },
+    #[error("delegation to {child}: give its authoritative servers (--server HOST[:PORT])")]
+    NoServers { child: String },
+    #[error("delegation to {child}: server {given}: {reason}")]
+    Server {
+        child: String,
+        given: String,
+        reason: String,
+    },
+    #[error(
+        "delegation to {child}: DS {given}: {reason} (expected TAG ALGORITHM DIGEST-TYPE HEX)"
+    )]
+    Ds {
+        child: String,
+        given: String,
+        reason: String,
+    },
+    #[error("zone {parent} has no delegation to {child} kept by keymaster (zone delegation add)")]
+    NoSuch { parent: String, child: String },
 }

@@ -3,7 +3,7 @@
 //! the layers; dependencies run one way:
 //!
 //! ```text
-//! bin ─► app ─► grpc ─► services ─► zones, signing, keyset, mastership, lifecycle
+//! bin ─► app ─► grpc ─► services ─► zones, signing, keyset, mastership, lifecycle, children
 //!                                        └──► node ─► hsm, store, clock, audit
 //!                              dnssec, policy (pure) ◄── used by all above
 //! ```
@@ -13,6 +13,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod children;
 pub mod clock;
 pub mod config;
 pub mod dnssec;

@@ -7,12 +7,14 @@
 //!     │            │                                      ▲
 //!     └──► mastership (leases, candidates, moves) ────────┤
 //!   publish ──► signing, mastership::Gate (keeps zones signed, serves them)
+//!   children ──► mastership::Gate (external children's DS, from their CDS)
 //!   signing ──► keyset::KeySets ──────────────────────────┘
 //!                      (node: id, hsm, store, clock, audit)
 //! ```
 
 use std::sync::Arc;
 
+use crate::children::Children;
 use crate::keyset::{Inventory, KeySets};
 use crate::lifecycle::Lifecycle;
 use crate::mastership::{Gate, Mastership, Peers};
@@ -29,6 +31,7 @@ pub struct Services {
     pub mastership: Arc<Mastership>,
     pub lifecycle: Arc<Lifecycle>,
     pub publisher: Arc<Publisher>,
+    pub children: Arc<Children>,
 }
 
 /// What the services take beyond the node.
@@ -70,7 +73,9 @@ impl Services {
             settings.tsig_keys,
             settings.expiry_warning,
         ));
+        let children = Arc::new(Children::new(node.clone(), gate.clone()));
         Services {
+            children,
             lifecycle,
             publisher,
             zones: Zones::new(

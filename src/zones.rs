@@ -86,6 +86,7 @@ impl Zones {
             needs_rekey: false,
             lifecycle: Default::default(),
             publishing: Default::default(),
+            delegations: Vec::new(),
         };
         let audit = self.node.draft(
             who,

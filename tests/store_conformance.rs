@@ -52,6 +52,7 @@ fn zone(name: &str) -> ZoneRecord {
         needs_rekey: false,
         lifecycle: Default::default(),
         publishing: Default::default(),
+        delegations: Vec::new(),
     }
 }
 

@@ -93,6 +93,56 @@ pub fn ds_wire(ds: &Ds<Vec<u8>>) -> Vec<u8> {
     out
 }
 
+/// A DS record in presentation form: `TAG ALG DIGEST-TYPE HEX`.
+pub fn ds_text(wire: &[u8]) -> String {
+    match wire {
+        [t0, t1, alg, dt, digest @ ..] => format!(
+            "{} {alg} {dt} {}",
+            u16::from_be_bytes([*t0, *t1]),
+            crate::hex::hex(digest).to_uppercase()
+        ),
+        _ => crate::hex::hex(wire),
+    }
+}
+
+/// A DS record from `TAG ALG DIGEST-TYPE HEX` (the digest may be split by
+/// spaces, as in zone files), in wire form.
+pub fn ds_from_text(text: &str) -> std::result::Result<Vec<u8>, String> {
+    let mut fields = text.split_whitespace();
+    let mut number = |what: &str, max: u32| -> std::result::Result<u32, String> {
+        let f = fields.next().ok_or(format!("the {what} is missing"))?;
+        f.parse::<u32>()
+            .ok()
+            .filter(|n| *n <= max)
+            .ok_or(format!("the {what} {f:?} is not a number up to {max}"))
+    };
+    let tag = number("key tag", 65535)? as u16;
+    let alg = number("algorithm", 255)? as u8;
+    let dt = number("digest type", 255)? as u8;
+    let hex: String = fields.collect();
+    let digest = crate::hex::unhex(&hex).ok_or("the digest is not hexadecimal")?;
+    if digest.is_empty() {
+        return Err("the digest is missing".into());
+    }
+    if let Some(d) = DsDigest::from_number(dt.into()) {
+        let len = match d {
+            DsDigest::Sha256 => 32,
+            DsDigest::Sha384 => 48,
+        };
+        if digest.len() != len {
+            return Err(format!(
+                "a {} digest is {len} octets, not {}",
+                d.name(),
+                digest.len()
+            ));
+        }
+    }
+    let mut wire = tag.to_be_bytes().to_vec();
+    wire.extend([alg, dt]);
+    wire.extend(digest);
+    Ok(wire)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +164,24 @@ mod tests {
             hex,
             "3aa5ab37efce57f737fc1627013fee07bdf241bd10f3b1964ab55c78e79a304b"
         );
+    }
+
+    #[test]
+    fn ds_text_reads_back() {
+        let text = "2371 13 2 1F987CC6583E92DF0890718C42A1E95F9B2B6C0E8E7A2D6A5A9D6EC5F5D7A9C2";
+        let wire = ds_from_text(text).unwrap();
+        assert_eq!(ds_text(&wire), text);
+        let split = "2371 13 2 1F987CC6583E92DF0890718C42A1E95F 9B2B6C0E8E7A2D6A5A9D6EC5F5D7A9C2";
+        assert_eq!(ds_from_text(split).unwrap(), wire);
+        assert!(ds_from_text("2371 13 2 1F98")
+            .unwrap_err()
+            .contains("32 octets"));
+        assert!(ds_from_text("70000 13 2 00")
+            .unwrap_err()
+            .contains("key tag"));
+        assert!(ds_from_text("1 13 2 xyz")
+            .unwrap_err()
+            .contains("hexadecimal"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! DNSSEC on top of NLnet Labs' `domain`: algorithms, canonical records,
 //! RRset signatures, NSEC/NSEC3 chains, DS/DNSKEY material and whole-zone
-//! signing. Private keys are reached only through `sign::SignWorker`; no
+//! signing, and checking other zones' signatures. Private keys are reached only through `sign::SignWorker`; no
 //! threads, no I/O.
 
 pub mod algorithm;
@@ -11,6 +11,7 @@ pub mod record;
 pub mod reuse;
 pub mod rrset;
 pub mod sign;
+pub mod verify;
 pub mod zone;
 
 pub use algorithm::Algorithm;

@@ -413,3 +413,19 @@ pub fn zone_status_to_proto(s: &crate::publish::ZoneStatus) -> proto::ZoneStatus
             .collect(),
     }
 }
+
+pub fn delegation_to_proto(d: &crate::store::schema::Delegation) -> proto::Delegation {
+    proto::Delegation {
+        child: d.child.clone(),
+        servers: d.servers.clone(),
+        ds: d.ds.clone(),
+        ds_ttl: d.ds_ttl,
+        allow_delete: d.allow_delete,
+        poll_period: d.poll_period,
+        source: d.source.clone(),
+        last_polled: d.last_polled,
+        last_changed: d.last_changed,
+        last_result: d.last_result.clone(),
+        blocked: d.blocked.clone().unwrap_or_default(),
+    }
+}

@@ -10,8 +10,8 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::dnssec::zone::ZoneError as ZoneFileError;
 use crate::error::{
-    AccessError, Error, KeyError, LimitError, RequestError, RoleError, SigningError, ZoneNameError,
-    ZonesError,
+    AccessError, DelegationError, Error, KeyError, LimitError, RequestError, RoleError,
+    SigningError, ZoneNameError, ZonesError,
 };
 use crate::hsm::HsmError;
 use crate::store::StoreError;
@@ -53,6 +53,14 @@ pub fn code(e: &Error) -> Code {
             ZonesError::HasKeys { .. } | ZonesError::NoDnsListener { .. } => {
                 Code::FailedPrecondition
             }
+        },
+        Error::Delegation(e) => match e {
+            DelegationError::NotBelow { .. }
+            | DelegationError::NoServers { .. }
+            | DelegationError::Server { .. }
+            | DelegationError::Ds { .. } => Code::InvalidArgument,
+            DelegationError::Managed { .. } => Code::FailedPrecondition,
+            DelegationError::NoSuch { .. } => Code::NotFound,
         },
         Error::Keys(e) => key_code(e),
         Error::Signing(e) => signing_code(e),
@@ -201,6 +209,12 @@ fn field(e: &Error) -> Option<String> {
             ZonesError::TsigKey { .. } => "tsig_key",
             ZonesError::SerialPolicy(_) => "serial_policy",
             _ => return None,
+        },
+        Error::Delegation(e) => match e {
+            DelegationError::NotBelow { .. } | DelegationError::Managed { .. } => "child",
+            DelegationError::NoServers { .. } | DelegationError::Server { .. } => "servers",
+            DelegationError::Ds { .. } => "ds",
+            DelegationError::NoSuch { .. } => return None,
         },
         _ => return None,
     };

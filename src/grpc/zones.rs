@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::context::Api;
 use super::convert::{
-    apply_fields, key_to_proto, keys_to_proto, policy_from_proto, zone_status_to_proto,
-    zone_to_proto,
+    apply_fields, delegation_to_proto, key_to_proto, keys_to_proto, policy_from_proto,
+    zone_status_to_proto, zone_to_proto,
 };
 use super::forward;
 use super::limits::StreamSlot;
@@ -366,6 +366,103 @@ impl Zones for Api {
             async |_, r| {
                 let status = self.services.publisher.status(&r.zone).await?;
                 Ok(zone_status_to_proto(&status))
+            },
+        )
+        .await
+    }
+
+    async fn add_delegation(
+        &self,
+        request: Request<proto::AddDelegationRequest>,
+    ) -> Result<Response<proto::Delegation>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "AddDelegation",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).add_delegation(req).await,
+            async |caller, r| {
+                let asked = crate::children::DelegationSettings {
+                    child: r.child,
+                    servers: r.servers,
+                    ds: r.ds,
+                    ds_ttl: r.ds_ttl,
+                    allow_delete: r.allow_delete,
+                    poll_period: r.poll_period,
+                };
+                let d = self
+                    .services
+                    .children
+                    .add(caller.identity(), &r.zone, &asked)
+                    .await?;
+                Ok::<_, Error>(delegation_to_proto(&d))
+            },
+        )
+        .await
+    }
+
+    async fn remove_delegation(
+        &self,
+        request: Request<proto::DelegationRequest>,
+    ) -> Result<Response<proto::Delegation>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "RemoveDelegation",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).remove_delegation(req).await,
+            async |caller, r| {
+                let children = &self.services.children;
+                let d = children
+                    .remove(caller.identity(), &r.zone, &r.child)
+                    .await?;
+                Ok::<_, Error>(delegation_to_proto(&d))
+            },
+        )
+        .await
+    }
+
+    async fn list_delegations(
+        &self,
+        request: Request<proto::ListDelegationsRequest>,
+    ) -> Result<Response<proto::ListDelegationsResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.answer(
+            request,
+            Right::ReadZone(zone.clone()),
+            "ListDelegations",
+            &zone,
+            async |_, r| {
+                let view = self.services.zones.get_zone(&r.zone).await?;
+                Ok(proto::ListDelegationsResponse {
+                    delegations: view
+                        .zone
+                        .delegations
+                        .iter()
+                        .map(delegation_to_proto)
+                        .collect(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn poll_children(
+        &self,
+        request: Request<proto::ListDelegationsRequest>,
+    ) -> Result<Response<proto::ListDelegationsResponse>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "PollChildren",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).poll_children(req).await,
+            async |caller, r| {
+                let children = &self.services.children;
+                let polled = children.poll_now(caller.identity(), &r.zone).await?;
+                Ok::<_, Error>(proto::ListDelegationsResponse {
+                    delegations: polled.iter().map(delegation_to_proto).collect(),
+                })
             },
         )
         .await

@@ -519,6 +519,7 @@ mod tests {
             needs_rekey: false,
             lifecycle: Default::default(),
             publishing: Default::default(),
+            delegations: Vec::new(),
         };
         let audit = node.draft("t", "z.example.", "generate", String::new());
         node.store.create_zone(&zone, &keys, &audit).await.unwrap();

@@ -416,6 +416,7 @@ mod tests {
             needs_rekey: false,
             lifecycle: Default::default(),
             publishing: Default::default(),
+            delegations: Vec::new(),
         }
     }
 

@@ -405,6 +405,7 @@ mod tests {
             needs_rekey: false,
             lifecycle: Lifecycle::default(),
             publishing: Default::default(),
+            delegations: Vec::new(),
         }
     }
 

@@ -176,7 +176,7 @@ pub async fn query(
 
 /// The record data of the answer's records of one type at the name, in
 /// canonical wire form, with their TTL.
-fn answer_rdata(
+pub fn answer_rdata(
     answer: &Message<Bytes>,
     qname: &Name<Vec<u8>>,
     rtype: Rtype,

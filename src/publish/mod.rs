@@ -368,7 +368,7 @@ impl Publisher {
     /// new DS reaches the parent's servers with the next version.
     async fn signed_with(&self, zone: &ZoneRecord, children: &[&ZoneRecord]) -> Result<String> {
         let set = self.keysets.get(&zone.name).await?;
-        let children = self.signing.child_ds(children).await?;
+        let children = self.signing.child_ds(zone, children).await?;
         let p = &zone.publishing;
         Ok(format!(
             "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",

@@ -44,7 +44,7 @@ impl Signing {
         expiration: u32,
     ) -> Result<ZoneSigning> {
         let set = self.keysets.fresh(zone).await?;
-        let child_ds = self.children_now(&set.zone.name).await?;
+        let child_ds = self.children_now(&set.zone).await?;
         let policy = &set.zone.policy;
         let now = self.node.clock.now();
         let validity = validity_for(policy, now, inception, expiration, SigKind::Zone)
@@ -89,23 +89,44 @@ impl Signing {
     /// zones the store lists, or while it cannot list them, of the zones
     /// whose key sets this node last read (ARCHITECTURE.md, Signing through
     /// a store outage), which include every child of a parent it signed.
-    async fn children_now(&self, parent: &str) -> Result<Vec<ChildDs>> {
+    async fn children_now(&self, parent: &ZoneRecord) -> Result<Vec<ChildDs>> {
         let zones = match self.node.store.list_zones().await.map_err(Error::from) {
             Ok(zones) => zones,
             Err(e) if crate::keyset::store_unusable(&e) => self.keysets.last_known_zones(),
             Err(e) => return Err(e),
         };
         let children = crate::node::children_by_parent(&zones);
-        self.child_ds(children.get(parent).map_or(&[][..], Vec::as_slice))
-            .await
+        let managed = children
+            .get(parent.name.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        self.child_ds(parent, managed).await
     }
 
-    /// The DS RRsets a parent publishes for the zones keymaster manages
-    /// directly below it (`node::children_by_parent`; ARCHITECTURE.md,
-    /// Delegations): each from the child's key set, with the child's DS
-    /// digests and TTL.
-    pub async fn child_ds(&self, children: &[&ZoneRecord]) -> Result<Vec<ChildDs>> {
-        let mut out = Vec::new();
+    /// The DS RRsets a parent publishes for its children (ARCHITECTURE.md,
+    /// Delegations): for the zones keymaster manages directly below it
+    /// (`node::children_by_parent`), each from the child's key set, with the
+    /// child's DS digests and TTL; for the others kept by CDS polling
+    /// (`children`), the DS RRset stored on the parent's record.
+    pub async fn child_ds(
+        &self,
+        parent: &ZoneRecord,
+        children: &[&ZoneRecord],
+    ) -> Result<Vec<ChildDs>> {
+        let mut out: Vec<ChildDs> = parent
+            .delegations
+            .iter()
+            .filter_map(|d| {
+                Some(ChildDs {
+                    child: crate::node::parse_zone_name(&d.child).ok()?.1,
+                    ttl: d.ds_ttl,
+                    ds: d
+                        .ds
+                        .iter()
+                        .filter_map(|t| crate::dnssec::ds::ds_from_text(t).ok())
+                        .collect(),
+                })
+            })
+            .collect();
         for c in children {
             let set = self.keysets.get(&c.name).await?;
             let policy = &set.zone.policy;

@@ -38,6 +38,10 @@ pub struct ZoneRecord {
     /// form goes, and what was last published (the zone signer's state).
     #[serde(default)]
     pub publishing: Publishing,
+    /// The zone's children keymaster does not manage, with the DS RRset
+    /// published for each and what polling their CDS found.
+    #[serde(default)]
+    pub delegations: Vec<Delegation>,
 }
 
 impl ZoneRecord {
@@ -47,7 +51,47 @@ impl ZoneRecord {
         self.policy = zone.policy.clone();
         self.lifecycle = zone.lifecycle.clone();
         self.publishing = zone.publishing.clone();
+        self.delegations = zone.delegations.clone();
     }
+}
+
+/// A child zone keymaster does not manage, delegated from this one: the DS
+/// RRset this zone publishes for it, kept current from the child's CDS and
+/// CDNSKEY (RFC 7344, RFC 8078; ARCHITECTURE.md, Delegations).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegation {
+    /// The child's apex, lower-case presentation form with the trailing dot.
+    pub child: String,
+    /// The child's authoritative servers, `HOST[:PORT]` (port 53 unless
+    /// given; a host name stands for all its addresses): every one is asked.
+    pub servers: Vec<String>,
+    /// The DS RRset published, each record `TAG ALG DIGEST-TYPE HEX`;
+    /// empty: an insecure delegation.
+    pub ds: Vec<String>,
+    /// The DS TTL, seconds.
+    pub ds_ttl: u32,
+    /// Whether a CDS/CDNSKEY delete (RFC 8078 §4) may remove the DS.
+    #[serde(default)]
+    pub allow_delete: bool,
+    /// Seconds between polls (Windows' SecureDelegationPollingPeriod).
+    pub poll_period: u64,
+    /// Where the DS came from: "operator" or "cds".
+    pub source: String,
+    /// When it was last polled and last changed, Unix seconds (0: never).
+    #[serde(default)]
+    pub last_polled: u64,
+    #[serde(default)]
+    pub last_changed: u64,
+    /// The latest RRSIG inception of an accepted CDS/CDNSKEY RRset: one
+    /// signed earlier is a replay and is refused (RFC 7344 §6.2).
+    #[serde(default)]
+    pub accepted_inception: u32,
+    /// What the last poll found, and why it changed nothing when it should
+    /// have (None: nothing blocked).
+    #[serde(default)]
+    pub last_result: String,
+    #[serde(default)]
+    pub blocked: Option<String>,
 }
 
 /// The zone signer's settings and state for one zone: keymaster keeps the

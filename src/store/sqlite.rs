@@ -545,6 +545,7 @@ mod tests {
             needs_rekey: false,
             lifecycle: Default::default(),
             publishing: Default::default(),
+            delegations: Vec::new(),
         };
         a.create_zone(&zone, &[], &draft()).await.unwrap();
         for round in 0..20u64 {

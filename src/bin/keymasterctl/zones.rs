@@ -12,6 +12,36 @@ use crate::output::Output;
 use crate::{status_line, Clients};
 
 #[derive(Debug, Subcommand)]
+pub enum DelegationCmd {
+    /// Add (or replace) a child: the parent publishes these DS records
+    /// for it, then follows the child's CDS/CDNSKEY (RFC 7344), polled at
+    /// every address of every server given.
+    Add {
+        zone: String,
+        child: String,
+        /// An authoritative server of the child, HOST[:PORT] (repeat).
+        #[arg(long = "server", required = true)]
+        servers: Vec<String>,
+        /// A DS record the parent publishes now, "TAG ALG DIGEST-TYPE HEX"
+        /// (repeat; none: an insecure delegation, which polling leaves alone).
+        #[arg(long = "ds")]
+        ds: Vec<String>,
+        /// The DS TTL (default: the parent's).
+        #[arg(long)]
+        ds_ttl: Option<String>,
+        /// Let a CDS/CDNSKEY delete (RFC 8078) remove the DS: the child
+        /// goes insecure.
+        #[arg(long)]
+        allow_delete: bool,
+        /// Time between polls (SecureDelegationPollingPeriod).
+        #[arg(long, default_value = "12h")]
+        poll_period: String,
+    },
+    /// Stop keeping a child's DS (the parent's source decides it again).
+    Remove { zone: String, child: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ZoneCmd {
     /// Add a zone: generate its KSK and ZSK in the token.
     Add(ZoneAdd),
@@ -69,9 +99,16 @@ pub enum ZoneCmd {
     /// Where the zone's publication stands: serials, when signed and why,
     /// next refresh, earliest expiry, each secondary, the last error.
     Status { zone: String },
-    /// The zones keymaster manages directly below this one, with the DS
-    /// RRset the parent publishes for each (made from the child's keys).
+    /// The zone's children with the DS RRset it publishes for each: those
+    /// keymaster manages (made from the child's keys), and those it keeps
+    /// by polling their CDS (where it came from, when last polled, what
+    /// blocked a change).
     Delegations { zone: String },
+    /// Keep the DS of a child zone keymaster does not manage, from its CDS.
+    #[command(subcommand)]
+    Delegation(DelegationCmd),
+    /// Poll the zone's external children for CDS/CDNSKEY now.
+    PollChildren { zone: String },
     /// Sign a zone file.
     Sign {
         zone: String,
@@ -344,6 +381,61 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
                 .into_inner(),
         )),
         ZoneCmd::Delegations { zone } => delegations(c, zone).await?,
+        ZoneCmd::Delegation(DelegationCmd::Add {
+            zone,
+            child,
+            servers,
+            ds,
+            ds_ttl,
+            allow_delete,
+            poll_period,
+        }) => {
+            let ds_ttl = ds_ttl.as_deref().map(parse_duration).transpose()?;
+            let d = c
+                .zones
+                .add_delegation(proto::AddDelegationRequest {
+                    zone,
+                    child,
+                    servers,
+                    ds,
+                    ds_ttl: ds_ttl.unwrap_or(0),
+                    allow_delete,
+                    poll_period: parse_duration(&poll_period)?.into(),
+                })
+                .await
+                .map_err(status_line)?
+                .into_inner();
+            delegation_output(&[d])
+        }
+        ZoneCmd::Delegation(DelegationCmd::Remove { zone, child }) => {
+            let d = c
+                .zones
+                .remove_delegation(proto::DelegationRequest { zone, child })
+                .await
+                .map_err(status_line)?
+                .into_inner();
+            Output::Value(
+                json!({"child": d.child, "removed": true}),
+                format!("{}: the DS is no longer kept from its CDS", d.child),
+            )
+        }
+        ZoneCmd::PollChildren { zone } => {
+            let polled = c
+                .zones
+                .poll_children(proto::ListDelegationsRequest { zone: zone.clone() })
+                .await
+                .map_err(status_line)?
+                .into_inner()
+                .delegations;
+            if polled.is_empty() {
+                Output::Value(
+                    json!([]),
+                    format!("{zone} has no child kept by CDS polling (zone delegation add)"),
+                )
+            } else {
+                delegation_output(&polled)
+            }
+        }
         ZoneCmd::Pause { zone } => pause(c, zone, true).await?,
         ZoneCmd::Resume { zone } => pause(c, zone, false).await?,
         ZoneCmd::Show { zone } => {
@@ -590,13 +682,75 @@ async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
         ));
         rows.push(serde_json::json!({"child": child, "source": "managed", "ds": ds}));
     }
+    let external = c
+        .zones
+        .list_delegations(proto::ListDelegationsRequest {
+            zone: parent.clone(),
+        })
+        .await
+        .map_err(status_line)?
+        .into_inner()
+        .delegations;
+    if let Output::Value(serde_json::Value::Array(more), more_text) = delegation_output(&external) {
+        rows.extend(more);
+        if !external.is_empty() {
+            text.push_str(&more_text);
+        }
+    }
     if rows.is_empty() {
-        text = format!("no zone keymaster manages is delegated from {parent}");
+        text = format!(
+            "no child of {parent} is kept by keymaster (managed, or by zone delegation add)"
+        );
     }
     Ok(Output::Value(
         serde_json::Value::Array(rows),
         text.trim_end().to_string(),
     ))
+}
+
+/// External children as text and JSON: DS, source, polling.
+fn delegation_output(ds: &[proto::Delegation]) -> Output {
+    let when = |t: u64| match t {
+        0 => "never".to_string(),
+        t => keymaster::clock::rfc3339(t),
+    };
+    let mut text = String::new();
+    let mut rows = Vec::new();
+    for d in ds {
+        text.push_str(&format!(
+            "Child      : {}\nSource     : {} (servers {}; polled every {} s)\nDS         : {}\nLastPolled : {}\nLastChange : {}\nLastResult : {}\n",
+            d.child,
+            if d.source == "cds" { "the child's CDS/CDNSKEY" } else { "given by the operator" },
+            d.servers.join(", "),
+            d.poll_period,
+            if d.ds.is_empty() {
+                "none (an insecure delegation)".to_string()
+            } else {
+                d.ds.join("\n             ")
+            },
+            when(d.last_polled),
+            when(d.last_changed),
+            d.last_result,
+        ));
+        if !d.blocked.is_empty() {
+            text.push_str(&format!("Blocked    : {}\n", d.blocked));
+        }
+        text.push('\n');
+        rows.push(json!({
+            "child": d.child,
+            "source": d.source,
+            "servers": d.servers,
+            "ds": d.ds,
+            "ds_ttl": d.ds_ttl,
+            "allow_delete": d.allow_delete,
+            "poll_period": d.poll_period,
+            "last_polled": d.last_polled,
+            "last_changed": d.last_changed,
+            "last_result": d.last_result,
+            "blocked": if d.blocked.is_empty() { None } else { Some(&d.blocked) },
+        }));
+    }
+    Output::Value(serde_json::Value::Array(rows), text)
 }
 
 /// `--zsk-method`: whether ZSKs roll by double signature.

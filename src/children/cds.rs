@@ -1,0 +1,564 @@
+//! The parent's side of RFC 7344 and RFC 8078: whether what a child's
+//! servers publish as CDS/CDNSKEY may replace the DS RRset the parent
+//! publishes for it. No I/O: the servers' answers come in, a decision
+//! goes out (ARCHITECTURE.md, Delegations).
+
+use domain::base::iana::Rtype;
+use domain::base::name::Name;
+
+use crate::dnssec::ds::{ds, ds_wire, DsDigest};
+use crate::dnssec::verify::{parse_dnskey, verify_rrset, ReceivedRrsig};
+
+/// What one server serves at the child's apex.
+#[derive(Debug, Clone, Default)]
+pub struct Served {
+    pub dnskey: Vec<Vec<u8>>,
+    pub dnskey_sigs: Vec<ReceivedRrsig>,
+    pub cds: Vec<Vec<u8>>,
+    pub cds_sigs: Vec<ReceivedRrsig>,
+    pub cdnskey: Vec<Vec<u8>>,
+    pub cdnskey_sigs: Vec<ReceivedRrsig>,
+}
+
+/// What the parent holds for the child.
+#[derive(Debug, Clone)]
+pub struct Current<'a> {
+    /// The DS RRset published now (record data, wire form).
+    pub ds: &'a [Vec<u8>],
+    /// The latest RRSIG inception of a CDS/CDNSKEY RRset accepted before.
+    pub accepted_inception: u32,
+    /// Whether a delete request may take the DS away.
+    pub allow_delete: bool,
+}
+
+/// What to do with the parent's DS RRset for the child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Keep it; `inception` is what to remember as accepted.
+    Unchanged { why: String, inception: u32 },
+    /// Replace it with `ds` (empty: the child goes insecure).
+    Replace {
+        ds: Vec<Vec<u8>>,
+        inception: u32,
+        why: String,
+    },
+    /// Keep it, and report why the child's request is not taken.
+    Refused(String),
+}
+
+/// What one server's answer asks the parent for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Wish {
+    /// No CDS and no CDNSKEY: leave the DS alone (RFC 7344 §6.1.1).
+    Nothing,
+    /// Remove the DS RRset (RFC 8078 §4).
+    Delete,
+    /// Make the DS RRset this (sorted).
+    Ds(Vec<Vec<u8>>),
+}
+
+/// One server's answer, checked.
+struct Read {
+    wish: Wish,
+    /// The earliest inception among the RRSIGs that authenticate the wish.
+    inception: u32,
+    /// DNSKEY records (wire) that sign the DNSKEY RRset served.
+    self_signers: Vec<Vec<u8>>,
+}
+
+/// Decides on the answers of all the child's servers (each named; an
+/// error is a server that could not be asked).
+pub fn decide(
+    apex: &Name<Vec<u8>>,
+    current: &Current,
+    answers: &[(String, Result<Served, String>)],
+    now: u64,
+) -> Decision {
+    if current.ds.is_empty() {
+        return Decision::Unchanged {
+            why: "an insecure delegation: a first DS is not taken from CDS (RFC 9615 \
+                  bootstrapping is not built); give it with zone delegation add --ds"
+                .into(),
+            inception: current.accepted_inception,
+        };
+    }
+    if answers.is_empty() {
+        return Decision::Refused("no server of the child to ask".into());
+    }
+    let mut reads = Vec::new();
+    let mut faults = Vec::new();
+    for (server, answer) in answers {
+        match answer
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|s| read(apex, current.ds, s, now))
+        {
+            Ok(r) => reads.push((server, r)),
+            Err(why) => faults.push(format!("{server}: {why}")),
+        }
+    }
+    if !faults.is_empty() {
+        return Decision::Refused(faults.join("; "));
+    }
+    let first = &reads[0].1.wish;
+    if reads.iter().any(|(_, r)| &r.wish != first) {
+        let said: Vec<String> = reads
+            .iter()
+            .map(|(s, r)| format!("{s} {}", describe(&r.wish)))
+            .collect();
+        return Decision::Refused(format!("the child's servers disagree: {}", said.join("; ")));
+    }
+    let inception = reads.iter().map(|(_, r)| r.inception).min().unwrap_or(0);
+    let new = match first {
+        Wish::Nothing => {
+            return Decision::Unchanged {
+                why: "no CDS or CDNSKEY published".into(),
+                inception: current.accepted_inception,
+            }
+        }
+        Wish::Delete if !current.allow_delete => {
+            return Decision::Refused(
+                "the child asks for its DS to be removed (an RFC 8078 delete), and the \
+                 delegation does not allow it (zone delegation add --allow-delete)"
+                    .into(),
+            )
+        }
+        Wish::Delete => Vec::new(),
+        Wish::Ds(new) => new.clone(),
+    };
+    let mut now_ds = current.ds.to_vec();
+    now_ds.sort();
+    now_ds.dedup();
+    if new == now_ds {
+        return Decision::Unchanged {
+            why: "the DS RRset already matches the child's CDS".into(),
+            inception: later(inception, current.accepted_inception),
+        };
+    }
+    if current.accepted_inception != 0 && before(inception, current.accepted_inception) {
+        return Decision::Refused(format!(
+            "the CDS/CDNSKEY RRset was signed at {}, before the one accepted (signed at {}): \
+             an older request is not taken (RFC 7344 §6.2)",
+            crate::clock::rfc3339(inception.into()),
+            crate::clock::rfc3339(current.accepted_inception.into())
+        ));
+    }
+    if !new.is_empty() {
+        for (server, r) in &reads {
+            let continues = r.self_signers.iter().any(|k| matches_key(apex, &new, k));
+            if !continues {
+                return Decision::Refused(format!(
+                    "{server}: the requested DS RRset would break the delegation: none of \
+                     its records matches a key that signs the child's DNSKEY RRset \
+                     (RFC 7344 §4.1)"
+                ));
+            }
+        }
+    }
+    Decision::Replace {
+        why: describe(first),
+        ds: new,
+        inception,
+    }
+}
+
+fn describe(w: &Wish) -> String {
+    match w {
+        Wish::Nothing => "publishes no CDS or CDNSKEY".into(),
+        Wish::Delete => "asks for the DS to be removed (RFC 8078 delete)".into(),
+        Wish::Ds(ds) => format!(
+            "asks for DS {}",
+            ds.iter()
+                .map(|d| crate::dnssec::ds::ds_text(d))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Checks one server's answer against the DS the parent publishes.
+fn read(
+    apex: &Name<Vec<u8>>,
+    current_ds: &[Vec<u8>],
+    s: &Served,
+    now: u64,
+) -> Result<Read, String> {
+    let self_signers: Vec<Vec<u8>> = s
+        .dnskey
+        .iter()
+        .filter(|k| {
+            s.dnskey_sigs
+                .iter()
+                .any(|sig| verify_rrset(apex, Rtype::DNSKEY, &s.dnskey, sig, k, now).is_ok())
+        })
+        .cloned()
+        .collect();
+    // The keys both in the DNSKEY RRset and pointed to by the current DS,
+    // that sign the DNSKEY RRset: the chain of trust the parent vouches for.
+    let trusted: Vec<&Vec<u8>> = self_signers
+        .iter()
+        .filter(|k| matches_key(apex, current_ds, k))
+        .collect();
+    if trusted.is_empty() {
+        return Err(if s.dnskey.is_empty() {
+            "serves no DNSKEY RRset".into()
+        } else {
+            "its DNSKEY RRset is not signed by a key the current DS points to".into()
+        });
+    }
+    let mut inception = u32::MAX;
+    for (rtype, rdatas, sigs) in [
+        (Rtype::CDS, &s.cds, &s.cds_sigs),
+        (Rtype::CDNSKEY, &s.cdnskey, &s.cdnskey_sigs),
+    ] {
+        if rdatas.is_empty() {
+            continue;
+        }
+        let good: Vec<&ReceivedRrsig> = sigs
+            .iter()
+            .filter(|sig| {
+                trusted
+                    .iter()
+                    .any(|k| verify_rrset(apex, rtype, rdatas, sig, k, now).is_ok())
+            })
+            .collect();
+        if good.is_empty() {
+            return Err(if sigs.is_empty() {
+                format!("its {rtype} RRset is unsigned")
+            } else {
+                format!(
+                    "its {rtype} RRset is not signed by a key the current DS points to (signed by {})",
+                    sigs.iter()
+                        .map(|s| s.key_tag().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+        }
+        for sig in good {
+            let i = sig.inception().into_int();
+            if inception == u32::MAX || before(i, inception) {
+                inception = i;
+            }
+        }
+    }
+    let wish = wish(apex, s)?;
+    Ok(Read {
+        wish,
+        inception: if inception == u32::MAX { 0 } else { inception },
+        self_signers,
+    })
+}
+
+/// What the CDS and CDNSKEY RRsets ask for; CDS is the parent's default
+/// (RFC 7344 §6), CDNSKEY made into SHA-256 DS records where there is no CDS.
+fn wish(apex: &Name<Vec<u8>>, s: &Served) -> Result<Wish, String> {
+    let is_delete_cds = |r: &Vec<u8>| r.get(2) == Some(&0);
+    let is_delete_cdnskey = |r: &Vec<u8>| r.get(3) == Some(&0);
+    let deletes = s.cds.iter().any(is_delete_cds) || s.cdnskey.iter().any(is_delete_cdnskey);
+    if deletes {
+        // RFC 8078 §4: a delete is exactly one record, in each RRset present.
+        let one = |set: &Vec<Vec<u8>>, is: &dyn Fn(&Vec<u8>) -> bool| {
+            set.is_empty() || (set.len() == 1 && is(&set[0]))
+        };
+        if one(&s.cds, &is_delete_cds) && one(&s.cdnskey, &is_delete_cdnskey) {
+            return Ok(Wish::Delete);
+        }
+        return Err("a delete record (algorithm 0) is mixed with other CDS/CDNSKEY records".into());
+    }
+    let from_cdnskey = |types: &[u8]| -> Result<Vec<Vec<u8>>, String> {
+        let mut out = Vec::new();
+        for k in &s.cdnskey {
+            let key = parse_dnskey(k).ok_or("a CDNSKEY record is malformed")?;
+            for &t in types {
+                if let Some(d) = DsDigest::from_number(t.into()) {
+                    out.push(ds_wire(&ds(apex, &key, d)));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    };
+    if s.cds.is_empty() && s.cdnskey.is_empty() {
+        return Ok(Wish::Nothing);
+    }
+    if s.cds.is_empty() {
+        return Ok(Wish::Ds(from_cdnskey(&[DsDigest::Sha256.number()])?));
+    }
+    let mut cds = s.cds.clone();
+    cds.sort();
+    cds.dedup();
+    if !s.cdnskey.is_empty() {
+        let mut types: Vec<u8> = cds.iter().filter_map(|r| r.get(3).copied()).collect();
+        types.sort();
+        types.dedup();
+        let known: Vec<Vec<u8>> = cds
+            .iter()
+            .filter(|r| {
+                r.get(3)
+                    .is_some_and(|t| DsDigest::from_number((*t).into()).is_some())
+            })
+            .cloned()
+            .collect();
+        if from_cdnskey(&types)? != known {
+            return Err("its CDS and CDNSKEY RRsets do not match (RFC 7344 §4)".into());
+        }
+    }
+    Ok(Wish::Ds(cds))
+}
+
+/// Whether one of the DS records (wire) is of this DNSKEY (wire).
+fn matches_key(apex: &Name<Vec<u8>>, ds_set: &[Vec<u8>], dnskey: &[u8]) -> bool {
+    let Some(key) = parse_dnskey(dnskey) else {
+        return false;
+    };
+    ds_set.iter().any(|d| {
+        d.get(3)
+            .and_then(|t| DsDigest::from_number((*t).into()))
+            .is_some_and(|digest| ds_wire(&ds(apex, &key, digest)) == *d)
+    })
+}
+
+/// `a` before `b` in serial number arithmetic (RFC 1982, RFC 4034 §3.1.5).
+fn before(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+fn later(a: u32, b: u32) -> u32 {
+    if before(a, b) {
+        b
+    } else {
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dnssec::verify::tests::TestKey;
+    use std::str::FromStr;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn apex() -> Name<Vec<u8>> {
+        Name::from_str("child.example.").unwrap()
+    }
+
+    fn ds_of(k: &TestKey) -> Vec<u8> {
+        ds_wire(&ds(&apex(), &k.dnskey(), DsDigest::Sha256))
+    }
+
+    /// A child's answer: DNSKEY RRset of `keys` signed by `dnskey_signers`,
+    /// CDS for `cds_for` signed by `cds_signers`, at `inception`.
+    fn served(
+        keys: &[&TestKey],
+        dnskey_signers: &[&TestKey],
+        cds: Vec<Vec<u8>>,
+        cds_signers: &[&TestKey],
+        inception: u32,
+    ) -> Served {
+        let dnskey: Vec<Vec<u8>> = keys.iter().map(|k| k.rdata()).collect();
+        Served {
+            dnskey_sigs: dnskey_signers
+                .iter()
+                .map(|k| k.sign(&apex(), Rtype::DNSKEY, &dnskey, inception))
+                .collect(),
+            dnskey,
+            cds_sigs: cds_signers
+                .iter()
+                .map(|k| k.sign(&apex(), Rtype::CDS, &cds, inception))
+                .collect(),
+            cds,
+            ..Served::default()
+        }
+    }
+
+    fn at(servers: Vec<Served>) -> Vec<(String, Result<Served, String>)> {
+        servers
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (format!("127.0.0.{}:53", i + 1), Ok(s)))
+            .collect()
+    }
+
+    fn current(ds: &[Vec<u8>]) -> Current<'_> {
+        Current {
+            ds,
+            accepted_inception: 0,
+            allow_delete: false,
+        }
+    }
+
+    fn refused(d: Decision) -> String {
+        match d {
+            Decision::Refused(why) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_ksk_roll_signed_by_the_current_ksk_replaces_the_ds() {
+        let (old, new) = (TestKey::new(257), TestKey::new(257));
+        let now_ds = [ds_of(&old)];
+        let s = served(
+            &[&old, &new],
+            &[&old, &new],
+            vec![ds_of(&new)],
+            &[&old],
+            NOW as u32 - 60,
+        );
+        let d = decide(&apex(), &current(&now_ds), &at(vec![s.clone(), s]), NOW);
+        assert_eq!(
+            d,
+            Decision::Replace {
+                ds: vec![ds_of(&new)],
+                inception: NOW as u32 - 60,
+                why: format!("asks for DS {}", crate::dnssec::ds::ds_text(&ds_of(&new))),
+            }
+        );
+    }
+
+    #[test]
+    fn an_unsigned_cds_or_one_signed_by_a_key_without_ds_is_refused() {
+        let (old, new) = (TestKey::new(257), TestKey::new(257));
+        let now_ds = [ds_of(&old)];
+        let unsigned = served(&[&old, &new], &[&old], vec![ds_of(&new)], &[], NOW as u32);
+        let why = refused(decide(&apex(), &current(&now_ds), &at(vec![unsigned]), NOW));
+        assert!(why.contains("CDS RRset is unsigned"), "{why}");
+        let by_new = served(
+            &[&old, &new],
+            &[&old, &new],
+            vec![ds_of(&new)],
+            &[&new],
+            NOW as u32,
+        );
+        let why = refused(decide(&apex(), &current(&now_ds), &at(vec![by_new]), NOW));
+        assert!(
+            why.contains("not signed by a key the current DS points to"),
+            "{why}"
+        );
+        // A key that is not in the DNSKEY RRset at all, though the DS names it.
+        let stranger = TestKey::new(257);
+        let ds_for_stranger = [ds_of(&stranger)];
+        let s = served(
+            &[&old],
+            &[&old],
+            vec![ds_of(&old)],
+            &[&stranger],
+            NOW as u32,
+        );
+        let why = refused(decide(
+            &apex(),
+            &current(&ds_for_stranger),
+            &at(vec![s]),
+            NOW,
+        ));
+        assert!(
+            why.contains("DNSKEY RRset is not signed by a key the current DS points to"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn servers_that_disagree_change_nothing() {
+        let (old, new) = (TestKey::new(257), TestKey::new(257));
+        let now_ds = [ds_of(&old)];
+        let rolled = served(
+            &[&old, &new],
+            &[&old],
+            vec![ds_of(&new)],
+            &[&old],
+            NOW as u32,
+        );
+        let behind = served(&[&old], &[&old], vec![], &[], NOW as u32);
+        let why = refused(decide(
+            &apex(),
+            &current(&now_ds),
+            &at(vec![rolled, behind]),
+            NOW,
+        ));
+        assert!(why.contains("disagree"), "{why}");
+        assert!(why.contains("127.0.0.2:53 publishes no CDS"), "{why}");
+        let rolled = served(
+            &[&old, &new],
+            &[&old],
+            vec![ds_of(&new)],
+            &[&old],
+            NOW as u32,
+        );
+        let answers = vec![
+            ("127.0.0.1:53".to_string(), Ok(rolled)),
+            ("127.0.0.2:53".to_string(), Err("no answer".to_string())),
+        ];
+        let why = refused(decide(&apex(), &current(&now_ds), &answers, NOW));
+        assert_eq!(why, "127.0.0.2:53: no answer");
+    }
+
+    #[test]
+    fn an_older_request_than_the_accepted_one_is_refused() {
+        let (old, new) = (TestKey::new(257), TestKey::new(257));
+        let now_ds = [ds_of(&old)];
+        let s = served(
+            &[&old, &new],
+            &[&old],
+            vec![ds_of(&new)],
+            &[&old],
+            NOW as u32 - 7200,
+        );
+        let mut c = current(&now_ds);
+        c.accepted_inception = NOW as u32 - 3600;
+        let why = refused(decide(&apex(), &c, &at(vec![s]), NOW));
+        assert!(why.contains("RFC 7344 §6.2"), "{why}");
+    }
+
+    #[test]
+    fn a_ds_that_would_break_the_delegation_is_refused() {
+        let (old, spare) = (TestKey::new(257), TestKey::new(257));
+        let now_ds = [ds_of(&old)];
+        // The child asks for a DS of a key it does not sign its DNSKEY RRset with.
+        let s = served(&[&old], &[&old], vec![ds_of(&spare)], &[&old], NOW as u32);
+        let why = refused(decide(&apex(), &current(&now_ds), &at(vec![s]), NOW));
+        assert!(why.contains("would break the delegation"), "{why}");
+    }
+
+    #[test]
+    fn a_delete_takes_the_ds_away_only_where_allowed() {
+        let old = TestKey::new(257);
+        let now_ds = [ds_of(&old)];
+        let delete = vec![vec![0, 0, 0, 0, 0]];
+        let s = served(&[&old], &[&old], delete, &[&old], NOW as u32);
+        let why = refused(decide(
+            &apex(),
+            &current(&now_ds),
+            &at(vec![s.clone()]),
+            NOW,
+        ));
+        assert!(why.contains("--allow-delete"), "{why}");
+        let mut c = current(&now_ds);
+        c.allow_delete = true;
+        match decide(&apex(), &c, &at(vec![s]), NOW) {
+            Decision::Replace { ds, .. } => assert!(ds.is_empty()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_cds_and_a_matching_cds_change_nothing() {
+        let old = TestKey::new(257);
+        let now_ds = [ds_of(&old)];
+        let none = served(&[&old], &[&old], vec![], &[], NOW as u32);
+        assert!(matches!(
+            decide(&apex(), &current(&now_ds), &at(vec![none]), NOW),
+            Decision::Unchanged { .. }
+        ));
+        let same = served(&[&old], &[&old], vec![ds_of(&old)], &[&old], NOW as u32);
+        assert_eq!(
+            decide(&apex(), &current(&now_ds), &at(vec![same]), NOW),
+            Decision::Unchanged {
+                why: "the DS RRset already matches the child's CDS".into(),
+                inception: NOW as u32,
+            }
+        );
+    }
+}

@@ -1,0 +1,440 @@
+//! Child zones keymaster does not manage, seen from their parent's Key
+//! Master: the DS RRset the parent publishes for each, kept current by
+//! polling the child's servers for CDS and CDNSKEY (Windows' secure
+//! delegation polling; RFC 7344, RFC 8078; ARCHITECTURE.md, Delegations).
+//! `cds` decides; this module asks the servers, stores the outcome on the
+//! parent's zone record (one epoch-fenced write with its audit entry) and
+//! polls each child when its period is up.
+
+pub mod cds;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use domain::base::iana::Rtype;
+use domain::base::name::{Name, ToName};
+use domain::base::Message;
+use domain::rdata::Rrsig;
+use tokio::sync::Notify;
+
+use crate::dnssec::ds::{ds_from_text, ds_text};
+use crate::error::{DelegationError, Result};
+use crate::mastership::gate::Gate;
+use crate::node::{parse_zone_name, Node};
+use crate::store::schema::Delegation;
+use cds::{Current, Decision, Served};
+
+/// Windows' default SecureDelegationPollingPeriod.
+pub const DEFAULT_POLL_PERIOD: u64 = 12 * 3600;
+
+/// How often the poller looks for children whose period is up.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// What `zone delegation add` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct DelegationSettings {
+    pub child: String,
+    pub servers: Vec<String>,
+    pub ds: Vec<String>,
+    /// 0: the parent's DS TTL.
+    pub ds_ttl: u32,
+    pub allow_delete: bool,
+    /// 0: the default (12 h).
+    pub poll_period: u64,
+}
+
+/// The parents' side of their external children.
+pub struct Children {
+    node: Arc<Node>,
+    gate: Arc<Gate>,
+    wake: Notify,
+}
+
+impl Children {
+    pub fn new(node: Arc<Node>, gate: Arc<Gate>) -> Children {
+        Children {
+            node,
+            gate,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Adds (or replaces) an external child of `parent`, with the DS RRset
+    /// the parent publishes for it until the child's CDS changes it.
+    pub async fn add(
+        &self,
+        who: &str,
+        parent: &str,
+        asked: &DelegationSettings,
+    ) -> Result<Delegation> {
+        let m = self.gate.managed(parent).await?;
+        let (child, _) = parse_zone_name(&asked.child)?;
+        if !child.ends_with(&format!(".{}", m.key)) && m.key != "." {
+            return Err(DelegationError::NotBelow {
+                child,
+                parent: m.key.clone(),
+            }
+            .into());
+        }
+        if self.node.store.get_zone(&child).await?.is_some() {
+            return Err(DelegationError::Managed { child }.into());
+        }
+        if asked.servers.is_empty() {
+            return Err(DelegationError::NoServers { child }.into());
+        }
+        for s in &asked.servers {
+            parse_server(s).map_err(|reason| DelegationError::Server {
+                child: child.clone(),
+                given: crate::text::shown(s),
+                reason,
+            })?;
+        }
+        let mut ds = Vec::new();
+        for text in &asked.ds {
+            let wire = ds_from_text(text).map_err(|reason| DelegationError::Ds {
+                child: child.clone(),
+                given: crate::text::shown(text),
+                reason,
+            })?;
+            ds.push(ds_text(&wire));
+        }
+        let d = Delegation {
+            child: child.clone(),
+            servers: asked.servers.clone(),
+            ds,
+            ds_ttl: match asked.ds_ttl {
+                0 => m.zone.policy.ds_ttl,
+                t => t,
+            },
+            allow_delete: asked.allow_delete,
+            poll_period: match asked.poll_period {
+                0 => DEFAULT_POLL_PERIOD,
+                p => p,
+            },
+            source: "operator".into(),
+            last_changed: self.node.clock.now(),
+            ..Delegation::default()
+        };
+        let mut z = m.zone.clone();
+        z.delegations.retain(|x| x.child != child);
+        z.delegations.push(d.clone());
+        z.delegations.sort_by(|a, b| a.child.cmp(&b.child));
+        let detail = format!(
+            "delegation to {child} (not managed here): DS {}; servers {}; polled every {} s{}",
+            if d.ds.is_empty() {
+                "none (insecure)".to_string()
+            } else {
+                d.ds.join(", ")
+            },
+            d.servers.join(", "),
+            d.poll_period,
+            if d.allow_delete {
+                "; a CDS delete may remove the DS"
+            } else {
+                ""
+            }
+        );
+        let audit = self.node.draft(who, &m.key, "delegation-add", detail);
+        self.node
+            .store
+            .update_zone(&z, m.zone.epoch, &[], &[], &audit)
+            .await?;
+        self.wake.notify_one();
+        Ok(d)
+    }
+
+    /// Removes an external child: the parent's source decides its DS again.
+    pub async fn remove(&self, who: &str, parent: &str, child: &str) -> Result<Delegation> {
+        let m = self.gate.managed(parent).await?;
+        let (child, _) = parse_zone_name(child)?;
+        let mut z = m.zone.clone();
+        let Some(i) = z.delegations.iter().position(|d| d.child == child) else {
+            return Err(DelegationError::NoSuch {
+                parent: m.key.clone(),
+                child,
+            }
+            .into());
+        };
+        let d = z.delegations.remove(i);
+        let audit = self.node.draft(
+            who,
+            &m.key,
+            "delegation-remove",
+            format!("delegation to {child}: no longer kept by CDS polling"),
+        );
+        self.node
+            .store
+            .update_zone(&z, m.zone.epoch, &[], &[], &audit)
+            .await?;
+        Ok(d)
+    }
+
+    /// Polls every external child of `parent` now (`zone poll-children`),
+    /// and returns them as stored afterwards.
+    pub async fn poll_now(&self, who: &str, parent: &str) -> Result<Vec<Delegation>> {
+        let m = self.gate.managed(parent).await?;
+        let (key, children) = (m.key.clone(), m.zone.delegations.clone());
+        drop(m);
+        for d in &children {
+            self.poll(who, &key, d).await?;
+        }
+        Ok(self.node.zone(&key).await?.zone.delegations)
+    }
+
+    /// Asks the child's servers, decides, and stores the outcome (a changed
+    /// DS RRset with the evidence in the audit entry).
+    async fn poll(&self, who: &str, parent: &str, d: &Delegation) -> Result<()> {
+        let (_, apex) = parse_zone_name(&d.child)?;
+        let answers = ask_servers(&apex, &d.servers).await;
+        let ds: Vec<Vec<u8>> = d.ds.iter().filter_map(|t| ds_from_text(t).ok()).collect();
+        let now = self.node.clock.now();
+        let decision = cds::decide(
+            &apex,
+            &Current {
+                ds: &ds,
+                accepted_inception: d.accepted_inception,
+                allow_delete: d.allow_delete,
+            },
+            &answers,
+            now,
+        );
+        let m = self.gate.managed(parent).await?;
+        let mut z = m.zone.clone();
+        let Some(stored) = z.delegations.iter_mut().find(|x| x.child == d.child) else {
+            return Ok(()); // removed meanwhile
+        };
+        if stored.ds != d.ds {
+            return Ok(()); // changed meanwhile: the next poll sees it
+        }
+        stored.last_polled = now;
+        let mut change = None;
+        match decision {
+            Decision::Unchanged { why, inception } => {
+                stored.last_result = why;
+                stored.blocked = None;
+                stored.accepted_inception = inception;
+            }
+            Decision::Refused(why) => {
+                if stored.blocked.as_deref() != Some(why.as_str()) {
+                    tracing::warn!(parent, child = %d.child, reason = %why, "a child's CDS/CDNSKEY is not taken");
+                }
+                stored.last_result = "refused".into();
+                stored.blocked = Some(why);
+            }
+            Decision::Replace { ds, inception, why } => {
+                stored.ds = ds.iter().map(|r| ds_text(r)).collect();
+                stored.source = "cds".into();
+                stored.last_changed = now;
+                stored.accepted_inception = inception;
+                stored.blocked = None;
+                stored.last_result = format!("DS replaced: the child {why}");
+                change = Some(format!(
+                    "DS of {} now {} (was {}), from the child's CDS/CDNSKEY; servers: {}",
+                    d.child,
+                    if stored.ds.is_empty() {
+                        "none: the delegation is insecure".to_string()
+                    } else {
+                        stored.ds.join(", ")
+                    },
+                    if d.ds.is_empty() {
+                        "none".to_string()
+                    } else {
+                        d.ds.join(", ")
+                    },
+                    answers
+                        .iter()
+                        .map(|(s, a)| match a {
+                            Ok(_) => format!("{s} {why}"),
+                            Err(e) => format!("{s} {e}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ));
+            }
+        }
+        // Every poll is audited: which servers said what is the evidence
+        // a changed DS rests on, and an unchanged one too.
+        let (action, detail) = match change {
+            Some(detail) => {
+                tracing::info!(parent, child = %d.child, "{detail}");
+                ("delegation-ds", detail)
+            }
+            None => (
+                "delegation-poll",
+                format!(
+                    "{}: {}",
+                    d.child,
+                    stored.blocked.as_ref().unwrap_or(&stored.last_result)
+                ),
+            ),
+        };
+        let audit = self.node.draft(who, &m.key, action, detail);
+        self.node
+            .store
+            .update_zone(&z, m.zone.epoch, &[], &[], &audit)
+            .await?;
+        Ok(())
+    }
+
+    /// Polls each child of the zones this node is Key Master of when its
+    /// period is up, until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            if let Err(e) = self.poll_due().await {
+                tracing::debug!(error = %e, "child polling: cannot read the zones");
+            }
+            tokio::select! {
+                _ = self.node.clock.sleep(LOOK_EVERY) => {}
+                _ = self.wake.notified() => {}
+            }
+        }
+    }
+
+    async fn poll_due(&self) -> Result<()> {
+        let now = self.node.clock.now();
+        for zone in self.node.store.list_zones().await? {
+            if zone.key_master != self.node.id {
+                continue;
+            }
+            for d in &zone.delegations {
+                if d.last_polled == 0 || now >= d.last_polled + d.poll_period {
+                    if let Err(e) = self.poll("child-poll", &zone.name, d).await {
+                        tracing::debug!(zone = %zone.name, child = %d.child, error = %e, "child not polled");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `HOST[:PORT]`, port 53 unless given; an IPv6 address with a port in
+/// brackets.
+fn parse_server(s: &str) -> std::result::Result<(String, u16), String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok((a.ip().to_string(), a.port()));
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok((ip.to_string(), 53));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("port {p:?} is not a number"))?,
+        ),
+        None => (s, 53),
+    };
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err("expected HOST[:PORT]".into());
+    }
+    Ok((host.to_string(), port))
+}
+
+/// Every address of every server; a name that does not resolve is a
+/// server that did not answer.
+async fn addresses(servers: &[String]) -> Vec<(String, std::result::Result<SocketAddr, String>)> {
+    let mut out = Vec::new();
+    for s in servers {
+        match parse_server(s) {
+            Err(e) => out.push((s.clone(), Err(e))),
+            Ok((host, port)) => match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(addrs) => {
+                    let addrs: Vec<SocketAddr> = addrs.collect();
+                    if addrs.is_empty() {
+                        out.push((s.clone(), Err("has no address".into())));
+                    }
+                    for a in addrs {
+                        out.push((a.to_string(), Ok(a)));
+                    }
+                }
+                Err(e) => out.push((s.clone(), Err(format!("does not resolve: {e}")))),
+            },
+        }
+    }
+    out
+}
+
+/// What each server serves at the child's apex: DNSKEY, CDS and CDNSKEY
+/// with their RRSIGs, asked directly (RD off, no cache; RFC 9615 §4.2).
+async fn ask_servers(
+    apex: &Name<Vec<u8>>,
+    servers: &[String],
+) -> Vec<(String, std::result::Result<Served, String>)> {
+    let mut out = Vec::new();
+    for (name, addr) in addresses(servers).await {
+        let served = match addr {
+            Err(e) => Err(e),
+            Ok(addr) => ask(addr, apex).await,
+        };
+        out.push((name, served));
+    }
+    out
+}
+
+async fn ask(server: SocketAddr, apex: &Name<Vec<u8>>) -> std::result::Result<Served, String> {
+    use crate::lifecycle::probe::query;
+    let mut s = Served::default();
+    for rtype in [Rtype::DNSKEY, Rtype::CDS, Rtype::CDNSKEY] {
+        let answer = query(server, apex, rtype)
+            .await
+            .map_err(|e| format!("{rtype} query: {e}"))?;
+        let (rdatas, sigs) = rrset_with_sigs(&answer, apex, rtype);
+        match rtype {
+            Rtype::DNSKEY => (s.dnskey, s.dnskey_sigs) = (rdatas, sigs),
+            Rtype::CDS => (s.cds, s.cds_sigs) = (rdatas, sigs),
+            _ => (s.cdnskey, s.cdnskey_sigs) = (rdatas, sigs),
+        }
+    }
+    Ok(s)
+}
+
+/// The answer's RRset of `rtype` at `apex` (record data, canonical wire
+/// form) and the RRSIGs covering it.
+fn rrset_with_sigs(
+    answer: &Message<Bytes>,
+    apex: &Name<Vec<u8>>,
+    rtype: Rtype,
+) -> (Vec<Vec<u8>>, Vec<crate::dnssec::verify::ReceivedRrsig>) {
+    let rdatas = crate::lifecycle::probe::answer_rdata(answer, apex, rtype)
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    let Ok(section) = answer.answer() else {
+        return (rdatas, Vec::new());
+    };
+    let sigs = section
+        .limit_to::<Rrsig<Bytes, domain::base::ParsedName<Bytes>>>()
+        .flatten()
+        .filter(|r| r.data().type_covered() == rtype && r.owner().name_eq(apex))
+        .filter_map(|r| crate::dnssec::verify::received(r.data()))
+        .collect();
+    (rdatas, sigs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_are_host_and_port() {
+        assert_eq!(
+            parse_server("127.0.0.1:5300").unwrap(),
+            ("127.0.0.1".into(), 5300)
+        );
+        assert_eq!(
+            parse_server("ns1.example.net").unwrap(),
+            ("ns1.example.net".into(), 53)
+        );
+        assert_eq!(parse_server("[::1]:53").unwrap(), ("::1".into(), 53));
+        assert_eq!(parse_server("::1").unwrap(), ("::1".into(), 53));
+        assert!(parse_server("ns1 example").is_err());
+        assert!(parse_server("ns1:x").is_err());
+    }
+}
