@@ -370,7 +370,7 @@ pub enum DelegationError {
         "{child} is a zone keymaster manages: its parent's DS follows its key set, with no polling"
     )]
     Managed { child: String },
-    #[error("delegation to {child}: give its authoritative servers (--server HOST[:PORT])")]
+    #[error("delegation to {child}: give its authoritative servers (--ns HOST[:PORT])")]
     NoServers { child: String },
     #[error("delegation to {child}: server {given}: {reason}")]
     Server {

@@ -140,6 +140,65 @@ impl Knot {
         std::fs::read_to_string(self.dir.path().join("knotd.log")).unwrap_or_default()
     }
 
+    /// knotd as the signer of its own zone, with keys of its own (an
+    /// operator keymaster knows nothing of): ECDSA P-256, TTLs of 2 s, a
+    /// KSK rolled only on `knotc zone-key-rollover`, and CDS/CDNSKEY
+    /// always published for the KSK the parent should have; anyone on
+    /// loopback may transfer the zone.
+    pub fn start_signing(zone: &str, text: &str) -> Knot {
+        let k = Self::start_with(&[], &[], None, None);
+        std::fs::write(k.zone_file(zone), text).unwrap();
+        // Where knotd keeps its keys (the KASP database).
+        std::fs::create_dir_all(k.dir.path().join("db")).unwrap();
+        let mut conf = std::fs::read_to_string(&k.conf).unwrap();
+        conf = conf.replace(
+            "    journal-content: none\n",
+            "    journal-content: changes\n",
+        );
+        // A policy is defined before the zone that names it.
+        conf = conf.replace(
+            "zone:\n",
+            &format!(
+                "policy:\n  - id: fast\n    algorithm: ecdsap256sha256\n    ksk-lifetime: 0\n\
+                 \x20   zsk-lifetime: 0\n    dnskey-ttl: 2\n    zone-max-ttl: 2\n\
+                 \x20   propagation-delay: 1\n    cds-cdnskey-publish: always\n\
+                 acl:\n  - id: copy\n    address: 127.0.0.0/8\n    action: transfer\n\
+                 zone:\n  - domain: {zone}\n    dnssec-signing: on\n    dnssec-policy: fast\n\
+                 \x20   acl: copy\n"
+            ),
+        );
+        std::fs::write(&k.conf, conf).unwrap();
+        k.ctl(&["reload"]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while soa_serial(&k.addr(), zone).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "knotd does not serve {zone}: {}",
+                k.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        k
+    }
+
+    /// Runs `knotc` against this knotd; its output, or a failure.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new("knotc")
+            .arg("-c")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .expect("knotc");
+        assert!(
+            out.status.success(),
+            "knotc {args:?}: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Where knotd reads the zone from.
     pub fn zone_file(&self, zone: &str) -> PathBuf {
         self.dir
@@ -210,7 +269,33 @@ pub struct Nsd {
 
 impl Nsd {
     pub fn start_secondary(zones: &[&str], primary: &str) -> Nsd {
+        let primary = primary.replace(':', "@");
+        let zone_lines: String = zones
+            .iter()
+            .map(|z| {
+                format!(
+                    "zone:\n  name: \"{z}\"\n  zonefile: \"{}.zone\"\n  request-xfr: {primary} NOKEY\n\
+                     \x20 allow-notify: 127.0.0.1 NOKEY\n",
+                    z.trim_end_matches('.')
+                )
+            })
+            .collect();
+        Self::start_with(&zone_lines, &[])
+    }
+
+    /// NSD serving a zone from this text as it is (a copy of another
+    /// server's zone, say, changed on purpose).
+    pub fn start_primary(zone: &str, text: &str) -> Nsd {
+        let file = format!("{}.zone", zone.trim_end_matches('.'));
+        let zone_lines = format!("zone:\n  name: \"{zone}\"\n  zonefile: \"{file}\"\n");
+        Self::start_with(&zone_lines, &[(&file, text)])
+    }
+
+    fn start_with(zone_lines: &str, files: &[(&str, &str)]) -> Nsd {
         let dir = TempDir::new("nsd");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
         let port = free_port();
         let d = dir.path().display();
         let mut text = format!(
@@ -220,14 +305,7 @@ impl Nsd {
              \x20 chroot: \"\"\n  logfile: \"{d}/nsd.log\"\n  verbosity: 2\n  server-count: 1\n\
              remote-control:\n  control-enable: no\n"
         );
-        let primary = primary.replace(':', "@");
-        for z in zones {
-            text.push_str(&format!(
-                "zone:\n  name: \"{z}\"\n  zonefile: \"{}.zone\"\n  request-xfr: {primary} NOKEY\n\
-                 \x20 allow-notify: 127.0.0.1 NOKEY\n",
-                z.trim_end_matches('.')
-            ));
-        }
+        text.push_str(zone_lines);
         let conf = dir.path().join("nsd.conf");
         std::fs::write(&conf, text).unwrap();
         let child = Command::new("nsd")

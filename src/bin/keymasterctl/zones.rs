@@ -20,7 +20,7 @@ pub enum DelegationCmd {
         zone: String,
         child: String,
         /// An authoritative server of the child, HOST[:PORT] (repeat).
-        #[arg(long = "server", required = true)]
+        #[arg(long = "ns", required = true)]
         servers: Vec<String>,
         /// A DS record the parent publishes now, "TAG ALG DIGEST-TYPE HEX"
         /// (repeat; none: an insecure delegation, which polling leaves alone).
