@@ -76,6 +76,9 @@ impl Probe for Served {
     async fn ds_served(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, _: &[Vec<u8>]) -> Evidence {
         self.answer(s)
     }
+    async fn ds_absent(&self, s: &[SocketAddr], _: &Name<Vec<u8>>) -> Evidence {
+        self.answer(s)
+    }
 }
 
 /// CPU seconds (user + system) and peak RSS (MiB) of this process.

@@ -359,6 +359,12 @@ pub enum ZonesError {
     },
     #[error("serial policy {0} is not keep, increment, unixtime or dateserial")]
     SerialPolicy(String),
+    #[error("zone {zone} has a roll under way ({step}): unsign it once the roll has ended")]
+    RollUnderWay { zone: String, step: String },
+    #[error("zone {zone} is being unsigned already ({step})")]
+    Unsigning { zone: String, step: String },
+    #[error("zone {zone}: unsigning is at {step}, where this does not apply (an unsigned zone cannot be signed again yet: remove the zone and add it again)")]
+    NotUnsigning { zone: String, step: String },
 }
 
 /// What `children` refuses.

@@ -31,7 +31,18 @@ fn a_managed_childs_double_ds_roll_moves_the_parents_ds_by_itself() {
     childs_ksk_roll("delegations-dds", "double-ds");
 }
 
-fn childs_ksk_roll(name: &str, method: &str) {
+/// The processes of a test, stopped when it ends.
+struct World {
+    d: Daemon,
+    knot: Knot,
+    unbound: Unbound,
+    _token: TestToken,
+    _dir: TempDir,
+}
+
+/// keymaster keeping the parent and the child signed, Knot serving both,
+/// Unbound anchored at the parent; returns once the child validates.
+fn world(name: &str, method: &str) -> World {
     let token = TestToken::new(name);
     let dns = format!("127.0.0.1:{}", free_port());
     let d = Daemon::start(&token, "node-dl", &["--dns-listen", &dns]);
@@ -126,6 +137,18 @@ fn childs_ksk_roll(name: &str, method: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    World {
+        d,
+        knot,
+        unbound,
+        _token: token,
+        _dir: dir,
+    }
+}
+
+fn childs_ksk_roll(name: &str, method: &str) {
+    let w = world(name, method);
+    let (d, knot, unbound) = (&w.d, &w.knot, &w.unbound);
     let parent_serial = soa_serial(&knot.addr(), PARENT).unwrap();
 
     let (old, _, _, tag) = d
@@ -219,6 +242,79 @@ fn childs_ksk_roll(name: &str, method: &str) {
         })
         .collect();
     assert_eq!(listed_ds, child_ds);
+}
+
+/// Unsigning the child: its DS leaves the parent first (the parent's
+/// DS RRset follows the child's key set, which hands the parent none once
+/// unsigning starts), the child's engine sees it gone at the parent's
+/// server and waits out its TTL, then the child is published unsigned.
+/// Through Unbound: validated until the DS is gone, then insecure; never
+/// SERVFAIL.
+#[test]
+fn unsigning_a_child_goes_insecure_without_a_validation_gap() {
+    let w = world("unsign", "double-ksk");
+    let (d, knot, unbound) = (&w.d, &w.knot, &w.unbound);
+    let before = d.key_rows(CHILD).len();
+    d.ctl_ok(&["zone", "unsign", CHILD]);
+    let began = Instant::now();
+    let (mut secure, mut insecure) = (0, 0);
+    loop {
+        match unbound.resolve("www.kid.deleg.test.", Rtype::A) {
+            Ok((rcode, ad)) if rcode == "NOERROR" => {
+                assert!(
+                    ad || insecure > 0 || secure > 0,
+                    "insecure before the DS went"
+                );
+                assert!(
+                    !(ad && insecure > 0),
+                    "validated again after going insecure"
+                );
+                if ad {
+                    secure += 1;
+                } else {
+                    insecure += 1;
+                }
+            }
+            other => panic!("while unsigning: {other:?}\n{}", unbound.log()),
+        }
+        let shown: serde_json::Value =
+            serde_json::from_str(&d.ctl_ok(&["zone", "show", CHILD, "--json"])).unwrap();
+        if shown["IsSigned"] == false && insecure >= 5 {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(90),
+            "unsigning did not finish: {shown}\n{}",
+            d.ctl_ok(&["key", "list", CHILD])
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    eprintln!(
+        "child unsigned in {:?}: {secure} answers AD, then {insecure} insecure, no SERVFAIL",
+        began.elapsed()
+    );
+    // The parent serves no DS; the child's answers carry no signatures.
+    let ds = common::dns::ask(&knot.addr(), CHILD, Rtype::DS, false).unwrap();
+    assert_eq!(ds.answer().unwrap().count(), 0, "the parent serves no DS");
+    let a = common::dns::ask(&knot.addr(), "www.kid.deleg.test.", Rtype::A, false).unwrap();
+    let types: Vec<Rtype> = a.answer().unwrap().map(|r| r.unwrap().rtype()).collect();
+    assert_eq!(types, [Rtype::A], "the child is served without RRSIGs");
+    let dnskey = common::dns::ask(&knot.addr(), CHILD, Rtype::DNSKEY, false).unwrap();
+    assert_eq!(dnskey.answer().unwrap().count(), 0, "nor DNSKEYs");
+    // The keys were kept (no --remove-keys), and the steps are audited.
+    assert_eq!(d.key_rows(CHILD).len(), before);
+    let steps: Vec<String> = d
+        .ctl_ok(&["audit", "--zone", CHILD, "--json"])
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["action"] == "unsign-step")
+        .map(|e| e["detail"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        steps.iter().any(|s| s.contains("serves no DS"))
+            && steps.iter().any(|s| s.contains("unsigned:")),
+        "{steps:?}"
+    );
 }
 
 fn crate_hex(b: &[u8]) -> String {

@@ -57,6 +57,9 @@ pub struct ZoneSignConfig {
     /// The DS RRsets of child zones keymaster also manages: each replaces
     /// whatever DS RRset the input has at the child's delegation.
     pub child_ds: Vec<ChildDs>,
+    /// Publish the zone without DNSSEC (it was unsigned): no keys, no
+    /// signatures, no denial chain; the input's DNSSEC records dropped.
+    pub unsigned: bool,
 }
 
 /// A child zone keymaster manages, as its parent publishes it: the DS
@@ -445,7 +448,7 @@ pub fn plan_zone(
     stats: &mut ZoneStats,
 ) -> Result<ZonePlan, ZoneError> {
     for role in [KeyRole::Ksk, KeyRole::Zsk] {
-        if !config.keys.iter().any(|k| k.role == role) {
+        if !config.unsigned && !config.keys.iter().any(|k| k.role == role) {
             return Err(ZoneError::NoKey {
                 role: role.as_str(),
             });
@@ -567,7 +570,7 @@ fn add_apex_records(
     for c in &config.cdnskeys {
         recs.push(Rec::new(apex_key, Rtype::CDNSKEY, config.dnskey_ttl, c));
     }
-    if let Denial::Nsec3(p) = &config.denial {
+    if let (Denial::Nsec3(p), false) = (&config.denial, config.unsigned) {
         recs.push(Rec::new(
             apex_key,
             Rtype::NSEC3PARAM,
@@ -651,6 +654,10 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
         .collect();
     let mut pos = 0;
     for o in &owners {
+        if config.unsigned {
+            plan.items.extend(rrset_items(recs, o, |_| Signer::Nobody));
+            continue;
+        }
         if o.kind == OwnerKind::Glue {
             // Glue and other occluded data are published as they came,
             // unsigned and outside the denial chain (RFC 4035 §2.2, §2.3).
@@ -685,7 +692,7 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
             }
         }
     }
-    if let Denial::Nsec3(p) = &config.denial {
+    if let (Denial::Nsec3(p), false) = (&config.denial, config.unsigned) {
         add_nsec3_chain(&mut plan, nsec3_names, apex_key, config, p, denial_ttl);
     }
     plan

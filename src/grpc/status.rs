@@ -50,9 +50,11 @@ pub fn code(e: &Error) -> Code {
             | ZonesError::TwoSources { .. }
             | ZonesError::Primary { .. }
             | ZonesError::SerialPolicy(_) => Code::InvalidArgument,
-            ZonesError::HasKeys { .. } | ZonesError::NoDnsListener { .. } => {
-                Code::FailedPrecondition
-            }
+            ZonesError::HasKeys { .. }
+            | ZonesError::NoDnsListener { .. }
+            | ZonesError::RollUnderWay { .. }
+            | ZonesError::Unsigning { .. }
+            | ZonesError::NotUnsigning { .. } => Code::FailedPrecondition,
         },
         Error::Delegation(e) => match e {
             DelegationError::NotBelow { .. }

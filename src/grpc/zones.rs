@@ -371,6 +371,33 @@ impl Zones for Api {
         .await
     }
 
+    async fn unsign_zone(
+        &self,
+        request: Request<proto::UnsignZoneRequest>,
+    ) -> Result<Response<proto::ZoneSettings>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "UnsignZone",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).unsign_zone(req).await,
+            async |caller, r| {
+                use crate::lifecycle::unsign::UnsignAsk;
+                let ask = match (r.ds_gone, r.cancel) {
+                    (true, _) => UnsignAsk::DsGone,
+                    (_, true) => UnsignAsk::Cancel,
+                    _ => UnsignAsk::Start {
+                        remove_keys: r.remove_keys,
+                    },
+                };
+                let lifecycle = &self.services.lifecycle;
+                lifecycle.unsign(caller.identity(), &r.zone, ask).await?;
+                Ok(zone_to_proto(&self.services.zones.get_zone(&r.zone).await?))
+            },
+        )
+        .await
+    }
+
     async fn add_delegation(
         &self,
         request: Request<proto::AddDelegationRequest>,

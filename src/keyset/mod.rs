@@ -19,6 +19,10 @@
 //! published: an algorithm roll's new keys before their DNSKEYs go out,
 //! its old keys after theirs are withdrawn, RFC 6781 §4.1.4.)
 //!
+//! While the zone goes insecure (`zone unsign`) the CDS and CDNSKEY are
+//! the RFC 8078 delete records and no DS is handed to the parent; once it
+//! is unsigned, no key appears anywhere.
+//!
 //! Active KSKs sign the apex DNSKEY, CDS and CDNSKEY RRsets; active ZSKs
 //! sign everything else. A rollover engine changes key states; this view
 //! follows.
@@ -37,7 +41,7 @@ use crate::dnssec::sign::SigningKey;
 use crate::dnssec::KeyRole;
 use crate::error::{KeyError, Result};
 use crate::node::Node;
-use crate::store::schema::{KeyRecord, KeyState, RollStep, ZoneRecord};
+use crate::store::schema::{KeyRecord, KeyState, RollStep, UnsignStep, ZoneRecord};
 
 pub use inventory::Inventory;
 
@@ -105,6 +109,11 @@ fn waits_for_parent(zone: &ZoneRecord) -> bool {
     })
 }
 
+/// `CDS 0 0 0 00`: remove the whole DS RRset (RFC 8078 §4, erratum 5049).
+pub const DELETE_CDS: [u8; 5] = [0, 0, 0, 0, 0];
+/// `CDNSKEY 0 3 0 AA==`.
+pub const DELETE_CDNSKEY: [u8; 5] = [0, 0, 3, 0, 0];
+
 /// What a zone publishes and signs with, as of its key records.
 #[derive(Debug)]
 pub struct KeySet {
@@ -131,6 +140,19 @@ impl KeySet {
         };
         let cds = set.zone.policy.publish_cds
             || (set.zone.policy.cds_during_rollover && waits_for_parent(&set.zone));
+        match set.zone.lifecycle.unsign.as_ref().map(|u| u.step) {
+            // Unsigned: the keys publish and sign nothing.
+            Some(UnsignStep::Unsigned) => return Ok(set),
+            // Going insecure: the delete records ask the parent to remove
+            // the DS (RFC 8078 §4, the erratum 5049 forms); the zone stays
+            // signed meanwhile.
+            Some(_) => {
+                set.cds = vec![DELETE_CDS.to_vec()];
+                set.cdnskeys = vec![DELETE_CDNSKEY.to_vec()];
+            }
+            None => {}
+        }
+        let unsigning = set.zone.lifecycle.unsign.is_some();
         for k in &set.keys {
             let p = Publication::of(k.state);
             let dnskey = dnskey_of(k)?;
@@ -140,7 +162,7 @@ impl KeySet {
             if p.signs {
                 set.signing.push(signing_key(k)?);
             }
-            if p.cds && k.role == KeyRole::Ksk && cds {
+            if p.cds && k.role == KeyRole::Ksk && cds && !unsigning {
                 set.cdnskeys.push(ds::dnskey_wire(&dnskey));
                 for d in set.zone.policy.ds_digests() {
                     set.cds.push(ds::ds_wire(&ds::ds(&set.apex, &dnskey, d)));
@@ -186,9 +208,13 @@ impl KeySet {
         }
     }
 
-    /// DS record data for the KSKs the parent should have, per digest.
+    /// DS record data for the KSKs the parent should have, per digest:
+    /// none while the zone goes insecure and after.
     pub fn ds(&self, digests: &[DsDigest]) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
+        if self.zone.lifecycle.unsign.is_some() {
+            return Ok(out);
+        }
         for k in self
             .keys
             .iter()

@@ -18,7 +18,7 @@
 
 use crate::dnssec::KeyRole;
 use crate::policy::intervals::Intervals;
-use crate::store::schema::{KeyRecord, KeyState, Roll, RollStep, ZoneRecord};
+use crate::store::schema::{KeyRecord, KeyState, Roll, RollStep, Unsign, UnsignStep, ZoneRecord};
 
 /// What to find out from DNS before a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub enum Check {
     SignedBy { zsk: String },
     /// Every server of the parent serves a DS for this KSK.
     DsServed { ksk: String },
+    /// Every server of the parent serves no DS for the zone.
+    DsGone,
 }
 
 /// A move from one step to the next, to write (with its evidence).
@@ -59,6 +61,10 @@ pub enum Step {
     AlgUnpublishOld,
     /// The old algorithm's keys go, and their signatures with them.
     AlgRemoveOld,
+    /// Unsigning: the parent serves no DS any more.
+    UnsignDsGone,
+    /// Unsigning: no cache can hold the DS; the zone is published unsigned.
+    UnsignStop,
 }
 
 /// Where a key stands in the lifecycle, by Windows' CurrentRolloverStatus
@@ -79,6 +85,13 @@ pub enum Status {
     RollError,
     /// The engine leaves the zone alone.
     Paused,
+    /// `zone unsign`: the delete CDS/CDNSKEY are out; waiting for the
+    /// parent to serve no DS.
+    UnsignWaitingForDsRemoval,
+    /// The parent serves no DS; waiting for caches to forget it.
+    UnsignWaitingForDsTtl,
+    /// Published without DNSSEC.
+    Unsigned,
 }
 
 impl Status {
@@ -95,6 +108,9 @@ impl Status {
             Status::WaitingForPublication => "WaitingForPublication",
             Status::RollError => "RollError",
             Status::Paused => "Paused",
+            Status::UnsignWaitingForDsRemoval => "UnsignWaitingForDsRemoval",
+            Status::UnsignWaitingForDsTtl => "UnsignWaitingForDsTtl",
+            Status::Unsigned => "Unsigned",
         }
     }
 }
@@ -153,10 +169,51 @@ pub fn next(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Next {
     if life.paused || life.error.is_some() {
         return Next::Idle { at: None };
     }
+    if let Some(u) = &life.unsign {
+        return next_in_unsign(zone, u, now);
+    }
     match &life.roll {
         Some(roll) => next_in_roll(zone, roll, now),
         None => next_roll(zone, keys, now),
     }
+}
+
+/// Going insecure (`zone unsign`): the DS must be gone at every parent
+/// server, then out of every cache (DprpP + the DS TTL + the safety
+/// margin, as for an old DS after a KSK roll), before the signatures go.
+fn next_in_unsign(zone: &ZoneRecord, u: &Unsign, now: u64) -> Next {
+    match u.step {
+        UnsignStep::DeletePublished => Next::Check {
+            check: Check::DsGone,
+            then: Step::UnsignDsGone,
+            status: Status::UnsignWaitingForDsRemoval,
+        },
+        UnsignStep::DsGone => {
+            let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
+            let until = u.since + t.ksk_iret(u.ttl);
+            if now < until {
+                return Next::Wait {
+                    until,
+                    status: Status::UnsignWaitingForDsTtl,
+                };
+            }
+            Next::Check {
+                check: Check::DsGone,
+                then: Step::UnsignStop,
+                status: Status::UnsignWaitingForDsTtl,
+            }
+        }
+        UnsignStep::Unsigned => Next::Idle { at: None },
+    }
+}
+
+/// The status of an unsigning under way or done (None: none).
+fn unsign_status(zone: &ZoneRecord, now: u64) -> Option<Status> {
+    let u = zone.lifecycle.unsign.as_ref()?;
+    Some(match next_in_unsign(zone, u, now) {
+        Next::Wait { status, .. } | Next::Check { status, .. } => status,
+        _ => Status::Unsigned,
+    })
 }
 
 /// No roll in flight: the first key an operator asked to roll, else the
@@ -340,6 +397,9 @@ fn next_in_roll(zone: &ZoneRecord, roll: &Roll, now: u64) -> Next {
 /// The status of the zone's roll under way (NotRolling without one).
 pub fn roll_status(zone: &ZoneRecord, now: u64) -> Status {
     let life = &zone.lifecycle;
+    if let Some(status) = unsign_status(zone, now).filter(|_| life.error.is_none()) {
+        return status;
+    }
     match &life.roll {
         _ if life.error.is_some() => Status::RollError,
         _ if life.paused => Status::Paused,
@@ -355,6 +415,9 @@ pub fn roll_status(zone: &ZoneRecord, now: u64) -> Status {
 /// A key's status, for `key list`.
 pub fn key_status(zone: &ZoneRecord, keys: &[KeyRecord], key: &KeyRecord, now: u64) -> Status {
     let life = &zone.lifecycle;
+    if let Some(status) = unsign_status(zone, now).filter(|_| life.error.is_none()) {
+        return status;
+    }
     let in_roll = life.roll.as_ref().is_some_and(|r| r.involves(&key.id));
     if in_roll && life.error.is_some() {
         return Status::RollError;

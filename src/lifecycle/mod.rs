@@ -6,6 +6,8 @@
 //! - `engine`: the decisions, pure (lifecycle, keys, time → what next);
 //! - `probe`: asking the zone's and the parent's servers;
 //! - `control`: what operators do (key roll/step, pause) and see;
+//! - `unsign`: going back to insecure (`zone unsign`), whose steps the
+//!   engine then takes like a roll's;
 //! - `runner`: on the Key Master only, one scheduler for all zones: it
 //!   generates successors, asks the probes, writes each step as one
 //!   epoch-fenced store write with its audit entry and evidence.
@@ -14,5 +16,6 @@ pub mod control;
 pub mod engine;
 pub mod probe;
 pub mod runner;
+pub mod unsign;
 
 pub use runner::Lifecycle;

@@ -44,6 +44,8 @@ pub trait Probe: Send + Sync {
         zone: &Name<Vec<u8>>,
         wanted: &[Vec<u8>],
     ) -> Evidence;
+    /// Whether every parent server serves no DS for the zone.
+    async fn ds_absent(&self, servers: &[SocketAddr], zone: &Name<Vec<u8>>) -> Evidence;
 }
 
 /// Asks the servers themselves.
@@ -78,6 +80,10 @@ impl Probe for DnsProbe {
         wanted: &[Vec<u8>],
     ) -> Evidence {
         ds_served(servers, zone, wanted).await
+    }
+
+    async fn ds_absent(&self, servers: &[SocketAddr], zone: &Name<Vec<u8>>) -> Evidence {
+        ds_absent(servers, zone).await
     }
 }
 
@@ -301,6 +307,22 @@ pub async fn ds_served(
             let ttl = ds_matches(&ds, wanted, original)?;
             evidence.max_ttl = evidence.max_ttl.max(ttl);
             Ok(format!("serves the new DS (TTL {ttl})"))
+        });
+        evidence.servers.push((server, result));
+    }
+    evidence
+}
+
+/// Whether every parent server answers, with authority, that it has no
+/// DS for the zone (NODATA).
+pub async fn ds_absent(servers: &[SocketAddr], zone: &Name<Vec<u8>>) -> Evidence {
+    let mut evidence = Evidence::default();
+    for &server in servers {
+        let result = query(server, zone, Rtype::DS).await.and_then(|answer| {
+            match answer_rdata(&answer, zone, Rtype::DS).len() {
+                0 => Ok("serves no DS".to_string()),
+                n => Err(format!("still serves {n} DS records")),
+            }
         });
         evidence.servers.push((server, result));
     }

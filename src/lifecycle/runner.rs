@@ -27,7 +27,7 @@ use crate::mastership::Mastership;
 use crate::node::{parse_zone_name, Node};
 use crate::policy::intervals::Intervals;
 use crate::policy::server_address;
-use crate::store::schema::{KeyRecord, KeyState, Roll, RollStep, ZoneRecord};
+use crate::store::schema::{KeyRecord, KeyState, Roll, RollStep, UnsignStep, ZoneRecord};
 
 /// How often the scheduler looks for zones it newly holds (a role taken
 /// over, a zone added elsewhere) besides its deadlines.
@@ -84,6 +84,14 @@ impl Lifecycle {
 
     pub(super) fn gate(&self) -> &Gate {
         &self.gate
+    }
+
+    pub(super) fn dns_probe(&self) -> &dyn Probe {
+        self.probe.as_ref()
+    }
+
+    pub(super) fn keysets(&self) -> &KeySets {
+        &self.keysets
     }
 
     /// Makes the scheduler look at this zone again now (after an
@@ -323,6 +331,7 @@ impl Lifecycle {
                 let tag = find(keys, &zone.name, zsk)?.key_tag;
                 self.probe.signed_by(&servers, &apex, tag).await
             }
+            Check::DsGone => self.probe.ds_absent(&servers_of_parent(zone), &apex).await,
             Check::DsServed { ksk } => {
                 let key = find(keys, &zone.name, ksk)?;
                 let wanted = ds_of(&apex, key)?;
@@ -364,6 +373,9 @@ impl Lifecycle {
         step: Step,
         evidence: &Evidence,
     ) -> Result<()> {
+        if matches!(step, Step::UnsignDsGone | Step::UnsignStop) {
+            return self.take_unsign(m, keys, step, evidence).await;
+        }
         let mut zone = m.zone.clone();
         let Some(roll) = zone.lifecycle.roll.clone() else {
             return Ok(());
@@ -487,6 +499,7 @@ impl Lifecycle {
                     new.key_tag, old.key_tag
                 )
             }
+            Step::UnsignDsGone | Step::UnsignStop => return Ok(()),
             Step::ZskRemoveOld | Step::KskRemoveOld => {
                 delete = vec![old.id.clone()];
                 match roll.role {
@@ -526,6 +539,57 @@ impl Lifecycle {
         Ok(())
     }
 
+    /// A step of going insecure: the DS seen gone at the parent, then the
+    /// zone published unsigned (and its keys removed if asked).
+    async fn take_unsign(
+        &self,
+        m: &Managed,
+        keys: &[KeyRecord],
+        step: Step,
+        evidence: &Evidence,
+    ) -> Result<()> {
+        let mut zone = m.zone.clone();
+        let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
+        let Some(u) = zone.lifecycle.unsign.as_mut() else {
+            return Ok(());
+        };
+        u.since = self.node.clock.now();
+        let mut delete = Vec::new();
+        let what = if step == Step::UnsignDsGone {
+            u.step = UnsignStep::DsGone;
+            format!(
+                "unsigning: the parent serves no DS; signing goes on for {} s while caches forget it",
+                t.ksk_iret(u.ttl)
+            )
+        } else {
+            u.step = UnsignStep::Unsigned;
+            if u.remove_keys {
+                delete = keys.iter().map(|k| k.id.clone()).collect();
+            }
+            format!(
+                "unsigned: the zone is published without DNSSEC; its {} keys {}",
+                keys.len(),
+                if delete.is_empty() {
+                    "are kept"
+                } else {
+                    "are removed"
+                }
+            )
+        };
+        zone.lifecycle.waiting_on.clear();
+        let detail = format!("{what}; evidence: {}", evidence.summary());
+        let audit = self.node.draft("rollover", &m.key, "unsign-step", detail);
+        self.node
+            .store
+            .update_zone(&zone, m.zone.epoch, &[], &delete, &audit)
+            .await?;
+        tracing::info!(zone = %m.key, "{what}");
+        if !delete.is_empty() {
+            self.inventory.destroy_in_token(delete).await;
+        }
+        Ok(())
+    }
+
     /// The old DS's TTL at the parent, as served now (or the policy's).
     async fn old_ds_ttl(&self, zone: &ZoneRecord, old: &KeyRecord) -> u32 {
         let fallback = zone.policy.parent_ds_ttl;
@@ -548,7 +612,12 @@ impl Lifecycle {
 
     /// Runs the DS submission command with the new DS set; a command that
     /// fails stops the roll with RollError (not retried blindly).
-    async fn submit_ds(&self, m: &Managed, zone: &ZoneRecord, keys: &[&KeyRecord]) -> Result<()> {
+    pub(super) async fn submit_ds(
+        &self,
+        m: &Managed,
+        zone: &ZoneRecord,
+        keys: &[&KeyRecord],
+    ) -> Result<()> {
         let Some(cmd) = &self.ds_submit_command else {
             return Ok(());
         };
@@ -715,7 +784,7 @@ fn servers(list: &[String]) -> Vec<SocketAddr> {
     list.iter().filter_map(|s| server_address(s).ok()).collect()
 }
 
-fn servers_of_parent(zone: &ZoneRecord) -> Vec<SocketAddr> {
+pub(super) fn servers_of_parent(zone: &ZoneRecord) -> Vec<SocketAddr> {
     servers(&zone.policy.parent_servers)
 }
 
@@ -766,6 +835,8 @@ mod tests {
         signed: AtomicBool,
         ds: AtomicBool,
         ds_ttl: AtomicU32,
+        /// The parent has removed the zone's DS.
+        ds_gone: AtomicBool,
         /// A secondary that does not answer at all.
         silent: AtomicBool,
     }
@@ -807,6 +878,9 @@ mod tests {
                 e.max_ttl = self.ds_ttl.load(Ordering::SeqCst);
             }
             e
+        }
+        async fn ds_absent(&self, s: &[SocketAddr], _: &Name<Vec<u8>>) -> Evidence {
+            self.answer(s, &self.ds_gone, "no DS")
         }
     }
 
@@ -911,6 +985,105 @@ mod tests {
 
     fn pair(a: &str, b: &str) -> (String, String) {
         (a.to_string(), b.to_string())
+    }
+
+    #[tokio::test]
+    async fn unsigning_waits_for_the_ds_to_leave_the_parent_and_the_caches() {
+        use crate::lifecycle::unsign::UnsignAsk;
+        let w = world(policy()).await;
+        let set = |z: ZoneRecord, keys: Vec<KeyRecord>| {
+            KeySet::new(z, parse_zone_name(ZONE).unwrap().1, keys).unwrap()
+        };
+        w.lifecycle
+            .unsign("test", ZONE, UnsignAsk::Start { remove_keys: true })
+            .await
+            .unwrap();
+        // Still signed, the delete records out, no DS for the parent.
+        let s = set(w.zone().await, w.keys().await);
+        assert!(s.is_signed());
+        assert_eq!(
+            s.apex_rrset(Rtype::CDS),
+            [crate::keyset::DELETE_CDS.to_vec()]
+        );
+        assert_eq!(
+            s.apex_rrset(Rtype::CDNSKEY),
+            [crate::keyset::DELETE_CDNSKEY.to_vec()]
+        );
+        assert!(s
+            .ds(&[crate::dnssec::ds::DsDigest::Sha256])
+            .unwrap()
+            .is_empty());
+        // The parent keeps serving the DS: nothing moves, and the ZSK roll
+        // that falls due meanwhile does not start.
+        w.tick().await;
+        assert_eq!(w.status().await, Status::UnsignWaitingForDsRemoval);
+        w.set_to(T0 + 31 * DAY);
+        w.tick().await;
+        let z = w.zone().await;
+        assert_eq!(
+            z.lifecycle.unsign.as_ref().unwrap().step,
+            UnsignStep::DeletePublished
+        );
+        assert_eq!(
+            z.lifecycle.waiting_on,
+            ["127.0.0.1:5300: does not serve no DS".to_string()]
+        );
+        assert_eq!(w.keys().await.len(), 2);
+        // The DS is gone at the parent: caches may hold it for DprpP + its
+        // TTL (2 h, the policy's as none was measured) + the safety margin.
+        w.servers.ds_gone.store(true, Ordering::SeqCst);
+        let gone_at = w.clock.now();
+        assert_eq!(w.tick().await, Some(gone_at + H + 2 * H + H));
+        assert_eq!(w.status().await, Status::UnsignWaitingForDsTtl);
+        assert!(set(w.zone().await, w.keys().await).is_signed());
+        w.set_to(gone_at + 4 * H - 1);
+        w.tick().await;
+        assert_eq!(w.status().await, Status::UnsignWaitingForDsTtl);
+        w.set_to(gone_at + 4 * H);
+        assert_eq!(w.tick().await, None);
+        assert_eq!(w.status().await, Status::Unsigned);
+        let z = w.zone().await;
+        assert_eq!(
+            z.lifecycle.unsign.as_ref().unwrap().step,
+            UnsignStep::Unsigned
+        );
+        assert!(w.keys().await.is_empty(), "--remove-keys: the keys went");
+        let s = set(z, Vec::new());
+        assert!(!s.is_signed() && s.apex_rrset(Rtype::DNSKEY).is_empty());
+        // Signing again is not built: refused, not half done.
+        let e = w
+            .lifecycle
+            .unsign("test", ZONE, UnsignAsk::Cancel)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("unsigning is at Unsigned"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn unsigning_keeps_the_keys_and_can_be_cancelled_before_the_end() {
+        use crate::lifecycle::unsign::UnsignAsk;
+        let w = world(policy()).await;
+        let start = UnsignAsk::Start { remove_keys: false };
+        w.lifecycle.unsign("test", ZONE, start).await.unwrap();
+        let e = w.lifecycle.unsign("test", ZONE, start).await.unwrap_err();
+        assert!(e.to_string().contains("being unsigned already"), "{e}");
+        w.lifecycle
+            .unsign("test", ZONE, UnsignAsk::Cancel)
+            .await
+            .unwrap();
+        assert!(w.zone().await.lifecycle.unsign.is_none());
+        // The operator's word moves it on where no check can see the parent.
+        w.lifecycle.unsign("test", ZONE, start).await.unwrap();
+        w.lifecycle
+            .unsign("test", ZONE, UnsignAsk::DsGone)
+            .await
+            .unwrap();
+        assert_eq!(w.status().await, Status::UnsignWaitingForDsTtl);
+        w.servers.ds_gone.store(true, Ordering::SeqCst);
+        w.set_to(T0 + 4 * H);
+        w.tick().await;
+        assert_eq!(w.status().await, Status::Unsigned);
+        assert_eq!(w.keys().await.len(), 2, "the keys are kept");
     }
 
     #[tokio::test]

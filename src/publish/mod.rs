@@ -213,7 +213,7 @@ impl Publisher {
     fn warn_if_expiring(&self, zone: &ZoneRecord) -> bool {
         let name = &zone.name;
         let p = &zone.publishing;
-        if p.serial.is_none() {
+        if p.serial.is_none() || p.expires == 0 {
             return false;
         }
         let now = self.node.clock.now();
@@ -305,7 +305,7 @@ impl Publisher {
             Some(format!("serving as Key Master (epoch {})", zone.epoch))
         } else if local.signed_with != signed_with {
             Some("the key set, the policy or the outputs changed".to_string())
-        } else if now >= zone.publishing.refresh_at {
+        } else if zone.publishing.refresh_at != 0 && now >= zone.publishing.refresh_at {
             Some("signatures refreshed before they expire".to_string())
         } else if reload || stamp != local.stamp {
             None // read the source; signed if its text changed
@@ -488,7 +488,11 @@ impl Publisher {
         .await
         .map_err(|e| format!("the signing task failed: {e}"))??;
         let expires = u64::from(signed.earliest_expiration().unwrap_or(0));
-        let refresh_at = expires.saturating_sub(window.0).max(now + window.1);
+        // An unsigned version (`zone unsign`) has nothing to refresh.
+        let refresh_at = match expires {
+            0 => 0,
+            e => e.saturating_sub(window.0).max(now + window.1),
+        };
         // Durable before anyone sees it: the serial never goes backwards,
         // and a node that lost the role writes nothing and serves nothing.
         let m = self.gate.managed(&key).await.map_err(|e| e.to_string())?;

@@ -189,6 +189,38 @@ pub struct Lifecycle {
     pub last_zsk_rollover: u64,
     #[serde(default)]
     pub last_ksk_rollover: u64,
+    /// Taking the zone back to insecure (`zone unsign`); no roll starts
+    /// while it is under way, and none after it is done.
+    #[serde(default)]
+    pub unsign: Option<Unsign>,
+}
+
+/// Going insecure without a validation gap: the parent's DS goes first
+/// (CDS/CDNSKEY delete, RFC 8078 §4), caches forget it, then signing stops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unsign {
+    pub step: UnsignStep,
+    /// When the step began, Unix seconds.
+    pub since: u64,
+    /// The parent's DS TTL when its DS was last seen (what caches count
+    /// down from).
+    pub ttl: u32,
+    /// Remove the keys (records and token objects) once unsigned.
+    pub remove_keys: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnsignStep {
+    /// The zone, still signed, publishes CDS/CDNSKEY delete records and
+    /// hands the parent no DS; wait until every parent server serves none.
+    DeletePublished,
+    /// The parent serves no DS; wait its DS TTL and propagation, so that
+    /// no cache holds a DS, before signing stops.
+    DsGone,
+    /// The zone is published without DNSSEC; its keys are kept (unless
+    /// removed) but publish and sign nothing.
+    Unsigned,
 }
 
 impl Lifecycle {

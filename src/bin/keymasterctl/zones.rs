@@ -107,6 +107,21 @@ pub enum ZoneCmd {
     /// Keep the DS of a child zone keymaster does not manage, from its CDS.
     #[command(subcommand)]
     Delegation(DelegationCmd),
+    /// Take the zone back to insecure without a validation gap: CDS and
+    /// CDNSKEY delete published, then, once the parent serves no DS and
+    /// its TTL has passed, the zone published unsigned.
+    Unsign {
+        zone: String,
+        /// Remove the keys (and destroy them in the token) once unsigned.
+        #[arg(long)]
+        remove_keys: bool,
+        /// Tell it the parent serves no DS, when no check can see it.
+        #[arg(long, conflicts_with_all = ["remove_keys", "cancel"])]
+        ds_gone: bool,
+        /// Stay signed after all (before the zone is unsigned).
+        #[arg(long, conflicts_with = "remove_keys")]
+        cancel: bool,
+    },
     /// Poll the zone's external children for CDS/CDNSKEY now.
     PollChildren { zone: String },
     /// Sign a zone file.
@@ -419,6 +434,23 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
                 format!("{}: the DS is no longer kept from its CDS", d.child),
             )
         }
+        ZoneCmd::Unsign {
+            zone,
+            remove_keys,
+            ds_gone,
+            cancel,
+        } => Output::Zone(Box::new(
+            c.zones
+                .unsign_zone(proto::UnsignZoneRequest {
+                    zone,
+                    remove_keys,
+                    ds_gone,
+                    cancel,
+                })
+                .await
+                .map_err(status_line)?
+                .into_inner(),
+        )),
         ZoneCmd::PollChildren { zone } => {
             let polled = c
                 .zones
