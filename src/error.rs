@@ -247,6 +247,14 @@ pub enum KeyError {
         tag: u16,
         step: String,
     },
+    #[error("key {tag} of {zone} is {state}: only a KSK that is a standby (published) or one of two active KSKs can be revoked; the last active KSK is rolled instead (key roll)")]
+    NotRevocable {
+        zone: String,
+        tag: u16,
+        state: String,
+    },
+    #[error("{zone} has a roll under way ({step}); revoke the key once it has ended")]
+    RollUnderWay { zone: String, step: String },
     #[error("{zone} has no KSK roll waiting for the parent's DS of key {which}; nothing to step")]
     NothingToStep { zone: String, which: String },
     #[error("{zone} cannot change its algorithm now: {why}; nothing was changed")]

@@ -36,13 +36,15 @@ fn fields(record: &str) -> Vec<&str> {
     record.split_whitespace().collect()
 }
 
-/// Whether a DNSKEY record is a key-signing key (the SEP flag, 257).
+/// Whether a DNSKEY record is a key-signing key (the SEP flag, 257) that
+/// is not revoked (RFC 5011's REVOKE flag, 0x80): a revoked key is no
+/// anchor.
 fn is_ksk(record: &str) -> bool {
     let f = fields(record);
     f.get(3) == Some(&"DNSKEY")
         && f.get(4)
             .and_then(|v| v.parse::<u16>().ok())
-            .is_some_and(|flags| flags & 1 == 1)
+            .is_some_and(|flags| flags & 1 == 1 && flags & 0x80 == 0)
 }
 
 /// The anchors in `format`, from the zone's DS records and its DNSKEY

@@ -102,6 +102,9 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
         safety_margin: or(p.safety_margin, d.safety_margin),
         publication_servers: p.publication_servers,
         parent_servers: p.parent_servers,
+        rfc5011: p.rfc5011,
+        rfc5011_add_hold_down: or(p.rfc5011_add_hold_down, d.rfc5011_add_hold_down),
+        rfc5011_remove_hold_down: or(p.rfc5011_remove_hold_down, d.rfc5011_remove_hold_down),
     })
 }
 
@@ -147,6 +150,9 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
         parent_servers: p.parent_servers.clone(),
         no_zsk_rollover: p.zsk_rollover_period == 0,
         no_ksk_rollover: p.ksk_rollover_period == 0,
+        rfc5011: p.rfc5011,
+        rfc5011_add_hold_down: p.rfc5011_add_hold_down,
+        rfc5011_remove_hold_down: p.rfc5011_remove_hold_down,
     }
 }
 
@@ -339,6 +345,9 @@ pub fn apply_fields(
             "cds_during_rollover" => n.cds_during_rollover = p.cds_during_rollover,
             "zsk_double_signature" => n.zsk_double_signature = p.zsk_double_signature,
             "ksk_double_ds" => n.ksk_double_ds = p.ksk_double_ds,
+            "rfc5011" => n.rfc5011 = p.rfc5011,
+            "rfc5011_add_hold_down" => n.rfc5011_add_hold_down = p.rfc5011_add_hold_down,
+            "rfc5011_remove_hold_down" => n.rfc5011_remove_hold_down = p.rfc5011_remove_hold_down,
             "propagation_time" => n.propagation_time = p.propagation_time,
             "zsk_rollover_period" => n.zsk_rollover_period = p.zsk_rollover_period,
             "ksk_rollover_period" => n.ksk_rollover_period = p.ksk_rollover_period,

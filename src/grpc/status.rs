@@ -95,6 +95,8 @@ fn key_code(e: &KeyError) -> Code {
         | KeyError::NotRollable { .. }
         | KeyError::InRoll { .. }
         | KeyError::NothingToStep { .. }
+        | KeyError::NotRevocable { .. }
+        | KeyError::RollUnderWay { .. }
         | KeyError::AlgorithmRoll { .. }
         | KeyError::NotOrphan { .. } => Code::FailedPrecondition,
         KeyError::BadRecord { .. } => Code::Internal,

@@ -284,6 +284,27 @@ impl Zones for Api {
         .await
     }
 
+    async fn revoke_key(
+        &self,
+        request: Request<proto::KeyRequest>,
+    ) -> Result<Response<proto::Key>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "RevokeKey",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).revoke_key(req).await,
+            async |caller, r| {
+                let lifecycle = &self.services.lifecycle;
+                let k = lifecycle
+                    .revoke_key(caller.identity(), &r.zone, &r.key)
+                    .await?;
+                Ok(key_to_proto(&k))
+            },
+        )
+        .await
+    }
+
     async fn pause_zone(
         &self,
         request: Request<proto::PauseZoneRequest>,

@@ -12,6 +12,7 @@
 //! | active    | yes          | yes   | yes                           | yes, if the policy publishes them (always, or from a KSK roll's DS swap until the old KSK goes) |
 //! | leaving   | yes          | yes   | no                            | no                |
 //! | retired   | yes          | no    | no                            | no                |
+//! | revoked   | yes, REVOKE bit | the DNSKEY RRset | no            | no                |
 //! | pre-active, post-active | no | yes | no                        | no                |
 //!
 //! (Incoming and leaving are the two KSKs of a double-KSK roll around the
@@ -86,6 +87,12 @@ impl Publication {
                 signs: false,
                 ds: true,
                 cds: true,
+            },
+            KeyState::Revoked => Publication {
+                dnskey: true,
+                signs: true,
+                ds: false,
+                cds: false,
             },
             KeyState::PreActive | KeyState::PostActive => Publication {
                 dnskey: false,
@@ -234,22 +241,34 @@ impl KeySet {
     }
 }
 
-/// A stored key as the DNSSEC code signs with it.
+/// A stored key as the DNSSEC code signs with it (a revoked key's RRSIGs
+/// name its revoked key tag).
 fn signing_key(k: &KeyRecord) -> Result<SigningKey> {
     Ok(SigningKey {
         role: k.role,
         algorithm: k.algorithm,
-        key_tag: k.key_tag,
+        key_tag: match k.state {
+            KeyState::Revoked => dnskey_of(k)?.key_tag(),
+            _ => k.key_tag,
+        },
         token_id: crate::hex::unhex(&k.id).ok_or_else(|| bad(k, "its id is not hex"))?,
     })
 }
 
-/// A stored key's DNSKEY record data.
+/// A stored key's DNSKEY record data; a revoked key's has the REVOKE
+/// flag (RFC 5011 §3: 257 becomes 385).
 pub fn dnskey_of(k: &KeyRecord) -> Result<domain::rdata::Dnskey<Vec<u8>>> {
     let public =
         crate::hex::unhex(&k.public_key).ok_or_else(|| bad(k, "its public key is not hex"))?;
-    Ok(ds::dnskey(k.role.dnskey_flags(), k.algorithm, &public))
+    let flags = match k.state {
+        KeyState::Revoked => k.role.dnskey_flags() | REVOKE_FLAG,
+        _ => k.role.dnskey_flags(),
+    };
+    Ok(ds::dnskey(flags, k.algorithm, &public))
 }
+
+/// The DNSKEY REVOKE flag (RFC 5011 §7).
+pub const REVOKE_FLAG: u16 = 0x0080;
 
 fn bad(k: &KeyRecord, what: &'static str) -> crate::error::Error {
     KeyError::BadRecord {
@@ -532,6 +551,7 @@ mod tests {
                 old_zsk: String::new(),
                 new_zsk: String::new(),
                 double_ds: false,
+                rfc5011: false,
             });
             let keys = vec![
                 key(1, KeyRole::Ksk, old),

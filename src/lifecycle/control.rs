@@ -4,10 +4,11 @@
 
 use super::engine::{self, Status};
 use super::runner::Lifecycle;
+use crate::dnssec::KeyRole;
 use crate::error::{KeyError, Result};
 use crate::keyset::inventory::find_key;
 use crate::mastership::gate::Managed;
-use crate::store::schema::{KeyRecord, KeyState, RollStep, ZoneRecord};
+use crate::store::schema::{KeyRecord, KeyState, Roll, RollStep, ZoneRecord};
 
 /// A key's place in the lifecycle, for `key list`.
 #[derive(Debug, Clone)]
@@ -117,6 +118,75 @@ impl Lifecycle {
             k.key_tag
         );
         self.write(&m, &z, who, "roll-step", detail).await?;
+        self.wake(&m.key);
+        Ok(k)
+    }
+
+    /// Revokes a KSK for RFC 5011 validators (`key revoke`, Windows'
+    /// RevokeStandby): a standby KSK, or an active one beside another
+    /// active KSK. It is published with the REVOKE bit and signs the DNSKEY
+    /// RRset for the remove hold-down, as a roll of its own (so no other
+    /// roll runs meanwhile); then it goes. The parent is handed the DS
+    /// RRset without it.
+    pub async fn revoke_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
+        let m = self.gate().managed(zone).await?;
+        let keys = self.node().store.list_keys(&m.key).await?;
+        let mut k = find_key(&keys, &m.key, which)?.clone();
+        if let Some(r) = &m.zone.lifecycle.roll {
+            return Err(KeyError::RollUnderWay {
+                zone: m.key.clone(),
+                step: format!("{:?}", r.step),
+            }
+            .into());
+        }
+        let other_active = keys
+            .iter()
+            .any(|o| o.id != k.id && o.role == KeyRole::Ksk && o.state == KeyState::Active);
+        let revocable = k.role == KeyRole::Ksk
+            && (k.state == KeyState::Published || (k.state == KeyState::Active && other_active));
+        if !revocable {
+            return Err(KeyError::NotRevocable {
+                zone: m.key.clone(),
+                tag: k.key_tag,
+                state: format!("a {} {}", k.role.as_str().to_uppercase(), k.state.as_str()),
+            }
+            .into());
+        }
+        k.state = KeyState::Revoked;
+        let now = self.node().clock.now();
+        let mut z = m.zone.clone();
+        z.lifecycle.roll = Some(Roll {
+            role: KeyRole::Ksk,
+            old: k.id.clone(),
+            new: k.id.clone(),
+            step: RollStep::KskRevoked,
+            since: now,
+            ttl: z.policy.dnskey_ttl,
+            manual: true,
+            seen_at: 0,
+            old_zsk: String::new(),
+            new_zsk: String::new(),
+            double_ds: false,
+            rfc5011: true,
+        });
+        z.lifecycle.waiting_on.clear();
+        let detail = format!(
+            "KSK {} revoked by the operator (published with the REVOKE bit as key {}, signing \
+             the DNSKEY RRset); it goes after the remove hold-down",
+            k.key_tag,
+            crate::keyset::dnskey_of(&k)?.key_tag()
+        );
+        let audit = self.node().draft(who, &m.key, "key-revoke", detail);
+        self.node()
+            .store
+            .update_zone(&z, m.zone.epoch, std::slice::from_ref(&k), &[], &audit)
+            .await?;
+        let keys = self.node().store.list_keys(&m.key).await?;
+        let with_ds: Vec<&KeyRecord> = keys
+            .iter()
+            .filter(|o| o.role == KeyRole::Ksk && crate::keyset::Publication::of(o.state).ds)
+            .collect();
+        self.submit_ds(&m, &z, &with_ds).await?;
         self.wake(&m.key);
         Ok(k)
     }

@@ -54,6 +54,8 @@ pub enum Step {
     KskSwap,
     /// The predecessor KSK goes (with a double DS, its DS is withdrawn).
     KskRemoveOld,
+    /// RFC 5011: the predecessor KSK is revoked, still published.
+    KskRevoke,
     /// Algorithm roll: the new algorithm's DNSKEYs are published (its KSK
     /// incoming, its ZSK active), the old ones stay.
     AlgPublish,
@@ -80,6 +82,8 @@ pub enum Status {
     KskWaitingForDnskeyTtl,
     KskWaitingForDsUpdate,
     KskWaitingForDsTtl,
+    /// A revoked KSK stays published for validators' remove hold-down.
+    KskWaitingForRfc5011RemoveHoldDown,
     /// The interval has passed; some server does not serve the change yet.
     WaitingForPublication,
     RollError,
@@ -105,6 +109,7 @@ impl Status {
             Status::KskWaitingForDnskeyTtl => "KskWaitingForDnskeyTtl",
             Status::KskWaitingForDsUpdate => "KskWaitingForDsUpdate",
             Status::KskWaitingForDsTtl => "KskWaitingForDsTtl",
+            Status::KskWaitingForRfc5011RemoveHoldDown => "KskWaitingForRfc5011RemoveHoldDown",
             Status::WaitingForPublication => "WaitingForPublication",
             Status::RollError => "RollError",
             Status::Paused => "Paused",
@@ -333,9 +338,20 @@ fn next_in_roll(zone: &ZoneRecord, roll: &Roll, now: u64) -> Next {
                 Step::AlgUnpublishOld
             } else if roll.double_ds {
                 Step::KskSwap
+            } else if roll.rfc5011 {
+                Step::KskRevoke
             } else {
                 Step::KskRemoveOld
             },
+        ),
+        // RFC 5011: the revoked KSK in every cache and every validator's
+        // bookkeeping for the remove hold-down, then it goes.
+        RollStep::KskRevoked => (
+            t.irev(),
+            t.ttl_key.max(u64::from(roll.ttl)),
+            Status::KskWaitingForRfc5011RemoveHoldDown,
+            Check::DnskeyServed,
+            Step::KskRemoveOld,
         ),
         // Double DS after the swap: the old DNSKEY leaves the caches.
         RollStep::KskSwapped => (
@@ -531,6 +547,7 @@ mod tests {
             old_zsk: String::new(),
             new_zsk: String::new(),
             double_ds: false,
+            rfc5011: false,
         }
     }
 

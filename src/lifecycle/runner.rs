@@ -206,6 +206,7 @@ impl Lifecycle {
             old_zsk: String::new(),
             new_zsk: String::new(),
             double_ds,
+            rfc5011: role == KeyRole::Ksk && m.zone.policy.rfc5011,
         });
         zone.lifecycle.waiting_on.clear();
         let what = role.as_str().to_uppercase();
@@ -286,6 +287,7 @@ impl Lifecycle {
             old_zsk: old_zsk.id.clone(),
             new_zsk: zsk.id.clone(),
             double_ds: false,
+            rfc5011: false,
         });
         zone.lifecycle.waiting_on.clear();
         let detail = format!(
@@ -500,6 +502,26 @@ impl Lifecycle {
                 )
             }
             Step::UnsignDsGone | Step::UnsignStop => return Ok(()),
+            Step::KskRevoke => {
+                old.state = KeyState::Revoked;
+                put.push(old.clone());
+                next.step = RollStep::KskRevoked;
+                next.ttl = zone.policy.dnskey_ttl;
+                format!(
+                    "KSK {} revoked for RFC 5011 validators (published with the REVOKE bit as \
+                     key {}, signing the DNSKEY RRset); it goes after the remove hold-down ({} s)",
+                    old.key_tag,
+                    crate::keyset::dnskey_of(&old)?.key_tag(),
+                    t.irev()
+                )
+            }
+            Step::KskRemoveOld if roll.old == roll.new => {
+                delete = vec![old.id.clone()];
+                format!(
+                    "revoked KSK {} removed after the remove hold-down",
+                    old.key_tag
+                )
+            }
             Step::ZskRemoveOld | Step::KskRemoveOld => {
                 delete = vec![old.id.clone()];
                 match roll.role {
@@ -1393,6 +1415,136 @@ mod tests {
         assert_ne!(new.id, ksk.id);
         assert_eq!(new.activated, T0 + 3 * H);
         assert_eq!(w.zone().await.lifecycle.last_ksk_rollover, until);
+    }
+
+    #[tokio::test]
+    async fn an_rfc5011_ksk_roll_waits_out_both_hold_downs_and_revokes_the_old_key() {
+        let w = world(Policy {
+            zsk_rollover_period: 0,
+            rfc5011: true,
+            ..policy()
+        })
+        .await;
+        let ksk = w
+            .keys()
+            .await
+            .into_iter()
+            .find(|k| k.role == KeyRole::Ksk)
+            .unwrap();
+        w.lifecycle.roll_key("test", ZONE, &ksk.id).await.unwrap();
+        w.servers.ds.store(true, Ordering::SeqCst);
+        w.servers.dnskey.store(true, Ordering::SeqCst);
+        w.tick().await;
+        // mQI = MAX(1 h, MIN(15 d, TTLkey / 2 = 30 min)) = 1 h; Itrp = the
+        // add hold-down (30 d) + 2 mQI; IpubC = DprpC + max(Itrp, TTLkey) +
+        // the safety margin (RFC 7583 §3.3.4).
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, T0 + H + (30 * DAY + 2 * H) + H);
+        assert_eq!(w.status().await, Status::KskWaitingForDnskeyTtl);
+        w.set_to(until - 1);
+        w.tick().await;
+        assert!(
+            w.states().await.contains(&pair("ksk", "incoming")),
+            "not before Itrp"
+        );
+        w.set_to(until);
+        w.tick().await; // the DS swap
+        w.tick().await; // the parent serves the new DS: seen
+        let seen = w.clock.now();
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, seen + H + 2 * H + H, "DprpP + TTLds + safety");
+        w.set_to(until);
+        w.tick().await;
+        // Revoked, not removed: published with the REVOKE bit, signing the
+        // DNSKEY RRset under its new key tag.
+        assert_eq!(
+            w.states().await,
+            [
+                pair("ksk", "active"),
+                pair("ksk", "revoked"),
+                pair("zsk", "active")
+            ]
+        );
+        assert_eq!(w.status().await, Status::KskWaitingForRfc5011RemoveHoldDown);
+        let set = KeySet::new(
+            w.zone().await,
+            parse_zone_name(ZONE).unwrap().1,
+            w.keys().await,
+        )
+        .unwrap();
+        let revoked = crate::keyset::dnskey_of(
+            &w.keys()
+                .await
+                .into_iter()
+                .find(|k| k.state == KeyState::Revoked)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(revoked.flags(), 385);
+        assert_eq!(revoked.key_tag(), ksk.key_tag.wrapping_add(128));
+        assert!(set
+            .signers(KeyRole::Ksk)
+            .any(|k| k.key_tag == revoked.key_tag()));
+        assert!(set
+            .apex_rrset(Rtype::DNSKEY)
+            .contains(&crate::dnssec::ds::dnskey_wire(&revoked)));
+        // The remove hold-down (30 d, above DprpC + mQI) and the safety
+        // margin after every server was seen serving it.
+        w.tick().await; // seen
+        let seen = w.clock.now();
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, seen + 30 * DAY + H);
+        w.set_to(until);
+        w.tick().await;
+        assert_eq!(
+            w.states().await,
+            [pair("ksk", "active"), pair("zsk", "active")]
+        );
+        assert!(w.zone().await.lifecycle.roll.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_standby_ksk_is_revoked_for_the_remove_hold_down_then_removed() {
+        let w = world(Policy {
+            zsk_rollover_period: 0,
+            ksk_rollover_period: 0,
+            rfc5011: true,
+            ..policy()
+        })
+        .await;
+        let active = w
+            .keys()
+            .await
+            .into_iter()
+            .find(|k| k.role == KeyRole::Ksk)
+            .unwrap();
+        let e = w
+            .lifecycle
+            .revoke_key("test", ZONE, &active.id)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("rolled instead"), "{e}");
+        let standby = w
+            .lifecycle
+            .inventory
+            .add_key("test", ZONE, KeyRole::Ksk, false)
+            .await
+            .unwrap();
+        w.lifecycle
+            .revoke_key("test", ZONE, &standby.id)
+            .await
+            .unwrap();
+        assert_eq!(w.status().await, Status::KskWaitingForRfc5011RemoveHoldDown);
+        w.servers.dnskey.store(true, Ordering::SeqCst);
+        w.tick().await;
+        let seen = w.clock.now();
+        assert_eq!(w.tick().await, Some(seen + 30 * DAY + H));
+        w.set_to(seen + 30 * DAY + H);
+        w.tick().await;
+        assert_eq!(
+            w.states().await,
+            [pair("ksk", "active"), pair("zsk", "active")]
+        );
     }
 
     #[tokio::test]

@@ -30,6 +30,27 @@ pub struct Intervals {
     /// TTLds at the parent, until measured.
     pub ttl_ds: u64,
     pub safety: u64,
+    /// RFC 5011 (0 without it): modifiedQueryInterval, the trust-point
+    /// interval Itrp = add hold-down + 2·mQI, and the remove hold-down.
+    pub mqi: u64,
+    pub itrp: u64,
+    pub remove_hold_down: u64,
+}
+
+/// mQI = MAX(1 h, MIN(15 d, TTLkey / 2)) (RFC 5011 §2.3, RFC 7583
+/// §3.3.4); without the one-hour floor when the hold-downs are below the
+/// RFC's 30 days (a test set-up, as Unbound's permit-small-holddown).
+fn rfc5011_mqi(p: &Policy) -> u64 {
+    if !p.rfc5011 {
+        return 0;
+    }
+    let half = (u64::from(p.dnskey_ttl) / 2).clamp(1, 15 * 86_400);
+    let small = p.rfc5011_add_hold_down < 30 * 86_400;
+    if small {
+        half
+    } else {
+        half.max(3600)
+    }
 }
 
 impl Intervals {
@@ -49,6 +70,15 @@ impl Intervals {
             ttl_sig: u64::from(max_ttl.max(p.dnskey_ttl)),
             ttl_ds: u64::from(p.parent_ds_ttl),
             safety: u64::from(p.safety_margin),
+            mqi: rfc5011_mqi(p),
+            itrp: match p.rfc5011 {
+                true => u64::from(p.rfc5011_add_hold_down) + 2 * rfc5011_mqi(p),
+                false => 0,
+            },
+            remove_hold_down: match p.rfc5011 {
+                true => u64::from(p.rfc5011_remove_hold_down),
+                false => 0,
+            },
         }
     }
 
@@ -70,9 +100,16 @@ impl Intervals {
         self.dprp + self.ttl_key.max(self.ttl_sig).max(u64::from(ttl_then)) + self.safety
     }
 
-    /// KSK IpubC.
+    /// KSK IpubC; for an RFC 5011 zone at least Itrp too (RFC 7583
+    /// §3.3.4: IpubC ≥ DprpC + max(Itrp, TTLkey)).
     pub fn ksk_ipub(&self, ttl_then: u32) -> u64 {
-        self.dprp + self.ttl_key.max(u64::from(ttl_then)) + self.safety
+        self.dprp + self.ttl_key.max(u64::from(ttl_then)).max(self.itrp) + self.safety
+    }
+
+    /// How long an RFC 5011 KSK stays published revoked: the remove
+    /// hold-down, and at least Irev = DprpC + mQI (RFC 7583 §3.3.4).
+    pub fn irev(&self) -> u64 {
+        self.remove_hold_down.max(self.dprp + self.mqi) + self.safety
     }
 
     /// KSK Iret after the new DS is seen, `ds_ttl` the parent's DS TTL as
@@ -89,7 +126,8 @@ impl Intervals {
     /// How long a KSK roll takes at the least (the parent's own delay in
     /// publishing the DS comes on top).
     pub fn ksk_roll(&self) -> u64 {
-        self.ksk_ipub(0) + self.ksk_iret(self.ttl_ds as u32)
+        let revoked = if self.itrp > 0 { self.irev() } else { 0 };
+        revoked + self.ksk_ipub(0) + self.ksk_iret(self.ttl_ds as u32)
     }
 }
 

@@ -91,6 +91,24 @@ pub struct Policy {
     /// The parent's servers (or a validating resolver) to ask for the DS.
     #[serde(default)]
     pub parent_servers: Vec<String>,
+    /// KSK rolls for validators that trust the zone by RFC 5011: the
+    /// successor published at least Itrp (the add hold-down + 2·mQI)
+    /// before the DS swap, the predecessor revoked and kept for the remove
+    /// hold-down (RFC 7583 §3.3.4).
+    #[serde(default)]
+    pub rfc5011: bool,
+    /// The validators' add and remove hold-downs (RFC 5011 §2.4.1: 30 days),
+    /// seconds. Shorter ones are for tests against validators told the
+    /// same (Unbound's permit-small-holddown), and drop the one-hour floor
+    /// of mQI as such a validator does.
+    #[serde(default = "default_hold_down")]
+    pub rfc5011_add_hold_down: u32,
+    #[serde(default = "default_hold_down")]
+    pub rfc5011_remove_hold_down: u32,
+}
+
+fn default_hold_down() -> u32 {
+    30 * DAY
 }
 
 fn default_parent_ds_ttl() -> u32 {
@@ -135,6 +153,9 @@ impl Default for Policy {
             safety_margin: default_safety_margin(),
             publication_servers: Vec::new(),
             parent_servers: Vec::new(),
+            rfc5011: false,
+            rfc5011_add_hold_down: default_hold_down(),
+            rfc5011_remove_hold_down: default_hold_down(),
         }
     }
 }
@@ -197,6 +218,23 @@ impl Policy {
         }
         for s in self.publication_servers.iter().chain(&self.parent_servers) {
             server_address(s)?;
+        }
+        if self.rfc5011 && self.ksk_double_ds {
+            return Err(PolicyError(
+                "RFC 5011 rolls are double-KSK: the successor must be in the DNSKEY RRset for \
+                 the add hold-down (drop --ksk-method double-ds or --rfc5011)"
+                    .into(),
+            ));
+        }
+        for (name, v) in [
+            ("add hold-down", self.rfc5011_add_hold_down),
+            ("remove hold-down", self.rfc5011_remove_hold_down),
+        ] {
+            if v > 366 * DAY {
+                return Err(PolicyError(format!(
+                    "RFC 5011 {name} {v} s is above 366 days"
+                )));
+            }
         }
         self.check_lifetimes()?;
         Ok(())

@@ -263,6 +263,10 @@ pub struct Roll {
     /// A KSK roll by double DS (the policy when it started).
     #[serde(default)]
     pub double_ds: bool,
+    /// A KSK roll for RFC 5011 validators (the policy when it started):
+    /// the predecessor is revoked rather than removed at once.
+    #[serde(default)]
+    pub rfc5011: bool,
 }
 
 impl Roll {
@@ -320,6 +324,11 @@ pub enum RollStep {
     /// wait Dprp + TTLkey and until every server serves the DNSKEY RRset
     /// without them; then the old keys go, and their signatures with them.
     AlgOldUnpublished,
+    /// RFC 5011: the predecessor KSK (or a standby, `key revoke`) is
+    /// published revoked and signs the DNSKEY RRset; wait the remove
+    /// hold-down (at least Dprp + mQI, RFC 7583 §3.3.4) and until every
+    /// server serves it, then it goes.
+    KskRevoked,
 }
 
 /// A node as registered in the store, with its liveness lease.
@@ -381,6 +390,11 @@ pub enum KeyState {
     /// of an algorithm roll (their signatures go after their DNSKEYs).
     #[serde(rename = "post-active")]
     PostActive,
+    /// A KSK revoked for RFC 5011 validators (REVOKE bit set, key tag
+    /// plus 128): published and signing the DNSKEY RRset, which makes the
+    /// revocation count (RFC 5011 §2.1), until the remove hold-down has
+    /// passed; then removed.
+    Revoked,
 }
 
 impl KeyState {
@@ -394,6 +408,7 @@ impl KeyState {
             KeyState::PreActive => "pre-active",
             KeyState::DsOnly => "ds-only",
             KeyState::PostActive => "post-active",
+            KeyState::Revoked => "revoked",
         }
     }
 }

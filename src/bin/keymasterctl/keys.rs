@@ -27,6 +27,10 @@ pub enum KeyCmd {
     /// Tell a KSK roll that waits for the parent that the new DS is there,
     /// when no check can see it (you must have had the parent update it).
     Step { zone: String, key: String },
+    /// Revoke a KSK for RFC 5011 validators (a standby, or one of two
+    /// active KSKs; Windows' RevokeStandby): published with the REVOKE bit
+    /// for the remove hold-down, then removed.
+    Revoke { zone: String, key: String },
     /// Private keys in the called node's token that no zone's key record
     /// names; with --destroy, destroy those given (audited; refused for any
     /// key a record names).
@@ -102,6 +106,7 @@ pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
         KeyCmd::Remove { zone, key } => zones.remove_key(proto::KeyRequest { zone, key }).await,
         KeyCmd::Roll { zone, key } => zones.roll_key(proto::KeyRequest { zone, key }).await,
         KeyCmd::Step { zone, key } => zones.step_key(proto::KeyRequest { zone, key }).await,
+        KeyCmd::Revoke { zone, key } => zones.revoke_key(proto::KeyRequest { zone, key }).await,
     };
     Ok(Output::Keys(vec![key.map_err(status_line)?.into_inner()]))
 }

@@ -69,6 +69,9 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
         "LastZskRolloverTime": z.last_zsk_rollover,
         "LastKskRolloverTime": z.last_ksk_rollover,
     });
+    v["EnableRfc5011KeyRollover"] = json!(p.rfc5011);
+    v["Rfc5011AddHoldDown"] = json!(p.rfc5011_add_hold_down);
+    v["Rfc5011RemoveHoldDown"] = json!(p.rfc5011_remove_hold_down);
     // Only while the store is unreachable: when the state shown was read.
     if z.last_known_at != 0 {
         v["LastKnownAt"] = json!(z.last_known_at);

@@ -220,6 +220,16 @@ pub struct PolicyArgs {
     /// How a KSK rolls: double-ksk (the default) or double-ds.
     #[arg(long, value_parser = parse_ksk_method)]
     ksk_method: Option<bool>,
+    /// KSK rolls for validators that follow the zone by RFC 5011
+    /// (Windows' EnableRfc5011KeyRollover; `--rfc5011 false` to stop).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    rfc5011: Option<bool>,
+    /// The validators' RFC 5011 add hold-down (default 30d).
+    #[arg(long, value_parser = parse_duration)]
+    add_hold_down: Option<u32>,
+    /// The validators' RFC 5011 remove hold-down (default 30d).
+    #[arg(long, value_parser = parse_duration)]
+    remove_hold_down: Option<u32>,
     /// KSK lifetime (e.g. 755d, or off).
     #[arg(long, value_parser = parse_lifetime)]
     ksk_lifetime: Option<u32>,
@@ -607,6 +617,16 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
         ),
         (a.max_zone_ttl, &mut p.max_zone_ttl, "max_zone_ttl"),
         (a.safety_margin, &mut p.safety_margin, "safety_margin"),
+        (
+            a.add_hold_down,
+            &mut p.rfc5011_add_hold_down,
+            "rfc5011_add_hold_down",
+        ),
+        (
+            a.remove_hold_down,
+            &mut p.rfc5011_remove_hold_down,
+            "rfc5011_remove_hold_down",
+        ),
     ];
     for (value, field, name) in durations {
         if let Some(v) = value {
@@ -617,6 +637,10 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
     if let Some(double) = a.zsk_method {
         p.zsk_double_signature = double;
         set("zsk_double_signature");
+    }
+    if let Some(on) = a.rfc5011 {
+        p.rfc5011 = on;
+        set("rfc5011");
     }
     if let Some(double_ds) = a.ksk_method {
         p.ksk_double_ds = double_ds;
