@@ -367,6 +367,10 @@ pub enum ZonesError {
     },
     #[error("serial policy {0} is not keep, increment, unixtime or dateserial")]
     SerialPolicy(String),
+    #[error("zone {zone}: moving between a CSK and a KSK with a ZSK is not built; nothing was changed (remove the zone and add it again with or without --csk)")]
+    CskChange { zone: String },
+    #[error("zone {zone}: an algorithm roll of a CSK zone is not built; nothing was changed")]
+    CskAlgorithm { zone: String },
     #[error("zone {zone} has a roll under way ({step}): unsign it once the roll has ended")]
     RollUnderWay { zone: String, step: String },
     #[error("zone {zone} is being unsigned already ({step})")]

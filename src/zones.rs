@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
+use crate::dnssec::KeyRole;
 use crate::error::{KeyError, Result, ZonesError};
 use crate::keyset::{Inventory, KeySet, KeySets};
 use crate::mastership::gate::{Gate, Managed};
 use crate::mastership::Mastership;
 use crate::node::{parse_zone_name, Node};
 use crate::policy::{DenialPolicy, Policy};
-use crate::store::schema::{ZoneRecord, SCHEMA_VERSION};
+use crate::store::schema::{KeyState, ZoneRecord, SCHEMA_VERSION};
 
 /// A zone's settings as shown to operators.
 #[derive(Debug, Clone)]
@@ -71,10 +72,18 @@ impl Zones {
             return Err(ZonesError::Exists(key).into());
         }
         let now = self.node.clock.now();
-        let keys = self
-            .inventory
-            .generate_ksk_and_zsk(&key, policy.algorithm)
-            .await?;
+        let keys = if policy.csk {
+            let mut csk = self
+                .inventory
+                .generate_key(&key, KeyRole::Ksk, policy.algorithm, KeyState::Active)
+                .await?;
+            csk.csk = true;
+            vec![csk]
+        } else {
+            self.inventory
+                .generate_ksk_and_zsk(&key, policy.algorithm)
+                .await?
+        };
         let zone = ZoneRecord {
             schema: SCHEMA_VERSION,
             name: key.clone(),
@@ -93,15 +102,21 @@ impl Zones {
             &key,
             "generate",
             format!(
-                "zone added, Key Master {} epoch 1; KSK {} and ZSK {} ({}) generated, published and active",
-                self.node.id, keys[0].key_tag, keys[1].key_tag, zone.policy.algorithm
+                "zone added, Key Master {} epoch 1; {} ({}) generated, published and active",
+                self.node.id,
+                match keys.as_slice() {
+                    [csk] => format!("CSK {}", csk.key_tag),
+                    [ksk, zsk, ..] => format!("KSK {} and ZSK {}", ksk.key_tag, zsk.key_tag),
+                    [] => "no key".to_string(),
+                },
+                zone.policy.algorithm
             ),
         );
         if let Err(e) = self.node.store.create_zone(&zone, &keys, &audit).await {
             self.inventory.undo_generated(&keys, &e).await;
             return Err(e.into());
         }
-        tracing::info!(zone = %key, ksk = keys[0].key_tag, zsk = keys[1].key_tag, "zone added");
+        tracing::info!(zone = %key, keys = ?keys.iter().map(|k| k.key_tag).collect::<Vec<_>>(), "zone added");
         let set = KeySet::new(zone, apex, keys)?;
         Ok(self.view(&set).await)
     }
@@ -162,6 +177,12 @@ impl Zones {
     pub async fn set_policy(&self, who: &str, name: &str, policy: Policy) -> Result<ZoneView> {
         let Managed { key, zone, .. } = &self.gate.managed(name).await?;
         policy.validate()?;
+        if policy.csk != zone.policy.csk {
+            return Err(ZonesError::CskChange { zone: key.clone() }.into());
+        }
+        if policy.csk && policy.algorithm.number() != zone.policy.algorithm.number() {
+            return Err(ZonesError::CskAlgorithm { zone: key.clone() }.into());
+        }
         if policy.algorithm.number() != zone.policy.algorithm.number() {
             let life = &zone.lifecycle;
             let why = if let Some(r) = &life.roll {

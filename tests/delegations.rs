@@ -24,6 +24,13 @@ fn a_managed_childs_ksk_roll_moves_the_parents_ds_by_itself() {
     childs_ksk_roll("delegations", "double-ksk");
 }
 
+/// A child with one combined key (CSK): its roll is a double-KSK roll
+/// whose successor also takes over the zone's signatures at the DS swap.
+#[test]
+fn a_managed_childs_csk_roll_moves_the_parents_ds_and_the_signatures() {
+    childs_ksk_roll("delegations-csk", "csk");
+}
+
 /// The same by double DS (RFC 7583 §3.3.2): the new DS at the parent
 /// first, beside the old, then the DNSKEY swap, then the old DS withdrawn.
 #[test]
@@ -61,37 +68,46 @@ fn world(name: &str, method: &str) -> World {
         "--dnskey-ttl",
         ttl,
     ]);
-    d.ctl_ok(&[
-        "zone",
-        "add",
-        CHILD,
-        "--denial",
-        "nsec",
-        "--ksk-lifetime",
-        "off",
-        "--zsk-lifetime",
-        "off",
-        "--dnskey-ttl",
-        ttl,
-        "--ds-ttl",
-        ttl,
-        "--parent-ds-ttl",
-        ttl,
-        "--max-zone-ttl",
-        ttl,
-        "--propagation-time",
-        "1",
-        "--parent-propagation",
-        "1",
-        "--safety-margin",
-        "1",
-        "--publication-server",
-        &knot.addr(),
-        "--parent-server",
-        &knot.addr(),
-        "--ksk-method",
-        method,
-    ]);
+    // "csk": one combined key, rolled as a double-KSK roll.
+    let scheme: &[&str] = match method {
+        "csk" => &["--csk"],
+        _ => &["--ksk-method", method],
+    };
+    d.ctl_ok(
+        &[
+            &[
+                "zone",
+                "add",
+                CHILD,
+                "--denial",
+                "nsec",
+                "--ksk-lifetime",
+                "off",
+                "--zsk-lifetime",
+                "off",
+                "--dnskey-ttl",
+                ttl,
+                "--ds-ttl",
+                ttl,
+                "--parent-ds-ttl",
+                ttl,
+                "--max-zone-ttl",
+                ttl,
+                "--propagation-time",
+                "1",
+                "--parent-propagation",
+                "1",
+                "--safety-margin",
+                "1",
+                "--publication-server",
+                &knot.addr(),
+                "--parent-server",
+                &knot.addr(),
+            ][..],
+            scheme,
+        ]
+        .concat(),
+    );
     let dir = TempDir::new(&format!("{name}-src"));
     // The parent's source delegates the child, with a DS nobody should
     // trust: keymaster replaces it with the child's own.
@@ -154,7 +170,7 @@ fn childs_ksk_roll(name: &str, method: &str) {
     let (old, _, _, tag) = d
         .key_rows(CHILD)
         .into_iter()
-        .find(|k| k.1 == "ksk")
+        .find(|k| k.1 == "ksk" || k.1 == "csk")
         .unwrap();
     d.ctl_ok(&["key", "roll", CHILD, &tag.to_string()]);
     let began = Instant::now();
@@ -169,7 +185,8 @@ fn childs_ksk_roll(name: &str, method: &str) {
         );
         answers += 1;
         let ks = d.key_rows(CHILD);
-        if ks.len() == 2 && ks.iter().all(|k| k.0 != old && k.2 == "active") {
+        let keys = if method == "csk" { 1 } else { 2 };
+        if ks.len() == keys && ks.iter().all(|k| k.0 != old && k.2 == "active") {
             break;
         }
         assert!(
@@ -221,6 +238,18 @@ fn childs_ksk_roll(name: &str, method: &str) {
         })
         .collect();
     assert_eq!(served_ds, child_ds, "the parent serves the child's DS");
+    if method == "csk" {
+        // The one key left signs the zone's data as well.
+        let new_tag = d.key_rows(CHILD)[0].3 as u16;
+        let a = common::dns::ask(&knot.addr(), "www.kid.deleg.test.", Rtype::A, false).unwrap();
+        let tags: Vec<u16> = a
+            .answer()
+            .unwrap()
+            .limit_to::<domain::rdata::Rrsig<_, domain::base::ParsedName<_>>>()
+            .map(|r| r.unwrap().data().key_tag())
+            .collect();
+        assert_eq!(tags, [new_tag], "www is signed by the new CSK alone");
+    }
     // And the operator sees it so.
     let listed: serde_json::Value =
         serde_json::from_str(&d.ctl_ok(&["zone", "delegations", PARENT, "--json"])).unwrap();

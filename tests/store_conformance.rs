@@ -73,6 +73,7 @@ fn key(zone: &str, id: &str, created: u64) -> KeyRecord {
         published: created,
         activated: created,
         retired: 0,
+        csk: false,
     }
 }
 

@@ -103,6 +103,7 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
         publication_servers: p.publication_servers,
         parent_servers: p.parent_servers,
         rfc5011: p.rfc5011,
+        csk: p.csk,
         rfc5011_add_hold_down: or(p.rfc5011_add_hold_down, d.rfc5011_add_hold_down),
         rfc5011_remove_hold_down: or(p.rfc5011_remove_hold_down, d.rfc5011_remove_hold_down),
     })
@@ -151,6 +152,7 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
         no_zsk_rollover: p.zsk_rollover_period == 0,
         no_ksk_rollover: p.ksk_rollover_period == 0,
         rfc5011: p.rfc5011,
+        csk: p.csk,
         rfc5011_add_hold_down: p.rfc5011_add_hold_down,
         rfc5011_remove_hold_down: p.rfc5011_remove_hold_down,
     }
@@ -214,10 +216,12 @@ pub fn key_to_proto(k: &KeyRecord) -> proto::Key {
     };
     let id = crate::hex::unhex(&k.id).unwrap_or_default();
     let public = crate::hex::unhex(&k.public_key).unwrap_or_default();
-    let dnskey = crate::dnssec::ds::dnskey(k.role.dnskey_flags(), k.algorithm, &public);
+    // As published: a revoked key with its REVOKE flag.
+    let dnskey = crate::keyset::dnskey_of(k)
+        .unwrap_or_else(|_| crate::dnssec::ds::dnskey(k.role.dnskey_flags(), k.algorithm, &public));
     proto::Key {
         id: k.id.clone(),
-        role: k.role.as_str().to_string(),
+        role: if k.csk { "csk" } else { k.role.as_str() }.to_string(),
         algorithm: u32::from(k.algorithm.number()),
         bits: k.algorithm.bits(),
         key_tag: u32::from(k.key_tag),
@@ -346,6 +350,7 @@ pub fn apply_fields(
             "zsk_double_signature" => n.zsk_double_signature = p.zsk_double_signature,
             "ksk_double_ds" => n.ksk_double_ds = p.ksk_double_ds,
             "rfc5011" => n.rfc5011 = p.rfc5011,
+            "csk" => n.csk = p.csk,
             "rfc5011_add_hold_down" => n.rfc5011_add_hold_down = p.rfc5011_add_hold_down,
             "rfc5011_remove_hold_down" => n.rfc5011_remove_hold_down = p.rfc5011_remove_hold_down,
             "propagation_time" => n.propagation_time = p.propagation_time,

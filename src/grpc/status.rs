@@ -53,6 +53,8 @@ pub fn code(e: &Error) -> Code {
             ZonesError::HasKeys { .. }
             | ZonesError::NoDnsListener { .. }
             | ZonesError::RollUnderWay { .. }
+            | ZonesError::CskChange { .. }
+            | ZonesError::CskAlgorithm { .. }
             | ZonesError::Unsigning { .. }
             | ZonesError::NotUnsigning { .. } => Code::FailedPrecondition,
         },

@@ -120,6 +120,7 @@ impl Inventory {
                 published: now,
                 activated: if state == KeyState::Active { now } else { 0 },
                 retired: 0,
+                csk: false,
             })
         })
         .await

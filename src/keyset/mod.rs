@@ -168,6 +168,14 @@ impl KeySet {
             }
             if p.signs {
                 set.signing.push(signing_key(k)?);
+                // An active CSK signs the zone's data too; in a CSK roll the
+                // other one signs only the DNSKEY RRset.
+                if k.csk && k.state == KeyState::Active {
+                    set.signing.push(SigningKey {
+                        role: KeyRole::Zsk,
+                        ..signing_key(k)?
+                    });
+                }
             }
             if p.cds && k.role == KeyRole::Ksk && cds && !unsigning {
                 set.cdnskeys.push(ds::dnskey_wire(&dnskey));
@@ -482,6 +490,7 @@ mod tests {
             published: 0,
             activated: 0,
             retired: 0,
+            csk: false,
         }
     }
 
@@ -552,6 +561,7 @@ mod tests {
                 new_zsk: String::new(),
                 double_ds: false,
                 rfc5011: false,
+                csk: false,
             });
             let keys = vec![
                 key(1, KeyRole::Ksk, old),

@@ -168,6 +168,7 @@ impl Lifecycle {
             new_zsk: String::new(),
             double_ds: false,
             rfc5011: true,
+            csk: false,
         });
         z.lifecycle.waiting_on.clear();
         let detail = format!(

@@ -326,9 +326,15 @@ fn next_in_roll(zone: &ZoneRecord, roll: &Roll, now: u64) -> Next {
                 status: Status::KskWaitingForDsUpdate,
             }
         }
-        // Entered when the DS was seen: its interval counts from then.
+        // Entered when the DS was seen: its interval counts from then. A
+        // CSK's old signatures must also leave the caches (Iret of a ZSK,
+        // counted from here though the new ones began at the DS swap).
         RollStep::KskDsSeen => (
-            t.ksk_iret(roll.ttl),
+            if roll.csk {
+                t.ksk_iret(roll.ttl).max(t.zsk_iret(0))
+            } else {
+                t.ksk_iret(roll.ttl)
+            },
             0,
             Status::KskWaitingForDsTtl,
             Check::DsServed {
@@ -505,6 +511,7 @@ mod tests {
             published: activated,
             activated,
             retired: 0,
+            csk: false,
         }
     }
 
@@ -548,6 +555,7 @@ mod tests {
             new_zsk: String::new(),
             double_ds: false,
             rfc5011: false,
+            csk: false,
         }
     }
 

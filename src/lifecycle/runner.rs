@@ -175,10 +175,11 @@ impl Lifecycle {
             KeyRole::Ksk => KeyState::Incoming,
         };
         let t = Intervals::of(&m.zone.policy, m.zone.lifecycle.max_zone_ttl_seen);
-        let new = self
+        let mut new = self
             .inventory
             .generate_key(&m.key, role, m.zone.policy.algorithm, state)
             .await?;
+        new.csk = old.csk;
         let mut zone = m.zone.clone();
         zone.lifecycle.queue.retain(|id| *id != old.id);
         zone.lifecycle.roll = Some(Roll {
@@ -207,6 +208,7 @@ impl Lifecycle {
             new_zsk: String::new(),
             double_ds,
             rfc5011: role == KeyRole::Ksk && m.zone.policy.rfc5011,
+            csk: old.csk,
         });
         zone.lifecycle.waiting_on.clear();
         let what = role.as_str().to_uppercase();
@@ -288,6 +290,7 @@ impl Lifecycle {
             new_zsk: zsk.id.clone(),
             double_ds: false,
             rfc5011: false,
+            csk: false,
         });
         zone.lifecycle.waiting_on.clear();
         let detail = format!(
@@ -1545,6 +1548,78 @@ mod tests {
             w.states().await,
             [pair("ksk", "active"), pair("zsk", "active")]
         );
+    }
+
+    #[tokio::test]
+    async fn a_csk_rolls_as_a_double_ksk_roll_that_also_hands_over_the_signatures() {
+        let w = world(Policy {
+            csk: true,
+            ksk_rollover_period: 365 * DAY as u32,
+            zsk_rollover_period: 0,
+            ..policy()
+        })
+        .await;
+        let signers = |set: &KeySet, role| set.signers(role).map(|k| k.key_tag).collect::<Vec<_>>();
+        let set_now = || async {
+            KeySet::new(
+                w.zone().await,
+                parse_zone_name(ZONE).unwrap().1,
+                w.keys().await,
+            )
+            .unwrap()
+        };
+        let keys = w.keys().await;
+        assert_eq!(keys.len(), 1, "one key");
+        let old = keys[0].clone();
+        assert!(old.csk && old.role == KeyRole::Ksk);
+        let set = set_now().await;
+        assert_eq!(signers(&set, KeyRole::Ksk), [old.key_tag]);
+        assert_eq!(
+            signers(&set, KeyRole::Zsk),
+            [old.key_tag],
+            "it signs the zone too"
+        );
+        // Its lifetime ends: the successor is published and signs the
+        // DNSKEY RRset only.
+        assert_eq!(w.tick().await, Some(T0 + 365 * DAY));
+        w.set_to(T0 + 365 * DAY);
+        w.servers.dnskey.store(true, Ordering::SeqCst);
+        w.servers.ds.store(true, Ordering::SeqCst);
+        w.tick().await;
+        let new = w.keys().await.into_iter().find(|k| k.id != old.id).unwrap();
+        assert!(new.csk && new.state == KeyState::Incoming);
+        let set = set_now().await;
+        assert_eq!(signers(&set, KeyRole::Zsk), [old.key_tag]);
+        assert!(signers(&set, KeyRole::Ksk).contains(&new.key_tag));
+        // IpubC later, the DS swap: the successor signs everything, the
+        // predecessor only the DNSKEY RRset.
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, T0 + 365 * DAY + 3 * H);
+        w.set_to(until);
+        w.tick().await;
+        let set = set_now().await;
+        assert_eq!(signers(&set, KeyRole::Zsk), [new.key_tag]);
+        let mut ksks = signers(&set, KeyRole::Ksk);
+        ksks.sort();
+        let mut both = vec![old.key_tag, new.key_tag];
+        both.sort();
+        assert_eq!(ksks, both);
+        // The DS seen, the old key waits for the larger of the DS's Iret
+        // (DprpP + TTLds + safety = 4 h) and the signatures' (Dprp + max
+        // zone TTL + safety = 1 d 2 h).
+        w.tick().await;
+        let seen = w.clock.now();
+        let until = w.tick().await.unwrap();
+        assert_eq!(until, seen + DAY + 2 * H);
+        w.set_to(until - 1);
+        w.tick().await;
+        assert_eq!(w.keys().await.len(), 2);
+        w.set_to(until);
+        w.tick().await;
+        let keys = w.keys().await;
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].id, new.id);
+        assert!(keys[0].csk && keys[0].state == KeyState::Active);
     }
 
     #[tokio::test]

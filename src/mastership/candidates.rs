@@ -161,6 +161,7 @@ mod tests {
             published: 0,
             activated: 0,
             retired: 0,
+            csk: false,
         }
     }
 

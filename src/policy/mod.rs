@@ -105,6 +105,11 @@ pub struct Policy {
     pub rfc5011_add_hold_down: u32,
     #[serde(default = "default_hold_down")]
     pub rfc5011_remove_hold_down: u32,
+    /// One combined signing key (RFC 7583 §1.4's CSK: a KSK that also
+    /// signs the zone's data) instead of a KSK and a ZSK; it rolls as a
+    /// double-KSK roll at the KSK lifetime.
+    #[serde(default)]
+    pub csk: bool,
 }
 
 fn default_hold_down() -> u32 {
@@ -154,6 +159,7 @@ impl Default for Policy {
             publication_servers: Vec::new(),
             parent_servers: Vec::new(),
             rfc5011: false,
+            csk: false,
             rfc5011_add_hold_down: default_hold_down(),
             rfc5011_remove_hold_down: default_hold_down(),
         }
@@ -223,6 +229,13 @@ impl Policy {
             return Err(PolicyError(
                 "RFC 5011 rolls are double-KSK: the successor must be in the DNSKEY RRset for \
                  the add hold-down (drop --ksk-method double-ds or --rfc5011)"
+                    .into(),
+            ));
+        }
+        if self.csk && (self.ksk_double_ds || self.rfc5011) {
+            return Err(PolicyError(
+                "a CSK rolls by double KSK only: --ksk-method double-ds and --rfc5011 are not \
+                 built for it"
                     .into(),
             ));
         }

@@ -267,6 +267,11 @@ pub struct Roll {
     /// the predecessor is revoked rather than removed at once.
     #[serde(default)]
     pub rfc5011: bool,
+    /// A CSK roll: a double-KSK roll whose successor also takes over the
+    /// zone's signatures at the DS swap, so the predecessor stays until
+    /// both the old DS and the old signatures have left the caches.
+    #[serde(default)]
+    pub csk: bool,
 }
 
 impl Roll {
@@ -435,6 +440,10 @@ pub struct KeyRecord {
     pub published: u64,
     pub activated: u64,
     pub retired: u64,
+    /// A combined signing key (role KSK, flags 257) that also signs the
+    /// zone's data while active: the zone's only key.
+    #[serde(default)]
+    pub csk: bool,
 }
 
 /// A stored record, as the codec handles it.

@@ -230,6 +230,10 @@ pub struct PolicyArgs {
     /// The validators' RFC 5011 remove hold-down (default 30d).
     #[arg(long, value_parser = parse_duration)]
     remove_hold_down: Option<u32>,
+    /// One combined signing key (CSK) instead of a KSK and a ZSK (zone
+    /// add only); it rolls at the KSK lifetime.
+    #[arg(long)]
+    csk: bool,
     /// KSK lifetime (e.g. 755d, or off).
     #[arg(long, value_parser = parse_lifetime)]
     ksk_lifetime: Option<u32>,
@@ -637,6 +641,10 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
     if let Some(double) = a.zsk_method {
         p.zsk_double_signature = double;
         set("zsk_double_signature");
+    }
+    if a.csk {
+        p.csk = true;
+        set("csk");
     }
     if let Some(on) = a.rfc5011 {
         p.rfc5011 = on;
