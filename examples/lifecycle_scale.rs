@@ -79,6 +79,9 @@ impl Probe for Served {
     async fn ds_absent(&self, s: &[SocketAddr], _: &Name<Vec<u8>>) -> Evidence {
         self.answer(s)
     }
+    async fn serial_at_least(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, _: u32) -> Evidence {
+        self.answer(s)
+    }
 }
 
 /// CPU seconds (user + system) and peak RSS (MiB) of this process.

@@ -46,6 +46,14 @@ pub trait Probe: Send + Sync {
     ) -> Evidence;
     /// Whether every parent server serves no DS for the zone.
     async fn ds_absent(&self, servers: &[SocketAddr], zone: &Name<Vec<u8>>) -> Evidence;
+    /// Whether every server serves the zone at this SOA serial or later
+    /// (RFC 1982): the version that carries a change.
+    async fn serial_at_least(
+        &self,
+        servers: &[SocketAddr],
+        apex: &Name<Vec<u8>>,
+        serial: u32,
+    ) -> Evidence;
 }
 
 /// Asks the servers themselves.
@@ -85,6 +93,15 @@ impl Probe for DnsProbe {
     async fn ds_absent(&self, servers: &[SocketAddr], zone: &Name<Vec<u8>>) -> Evidence {
         ds_absent(servers, zone).await
     }
+
+    async fn serial_at_least(
+        &self,
+        servers: &[SocketAddr],
+        apex: &Name<Vec<u8>>,
+        serial: u32,
+    ) -> Evidence {
+        serial_at_least(servers, apex, serial).await
+    }
 }
 
 /// How long one server may take to answer a query.
@@ -114,6 +131,32 @@ impl Evidence {
             .iter()
             .filter_map(|(s, r)| r.as_ref().err().map(|why| format!("{s}: {why}")))
             .collect()
+    }
+
+    /// Both: a server counts only if it does in each (its two answers
+    /// joined); a server asked in one only does not count.
+    pub fn and(self, other: Evidence) -> Evidence {
+        let servers = self
+            .servers
+            .into_iter()
+            .map(|(s, a)| {
+                let b = other
+                    .servers
+                    .iter()
+                    .find(|(t, _)| *t == s)
+                    .map(|(_, r)| r.clone())
+                    .unwrap_or_else(|| Err("not asked".into()));
+                let r = match (a, b) {
+                    (Ok(a), Ok(b)) => Ok(format!("{a}, {b}")),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+                (s, r)
+            })
+            .collect();
+        Evidence {
+            servers,
+            max_ttl: self.max_ttl.max(other.max_ttl),
+        }
     }
 
     /// One line for the audit log: which server said what.
@@ -313,6 +356,40 @@ pub async fn ds_served(
     evidence
 }
 
+/// Whether every server serves the zone at `serial` or later (RFC 1982).
+pub async fn serial_at_least(servers: &[SocketAddr], apex: &Name<Vec<u8>>, serial: u32) -> Evidence {
+    let mut evidence = Evidence::default();
+    for &server in servers {
+        let result = query(server, apex, Rtype::SOA).await.and_then(|answer| {
+            let soa = answer_rdata(&answer, apex, Rtype::SOA);
+            let Some(served) = soa.first().and_then(|(rdata, _)| soa_serial(rdata)) else {
+                return Err("serves no SOA".to_string());
+            };
+            if serial_reached(served, serial) {
+                Ok(format!("serial {served}"))
+            } else {
+                Err(format!(
+                    "serves serial {served}, not yet {serial} (the version with the change)"
+                ))
+            }
+        });
+        evidence.servers.push((server, result));
+    }
+    evidence
+}
+
+/// The serial of SOA record data (the first of the five numbers after the
+/// two names, which `answer_rdata` gives uncompressed).
+fn soa_serial(rdata: &[u8]) -> Option<u32> {
+    let at = rdata.len().checked_sub(20)?;
+    Some(u32::from_be_bytes(rdata[at..at + 4].try_into().ok()?))
+}
+
+/// `served` is `wanted` or later in serial number arithmetic (RFC 1982).
+pub fn serial_reached(served: u32, wanted: u32) -> bool {
+    served.wrapping_sub(wanted) < 1 << 31
+}
+
 /// Whether every parent server answers, with authority, that it has no
 /// DS for the zone (NODATA).
 pub async fn ds_absent(servers: &[SocketAddr], zone: &Name<Vec<u8>>) -> Evidence {
@@ -362,6 +439,33 @@ mod tests {
         );
         let e = ds_matches(&[(stale, 3600)], &[new], None).unwrap_err();
         assert!(e.contains("none for the new key"), "{e}");
+    }
+
+    #[test]
+    fn a_serial_counts_from_the_one_that_carries_the_change_across_the_wrap() {
+        assert!(serial_reached(7, 7));
+        assert!(serial_reached(8, 7));
+        assert!(!serial_reached(6, 7));
+        assert!(serial_reached(2, u32::MAX - 1), "after the wrap");
+        assert!(!serial_reached(u32::MAX - 1, 2));
+    }
+
+    #[test]
+    fn both_kinds_of_evidence_must_hold_at_each_server() {
+        let a: SocketAddr = "127.0.0.1:53".parse().unwrap();
+        let b: SocketAddr = "127.0.0.2:53".parse().unwrap();
+        let keys = Evidence {
+            servers: vec![(a, Ok("serves the DNSKEYs".into())), (b, Ok("serves them".into()))],
+            max_ttl: 0,
+        };
+        let serials = Evidence {
+            servers: vec![(a, Ok("serial 9".into())), (b, Err("serves serial 8, not yet 9".into()))],
+            max_ttl: 0,
+        };
+        let both = keys.and(serials);
+        assert!(!both.holds());
+        assert_eq!(both.behind(), ["127.0.0.2:53: serves serial 8, not yet 9"]);
+        assert!(both.summary().contains("127.0.0.1:53 serves the DNSKEYs, serial 9"));
     }
 
     #[test]

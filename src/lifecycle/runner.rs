@@ -328,13 +328,16 @@ impl Lifecycle {
             Check::DnskeyServed => {
                 let set = KeySet::new(zone.clone(), apex.clone(), keys.to_vec())?;
                 let ksks: Vec<u16> = set.signers(KeyRole::Ksk).map(|k| k.key_tag).collect();
-                self.probe
+                let served = self
+                    .probe
                     .dnskey_served(&servers, &apex, set.apex_rrset(Rtype::DNSKEY), &ksks)
-                    .await
+                    .await;
+                self.and_carried(zone, &servers, &apex, served).await
             }
             Check::SignedBy { zsk } => {
                 let tag = find(keys, &zone.name, zsk)?.key_tag;
-                self.probe.signed_by(&servers, &apex, tag).await
+                let served = self.probe.signed_by(&servers, &apex, tag).await;
+                self.and_carried(zone, &servers, &apex, served).await
             }
             Check::DsGone => self.probe.ds_absent(&servers_of_parent(zone), &apex).await,
             Check::DsServed { ksk } => {
@@ -345,6 +348,40 @@ impl Lifecycle {
                     .await
             }
         })
+    }
+
+    /// For a zone keymaster keeps signed, the step's change counts as served
+    /// only at the serial that carried it or later: the version the zone
+    /// signer published since the step began. Before it has, no server can
+    /// serve it. (A zone signed elsewhere has no serial to ask for; its
+    /// records alone are the evidence.)
+    async fn and_carried(
+        &self,
+        zone: &ZoneRecord,
+        servers: &[SocketAddr],
+        apex: &Name<Vec<u8>>,
+        served: Evidence,
+    ) -> Evidence {
+        let p = &zone.publishing;
+        let kept = p.source_file.is_some() || p.source_primary.is_some();
+        let Some(roll) = zone.lifecycle.roll.as_ref().filter(|_| kept) else {
+            return served;
+        };
+        match p.serial.filter(|_| p.signed_at >= roll.since) {
+            Some(serial) => served.and(self.probe.serial_at_least(servers, apex, serial).await),
+            None => Evidence {
+                servers: servers
+                    .iter()
+                    .map(|s| {
+                        (
+                            *s,
+                            Err("the zone signer has not published the change yet".to_string()),
+                        )
+                    })
+                    .collect(),
+                max_ttl: 0,
+            },
+        }
     }
 
     /// Records what a step still waits for, when that changed.
@@ -862,6 +899,8 @@ mod tests {
         ds_ttl: AtomicU32,
         /// The parent has removed the zone's DS.
         ds_gone: AtomicBool,
+        /// The SOA serial the servers serve.
+        serial: AtomicU32,
         /// A secondary that does not answer at all.
         silent: AtomicBool,
     }
@@ -906,6 +945,21 @@ mod tests {
         }
         async fn ds_absent(&self, s: &[SocketAddr], _: &Name<Vec<u8>>) -> Evidence {
             self.answer(s, &self.ds_gone, "no DS")
+        }
+        async fn serial_at_least(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, n: u32) -> Evidence {
+            let at = self.serial.load(Ordering::SeqCst);
+            let mut e = Evidence::default();
+            for a in s {
+                e.servers.push((
+                    *a,
+                    if crate::lifecycle::probe::serial_reached(at, n) {
+                        Ok(format!("serial {at}"))
+                    } else {
+                        Err(format!("serves serial {at}, not yet {n}"))
+                    },
+                ));
+            }
+            e
         }
     }
 
@@ -1620,6 +1674,45 @@ mod tests {
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].id, new.id);
         assert!(keys[0].csk && keys[0].state == KeyState::Active);
+    }
+
+    #[tokio::test]
+    async fn a_kept_zone_counts_as_served_only_at_the_serial_that_carries_the_change() {
+        let w = world(policy()).await;
+        // The zone signer keeps the zone: serial 4 was published before.
+        let mut z = w.zone().await;
+        z.publishing.source_file = Some("/nonexistent/zone".into());
+        z.publishing.serial = Some(4);
+        z.publishing.signed_at = T0;
+        let audit = w.node.draft("test", ZONE, "test", String::new());
+        w.node.store.update_zone(&z, z.epoch, &[], &[], &audit).await.unwrap();
+        w.servers.dnskey.store(true, Ordering::SeqCst);
+        w.servers.serial.store(4, Ordering::SeqCst);
+        w.set_to(T0 + 30 * DAY);
+        w.tick().await; // the successor ZSK published
+        // Every server serves the DNSKEY RRset, yet no version with the
+        // change has been published: the step is not seen.
+        let waiting = w.zone().await.lifecycle.waiting_on;
+        assert_eq!(
+            waiting,
+            [
+                "127.0.0.1:5301: the zone signer has not published the change yet",
+                "127.0.0.1:5302: the zone signer has not published the change yet"
+            ]
+        );
+        // Serial 5 carries it; the servers still serve 4.
+        let mut z = w.zone().await;
+        z.publishing.serial = Some(5);
+        z.publishing.signed_at = w.clock.now();
+        w.node.store.update_zone(&z, z.epoch, &[], &[], &audit).await.unwrap();
+        w.clock.advance(300);
+        w.tick().await;
+        assert!(w.zone().await.lifecycle.waiting_on[0].contains("serves serial 4, not yet 5"));
+        assert_eq!(w.zone().await.lifecycle.roll.unwrap().seen_at, 0);
+        w.servers.serial.store(5, Ordering::SeqCst);
+        w.clock.advance(300);
+        w.tick().await;
+        assert!(w.zone().await.lifecycle.roll.unwrap().seen_at > 0, "seen at serial 5");
     }
 
     #[tokio::test]
