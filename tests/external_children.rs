@@ -99,6 +99,14 @@ fn an_external_childs_ksk_roll_reaches_the_parent_through_its_cds() {
     for nsd in [&unsigned, &intact] {
         nsd.wait_for_serial(CHILD, 1, Duration::from_secs(20));
     }
+    // Before it is added, the operator sees the zone cut in the parent's
+    // served zone, not kept.
+    let listed: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["zone", "delegations", PARENT, "--json"])).unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!([{"child": CHILD, "source": "zone", "ns": ["ns.out.ext.test."], "ds": []}])
+    );
     let add = |servers: &[String], ds: &str| {
         let mut args = vec!["zone", "delegation", "add", PARENT, CHILD, "--ds", ds];
         for s in servers {

@@ -482,12 +482,21 @@ impl Zones for Api {
             &zone,
             async |_, r| {
                 let view = self.services.zones.get_zone(&r.zone).await?;
+                let in_zone = self.services.publisher.delegations(&r.zone);
                 Ok(proto::ListDelegationsResponse {
                     delegations: view
                         .zone
                         .delegations
                         .iter()
                         .map(delegation_to_proto)
+                        .collect(),
+                    in_zone: in_zone
+                        .into_iter()
+                        .map(|d| proto::ZoneCut {
+                            child: d.child,
+                            ns: d.ns,
+                            ds: d.ds,
+                        })
                         .collect(),
                 })
             },
@@ -510,6 +519,7 @@ impl Zones for Api {
                 let polled = children.poll_now(caller.identity(), &r.zone).await?;
                 Ok::<_, Error>(proto::ListDelegationsResponse {
                     delegations: polled.iter().map(delegation_to_proto).collect(),
+                    in_zone: Vec::new(),
                 })
             },
         )

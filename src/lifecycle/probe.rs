@@ -357,7 +357,11 @@ pub async fn ds_served(
 }
 
 /// Whether every server serves the zone at `serial` or later (RFC 1982).
-pub async fn serial_at_least(servers: &[SocketAddr], apex: &Name<Vec<u8>>, serial: u32) -> Evidence {
+pub async fn serial_at_least(
+    servers: &[SocketAddr],
+    apex: &Name<Vec<u8>>,
+    serial: u32,
+) -> Evidence {
     let mut evidence = Evidence::default();
     for &server in servers {
         let result = query(server, apex, Rtype::SOA).await.and_then(|answer| {
@@ -455,17 +459,25 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:53".parse().unwrap();
         let b: SocketAddr = "127.0.0.2:53".parse().unwrap();
         let keys = Evidence {
-            servers: vec![(a, Ok("serves the DNSKEYs".into())), (b, Ok("serves them".into()))],
+            servers: vec![
+                (a, Ok("serves the DNSKEYs".into())),
+                (b, Ok("serves them".into())),
+            ],
             max_ttl: 0,
         };
         let serials = Evidence {
-            servers: vec![(a, Ok("serial 9".into())), (b, Err("serves serial 8, not yet 9".into()))],
+            servers: vec![
+                (a, Ok("serial 9".into())),
+                (b, Err("serves serial 8, not yet 9".into())),
+            ],
             max_ttl: 0,
         };
         let both = keys.and(serials);
         assert!(!both.holds());
         assert_eq!(both.behind(), ["127.0.0.2:53: serves serial 8, not yet 9"]);
-        assert!(both.summary().contains("127.0.0.1:53 serves the DNSKEYs, serial 9"));
+        assert!(both
+            .summary()
+            .contains("127.0.0.1:53 serves the DNSKEYs, serial 9"));
     }
 
     #[test]

@@ -1685,13 +1685,17 @@ mod tests {
         z.publishing.serial = Some(4);
         z.publishing.signed_at = T0;
         let audit = w.node.draft("test", ZONE, "test", String::new());
-        w.node.store.update_zone(&z, z.epoch, &[], &[], &audit).await.unwrap();
+        w.node
+            .store
+            .update_zone(&z, z.epoch, &[], &[], &audit)
+            .await
+            .unwrap();
         w.servers.dnskey.store(true, Ordering::SeqCst);
         w.servers.serial.store(4, Ordering::SeqCst);
         w.set_to(T0 + 30 * DAY);
         w.tick().await; // the successor ZSK published
-        // Every server serves the DNSKEY RRset, yet no version with the
-        // change has been published: the step is not seen.
+                        // Every server serves the DNSKEY RRset, yet no version with the
+                        // change has been published: the step is not seen.
         let waiting = w.zone().await.lifecycle.waiting_on;
         assert_eq!(
             waiting,
@@ -1704,7 +1708,11 @@ mod tests {
         let mut z = w.zone().await;
         z.publishing.serial = Some(5);
         z.publishing.signed_at = w.clock.now();
-        w.node.store.update_zone(&z, z.epoch, &[], &[], &audit).await.unwrap();
+        w.node
+            .store
+            .update_zone(&z, z.epoch, &[], &[], &audit)
+            .await
+            .unwrap();
         w.clock.advance(300);
         w.tick().await;
         assert!(w.zone().await.lifecycle.waiting_on[0].contains("serves serial 4, not yet 5"));
@@ -1712,7 +1720,10 @@ mod tests {
         w.servers.serial.store(5, Ordering::SeqCst);
         w.clock.advance(300);
         w.tick().await;
-        assert!(w.zone().await.lifecycle.roll.unwrap().seen_at > 0, "seen at serial 5");
+        assert!(
+            w.zone().await.lifecycle.roll.unwrap().seen_at > 0,
+            "seen at serial 5"
+        );
     }
 
     #[tokio::test]

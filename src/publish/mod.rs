@@ -676,6 +676,18 @@ impl Publisher {
 
     /// Where a zone's publication stands; asks each secondary for its
     /// serial. Any node answers from the store.
+    /// The delegations of the version of `zone` this node serves (none if
+    /// it serves none: only the Key Master does).
+    pub fn delegations(&self, zone: &str) -> Vec<served::Delegated> {
+        let Ok((key, _)) = parse_zone_name(zone) else {
+            return Vec::new();
+        };
+        self.served
+            .get(&key)
+            .map(|z| z.delegations())
+            .unwrap_or_default()
+    }
+
     pub async fn status(&self, zone: &str) -> Result<ZoneStatus> {
         let r = self.node.zone(zone).await?;
         let mut secondaries = Vec::new();

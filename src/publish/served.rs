@@ -87,7 +87,48 @@ pub struct SignedZone {
     pub(super) tsig: Option<String>,
 }
 
+/// A delegation in a served version: the child, its NS targets and the
+/// DS records the version carries for it (presentation form).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegated {
+    pub child: String,
+    pub ns: Vec<String>,
+    pub ds: Vec<String>,
+}
+
 impl SignedZone {
+    /// The zone cuts below the apex, as this version has them (NS RRsets
+    /// away from the apex), with their DS records.
+    pub fn delegations(&self) -> Vec<Delegated> {
+        let apex = format!("{}", self.apex).to_ascii_lowercase();
+        let apex = if apex.ends_with('.') {
+            apex
+        } else {
+            format!("{apex}.")
+        };
+        let mut out: std::collections::BTreeMap<String, Delegated> = Default::default();
+        for line in String::from_utf8_lossy(&self.text).lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let [owner, _ttl, _class, rtype, rdata @ ..] = f.as_slice() else {
+                continue;
+            };
+            let owner = owner.to_ascii_lowercase();
+            if owner == apex || !matches!(*rtype, "NS" | "DS") {
+                continue;
+            }
+            let d = out.entry(owner.clone()).or_insert_with(|| Delegated {
+                child: owner,
+                ns: Vec::new(),
+                ds: Vec::new(),
+            });
+            match *rtype {
+                "NS" => d.ns.push(rdata.join(" ")),
+                _ => d.ds.push(rdata.join(" ")),
+            }
+        }
+        out.into_values().filter(|d| !d.ns.is_empty()).collect()
+    }
+
     /// Takes the signer's own output (a master file); it must read back,
     /// piece by piece as a transfer reads it, with one apex SOA.
     pub fn parse(

@@ -746,20 +746,38 @@ async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
         ));
         rows.push(serde_json::json!({"child": child, "source": "managed", "ds": ds}));
     }
-    let external = c
+    let listed = c
         .zones
         .list_delegations(proto::ListDelegationsRequest {
             zone: parent.clone(),
         })
         .await
         .map_err(status_line)?
-        .into_inner()
-        .delegations;
+        .into_inner();
+    let external = listed.delegations;
     if let Output::Value(serde_json::Value::Array(more), more_text) = delegation_output(&external) {
         rows.extend(more);
         if !external.is_empty() {
             text.push_str(&more_text);
         }
+    }
+    // The other zone cuts of the served zone: their DS is the source's.
+    let kept: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r["child"].as_str().map(str::to_string))
+        .collect();
+    for cut in listed.in_zone.iter().filter(|c| !kept.contains(&c.child)) {
+        text.push_str(&format!(
+            "Child      : {}\nSource     : the parent's zone as it comes (not kept: zone delegation add polls its CDS)\nNS         : {}\nDS         : {}\n\n",
+            cut.child,
+            cut.ns.join(", "),
+            if cut.ds.is_empty() {
+                "none (an insecure delegation)".to_string()
+            } else {
+                cut.ds.join("\n             ")
+            }
+        ));
+        rows.push(json!({"child": cut.child, "source": "zone", "ns": cut.ns, "ds": cut.ds}));
     }
     if rows.is_empty() {
         text = format!(
