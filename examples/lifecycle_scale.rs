@@ -55,6 +55,7 @@ impl Served {
                 .map(|s| (*s, Ok("serves it".to_string())))
                 .collect(),
             max_ttl: 0,
+            unreached: Vec::new(),
         }
     }
 }
@@ -81,6 +82,14 @@ impl Probe for Served {
     }
     async fn serial_at_least(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, _: u32) -> Evidence {
         self.answer(s)
+    }
+    async fn servers_by_ns(
+        &self,
+        _: &Name<Vec<u8>>,
+        _: &[SocketAddr],
+        _: &[SocketAddr],
+    ) -> keymaster::lifecycle::probe::Found {
+        Default::default()
     }
 }
 

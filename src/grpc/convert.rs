@@ -104,6 +104,7 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
         parent_servers: p.parent_servers,
         rfc5011: p.rfc5011,
         csk: p.csk,
+        find_servers: p.find_servers,
         rfc5011_add_hold_down: or(p.rfc5011_add_hold_down, d.rfc5011_add_hold_down),
         rfc5011_remove_hold_down: or(p.rfc5011_remove_hold_down, d.rfc5011_remove_hold_down),
     })
@@ -153,6 +154,7 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
         no_ksk_rollover: p.ksk_rollover_period == 0,
         rfc5011: p.rfc5011,
         csk: p.csk,
+        find_servers: p.find_servers,
         rfc5011_add_hold_down: p.rfc5011_add_hold_down,
         rfc5011_remove_hold_down: p.rfc5011_remove_hold_down,
     }
@@ -351,6 +353,7 @@ pub fn apply_fields(
             "ksk_double_ds" => n.ksk_double_ds = p.ksk_double_ds,
             "rfc5011" => n.rfc5011 = p.rfc5011,
             "csk" => n.csk = p.csk,
+            "find_servers" => n.find_servers = p.find_servers,
             "rfc5011_add_hold_down" => n.rfc5011_add_hold_down = p.rfc5011_add_hold_down,
             "rfc5011_remove_hold_down" => n.rfc5011_remove_hold_down = p.rfc5011_remove_hold_down,
             "propagation_time" => n.propagation_time = p.propagation_time,

@@ -54,6 +54,13 @@ pub trait Probe: Send + Sync {
         apex: &Name<Vec<u8>>,
         serial: u32,
     ) -> Evidence;
+    /// The zone's servers by its NS RRsets (`servers_by_ns`).
+    async fn servers_by_ns(
+        &self,
+        apex: &Name<Vec<u8>>,
+        zone_servers: &[SocketAddr],
+        parent_servers: &[SocketAddr],
+    ) -> Found;
 }
 
 /// Asks the servers themselves.
@@ -102,6 +109,153 @@ impl Probe for DnsProbe {
     ) -> Evidence {
         serial_at_least(servers, apex, serial).await
     }
+
+    async fn servers_by_ns(
+        &self,
+        apex: &Name<Vec<u8>>,
+        zone_servers: &[SocketAddr],
+        parent_servers: &[SocketAddr],
+    ) -> Found {
+        servers_by_ns(apex, zone_servers, parent_servers).await
+    }
+}
+
+/// The servers the NS RRsets name, and what could not be found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    /// Each address with the NS name it is of.
+    pub servers: Vec<(SocketAddr, String)>,
+    /// NS names without an address, and NS RRsets that could not be read.
+    pub unreached: Vec<String>,
+}
+
+/// The zone's servers by its NS RRsets (RFC 7583's "all authoritative
+/// servers"): the apex NS RRset as the zone's configured servers serve it,
+/// and the delegation's as the parent's configured servers refer to it;
+/// each name's addresses from the zone itself (A and AAAA at a zone
+/// server, for names in the zone) or from the system resolver, port 53.
+pub async fn servers_by_ns(
+    apex: &Name<Vec<u8>>,
+    zone_servers: &[SocketAddr],
+    parent_servers: &[SocketAddr],
+) -> Found {
+    let mut found = Found::default();
+    let mut names: Vec<Name<Vec<u8>>> = Vec::new();
+    let mut add = |n: Name<Vec<u8>>| {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    };
+    for &s in zone_servers {
+        match query(s, apex, Rtype::NS).await {
+            Ok(answer) => {
+                for (rdata, _) in answer_rdata(&answer, apex, Rtype::NS) {
+                    if let Ok(n) = Name::from_octets(rdata) {
+                        add(n);
+                    }
+                }
+            }
+            Err(e) => found.unreached.push(format!("{s}: the apex NS RRset: {e}")),
+        }
+    }
+    for &s in parent_servers {
+        match query_referral(s, apex).await {
+            Ok(targets) => targets.into_iter().for_each(&mut add),
+            Err(e) => found
+                .unreached
+                .push(format!("{s}: the delegation's NS RRset: {e}")),
+        }
+    }
+    for name in names {
+        let addrs = addresses_of(&name, apex, zone_servers).await;
+        if addrs.is_empty() {
+            found.unreached.push(format!("{name}.: no address found"));
+        }
+        for a in addrs {
+            if !found.servers.iter().any(|(s, _)| *s == a) {
+                found.servers.push((a, name.to_string()));
+            }
+        }
+    }
+    found
+}
+
+/// The NS targets of a parent's referral to the zone (authority section;
+/// a referral has no AA bit).
+async fn query_referral(
+    server: SocketAddr,
+    apex: &Name<Vec<u8>>,
+) -> Result<Vec<Name<Vec<u8>>>, String> {
+    let answer = send(server, apex, Rtype::NS).await?;
+    if answer.header().rcode() != Rcode::NOERROR {
+        return Err(format!("answered {}", answer.header().rcode()));
+    }
+    let mut out = Vec::new();
+    for section in [answer.answer(), answer.authority()].into_iter().flatten() {
+        for r in section
+            .limit_to::<domain::rdata::Ns<domain::base::ParsedName<Bytes>>>()
+            .flatten()
+        {
+            if r.owner()
+                .to_string()
+                .eq_ignore_ascii_case(&apex.to_string())
+            {
+                let name: Name<Vec<u8>> = domain::base::ToName::to_name(r.data().nsdname());
+                out.push(name);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("no NS records for the zone".into());
+    }
+    Ok(out)
+}
+
+/// A name's addresses, port 53: for a name in the zone, its A and AAAA
+/// records as a zone server serves them; otherwise the system resolver's.
+async fn addresses_of(
+    name: &Name<Vec<u8>>,
+    apex: &Name<Vec<u8>>,
+    zone_servers: &[SocketAddr],
+) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    if name.ends_with(apex) {
+        for &s in zone_servers {
+            for rtype in [Rtype::A, Rtype::AAAA] {
+                let Ok(answer) = query(s, name, rtype).await else {
+                    continue;
+                };
+                for (rdata, _) in answer_rdata(&answer, name, rtype) {
+                    let ip = match rdata.len() {
+                        4 => std::net::IpAddr::from(
+                            <[u8; 4]>::try_from(rdata.as_slice()).unwrap_or_default(),
+                        ),
+                        16 => std::net::IpAddr::from(
+                            <[u8; 16]>::try_from(rdata.as_slice()).unwrap_or_default(),
+                        ),
+                        _ => continue,
+                    };
+                    let a = SocketAddr::new(ip, 53);
+                    if !out.contains(&a) {
+                        out.push(a);
+                    }
+                }
+            }
+            if !out.is_empty() {
+                break;
+            }
+        }
+        return out;
+    }
+    let host = name.to_string();
+    if let Ok(addrs) = tokio::net::lookup_host((host.as_str(), 53)).await {
+        for a in addrs {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    out
 }
 
 /// How long one server may take to answer a query.
@@ -114,12 +268,17 @@ pub struct Evidence {
     pub servers: Vec<(SocketAddr, Result<String, String>)>,
     /// The largest TTL among the matching answers (a DS TTL, say).
     pub max_ttl: u32,
+    /// Servers that could not even be asked (an NS name without an
+    /// address, an NS RRset that did not read): each blocks.
+    pub unreached: Vec<String>,
 }
 
 impl Evidence {
     /// Whether every server answered as expected (and there was one).
     pub fn holds(&self) -> bool {
-        !self.servers.is_empty() && self.servers.iter().all(|(_, r)| r.is_ok())
+        !self.servers.is_empty()
+            && self.servers.iter().all(|(_, r)| r.is_ok())
+            && self.unreached.is_empty()
     }
 
     /// The servers still behind, each with why.
@@ -130,6 +289,7 @@ impl Evidence {
         self.servers
             .iter()
             .filter_map(|(s, r)| r.as_ref().err().map(|why| format!("{s}: {why}")))
+            .chain(self.unreached.iter().cloned())
             .collect()
     }
 
@@ -156,6 +316,7 @@ impl Evidence {
         Evidence {
             servers,
             max_ttl: self.max_ttl.max(other.max_ttl),
+            unreached: self.unreached.into_iter().chain(other.unreached).collect(),
         }
     }
 
@@ -175,6 +336,23 @@ impl Evidence {
 /// One query to one server: the authoritative answer, or why there is
 /// none.
 pub async fn query(
+    server: SocketAddr,
+    qname: &Name<Vec<u8>>,
+    qtype: Rtype,
+) -> Result<Message<Bytes>, String> {
+    let answer = send(server, qname, qtype).await?;
+    let header = answer.header();
+    if header.rcode() != Rcode::NOERROR {
+        return Err(format!("answered {}", header.rcode()));
+    }
+    if !header.aa() {
+        return Err("answered without authority (AA not set)".into());
+    }
+    Ok(answer)
+}
+
+/// One query to one server, RD off and DO on: whatever it answers.
+async fn send(
     server: SocketAddr,
     qname: &Name<Vec<u8>>,
     qtype: Rtype,
@@ -213,13 +391,6 @@ pub async fn query(
         Ok(Err(e)) => return Err(format!("no answer ({e})")),
         Ok(Ok(m)) => m,
     };
-    let header = answer.header();
-    if header.rcode() != Rcode::NOERROR {
-        return Err(format!("answered {}", header.rcode()));
-    }
-    if !header.aa() {
-        return Err("answered without authority (AA not set)".into());
-    }
     Ok(answer)
 }
 
@@ -463,18 +634,25 @@ mod tests {
                 (a, Ok("serves the DNSKEYs".into())),
                 (b, Ok("serves them".into())),
             ],
-            max_ttl: 0,
+            ..Evidence::default()
         };
         let serials = Evidence {
             servers: vec![
                 (a, Ok("serial 9".into())),
                 (b, Err("serves serial 8, not yet 9".into())),
             ],
-            max_ttl: 0,
+            unreached: vec!["ns3.example.: no address found".into()],
+            ..Evidence::default()
         };
         let both = keys.and(serials);
         assert!(!both.holds());
-        assert_eq!(both.behind(), ["127.0.0.2:53: serves serial 8, not yet 9"]);
+        assert_eq!(
+            both.behind(),
+            [
+                "127.0.0.2:53: serves serial 8, not yet 9",
+                "ns3.example.: no address found"
+            ]
+        );
         assert!(both
             .summary()
             .contains("127.0.0.1:53 serves the DNSKEYs, serial 9"));

@@ -323,7 +323,11 @@ impl Lifecycle {
         check: &Check,
     ) -> Result<Evidence> {
         let (_, apex) = parse_zone_name(&zone.name)?;
-        let servers = servers(&zone.policy.publication_servers);
+        let (servers, unreached) = self.zone_servers(zone, &apex).await;
+        let with_unreached = |mut e: Evidence| {
+            e.unreached.extend(unreached.iter().cloned());
+            e
+        };
         Ok(match check {
             Check::DnskeyServed => {
                 let set = KeySet::new(zone.clone(), apex.clone(), keys.to_vec())?;
@@ -332,12 +336,12 @@ impl Lifecycle {
                     .probe
                     .dnskey_served(&servers, &apex, set.apex_rrset(Rtype::DNSKEY), &ksks)
                     .await;
-                self.and_carried(zone, &servers, &apex, served).await
+                with_unreached(self.and_carried(zone, &servers, &apex, served).await)
             }
             Check::SignedBy { zsk } => {
                 let tag = find(keys, &zone.name, zsk)?.key_tag;
                 let served = self.probe.signed_by(&servers, &apex, tag).await;
-                self.and_carried(zone, &servers, &apex, served).await
+                with_unreached(self.and_carried(zone, &servers, &apex, served).await)
             }
             Check::DsGone => self.probe.ds_absent(&servers_of_parent(zone), &apex).await,
             Check::DsServed { ksk } => {
@@ -348,6 +352,30 @@ impl Lifecycle {
                     .await
             }
         })
+    }
+
+    /// The servers a zone's change must reach: those configured, and with
+    /// `find_servers` every address of every name in its NS RRsets
+    /// (`probe::servers_by_ns`); with what could not be found, which blocks.
+    async fn zone_servers(
+        &self,
+        zone: &ZoneRecord,
+        apex: &Name<Vec<u8>>,
+    ) -> (Vec<SocketAddr>, Vec<String>) {
+        let mut list = servers(&zone.policy.publication_servers);
+        if !zone.policy.find_servers {
+            return (list, Vec::new());
+        }
+        let found = self
+            .probe
+            .servers_by_ns(apex, &list, &servers_of_parent(zone))
+            .await;
+        for (a, _) in found.servers {
+            if !list.contains(&a) {
+                list.push(a);
+            }
+        }
+        (list, found.unreached)
     }
 
     /// For a zone keymaster keeps signed, the step's change counts as served
@@ -370,6 +398,7 @@ impl Lifecycle {
         match p.serial.filter(|_| p.signed_at >= roll.since) {
             Some(serial) => served.and(self.probe.serial_at_least(servers, apex, serial).await),
             None => Evidence {
+                unreached: Vec::new(),
                 servers: servers
                     .iter()
                     .map(|s| {
@@ -945,6 +974,14 @@ mod tests {
         }
         async fn ds_absent(&self, s: &[SocketAddr], _: &Name<Vec<u8>>) -> Evidence {
             self.answer(s, &self.ds_gone, "no DS")
+        }
+        async fn servers_by_ns(
+            &self,
+            _: &Name<Vec<u8>>,
+            _: &[SocketAddr],
+            _: &[SocketAddr],
+        ) -> crate::lifecycle::probe::Found {
+            crate::lifecycle::probe::Found::default()
         }
         async fn serial_at_least(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, n: u32) -> Evidence {
             let at = self.serial.load(Ordering::SeqCst);

@@ -91,6 +91,11 @@ pub struct Policy {
     /// The parent's servers (or a validating resolver) to ask for the DS.
     #[serde(default)]
     pub parent_servers: Vec<String>,
+    /// Also ask every address of every name in the zone's NS RRsets (the
+    /// apex's, as the publication servers serve it, and the delegation's,
+    /// as the parent servers refer to it), port 53.
+    #[serde(default)]
+    pub find_servers: bool,
     /// KSK rolls for validators that trust the zone by RFC 5011: the
     /// successor published at least Itrp (the add hold-down + 2·mQI)
     /// before the DS swap, the predecessor revoked and kept for the remove
@@ -159,6 +164,7 @@ impl Default for Policy {
             publication_servers: Vec::new(),
             parent_servers: Vec::new(),
             rfc5011: false,
+            find_servers: false,
             csk: false,
             rfc5011_add_hold_down: default_hold_down(),
             rfc5011_remove_hold_down: default_hold_down(),

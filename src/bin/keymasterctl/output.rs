@@ -70,6 +70,7 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
         "LastKskRolloverTime": z.last_ksk_rollover,
     });
     v["KeyScheme"] = json!(if p.csk { "Csk" } else { "KskZsk" });
+    v["FindServersByNs"] = json!(p.find_servers);
     v["EnableRfc5011KeyRollover"] = json!(p.rfc5011);
     v["Rfc5011AddHoldDown"] = json!(p.rfc5011_add_hold_down);
     v["Rfc5011RemoveHoldDown"] = json!(p.rfc5011_remove_hold_down);

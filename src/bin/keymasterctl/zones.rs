@@ -230,6 +230,10 @@ pub struct PolicyArgs {
     /// The validators' RFC 5011 remove hold-down (default 30d).
     #[arg(long, value_parser = parse_duration)]
     remove_hold_down: Option<u32>,
+    /// Before each step of a roll, also ask every address (port 53) of
+    /// every name in the zone's NS RRsets (`--find-servers false` to stop).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    find_servers: Option<bool>,
     /// One combined signing key (CSK) instead of a KSK and a ZSK (zone
     /// add only); it rolls at the KSK lifetime.
     #[arg(long)]
@@ -645,6 +649,10 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
     if a.csk {
         p.csk = true;
         set("csk");
+    }
+    if let Some(on) = a.find_servers {
+        p.find_servers = on;
+        set("find_servers");
     }
     if let Some(on) = a.rfc5011 {
         p.rfc5011 = on;
