@@ -32,41 +32,13 @@ fn an_external_childs_ksk_roll_reaches_the_parent_through_its_cds() {
              www A 192.0.2.80\n"
         ),
     );
-    d.ctl_ok(&[
-        "zone",
-        "add",
-        PARENT,
-        "--denial",
-        "nsec",
-        "--ksk-lifetime",
-        "off",
-        "--zsk-lifetime",
-        "off",
-        "--dnskey-ttl",
-        "2",
-        "--ds-ttl",
-        "2",
-    ]);
+    d.add_still_zone(PARENT, &["--dnskey-ttl", "2", "--ds-ttl", "2"]);
     let dir = TempDir::new("external-children-src");
-    let src = dir.path().join("parent.zone");
-    std::fs::write(
-        &src,
-        format!(
-            "$ORIGIN {PARENT}\n$TTL 2\n@ SOA ns h 1 10 10 60 2\n@ NS ns\nns A 127.0.0.1\n\
-             out NS ns.out\nns.out A 127.0.0.1\n"
-        ),
-    )
-    .unwrap();
-    d.ctl_ok(&[
-        "zone",
-        "source",
-        PARENT,
-        "--file",
-        src.to_str().unwrap(),
-        "--secondary",
-        &parent_server.addr(),
-    ]);
-    parent_server.wait_for_serial(PARENT, 1, Duration::from_secs(20));
+    let parent_text = format!(
+        "$ORIGIN {PARENT}\n$TTL 2\n@ SOA ns h 1 10 10 60 2\n@ NS ns\nns A 127.0.0.1\n\
+         out NS ns.out\nns.out A 127.0.0.1\n"
+    );
+    d.keep_signed(PARENT, &dir, &parent_text, &parent_server);
     let anchors = d.ctl_ok(&["trust-anchor", PARENT, "--format", "unbound"]);
     let unbound = Unbound::start_with(
         &[(PARENT, parent_server.addr()), (CHILD, child.addr())],

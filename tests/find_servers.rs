@@ -22,48 +22,28 @@ fn a_roll_waits_for_every_server_the_ns_rrset_names() {
     let dns = format!("127.0.0.1:{}", free_port());
     let d = Daemon::start(&token, "node-find", &["--dns-listen", &dns]);
     let knot = Knot::start_secondary(&[ZONE], std::slice::from_ref(&dns));
-    d.ctl_ok(&[
-        "zone",
-        "add",
+    d.add_still_zone(
         ZONE,
-        "--denial",
-        "nsec",
-        "--ksk-lifetime",
-        "off",
-        "--zsk-lifetime",
-        "off",
-        "--dnskey-ttl",
-        "1",
-        "--max-zone-ttl",
-        "1",
-        "--propagation-time",
-        "1",
-        "--safety-margin",
-        "1",
-        "--publication-server",
-        &knot.addr(),
-        "--find-servers",
-    ]);
+        &[
+            "--dnskey-ttl",
+            "1",
+            "--max-zone-ttl",
+            "1",
+            "--propagation-time",
+            "1",
+            "--safety-margin",
+            "1",
+            "--publication-server",
+            &knot.addr(),
+            "--find-servers",
+        ],
+    );
     let dir = TempDir::new("find-servers-src");
-    let src = dir.path().join("zone");
-    std::fs::write(
-        &src,
-        format!(
-            "$ORIGIN {ZONE}\n$TTL 1\n@ SOA ns h 1 10 10 60 1\n@ NS ns\n@ NS ns2\n\
-             ns A 127.0.0.1\nwww A 192.0.2.5\n"
-        ),
-    )
-    .unwrap();
-    d.ctl_ok(&[
-        "zone",
-        "source",
-        ZONE,
-        "--file",
-        src.to_str().unwrap(),
-        "--secondary",
-        &knot.addr(),
-    ]);
-    knot.wait_for_serial(ZONE, 1, Duration::from_secs(20));
+    let text = format!(
+        "$ORIGIN {ZONE}\n$TTL 1\n@ SOA ns h 1 10 10 60 1\n@ NS ns\n@ NS ns2\n\
+         ns A 127.0.0.1\nwww A 192.0.2.5\n"
+    );
+    d.keep_signed(ZONE, &dir, &text, &knot);
     let (old, _, _, tag) = d.key_rows(ZONE).into_iter().find(|k| k.1 == "zsk").unwrap();
     d.ctl_ok(&["key", "roll", ZONE, &tag.to_string()]);
     let waiting = |d: &Daemon| -> Vec<String> {

@@ -32,52 +32,36 @@ fn unbound_follows_an_rfc5011_ksk_roll_of_the_zone_it_trusts() {
     let dns = format!("127.0.0.1:{}", free_port());
     let d = Daemon::start(&token, "node-5011", &["--dns-listen", &dns]);
     let knot = Knot::start_secondary(&[PARENT, ZONE], std::slice::from_ref(&dns));
-    d.ctl_ok(&[
-        "zone",
-        "add",
-        PARENT,
-        "--denial",
-        "nsec",
-        "--ksk-lifetime",
-        "off",
-        "--zsk-lifetime",
-        "off",
-    ]);
+    d.add_still_zone(PARENT, &[]);
     let hold = format!("{HOLD_DOWN}s");
-    d.ctl_ok(&[
-        "zone",
-        "add",
+    d.add_still_zone(
         ZONE,
-        "--denial",
-        "nsec",
-        "--ksk-lifetime",
-        "off",
-        "--zsk-lifetime",
-        "off",
-        "--dnskey-ttl",
-        "2",
-        "--max-zone-ttl",
-        "2",
-        "--propagation-time",
-        "1",
-        "--safety-margin",
-        "1",
-        "--rfc5011",
-        "--add-hold-down",
-        &hold,
-        "--remove-hold-down",
-        &hold,
-        "--publication-server",
-        &knot.addr(),
-        "--parent-server",
-        &knot.addr(),
-        "--ds-ttl",
-        "2",
-        "--parent-ds-ttl",
-        "2",
-        "--parent-propagation",
-        "1",
-    ]);
+        &[
+            "--dnskey-ttl",
+            "2",
+            "--max-zone-ttl",
+            "2",
+            "--propagation-time",
+            "1",
+            "--safety-margin",
+            "1",
+            "--rfc5011",
+            "--add-hold-down",
+            &hold,
+            "--remove-hold-down",
+            &hold,
+            "--publication-server",
+            &knot.addr(),
+            "--parent-server",
+            &knot.addr(),
+            "--ds-ttl",
+            "2",
+            "--parent-ds-ttl",
+            "2",
+            "--parent-propagation",
+            "1",
+        ],
+    );
     let dir = TempDir::new("rfc5011-src");
     for (zone, text) in [
         (
@@ -95,18 +79,7 @@ fn unbound_follows_an_rfc5011_ksk_roll_of_the_zone_it_trusts() {
             ),
         ),
     ] {
-        let src = dir.path().join(zone);
-        std::fs::write(&src, text).unwrap();
-        d.ctl_ok(&[
-            "zone",
-            "source",
-            zone,
-            "--file",
-            src.to_str().unwrap(),
-            "--secondary",
-            &knot.addr(),
-        ]);
-        knot.wait_for_serial(zone, 1, Duration::from_secs(20));
+        d.keep_signed(zone, &dir, &text, &knot);
     }
     let anchor_file = dir.path().join("anchor.keys");
     std::fs::write(

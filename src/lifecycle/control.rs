@@ -233,7 +233,9 @@ impl Lifecycle {
         }
     }
 
-    async fn write(
+    /// Writes the zone's record at the epoch it was opened at, with its
+    /// audit entry (an operator's change to the engine's state).
+    pub(super) async fn write(
         &self,
         m: &Managed,
         z: &ZoneRecord,

@@ -89,7 +89,7 @@ impl Lifecycle {
                 .into())
             }
         };
-        self.write_unsign(&m, &z, who, action, detail).await?;
+        self.write(&m, &z, who, action, detail).await?;
         self.keysets().forget(&m.key);
         // The submission command is handed the DS RRset the parent should
         // have: none while going insecure, the zone's again on a cancel.
@@ -122,22 +122,6 @@ impl Lifecycle {
             .ds_served(&servers_of_parent(z), &apex, &ds)
             .await;
         Ok(seen.max_ttl.max(z.policy.parent_ds_ttl))
-    }
-
-    async fn write_unsign(
-        &self,
-        m: &Managed,
-        z: &ZoneRecord,
-        who: &str,
-        action: &str,
-        detail: String,
-    ) -> Result<()> {
-        let audit = self.node().draft(who, &m.key, action, detail);
-        Ok(self
-            .node()
-            .store
-            .update_zone(z, m.zone.epoch, &[], &[], &audit)
-            .await?)
     }
 }
 

@@ -521,6 +521,41 @@ impl Daemon {
     }
 
     /// keymasterctl that must succeed; returns its stdout.
+    /// Adds a zone that rolls nothing by itself (NSEC, no key lifetimes),
+    /// with `extra` settings.
+    pub fn add_still_zone(&self, zone: &str, extra: &[&str]) {
+        let mut args = vec![
+            "zone",
+            "add",
+            zone,
+            "--denial",
+            "nsec",
+            "--ksk-lifetime",
+            "off",
+            "--zsk-lifetime",
+            "off",
+        ];
+        args.extend_from_slice(extra);
+        self.ctl_ok(&args);
+    }
+
+    /// Has keymaster keep `zone` signed from `text` (a file in `dir`) and
+    /// send it to `secondary`; returns once the secondary serves serial 1.
+    pub fn keep_signed(&self, zone: &str, dir: &TempDir, text: &str, secondary: &dns::Knot) {
+        let src = dir.path().join(zone);
+        std::fs::write(&src, text).unwrap();
+        self.ctl_ok(&[
+            "zone",
+            "source",
+            zone,
+            "--file",
+            src.to_str().unwrap(),
+            "--secondary",
+            &secondary.addr(),
+        ]);
+        secondary.wait_for_serial(zone, 1, std::time::Duration::from_secs(20));
+    }
+
     pub fn ctl_ok(&self, args: &[&str]) -> String {
         let out = self.ctl(args);
         assert!(
