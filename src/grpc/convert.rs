@@ -407,6 +407,7 @@ pub fn zone_status_to_proto(s: &crate::publish::ZoneStatus) -> proto::ZoneStatus
         expires: p.expires,
         error: p.error.clone().unwrap_or_default(),
         tsig_key: p.tsig_key.clone().unwrap_or_default(),
+        source_tsig_key: p.source_tsig_key.clone().unwrap_or_default(),
         secondaries: s
             .secondaries
             .iter()

@@ -345,6 +345,7 @@ impl Zones for Api {
                     secondaries: r.secondaries,
                     serial_policy: r.serial_policy,
                     tsig_key: r.tsig_key,
+                    source_tsig_key: r.source_tsig_key,
                 };
                 publisher
                     .set_source(caller.identity(), &r.zone, &asked)

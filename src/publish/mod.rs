@@ -94,6 +94,8 @@ pub struct SourceSettings {
     pub secondaries: Vec<String>,
     pub serial_policy: String,
     pub tsig_key: String,
+    /// The TSIG key transfers from the primary are signed with; empty: none.
+    pub source_tsig_key: String,
 }
 
 /// Where a zone's publication stands, for `zone status`.
@@ -313,7 +315,22 @@ impl Publisher {
             self.set_local(&name, local);
             return;
         };
-        let text = match source.fetch(&apex).await {
+        let key = zone
+            .publishing
+            .source_tsig_key
+            .as_deref()
+            .and_then(|n| self.tsig_keys.by_name(n));
+        if zone.publishing.source_tsig_key.is_some() && key.is_none() {
+            let why = format!(
+                "the TSIG key {} for the primary is not in this node's --tsig-keys file",
+                zone.publishing
+                    .source_tsig_key
+                    .as_deref()
+                    .unwrap_or_default()
+            );
+            return self.failed(zone, &mut local, why).await;
+        }
+        let text = match source.fetch(&apex, key.as_ref()).await {
             Ok(f) => {
                 if let Some(refresh) = f.refresh {
                     local.next_check = now + u64::from(refresh.clamp(PRIMARY_RETRY as u32, 86_400));
@@ -577,6 +594,7 @@ impl Publisher {
             secondaries,
             serial_policy,
             tsig_key,
+            source_tsig_key,
         } = asked;
         let (source_file, out_file) = (source_file.as_str(), out_file.as_str());
         let (serial_policy, tsig_key) = (serial_policy.as_str(), tsig_key.as_str());
@@ -598,21 +616,32 @@ impl Publisher {
                 .into());
             }
         }
-        let tsig_key = match tsig_key {
-            "" => None,
-            name => {
-                let name = tsig::name_text(name);
-                if !self.tsig_keys.names().contains(&name) {
-                    return Err(ZonesError::TsigKey {
-                        zone: key,
-                        key: crate::text::shown(tsig_key),
-                        node: self.node.id.clone(),
+        let known = |given: &str| -> Result<Option<String>> {
+            match given {
+                "" => Ok(None),
+                name => {
+                    let name = tsig::name_text(name);
+                    if !self.tsig_keys.names().contains(&name) {
+                        return Err(ZonesError::TsigKey {
+                            zone: key.clone(),
+                            key: crate::text::shown(given),
+                            node: self.node.id.clone(),
+                        }
+                        .into());
                     }
-                    .into());
+                    Ok(Some(name))
                 }
-                Some(name)
             }
         };
+        let tsig_key = known(tsig_key)?;
+        let source_tsig_key = known(source_tsig_key)?;
+        if source_tsig_key.is_some() && source_primary.is_empty() {
+            return Err(ZonesError::Primary {
+                zone: key,
+                given: "none (a TSIG key for the primary needs --primary)".into(),
+            }
+            .into());
+        }
         if !source_file.is_empty() && !source_primary.is_empty() {
             return Err(ZonesError::TwoSources { zone: key }.into());
         }
@@ -652,6 +681,7 @@ impl Publisher {
         p.secondaries = secondaries.to_vec();
         p.serial_policy = serial_policy;
         p.tsig_key = tsig_key;
+        p.source_tsig_key = source_tsig_key;
         p.error = None;
         let detail = match Source::of(p) {
             Some(f) => format!(

@@ -11,8 +11,9 @@ use domain::base::iana::Rtype;
 use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
 use domain::base::{MessageBuilder, Name, ParsedName, Record};
 use domain::net::client::request::{RequestMessage, RequestMessageMulti, SendRequestMulti};
-use domain::net::client::stream;
+use domain::net::client::{stream, tsig};
 use domain::rdata::ZoneRecordData;
+use domain::tsig::Key;
 
 use crate::store::schema::Publishing;
 
@@ -59,7 +60,9 @@ impl Source {
     }
 
     /// The zone's text as it is now; an error names the file or primary.
-    pub async fn fetch(&self, apex: &Name<Vec<u8>>) -> Result<Fetched, String> {
+    /// A transfer is signed with `tsig` when given, and then every answer
+    /// must be signed with it too (RFC 8945).
+    pub async fn fetch(&self, apex: &Name<Vec<u8>>, tsig: Option<&Key>) -> Result<Fetched, String> {
         match self {
             Source::File(path) => tokio::fs::read(path)
                 .await
@@ -68,12 +71,14 @@ impl Source {
                     refresh: None,
                 })
                 .map_err(|e| format!("source file {path}: {e}")),
-            Source::Primary(addr) => tokio::time::timeout(TRANSFER_TIMEOUT, axfr(*addr, apex))
-                .await
-                .map_err(|_| {
-                    format!("transfer from primary {addr}: no end within {TRANSFER_TIMEOUT:?}")
-                })?
-                .map_err(|e| format!("transfer from primary {addr}: {e}")),
+            Source::Primary(addr) => {
+                tokio::time::timeout(TRANSFER_TIMEOUT, axfr(*addr, apex, tsig))
+                    .await
+                    .map_err(|_| {
+                        format!("transfer from primary {addr}: no end within {TRANSFER_TIMEOUT:?}")
+                    })?
+                    .map_err(|e| format!("transfer from primary {addr}: {e}"))
+            }
         }
     }
 
@@ -98,14 +103,16 @@ pub async fn soa_serial(server: SocketAddr, apex: &Name<Vec<u8>>) -> Result<u32,
 }
 
 /// Transfers the zone from a primary by AXFR over TCP and writes its
-/// records as master-file lines.
-async fn axfr(addr: SocketAddr, apex: &Name<Vec<u8>>) -> Result<Fetched, String> {
+/// records as master-file lines; with a TSIG key, `domain`'s TSIG
+/// transport signs the request and checks every answer.
+async fn axfr(
+    addr: SocketAddr,
+    apex: &Name<Vec<u8>>,
+    tsig: Option<&Key>,
+) -> Result<Fetched, String> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
-    let (connection, transport) =
-        stream::Connection::<RequestMessage<Vec<u8>>, RequestMessageMulti<Vec<u8>>>::new(tcp);
-    let running = tokio::spawn(transport.run());
     let mut msg = MessageBuilder::new_vec();
     msg.header_mut().set_random_id();
     let mut msg = msg.question();
@@ -113,7 +120,28 @@ async fn axfr(addr: SocketAddr, apex: &Name<Vec<u8>>) -> Result<Fetched, String>
         .map_err(|e| format!("cannot build the request: {e}"))?;
     let request =
         RequestMessageMulti::new(msg).map_err(|e| format!("cannot build the request: {e}"))?;
-    let mut response = SendRequestMulti::send_request(&connection, request);
+    let (mut response, running) = match tsig {
+        None => {
+            let (connection, transport) = stream::Connection::<
+                RequestMessage<Vec<u8>>,
+                RequestMessageMulti<Vec<u8>>,
+            >::new(tcp);
+            let running = tokio::spawn(transport.run());
+            (
+                SendRequestMulti::send_request(&connection, request),
+                running,
+            )
+        }
+        Some(key) => {
+            let (connection, transport) = stream::Connection::<
+                tsig::RequestMessage<RequestMessage<Vec<u8>>, Key>,
+                tsig::RequestMessage<RequestMessageMulti<Vec<u8>>, Key>,
+            >::new(tcp);
+            let running = tokio::spawn(transport.run());
+            let signed = tsig::Connection::new(key.clone(), connection);
+            (SendRequestMulti::send_request(&signed, request), running)
+        }
+    };
     let (mut text, mut refresh, mut records) = (String::new(), None, 0usize);
     let result = loop {
         let message = match response.get_response().await {

@@ -66,6 +66,15 @@ impl TsigKeys {
         })
     }
 
+    /// The key of this name (lower case, trailing dot), whatever its
+    /// algorithm.
+    pub fn by_name(&self, name: &str) -> Option<Key> {
+        self.store
+            .iter()
+            .find(|((n, _), _)| key_name_text(n) == name)
+            .map(|(_, k)| k.clone())
+    }
+
     /// The keys' names, lower case with the trailing dot.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.store.keys().map(|(n, _)| key_name_text(n)).collect();

@@ -107,6 +107,10 @@ pub struct Publishing {
     /// Or a primary, `ADDR:PORT`, that serves the unsigned zone by AXFR.
     #[serde(default)]
     pub source_primary: Option<String>,
+    /// The TSIG key (its name, from `--tsig-keys`) transfers from the
+    /// primary are signed with, and its answers must be signed with.
+    #[serde(default)]
+    pub source_tsig_key: Option<String>,
     /// A file the signed zone is written to (atomically) on each new serial.
     #[serde(default)]
     pub out_file: Option<String>,

@@ -44,6 +44,12 @@ impl Knot {
         Self::start_with(zones, primaries, Some(key), None)
     }
 
+    /// A primary that serves its zones only to transfers signed with this
+    /// TSIG key (name, hmac-sha256 secret in base64), and notifies `notify`.
+    pub fn start_primary_tsig(zones: &[&str], notify: &str, key: (&str, &str)) -> Knot {
+        Self::start_with(zones, &[], Some(key), Some(notify))
+    }
+
     fn start_with(
         zones: &[&str],
         primaries: &[String],
@@ -84,6 +90,9 @@ impl Knot {
                  acl:\n  - id: xfr\n    address: 127.0.0.0/8\n    action: transfer\n",
                 to.replace(':', "@")
             ));
+            if let Some((name, _)) = key {
+                text.push_str(&format!("    key: {name}\n"));
+            }
         }
         text.push_str(&format!(
             "template:\n  - id: default\n    storage: {d}\n    file: \"%s.zone\"\n\

@@ -175,7 +175,7 @@ fn print_status(s: &proto::ZoneStatus, as_json: bool) {
     if as_json {
         let v = json!({"ZoneName": s.zone, "KeyMasterServer": s.key_master,
             "SourceFile": s.source_file, "SourcePrimary": s.source_primary, "SignedFile": s.out_file, "SerialPolicy": s.serial_policy,
-            "TsigKey": s.tsig_key,
+            "TsigKey": s.tsig_key, "PrimaryTsigKey": s.source_tsig_key,
             "Published": s.published, "Serial": s.serial, "SourceSerial": s.source_serial,
             "SignedAt": s.signed_at, "Reason": s.reason, "NextRefresh": s.refresh_at,
             "EarliestExpiry": s.expires, "LastError": s.error, "Secondaries": secondaries});
@@ -198,6 +198,7 @@ fn print_status(s: &proto::ZoneStatus, as_json: bool) {
         ("SignedFile", or_dash(&s.out_file)),
         ("SerialPolicy", s.serial_policy.clone()),
         ("TsigKey", or_dash(&s.tsig_key)),
+        ("PrimaryTsigKey", or_dash(&s.source_tsig_key)),
     ];
     if s.published {
         lines.push((

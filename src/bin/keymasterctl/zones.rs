@@ -90,6 +90,10 @@ pub enum ZoneCmd {
         /// Master's --tsig-keys file).
         #[arg(long)]
         tsig: Option<String>,
+        /// Sign transfers from the primary with this TSIG key (from the Key
+        /// Master's --tsig-keys file); its answers must be signed with it.
+        #[arg(long, requires = "primary")]
+        primary_tsig: Option<String>,
         /// Stop keeping the zone signed.
         #[arg(long, conflicts_with_all = ["file", "primary", "out", "secondaries", "tsig"])]
         none: bool,
@@ -359,6 +363,7 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
             secondaries,
             serial,
             tsig,
+            primary_tsig,
             none,
         } => {
             if none {
@@ -393,6 +398,7 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
                         secondaries,
                         serial_policy: serial,
                         tsig_key: tsig.unwrap_or_default(),
+                        source_tsig_key: primary_tsig.unwrap_or_default(),
                     })
                     .await
                     .map_err(status_line)?

@@ -1,0 +1,121 @@
+//! A hidden primary that serves the unsigned zone only to transfers signed
+//! with a TSIG key: keymaster signs its AXFR requests with the key and
+//! checks every answer (`zone source --primary ADDR --primary-tsig KEY`),
+//! and publishes the zone; asked with a key the primary does not know, the
+//! transfer fails, is reported, and nothing is published.
+// Tests drive real processes in real time: they read the system clock.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::dns::Knot;
+use common::*;
+
+const GOOD: &str = "pri.test.";
+const BAD: &str = "other.test.";
+const SECRET: &str = "c2VjcmV0IGZvciB0cmFuc2ZlcnMgZnJvbSB0aGUgcHJpbWFyeSE=";
+
+fn status(d: &Daemon, zone: &str) -> serde_json::Value {
+    serde_json::from_str(&d.ctl_ok(&["zone", "status", zone, "--json"])).unwrap()
+}
+
+#[test]
+fn transfers_from_the_primary_are_signed_with_its_tsig_key() {
+    let token = TestToken::new("primary-tsig");
+    let dir = TempDir::new("primary-tsig-src");
+    let keys = dir.path().join("tsig.keys");
+    std::fs::write(
+        &keys,
+        format!(
+            "primary-key hmac-sha256 {SECRET}\n\
+             unknown-key hmac-sha256 b3RoZXIgc2VjcmV0IHRoZSBwcmltYXJ5IGhhcyBuZXZlciBzZWVu\n"
+        ),
+    )
+    .unwrap();
+    let dns = format!("127.0.0.1:{}", free_port());
+    let d = Daemon::start(
+        &token,
+        "node-pt",
+        &["--dns-listen", &dns, "--tsig-keys", keys.to_str().unwrap()],
+    );
+    let primary = Knot::start_primary_tsig(&[GOOD, BAD], &dns, ("primary-key", SECRET));
+    for zone in [GOOD, BAD] {
+        let file = dir.path().join(zone);
+        std::fs::write(
+            &file,
+            format!(
+                "$ORIGIN {zone}\n$TTL 60\n@ SOA ns h 7 3600 600 86400 60\n@ NS ns\n\
+                 ns A 127.0.0.1\nwww A 192.0.2.7\n"
+            ),
+        )
+        .unwrap();
+        primary.publish(zone, &file, 7);
+        d.ctl_ok(&["zone", "add", zone]);
+    }
+    // One zone with the key the primary has, one with a key it does not know.
+    let out = dir.path().join("good.signed");
+    d.ctl_ok(&[
+        "zone",
+        "source",
+        GOOD,
+        "--primary",
+        &primary.addr(),
+        "--primary-tsig",
+        "primary-key",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    d.ctl_ok(&[
+        "zone",
+        "source",
+        BAD,
+        "--primary",
+        &primary.addr(),
+        "--primary-tsig",
+        "unknown-key",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (good, bad) = (status(&d, GOOD), status(&d, BAD));
+        let bad_error = bad["LastError"].as_str().unwrap_or_default().to_string();
+        if good["Serial"] == 7 && !bad_error.is_empty() {
+            assert_eq!(good["LastError"], "", "{good}");
+            assert_eq!(good["PrimaryTsigKey"], "primary-key.");
+            assert!(
+                bad_error.contains(&format!("transfer from primary {}", primary.addr())),
+                "{bad_error}"
+            );
+            assert_eq!(bad["Published"], false, "{bad}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "good: {good}\nbad: {bad}\n{}",
+            primary.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let signed = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        signed.contains("www.pri.test.") && signed.contains("RRSIG"),
+        "{signed}"
+    );
+    // The primary gives the zone to no unsigned request: keymaster's was
+    // signed.
+    let (host, port) = primary
+        .addr()
+        .split_once(':')
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .unwrap();
+    let dig = std::process::Command::new("dig")
+        .args([&format!("@{host}"), "-p", &port, GOOD, "AXFR", "+nostats"])
+        .output()
+        .expect("dig (Debian package bind9-dnsutils)");
+    let text = String::from_utf8_lossy(&dig.stdout);
+    assert!(
+        !text.contains("192.0.2.7") && text.contains("Transfer failed"),
+        "an unsigned AXFR: {text}"
+    );
+}
