@@ -62,6 +62,9 @@ struct Local {
     /// The last version published, with the policy it was signed under:
     /// its signatures are kept where they may be.
     previous: Option<(crate::policy::Policy, Arc<Previous>)>,
+    /// The version a primary last gave (and which primary), from which the
+    /// next transfer from it asks for the differences only (IXFR).
+    from_primary: Option<(Source, Arc<source::Fetched>)>,
 }
 
 pub struct Publisher {
@@ -330,12 +333,24 @@ impl Publisher {
             );
             return self.failed(zone, &mut local, why).await;
         }
-        let text = match source.fetch(&apex, key.as_ref()).await {
+        let last = local
+            .from_primary
+            .clone()
+            .filter(|(from, _)| *from == source)
+            .map(|(_, f)| f);
+        let text = match source.fetch(&apex, key.as_ref(), last.as_deref()).await {
             Ok(f) => {
                 if let Some(refresh) = f.refresh {
                     local.next_check = now + u64::from(refresh.clamp(PRIMARY_RETRY as u32, 86_400));
                 }
-                f.text
+                if f.serial.is_some() {
+                    tracing::debug!(zone = %name, serial = f.serial, how = f.how, "transferred from the primary");
+                    let text = f.text.clone();
+                    local.from_primary = Some((source.clone(), Arc::new(f)));
+                    text
+                } else {
+                    f.text
+                }
             }
             Err(e) => return self.failed(zone, &mut local, e).await,
         };

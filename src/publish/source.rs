@@ -27,10 +27,14 @@ pub enum Source {
     Primary(SocketAddr),
 }
 
-/// A source's text, and for a primary the SOA REFRESH to look again after.
+/// A source's text, and for a primary the SOA REFRESH to look again
+/// after, the serial of the version, and how it came (AXFR or IXFR).
+#[derive(Debug, Clone)]
 pub struct Fetched {
     pub text: Vec<u8>,
     pub refresh: Option<u32>,
+    pub serial: Option<u32>,
+    pub how: &'static str,
 }
 
 impl Source {
@@ -61,18 +65,26 @@ impl Source {
 
     /// The zone's text as it is now; an error names the file or primary.
     /// A transfer is signed with `tsig` when given, and then every answer
-    /// must be signed with it too (RFC 8945).
-    pub async fn fetch(&self, apex: &Name<Vec<u8>>, tsig: Option<&Key>) -> Result<Fetched, String> {
+    /// must be signed with it too (RFC 8945); from `last`, the version a
+    /// primary last gave, it asks for the differences only (IXFR).
+    pub async fn fetch(
+        &self,
+        apex: &Name<Vec<u8>>,
+        tsig: Option<&Key>,
+        last: Option<&Fetched>,
+    ) -> Result<Fetched, String> {
         match self {
             Source::File(path) => tokio::fs::read(path)
                 .await
                 .map(|text| Fetched {
                     text,
                     refresh: None,
+                    serial: None,
+                    how: "file",
                 })
                 .map_err(|e| format!("source file {path}: {e}")),
             Source::Primary(addr) => {
-                tokio::time::timeout(TRANSFER_TIMEOUT, axfr(*addr, apex, tsig))
+                tokio::time::timeout(TRANSFER_TIMEOUT, from_primary(*addr, apex, tsig, last))
                     .await
                     .map_err(|_| {
                         format!("transfer from primary {addr}: no end within {TRANSFER_TIMEOUT:?}")
@@ -102,24 +114,183 @@ pub async fn soa_serial(server: SocketAddr, apex: &Name<Vec<u8>>) -> Result<u32,
         .ok_or_else(|| "answered without an SOA".to_string())
 }
 
-/// Transfers the zone from a primary by AXFR over TCP and writes its
-/// records as master-file lines; with a TSIG key, `domain`'s TSIG
-/// transport signs the request and checks every answer.
-async fn axfr(
+/// A record as a transfer brings it.
+type Rr = Record<ParsedName<Bytes>, ZoneRecordData<Bytes, ParsedName<Bytes>>>;
+
+/// A record as a master-file line (what the signer reads).
+fn line_of(r: &Rr) -> String {
+    format!(
+        "{}. {} IN {} {}\n",
+        r.owner(),
+        r.ttl().as_secs(),
+        r.rtype(),
+        r.data().display_zonefile(DisplayKind::Simple)
+    )
+}
+
+/// What makes two lines the same record: all but the TTL, the owner in
+/// lower case.
+fn key_of(line: &str) -> String {
+    let mut f = line.split_whitespace();
+    let owner = f.next().unwrap_or_default().to_ascii_lowercase();
+    let _ttl = f.next();
+    let rest: Vec<&str> = f.collect();
+    format!("{owner} {}", rest.join(" "))
+}
+
+fn soa_of(r: &Rr) -> Option<(u32, u32)> {
+    match r.data() {
+        ZoneRecordData::Soa(soa) => Some((soa.serial().into_int(), soa.refresh().as_secs())),
+        _ => None,
+    }
+}
+
+/// The zone from a primary: by IXFR from the version `last` holds when
+/// there is one (RFC 1995), applied to its text; by AXFR when there is
+/// none, or when the IXFR fails or does not apply.
+async fn from_primary(
     addr: SocketAddr,
     apex: &Name<Vec<u8>>,
     tsig: Option<&Key>,
+    last: Option<&Fetched>,
 ) -> Result<Fetched, String> {
+    if let Some(last) = last.filter(|l| l.serial.is_some()) {
+        match transfer(addr, apex, tsig, last.serial)
+            .await
+            .and_then(|rs| apply_ixfr(last, rs))
+        {
+            Ok(f) => return Ok(f),
+            Err(e) => {
+                tracing::info!(%addr, zone = %apex, error = %e, "IXFR from the primary failed; AXFR instead")
+            }
+        }
+    }
+    let rs = transfer(addr, apex, tsig, None).await?;
+    let Some((serial, refresh)) = rs.first().and_then(soa_of) else {
+        return Err("the transfer does not begin with the SOA".into());
+    };
+    // The closing SOA repeats the first.
+    let text: String = rs[..rs.len().saturating_sub(1).max(1)]
+        .iter()
+        .map(line_of)
+        .collect();
+    Ok(Fetched {
+        text: text.into_bytes(),
+        refresh: Some(refresh),
+        serial: Some(serial),
+        how: "AXFR",
+    })
+}
+
+/// The version an IXFR answer leads to from `last`: the same (the primary
+/// has nothing newer), a whole zone (it answered as AXFR), or `last`'s
+/// records with each difference's deletions and additions applied.
+fn apply_ixfr(last: &Fetched, rs: Vec<Rr>) -> Result<Fetched, String> {
+    let Some((serial, refresh)) = rs.first().and_then(soa_of) else {
+        return Err("the IXFR answer does not begin with the SOA".into());
+    };
+    let unchanged = || Fetched {
+        text: last.text.clone(),
+        refresh: Some(refresh),
+        serial: Some(serial),
+        how: "IXFR",
+    };
+    if rs.len() == 1 {
+        return match Some(serial) == last.serial {
+            true => Ok(unchanged()),
+            false => Err("the IXFR answer holds only a newer SOA".into()),
+        };
+    }
+    if soa_of(&rs[1]).is_none() {
+        // A whole zone, as an AXFR (RFC 1995 §4); the closing SOA repeats.
+        let text: String = rs[..rs.len() - 1].iter().map(line_of).collect();
+        return Ok(Fetched {
+            text: text.into_bytes(),
+            how: "IXFR (whole zone)",
+            ..unchanged()
+        });
+    }
+    let mut lines: Vec<(String, String)> = String::from_utf8_lossy(&last.text)
+        .lines()
+        .map(|l| (key_of(l), format!("{l}\n")))
+        .collect();
+    let mut deleting = None;
+    for r in &rs[1..rs.len() - 1] {
+        if soa_of(r).is_some() {
+            // An old SOA starts a difference's deletions, the new SOA its
+            // additions; each is itself removed or added.
+            deleting = Some(deleting != Some(true));
+        }
+        let line = line_of(r);
+        match deleting {
+            Some(true) => {
+                let key = key_of(&line);
+                let Some(i) = lines.iter().position(|(k, _)| *k == key) else {
+                    return Err(format!(
+                        "the IXFR deletes a record the last version does not have: {}",
+                        line.trim_end()
+                    ));
+                };
+                lines.swap_remove(i);
+            }
+            Some(false) => lines.push((key_of(&line), line)),
+            None => return Err("the IXFR answer is malformed".into()),
+        }
+    }
+    let text: String = lines.into_iter().map(|(_, l)| l).collect();
+    Ok(Fetched {
+        text: text.into_bytes(),
+        ..unchanged()
+    })
+}
+
+/// One transfer from a primary over TCP, AXFR or (from `ixfr_from`) IXFR:
+/// its records in order. With a TSIG key, `domain`'s TSIG transport signs
+/// the request and checks every answer.
+async fn transfer(
+    addr: SocketAddr,
+    apex: &Name<Vec<u8>>,
+    tsig: Option<&Key>,
+    ixfr_from: Option<u32>,
+) -> Result<Vec<Rr>, String> {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     let mut msg = MessageBuilder::new_vec();
     msg.header_mut().set_random_id();
     let mut msg = msg.question();
-    msg.push((apex, Rtype::AXFR))
+    let qtype = if ixfr_from.is_some() {
+        Rtype::IXFR
+    } else {
+        Rtype::AXFR
+    };
+    msg.push((apex, qtype))
         .map_err(|e| format!("cannot build the request: {e}"))?;
+    let msg = match ixfr_from {
+        None => msg.into_message(),
+        Some(serial) => {
+            let mut msg = msg.authority();
+            // RFC 1995 §3: the client's version, as its SOA (only the serial counts).
+            let soa = domain::rdata::Soa::new(
+                apex.clone(),
+                apex.clone(),
+                domain::base::Serial(serial),
+                domain::base::Ttl::ZERO,
+                domain::base::Ttl::ZERO,
+                domain::base::Ttl::ZERO,
+                domain::base::Ttl::ZERO,
+            );
+            msg.push((apex, domain::base::Ttl::ZERO, soa))
+                .map_err(|e| format!("cannot build the request: {e}"))?;
+            msg.into_message()
+        }
+    };
     let request =
         RequestMessageMulti::new(msg).map_err(|e| format!("cannot build the request: {e}"))?;
+    // The plain connection must live until the last answer: the
+    // transport closes once no handle to it is left (a TSIG request holds
+    // its own).
+    let plain;
     let (mut response, running) = match tsig {
         None => {
             let (connection, transport) = stream::Connection::<
@@ -127,10 +298,8 @@ async fn axfr(
                 RequestMessageMulti<Vec<u8>>,
             >::new(tcp);
             let running = tokio::spawn(transport.run());
-            (
-                SendRequestMulti::send_request(&connection, request),
-                running,
-            )
+            plain = connection;
+            (SendRequestMulti::send_request(&plain, request), running)
         }
         Some(key) => {
             let (connection, transport) = stream::Connection::<
@@ -142,7 +311,7 @@ async fn axfr(
             (SendRequestMulti::send_request(&signed, request), running)
         }
     };
-    let (mut text, mut refresh, mut records) = (String::new(), None, 0usize);
+    let mut records = Vec::new();
     let result = loop {
         let message = match response.get_response().await {
             Ok(Some(m)) => m,
@@ -157,30 +326,16 @@ async fn axfr(
             break Err("a malformed answer".into());
         };
         for r in answer.limit_to::<ZoneRecordData<Bytes, ParsedName<Bytes>>>() {
-            let r: Record<ParsedName<Bytes>, ZoneRecordData<Bytes, ParsedName<Bytes>>> = match r {
-                Ok(r) => r,
+            match r {
+                Ok(r) => records.push(r),
                 Err(e) => return Err(format!("a record does not read: {e}")),
-            };
-            if let ZoneRecordData::Soa(soa) = r.data() {
-                refresh.get_or_insert(soa.refresh().as_secs());
             }
-            text.push_str(&format!(
-                "{}. {} IN {} {}\n",
-                r.owner(),
-                r.ttl().as_secs(),
-                r.rtype(),
-                r.data().display_zonefile(DisplayKind::Simple)
-            ));
-            records += 1;
         }
     };
     running.abort();
     result?;
-    if records == 0 {
+    if records.is_empty() {
         return Err("the transfer carried no records".into());
     }
-    Ok(Fetched {
-        text: text.into_bytes(),
-        refresh,
-    })
+    Ok(records)
 }

@@ -44,6 +44,26 @@ impl Knot {
         Self::start_with(zones, primaries, Some(key), None)
     }
 
+    /// A primary that keeps a journal of its zone files' changes (each
+    /// reload's difference from the last), so that it answers IXFR.
+    pub fn start_primary_ixfr(zones: &[&str], notify: &str) -> Knot {
+        let k = Self::start_with(zones, &[], None, Some(notify));
+        let conf = std::fs::read_to_string(&k.conf)
+            .unwrap()
+            .replace(
+                "    journal-content: none\n",
+                "    journal-content: changes\n",
+            )
+            .replace(
+                "    zonefile-load: whole\n",
+                "    zonefile-load: difference\n",
+            );
+        std::fs::write(&k.conf, conf).unwrap();
+        std::fs::create_dir_all(k.dir.path().join("db")).unwrap();
+        k.ctl(&["reload"]);
+        k
+    }
+
     /// A primary that serves its zones only to transfers signed with this
     /// TSIG key (name, hmac-sha256 secret in base64), and notifies `notify`.
     pub fn start_primary_tsig(zones: &[&str], notify: &str, key: (&str, &str)) -> Knot {
