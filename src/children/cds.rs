@@ -7,6 +7,7 @@ use domain::base::iana::Rtype;
 use domain::base::name::Name;
 
 use crate::dnssec::ds::{ds, ds_wire, DsDigest};
+use crate::dnssec::serial::after;
 use crate::dnssec::verify::{parse_dnskey, verify_rrset, ReceivedRrsig};
 
 /// What one server serves at the child's apex.
@@ -135,7 +136,7 @@ pub fn decide(
             inception: later(inception, current.accepted_inception),
         };
     }
-    if current.accepted_inception != 0 && before(inception, current.accepted_inception) {
+    if current.accepted_inception != 0 && after(current.accepted_inception, inception) {
         return Decision::Refused(format!(
             "the CDS/CDNSKEY RRset was signed at {}, before the one accepted (signed at {}): \
              an older request is not taken (RFC 7344 §6.2)",
@@ -237,7 +238,7 @@ fn read(
         }
         for sig in good {
             let i = sig.inception().into_int();
-            if inception == u32::MAX || before(i, inception) {
+            if inception == u32::MAX || after(inception, i) {
                 inception = i;
             }
         }
@@ -320,13 +321,9 @@ fn matches_key(apex: &Name<Vec<u8>>, ds_set: &[Vec<u8>], dnskey: &[u8]) -> bool 
     })
 }
 
-/// `a` before `b` in serial number arithmetic (RFC 1982, RFC 4034 §3.1.5).
-fn before(a: u32, b: u32) -> bool {
-    (a.wrapping_sub(b) as i32) < 0
-}
-
+/// The later of two RRSIG times (RFC 1982, RFC 4034 §3.1.5).
 fn later(a: u32, b: u32) -> u32 {
-    if before(a, b) {
+    if after(b, a) {
         b
     } else {
         a

@@ -10,6 +10,7 @@ pub mod ds;
 pub mod record;
 pub mod reuse;
 pub mod rrset;
+pub mod serial;
 pub mod sign;
 pub mod verify;
 pub mod zone;

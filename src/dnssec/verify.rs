@@ -10,6 +10,7 @@ use domain::crypto::common::PublicKey;
 use domain::rdata::dnssec::{ProtoRrsig, Rrsig};
 use domain::rdata::Dnskey;
 
+use super::serial::after;
 use super::sign::signed_data;
 
 /// An RRSIG as received, with owned data.
@@ -38,18 +39,18 @@ pub fn verify_rrset(
     if !rrsig.signer_name().name_eq(apex) {
         return Err(format!("the RRSIG is signed by {}", rrsig.signer_name()));
     }
-    // Serial number arithmetic (RFC 4034 §3.1.5): compare by the signed
-    // difference, so that it holds across the 2106 wrap.
+    // Serial number arithmetic (RFC 4034 §3.1.5), so that it holds across
+    // the 2106 wrap.
     let now32 = now as u32;
     let inception = rrsig.inception().into_int();
     let expiration = rrsig.expiration().into_int();
-    if (now32.wrapping_sub(inception) as i32) < 0 {
+    if after(inception, now32) {
         return Err(format!(
             "the RRSIG by key {} is not valid yet",
             key.key_tag()
         ));
     }
-    if (expiration.wrapping_sub(now32) as i32) < 0 {
+    if after(now32, expiration) {
         return Err(format!("the RRSIG by key {} has expired", key.key_tag()));
     }
     let mut sorted: Vec<&[u8]> = rdatas.iter().map(Vec::as_slice).collect();

@@ -417,7 +417,7 @@ pub fn zone_status_to_proto(s: &crate::publish::ZoneStatus) -> proto::ZoneStatus
                     answered: true,
                     serial: *serial,
                     behind: published
-                        .is_some_and(|ours| crate::publish::serial::after(ours, *serial)),
+                        .is_some_and(|ours| crate::dnssec::serial::after(ours, *serial)),
                     error: String::new(),
                 },
                 Err(e) => proto::SecondaryStatus {

@@ -989,7 +989,7 @@ mod tests {
             for a in s {
                 e.servers.push((
                     *a,
-                    if crate::lifecycle::probe::serial_reached(at, n) {
+                    if crate::dnssec::serial::at_least(at, n) {
                         Ok(format!("serial {at}"))
                     } else {
                         Err(format!("serves serial {at}, not yet {n}"))
@@ -1092,6 +1092,25 @@ mod tests {
             v
         }
 
+        /// The zone's (first) KSK.
+        async fn ksk(&self) -> KeyRecord {
+            self.keys()
+                .await
+                .into_iter()
+                .find(|k| k.role == KeyRole::Ksk)
+                .unwrap()
+        }
+
+        /// What the zone publishes and signs with now.
+        async fn key_set(&self) -> KeySet {
+            KeySet::new(
+                self.zone().await,
+                parse_zone_name(ZONE).unwrap().1,
+                self.keys().await,
+            )
+            .unwrap()
+        }
+
         fn set_to(&self, at: u64) {
             let now = self.clock.now();
             assert!(at >= now, "the clock does not go back");
@@ -1107,15 +1126,12 @@ mod tests {
     async fn unsigning_waits_for_the_ds_to_leave_the_parent_and_the_caches() {
         use crate::lifecycle::unsign::UnsignAsk;
         let w = world(policy()).await;
-        let set = |z: ZoneRecord, keys: Vec<KeyRecord>| {
-            KeySet::new(z, parse_zone_name(ZONE).unwrap().1, keys).unwrap()
-        };
         w.lifecycle
             .unsign("test", ZONE, UnsignAsk::Start { remove_keys: true })
             .await
             .unwrap();
         // Still signed, the delete records out, no DS for the parent.
-        let s = set(w.zone().await, w.keys().await);
+        let s = w.key_set().await;
         assert!(s.is_signed());
         assert_eq!(
             s.apex_rrset(Rtype::CDS),
@@ -1151,7 +1167,7 @@ mod tests {
         let gone_at = w.clock.now();
         assert_eq!(w.tick().await, Some(gone_at + H + 2 * H + H));
         assert_eq!(w.status().await, Status::UnsignWaitingForDsTtl);
-        assert!(set(w.zone().await, w.keys().await).is_signed());
+        assert!(w.key_set().await.is_signed());
         w.set_to(gone_at + 4 * H - 1);
         w.tick().await;
         assert_eq!(w.status().await, Status::UnsignWaitingForDsTtl);
@@ -1164,7 +1180,7 @@ mod tests {
             UnsignStep::Unsigned
         );
         assert!(w.keys().await.is_empty(), "--remove-keys: the keys went");
-        let s = set(z, Vec::new());
+        let s = w.key_set().await;
         assert!(!s.is_signed() && s.apex_rrset(Rtype::DNSKEY).is_empty());
         // Signing again is not built: refused, not half done.
         let e = w
@@ -1351,12 +1367,7 @@ mod tests {
             ..policy()
         })
         .await;
-        let ksk = w
-            .keys()
-            .await
-            .into_iter()
-            .find(|k| k.role == KeyRole::Ksk)
-            .unwrap();
+        let ksk = w.ksk().await;
         // The parent's DS TTL is 2 h (the policy's); it does not serve
         // the new DS yet.
         w.servers.ds.store(false, Ordering::SeqCst);
@@ -1440,12 +1451,7 @@ mod tests {
             ..policy()
         })
         .await;
-        let ksk = w
-            .keys()
-            .await
-            .into_iter()
-            .find(|k| k.role == KeyRole::Ksk)
-            .unwrap();
+        let ksk = w.ksk().await;
         w.lifecycle.roll_key("test", ZONE, &ksk.id).await.unwrap();
         // The parent serves the old DS with a TTL of 2 h.
         w.servers.ds.store(true, Ordering::SeqCst);
@@ -1500,12 +1506,7 @@ mod tests {
             w.states().await,
             [pair("ksk", "active"), pair("zsk", "active")]
         );
-        let new = w
-            .keys()
-            .await
-            .into_iter()
-            .find(|k| k.role == KeyRole::Ksk)
-            .unwrap();
+        let new = w.ksk().await;
         assert_ne!(new.id, ksk.id);
         assert_eq!(new.activated, T0 + 3 * H);
         assert_eq!(w.zone().await.lifecycle.last_ksk_rollover, until);
@@ -1519,12 +1520,7 @@ mod tests {
             ..policy()
         })
         .await;
-        let ksk = w
-            .keys()
-            .await
-            .into_iter()
-            .find(|k| k.role == KeyRole::Ksk)
-            .unwrap();
+        let ksk = w.ksk().await;
         w.lifecycle.roll_key("test", ZONE, &ksk.id).await.unwrap();
         w.servers.ds.store(true, Ordering::SeqCst);
         w.servers.dnskey.store(true, Ordering::SeqCst);
@@ -1560,12 +1556,7 @@ mod tests {
             ]
         );
         assert_eq!(w.status().await, Status::KskWaitingForRfc5011RemoveHoldDown);
-        let set = KeySet::new(
-            w.zone().await,
-            parse_zone_name(ZONE).unwrap().1,
-            w.keys().await,
-        )
-        .unwrap();
+        let set = w.key_set().await;
         let revoked = crate::keyset::dnskey_of(
             &w.keys()
                 .await
@@ -1606,12 +1597,7 @@ mod tests {
             ..policy()
         })
         .await;
-        let active = w
-            .keys()
-            .await
-            .into_iter()
-            .find(|k| k.role == KeyRole::Ksk)
-            .unwrap();
+        let active = w.ksk().await;
         let e = w
             .lifecycle
             .revoke_key("test", ZONE, &active.id)
@@ -1651,19 +1637,11 @@ mod tests {
         })
         .await;
         let signers = |set: &KeySet, role| set.signers(role).map(|k| k.key_tag).collect::<Vec<_>>();
-        let set_now = || async {
-            KeySet::new(
-                w.zone().await,
-                parse_zone_name(ZONE).unwrap().1,
-                w.keys().await,
-            )
-            .unwrap()
-        };
         let keys = w.keys().await;
         assert_eq!(keys.len(), 1, "one key");
         let old = keys[0].clone();
         assert!(old.csk && old.role == KeyRole::Ksk);
-        let set = set_now().await;
+        let set = w.key_set().await;
         assert_eq!(signers(&set, KeyRole::Ksk), [old.key_tag]);
         assert_eq!(
             signers(&set, KeyRole::Zsk),
@@ -1679,7 +1657,7 @@ mod tests {
         w.tick().await;
         let new = w.keys().await.into_iter().find(|k| k.id != old.id).unwrap();
         assert!(new.csk && new.state == KeyState::Incoming);
-        let set = set_now().await;
+        let set = w.key_set().await;
         assert_eq!(signers(&set, KeyRole::Zsk), [old.key_tag]);
         assert!(signers(&set, KeyRole::Ksk).contains(&new.key_tag));
         // IpubC later, the DS swap: the successor signs everything, the
@@ -1688,7 +1666,7 @@ mod tests {
         assert_eq!(until, T0 + 365 * DAY + 3 * H);
         w.set_to(until);
         w.tick().await;
-        let set = set_now().await;
+        let set = w.key_set().await;
         assert_eq!(signers(&set, KeyRole::Zsk), [new.key_tag]);
         let mut ksks = signers(&set, KeyRole::Ksk);
         ksks.sort();

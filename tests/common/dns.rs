@@ -392,7 +392,7 @@ fn wait_for_serial(
     let deadline = Instant::now() + within;
     loop {
         if let Some(s) = soa_serial(server, zone) {
-            if s == serial || s.wrapping_sub(serial) < 1 << 31 {
+            if keymaster::dnssec::serial::at_least(s, serial) {
                 return;
             }
         }
