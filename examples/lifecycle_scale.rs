@@ -68,19 +68,23 @@ impl Probe for Served {
         _: &Name<Vec<u8>>,
         _: &[Vec<u8>],
         _: &[u16],
+        _: Option<u32>,
     ) -> Evidence {
         self.answer(s)
     }
-    async fn signed_by(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, _: u16) -> Evidence {
+    async fn signed_by(
+        &self,
+        s: &[SocketAddr],
+        _: &Name<Vec<u8>>,
+        _: u16,
+        _: Option<u32>,
+    ) -> Evidence {
         self.answer(s)
     }
     async fn ds_served(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, _: &[Vec<u8>]) -> Evidence {
         self.answer(s)
     }
     async fn ds_absent(&self, s: &[SocketAddr], _: &Name<Vec<u8>>) -> Evidence {
-        self.answer(s)
-    }
-    async fn serial_at_least(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, _: u32) -> Evidence {
         self.answer(s)
     }
     async fn servers_by_ns(

@@ -109,7 +109,11 @@ pub fn decide(
             .collect();
         return Decision::Refused(format!("the child's servers disagree: {}", said.join("; ")));
     }
-    let inception = reads.iter().map(|(_, r)| r.inception).min().unwrap_or(0);
+    let inception = reads
+        .iter()
+        .map(|(_, r)| r.inception)
+        .reduce(earliest)
+        .unwrap_or(0);
     let new = match first {
         Wish::Nothing => {
             return Decision::Unchanged {
@@ -207,7 +211,7 @@ fn read(
             "its DNSKEY RRset is not signed by a key the current DS points to".into()
         });
     }
-    let mut inception = u32::MAX;
+    let mut inception: Option<u32> = None;
     for (rtype, rdatas, sigs) in [
         (Rtype::CDS, &s.cds, &s.cds_sigs),
         (Rtype::CDNSKEY, &s.cdnskey, &s.cdnskey_sigs),
@@ -238,15 +242,13 @@ fn read(
         }
         for sig in good {
             let i = sig.inception().into_int();
-            if inception == u32::MAX || after(inception, i) {
-                inception = i;
-            }
+            inception = Some(inception.map_or(i, |e| earliest(e, i)));
         }
     }
     let wish = wish(apex, s)?;
     Ok(Read {
         wish,
-        inception: if inception == u32::MAX { 0 } else { inception },
+        inception: inception.unwrap_or(0),
         self_signers,
     })
 }
@@ -321,12 +323,21 @@ fn matches_key(apex: &Name<Vec<u8>>, ds_set: &[Vec<u8>], dnskey: &[u8]) -> bool 
     })
 }
 
-/// The later of two RRSIG times (RFC 1982, RFC 4034 §3.1.5).
+/// The later and the earlier of two RRSIG times (RFC 1982, RFC 4034
+/// §3.1.5).
 fn later(a: u32, b: u32) -> u32 {
     if after(b, a) {
         b
     } else {
         a
+    }
+}
+
+fn earliest(a: u32, b: u32) -> u32 {
+    if after(b, a) {
+        a
+    } else {
+        b
     }
 }
 

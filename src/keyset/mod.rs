@@ -243,6 +243,16 @@ impl KeySet {
         Ok(out)
     }
 
+    /// Whether the zone was unsigned (`zone unsign`): it is published
+    /// without DNSSEC.
+    pub fn unsigned(&self) -> bool {
+        self.zone
+            .lifecycle
+            .unsign
+            .as_ref()
+            .is_some_and(|u| u.step == UnsignStep::Unsigned)
+    }
+
     /// Whether the zone has an active KSK and an active ZSK.
     pub fn is_signed(&self) -> bool {
         self.signers(KeyRole::Ksk).next().is_some() && self.signers(KeyRole::Zsk).next().is_some()

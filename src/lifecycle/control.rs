@@ -182,12 +182,7 @@ impl Lifecycle {
             .store
             .update_zone(&z, m.zone.epoch, std::slice::from_ref(&k), &[], &audit)
             .await?;
-        let keys = self.node().store.list_keys(&m.key).await?;
-        let with_ds: Vec<&KeyRecord> = keys
-            .iter()
-            .filter(|o| o.role == KeyRole::Ksk && crate::keyset::Publication::of(o.state).ds)
-            .collect();
-        self.submit_ds(&m, &z, &with_ds).await?;
+        self.submit_ds(&m, &z).await?;
         self.wake(&m.key);
         Ok(k)
     }

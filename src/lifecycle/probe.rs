@@ -24,20 +24,24 @@ use crate::dnssec::serial::at_least;
 #[async_trait::async_trait]
 pub trait Probe: Send + Sync {
     /// Whether every server serves exactly this DNSKEY RRset, signed by
-    /// each of these KSKs.
+    /// each of these KSKs (and, given a serial, the zone at that SOA serial
+    /// or later: the version that carries the change).
     async fn dnskey_served(
         &self,
         servers: &[SocketAddr],
         apex: &Name<Vec<u8>>,
         expected: &[Vec<u8>],
         ksk_tags: &[u16],
+        serial: Option<u32>,
     ) -> Evidence;
-    /// Whether every server serves the zone signed by this ZSK.
+    /// Whether every server serves the zone signed by this ZSK (and, given
+    /// a serial, at that SOA serial or later).
     async fn signed_by(
         &self,
         servers: &[SocketAddr],
         apex: &Name<Vec<u8>>,
         zsk_tag: u16,
+        serial: Option<u32>,
     ) -> Evidence;
     /// Whether every parent server serves one of these DS records.
     async fn ds_served(
@@ -48,14 +52,6 @@ pub trait Probe: Send + Sync {
     ) -> Evidence;
     /// Whether every parent server serves no DS for the zone.
     async fn ds_absent(&self, servers: &[SocketAddr], zone: &Name<Vec<u8>>) -> Evidence;
-    /// Whether every server serves the zone at this SOA serial or later
-    /// (RFC 1982): the version that carries a change.
-    async fn serial_at_least(
-        &self,
-        servers: &[SocketAddr],
-        apex: &Name<Vec<u8>>,
-        serial: u32,
-    ) -> Evidence;
     /// The zone's servers by its NS RRsets (`servers_by_ns`).
     async fn servers_by_ns(
         &self,
@@ -77,8 +73,9 @@ impl Probe for DnsProbe {
         apex: &Name<Vec<u8>>,
         expected: &[Vec<u8>],
         ksk_tags: &[u16],
+        serial: Option<u32>,
     ) -> Evidence {
-        dnskey_served(servers, apex, expected, ksk_tags).await
+        dnskey_served(servers, apex, expected, ksk_tags, serial).await
     }
 
     async fn signed_by(
@@ -86,8 +83,9 @@ impl Probe for DnsProbe {
         servers: &[SocketAddr],
         apex: &Name<Vec<u8>>,
         zsk_tag: u16,
+        serial: Option<u32>,
     ) -> Evidence {
-        signed_by(servers, apex, zsk_tag).await
+        signed_by(servers, apex, zsk_tag, serial).await
     }
 
     async fn ds_served(
@@ -101,15 +99,6 @@ impl Probe for DnsProbe {
 
     async fn ds_absent(&self, servers: &[SocketAddr], zone: &Name<Vec<u8>>) -> Evidence {
         ds_absent(servers, zone).await
-    }
-
-    async fn serial_at_least(
-        &self,
-        servers: &[SocketAddr],
-        apex: &Name<Vec<u8>>,
-        serial: u32,
-    ) -> Evidence {
-        serial_at_least(servers, apex, serial).await
     }
 
     async fn servers_by_ns(
@@ -295,6 +284,14 @@ impl Evidence {
             .collect()
     }
 
+    /// Every server behind for the same reason (nothing asked).
+    pub fn behind_all(servers: &[SocketAddr], why: &str) -> Evidence {
+        Evidence {
+            servers: servers.iter().map(|s| (*s, Err(why.to_string()))).collect(),
+            ..Evidence::default()
+        }
+    }
+
     /// Both: a server counts only if it does in each (its two answers
     /// joined); a server asked in one only does not count.
     pub fn and(self, other: Evidence) -> Evidence {
@@ -436,64 +433,120 @@ fn rrsig_tags(answer: &Message<Bytes>, covered: Rtype) -> Vec<u16> {
         .collect()
 }
 
-/// Whether every server serves exactly this DNSKEY RRset (record data,
-/// canonical), signed by each of these KSKs.
-pub async fn dnskey_served(
+/// Asks every server the same question and judges each authoritative
+/// answer.
+async fn each_server(
     servers: &[SocketAddr],
-    apex: &Name<Vec<u8>>,
-    expected: &[Vec<u8>],
-    ksk_tags: &[u16],
+    qname: &Name<Vec<u8>>,
+    qtype: Rtype,
+    mut judge: impl FnMut(&Message<Bytes>) -> Result<String, String>,
 ) -> Evidence {
     let mut evidence = Evidence::default();
     for &server in servers {
-        let result = query(server, apex, Rtype::DNSKEY).await.and_then(|answer| {
-            let mut got: Vec<Vec<u8>> = answer_rdata(&answer, apex, Rtype::DNSKEY)
-                .into_iter()
-                .map(|(r, _)| r)
-                .collect();
-            got.sort();
-            got.dedup();
-            let mut want = expected.to_vec();
-            want.sort();
-            if got != want {
-                return Err(format!(
-                    "serves {} DNSKEY records, not the {} expected",
-                    got.len(),
-                    want.len()
-                ));
-            }
-            let tags = rrsig_tags(&answer, Rtype::DNSKEY);
-            if let Some(missing) = ksk_tags.iter().find(|t| !tags.contains(t)) {
-                return Err(format!("the DNSKEY RRset has no RRSIG by KSK {missing}"));
-            }
-            Ok(format!(
-                "serves the {} DNSKEY records, signed by {tags:?}",
-                got.len()
-            ))
-        });
+        let result = query(server, qname, qtype)
+            .await
+            .and_then(|answer| judge(&answer));
         evidence.servers.push((server, result));
     }
     evidence
 }
 
-/// Whether every server serves the zone signed by this ZSK: the apex SOA
-/// carries an RRSIG by it.
-pub async fn signed_by(servers: &[SocketAddr], apex: &Name<Vec<u8>>, zsk_tag: u16) -> Evidence {
-    let mut evidence = Evidence::default();
-    for &server in servers {
-        let result = query(server, apex, Rtype::SOA).await.and_then(|answer| {
-            let tags = rrsig_tags(&answer, Rtype::SOA);
-            if tags.contains(&zsk_tag) {
-                Ok(format!("serves the SOA signed by ZSK {zsk_tag}"))
-            } else {
-                Err(format!(
-                    "the SOA is signed by {tags:?}, not by ZSK {zsk_tag}"
-                ))
-            }
-        });
-        evidence.servers.push((server, result));
+/// Whether every server serves exactly this DNSKEY RRset (record data,
+/// canonical), signed by each of these KSKs; and given a serial, the zone
+/// at that serial or later (asked by SOA).
+pub async fn dnskey_served(
+    servers: &[SocketAddr],
+    apex: &Name<Vec<u8>>,
+    expected: &[Vec<u8>],
+    ksk_tags: &[u16],
+    serial: Option<u32>,
+) -> Evidence {
+    let mut want = expected.to_vec();
+    want.sort();
+    let served = each_server(servers, apex, Rtype::DNSKEY, |answer| {
+        let mut got: Vec<Vec<u8>> = answer_rdata(answer, apex, Rtype::DNSKEY)
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        got.sort();
+        got.dedup();
+        if got != want {
+            return Err(format!(
+                "serves {} DNSKEY records, not the {} expected",
+                got.len(),
+                want.len()
+            ));
+        }
+        let tags = rrsig_tags(answer, Rtype::DNSKEY);
+        if let Some(missing) = ksk_tags.iter().find(|t| !tags.contains(t)) {
+            return Err(format!("the DNSKEY RRset has no RRSIG by KSK {missing}"));
+        }
+        Ok(format!(
+            "serves the {} DNSKEY records, signed by {tags:?}",
+            got.len()
+        ))
+    })
+    .await;
+    match serial {
+        None => served,
+        Some(n) => {
+            served.and(each_server(servers, apex, Rtype::SOA, |a| serial_reached(a, n)).await)
+        }
     }
-    evidence
+}
+
+/// Whether every server serves the zone signed by this ZSK: the apex SOA
+/// carries an RRSIG by it (and, given a serial, is at that serial or later).
+pub async fn signed_by(
+    servers: &[SocketAddr],
+    apex: &Name<Vec<u8>>,
+    zsk_tag: u16,
+    serial: Option<u32>,
+) -> Evidence {
+    each_server(servers, apex, Rtype::SOA, |answer| {
+        let tags = rrsig_tags(answer, Rtype::SOA);
+        if !tags.contains(&zsk_tag) {
+            return Err(format!(
+                "the SOA is signed by {tags:?}, not by ZSK {zsk_tag}"
+            ));
+        }
+        let signed = format!("serves the SOA signed by ZSK {zsk_tag}");
+        match serial {
+            None => Ok(signed),
+            Some(n) => serial_reached(answer, n).map(|at| format!("{signed}, {at}")),
+        }
+    })
+    .await
+}
+
+/// Whether the SOA in an answer is at serial `wanted` or later (RFC 1982):
+/// the version that carries a change.
+fn serial_reached(answer: &Message<Bytes>, wanted: u32) -> Result<String, String> {
+    let served = answer_soa_serial(answer).ok_or("serves no SOA")?;
+    if at_least(served, wanted) {
+        Ok(format!("serial {served}"))
+    } else {
+        Err(format!(
+            "serves serial {served}, not yet {wanted} (the version with the change)"
+        ))
+    }
+}
+
+/// The serial of the SOA in an answer.
+fn answer_soa_serial(answer: &Message<Bytes>) -> Option<u32> {
+    answer
+        .answer()
+        .ok()?
+        .limit_to::<domain::rdata::Soa<domain::base::ParsedName<Bytes>>>()
+        .flatten()
+        .map(|r| r.data().serial().into_int())
+        .next()
+}
+
+/// The SOA serial a server answers for the zone, or why there is none.
+pub async fn soa_serial(server: SocketAddr, apex: &Name<Vec<u8>>) -> Result<u32, String> {
+    let answer = query(server, apex, Rtype::SOA).await?;
+    answer_soa_serial(&answer).ok_or_else(|| "answered without an SOA".to_string())
 }
 
 /// Whether every parent server serves a DS that is one of `wanted` (the
@@ -505,77 +558,39 @@ pub async fn ds_served(
     zone: &Name<Vec<u8>>,
     wanted: &[Vec<u8>],
 ) -> Evidence {
-    let mut evidence = Evidence::default();
-    for &server in servers {
-        let result = query(server, zone, Rtype::DS).await.and_then(|answer| {
-            let ds = answer_rdata(&answer, zone, Rtype::DS);
-            let original = answer
-                .answer()
-                .ok()
-                .into_iter()
-                .flat_map(|s| {
-                    s.limit_to::<Rrsig<Bytes, domain::base::ParsedName<Bytes>>>()
-                        .flatten()
-                })
-                .filter(|r| r.data().type_covered() == Rtype::DS)
-                .map(|r| r.data().original_ttl().as_secs())
-                .max();
-            let ttl = ds_matches(&ds, wanted, original)?;
-            evidence.max_ttl = evidence.max_ttl.max(ttl);
-            Ok(format!("serves the new DS (TTL {ttl})"))
-        });
-        evidence.servers.push((server, result));
-    }
+    let mut max_ttl = 0;
+    let mut evidence = each_server(servers, zone, Rtype::DS, |answer| {
+        let ds = answer_rdata(answer, zone, Rtype::DS);
+        let original = answer
+            .answer()
+            .ok()
+            .into_iter()
+            .flat_map(|s| {
+                s.limit_to::<Rrsig<Bytes, domain::base::ParsedName<Bytes>>>()
+                    .flatten()
+            })
+            .filter(|r| r.data().type_covered() == Rtype::DS)
+            .map(|r| r.data().original_ttl().as_secs())
+            .max();
+        let ttl = ds_matches(&ds, wanted, original)?;
+        max_ttl = max_ttl.max(ttl);
+        Ok(format!("serves the new DS (TTL {ttl})"))
+    })
+    .await;
+    evidence.max_ttl = max_ttl;
     evidence
-}
-
-/// Whether every server serves the zone at `serial` or later (RFC 1982).
-pub async fn serial_at_least(
-    servers: &[SocketAddr],
-    apex: &Name<Vec<u8>>,
-    serial: u32,
-) -> Evidence {
-    let mut evidence = Evidence::default();
-    for &server in servers {
-        let result = query(server, apex, Rtype::SOA).await.and_then(|answer| {
-            let soa = answer_rdata(&answer, apex, Rtype::SOA);
-            let Some(served) = soa.first().and_then(|(rdata, _)| soa_serial(rdata)) else {
-                return Err("serves no SOA".to_string());
-            };
-            if at_least(served, serial) {
-                Ok(format!("serial {served}"))
-            } else {
-                Err(format!(
-                    "serves serial {served}, not yet {serial} (the version with the change)"
-                ))
-            }
-        });
-        evidence.servers.push((server, result));
-    }
-    evidence
-}
-
-/// The serial of SOA record data (the first of the five numbers after the
-/// two names, which `answer_rdata` gives uncompressed).
-fn soa_serial(rdata: &[u8]) -> Option<u32> {
-    let at = rdata.len().checked_sub(20)?;
-    Some(u32::from_be_bytes(rdata[at..at + 4].try_into().ok()?))
 }
 
 /// Whether every parent server answers, with authority, that it has no
 /// DS for the zone (NODATA).
 pub async fn ds_absent(servers: &[SocketAddr], zone: &Name<Vec<u8>>) -> Evidence {
-    let mut evidence = Evidence::default();
-    for &server in servers {
-        let result = query(server, zone, Rtype::DS).await.and_then(|answer| {
-            match answer_rdata(&answer, zone, Rtype::DS).len() {
-                0 => Ok("serves no DS".to_string()),
-                n => Err(format!("still serves {n} DS records")),
-            }
-        });
-        evidence.servers.push((server, result));
-    }
-    evidence
+    each_server(servers, zone, Rtype::DS, |answer| {
+        match answer_rdata(answer, zone, Rtype::DS).len() {
+            0 => Ok("serves no DS".to_string()),
+            n => Err(format!("still serves {n} DS records")),
+        }
+    })
+    .await
 }
 
 /// Whether a parent's DS RRset (record data and TTL) holds one of the

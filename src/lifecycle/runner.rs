@@ -245,7 +245,7 @@ impl Lifecycle {
         }
         tracing::info!(zone = %m.key, "{detail}");
         if double_ds {
-            self.submit_ds(m, &zone, &[old, &new]).await?;
+            self.submit_ds(m, &zone).await?;
         }
         Ok(())
     }
@@ -329,19 +329,26 @@ impl Lifecycle {
             e
         };
         Ok(match check {
-            Check::DnskeyServed => {
-                let set = KeySet::new(zone.clone(), apex.clone(), keys.to_vec())?;
-                let ksks: Vec<u16> = set.signers(KeyRole::Ksk).map(|k| k.key_tag).collect();
-                let served = self
-                    .probe
-                    .dnskey_served(&servers, &apex, set.apex_rrset(Rtype::DNSKEY), &ksks)
-                    .await;
-                with_unreached(self.and_carried(zone, &servers, &apex, served).await)
-            }
-            Check::SignedBy { zsk } => {
-                let tag = find(keys, &zone.name, zsk)?.key_tag;
-                let served = self.probe.signed_by(&servers, &apex, tag).await;
-                with_unreached(self.and_carried(zone, &servers, &apex, served).await)
+            Check::DnskeyServed | Check::SignedBy { .. } => {
+                let serial = match carried_by(zone) {
+                    Ok(serial) => serial,
+                    Err(why) => return Ok(with_unreached(Evidence::behind_all(&servers, why))),
+                };
+                let served = match check {
+                    Check::SignedBy { zsk } => {
+                        let tag = find(keys, &zone.name, zsk)?.key_tag;
+                        self.probe.signed_by(&servers, &apex, tag, serial).await
+                    }
+                    _ => {
+                        let set = KeySet::new(zone.clone(), apex.clone(), keys.to_vec())?;
+                        let ksks: Vec<u16> = set.signers(KeyRole::Ksk).map(|k| k.key_tag).collect();
+                        let dnskeys = set.apex_rrset(Rtype::DNSKEY);
+                        (self.probe)
+                            .dnskey_served(&servers, &apex, dnskeys, &ksks, serial)
+                            .await
+                    }
+                };
+                with_unreached(served)
             }
             Check::DsGone => self.probe.ds_absent(&servers_of_parent(zone), &apex).await,
             Check::DsServed { ksk } => {
@@ -376,41 +383,6 @@ impl Lifecycle {
             }
         }
         (list, found.unreached)
-    }
-
-    /// For a zone keymaster keeps signed, the step's change counts as served
-    /// only at the serial that carried it or later: the version the zone
-    /// signer published since the step began. Before it has, no server can
-    /// serve it. (A zone signed elsewhere has no serial to ask for; its
-    /// records alone are the evidence.)
-    async fn and_carried(
-        &self,
-        zone: &ZoneRecord,
-        servers: &[SocketAddr],
-        apex: &Name<Vec<u8>>,
-        served: Evidence,
-    ) -> Evidence {
-        let p = &zone.publishing;
-        let kept = p.source_file.is_some() || p.source_primary.is_some();
-        let Some(roll) = zone.lifecycle.roll.as_ref().filter(|_| kept) else {
-            return served;
-        };
-        match p.serial.filter(|_| p.signed_at >= roll.since) {
-            Some(serial) => served.and(self.probe.serial_at_least(servers, apex, serial).await),
-            None => Evidence {
-                unreached: Vec::new(),
-                servers: servers
-                    .iter()
-                    .map(|s| {
-                        (
-                            *s,
-                            Err("the zone signer has not published the change yet".to_string()),
-                        )
-                    })
-                    .collect(),
-                max_ttl: 0,
-            },
-        }
     }
 
     /// Records what a step still waits for, when that changed.
@@ -621,11 +593,11 @@ impl Lifecycle {
             self.inventory.destroy_in_token(delete).await;
         }
         if step == Step::KskSubmit {
-            self.submit_ds(m, &zone, &[&new]).await?;
+            self.submit_ds(m, &zone).await?;
         }
         if step == Step::KskRemoveOld && roll.double_ds {
             // The old DS is withdrawn: the parent is handed the new alone.
-            self.submit_ds(m, &zone, &[&new]).await?;
+            self.submit_ds(m, &zone).await?;
         }
         Ok(())
     }
@@ -703,28 +675,24 @@ impl Lifecycle {
 
     /// Runs the DS submission command with the new DS set; a command that
     /// fails stops the roll with RollError (not retried blindly).
-    pub(super) async fn submit_ds(
-        &self,
-        m: &Managed,
-        zone: &ZoneRecord,
-        keys: &[&KeyRecord],
-    ) -> Result<()> {
+    pub(super) async fn submit_ds(&self, m: &Managed, zone: &ZoneRecord) -> Result<()> {
         let Some(cmd) = &self.ds_submit_command else {
             return Ok(());
         };
+        // The DS RRset the key set as stored now hands the parent (none
+        // while the zone goes insecure).
         let (_, apex) = parse_zone_name(&zone.name)?;
+        let keys = self.node.store.list_keys(&m.key).await?;
+        let set = KeySet::new(zone.clone(), apex, keys)?;
         let mut text = String::new();
-        for k in keys {
-            let key = dnskey_of(k)?;
-            for d in zone.policy.ds_digests() {
-                crate::dnssec::record::write_record(
-                    &mut text,
-                    &zone.name,
-                    Rtype::DS,
-                    zone.policy.ds_ttl,
-                    &ds::ds_wire(&ds::ds(&apex, &key, d)),
-                );
-            }
+        for ds in set.ds(&zone.policy.ds_digests())? {
+            crate::dnssec::record::write_record(
+                &mut text,
+                &zone.name,
+                Rtype::DS,
+                zone.policy.ds_ttl,
+                &ds,
+            );
         }
         let outcome = run_command(cmd, &zone.name, &text).await;
         let Err(why) = outcome else {
@@ -875,6 +843,23 @@ fn servers(list: &[String]) -> Vec<SocketAddr> {
     list.iter().filter_map(|s| server_address(s).ok()).collect()
 }
 
+/// The serial a step's change must be served at, for a zone keymaster
+/// keeps signed: the version the zone signer published since the step
+/// began, or a later one; an error while there is none yet, when no server
+/// can serve the change. A zone signed elsewhere has no serial to ask for
+/// (Ok(None)): its records alone are the evidence.
+fn carried_by(zone: &ZoneRecord) -> std::result::Result<Option<u32>, &'static str> {
+    let p = &zone.publishing;
+    let kept = p.source_file.is_some() || p.source_primary.is_some();
+    let Some(roll) = zone.lifecycle.roll.as_ref().filter(|_| kept) else {
+        return Ok(None);
+    };
+    match p.serial.filter(|_| p.signed_at >= roll.since) {
+        Some(serial) => Ok(Some(serial)),
+        None => Err("the zone signer has not published the change yet"),
+    }
+}
+
 pub(super) fn servers_of_parent(zone: &ZoneRecord) -> Vec<SocketAddr> {
     servers(&zone.policy.parent_servers)
 }
@@ -935,6 +920,27 @@ mod tests {
     }
 
     impl Servers {
+        /// Given a serial, each server counts only if it serves the
+        /// zone at that serial or later too.
+        fn at_serial(&self, e: Evidence, serial: Option<u32>) -> Evidence {
+            let Some(n) = serial else {
+                return e;
+            };
+            let at = self.serial.load(Ordering::SeqCst);
+            let servers = e
+                .servers
+                .into_iter()
+                .map(|(a, r)| {
+                    let r = r.and_then(|r| match crate::dnssec::serial::at_least(at, n) {
+                        true => Ok(format!("{r}, serial {at}")),
+                        false => Err(format!("serves serial {at}, not yet {n}")),
+                    });
+                    (a, r)
+                })
+                .collect();
+            Evidence { servers, ..e }
+        }
+
         fn answer(&self, servers: &[SocketAddr], served: &AtomicBool, what: &str) -> Evidence {
             let mut e = Evidence::default();
             for (i, s) in servers.iter().enumerate() {
@@ -959,11 +965,20 @@ mod tests {
             _: &Name<Vec<u8>>,
             _: &[Vec<u8>],
             _: &[u16],
+            serial: Option<u32>,
         ) -> Evidence {
-            self.answer(s, &self.dnskey, "the DNSKEY RRset")
+            let e = self.answer(s, &self.dnskey, "the DNSKEY RRset");
+            self.at_serial(e, serial)
         }
-        async fn signed_by(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, _: u16) -> Evidence {
-            self.answer(s, &self.signed, "the new signatures")
+        async fn signed_by(
+            &self,
+            s: &[SocketAddr],
+            _: &Name<Vec<u8>>,
+            _: u16,
+            serial: Option<u32>,
+        ) -> Evidence {
+            let e = self.answer(s, &self.signed, "the new signatures");
+            self.at_serial(e, serial)
         }
         async fn ds_served(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, _: &[Vec<u8>]) -> Evidence {
             let mut e = self.answer(s, &self.ds, "the new DS");
@@ -982,21 +997,6 @@ mod tests {
             _: &[SocketAddr],
         ) -> crate::lifecycle::probe::Found {
             crate::lifecycle::probe::Found::default()
-        }
-        async fn serial_at_least(&self, s: &[SocketAddr], _: &Name<Vec<u8>>, n: u32) -> Evidence {
-            let at = self.serial.load(Ordering::SeqCst);
-            let mut e = Evidence::default();
-            for a in s {
-                e.servers.push((
-                    *a,
-                    if crate::dnssec::serial::at_least(at, n) {
-                        Ok(format!("serial {at}"))
-                    } else {
-                        Err(format!("serves serial {at}, not yet {n}"))
-                    },
-                ));
-            }
-            e
         }
     }
 

@@ -9,7 +9,7 @@ use super::runner::{servers_of_parent, Lifecycle};
 use crate::error::{Result, ZonesError};
 use crate::keyset::KeySet;
 use crate::mastership::gate::Managed;
-use crate::store::schema::{Unsign, UnsignStep, ZoneRecord};
+use crate::store::schema::{Unsign, UnsignStep};
 
 /// What `zone unsign` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,16 +94,7 @@ impl Lifecycle {
         // The submission command is handed the DS RRset the parent should
         // have: none while going insecure, the zone's again on a cancel.
         if matches!(ask, UnsignAsk::Start { .. } | UnsignAsk::Cancel) {
-            let keys = self.node().store.list_keys(&m.key).await?;
-            let ksks: Vec<_> = keys
-                .iter()
-                .filter(|k| {
-                    z.lifecycle.unsign.is_none()
-                        && k.role == crate::dnssec::KeyRole::Ksk
-                        && crate::keyset::Publication::of(k.state).ds
-                })
-                .collect();
-            self.submit_ds(&m, &z, &ksks).await?;
+            self.submit_ds(&m, &z).await?;
         }
         self.wake(&m.key);
         Ok(())
@@ -114,7 +105,7 @@ impl Lifecycle {
     async fn parent_ds_ttl(&self, m: &Managed) -> Result<u32> {
         let z = &m.zone;
         let keys = self.node().store.list_keys(&m.key).await?;
-        let apex = parse_apex(z)?;
+        let (_, apex) = crate::node::parse_zone_name(&z.name)?;
         let set = KeySet::new(z.clone(), apex.clone(), keys)?;
         let ds = set.ds(&z.policy.ds_digests())?;
         let seen = self
@@ -123,8 +114,4 @@ impl Lifecycle {
             .await;
         Ok(seen.max_ttl.max(z.policy.parent_ds_ttl))
     }
-}
-
-fn parse_apex(z: &ZoneRecord) -> Result<domain::base::name::Name<Vec<u8>>> {
-    Ok(crate::node::parse_zone_name(&z.name)?.1)
 }

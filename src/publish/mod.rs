@@ -318,21 +318,18 @@ impl Publisher {
             self.set_local(&name, local);
             return;
         };
-        let key = zone
-            .publishing
-            .source_tsig_key
-            .as_deref()
-            .and_then(|n| self.tsig_keys.by_name(n));
-        if zone.publishing.source_tsig_key.is_some() && key.is_none() {
-            let why = format!(
-                "the TSIG key {} for the primary is not in this node's --tsig-keys file",
-                zone.publishing
-                    .source_tsig_key
-                    .as_deref()
-                    .unwrap_or_default()
-            );
-            return self.failed(zone, &mut local, why).await;
-        }
+        let key = match zone.publishing.source_tsig_key.as_deref() {
+            None => None,
+            Some(name) => match self.tsig_keys.by_name(name) {
+                Some(key) => Some(key),
+                None => {
+                    let why = format!(
+                        "the TSIG key {name} for the primary is not in this node's --tsig-keys file"
+                    );
+                    return self.failed(zone, &mut local, why).await;
+                }
+            },
+        };
         let last = local
             .from_primary
             .clone()
@@ -343,18 +340,16 @@ impl Publisher {
                 if let Some(refresh) = f.refresh {
                     local.next_check = now + u64::from(refresh.clamp(PRIMARY_RETRY as u32, 86_400));
                 }
+                let text = f.text.clone();
                 if f.serial.is_some() {
                     tracing::debug!(zone = %name, serial = f.serial, how = f.how, "transferred from the primary");
-                    let text = f.text.clone();
                     local.from_primary = Some((source.clone(), Arc::new(f)));
-                    text
-                } else {
-                    f.text
                 }
+                text
             }
             Err(e) => return self.failed(zone, &mut local, e).await,
         };
-        let digest = ring::digest::digest(&ring::digest::SHA256, &text)
+        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_slice())
             .as_ref()
             .to_vec();
         let reason = match reason {
@@ -375,7 +370,7 @@ impl Publisher {
             .clone()
             .filter(|(policy, _)| local.epoch == zone.epoch && *policy == zone.policy)
             .map(|(_, p)| p);
-        match self.publish(zone, &text, &reason, previous).await {
+        match self.publish(zone, text, &reason, previous).await {
             Ok(signed) => {
                 local.previous = Some((zone.policy.clone(), signed));
                 local.epoch = zone.epoch;
@@ -457,7 +452,7 @@ impl Publisher {
     async fn publish(
         &self,
         zone: &ZoneRecord,
-        text: &[u8],
+        text: Arc<Vec<u8>>,
         reason: &str,
         previous: Option<Arc<Previous>>,
     ) -> std::result::Result<Arc<Previous>, String> {
@@ -485,7 +480,7 @@ impl Publisher {
             .map(|s| s.describe())
             .unwrap_or_default();
         let tsig = zone.publishing.tsig_key.clone();
-        let (signing, text) = (self.signing.clone(), text.to_vec());
+        let signing = self.signing.clone();
         let (config, apex2) = (prepared.clone(), apex.clone());
         let (stats, signed, zone_signed) = tokio::task::spawn_blocking(move || {
             let (stats, signed, changes) = signing
@@ -719,8 +714,6 @@ impl Publisher {
         Ok(())
     }
 
-    /// Where a zone's publication stands; asks each secondary for its
-    /// serial. Any node answers from the store.
     /// The delegations of the version of `zone` this node serves (none if
     /// it serves none: only the Key Master does).
     pub fn delegations(&self, zone: &str) -> Vec<served::Delegated> {
@@ -733,12 +726,14 @@ impl Publisher {
             .unwrap_or_default()
     }
 
+    /// Where a zone's publication stands; asks each secondary for its
+    /// serial. Any node answers from the store.
     pub async fn status(&self, zone: &str) -> Result<ZoneStatus> {
         let r = self.node.zone(zone).await?;
         let mut secondaries = Vec::new();
         for s in &r.zone.publishing.secondaries {
             let serial = match s.parse::<SocketAddr>() {
-                Ok(addr) => source::soa_serial(addr, &r.apex).await,
+                Ok(addr) => crate::lifecycle::probe::soa_serial(addr, &r.apex).await,
                 Err(e) => Err(e.to_string()),
             };
             secondaries.push((s.clone(), serial));

@@ -4,6 +4,7 @@
 //! master-file text, so a zone is read and checked the same way.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use domain::net::client::{stream, tsig};
 use domain::rdata::ZoneRecordData;
 use domain::tsig::Key;
 
+use crate::lifecycle::probe::soa_serial;
 use crate::store::schema::Publishing;
 
 /// How long a transfer from a primary may take, all messages together.
@@ -29,9 +31,11 @@ pub enum Source {
 
 /// A source's text, and for a primary the SOA REFRESH to look again
 /// after, the serial of the version, and how it came (AXFR or IXFR).
+/// The text is shared: the zone signer signs it and, from a primary,
+/// keeps it to apply the next IXFR to.
 #[derive(Debug, Clone)]
 pub struct Fetched {
-    pub text: Vec<u8>,
+    pub text: Arc<Vec<u8>>,
     pub refresh: Option<u32>,
     pub serial: Option<u32>,
     pub how: &'static str,
@@ -77,7 +81,7 @@ impl Source {
             Source::File(path) => tokio::fs::read(path)
                 .await
                 .map(|text| Fetched {
-                    text,
+                    text: Arc::new(text),
                     refresh: None,
                     serial: None,
                     how: "file",
@@ -100,18 +104,6 @@ impl Source {
             Source::Primary(a) => format!("primary {a}"),
         }
     }
-}
-
-/// The SOA serial a server answers for the zone, or why there is none.
-pub async fn soa_serial(server: SocketAddr, apex: &Name<Vec<u8>>) -> Result<u32, String> {
-    let answer = crate::lifecycle::probe::query(server, apex, Rtype::SOA).await?;
-    let section = answer.answer().map_err(|e| e.to_string())?;
-    section
-        .limit_to::<domain::rdata::Soa<ParsedName<Bytes>>>()
-        .flatten()
-        .map(|r| r.data().serial().into_int())
-        .next()
-        .ok_or_else(|| "answered without an SOA".to_string())
 }
 
 /// A record as a transfer brings it.
@@ -175,7 +167,7 @@ async fn from_primary(
         .map(line_of)
         .collect();
     Ok(Fetched {
-        text: text.into_bytes(),
+        text: Arc::new(text.into_bytes()),
         refresh: Some(refresh),
         serial: Some(serial),
         how: "AXFR",
@@ -205,7 +197,7 @@ fn apply_ixfr(last: &Fetched, rs: Vec<Rr>) -> Result<Fetched, String> {
         // A whole zone, as an AXFR (RFC 1995 §4); the closing SOA repeats.
         let text: String = rs[..rs.len() - 1].iter().map(line_of).collect();
         return Ok(Fetched {
-            text: text.into_bytes(),
+            text: Arc::new(text.into_bytes()),
             how: "IXFR (whole zone)",
             ..unchanged()
         });
@@ -239,7 +231,7 @@ fn apply_ixfr(last: &Fetched, rs: Vec<Rr>) -> Result<Fetched, String> {
     }
     let text: String = lines.into_iter().map(|(_, l)| l).collect();
     Ok(Fetched {
-        text: text.into_bytes(),
+        text: Arc::new(text.into_bytes()),
         ..unchanged()
     })
 }

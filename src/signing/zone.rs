@@ -81,12 +81,7 @@ impl Signing {
                 stagger: false,
                 signed_at: now as u32,
                 child_ds,
-                unsigned: set
-                    .zone
-                    .lifecycle
-                    .unsign
-                    .as_ref()
-                    .is_some_and(|u| u.step == crate::store::schema::UnsignStep::Unsigned),
+                unsigned: set.unsigned(),
             },
         })
     }

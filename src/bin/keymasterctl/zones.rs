@@ -715,9 +715,11 @@ fn parse_cds(s: &str) -> Result<CdsMode, String> {
     }
 }
 
-/// `zone delegations PARENT`: the managed zones directly below PARENT (not
-/// below a nearer managed zone), each with the DS RRset the parent's signed
-/// output carries for it where its source delegates it.
+/// `zone delegations PARENT`: the zones keymaster manages directly below
+/// PARENT (not below a nearer managed zone), each with the DS RRset the
+/// parent's signed output carries for it where its source delegates it;
+/// the children kept by CDS polling; and the other zone cuts of the
+/// served parent, which nothing keeps.
 async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
     let parent = c
         .zones
@@ -752,11 +754,7 @@ async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
             .collect();
         text.push_str(&format!(
             "Child  : {child}\nSource : managed by keymaster (the child's key set)\nDS     : {}\n\n",
-            if ds.is_empty() {
-                "none (the child is unsigned: an insecure delegation)".to_string()
-            } else {
-                ds.join("\n         ")
-            }
+            ds_list(&ds, "none (the child is unsigned: an insecure delegation)", 9)
         ));
         rows.push(serde_json::json!({"child": child, "source": "managed", "ds": ds}));
     }
@@ -768,13 +766,9 @@ async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
         .await
         .map_err(status_line)?
         .into_inner();
-    let external = listed.delegations;
-    if let Output::Value(serde_json::Value::Array(more), more_text) = delegation_output(&external) {
-        rows.extend(more);
-        if !external.is_empty() {
-            text.push_str(&more_text);
-        }
-    }
+    let (more, more_text) = delegation_rows(&listed.delegations);
+    rows.extend(more);
+    text.push_str(&more_text);
     // The other zone cuts of the served zone: their DS is the source's.
     let kept: Vec<String> = rows
         .iter()
@@ -785,11 +779,7 @@ async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
             "Child      : {}\nSource     : the parent's zone as it comes (not kept: zone delegation add polls its CDS)\nNS         : {}\nDS         : {}\n\n",
             cut.child,
             cut.ns.join(", "),
-            if cut.ds.is_empty() {
-                "none (an insecure delegation)".to_string()
-            } else {
-                cut.ds.join("\n             ")
-            }
+            ds_list(&cut.ds, "none (an insecure delegation)", 13)
         ));
         rows.push(json!({"child": cut.child, "source": "zone", "ns": cut.ns, "ds": cut.ds}));
     }
@@ -804,8 +794,18 @@ async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
     ))
 }
 
-/// External children as text and JSON: DS, source, polling.
-fn delegation_output(ds: &[proto::Delegation]) -> Output {
+/// DS records for text output, one a line under the label (`indent`
+/// columns in), or `none` when there are none.
+fn ds_list(ds: &[String], none: &str, indent: usize) -> String {
+    if ds.is_empty() {
+        none.to_string()
+    } else {
+        ds.join(&format!("\n{}", " ".repeat(indent)))
+    }
+}
+
+/// External children as JSON rows and text: DS, source, polling.
+fn delegation_rows(ds: &[proto::Delegation]) -> (Vec<serde_json::Value>, String) {
     let when = |t: u64| match t {
         0 => "never".to_string(),
         t => keymaster::clock::rfc3339(t),
@@ -819,11 +819,7 @@ fn delegation_output(ds: &[proto::Delegation]) -> Output {
             if d.source == "cds" { "the child's CDS/CDNSKEY" } else { "given by the operator" },
             d.servers.join(", "),
             d.poll_period,
-            if d.ds.is_empty() {
-                "none (an insecure delegation)".to_string()
-            } else {
-                d.ds.join("\n             ")
-            },
+            ds_list(&d.ds, "none (an insecure delegation)", 13),
             when(d.last_polled),
             when(d.last_changed),
             d.last_result,
@@ -846,6 +842,13 @@ fn delegation_output(ds: &[proto::Delegation]) -> Output {
             "blocked": if d.blocked.is_empty() { None } else { Some(&d.blocked) },
         }));
     }
+    (rows, text)
+}
+
+/// External children as `zone delegation add` and `poll-children` show
+/// them.
+fn delegation_output(ds: &[proto::Delegation]) -> Output {
+    let (rows, text) = delegation_rows(ds);
     Output::Value(serde_json::Value::Array(rows), text)
 }
 
