@@ -55,36 +55,16 @@ fn world(name: &str, method: &str) -> World {
     let d = Daemon::start(&token, "node-dl", &["--dns-listen", &dns]);
     let knot = Knot::start_secondary(&[PARENT, CHILD], std::slice::from_ref(&dns));
     let ttl = "2";
-    d.ctl_ok(&[
-        "zone",
-        "add",
-        PARENT,
-        "--denial",
-        "nsec",
-        "--ksk-lifetime",
-        "off",
-        "--zsk-lifetime",
-        "off",
-        "--dnskey-ttl",
-        ttl,
-    ]);
+    d.add_still_zone(PARENT, &["--dnskey-ttl", ttl]);
     // "csk": one combined key, rolled as a double-KSK roll.
     let scheme: &[&str] = match method {
         "csk" => &["--csk"],
         _ => &["--ksk-method", method],
     };
-    d.ctl_ok(
+    d.add_still_zone(
+        CHILD,
         &[
             &[
-                "zone",
-                "add",
-                CHILD,
-                "--denial",
-                "nsec",
-                "--ksk-lifetime",
-                "off",
-                "--zsk-lifetime",
-                "off",
                 "--dnskey-ttl",
                 ttl,
                 "--ds-ttl",
@@ -111,37 +91,17 @@ fn world(name: &str, method: &str) -> World {
     let dir = TempDir::new(&format!("{name}-src"));
     // The parent's source delegates the child, with a DS nobody should
     // trust: keymaster replaces it with the child's own.
-    let parent_src = dir.path().join("parent.zone");
-    std::fs::write(
-        &parent_src,
-        format!(
-            "$ORIGIN {PARENT}\n$TTL {ttl}\n@ SOA ns h 1 10 10 60 {ttl}\n@ NS ns\nns A 127.0.0.1\n\
-             kid NS ns.kid\nns.kid A 127.0.0.1\nkid DS 11111 13 2 {}\n",
-            "AB".repeat(32)
-        ),
-    )
-    .unwrap();
-    let child_src = dir.path().join("child.zone");
-    std::fs::write(
-        &child_src,
-        format!(
-            "$ORIGIN {CHILD}\n$TTL {ttl}\n@ SOA ns h 1 10 10 60 {ttl}\n@ NS ns\nns A 127.0.0.1\n\
-             www A 192.0.2.44\n"
-        ),
-    )
-    .unwrap();
-    for (zone, src) in [(CHILD, &child_src), (PARENT, &parent_src)] {
-        d.ctl_ok(&[
-            "zone",
-            "source",
-            zone,
-            "--file",
-            src.to_str().unwrap(),
-            "--secondary",
-            &knot.addr(),
-        ]);
-        knot.wait_for_serial(zone, 1, Duration::from_secs(20));
-    }
+    let parent_text = format!(
+        "$ORIGIN {PARENT}\n$TTL {ttl}\n@ SOA ns h 1 10 10 60 {ttl}\n@ NS ns\nns A 127.0.0.1\n\
+         kid NS ns.kid\nns.kid A 127.0.0.1\nkid DS 11111 13 2 {}\n",
+        "AB".repeat(32)
+    );
+    let child_text = format!(
+        "$ORIGIN {CHILD}\n$TTL {ttl}\n@ SOA ns h 1 10 10 60 {ttl}\n@ NS ns\nns A 127.0.0.1\n\
+         www A 192.0.2.44\n"
+    );
+    d.keep_signed(CHILD, &dir, &child_text, &knot);
+    d.keep_signed(PARENT, &dir, &parent_text, &knot);
     let anchors = d.ctl_ok(&["trust-anchor", PARENT, "--format", "unbound"]);
     let unbound = Unbound::start_with(&[(PARENT, knot.addr()), (CHILD, knot.addr())], &anchors);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -202,13 +162,7 @@ fn childs_ksk_roll(name: &str, method: &str) {
     );
     // The parent was signed again for it, and its DS is the child's new one.
     assert!(soa_serial(&knot.addr(), PARENT).unwrap() > parent_serial);
-    let steps: Vec<String> = d
-        .ctl_ok(&["audit", "--zone", CHILD, "--json"])
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["action"] == "roll-step")
-        .map(|e| e["detail"].as_str().unwrap().to_string())
-        .collect();
+    let steps = d.audit_details(CHILD, "roll-step");
     assert!(
         steps
             .iter()
@@ -332,13 +286,7 @@ fn unsigning_a_child_goes_insecure_without_a_validation_gap() {
     assert_eq!(dnskey.answer().unwrap().count(), 0, "nor DNSKEYs");
     // The keys were kept (no --remove-keys), and the steps are audited.
     assert_eq!(d.key_rows(CHILD).len(), before);
-    let steps: Vec<String> = d
-        .ctl_ok(&["audit", "--zone", CHILD, "--json"])
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["action"] == "unsign-step")
-        .map(|e| e["detail"].as_str().unwrap().to_string())
-        .collect();
+    let steps = d.audit_details(CHILD, "unsign-step");
     assert!(
         steps.iter().any(|s| s.contains("serves no DS"))
             && steps.iter().any(|s| s.contains("unsigned:")),

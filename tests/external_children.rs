@@ -191,13 +191,7 @@ fn an_external_childs_ksk_roll_reaches_the_parent_through_its_cds() {
     assert_eq!(row["source"], "cds", "{row}");
     assert_eq!(row["ds"], serde_json::json!([new]), "{row}");
     // The change is in the audit log with what the server said.
-    let changes: Vec<String> = d
-        .ctl_ok(&["audit", "--zone", PARENT, "--json"])
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["action"] == "delegation-ds")
-        .map(|e| e["detail"].as_str().unwrap().to_string())
-        .collect();
+    let changes = d.audit_details(PARENT, "delegation-ds");
     assert!(
         changes
             .iter()

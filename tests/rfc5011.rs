@@ -166,11 +166,7 @@ fn unbound_follows_an_rfc5011_ksk_roll_of_the_zone_it_trusts() {
     );
     // The hold-down was waited out: the revocation came at least Itrp
     // (add hold-down + 2 mQI, mQI = TTL/2 = 1 s) after the roll began.
-    let audit: Vec<serde_json::Value> = d
-        .ctl_ok(&["audit", "--zone", ZONE, "--json"])
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let audit = d.audit_entries(ZONE);
     let when = |what: &str| {
         audit
             .iter()

@@ -383,21 +383,8 @@ fn world(
     zsk_lifetime: &str,
     child_extra: &[&str],
 ) -> (Arc<Unbound>, String) {
-    d.ctl_ok(&[
-        "zone",
-        "add",
-        PARENT,
-        "--denial",
-        "nsec",
-        "--zsk-lifetime",
-        "off",
-        "--ksk-lifetime",
-        "off",
-        "--ds-ttl",
-        &TTL.to_string(),
-        "--dnskey-ttl",
-        &TTL.to_string(),
-    ]);
+    let ttl = TTL.to_string();
+    d.add_still_zone(PARENT, &["--ds-ttl", &ttl, "--dnskey-ttl", &ttl]);
     let mut args = vec!["zone".to_string(), "add".into(), CHILD.into()];
     args.extend(child_policy(&sites.knot, zsk_lifetime));
     args.extend(child_extra.iter().map(|s| s.to_string()));
@@ -453,13 +440,6 @@ fn hook(sites: &Sites) -> String {
     script.display().to_string()
 }
 
-fn audit_actions(d: &Daemon, zone: &str) -> Vec<serde_json::Value> {
-    d.ctl_ok(&["audit", "--zone", zone, "--json"])
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn zsk_and_ksk_rolls_keep_every_answer_validated() {
     let token = TestToken::new("rolls");
@@ -502,7 +482,7 @@ fn zsk_and_ksk_rolls_keep_every_answer_validated() {
     assert!(answers >= 100, "{answers}");
 
     // Each step is in the audit log with the servers' evidence.
-    let log = audit_actions(&d, CHILD);
+    let log = d.audit_entries(CHILD);
     let steps: Vec<&str> = log
         .iter()
         .filter(|e| e["action"] == "roll-step")
@@ -592,7 +572,7 @@ fn an_algorithm_roll_keeps_every_answer_validated() {
     );
     assert!(answers >= 50, "{answers}");
     // The conservative order, step by step in the audit log.
-    let log = audit_actions(&d, CHILD);
+    let log = d.audit_entries(CHILD);
     let steps: Vec<&str> = log
         .iter()
         .filter(|e| e["action"] == "roll-start" || e["action"] == "roll-step")
@@ -715,7 +695,7 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
     assert_eq!(zone["LastZskRolloverTime"], 0, "{zone:#}");
     querier.finish(&unbound);
     observer.finish();
-    let log = audit_actions(&d, CHILD);
+    let log = d.audit_entries(CHILD);
     assert!(
         log.iter().any(|e| e["action"] == "roll-step"
             && e["caller"] == ADMIN
@@ -735,7 +715,7 @@ fn status(d: &Daemon) -> String {
 }
 
 fn steps_by(d: &Daemon, node: &str) -> usize {
-    audit_actions(d, CHILD)
+    d.audit_entries(CHILD)
         .iter()
         .filter(|e| e["action"] == "roll-step" && e["node"] == node)
         .count()
@@ -801,7 +781,8 @@ fn a_roll_goes_on_across_a_transfer_and_a_seize() {
         let ks = a.key_rows(CHILD);
         ks.len() == 2 && ks.iter().all(|k| k.0 != zsk && k.2 == "active")
     });
-    let after_seize: Vec<String> = audit_actions(&a, CHILD)
+    let after_seize: Vec<String> = a
+        .audit_entries(CHILD)
         .iter()
         .filter(|e| e["node"] == "move-a" && e["action"] == "roll-step")
         .map(|e| e["detail"].as_str().unwrap().to_string())

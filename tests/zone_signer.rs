@@ -375,18 +375,7 @@ fn after_kill_9_and_a_seize_the_new_key_master_serves_the_next_serial() {
 /// The directory holding the file is returned, to live as long as the test.
 fn serve_file_source(d: &Daemon, knot: &Knot, dir: &str) -> TempDir {
     let dir = TempDir::new(dir);
-    let src = dir.path().join("zone");
-    std::fs::write(&src, source(1, "www A 192.0.2.80\n")).unwrap();
-    d.ctl_ok(&[
-        "zone",
-        "source",
-        ZONE,
-        "--file",
-        src.to_str().unwrap(),
-        "--secondary",
-        &knot.addr(),
-    ]);
-    knot.wait_for_serial(ZONE, 1, Duration::from_secs(20));
+    d.keep_signed(ZONE, &dir, &source(1, "www A 192.0.2.80\n"), knot);
     dir
 }
 

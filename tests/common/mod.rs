@@ -521,6 +521,23 @@ impl Daemon {
     }
 
     /// keymasterctl that must succeed; returns its stdout.
+    /// The zone's audit entries, oldest first, as `audit --json` gives them.
+    pub fn audit_entries(&self, zone: &str) -> Vec<serde_json::Value> {
+        self.ctl_ok(&["audit", "--zone", zone, "--json"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The details of the zone's audit entries of one action.
+    pub fn audit_details(&self, zone: &str, action: &str) -> Vec<String> {
+        self.audit_entries(zone)
+            .into_iter()
+            .filter(|e| e["action"] == action)
+            .map(|e| e["detail"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Adds a zone that rolls nothing by itself (NSEC, no key lifetimes),
     /// with `extra` settings.
     pub fn add_still_zone(&self, zone: &str, extra: &[&str]) {
