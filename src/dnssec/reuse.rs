@@ -15,7 +15,7 @@ use super::record::Rec;
 
 /// What a signed version's RRset had: a digest of its records and TTL,
 /// the keys that signed it, when the first of its signatures expires, and
-/// where its RRSIG lines are in that version's text.
+/// where its lines are in that version's text (which chunk, where in it).
 ///
 /// Kept small (a zone of 1M RRsets has about 1.7M of them): owner and type
 /// as a 128-bit keyed hash, the records as another, the signing keys as a
@@ -31,9 +31,11 @@ pub struct Group {
     /// RRSIGs of the RRset.
     pub sigs: u16,
     pub expiration: u32,
-    /// Where the RRset's lines (records, then RRSIGs) are in the text,
-    /// and how far into them its RRSIG lines start.
-    pub start: u64,
+    /// Where the RRset's lines (records, then RRSIGs) are: the chunk's
+    /// id, the offset in its text; and how far into them its RRSIG lines
+    /// start.
+    pub chunk: u32,
+    pub start: u32,
     pub len: u32,
     pub sigs_at: u32,
 }
@@ -99,20 +101,50 @@ impl std::hash::Hasher for KeyBits {
     }
 }
 
-/// One signed version: its text and its RRsets, by owner and type.
-#[derive(Default)]
+/// A piece of a signed version's text: whole owners (an owner with its
+/// glue and the names below a cut never straddle two chunks), one signing
+/// batch as made. A version made from the last shares the chunks that did
+/// not change with it.
+#[derive(Debug, Default)]
+pub struct Chunk {
+    /// Unique within the versions that share chunks.
+    pub id: u32,
+    pub text: Vec<u8>,
+    /// The canonical sort key of the first owner (`record::name_key`).
+    pub first: Vec<u8>,
+    /// Records in it, RRSIGs included, and of them RRSIGs.
+    pub records: u64,
+    pub rrsigs: u64,
+}
+
+/// One signed version: its text in chunks, in zone order, and its RRsets,
+/// by owner and type.
+#[derive(Default, Clone)]
 pub struct Previous {
-    pub text: Arc<Vec<u8>>,
+    pub chunks: Vec<Arc<Chunk>>,
+    /// Where each chunk (by id) is in `chunks`.
+    pub at: HashMap<u32, usize>,
     pub groups: Groups,
 }
 
 impl std::fmt::Debug for Previous {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Previous({} RRsets)", self.groups.len())
+        write!(
+            f,
+            "Previous({} RRsets in {} chunks)",
+            self.groups.len(),
+            self.chunks.len()
+        )
     }
 }
 
 impl Previous {
+    /// A version of these chunks and RRsets.
+    pub fn new(chunks: Vec<Arc<Chunk>>, groups: Groups) -> Previous {
+        let at = chunks.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        Previous { chunks, at, groups }
+    }
+
     /// What the version had of an RRset.
     pub fn get(&self, key: GroupKey) -> Option<&Group> {
         self.groups.get(&key)
@@ -120,10 +152,27 @@ impl Previous {
 
     /// The lines of an RRset (records and RRSIGs) in this version's text.
     pub fn lines(&self, g: &Group) -> &[u8] {
-        let start = usize::try_from(g.start).unwrap_or(usize::MAX);
-        self.text
+        let Some(chunk) = self.at.get(&g.chunk).map(|&i| &self.chunks[i]) else {
+            return &[];
+        };
+        let start = g.start as usize;
+        chunk
+            .text
             .get(start..start.saturating_add(g.len as usize))
             .unwrap_or_default()
+    }
+
+    /// Records in the version, RRSIGs included, and of them RRSIGs.
+    pub fn counts(&self) -> (u64, u64) {
+        self.chunks
+            .iter()
+            .fold((0, 0), |(r, s), c| (r + c.records, s + c.rrsigs))
+    }
+
+    /// The chunk ids from which a version made from this one numbers its
+    /// new chunks.
+    pub fn next_id(&self) -> u32 {
+        self.chunks.iter().map(|c| c.id + 1).max().unwrap_or(0)
     }
 
     /// The lines of the RRsets this version has and `next` has not.

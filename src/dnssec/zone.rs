@@ -424,6 +424,10 @@ struct Owner {
 struct Plan {
     items: Vec<Item>,
     denial: Vec<Rec>,
+    /// Where each batch's items start: batches hold about `BATCH` items
+    /// and begin only at an owner that is not glue, so that a batch (a
+    /// chunk of the signed version) holds a zone cut with all its glue.
+    cuts: Vec<usize>,
 }
 
 /// A zone ready to sign: its records in canonical order with the apex
@@ -473,7 +477,7 @@ pub fn plan_zone(
 impl ZonePlan {
     /// How many batches the zone is cut into.
     pub fn batches(&self) -> usize {
-        self.plan.items.len().div_ceil(BATCH)
+        self.plan.cuts.len()
     }
 
     /// RRsets in all, and in batch `i`.
@@ -486,8 +490,9 @@ impl ZonePlan {
     }
 
     fn items(&self, i: usize) -> &[Item] {
-        let start = (i * BATCH).min(self.plan.items.len());
-        let end = (start + BATCH).min(self.plan.items.len());
+        let len = self.plan.items.len();
+        let start = self.plan.cuts.get(i).copied().unwrap_or(len);
+        let end = self.plan.cuts.get(i + 1).copied().unwrap_or(len);
         &self.plan.items[start..end]
     }
 
@@ -646,6 +651,7 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
     let mut plan = Plan {
         items: Vec::with_capacity(recs.len() + owners.len()),
         denial: Vec::new(),
+        cuts: Vec::new(),
     };
     // The names in the NSEC3 chain: (sort key, bitmap types).
     let mut nsec3_names: Vec<(Vec<u8>, Vec<Rtype>)> = Vec::new();
@@ -654,6 +660,9 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
         .collect();
     let mut pos = 0;
     for o in &owners {
+        if o.kind != OwnerKind::Glue {
+            plan.cut_if_full();
+        }
         if config.unsigned {
             plan.items.extend(rrset_items(recs, o, |_| Signer::Nobody));
             continue;
@@ -699,6 +708,14 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
 }
 
 impl Plan {
+    /// Starts a batch here if the last one is full (or there is none).
+    fn cut_if_full(&mut self) {
+        let last = self.cuts.last().copied();
+        if last.is_none_or(|l| self.items.len() - l >= BATCH) {
+            self.cuts.push(self.items.len());
+        }
+    }
+
     /// Adds a denial record, signed by the ZSK, to the output.
     fn push_denial(&mut self, rec: Rec) {
         self.items.push(Item {
@@ -765,6 +782,7 @@ fn add_nsec3_chain(
         owner_wire.extend_from_slice(config.apex.as_slice());
         let owner = Name::from_octets(owner_wire).expect("hashed owner is a valid name");
         let rdata = denial::nsec3_rdata(p, next, &denial::type_bitmap(types.iter().copied()));
+        plan.cut_if_full();
         plan.push_denial(Rec::new(
             &record::name_key(&owner),
             Rtype::NSEC3,
@@ -837,8 +855,11 @@ pub struct Rendered {
     pub records: u64,
     pub rrsigs: u64,
     pub made: u64,
-    /// Each RRset, its lines placed within `text` (with `stagger`).
+    /// Each RRset, its lines placed within `text` (with `stagger`; the
+    /// chunk id is left 0 for the caller to set).
     pub groups: Vec<(GroupKey, Group)>,
+    /// The sort key of the batch's first owner.
+    pub first: Vec<u8>,
     /// With a last version: the lines of its RRsets that changed, as they
     /// were and as they are now; and how many RRsets it had of this batch.
     pub gone: Vec<u8>,
@@ -860,10 +881,15 @@ fn render_batch(
         rrsigs: 0,
         made: 0,
         groups: Vec::new(),
+        first: Vec::new(),
         gone: Vec::new(),
         came: Vec::new(),
         matched: 0,
     };
+    if let Some(item) = items.first() {
+        let source = if item.denial { denial_recs } else { recs };
+        out.first = source[item.start as usize].key().to_vec();
+    }
     let previous = config.previous.as_deref();
     // The owner's presentation and wire forms are made only when a record
     // of it is written: most RRsets of a version made from the last are
@@ -953,7 +979,8 @@ fn render_batch(
                 keys,
                 sigs: tags.len() as u16,
                 expiration,
-                start: start as u64,
+                chunk: 0,
+                start: start as u32,
                 len: (out.text.len() - start) as u32,
                 sigs_at,
             },

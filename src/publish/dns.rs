@@ -22,7 +22,7 @@ use domain::net::server::service::{CallResult, Service, ServiceResult};
 use domain::net::server::util::mk_builder_for_target;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::served::{pieces, read_records, Served, ServedRecord, SignedZone};
+use super::served::{read_records, Served, ServedRecord, SignedZone};
 use super::tsig::TsigKeys;
 
 /// Bytes of records per transfer message; well below the 64 KiB a DNS
@@ -260,8 +260,8 @@ fn transfer(
             }
         }
         None => {
-            for piece in pieces(&zone.text) {
-                let records = match read_records(&zone.apex, piece) {
+            for chunk in &zone.chunks {
+                let records = match read_records(&zone.apex, &chunk.text) {
                     Ok((_, records)) => records,
                     Err(e) => {
                         tracing::error!(error = %e, "the served zone does not read back; transfer stopped");

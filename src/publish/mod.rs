@@ -493,13 +493,13 @@ impl Publisher {
             // A version made whole is read back whole before it is served;
             // one made from the last has only its changes read (in the
             // journal) and its SOA.
-            let text = signed.text.clone();
+            let chunks = signed.chunks.clone();
             let mut parsed = match (&changes, &before) {
                 (Some(_), Some(_)) => {
                     let count = stats.records_out as usize;
-                    SignedZone::parse_head(&apex2, text, count, ips, tsig)?
+                    SignedZone::parse_head(&apex2, chunks, count, ips, tsig)?
                 }
-                _ => SignedZone::parse(&apex2, text, ips, tsig)?,
+                _ => SignedZone::parse(&apex2, chunks, ips, tsig)?,
             };
             let checked_at = clock.instant();
             if let (Some(before), Some(changes)) = (before, changes) {
@@ -579,7 +579,7 @@ impl Publisher {
         );
         let signed = Arc::new(signed);
         if let Some(out) = &zone.publishing.out_file {
-            write_atomically(out, signed.text.clone()).await?;
+            write_atomically(out, signed.chunks.clone()).await?;
         }
         for secondary in secondaries {
             let apex = apex.clone();
@@ -772,12 +772,22 @@ fn refresh_window(policy: &crate::policy::Policy) -> (u64, u64) {
 
 /// Writes the signed zone beside its final name and renames it there, so
 /// that a reader sees the old file or the new, never half of one.
-async fn write_atomically(path: &str, text: Arc<Vec<u8>>) -> std::result::Result<(), String> {
+async fn write_atomically(
+    path: &str,
+    chunks: Vec<Arc<crate::dnssec::reuse::Chunk>>,
+) -> std::result::Result<(), String> {
+    use std::io::Write as _;
     let path = std::path::PathBuf::from(path);
     tokio::task::spawn_blocking(move || {
         let tmp = path.with_extension("keymaster-tmp");
-        std::fs::write(&tmp, text.as_slice())
-            .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+        std::fs::File::create(&tmp)
+            .and_then(|f| {
+                let mut w = std::io::BufWriter::new(f);
+                for c in &chunks {
+                    w.write_all(&c.text)?;
+                }
+                w.into_inner().map_err(|e| e.into_error())?.sync_all()
+            })
             .and_then(|_| std::fs::rename(&tmp, &path))
             .map_err(|e| format!("cannot write the signed zone to {}: {e}", path.display()))
     })

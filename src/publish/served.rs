@@ -14,6 +14,8 @@ use domain::base::{Name, Record, ToName};
 use domain::rdata::ZoneRecordData;
 use domain::zonefile::inplace::{Entry, Zonefile};
 
+use crate::dnssec::reuse::Chunk;
+
 /// A record of a served zone.
 pub type ServedRecord = Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>>;
 
@@ -73,9 +75,10 @@ pub struct SignedZone {
     pub(super) soa: ServedRecord,
     pub(super) apex: Name<Vec<u8>>,
     /// The signed zone as the signer wrote it (one record per line, names
-    /// absolute): read again in pieces for each AXFR, so that the zone is
-    /// held once, as text, rather than also as records.
-    pub(super) text: Arc<Vec<u8>>,
+    /// absolute), in chunks shared with the signer and with the versions
+    /// before and after: read again chunk by chunk for each AXFR, so that
+    /// the zone is held once, as text, rather than also as records.
+    pub(super) chunks: Vec<Arc<Chunk>>,
     /// Records in it, the apex SOA included.
     pub(super) count: usize,
     /// Addresses allowed to transfer the zone.
@@ -107,7 +110,12 @@ impl SignedZone {
             format!("{apex}.")
         };
         let mut out: std::collections::BTreeMap<String, Delegated> = Default::default();
-        for line in String::from_utf8_lossy(&self.text).lines() {
+        let lines = self
+            .chunks
+            .iter()
+            .flat_map(|c| c.text.split(|b| *b == b'\n'))
+            .map(String::from_utf8_lossy);
+        for line in lines {
             let f: Vec<&str> = line.split_whitespace().collect();
             let [owner, _ttl, _class, rtype, rdata @ ..] = f.as_slice() else {
                 continue;
@@ -130,16 +138,16 @@ impl SignedZone {
     }
 
     /// Takes the signer's own output (a master file); it must read back,
-    /// piece by piece as a transfer reads it, with one apex SOA.
+    /// chunk by chunk as a transfer reads it, with one apex SOA.
     pub fn parse(
         apex: &Name<Vec<u8>>,
-        text: Arc<Vec<u8>>,
+        chunks: Vec<Arc<Chunk>>,
         secondaries: Vec<IpAddr>,
         tsig: Option<String>,
     ) -> Result<SignedZone, String> {
         let (mut soa, mut count) = (None, 0);
-        for piece in pieces(&text) {
-            let (s, records) = read_records(apex, piece)?;
+        for chunk in &chunks {
+            let (s, records) = read_records(apex, &chunk.text)?;
             count += records.len();
             if let Some(s) = s {
                 if soa.replace(s).is_some() {
@@ -149,28 +157,31 @@ impl SignedZone {
             }
         }
         let soa = soa.ok_or("the signed zone has no SOA")?;
-        Self::new(apex, text, soa, count, secondaries, tsig)
+        Self::new(apex, chunks, soa, count, secondaries, tsig)
     }
 
-    /// Takes a version made from the last one: only its first piece is
+    /// Takes a version made from the last one: only its first chunk is
     /// read, which holds the apex SOA (the signer writes it first); its
     /// changes are read by `follow`.
     pub fn parse_head(
         apex: &Name<Vec<u8>>,
-        text: Arc<Vec<u8>>,
+        chunks: Vec<Arc<Chunk>>,
         count: usize,
         secondaries: Vec<IpAddr>,
         tsig: Option<String>,
     ) -> Result<SignedZone, String> {
-        let first = pieces(&text).next().unwrap_or_default();
+        let first = chunks
+            .first()
+            .map(|c| c.text.as_slice())
+            .unwrap_or_default();
         let (soa, _) = read_records(apex, first)?;
         let soa = soa.ok_or("the signed zone does not begin with its SOA")?;
-        Self::new(apex, text, soa, count, secondaries, tsig)
+        Self::new(apex, chunks, soa, count, secondaries, tsig)
     }
 
     fn new(
         apex: &Name<Vec<u8>>,
-        text: Arc<Vec<u8>>,
+        chunks: Vec<Arc<Chunk>>,
         soa: ServedRecord,
         count: usize,
         secondaries: Vec<IpAddr>,
@@ -180,7 +191,7 @@ impl SignedZone {
             serial: serial_of(&soa)?,
             soa,
             apex: apex.clone(),
-            text,
+            chunks,
             count,
             secondaries,
             tsig,
@@ -335,27 +346,6 @@ impl Served {
     }
 }
 
-/// Pieces of the signed text of about 256 KiB, cut after a line end.
-pub(super) fn pieces(text: &[u8]) -> impl Iterator<Item = &[u8]> {
-    const PIECE: usize = 256 * 1024;
-    let mut rest = text;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let cut = match rest
-            .get(PIECE..)
-            .and_then(|t| t.iter().position(|b| *b == b'\n'))
-        {
-            Some(i) => PIECE + i + 1,
-            None => rest.len(),
-        };
-        let (piece, tail) = rest.split_at(cut);
-        rest = tail;
-        Some(piece)
-    })
-}
-
 /// NOTIFY (RFC 1996) from a zone's primary: the zone signer transfers the
 /// zone again at once. From anyone else, or for another zone: NOTAUTH.
 impl domain::net::server::middleware::notify::Notifiable for Served {
@@ -404,24 +394,39 @@ mod tests {
     use std::str::FromStr;
 
     #[test]
-    fn a_large_zone_reads_back_in_pieces_cut_at_line_ends() {
-        let mut text = String::from(
-            "big.example.\t60\tIN\tSOA\tns.big.example. h.big.example. 9 10 10 60 60\n",
-        );
-        for i in 0..20_000 {
-            text.push_str(&format!(
-                "h{i}.big.example.\t60\tIN\tA\t192.0.2.{}\n",
-                i % 250
-            ));
+    fn a_zone_in_chunks_reads_back_whole() {
+        let mut chunks = vec![Arc::new(Chunk {
+            text: b"big.example.\t60\tIN\tSOA\tns.big.example. h.big.example. 9 10 10 60 60\n"
+                .to_vec(),
+            ..Chunk::default()
+        })];
+        for c in 0..20 {
+            let mut text = String::new();
+            for i in 0..1000 {
+                let i = c * 1000 + i;
+                text.push_str(&format!(
+                    "h{i}.big.example.\t60\tIN\tA\t192.0.2.{}\n",
+                    i % 250
+                ));
+            }
+            let text = text.into_bytes();
+            chunks.push(Arc::new(Chunk {
+                id: c + 1,
+                text,
+                ..Chunk::default()
+            }));
         }
-        let bytes = text.into_bytes();
-        let parts: Vec<&[u8]> = pieces(&bytes).collect();
-        assert!(parts.len() > 1, "one piece only");
-        assert!(parts.iter().all(|p| p.ends_with(b"\n")));
-        assert_eq!(parts.concat(), bytes);
         let apex = Name::<Vec<u8>>::from_str("big.example.").unwrap();
-        let z = SignedZone::parse(&apex, Arc::new(bytes), vec![], None).unwrap();
+        let z = SignedZone::parse(&apex, chunks.clone(), vec![], None).unwrap();
         assert_eq!(z.serial, 9);
         assert_eq!(z.records(), 20_001);
+        // A chunk that does not read back is refused.
+        let mut broken = chunks;
+        broken.push(Arc::new(Chunk {
+            id: 99,
+            text: b"h.big.example.\t60\tIN\tA\tnot-an-address\n".to_vec(),
+            ..Chunk::default()
+        }));
+        assert!(SignedZone::parse(&apex, broken, vec![], None).is_err());
     }
 }

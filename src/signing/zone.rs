@@ -9,7 +9,7 @@ use domain::base::iana::Rtype;
 
 use super::validity::{dnskey_validity_within, validity_for, SigKind};
 use super::{Cancel, KeyWorker, Signing};
-use crate::dnssec::reuse::Previous;
+use crate::dnssec::reuse::{Chunk, Previous};
 use crate::dnssec::zone::{
     self as zonesign, ChildDs, Rendered, ZoneError, ZonePlan, ZoneSignConfig, ZoneStats,
 };
@@ -201,39 +201,40 @@ impl Signing {
         config.serial = Some(serial(source).map_err(ZoneError::Serial)?);
         let plan = zonesign::plan_zone(recs, &config, &mut stats)?;
         let planned = clock.instant();
-        // Sized from the last version when there is one: growing a buffer
-        // of hundreds of MiB by doubling would hold both copies at once.
-        let (capacity, rrsets) = match &config.previous {
-            Some(p) => (p.text.len() + p.text.len() / 16, p.groups.len() + 1024),
-            None => (text.len() * 3, plan.rrsets() as usize),
-        };
-        let mut out = Vec::with_capacity(capacity);
-        let mut groups =
-            crate::dnssec::reuse::Groups::with_capacity_and_hasher(rrsets, Default::default());
+        let mut chunks = Vec::with_capacity(plan.batches());
+        let mut groups = crate::dnssec::reuse::Groups::with_capacity_and_hasher(
+            plan.rrsets() as usize,
+            Default::default(),
+        );
+        // New chunks are numbered after the last version's, so that no id
+        // of the two versions means two chunks.
+        let first_id = config.previous.as_ref().map_or(0, |p| p.next_id());
         let (mut gone, mut came, mut matched) = (Vec::new(), Vec::new(), 0);
         self.sign_plan(
             &zone.zone,
             Arc::new(plan),
             &mut stats,
             &mut |mut rendered| {
-                let at = out.len() as u64;
+                let id = first_id + chunks.len() as u32;
                 for (key, mut g) in rendered.groups.drain(..) {
-                    g.start += at;
+                    g.chunk = id;
                     groups.insert(key, g);
                 }
                 gone.extend_from_slice(&rendered.gone);
                 came.extend_from_slice(&rendered.came);
                 matched += rendered.matched;
-                out.extend_from_slice(rendered.text.as_bytes());
+                chunks.push(Arc::new(Chunk {
+                    id,
+                    text: rendered.text.into_bytes(),
+                    first: rendered.first,
+                    records: rendered.records,
+                    rrsigs: rendered.rrsigs,
+                }));
                 Ok(())
             },
             &mut |_, _| {},
         )?;
-        out.shrink_to_fit();
-        let signed = Previous {
-            text: Arc::new(out),
-            groups,
-        };
+        let signed = Previous::new(chunks, groups);
         let changes = config.previous.as_ref().map(|p| {
             // RRsets that went: only looked for when some did.
             if matched < p.groups.len() {
