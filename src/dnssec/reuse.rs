@@ -175,6 +175,52 @@ impl Previous {
         self.chunks.iter().map(|c| c.id + 1).max().unwrap_or(0)
     }
 
+    /// Makes this the version after a patch: `chunks` in place of the
+    /// last ones, the RRsets `gone` removed and `came` put in. Returns what
+    /// undoes it, should the new version not be published after all.
+    pub fn apply(
+        &mut self,
+        chunks: Vec<Arc<Chunk>>,
+        gone: impl IntoIterator<Item = GroupKey>,
+        came: impl IntoIterator<Item = (GroupKey, Group)>,
+    ) -> Undo {
+        let mut groups = Vec::new();
+        for k in gone {
+            if let Some(g) = self.groups.remove(&k) {
+                groups.push((k, Some(g)));
+            }
+        }
+        for (k, g) in came {
+            let old = self.groups.insert(k, g);
+            groups.push((k, old));
+        }
+        let chunks = std::mem::replace(&mut self.chunks, chunks);
+        self.at = self
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i))
+            .collect();
+        Undo { chunks, groups }
+    }
+
+    /// Makes this the version it was before `apply`.
+    pub fn undo(&mut self, undo: Undo) {
+        for (k, old) in undo.groups.into_iter().rev() {
+            match old {
+                Some(g) => self.groups.insert(k, g),
+                None => self.groups.remove(&k),
+            };
+        }
+        self.chunks = undo.chunks;
+        self.at = self
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i))
+            .collect();
+    }
+
     /// The lines of the RRsets this version has and `next` has not.
     pub fn removed_in(&self, next: &Previous) -> Vec<u8> {
         let mut gone = Vec::new();
@@ -194,6 +240,14 @@ impl Previous {
             .map(|g| g.expiration)
             .min()
     }
+}
+
+/// What `Previous::apply` changed: the chunks it replaced, and each RRset
+/// it removed or replaced as it was (None: it was new).
+#[derive(Debug, Default)]
+pub struct Undo {
+    chunks: Vec<Arc<Chunk>>,
+    groups: Vec<(GroupKey, Option<Group>)>,
 }
 
 /// A digest of an RRset's records and TTL (its owner and type are the key).

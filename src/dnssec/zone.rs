@@ -160,6 +160,12 @@ pub struct ZoneStats {
     pub rrsigs_made: u64,
     /// Delegations whose DS RRset came from a child keymaster manages.
     pub child_ds: u64,
+    /// Chunks of the signed version, and of them those made now (the
+    /// rest shared with the last version: `patch`).
+    pub chunks: u64,
+    pub chunks_made: u64,
+    /// Made from the last version by a known change of the source.
+    pub patched: bool,
 }
 
 /// Reads every record of a zone file into compact records, checking that
@@ -447,9 +453,38 @@ const BATCH: usize = 512;
 
 /// Plans the signing of a zone that `read_zone` read.
 pub fn plan_zone(
+    recs: Vec<Rec>,
+    config: &ZoneSignConfig,
+    stats: &mut ZoneStats,
+) -> Result<ZonePlan, ZoneError> {
+    plan_records(recs, config, stats, None)
+}
+
+/// Where a part of a zone (whole owners, from a chunk boundary to the
+/// next: `patch`) sits in it: the first owner after it, which the NSEC of
+/// its last owner names, and the TTL of denial records (from the SOA).
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub next: Vec<u8>,
+    pub denial_ttl: u32,
+}
+
+/// Plans the signing of part of a zone. The part holding the apex gets its
+/// apex records, as a whole zone does.
+pub fn plan_part(
+    recs: Vec<Rec>,
+    config: &ZoneSignConfig,
+    part: &Part,
+    stats: &mut ZoneStats,
+) -> Result<ZonePlan, ZoneError> {
+    plan_records(recs, config, stats, Some(part))
+}
+
+fn plan_records(
     mut recs: Vec<Rec>,
     config: &ZoneSignConfig,
     stats: &mut ZoneStats,
+    part: Option<&Part>,
 ) -> Result<ZonePlan, ZoneError> {
     for role in [KeyRole::Ksk, KeyRole::Zsk] {
         if !config.unsigned && !config.keys.iter().any(|k| k.role == role) {
@@ -459,12 +494,17 @@ pub fn plan_zone(
         }
     }
     let apex_key = record::name_key(&config.apex);
-    let denial_ttl = add_apex_records(&mut recs, &apex_key, config, stats)?;
+    let has_apex = part.is_none() || recs.iter().any(|r| r.key() == apex_key);
+    let denial_ttl = match has_apex {
+        true => add_apex_records(&mut recs, &apex_key, config, stats)?,
+        false => part.map_or(0, |p| p.denial_ttl),
+    };
     stats.child_ds = replace_child_ds(&mut recs, &config.child_ds) as u64;
     recs.sort_unstable_by(Rec::canonical_cmp);
     recs.dedup_by(|a, b| a.same_rrset(b) && a.rdata() == b.rdata());
     check_rrsets(&recs)?;
-    let plan = make_plan(&recs, &apex_key, config, denial_ttl);
+    let last_next = part.map_or(apex_key.as_slice(), |p| p.next.as_slice());
+    let plan = make_plan(&recs, &apex_key, config, denial_ttl, last_next);
     stats.rrsets = plan.items.len() as u64;
     stats.max_ttl = recs.iter().map(|r| r.ttl).max().unwrap_or(0);
     Ok(ZonePlan {
@@ -646,7 +686,15 @@ fn types_of(recs: &[Rec]) -> Vec<Rtype> {
     t
 }
 
-fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl: u32) -> Plan {
+/// The plan of sorted records; the NSEC of the last owner names
+/// `last_next` (the apex for a whole zone, the next owner for a part).
+fn make_plan(
+    recs: &[Rec],
+    apex_key: &[u8],
+    config: &ZoneSignConfig,
+    denial_ttl: u32,
+    last_next: &[u8],
+) -> Plan {
     let owners = owners(recs, apex_key);
     let mut plan = Plan {
         items: Vec::with_capacity(recs.len() + owners.len()),
@@ -684,7 +732,7 @@ fn make_plan(recs: &[Rec], apex_key: &[u8], config: &ZoneSignConfig, denial_ttl:
                 types.push(Rtype::RRSIG);
                 let next = match authoritative.get(pos) {
                     Some(&n) => recs[owners[n].start].key(),
-                    None => apex_key,
+                    None => last_next,
                 };
                 let rdata =
                     denial::nsec_rdata(&record::key_to_wire(next), &denial::type_bitmap(types));

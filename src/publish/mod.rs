@@ -18,12 +18,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::dnssec::reuse::Previous;
+use crate::dnssec::reuse::{Previous, Undo};
+use crate::dnssec::zone::ZoneStats;
 use crate::error::Result;
 use crate::error::ZonesError;
 use crate::keyset::KeySets;
 use crate::mastership::gate::Gate;
 use crate::node::{parse_zone_name, Node};
+use crate::signing::zone::{Changes, SourceChange};
 use crate::signing::Signing;
 use crate::store::schema::{Publishing, SerialPolicy, ZoneRecord};
 use crate::store::StoreError;
@@ -65,6 +67,9 @@ struct Local {
     /// The version a primary last gave (and which primary), from which the
     /// next transfer from it asks for the differences only (IXFR).
     from_primary: Option<(Source, Arc<source::Fetched>)>,
+    /// The serial of the primary's version the last published one was
+    /// signed from.
+    signed_source: Option<u32>,
 }
 
 pub struct Publisher {
@@ -274,8 +279,20 @@ impl Publisher {
 
     /// Decides whether a zone must be signed again, and why; then does it.
     async fn look_at(&self, zone: &ZoneRecord, children: &[&ZoneRecord]) {
+        // Taken out while it is looked at, so that the signer holds the
+        // last version alone and can patch it in place.
+        let mut local = self
+            .local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&zone.name)
+            .unwrap_or_default();
+        self.look_at_with(zone, children, &mut local).await;
+        self.set_local(&zone.name, local);
+    }
+
+    async fn look_at_with(&self, zone: &ZoneRecord, children: &[&ZoneRecord], local: &mut Local) {
         let name = zone.name.clone();
-        let mut local = self.local_of(&name);
         let Some(source) = Source::of(&zone.publishing) else {
             return;
         };
@@ -303,7 +320,7 @@ impl Publisher {
         };
         let signed_with = match self.signed_with(zone, children).await {
             Ok(s) => s,
-            Err(e) => return self.failed(zone, &mut local, format!("{e}")).await,
+            Err(e) => return self.failed(zone, local, format!("{e}")).await,
         };
         let served = self.served.get(&name).is_some();
         let reason = if !served || local.epoch != zone.epoch {
@@ -315,7 +332,6 @@ impl Publisher {
         } else if reload || stamp != local.stamp {
             None // read the source; signed if its text changed
         } else {
-            self.set_local(&name, local);
             return;
         };
         let key = match zone.publishing.source_tsig_key.as_deref() {
@@ -326,7 +342,7 @@ impl Publisher {
                     let why = format!(
                         "the TSIG key {name} for the primary is not in this node's --tsig-keys file"
                     );
-                    return self.failed(zone, &mut local, why).await;
+                    return self.failed(zone, local, why).await;
                 }
             },
         };
@@ -335,20 +351,29 @@ impl Publisher {
             .clone()
             .filter(|(from, _)| *from == source)
             .map(|(_, f)| f);
-        let text = match source.fetch(&apex, key.as_ref(), last.as_deref()).await {
-            Ok(f) => {
+        let (text, change, fetched_serial) = match source
+            .fetch(&apex, key.as_ref(), last.as_deref())
+            .await
+        {
+            Ok(mut f) => {
                 if let Some(refresh) = f.refresh {
                     local.next_check = now + u64::from(refresh.clamp(PRIMARY_RETRY as u32, 86_400));
                 }
-                let text = f.text.clone();
+                let (text, change, serial) = (f.text.clone(), f.change.take(), f.serial);
                 if f.serial.is_some() {
                     tracing::debug!(zone = %name, serial = f.serial, how = f.how, "transferred from the primary");
                     local.from_primary = Some((source.clone(), Arc::new(f)));
                 }
-                text
+                (text, change, serial)
             }
-            Err(e) => return self.failed(zone, &mut local, e).await,
+            Err(e) => return self.failed(zone, local, e).await,
         };
+        // A change of the source alone, from the version the last signed
+        // one was made of: that version is patched rather than the source
+        // signed whole.
+        let change = change
+            .filter(|(from, _)| reason.is_none() && Some(*from) == local.signed_source)
+            .map(|(_, c)| c);
         let digest = ring::digest::digest(&ring::digest::SHA256, text.as_slice())
             .as_ref()
             .to_vec();
@@ -359,32 +384,34 @@ impl Publisher {
             }
             None => {
                 local.stamp = stamp;
-                self.set_local(&name, local);
                 return;
             }
         };
         // Signatures are kept from the last version this node published at
         // this epoch under the same policy; otherwise the zone is signed whole.
-        let previous = local
+        let mut previous = local
             .previous
-            .clone()
+            .take()
             .filter(|(policy, _)| local.epoch == zone.epoch && *policy == zone.policy)
             .map(|(_, p)| p);
-        match self.publish(zone, text, &reason, previous).await {
-            Ok(signed) => {
-                local.previous = Some((zone.policy.clone(), signed));
+        let published = self
+            .publish(zone, text, change, &reason, &mut previous)
+            .await;
+        local.previous = previous.map(|p| (zone.policy.clone(), p));
+        match published {
+            Ok(()) => {
                 local.epoch = zone.epoch;
                 local.stamp = stamp;
                 local.digest = digest;
                 local.signed_with = signed_with;
+                local.signed_source = fetched_serial;
                 local.failure = None;
-                self.set_local(&name, local);
             }
             Err(e) => {
                 // A source that fails is not read again until it changes.
                 local.stamp = stamp;
                 local.digest = digest;
-                self.failed(zone, &mut local, e).await;
+                self.failed(zone, local, e).await;
             }
         }
     }
@@ -425,7 +452,6 @@ impl Publisher {
             );
         }
         local.failure = Some(error.clone());
-        self.set_local(&zone.name, local.clone());
         if zone.publishing.error.as_deref() == Some(error.as_str()) {
             return;
         }
@@ -447,15 +473,18 @@ impl Publisher {
         }
     }
 
-    /// Signs the source, records the new serial, then serves it, writes the
-    /// signed file and tells the secondaries.
+    /// Signs the source (or patches the last version, `previous`, by the
+    /// source's known `change`), records the new serial, then serves it,
+    /// writes the signed file and tells the secondaries. `previous` is the
+    /// new version once it is published, and still the last otherwise.
     async fn publish(
         &self,
         zone: &ZoneRecord,
         text: Arc<Vec<u8>>,
+        change: Option<SourceChange>,
         reason: &str,
-        previous: Option<Arc<Previous>>,
-    ) -> std::result::Result<Arc<Previous>, String> {
+        previous: &mut Option<Arc<Previous>>,
+    ) -> std::result::Result<(), String> {
         let (key, apex) = parse_zone_name(&zone.name).map_err(|e| e.to_string())?;
         let mut prepared = self
             .signing
@@ -464,7 +493,6 @@ impl Publisher {
             .map_err(|e| e.to_string())?;
         let now = self.node.clock.now();
         let window = refresh_window(&zone.policy);
-        prepared.config.previous = previous.clone();
         // The version served now, for the journal: the change from it is
         // what an IXFR from its serial carries.
         let before = self
@@ -482,38 +510,125 @@ impl Publisher {
         let tsig = zone.publishing.tsig_key.clone();
         let signing = self.signing.clone();
         let (config, apex2) = (prepared.clone(), apex.clone());
-        let (stats, signed, zone_signed) = tokio::task::spawn_blocking(move || {
-            let (stats, signed, changes) = signing
-                .sign_source_blocking(&config, &text, &mut |source| {
-                    serial::next_serial(policy, source, last, now).map_err(|e| e.to_string())
-                })
-                .map_err(|e| format!("{source}: {e}"))?;
+        let old = previous.take();
+        let (back, made) = tokio::task::spawn_blocking(move || {
+            let mut next_serial =
+                |source| serial::next_serial(policy, source, last, now).map_err(|e| e.to_string());
+            let made = match (change, old) {
+                (Some(change), Some(mut last_version)) => {
+                    match signing.patch_source_blocking(
+                        &config,
+                        &mut last_version,
+                        &change,
+                        &mut next_serial,
+                    ) {
+                        Ok(Some((stats, undo, changes))) => {
+                            Made::patched(stats, last_version, undo, changes)
+                        }
+                        Ok(None) => Made::whole(
+                            &signing,
+                            config,
+                            &text,
+                            Some(last_version),
+                            &mut next_serial,
+                        ),
+                        Err(e) => Err((Back::Kept(Some(last_version)), e.to_string())),
+                    }
+                }
+                (_, old) => Made::whole(&signing, config, &text, old, &mut next_serial),
+            };
+            let (stats, signed, back, changes) = match made {
+                Ok(m) => m,
+                Err((back, e)) => return (back, Err(format!("{source}: {e}"))),
+            };
             let clock = signing.clock();
             let signed_at = clock.instant();
             // A version made whole is read back whole before it is served;
             // one made from the last has only its changes read (in the
             // journal) and its SOA.
             let chunks = signed.chunks.clone();
-            let mut parsed = match (&changes, &before) {
+            let parsed = match (&changes, &before) {
                 (Some(_), Some(_)) => {
                     let count = stats.records_out as usize;
-                    SignedZone::parse_head(&apex2, chunks, count, ips, tsig)?
+                    SignedZone::parse_head(&apex2, chunks, count, ips, tsig)
                 }
-                _ => SignedZone::parse(&apex2, chunks, ips, tsig)?,
+                _ => SignedZone::parse(&apex2, chunks, ips, tsig),
             };
             let checked_at = clock.instant();
-            if let (Some(before), Some(changes)) = (before, changes) {
-                parsed.follow(&apex2, &before, &changes.gone, &changes.came)?;
-            }
+            let parsed = parsed.and_then(|mut parsed| {
+                if let (Some(before), Some(changes)) = (before, changes) {
+                    parsed.follow(&apex2, &before, &changes.gone, &changes.came)?;
+                }
+                Ok(parsed)
+            });
             tracing::debug!(
                 read_back_s = checked_at.duration_since(signed_at).as_secs_f64(),
                 journal_s = clock.instant().duration_since(checked_at).as_secs_f64(),
                 "zone signer: publication phases"
             );
-            Ok::<_, String>((stats, signed, parsed))
+            match parsed {
+                Ok(parsed) => (back, Ok((stats, signed, parsed))),
+                Err(e) => (back, Err(e)),
+            }
         })
         .await
-        .map_err(|e| format!("the signing task failed: {e}"))??;
+        .map_err(|e| format!("the signing task failed: {e}"))?;
+        let (stats, signed, zone_signed) = match made {
+            Ok(m) => m,
+            Err(e) => {
+                *previous = back.restore(None);
+                return Err(e);
+            }
+        };
+        let result = self
+            .record_and_serve(
+                zone,
+                reason,
+                &prepared,
+                &stats,
+                &signed,
+                zone_signed,
+                window,
+            )
+            .await;
+        *previous = match result {
+            Ok(()) => Some(signed),
+            Err(_) => back.restore(Some(signed)),
+        };
+        let signed = previous.clone().ok_or("the signed version is gone")?;
+        result?;
+        if let Some(out) = &zone.publishing.out_file {
+            write_atomically(out, signed.chunks.clone()).await?;
+        }
+        let serial = stats.serial_out;
+        for secondary in secondaries {
+            let apex = apex.clone();
+            let zone = key.clone();
+            tokio::spawn(async move {
+                if let Err(e) = notify::notify(secondary, &apex).await {
+                    tracing::warn!(%zone, %secondary, serial, error = %e, "NOTIFY not answered");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Records the new version's serial in the store (fenced on the epoch,
+    /// with its audit entry), then serves it.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_and_serve(
+        &self,
+        zone: &ZoneRecord,
+        reason: &str,
+        prepared: &crate::signing::zone::ZoneSigning,
+        stats: &ZoneStats,
+        signed: &Previous,
+        zone_signed: SignedZone,
+        window: (u64, u64),
+    ) -> std::result::Result<(), String> {
+        let key = &prepared.zone;
+        let now = self.node.clock.now();
+        let last = zone.publishing.serial;
         let expires = u64::from(signed.earliest_expiration().unwrap_or(0));
         // An unsigned version (`zone unsign`) has nothing to refresh.
         let refresh_at = match expires {
@@ -522,7 +637,7 @@ impl Publisher {
         };
         // Durable before anyone sees it: the serial never goes backwards,
         // and a node that lost the role writes nothing and serves nothing.
-        let m = self.gate.managed(&key).await.map_err(|e| e.to_string())?;
+        let m = self.gate.managed(key).await.map_err(|e| e.to_string())?;
         if m.zone.epoch != zone.epoch || m.zone.publishing.serial != last {
             return Err("the zone changed hands while it was signed; signing again".into());
         }
@@ -537,16 +652,17 @@ impl Publisher {
         p.error = None;
         let audit = self.node.draft(
             WHO,
-            &key,
+            key,
             "sign-zone",
             format!(
                 "published serial {} (source serial {}): {reason}; {} records, {} RRSIGs of \
-                 which {} made now; {}",
+                 which {} made now; {}; {}",
                 stats.serial_out,
                 stats.serial_in,
                 stats.records_out,
                 stats.rrsigs,
                 stats.rrsigs_made,
+                made_how(stats),
                 prepared.ksk_use
             ),
         );
@@ -558,7 +674,7 @@ impl Publisher {
         {
             Ok(()) => {}
             Err(e @ StoreError::Fenced { .. }) => {
-                self.served.remove(&key);
+                self.served.remove(key);
                 return Err(format!("{e}; stops serving the zone"));
             }
             Err(e) => return Err(e.to_string()),
@@ -566,7 +682,7 @@ impl Publisher {
         drop(m);
         let serial = stats.serial_out;
         let journal_records = zone_signed.last_change_records().unwrap_or(0);
-        self.served.put(&key, Arc::new(zone_signed));
+        self.served.put(key, Arc::new(zone_signed));
         tracing::info!(
             zone = %key,
             serial,
@@ -575,22 +691,10 @@ impl Publisher {
             rrsigs_made = stats.rrsigs_made,
             rrsigs_kept = stats.rrsigs - stats.rrsigs_made,
             journal_records,
+            how = %made_how(stats),
             "zone published"
         );
-        let signed = Arc::new(signed);
-        if let Some(out) = &zone.publishing.out_file {
-            write_atomically(out, signed.chunks.clone()).await?;
-        }
-        for secondary in secondaries {
-            let apex = apex.clone();
-            let zone = key.clone();
-            tokio::spawn(async move {
-                if let Err(e) = notify::notify(secondary, &apex).await {
-                    tracing::warn!(%zone, %secondary, serial, error = %e, "NOTIFY not answered");
-                }
-            });
-        }
-        Ok(signed)
+        Ok(())
     }
 
     /// Sets where a zone comes from and where it goes (a management call,
@@ -744,6 +848,72 @@ impl Publisher {
             publishing: r.zone.publishing.clone(),
             secondaries,
         })
+    }
+}
+
+/// A version made, with what gives the last one back if it is not
+/// published, and its changes from the last.
+type MadeVersion = (ZoneStats, Arc<Previous>, Back, Option<Changes>);
+
+/// How to have the last version back when a new one is not published.
+enum Back {
+    /// It was left as it was (the new one was made whole).
+    Kept(Option<Arc<Previous>>),
+    /// It was patched into the new one.
+    Undo(Undo),
+}
+
+impl Back {
+    /// The last version, from the new one `made` if it was patched.
+    fn restore(self, made: Option<Arc<Previous>>) -> Option<Arc<Previous>> {
+        match (self, made) {
+            (Back::Kept(old), _) => old,
+            (Back::Undo(undo), Some(mut made)) => {
+                Arc::make_mut(&mut made).undo(undo);
+                Some(made)
+            }
+            // Patched, and lost on the way: the next version is made whole.
+            (Back::Undo(_), None) => None,
+        }
+    }
+}
+
+struct Made;
+
+impl Made {
+    fn patched(
+        stats: ZoneStats,
+        version: Arc<Previous>,
+        undo: Undo,
+        changes: Changes,
+    ) -> std::result::Result<MadeVersion, (Back, String)> {
+        Ok((stats, version, Back::Undo(undo), Some(changes)))
+    }
+
+    /// The source signed whole, keeping what it can of `old`.
+    fn whole(
+        signing: &Signing,
+        mut config: crate::signing::zone::ZoneSigning,
+        text: &[u8],
+        old: Option<Arc<Previous>>,
+        serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
+    ) -> std::result::Result<MadeVersion, (Back, String)> {
+        config.config.previous = old.clone();
+        match signing.sign_source_blocking(&config, text, serial) {
+            Ok((stats, signed, changes)) => Ok((stats, Arc::new(signed), Back::Kept(old), changes)),
+            Err(e) => Err((Back::Kept(old), e.to_string())),
+        }
+    }
+}
+
+/// How a version was made, for its audit entry and log line.
+fn made_how(stats: &ZoneStats) -> String {
+    match stats.patched {
+        true => format!(
+            "patched by the source's change: {} of {} chunks made again",
+            stats.chunks_made, stats.chunks
+        ),
+        false => format!("made whole ({} chunks)", stats.chunks),
     }
 }
 

@@ -17,6 +17,7 @@ use domain::rdata::ZoneRecordData;
 use domain::tsig::Key;
 
 use crate::lifecycle::probe::soa_serial;
+use crate::signing::zone::SourceChange;
 use crate::store::schema::Publishing;
 
 /// How long a transfer from a primary may take, all messages together.
@@ -32,13 +33,17 @@ pub enum Source {
 /// A source's text, and for a primary the SOA REFRESH to look again
 /// after, the serial of the version, and how it came (AXFR or IXFR).
 /// The text is shared: the zone signer signs it and, from a primary,
-/// keeps it to apply the next IXFR to.
+/// keeps it to apply the next IXFR to. Made by an IXFR, also the change
+/// from the version it was applied to (that version's serial, and what
+/// was deleted and added in all), from which the signer patches the last
+/// signed version rather than sign the whole.
 #[derive(Debug, Clone)]
 pub struct Fetched {
     pub text: Arc<Vec<u8>>,
     pub refresh: Option<u32>,
     pub serial: Option<u32>,
     pub how: &'static str,
+    pub change: Option<(u32, SourceChange)>,
 }
 
 impl Source {
@@ -85,6 +90,7 @@ impl Source {
                     refresh: None,
                     serial: None,
                     how: "file",
+                    change: None,
                 })
                 .map_err(|e| format!("source file {path}: {e}")),
             Source::Primary(addr) => {
@@ -171,6 +177,7 @@ async fn from_primary(
         refresh: Some(refresh),
         serial: Some(serial),
         how: "AXFR",
+        change: None,
     })
 }
 
@@ -186,6 +193,7 @@ fn apply_ixfr(last: &Fetched, rs: Vec<Rr>) -> Result<Fetched, String> {
         refresh: Some(refresh),
         serial: Some(serial),
         how: "IXFR",
+        change: None,
     };
     if rs.len() == 1 {
         return match Some(serial) == last.serial {
@@ -202,10 +210,9 @@ fn apply_ixfr(last: &Fetched, rs: Vec<Rr>) -> Result<Fetched, String> {
             ..unchanged()
         });
     }
-    let mut lines: Vec<(String, String)> = String::from_utf8_lossy(&last.text)
-        .lines()
-        .map(|l| (key_of(l), format!("{l}\n")))
-        .collect();
+    // The change in all: a record deleted by one difference and added
+    // again by a later one (or the other way round) is no change.
+    let mut net: std::collections::HashMap<String, i32> = Default::default();
     let mut deleting = None;
     for r in &rs[1..rs.len() - 1] {
         if soa_of(r).is_some() {
@@ -213,27 +220,81 @@ fn apply_ixfr(last: &Fetched, rs: Vec<Rr>) -> Result<Fetched, String> {
             // additions; each is itself removed or added.
             deleting = Some(deleting != Some(true));
         }
-        let line = line_of(r);
-        match deleting {
-            Some(true) => {
-                let key = key_of(&line);
-                let Some(i) = lines.iter().position(|(k, _)| *k == key) else {
-                    return Err(format!(
-                        "the IXFR deletes a record the last version does not have: {}",
-                        line.trim_end()
-                    ));
-                };
-                lines.swap_remove(i);
-            }
-            Some(false) => lines.push((key_of(&line), line)),
+        let step = match deleting {
+            Some(true) => -1,
+            Some(false) => 1,
             None => return Err("the IXFR answer is malformed".into()),
+        };
+        *net.entry(line_of(r)).or_default() += step;
+    }
+    let mut change = SourceChange::default();
+    for (line, n) in &net {
+        let side = match n.signum() {
+            -1 => &mut change.deleted,
+            1 => &mut change.added,
+            _ => continue,
+        };
+        for _ in 0..n.unsigned_abs() {
+            side.extend_from_slice(line.as_bytes());
         }
     }
-    let text: String = lines.into_iter().map(|(_, l)| l).collect();
+    let text = match remove_lines(&last.text, &change.deleted) {
+        Some(mut text) => {
+            text.extend_from_slice(&change.added);
+            text
+        }
+        None => apply_by_record(&last.text, &change)?,
+    };
     Ok(Fetched {
-        text: Arc::new(text.into_bytes()),
+        text: Arc::new(text),
+        change: last.serial.map(|from| (from, change)),
         ..unchanged()
     })
+}
+
+/// The text without the given lines (each taken once), in one pass; None
+/// if one of them is not there as it is written (then `apply_by_record`).
+fn remove_lines(text: &[u8], lines: &[u8]) -> Option<Vec<u8>> {
+    let mut wanted: std::collections::HashMap<&[u8], usize> = Default::default();
+    for l in lines.split_inclusive(|b| *b == b'\n') {
+        *wanted.entry(l).or_default() += 1;
+    }
+    let mut left = lines.split_inclusive(|b| *b == b'\n').count();
+    let mut out = Vec::with_capacity(text.len());
+    for l in text.split_inclusive(|b| *b == b'\n') {
+        match wanted.get_mut(l) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                left -= 1;
+            }
+            _ => out.extend_from_slice(l),
+        }
+    }
+    (left == 0).then_some(out)
+}
+
+/// The change applied record by record: a deletion matches a line of the
+/// same record whatever its TTL and the case of its owner.
+fn apply_by_record(text: &[u8], change: &SourceChange) -> Result<Vec<u8>, String> {
+    let mut lines: Vec<(String, String)> = String::from_utf8_lossy(text)
+        .lines()
+        .map(|l| (key_of(l), format!("{l}\n")))
+        .collect();
+    for line in String::from_utf8_lossy(&change.deleted).lines() {
+        let key = key_of(line);
+        let Some(i) = lines.iter().position(|(k, _)| *k == key) else {
+            return Err(format!(
+                "the IXFR deletes a record the last version does not have: {line}"
+            ));
+        };
+        lines.swap_remove(i);
+    }
+    let mut out: Vec<u8> = lines
+        .into_iter()
+        .flat_map(|(_, l)| l.into_bytes())
+        .collect();
+    out.extend_from_slice(&change.added);
+    Ok(out)
 }
 
 /// One transfer from a primary over TCP, AXFR or (from `ixfr_from`) IXFR:

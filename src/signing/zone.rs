@@ -2,14 +2,15 @@
 //! store, the master file read and planned by the DNSSEC code, and the
 //! batches signed on the token's pool and emitted in order.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use domain::base::iana::Rtype;
 
 use super::validity::{dnskey_validity_within, validity_for, SigKind};
 use super::{Cancel, KeyWorker, Signing};
-use crate::dnssec::reuse::{Chunk, Previous};
+use crate::dnssec::patch;
+use crate::dnssec::reuse::{Chunk, GroupKey, Previous, Undo};
 use crate::dnssec::zone::{
     self as zonesign, ChildDs, Rendered, ZoneError, ZonePlan, ZoneSignConfig, ZoneStats,
 };
@@ -23,6 +24,16 @@ use crate::store::schema::ZoneRecord;
 pub struct Changes {
     pub gone: Vec<u8>,
     pub came: Vec<u8>,
+}
+
+/// A known change of a zone's source (what an IXFR from the primary
+/// brought): the records deleted and added, as master-file text with
+/// absolute names; the new apex SOA among the added, the old among the
+/// deleted.
+#[derive(Debug, Default, Clone)]
+pub struct SourceChange {
+    pub deleted: Vec<u8>,
+    pub added: Vec<u8>,
 }
 
 /// A prepared whole-zone signing.
@@ -235,6 +246,8 @@ impl Signing {
             &mut |_, _| {},
         )?;
         let signed = Previous::new(chunks, groups);
+        stats.chunks = signed.chunks.len() as u64;
+        stats.chunks_made = stats.chunks;
         let changes = config.previous.as_ref().map(|p| {
             // RRsets that went: only looked for when some did.
             if matched < p.groups.len() {
@@ -249,6 +262,94 @@ impl Signing {
             "zone signer: signing phases"
         );
         Ok((stats, signed, changes))
+    }
+
+    /// Makes the next version of a zone from the last, `previous`, by a
+    /// known change of its source, signing only the chunks the change
+    /// touches (`dnssec::patch`); None when it cannot be patched (then the
+    /// source is signed whole). `previous` becomes the new version; what
+    /// is returned undoes that, should it not be published. Blocks the
+    /// calling thread.
+    pub fn patch_source_blocking(
+        &self,
+        zone: &ZoneSigning,
+        previous: &mut Arc<Previous>,
+        change: &SourceChange,
+        serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
+    ) -> Result<Option<(ZoneStats, Undo, Changes)>> {
+        let mut stats = ZoneStats::default();
+        let (apex, limit) = (&zone.config.apex, self.limits.max_zone_records);
+        let deleted = zonesign::read_zone(&change.deleted, apex, limit, &mut ZoneStats::default())?;
+        let added = zonesign::read_zone(&change.added, apex, limit, &mut stats)?;
+        let Ok(source) = zonesign::source_serial(&added, apex) else {
+            return Ok(None);
+        };
+        let mut config = zone.config.clone();
+        config.serial = Some(serial(source).map_err(ZoneError::Serial)?);
+        config.previous = Some(previous.clone());
+        let Some(runs) = patch::plan_patch(previous, &deleted, &added, &config, &mut stats)? else {
+            return Ok(None);
+        };
+        drop(config);
+        let first_id = previous.next_id();
+        let mut next_id = first_id;
+        let (mut gone, mut came) = (Vec::new(), Vec::new());
+        let (mut replaced, mut new_groups, mut old_keys) = (Vec::new(), Vec::new(), HashSet::new());
+        for run in runs {
+            let mut chunks = Vec::new();
+            self.sign_plan(
+                &zone.zone,
+                Arc::new(run.plan),
+                &mut stats,
+                &mut |mut rendered| {
+                    let id = next_id;
+                    next_id += 1;
+                    for (key, mut g) in rendered.groups.drain(..) {
+                        g.chunk = id;
+                        new_groups.push((key, g));
+                    }
+                    gone.extend_from_slice(&rendered.gone);
+                    came.extend_from_slice(&rendered.came);
+                    chunks.push(Arc::new(Chunk {
+                        id,
+                        text: rendered.text.into_bytes(),
+                        first: rendered.first,
+                        records: rendered.records,
+                        rrsigs: rendered.rrsigs,
+                    }));
+                    Ok(())
+                },
+                &mut |_, _| {},
+            )?;
+            old_keys.extend(run.old_keys);
+            replaced.push((run.from, run.to, chunks));
+        }
+        // RRsets the replaced chunks had and the new ones have not.
+        let new_keys: HashSet<GroupKey> = new_groups.iter().map(|(k, _)| *k).collect();
+        let vanished: Vec<GroupKey> = old_keys.difference(&new_keys).copied().collect();
+        for k in &vanished {
+            if let Some(g) = previous.get(*k) {
+                gone.extend_from_slice(previous.lines(g));
+            }
+        }
+        let mut chunks = Vec::with_capacity(previous.chunks.len());
+        let mut at = 0;
+        for (from, to, new) in replaced {
+            chunks.extend(previous.chunks[at..from].iter().cloned());
+            chunks.extend(new);
+            at = to;
+        }
+        chunks.extend(previous.chunks[at..].iter().cloned());
+        // The only holder now, unless someone kept the last version: then
+        // it is copied rather than changed under them.
+        let next = Arc::make_mut(previous);
+        let undo = next.apply(chunks, vanished, new_groups);
+        (stats.records_out, stats.rrsigs) = next.counts();
+        stats.rrsets = next.groups.len() as u64;
+        stats.chunks = next.chunks.len() as u64;
+        stats.patched = true;
+        stats.chunks_made = next.chunks.iter().filter(|c| c.id >= first_id).count() as u64;
+        Ok(Some((stats, undo, Changes { gone, came })))
     }
 
     /// Signs a planned zone on the pool, batch by batch, and emits the
