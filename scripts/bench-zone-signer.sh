@@ -2,11 +2,15 @@
 # The zone signer on a zone of N RRsets (../shared/bench/gen-zone.py, NSEC,
 # ECDSAP256SHA256, a fresh SoftHSM2 token): the first full signing (time,
 # RRSIGs/s, peak RSS of keymasterd), then one RRset changed in the source:
-# how long until the new serial is served, and how many RRSIGs were made
-# and records journalled for IXFR. Also the token's raw rate in the same
-# run (keymasterctl bench, direct PKCS#11). A benchmark, not a test; 127.0.0.1
-# only, everything stopped by PID at the end.
+# how long until the new serial is served, how many RRSIGs were made, and
+# what an IXFR from the last serial carries. Also the token's raw rate in
+# the same run (keymasterctl bench, direct PKCS#11). A benchmark, not a
+# test; 127.0.0.1 only, everything stopped by PID at the end.
 #   scripts/bench-zone-signer.sh [N]        (GEN=path/to/gen-zone.py)
+# SOURCE=file (the default): the source is a file, changed in place (it is
+# looked at every second). SOURCE=primary: Knot DNS serves the unsigned
+# zone as a hidden primary; the change is a knotc transaction, which Knot
+# journals and NOTIFYs, and keymaster takes by IXFR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
@@ -15,7 +19,12 @@ cargo build --release --quiet
 bin=target/release
 dir=$(mktemp -d /tmp/km-bench-signer.XXXXXX)
 pid=""
-cleanup() { [ -n "$pid" ] && { kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; rm -rf "$dir"; }
+knot=""
+source_kind=${SOURCE:-file}
+cleanup() {
+  for p in $pid $knot; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
@@ -29,11 +38,56 @@ pid=$!
 for _ in $(seq 100); do [ -s "$dir/addr" ] && break; sleep 0.1; done
 export KEYMASTER_SERVER="http://$(cat "$dir/addr")"
 ctl="$bin/keymasterctl"
-serial() { $ctl zone status example.test --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["Serial"] if s["Published"] else "")'; }
+# The serial keymaster serves, as a secondary asks for it.
+serial() { dig +short +norecurse -p "${dns##*:}" @127.0.0.1 example.test SOA 2>/dev/null | awk '{print $3}'; }
 $ctl zone add example.test --denial nsec >/dev/null
 raw=$($ctl bench example.test --rrsets 60000 --token-label bench --pin-file "$dir/token/pin" 2>&1 | grep -i direct | head -1 || true)
-t0=$(now)
-$ctl zone source example.test --file "$dir/zone" >/dev/null
+# dig asks for the IXFR below as a secondary (nothing answers its NOTIFY).
+secondary="127.0.0.1:$(free_port)"
+if [ "$source_kind" = primary ]; then
+  kport=$(free_port)
+  mkdir -p "$dir/knot/db"
+  cp "$dir/zone" "$dir/knot/example.test.zone"
+  cat > "$dir/knot/knot.conf" <<EOF
+server:
+    listen: 127.0.0.1@$kport
+    rundir: $dir/knot
+control:
+    listen: $dir/knot/knot.sock
+database:
+    storage: $dir/knot/db
+remote:
+  - id: signer
+    address: ${dns/:/@}
+acl:
+  - id: xfr
+    address: 127.0.0.0/8
+    action: transfer
+template:
+  - id: default
+    storage: $dir/knot
+    file: "%s.zone"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: changes
+    semantic-checks: off
+    notify: signer
+    acl: xfr
+zone:
+  - domain: example.test.
+EOF
+  knotd -c "$dir/knot/knot.conf" > "$dir/knotd.log" 2>&1 &
+  knot=$!
+  for _ in $(seq 600); do
+    [ -n "$(dig +short -p "$kport" @127.0.0.1 example.test SOA 2>/dev/null)" ] && break
+    sleep 0.5
+  done
+  t0=$(now)
+  $ctl zone source example.test --primary "127.0.0.1:$kport" --secondary "$secondary" >/dev/null
+else
+  t0=$(now)
+  $ctl zone source example.test --file "$dir/zone" --secondary "$secondary" >/dev/null
+fi
 until [ -n "$(serial)" ]; do sleep 0.2; done
 t1=$(now)
 first=$(grep -o 'rrsigs_made=[0-9]*' "$dir/keymasterd.log" | tail -1 | cut -d= -f2)
@@ -41,25 +95,40 @@ hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 s1=$(serial)
 # One RRset changed: the first A record of a host.
 line=$(grep -n -m1 -E '^h[0-9]+ .*A ' "$dir/zone" | cut -d: -f1)
-sed -i "${line}s/[0-9.]*\$/203.0.113.77/" "$dir/zone"
-t2=$(now)
-until [ "$(serial)" != "$s1" ]; do sleep 0.05; done
+if [ "$source_kind" = primary ]; then
+  # gen-zone.py writes "OWNER IN A ADDRESS" under $TTL 3600.
+  read -r owner old <<<"$(sed -n "${line}p" "$dir/zone" | awk '{print $1, $NF}')"
+  ttl=3600
+  kc() { knotc -c "$dir/knot/knot.conf" "$@" >/dev/null; }
+  kc zone-begin example.test
+  kc zone-unset example.test "$owner" A "$old"
+  kc zone-set example.test "$owner" "$ttl" A 203.0.113.77
+  t2=$(now)
+  kc zone-commit example.test
+else
+  sed -i "${line}s/[0-9.]*\$/203.0.113.77/" "$dir/zone"
+  t2=$(now)
+fi
+until [ "$(serial)" != "$s1" ]; do sleep 0.01; done
 t3=$(now)
+ixfr=$(dig +tcp +noall +answer -p "${dns##*:}" @127.0.0.1 example.test "IXFR=$s1" | grep -vc '^;' || true)
 sleep 0.5
 made=$(grep -o 'rrsigs_made=[0-9]*' "$dir/keymasterd.log" | tail -1 | cut -d= -f2)
 journal=$(grep -o 'journal_records=[0-9]*' "$dir/keymasterd.log" | tail -1 | cut -d= -f2)
 hwm2=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-python3 - "$t0" "$t1" "$t2" "$t3" "$first" "$made" "${journal:-?}" "$hwm" "$hwm2" "$n" "$raw" <<'PY'
+python3 - "$t0" "$t1" "$t2" "$t3" "$first" "$made" "${journal:-?}" "$hwm" "$hwm2" "$n" "$raw" "$source_kind" "$ixfr" <<'PY'
 import sys
 t0, t1, t2, t3 = map(float, sys.argv[1:5])
-first, made, journal, hwm, hwm2, n, raw = sys.argv[5:12]
+first, made, journal, hwm, hwm2, n, raw, kind, ixfr = sys.argv[5:14]
 print(f"zone: {n} RRsets (gen-zone.py), NSEC, ECDSAP256SHA256, SoftHSM2")
 print(f"token, direct PKCS#11 (keymasterctl bench): {raw.strip()}")
 print(f"first signing: {int(first)} RRSIGs in {t1 - t0:.2f} s = {int(first) / (t1 - t0):.0f}/s "
-      f"(source set to serial served, status polled every 0.2 s)")
+      f"(source set to serial served, its SOA asked every 0.2 s)")
 print(f"peak RSS keymasterd: {int(hwm) / 1024:.0f} MiB after the first signing, {int(hwm2) / 1024:.0f} MiB after the change")
-print(f"one RRset changed: new serial served {t3 - t2:.2f} s after the file was written "
-      f"(the file is looked at every 1 s); {made} RRSIGs made; {journal} records in the IXFR journal entry")
+how = ("after the file was written (it is looked at every 1 s)" if kind == "file"
+       else "after the primary's commit (NOTIFY, then IXFR from it)")
+print(f"one RRset changed ({kind}): new serial served {t3 - t2:.2f} s {how}; {made} RRSIGs made; "
+      f"{journal} records in the journal entry; IXFR from the last serial: {ixfr} records")
 PY
 # With LOG=info,keymaster=debug: where the time of each publication went.
 grep -h "phases" "$dir/keymasterd.log" | sed 's/^.*zone signer: //' || true

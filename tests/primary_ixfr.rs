@@ -195,6 +195,7 @@ fn a_change_by_ixfr_patches_only_its_chunks_and_the_zone_still_validates() {
         l[i] = "* TXT \"changed\"".into();
     });
     let second = published(11);
+    eprintln!("serial 11: {second}");
     let counts: Vec<u64> = second
         .split("patched by the source's change: ")
         .nth(1)

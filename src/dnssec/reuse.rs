@@ -280,6 +280,54 @@ pub fn jitter(owner: &[u8], rtype: Rtype, spread: u32) -> u32 {
 mod tests {
     use super::*;
 
+    fn group(chunk: u32, start: u32, len: u32) -> Group {
+        Group {
+            digest: u128::from(chunk) << 32 | u128::from(start),
+            keys: 1,
+            sigs: 1,
+            expiration: 100,
+            chunk,
+            start,
+            len,
+            sigs_at: 0,
+        }
+    }
+
+    fn chunk(id: u32, text: &str) -> Arc<Chunk> {
+        Arc::new(Chunk {
+            id,
+            text: text.as_bytes().to_vec(),
+            records: 1,
+            ..Chunk::default()
+        })
+    }
+
+    #[test]
+    fn a_patch_reads_the_new_chunks_and_its_undo_gives_the_last_version_back() {
+        let (a, b, c) = (1u128, 2u128, 3u128);
+        let mut groups = Groups::default();
+        groups.insert(a, group(0, 0, 4));
+        groups.insert(b, group(1, 0, 4));
+        let mut v = Previous::new(vec![chunk(0, "aaaa"), chunk(1, "bbbb")], groups);
+        assert_eq!(v.lines(&v.groups[&b]), b"bbbb");
+        assert_eq!(v.next_id(), 2);
+        // Chunk 1 replaced by chunk 2: b gone, c new, a as it was.
+        let undo = v.apply(
+            vec![v.chunks[0].clone(), chunk(2, "xxcccc")],
+            [b],
+            [(c, group(2, 2, 4))],
+        );
+        assert_eq!(v.lines(&v.groups[&c]), b"cccc");
+        assert_eq!(v.lines(&v.groups[&a]), b"aaaa");
+        assert!(v.get(b).is_none());
+        assert_eq!(v.counts(), (2, 0));
+        v.undo(undo);
+        assert_eq!(v.groups.len(), 2);
+        assert_eq!(v.lines(&v.groups[&b]), b"bbbb");
+        assert!(v.get(c).is_none());
+        assert_eq!(v.chunks.iter().map(|c| c.id).collect::<Vec<_>>(), [0, 1]);
+    }
+
     #[test]
     fn jitter_is_stable_per_rrset_and_within_the_spread() {
         let a = jitter(b"\x03www", Rtype::A, 3600);
