@@ -11,6 +11,9 @@
 # looked at every second). SOURCE=primary: Knot DNS serves the unsigned
 # zone as a hidden primary; the change is a knotc transaction, which Knot
 # journals and NOTIFYs, and keymaster takes by IXFR.
+# VALIDITY=300s (for example): signatures of that validity, and after the
+# change the first refresh round is waited for: how it was made, how long
+# it took, and the peak RSS after it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
@@ -40,7 +43,9 @@ export KEYMASTER_SERVER="http://$(cat "$dir/addr")"
 ctl="$bin/keymasterctl"
 # The serial keymaster serves, as a secondary asks for it.
 serial() { dig +short +norecurse -p "${dns##*:}" @127.0.0.1 example.test SOA 2>/dev/null | awk '{print $3}'; }
-$ctl zone add example.test --denial nsec >/dev/null
+validity=()
+[ -n "${VALIDITY:-}" ] && validity=(--signature-validity "$VALIDITY" --dnskey-signature-validity "$VALIDITY")
+$ctl zone add example.test --denial nsec "${validity[@]}" >/dev/null
 raw=$($ctl bench example.test --rrsets 60000 --token-label bench --pin-file "$dir/token/pin" 2>&1 | grep -i direct | head -1 || true)
 # dig asks for the IXFR below as a secondary (nothing answers its NOTIFY).
 secondary="127.0.0.1:$(free_port)"
@@ -116,6 +121,18 @@ sleep 0.5
 made=$(grep -o 'rrsigs_made=[0-9]*' "$dir/keymasterd.log" | tail -1 | cut -d= -f2)
 journal=$(grep -o 'journal_records=[0-9]*' "$dir/keymasterd.log" | tail -1 | cut -d= -f2)
 hwm2=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+refresh=""
+if [ -n "${VALIDITY:-}" ]; then
+  r0=$(now)
+  for _ in $(seq 1200); do
+    grep -q 'reason="signatures refreshed' "$dir/keymasterd.log" && break
+    sleep 0.5
+  done
+  r1=$(now)
+  line=$(grep -m1 'reason="signatures refreshed' "$dir/keymasterd.log" || true)
+  hwm3=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  refresh="first refresh round (published $(python3 -c "print(f'{$r1 - $r0:.0f}')") s after the change was served): $(grep -o 'rrsigs_made=[0-9]*' <<<"$line") $(grep -o 'how=.*chunks[^ ]*' <<<"$line" | cut -c1-80); peak RSS keymasterd after it: $((hwm3 / 1024)) MiB"
+fi
 python3 - "$t0" "$t1" "$t2" "$t3" "$first" "$made" "${journal:-?}" "$hwm" "$hwm2" "$n" "$raw" "$source_kind" "$ixfr" <<'PY'
 import sys
 t0, t1, t2, t3 = map(float, sys.argv[1:5])
@@ -130,5 +147,6 @@ how = ("after the file was written (it is looked at every 1 s)" if kind == "file
 print(f"one RRset changed ({kind}): new serial served {t3 - t2:.2f} s {how}; {made} RRSIGs made; "
       f"{journal} records in the journal entry; IXFR from the last serial: {ixfr} records")
 PY
+[ -n "$refresh" ] && echo "$refresh"
 # With LOG=info,keymaster=debug: where the time of each publication went.
 grep -h "phases" "$dir/keymasterd.log" | sed 's/^.*zone signer: //' || true

@@ -104,24 +104,58 @@ fn changes_at_the_primary_come_by_ixfr_and_are_published() {
     );
 }
 
-/// A zone of many chunks whose change comes by IXFR: the signer patches
-/// the chunks that hold the change, the chunk before each and the apex's,
-/// and shares the rest with the last version. What it serves must be the
-/// whole zone, correctly signed with a complete NSEC chain, as tools
-/// nobody here wrote judge it; and its IXFR carries only the change. A
-/// change that moves a zone cut is signed whole, and validates too.
-#[test]
-fn a_change_by_ixfr_patches_only_its_chunks_and_the_zone_still_validates() {
-    const BIG: &str = "patch.test.";
-    let token = TestToken::new("primary-patch");
-    let dns = format!("127.0.0.1:{}", free_port());
-    let d = Daemon::start(&token, "node-pt", &["--dns-listen", &dns]);
-    let primary = Knot::start_primary_ixfr(&[BIG], &dns);
-    let dir = TempDir::new("primary-patch-src");
-    let file = dir.path().join("unsigned");
-    let zone = |serial: u32, edit: &dyn Fn(&mut Vec<String>)| {
+/// A zone of 10,000 names served by a Knot primary with a journal, kept
+/// signed by keymaster with the signed file written: each version of the
+/// source is published at the primary and taken by NOTIFY and IXFR.
+struct PatchWorld {
+    zone: &'static str,
+    dns: String,
+    d: Daemon,
+    primary: Knot,
+    file: std::path::PathBuf,
+    out: std::path::PathBuf,
+    _dir: TempDir,
+    _token: TestToken,
+}
+
+impl PatchWorld {
+    fn start(zone: &'static str, denial: &str) -> PatchWorld {
+        let token = TestToken::new("primary-patch");
+        let dns = format!("127.0.0.1:{}", free_port());
+        let d = Daemon::start(&token, "node-pt", &["--dns-listen", &dns]);
+        let primary = Knot::start_primary_ixfr(&[zone], &dns);
+        let dir = TempDir::new("primary-patch-src");
+        let w = PatchWorld {
+            zone,
+            file: dir.path().join("unsigned"),
+            out: dir.path().join("signed"),
+            dns,
+            d,
+            primary,
+            _dir: dir,
+            _token: token,
+        };
+        w.source(10, &|_| {});
+        w.d.ctl_ok(&["zone", "add", zone, "--denial", denial]);
+        w.d.ctl_ok(&[
+            "zone",
+            "source",
+            zone,
+            "--primary",
+            &w.primary.addr(),
+            "--out",
+            w.out.to_str().unwrap(),
+            // dig asks as a secondary (nothing answers its NOTIFY).
+            "--secondary",
+            &format!("127.0.0.1:{}", free_port()),
+        ]);
+        w
+    }
+
+    /// Publishes the source at `serial`, changed by `edit`, at the primary.
+    fn source(&self, serial: u32, edit: &dyn Fn(&mut Vec<String>)) {
         let mut lines = vec![
-            format!("$ORIGIN {BIG}"),
+            format!("$ORIGIN {}", self.zone),
             "$TTL 60".to_string(),
             format!("@ SOA ns h {serial} 3600 600 86400 60"),
             "@ NS ns".to_string(),
@@ -134,29 +168,17 @@ fn a_change_by_ixfr_patches_only_its_chunks_and_the_zone_still_validates() {
             lines.push(format!("host{i} A 198.51.100.{}", i % 250));
         }
         edit(&mut lines);
-        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-        primary.publish(BIG, &file, serial);
-    };
-    zone(10, &|_| {});
-    d.ctl_ok(&["zone", "add", BIG, "--denial", "nsec"]);
-    let out = dir.path().join("signed");
-    d.ctl_ok(&[
-        "zone",
-        "source",
-        BIG,
-        "--primary",
-        &primary.addr(),
-        "--out",
-        out.to_str().unwrap(),
-        // dig below, as a secondary (nothing answers its NOTIFY).
-        "--secondary",
-        &format!("127.0.0.1:{}", free_port()),
-    ]);
-    let published = |serial: u32| -> String {
+        std::fs::write(&self.file, lines.join("\n") + "\n").unwrap();
+        self.primary.publish(self.zone, &self.file, serial);
+    }
+
+    /// Waits for `serial` in the store and the signed file; its audit
+    /// entry's detail.
+    fn published(&self, serial: u32) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let details = d.audit_details(BIG, "sign-zone");
-            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            let details = self.d.audit_details(self.zone, "sign-zone");
+            let text = std::fs::read_to_string(&self.out).unwrap_or_default();
             let in_file = text.lines().any(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
                 f.get(3) == Some(&"SOA") && f.get(6) == Some(&serial.to_string().as_str())
@@ -169,19 +191,79 @@ fn a_change_by_ixfr_patches_only_its_chunks_and_the_zone_still_validates() {
             assert!(
                 Instant::now() < deadline,
                 "serial {serial} not published: {details:?}\n{}",
-                d.log_text()
+                self.d.log_text()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-    };
-    let first = published(10);
+    }
+
+    /// The chunks made again and in all, from an audit detail of a patch.
+    fn patched(detail: &str) -> (u64, u64) {
+        let counts: Vec<u64> = detail
+            .split("patched from the last version: ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("not patched: {detail}"))
+            .split(' ')
+            .filter_map(|w| w.parse().ok())
+            .take(2)
+            .collect();
+        match counts[..] {
+            [made, all] => (made, all),
+            _ => panic!("{detail}"),
+        }
+    }
+
+    /// The owners of the records of this type and data in the signed file.
+    fn owners_of(&self, rtype: &str, rdata: &str) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.get(3) == Some(&rtype) && f[4..].join(" ") == rdata
+            })
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect()
+    }
+
+    /// The records an IXFR from `serial` carries.
+    fn ixfr_from(&self, serial: u32) -> Vec<String> {
+        let out = Command::new("dig")
+            .args(["-p", self.dns.rsplit(':').next().unwrap(), "@127.0.0.1"])
+            .args([
+                self.zone,
+                &format!("IXFR={serial}"),
+                "+noall",
+                "+answer",
+                "+tcp",
+            ])
+            .output()
+            .expect("dig");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with(';'))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// A zone of many chunks whose change comes by IXFR: the signer patches
+/// the chunks that hold the change, the chunk before each and the apex's,
+/// and shares the rest with the last version. What it serves must be the
+/// whole zone, correctly signed with a complete NSEC chain, as tools
+/// nobody here wrote judge it; and its IXFR carries only the change. A
+/// change that moves a zone cut is signed whole, and validates too.
+#[test]
+fn a_change_by_ixfr_patches_only_its_chunks_and_the_zone_still_validates() {
+    let w = PatchWorld::start("patch.test.", "nsec");
+    let first = w.published(10);
     assert!(first.contains("made whole"), "{first}");
-    assert_validates(&out, BIG);
+    assert_validates(&w.out, w.zone);
 
     // Serial 11: a changed address, a new name in the middle, the last
     // name gone, a name after every other (its NSEC names the apex), a
     // changed glue address and the wildcard's text.
-    zone(11, &|l| {
+    w.source(11, &|l| {
         let at = |l: &Vec<String>, s: &str| l.iter().position(|x| x == s).unwrap();
         let i = at(l, "host1500 A 198.51.100.0");
         l[i] = "host1500 A 203.0.113.15".into();
@@ -194,73 +276,71 @@ fn a_change_by_ixfr_patches_only_its_chunks_and_the_zone_still_validates() {
         let i = at(l, "* TXT \"wildcard\"");
         l[i] = "* TXT \"changed\"".into();
     });
-    let second = published(11);
+    let second = w.published(11);
     eprintln!("serial 11: {second}");
-    let counts: Vec<u64> = second
-        .split("patched by the source's change: ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("not patched: {second}"))
-        .split(' ')
-        .filter_map(|w| w.parse().ok())
-        .take(2)
-        .collect();
-    let [made, chunks] = counts[..] else {
-        panic!("{second}")
-    };
+    let (made, chunks) = PatchWorld::patched(&second);
     // Five places changed: each is in one chunk, and the chunk before it
     // may hold the NSEC that names it; and the apex's chunk.
     assert!(chunks >= 30, "a zone of {chunks} chunks only: {second}");
     assert!(made <= 11, "{second}");
-    assert_validates(&out, BIG);
-    assert_keeps_every_record(&file, &out, BIG);
-    let text = std::fs::read_to_string(&out).unwrap();
-    let owners_of = |rtype: &str, rdata: &str| -> Vec<String> {
-        text.lines()
-            .filter(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.get(3) == Some(&rtype) && f[4..].join(" ") == rdata
-            })
-            .map(|l| l.split_whitespace().next().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(owners_of("A", "203.0.113.15"), ["host1500.patch.test."]);
-    assert!(owners_of("A", "198.51.100.249")
-        .iter()
-        .all(|o| o != "host999.patch.test."));
+    assert_validates(&w.out, w.zone);
+    assert_keeps_every_record(&w.file, &w.out, w.zone);
+    assert_eq!(w.owners_of("A", "203.0.113.15"), ["host1500.patch.test."]);
     assert!(
-        !owners_of("A", "198.51.100.0").contains(&"host1500.patch.test.".to_string()),
+        !w.owners_of("A", "198.51.100.0")
+            .contains(&"host1500.patch.test.".to_string()),
         "the old address is still there"
     );
-    assert_eq!(owners_of("A", "203.0.113.16"), ["host1500x.patch.test."]);
-    assert_eq!(owners_of("TXT", "\"changed\""), ["*.patch.test."]);
+    assert!(!w
+        .owners_of("A", "198.51.100.249")
+        .contains(&"host999.patch.test.".to_string()));
+    assert_eq!(w.owners_of("A", "203.0.113.16"), ["host1500x.patch.test."]);
+    assert_eq!(w.owners_of("TXT", "\"changed\""), ["*.patch.test."]);
 
     // What a secondary at serial 10 is sent: the change alone.
-    let ixfr = Command::new("dig")
-        .args([
-            "-p",
-            dns.rsplit(':').next().unwrap(),
-            "@127.0.0.1",
-            BIG,
-            "IXFR=10",
-        ])
-        .args(["+noall", "+answer", "+tcp"])
-        .output()
-        .expect("dig");
-    let ixfr = String::from_utf8_lossy(&ixfr.stdout).to_string();
-    let records: Vec<&str> = ixfr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let ixfr = w.ixfr_from(10);
     assert!(
-        records.iter().any(|l| l.contains("203.0.113.16")) && records.len() < 60,
-        "{} records: {ixfr}",
-        records.len()
+        ixfr.iter().any(|l| l.contains("203.0.113.16")) && ixfr.len() < 60,
+        "{} records: {ixfr:#?}",
+        ixfr.len()
     );
 
     // Serial 12: a new delegation turns names into glue: signed whole.
-    zone(12, &|l| {
+    w.source(12, &|l| {
         l.push("host7 NS ns.host7".into());
         l.push("ns.host7 A 192.0.2.77".into());
     });
-    let third = published(12);
+    let third = w.published(12);
     assert!(third.contains("made whole"), "{third}");
-    assert_validates(&out, BIG);
-    assert_keeps_every_record(&file, &out, BIG);
+    assert_validates(&w.out, w.zone);
+    assert_keeps_every_record(&w.file, &w.out, w.zone);
+}
+
+/// In an NSEC3 zone a change that leaves every name's types as they were
+/// (an address, a text) keeps the chain: it is patched, and the zone
+/// validates. A new name changes the chain: signed whole.
+#[test]
+fn an_nsec3_zone_is_patched_while_its_chain_stays() {
+    let w = PatchWorld::start("patch3.test.", "nsec3");
+    let first = w.published(10);
+    assert!(first.contains("made whole"), "{first}");
+    w.source(11, &|l| {
+        let at = |l: &Vec<String>, s: &str| l.iter().position(|x| x == s).unwrap();
+        let i = at(l, "host1500 A 198.51.100.0");
+        l[i] = "host1500 A 203.0.113.15".into();
+        let i = at(l, "* TXT \"wildcard\"");
+        l[i] = "* TXT \"changed\"".into();
+    });
+    let second = w.published(11);
+    eprintln!("serial 11: {second}");
+    let (made, chunks) = PatchWorld::patched(&second);
+    assert!(chunks >= 30 && made <= 3, "{second}");
+    assert_validates(&w.out, w.zone);
+    assert_keeps_every_record(&w.file, &w.out, w.zone);
+    assert_eq!(w.owners_of("A", "203.0.113.15"), ["host1500.patch3.test."]);
+    w.source(12, &|l| l.push("host1500x A 203.0.113.16".into()));
+    let third = w.published(12);
+    assert!(third.contains("made whole"), "{third}");
+    assert_validates(&w.out, w.zone);
+    assert_keeps_every_record(&w.file, &w.out, w.zone);
 }

@@ -115,6 +115,11 @@ pub struct Chunk {
     /// Records in it, RRSIGs included, and of them RRSIGs.
     pub records: u64,
     pub rrsigs: u64,
+    /// The earliest expiration of its signatures (`u32::MAX`: none).
+    pub expires: u32,
+    /// Of an NSEC3 chain's records (which follow the owners', in hash
+    /// order).
+    pub chain: bool,
 }
 
 /// One signed version: its text in chunks, in zone order, and its RRsets,
@@ -261,9 +266,11 @@ pub fn digest(rrset: &[Rec]) -> u128 {
     })
 }
 
-/// How much earlier than the zone's expiration an RRset's signatures
-/// expire: up to `spread` seconds, the same for an RRset in every version
-/// (FNV-1a of its owner and type), so that their refreshes stay spread.
+/// How much earlier than the zone's expiration signatures expire: up to
+/// `spread` seconds, the same for an owner and type in every version
+/// (FNV-1a of them), so that their refreshes stay spread. The zone signer
+/// gives each chunk one offset (of its first owner), so that a refresh
+/// round is due in some chunks only.
 pub fn jitter(owner: &[u8], rtype: Rtype, spread: u32) -> u32 {
     if spread == 0 {
         return 0;
@@ -298,6 +305,7 @@ mod tests {
             id,
             text: text.as_bytes().to_vec(),
             records: 1,
+            expires: u32::MAX,
             ..Chunk::default()
         })
     }

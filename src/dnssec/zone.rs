@@ -212,6 +212,36 @@ pub fn read_zone(
     Ok(recs)
 }
 
+/// The NSEC3 records of signed text (the chain's chunks, read back to be
+/// signed again: `patch`).
+pub fn read_nsec3(text: &[u8], apex: &Name<Vec<u8>>) -> Result<Vec<Rec>, ZoneError> {
+    let mut zonefile = Zonefile::with_capacity(text.len());
+    zonefile.extend_from_slice(text);
+    let origin = Name::from_octets(bytes::Bytes::copy_from_slice(apex.as_slice()))
+        .expect("apex is a valid name");
+    zonefile.set_origin(origin);
+    zonefile.set_default_class(Class::IN);
+    let reader = Reader {
+        text,
+        apex,
+        apex_key: record::name_key(apex),
+    };
+    let (mut recs, mut rdata) = (Vec::new(), Vec::new());
+    loop {
+        let entry_start = zonefile.current_offset();
+        let Some(r) = reader.next_record(&mut zonefile, entry_start)? else {
+            break;
+        };
+        if r.rtype() == Rtype::NSEC3 {
+            rdata.clear();
+            let _ = r.data().compose_canonical_rdata(&mut rdata);
+            let key = record::name_key(r.owner());
+            recs.push(Rec::new(&key, Rtype::NSEC3, r.ttl().as_secs(), &rdata));
+        }
+    }
+    Ok(recs)
+}
+
 /// The serial of the apex SOA among records `read_zone` read.
 pub fn source_serial(recs: &[Rec], apex: &Name<Vec<u8>>) -> Result<u32, ZoneError> {
     let apex_key = record::name_key(apex);
@@ -504,7 +534,14 @@ fn plan_records(
     recs.dedup_by(|a, b| a.same_rrset(b) && a.rdata() == b.rdata());
     check_rrsets(&recs)?;
     let last_next = part.map_or(apex_key.as_slice(), |p| p.next.as_slice());
-    let plan = make_plan(&recs, &apex_key, config, denial_ttl, last_next);
+    let plan = make_plan(
+        &recs,
+        &apex_key,
+        config,
+        denial_ttl,
+        last_next,
+        part.is_none(),
+    );
     stats.rrsets = plan.items.len() as u64;
     stats.max_ttl = recs.iter().map(|r| r.ttl).max().unwrap_or(0);
     Ok(ZonePlan {
@@ -687,13 +724,15 @@ fn types_of(recs: &[Rec]) -> Vec<Rtype> {
 }
 
 /// The plan of sorted records; the NSEC of the last owner names
-/// `last_next` (the apex for a whole zone, the next owner for a part).
+/// `last_next` (the apex for a whole zone, the next owner for a part). The
+/// NSEC3 chain is made for a whole zone only (a part's is kept as it was).
 fn make_plan(
     recs: &[Rec],
     apex_key: &[u8],
     config: &ZoneSignConfig,
     denial_ttl: u32,
     last_next: &[u8],
+    whole: bool,
 ) -> Plan {
     let owners = owners(recs, apex_key);
     let mut plan = Plan {
@@ -749,10 +788,29 @@ fn make_plan(
             }
         }
     }
-    if let (Denial::Nsec3(p), false) = (&config.denial, config.unsigned) {
+    if let (Denial::Nsec3(p), false, true) = (&config.denial, config.unsigned, whole) {
         add_nsec3_chain(&mut plan, nsec3_names, apex_key, config, p, denial_ttl);
     }
     plan
+}
+
+/// Plans the signing of chain records as they are (an NSEC3 chain's
+/// chunks whose signatures are due: `patch`).
+pub fn plan_chain_part(denial: Vec<Rec>, config: &ZoneSignConfig) -> ZonePlan {
+    let mut plan = Plan {
+        items: Vec::with_capacity(denial.len()),
+        denial: Vec::with_capacity(denial.len()),
+        cuts: Vec::new(),
+    };
+    for r in denial {
+        plan.cut_if_full();
+        plan.push_denial(r);
+    }
+    ZonePlan {
+        recs: Vec::new(),
+        plan,
+        config: config.clone(),
+    }
 }
 
 impl Plan {
@@ -821,6 +879,10 @@ fn add_nsec3_chain(
         .collect();
     hashed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     hashed.dedup_by(|a, b| a.0 == b.0);
+    // The chain in chunks of its own.
+    if plan.cuts.last() != Some(&plan.items.len()) {
+        plan.cuts.push(plan.items.len());
+    }
     for i in 0..hashed.len() {
         let (hash, types) = &hashed[i];
         let next = &hashed[(i + 1) % hashed.len()].0;
@@ -908,6 +970,10 @@ pub struct Rendered {
     pub groups: Vec<(GroupKey, Group)>,
     /// The sort key of the batch's first owner.
     pub first: Vec<u8>,
+    /// The earliest expiration of its signatures (`u32::MAX`: none).
+    pub expires: u32,
+    /// Of an NSEC3 chain's records.
+    pub chain: bool,
     /// With a last version: the lines of its RRsets that changed, as they
     /// were and as they are now; and how many RRsets it had of this batch.
     pub gone: Vec<u8>,
@@ -930,6 +996,8 @@ fn render_batch(
         made: 0,
         groups: Vec::new(),
         first: Vec::new(),
+        expires: u32::MAX,
+        chain: false,
         gone: Vec::new(),
         came: Vec::new(),
         matched: 0,
@@ -937,6 +1005,7 @@ fn render_batch(
     if let Some(item) = items.first() {
         let source = if item.denial { denial_recs } else { recs };
         out.first = source[item.start as usize].key().to_vec();
+        out.chain = item.denial;
     }
     let previous = config.previous.as_deref();
     // The owner's presentation and wire forms are made only when a record
@@ -1003,7 +1072,10 @@ fn render_batch(
                     // inception lies an offset (an hour) in the past, and
                     // a tenth of that window can exceed a short validity.
                     let spread = validity.expiration.saturating_sub(config.signed_at) / 10;
-                    validity.expiration -= reuse::jitter(owner_key, rtype, spread);
+                    // One offset for the whole batch (its chunk), so that a
+                    // refresh round is due in some chunks and not in others
+                    // (and patches those alone).
+                    validity.expiration -= reuse::jitter(&out.first, Rtype::NSEC, spread);
                     for key in &signers {
                         write_rrsig(&mut out, rrset, owner, key, validity, config, worker)?;
                         out.made += 1;
@@ -1020,6 +1092,9 @@ fn render_batch(
                 (expiration, sigs_at)
             }
         };
+        if keys != 0 {
+            out.expires = out.expires.min(expiration);
+        }
         out.groups.push((
             group,
             Group {

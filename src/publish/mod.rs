@@ -39,6 +39,9 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How soon a primary is asked again after a failure, and at the least.
 const PRIMARY_RETRY: u64 = 5;
 
+/// Why a version is signed when only its signatures came due.
+const REFRESHED: &str = "signatures refreshed before they expire";
+
 /// Who the zone signer's audit entries name.
 const WHO: &str = "zone-signer";
 
@@ -328,7 +331,7 @@ impl Publisher {
         } else if local.signed_with != signed_with {
             Some("the key set, the policy or the outputs changed".to_string())
         } else if zone.publishing.refresh_at != 0 && now >= zone.publishing.refresh_at {
-            Some("signatures refreshed before they expire".to_string())
+            Some(REFRESHED.to_string())
         } else if reload || stamp != local.stamp {
             None // read the source; signed if its text changed
         } else {
@@ -386,6 +389,15 @@ impl Publisher {
                 local.stamp = stamp;
                 return;
             }
+        };
+        // A refresh round with the source as it was signed: the chunks
+        // with signatures due are signed again, the rest shared.
+        let change = match change {
+            Some(c) => Some(c),
+            None if reason == REFRESHED && digest == local.digest && local.failure.is_none() => {
+                Some(SourceChange::default())
+            }
+            None => None,
         };
         // Signatures are kept from the last version this node published at
         // this epoch under the same policy; otherwise the zone is signed whole.
@@ -502,6 +514,7 @@ impl Publisher {
         prepared.config.reuse_until = (now + window.0 + window.1) as u32;
         prepared.config.stagger = true;
         let (policy, last) = (zone.publishing.serial_policy, zone.publishing.serial);
+        let source_serial = zone.publishing.source_serial;
         let secondaries = secondary_addresses(&zone.publishing.secondaries)?;
         let ips: Vec<IpAddr> = secondaries.iter().map(SocketAddr::ip).collect();
         let source = Source::of(&zone.publishing)
@@ -520,6 +533,7 @@ impl Publisher {
                         &config,
                         &mut last_version,
                         &change,
+                        source_serial,
                         &mut next_serial,
                     ) {
                         Ok(Some((stats, undo, changes))) => {
@@ -910,7 +924,7 @@ impl Made {
 fn made_how(stats: &ZoneStats) -> String {
     match stats.patched {
         true => format!(
-            "patched by the source's change: {} of {} chunks made again",
+            "patched from the last version: {} of {} chunks made again",
             stats.chunks_made, stats.chunks
         ),
         false => format!("made whole ({} chunks)", stats.chunks),
@@ -1004,6 +1018,8 @@ mod tests {
             signature_validity: 40 * H as u32,
             dnskey_signature_validity: 20 * H as u32,
             signature_inception_offset: 0,
+            // A refresh round patches an NSEC zone's last version.
+            denial: crate::policy::DenialPolicy::Nsec,
             ..Policy::default()
         };
         services.zones.add_zone("test", ZONE, policy).await.unwrap();
@@ -1093,7 +1109,10 @@ mod tests {
             .unwrap();
         let last = audit.last().unwrap();
         assert!(
-            last.detail.contains("RRSIGs of which 2 made now"),
+            last.detail.contains("RRSIGs of which 2 made now")
+                && last
+                    .detail
+                    .contains("patched from the last version: 1 of 1 chunks"),
             "{}",
             last.detail
         );

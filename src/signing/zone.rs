@@ -240,6 +240,8 @@ impl Signing {
                     first: rendered.first,
                     records: rendered.records,
                     rrsigs: rendered.rrsigs,
+                    expires: rendered.expires,
+                    chain: rendered.chain,
                 }));
                 Ok(())
             },
@@ -265,24 +267,30 @@ impl Signing {
     }
 
     /// Makes the next version of a zone from the last, `previous`, by a
-    /// known change of its source, signing only the chunks the change
-    /// touches (`dnssec::patch`); None when it cannot be patched (then the
-    /// source is signed whole). `previous` becomes the new version; what
-    /// is returned undoes that, should it not be published. Blocks the
-    /// calling thread.
+    /// known change of its source (empty for a refresh round: the source's
+    /// serial is then `source_serial`), signing only the chunks the change
+    /// touches and those with signatures due (`dnssec::patch`); None when
+    /// it cannot be patched (then the source is signed whole). `previous`
+    /// becomes the new version; what is returned undoes that, should it
+    /// not be published. Blocks the calling thread.
     pub fn patch_source_blocking(
         &self,
         zone: &ZoneSigning,
         previous: &mut Arc<Previous>,
         change: &SourceChange,
+        source_serial: u32,
         serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
     ) -> Result<Option<(ZoneStats, Undo, Changes)>> {
         let mut stats = ZoneStats::default();
         let (apex, limit) = (&zone.config.apex, self.limits.max_zone_records);
         let deleted = zonesign::read_zone(&change.deleted, apex, limit, &mut ZoneStats::default())?;
         let added = zonesign::read_zone(&change.added, apex, limit, &mut stats)?;
-        let Ok(source) = zonesign::source_serial(&added, apex) else {
-            return Ok(None);
+        let source = match added.is_empty() {
+            true => source_serial,
+            false => match zonesign::source_serial(&added, apex) {
+                Ok(s) => s,
+                Err(_) => return Ok(None),
+            },
         };
         let mut config = zone.config.clone();
         config.serial = Some(serial(source).map_err(ZoneError::Serial)?);
@@ -316,6 +324,8 @@ impl Signing {
                         first: rendered.first,
                         records: rendered.records,
                         rrsigs: rendered.rrsigs,
+                        expires: rendered.expires,
+                        chain: rendered.chain,
                     }));
                     Ok(())
                 },
@@ -348,6 +358,7 @@ impl Signing {
         stats.rrsets = next.groups.len() as u64;
         stats.chunks = next.chunks.len() as u64;
         stats.patched = true;
+        stats.serial_in = source;
         stats.chunks_made = next.chunks.iter().filter(|c| c.id >= first_id).count() as u64;
         Ok(Some((stats, undo, Changes { gone, came })))
     }
