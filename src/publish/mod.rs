@@ -558,16 +558,23 @@ impl Publisher {
             let clock = signing.clock();
             let signed_at = clock.instant();
             // A version made whole is read back whole before it is served;
-            // one made from the last has only its changes read (in the
-            // journal) and its SOA.
+            // one patched, or one whose change is journalled, has only its
+            // changes read (in the journal) and its SOA.
             let chunks = signed.chunks.clone();
-            let parsed = match (&changes, &before) {
-                (Some(_), Some(_)) => {
+            let parsed = match stats.patched || (changes.is_some() && before.is_some()) {
+                true => {
                     let count = stats.records_out as usize;
                     SignedZone::parse_head(&apex2, chunks, count, ips, tsig)
                 }
-                _ => SignedZone::parse(&apex2, chunks, ips, tsig),
+                false => SignedZone::parse(&apex2, chunks, ips, tsig),
             };
+            if changes.is_none() && before.is_some() {
+                tracing::info!(
+                    zone = %apex2,
+                    "the change is over an eighth of the zone: not journalled, a secondary \
+                     behind transfers the whole zone"
+                );
+            }
             let checked_at = clock.instant();
             let parsed = parsed.and_then(|mut parsed| {
                 if let (Some(before), Some(changes)) = (before, changes) {
@@ -899,9 +906,9 @@ impl Made {
         stats: ZoneStats,
         version: Arc<Previous>,
         undo: Undo,
-        changes: Changes,
+        changes: Option<Changes>,
     ) -> std::result::Result<MadeVersion, (Back, String)> {
-        Ok((stats, version, Back::Undo(undo), Some(changes)))
+        Ok((stats, version, Back::Undo(undo), changes))
     }
 
     /// The source signed whole, keeping what it can of `old`.
@@ -943,15 +950,17 @@ fn secondary_addresses(list: &[String]) -> std::result::Result<Vec<SocketAddr>, 
 
 /// The refresh window of a zone and a band beyond it (seconds): a
 /// signature is made again once less than a quarter of the shortest
-/// validity is left; a pass then also renews those due within a twentieth
-/// more, so that refreshes come in rounds rather than one RRset at a time.
+/// validity is left; a pass then also renews those due within a fortieth
+/// more, so that refreshes come in rounds rather than one chunk at a time.
+/// Chunks' expiries are spread over a tenth of the validity, so a round
+/// signs about a quarter of the zone again.
 fn refresh_window(policy: &crate::policy::Policy) -> (u64, u64) {
     let span = u64::from(
         policy
             .signature_validity
             .min(policy.dnskey_signature_validity),
     );
-    (span / 4, span / 20)
+    (span / 4, span / 40)
 }
 
 /// Writes the signed zone beside its final name and renames it there, so

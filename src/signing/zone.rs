@@ -19,11 +19,46 @@ use crate::error::{Error, Result, SigningError};
 use crate::store::schema::ZoneRecord;
 
 /// What changed from the last version (its lines as they were, and the
-/// new lines), for the IXFR journal.
+/// new lines), for the IXFR journal; kept only while it is at most an
+/// eighth of the last version's text. A larger change (a refresh round of
+/// a large zone) is not journalled: a secondary then transfers the whole
+/// zone, which costs it little more, and the signer does not hold the
+/// change twice over (as text, then as records).
 #[derive(Debug, Default)]
 pub struct Changes {
     pub gone: Vec<u8>,
     pub came: Vec<u8>,
+    cap: usize,
+    over: bool,
+}
+
+impl Changes {
+    fn within(last: &Previous) -> Changes {
+        Changes {
+            cap: last.chunks.iter().map(|c| c.text.len()).sum::<usize>() / 8,
+            ..Changes::default()
+        }
+    }
+
+    fn add(&mut self, gone: &[u8], came: &[u8]) {
+        if self.over {
+            return;
+        }
+        if self.gone.len() + self.came.len() + gone.len() + came.len() > self.cap {
+            *self = Changes {
+                over: true,
+                ..Changes::default()
+            };
+            return;
+        }
+        self.gone.extend_from_slice(gone);
+        self.came.extend_from_slice(came);
+    }
+
+    /// The change, if it is small enough to journal.
+    fn journal(self) -> Option<Changes> {
+        (!self.over).then_some(self)
+    }
 }
 
 /// A known change of a zone's source (what an IXFR from the primary
@@ -220,7 +255,8 @@ impl Signing {
         // New chunks are numbered after the last version's, so that no id
         // of the two versions means two chunks.
         let first_id = config.previous.as_ref().map_or(0, |p| p.next_id());
-        let (mut gone, mut came, mut matched) = (Vec::new(), Vec::new(), 0);
+        let mut changes = config.previous.as_deref().map(Changes::within);
+        let mut matched = 0;
         self.sign_plan(
             &zone.zone,
             Arc::new(plan),
@@ -231,8 +267,9 @@ impl Signing {
                     g.chunk = id;
                     groups.insert(key, g);
                 }
-                gone.extend_from_slice(&rendered.gone);
-                came.extend_from_slice(&rendered.came);
+                if let Some(c) = changes.as_mut() {
+                    c.add(&rendered.gone, &rendered.came);
+                }
                 matched += rendered.matched;
                 chunks.push(Arc::new(Chunk {
                     id,
@@ -250,13 +287,16 @@ impl Signing {
         let signed = Previous::new(chunks, groups);
         stats.chunks = signed.chunks.len() as u64;
         stats.chunks_made = stats.chunks;
-        let changes = config.previous.as_ref().map(|p| {
-            // RRsets that went: only looked for when some did.
-            if matched < p.groups.len() {
-                gone.extend_from_slice(&p.removed_in(&signed));
+        let changes = match (config.previous.as_ref(), changes) {
+            (Some(p), Some(mut c)) => {
+                // RRsets that went: only looked for when some did.
+                if matched < p.groups.len() {
+                    c.add(&p.removed_in(&signed), &[]);
+                }
+                c.journal()
             }
-            Changes { gone, came }
-        });
+            _ => None,
+        };
         tracing::debug!(
             read_plan_s = planned.duration_since(began).as_secs_f64(),
             sign_s = clock.instant().duration_since(planned).as_secs_f64(),
@@ -280,7 +320,7 @@ impl Signing {
         change: &SourceChange,
         source_serial: u32,
         serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
-    ) -> Result<Option<(ZoneStats, Undo, Changes)>> {
+    ) -> Result<Option<(ZoneStats, Undo, Option<Changes>)>> {
         let mut stats = ZoneStats::default();
         let (apex, limit) = (&zone.config.apex, self.limits.max_zone_records);
         let deleted = zonesign::read_zone(&change.deleted, apex, limit, &mut ZoneStats::default())?;
@@ -301,7 +341,7 @@ impl Signing {
         drop(config);
         let first_id = previous.next_id();
         let mut next_id = first_id;
-        let (mut gone, mut came) = (Vec::new(), Vec::new());
+        let mut changes = Changes::within(previous);
         let (mut replaced, mut new_groups, mut old_keys) = (Vec::new(), Vec::new(), HashSet::new());
         for run in runs {
             let mut chunks = Vec::new();
@@ -316,8 +356,7 @@ impl Signing {
                         g.chunk = id;
                         new_groups.push((key, g));
                     }
-                    gone.extend_from_slice(&rendered.gone);
-                    came.extend_from_slice(&rendered.came);
+                    changes.add(&rendered.gone, &rendered.came);
                     chunks.push(Arc::new(Chunk {
                         id,
                         text: rendered.text.into_bytes(),
@@ -339,7 +378,7 @@ impl Signing {
         let vanished: Vec<GroupKey> = old_keys.difference(&new_keys).copied().collect();
         for k in &vanished {
             if let Some(g) = previous.get(*k) {
-                gone.extend_from_slice(previous.lines(g));
+                changes.add(previous.lines(g), &[]);
             }
         }
         let mut chunks = Vec::with_capacity(previous.chunks.len());
@@ -360,7 +399,7 @@ impl Signing {
         stats.patched = true;
         stats.serial_in = source;
         stats.chunks_made = next.chunks.iter().filter(|c| c.id >= first_id).count() as u64;
-        Ok(Some((stats, undo, Changes { gone, came })))
+        Ok(Some((stats, undo, changes.journal())))
     }
 
     /// Signs a planned zone on the pool, batch by batch, and emits the
