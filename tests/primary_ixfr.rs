@@ -104,14 +104,14 @@ fn changes_at_the_primary_come_by_ixfr_and_are_published() {
     );
 }
 
-/// A zone of 10,000 names served by a Knot primary with a journal, kept
-/// signed by keymaster with the signed file written: each version of the
-/// source is published at the primary and taken by NOTIFY and IXFR.
+/// A zone of 10,000 names kept signed by keymaster with the signed file
+/// written. Its source is a Knot primary with a journal (each version
+/// published there and taken by NOTIFY and IXFR), or a file.
 struct PatchWorld {
     zone: &'static str,
     dns: String,
     d: Daemon,
-    primary: Knot,
+    primary: Option<Knot>,
     file: std::path::PathBuf,
     out: std::path::PathBuf,
     _dir: TempDir,
@@ -119,11 +119,11 @@ struct PatchWorld {
 }
 
 impl PatchWorld {
-    fn start(zone: &'static str, denial: &str) -> PatchWorld {
+    fn start(zone: &'static str, denial: &str, from_primary: bool) -> PatchWorld {
         let token = TestToken::new("primary-patch");
         let dns = format!("127.0.0.1:{}", free_port());
         let d = Daemon::start(&token, "node-pt", &["--dns-listen", &dns]);
-        let primary = Knot::start_primary_ixfr(&[zone], &dns);
+        let primary = from_primary.then(|| Knot::start_primary_ixfr(&[zone], &dns));
         let dir = TempDir::new("primary-patch-src");
         let w = PatchWorld {
             zone,
@@ -137,12 +137,16 @@ impl PatchWorld {
         };
         w.source(10, &|_| {});
         w.d.ctl_ok(&["zone", "add", zone, "--denial", denial]);
+        let (kind, from) = match &w.primary {
+            Some(p) => ("--primary", p.addr()),
+            None => ("--file", w.file.display().to_string()),
+        };
         w.d.ctl_ok(&[
             "zone",
             "source",
             zone,
-            "--primary",
-            &w.primary.addr(),
+            kind,
+            &from,
             "--out",
             w.out.to_str().unwrap(),
             // dig asks as a secondary (nothing answers its NOTIFY).
@@ -152,7 +156,8 @@ impl PatchWorld {
         w
     }
 
-    /// Publishes the source at `serial`, changed by `edit`, at the primary.
+    /// Writes the source at `serial`, changed by `edit`, and publishes it
+    /// at the primary if there is one.
     fn source(&self, serial: u32, edit: &dyn Fn(&mut Vec<String>)) {
         let mut lines = vec![
             format!("$ORIGIN {}", self.zone),
@@ -168,8 +173,12 @@ impl PatchWorld {
             lines.push(format!("host{i} A 198.51.100.{}", i % 250));
         }
         edit(&mut lines);
-        std::fs::write(&self.file, lines.join("\n") + "\n").unwrap();
-        self.primary.publish(self.zone, &self.file, serial);
+        let tmp = self.file.with_extension("tmp");
+        std::fs::write(&tmp, lines.join("\n") + "\n").unwrap();
+        std::fs::rename(&tmp, &self.file).unwrap();
+        if let Some(p) = &self.primary {
+            p.publish(self.zone, &self.file, serial);
+        }
     }
 
     /// Waits for `serial` in the store and the signed file; its audit
@@ -255,7 +264,7 @@ impl PatchWorld {
 /// change that moves a zone cut is signed whole, and validates too.
 #[test]
 fn a_change_by_ixfr_patches_only_its_chunks_and_the_zone_still_validates() {
-    let w = PatchWorld::start("patch.test.", "nsec");
+    let w = PatchWorld::start("patch.test.", "nsec", true);
     let first = w.published(10);
     assert!(first.contains("made whole"), "{first}");
     assert_validates(&w.out, w.zone);
@@ -321,7 +330,7 @@ fn a_change_by_ixfr_patches_only_its_chunks_and_the_zone_still_validates() {
 /// validates. A new name changes the chain: signed whole.
 #[test]
 fn an_nsec3_zone_is_patched_while_its_chain_stays() {
-    let w = PatchWorld::start("patch3.test.", "nsec3");
+    let w = PatchWorld::start("patch3.test.", "nsec3", true);
     let first = w.published(10);
     assert!(first.contains("made whole"), "{first}");
     w.source(11, &|l| {
@@ -339,6 +348,41 @@ fn an_nsec3_zone_is_patched_while_its_chain_stays() {
     assert_keeps_every_record(&w.file, &w.out, w.zone);
     assert_eq!(w.owners_of("A", "203.0.113.15"), ["host1500.patch3.test."]);
     w.source(12, &|l| l.push("host1500x A 203.0.113.16".into()));
+    let third = w.published(12);
+    assert!(third.contains("made whole"), "{third}");
+    assert_validates(&w.out, w.zone);
+    assert_keeps_every_record(&w.file, &w.out, w.zone);
+}
+
+/// A file source changed in lines that each stand alone is patched the
+/// same way: the lines that went and came are the change. A file whose
+/// changed record spans lines is signed whole. Both validate.
+#[test]
+fn a_file_changed_in_lines_that_stand_alone_is_patched_too() {
+    let w = PatchWorld::start("patchf.test.", "nsec", false);
+    let first = w.published(10);
+    assert!(first.contains("made whole"), "{first}");
+    w.source(11, &|l| {
+        let at = |l: &Vec<String>, s: &str| l.iter().position(|x| x == s).unwrap();
+        let i = at(l, "host1500 A 198.51.100.0");
+        l[i] = "host1500 A 203.0.113.15".into();
+        l.push("host1500x A 203.0.113.16".into());
+        let i = at(l, "host999 A 198.51.100.249");
+        l.remove(i);
+    });
+    let second = w.published(11);
+    eprintln!("serial 11: {second}");
+    let (made, chunks) = PatchWorld::patched(&second);
+    // Three names changed, each in a chunk with the one before it; and
+    // the apex's chunk.
+    assert!(chunks >= 30 && made <= 7, "{second}");
+    assert_validates(&w.out, w.zone);
+    assert_keeps_every_record(&w.file, &w.out, w.zone);
+    assert_eq!(w.owners_of("A", "203.0.113.16"), ["host1500x.patchf.test."]);
+    assert!(!w
+        .owners_of("A", "198.51.100.249")
+        .contains(&"host999.patchf.test.".to_string()));
+    w.source(12, &|l| l.push("multi TXT ( \"one\"\n  \"two\" )".into()));
     let third = w.published(12);
     assert!(third.contains("made whole"), "{third}");
     assert_validates(&w.out, w.zone);

@@ -7,6 +7,7 @@
 //! it, writes the signed file and sends NOTIFY to the secondaries.
 
 pub mod dns;
+pub mod file_diff;
 pub mod notify;
 pub mod serial;
 pub mod served;
@@ -67,12 +68,10 @@ struct Local {
     /// The last version published, with the policy it was signed under:
     /// its signatures are kept where they may be.
     previous: Option<(crate::policy::Policy, Arc<Previous>)>,
-    /// The version a primary last gave (and which primary), from which the
-    /// next transfer from it asks for the differences only (IXFR).
-    from_primary: Option<(Source, Arc<source::Fetched>)>,
-    /// The serial of the primary's version the last published one was
-    /// signed from.
-    signed_source: Option<u32>,
+    /// The source's text last read (and which source): a primary is
+    /// asked for the differences from it only (IXFR), a file compared
+    /// with it.
+    last_source: Option<(Source, Arc<source::Fetched>)>,
 }
 
 pub struct Publisher {
@@ -350,36 +349,33 @@ impl Publisher {
             },
         };
         let last = local
-            .from_primary
+            .last_source
             .clone()
             .filter(|(from, _)| *from == source)
             .map(|(_, f)| f);
-        let (text, change, fetched_serial) = match source
-            .fetch(&apex, key.as_ref(), last.as_deref())
-            .await
+        let (text, change, digest) = match source.fetch(&apex, key.as_ref(), last.as_deref()).await
         {
             Ok(mut f) => {
                 if let Some(refresh) = f.refresh {
                     local.next_check = now + u64::from(refresh.clamp(PRIMARY_RETRY as u32, 86_400));
                 }
-                let (text, change, serial) = (f.text.clone(), f.change.take(), f.serial);
+                let (text, change, digest) = (f.text.clone(), f.change.take(), f.digest.clone());
                 if f.serial.is_some() {
                     tracing::debug!(zone = %name, serial = f.serial, how = f.how, "transferred from the primary");
-                    local.from_primary = Some((source.clone(), Arc::new(f)));
                 }
-                (text, change, serial)
+                local.last_source = Some((source.clone(), Arc::new(f)));
+                (text, change, digest)
             }
             Err(e) => return self.failed(zone, local, e).await,
         };
-        // A change of the source alone, from the version the last signed
-        // one was made of: that version is patched rather than the source
-        // signed whole.
+        // A change of the source alone, from the text the last published
+        // version was signed from: that version is patched rather than the
+        // source signed whole.
         let change = change
-            .filter(|(from, _)| reason.is_none() && Some(*from) == local.signed_source)
+            .filter(|(from, _)| {
+                reason.is_none() && local.failure.is_none() && *from == local.digest
+            })
             .map(|(_, c)| c);
-        let digest = ring::digest::digest(&ring::digest::SHA256, text.as_slice())
-            .as_ref()
-            .to_vec();
         let reason = match reason {
             Some(r) => r,
             None if digest != local.digest || local.failure.is_some() => {
@@ -416,7 +412,6 @@ impl Publisher {
                 local.stamp = stamp;
                 local.digest = digest;
                 local.signed_with = signed_with;
-                local.signed_source = fetched_serial;
                 local.failure = None;
             }
             Err(e) => {

@@ -30,20 +30,29 @@ pub enum Source {
     Primary(SocketAddr),
 }
 
-/// A source's text, and for a primary the SOA REFRESH to look again
-/// after, the serial of the version, and how it came (AXFR or IXFR).
-/// The text is shared: the zone signer signs it and, from a primary,
-/// keeps it to apply the next IXFR to. Made by an IXFR, also the change
-/// from the version it was applied to (that version's serial, and what
-/// was deleted and added in all), from which the signer patches the last
-/// signed version rather than sign the whole.
+/// A source's text (and its SHA-256), and for a primary the SOA REFRESH
+/// to look again after, the serial of the version, and how it came (AXFR
+/// or IXFR). The text is shared: the zone signer signs it and keeps it to
+/// apply the next IXFR to, or to compare the file with when it changes.
+/// When the change from the last text is known (an IXFR; a file changed
+/// in lines that each stand alone), also that change, with the digest of
+/// the text it applies to: the signer patches the last signed version by
+/// it rather than sign the whole.
 #[derive(Debug, Clone)]
 pub struct Fetched {
     pub text: Arc<Vec<u8>>,
+    pub digest: Vec<u8>,
     pub refresh: Option<u32>,
     pub serial: Option<u32>,
     pub how: &'static str,
-    pub change: Option<(u32, SourceChange)>,
+    pub change: Option<(Vec<u8>, SourceChange)>,
+}
+
+/// SHA-256 of a source's text.
+fn digest_of(text: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, text)
+        .as_ref()
+        .to_vec()
 }
 
 impl Source {
@@ -83,16 +92,28 @@ impl Source {
         last: Option<&Fetched>,
     ) -> Result<Fetched, String> {
         match self {
-            Source::File(path) => tokio::fs::read(path)
-                .await
-                .map(|text| Fetched {
-                    text: Arc::new(text),
-                    refresh: None,
-                    serial: None,
-                    how: "file",
-                    change: None,
+            Source::File(path) => {
+                let text = tokio::fs::read(path)
+                    .await
+                    .map_err(|e| format!("source file {path}: {e}"))?;
+                let last = last.cloned();
+                tokio::task::spawn_blocking(move || {
+                    let change = last.and_then(|l| {
+                        let c = super::file_diff::change(&l.text, &text)?;
+                        Some((l.digest.clone(), c))
+                    });
+                    Fetched {
+                        digest: digest_of(&text),
+                        text: Arc::new(text),
+                        refresh: None,
+                        serial: None,
+                        how: "file",
+                        change,
+                    }
                 })
-                .map_err(|e| format!("source file {path}: {e}")),
+                .await
+                .map_err(|e| format!("source file {path}: {e}"))
+            }
             Source::Primary(addr) => {
                 tokio::time::timeout(TRANSFER_TIMEOUT, from_primary(*addr, apex, tsig, last))
                     .await
@@ -173,6 +194,7 @@ async fn from_primary(
         .map(line_of)
         .collect();
     Ok(Fetched {
+        digest: digest_of(text.as_bytes()),
         text: Arc::new(text.into_bytes()),
         refresh: Some(refresh),
         serial: Some(serial),
@@ -190,6 +212,7 @@ fn apply_ixfr(last: &Fetched, rs: Vec<Rr>) -> Result<Fetched, String> {
     };
     let unchanged = || Fetched {
         text: last.text.clone(),
+        digest: last.digest.clone(),
         refresh: Some(refresh),
         serial: Some(serial),
         how: "IXFR",
@@ -205,6 +228,7 @@ fn apply_ixfr(last: &Fetched, rs: Vec<Rr>) -> Result<Fetched, String> {
         // A whole zone, as an AXFR (RFC 1995 §4); the closing SOA repeats.
         let text: String = rs[..rs.len() - 1].iter().map(line_of).collect();
         return Ok(Fetched {
+            digest: digest_of(text.as_bytes()),
             text: Arc::new(text.into_bytes()),
             how: "IXFR (whole zone)",
             ..unchanged()
@@ -246,8 +270,9 @@ fn apply_ixfr(last: &Fetched, rs: Vec<Rr>) -> Result<Fetched, String> {
         None => apply_by_record(&last.text, &change)?,
     };
     Ok(Fetched {
+        digest: digest_of(&text),
         text: Arc::new(text),
-        change: last.serial.map(|from| (from, change)),
+        change: Some((last.digest.clone(), change)),
         ..unchanged()
     })
 }

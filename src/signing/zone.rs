@@ -325,13 +325,8 @@ impl Signing {
         let (apex, limit) = (&zone.config.apex, self.limits.max_zone_records);
         let deleted = zonesign::read_zone(&change.deleted, apex, limit, &mut ZoneStats::default())?;
         let added = zonesign::read_zone(&change.added, apex, limit, &mut stats)?;
-        let source = match added.is_empty() {
-            true => source_serial,
-            false => match zonesign::source_serial(&added, apex) {
-                Ok(s) => s,
-                Err(_) => return Ok(None),
-            },
-        };
+        // A change without the apex SOA leaves the source's serial.
+        let source = zonesign::source_serial(&added, apex).unwrap_or(source_serial);
         let mut config = zone.config.clone();
         config.serial = Some(serial(source).map_err(ZoneError::Serial)?);
         config.previous = Some(previous.clone());
