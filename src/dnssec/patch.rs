@@ -64,6 +64,14 @@ pub fn plan_patch(
         return Ok(None);
     }
     let new_soa = added.iter().find(|r| is_soa(r));
+    // The apex's NSEC3 record is in the chain: the apex's types must stay.
+    let has = |t: Rtype| prev.get(group_key(&apex_key, t)).is_some();
+    if nsec3
+        && (has(Rtype::CDS) == config.cds.is_empty()
+            || has(Rtype::CDNSKEY) == config.cdnskeys.is_empty())
+    {
+        return Ok(None);
+    }
     // The owners' chunks; an NSEC3 chain's follow.
     let owners = prev.chunks.iter().take_while(|c| !c.chain).count();
     // The chunk an owner is in (or would go in): the last that starts at

@@ -43,6 +43,10 @@ const PRIMARY_RETRY: u64 = 5;
 /// Why a version is signed when only its signatures came due.
 const REFRESHED: &str = "signatures refreshed before they expire";
 
+/// Why a version is signed when only what the apex publishes (DNSKEY,
+/// CDS, CDNSKEY and their KSK signatures) or the outputs changed.
+const APEX_CHANGED: &str = "the published keys, the KSKs or the outputs changed";
+
 /// Who the zone signer's audit entries name.
 const WHO: &str = "zone-signer";
 
@@ -59,8 +63,10 @@ struct Local {
     next_check: u64,
     /// SHA-256 of the source text last signed.
     digest: Vec<u8>,
-    /// What the zone was last signed with: keys, policy, outputs.
-    signed_with: String,
+    /// What the zone was last signed with: what every RRset's signatures
+    /// depend on (ZSKs, policy, children's DS), and what only the apex
+    /// and the outputs do (published keys, KSKs, outputs).
+    signed_with: (String, String),
     /// The last failure logged, so that a broken source is reported once.
     failure: Option<String>,
     /// When the nearing expiry was last logged (Unix seconds).
@@ -327,8 +333,10 @@ impl Publisher {
         let served = self.served.get(&name).is_some();
         let reason = if !served || local.epoch != zone.epoch {
             Some(format!("serving as Key Master (epoch {})", zone.epoch))
-        } else if local.signed_with != signed_with {
+        } else if local.signed_with.0 != signed_with.0 {
             Some("the key set, the policy or the outputs changed".to_string())
+        } else if local.signed_with.1 != signed_with.1 {
+            Some(APEX_CHANGED.to_string())
         } else if zone.publishing.refresh_at != 0 && now >= zone.publishing.refresh_at {
             Some(REFRESHED.to_string())
         } else if reload || stamp != local.stamp {
@@ -386,11 +394,15 @@ impl Publisher {
                 return;
             }
         };
-        // A refresh round with the source as it was signed: the chunks
-        // with signatures due are signed again, the rest shared.
+        // A refresh round, or a change of the apex's keys or the outputs,
+        // with the source as it was signed: the chunks with signatures due
+        // and the apex's are signed again, the rest shared.
         let change = match change {
             Some(c) => Some(c),
-            None if reason == REFRESHED && digest == local.digest && local.failure.is_none() => {
+            None if (reason == REFRESHED || reason == APEX_CHANGED)
+                && digest == local.digest
+                && local.failure.is_none() =>
+            {
                 Some(SourceChange::default())
             }
             None => None,
@@ -423,28 +435,43 @@ impl Publisher {
         }
     }
 
-    /// What a signed version depends on beside the source: the key set,
-    /// the policy, the outputs, and the DS RRsets of the children
-    /// keymaster manages. A change of any signs the zone again: a child's
-    /// new DS reaches the parent's servers with the next version.
-    async fn signed_with(&self, zone: &ZoneRecord, children: &[&ZoneRecord]) -> Result<String> {
+    /// What a signed version depends on beside the source, in two parts:
+    /// what every RRset's signatures depend on (the ZSKs, the policy, the
+    /// DS RRsets of the children keymaster manages), and what only the
+    /// apex and the outputs do (the published keys, the KSKs, the
+    /// outputs). A change of the first signs the zone again; of the second,
+    /// the apex's chunk (`dnssec::patch`). A child's new DS reaches the
+    /// parent's servers with the next version.
+    async fn signed_with(
+        &self,
+        zone: &ZoneRecord,
+        children: &[&ZoneRecord],
+    ) -> Result<(String, String)> {
+        use crate::dnssec::KeyRole;
+        use domain::base::iana::Rtype;
         let set = self.keysets.get(&zone.name).await?;
         let children = self.signing.child_ds(zone, children).await?;
         let p = &zone.publishing;
-        Ok(format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-            set.apex_rrset(domain::base::iana::Rtype::DNSKEY),
-            set.apex_rrset(domain::base::iana::Rtype::CDS),
+        let signers = |ksk: bool| -> Vec<u16> {
             set.signing_keys()
                 .iter()
-                .map(|k| (k.role, k.key_tag))
-                .collect::<Vec<_>>(),
-            zone.policy,
-            p.out_file,
-            p.secondaries,
-            p.serial_policy,
-            p.tsig_key,
-            children,
+                .filter(|k| (k.role == KeyRole::Ksk) == ksk)
+                .map(|k| k.key_tag)
+                .collect()
+        };
+        Ok((
+            format!("{:?}|{:?}|{:?}", signers(false), zone.policy, children),
+            format!(
+                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                set.apex_rrset(Rtype::DNSKEY),
+                set.apex_rrset(Rtype::CDS),
+                signers(true),
+                p.out_file,
+                p.secondaries,
+                p.serial_policy,
+                p.tsig_key,
+                set.unsigned(),
+            ),
         ))
     }
 
