@@ -146,7 +146,7 @@ impl std::fmt::Debug for Previous {
 impl Previous {
     /// A version of these chunks and RRsets.
     pub fn new(chunks: Vec<Arc<Chunk>>, groups: Groups) -> Previous {
-        let at = chunks.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        let at = places(&chunks);
         Previous { chunks, at, groups }
     }
 
@@ -200,12 +200,7 @@ impl Previous {
             groups.push((k, old));
         }
         let chunks = std::mem::replace(&mut self.chunks, chunks);
-        self.at = self
-            .chunks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id, i))
-            .collect();
+        self.at = places(&self.chunks);
         Undo { chunks, groups }
     }
 
@@ -218,12 +213,7 @@ impl Previous {
             };
         }
         self.chunks = undo.chunks;
-        self.at = self
-            .chunks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id, i))
-            .collect();
+        self.at = places(&self.chunks);
     }
 
     /// The lines of the RRsets this version has and `next` has not.
@@ -245,6 +235,11 @@ impl Previous {
             .map(|g| g.expiration)
             .min()
     }
+}
+
+/// Where each chunk (by id) is in a version's list.
+fn places(chunks: &[Arc<Chunk>]) -> HashMap<u32, usize> {
+    chunks.iter().enumerate().map(|(i, c)| (c.id, i)).collect()
 }
 
 /// What `Previous::apply` changed: the chunks it replaced, and each RRset

@@ -178,17 +178,7 @@ pub fn read_zone(
     limit: usize,
     stats: &mut ZoneStats,
 ) -> Result<Vec<Rec>, ZoneError> {
-    let mut zonefile = Zonefile::with_capacity(text.len());
-    zonefile.extend_from_slice(text);
-    let origin = Name::from_octets(bytes::Bytes::copy_from_slice(apex.as_slice()))
-        .expect("apex is a valid name");
-    zonefile.set_origin(origin);
-    zonefile.set_default_class(Class::IN);
-    let reader = Reader {
-        text,
-        apex,
-        apex_key: record::name_key(apex),
-    };
+    let (mut zonefile, reader) = scanner(text, apex);
     let mut recs = Vec::new();
     let mut rdata = Vec::with_capacity(512);
     loop {
@@ -215,17 +205,7 @@ pub fn read_zone(
 /// The NSEC3 records of signed text (the chain's chunks, read back to be
 /// signed again: `patch`).
 pub fn read_nsec3(text: &[u8], apex: &Name<Vec<u8>>) -> Result<Vec<Rec>, ZoneError> {
-    let mut zonefile = Zonefile::with_capacity(text.len());
-    zonefile.extend_from_slice(text);
-    let origin = Name::from_octets(bytes::Bytes::copy_from_slice(apex.as_slice()))
-        .expect("apex is a valid name");
-    zonefile.set_origin(origin);
-    zonefile.set_default_class(Class::IN);
-    let reader = Reader {
-        text,
-        apex,
-        apex_key: record::name_key(apex),
-    };
+    let (mut zonefile, reader) = scanner(text, apex);
     let (mut recs, mut rdata) = (Vec::new(), Vec::new());
     loop {
         let entry_start = zonefile.current_offset();
@@ -240,6 +220,23 @@ pub fn read_nsec3(text: &[u8], apex: &Name<Vec<u8>>) -> Result<Vec<Rec>, ZoneErr
         }
     }
     Ok(recs)
+}
+
+/// domain's scanner over master-file text, relative names from the apex,
+/// and what judges each entry.
+fn scanner<'a>(text: &'a [u8], apex: &'a Name<Vec<u8>>) -> (Zonefile, Reader<'a>) {
+    let mut zonefile = Zonefile::with_capacity(text.len());
+    zonefile.extend_from_slice(text);
+    let origin = Name::from_octets(bytes::Bytes::copy_from_slice(apex.as_slice()))
+        .expect("apex is a valid name");
+    zonefile.set_origin(origin);
+    zonefile.set_default_class(Class::IN);
+    let reader = Reader {
+        text,
+        apex,
+        apex_key: record::name_key(apex),
+    };
+    (zonefile, reader)
 }
 
 /// The serial of the apex SOA among records `read_zone` read.

@@ -81,6 +81,19 @@ pub struct ZoneSigning {
     pub ksk_use: String,
 }
 
+/// A rendered batch as a chunk of a version (its groups taken already).
+fn chunk_of(id: u32, rendered: Rendered) -> Arc<Chunk> {
+    Arc::new(Chunk {
+        id,
+        text: rendered.text.into_bytes(),
+        first: rendered.first,
+        records: rendered.records,
+        rrsigs: rendered.rrsigs,
+        expires: rendered.expires,
+        chain: rendered.chain,
+    })
+}
+
 impl Signing {
     /// Everything needed to sign a whole zone, read from the store.
     pub async fn zone_signing(
@@ -271,15 +284,7 @@ impl Signing {
                     c.add(&rendered.gone, &rendered.came);
                 }
                 matched += rendered.matched;
-                chunks.push(Arc::new(Chunk {
-                    id,
-                    text: rendered.text.into_bytes(),
-                    first: rendered.first,
-                    records: rendered.records,
-                    rrsigs: rendered.rrsigs,
-                    expires: rendered.expires,
-                    chain: rendered.chain,
-                }));
+                chunks.push(chunk_of(id, rendered));
                 Ok(())
             },
             &mut |_, _| {},
@@ -352,15 +357,7 @@ impl Signing {
                         new_groups.push((key, g));
                     }
                     changes.add(&rendered.gone, &rendered.came);
-                    chunks.push(Arc::new(Chunk {
-                        id,
-                        text: rendered.text.into_bytes(),
-                        first: rendered.first,
-                        records: rendered.records,
-                        rrsigs: rendered.rrsigs,
-                        expires: rendered.expires,
-                        chain: rendered.chain,
-                    }));
+                    chunks.push(chunk_of(id, rendered));
                     Ok(())
                 },
                 &mut |_, _| {},
