@@ -593,8 +593,8 @@ impl Publisher {
             if changes.is_none() && before.is_some() {
                 tracing::info!(
                     zone = %apex2,
-                    "the change is over an eighth of the zone: not journalled, a secondary \
-                     behind transfers the whole zone"
+                    "the change is over an eighth of the zone (and 1 MiB): not journalled, a \
+                     secondary behind transfers the whole zone"
                 );
             }
             let checked_at = clock.instant();

@@ -20,10 +20,10 @@ use crate::store::schema::ZoneRecord;
 
 /// What changed from the last version (its lines as they were, and the
 /// new lines), for the IXFR journal; kept only while it is at most an
-/// eighth of the last version's text. A larger change (a refresh round of
-/// a large zone) is not journalled: a secondary then transfers the whole
-/// zone, which costs it little more, and the signer does not hold the
-/// change twice over (as text, then as records).
+/// eighth of the last version's text, or 1 MiB. A larger change (a
+/// refresh round of a large zone) is not journalled: a secondary then
+/// transfers the whole zone, which costs it little more, and the signer
+/// does not hold the change twice over (as text, then as records).
 #[derive(Debug, Default)]
 pub struct Changes {
     pub gone: Vec<u8>,
@@ -35,7 +35,7 @@ pub struct Changes {
 impl Changes {
     fn within(last: &Previous) -> Changes {
         Changes {
-            cap: last.chunks.iter().map(|c| c.text.len()).sum::<usize>() / 8,
+            cap: (last.chunks.iter().map(|c| c.text.len()).sum::<usize>() / 8).max(1 << 20),
             ..Changes::default()
         }
     }
