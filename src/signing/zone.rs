@@ -328,8 +328,16 @@ impl Signing {
     ) -> Result<Option<(ZoneStats, Undo, Option<Changes>)>> {
         let mut stats = ZoneStats::default();
         let (apex, limit) = (&zone.config.apex, self.limits.max_zone_records);
-        let deleted = zonesign::read_zone(&change.deleted, apex, limit, &mut ZoneStats::default())?;
-        let added = zonesign::read_zone(&change.added, apex, limit, &mut stats)?;
+        // A change that does not read is signed whole, so that the error
+        // names the line of the source, not of the change.
+        let read =
+            |text: &[u8], stats: &mut ZoneStats| zonesign::read_zone(text, apex, limit, stats);
+        let (Ok(deleted), Ok(added)) = (
+            read(&change.deleted, &mut ZoneStats::default()),
+            read(&change.added, &mut stats),
+        ) else {
+            return Ok(None);
+        };
         // A change without the apex SOA leaves the source's serial.
         let source = zonesign::source_serial(&added, apex).unwrap_or(source_serial);
         let mut config = zone.config.clone();
