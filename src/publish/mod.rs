@@ -40,6 +40,9 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 /// How soon a primary is asked again after a failure, and at the least.
 const PRIMARY_RETRY: u64 = 5;
 
+/// Why a version is signed when its source's text changed.
+const SOURCE_CHANGED: &str = "the source changed";
+
 /// Why a version is signed when only its signatures came due.
 const REFRESHED: &str = "signatures refreshed before they expire";
 
@@ -376,36 +379,26 @@ impl Publisher {
             }
             Err(e) => return self.failed(zone, local, e).await,
         };
-        // A change of the source alone, from the text the last published
-        // version was signed from: that version is patched rather than the
-        // source signed whole.
-        let change = change
-            .filter(|(from, _)| {
-                reason.is_none() && local.failure.is_none() && *from == local.digest
-            })
-            .map(|(_, c)| c);
         let reason = match reason {
             Some(r) => r,
-            None if digest != local.digest || local.failure.is_some() => {
-                "the source changed".to_string()
-            }
+            None if digest != local.digest || local.failure.is_some() => SOURCE_CHANGED.to_string(),
             None => {
                 local.stamp = stamp;
                 return;
             }
         };
-        // A refresh round, or a change of the apex's keys or the outputs,
-        // with the source as it was signed: the chunks with signatures due
-        // and the apex's are signed again, the rest shared.
+        // The last version is patched rather than the source signed whole
+        // when, since it was published without a failure, only the source
+        // changed and the change from the text it was signed from is known;
+        // or only signatures came due, or the apex's keys or the outputs
+        // changed, with the source as it was.
         let change = match change {
-            Some(c) => Some(c),
-            None if (reason == REFRESHED || reason == APEX_CHANGED)
-                && digest == local.digest
-                && local.failure.is_none() =>
-            {
+            _ if local.failure.is_some() => None,
+            Some((from, c)) if reason == SOURCE_CHANGED && from == local.digest => Some(c),
+            _ if (reason == REFRESHED || reason == APEX_CHANGED) && digest == local.digest => {
                 Some(SourceChange::default())
             }
-            None => None,
+            _ => None,
         };
         // Signatures are kept from the last version this node published at
         // this epoch under the same policy; otherwise the zone is signed whole.
@@ -550,28 +543,20 @@ impl Publisher {
             let mut next_serial =
                 |source| serial::next_serial(policy, source, last, now).map_err(|e| e.to_string());
             let made = match (change, old) {
-                (Some(change), Some(mut last_version)) => {
-                    match signing.patch_source_blocking(
-                        &config,
-                        &mut last_version,
-                        &change,
-                        source_serial,
-                        &mut next_serial,
-                    ) {
-                        Ok(Some((stats, undo, changes))) => {
-                            Made::patched(stats, last_version, undo, changes)
-                        }
-                        Ok(None) => Made::whole(
-                            &signing,
-                            config,
-                            &text,
-                            Some(last_version),
-                            &mut next_serial,
-                        ),
-                        Err(e) => Err((Back::Kept(Some(last_version)), e.to_string())),
+                (Some(change), Some(mut last)) => match signing.patch_source_blocking(
+                    &config,
+                    &mut last,
+                    &change,
+                    source_serial,
+                    &mut next_serial,
+                ) {
+                    Ok(Some((stats, undo, changes))) => {
+                        Ok((stats, last, Back::Undo(undo), changes))
                     }
-                }
-                (_, old) => Made::whole(&signing, config, &text, old, &mut next_serial),
+                    Ok(None) => sign_whole(&signing, config, &text, Some(last), &mut next_serial),
+                    Err(e) => Err((Back::Kept(Some(last)), e.to_string())),
+                },
+                (_, old) => sign_whole(&signing, config, &text, old, &mut next_serial),
             };
             let (stats, signed, back, changes) = match made {
                 Ok(m) => m,
@@ -634,12 +619,11 @@ impl Publisher {
                 window,
             )
             .await;
-        *previous = match result {
-            Ok(()) => Some(signed),
-            Err(_) => back.restore(Some(signed)),
-        };
-        let signed = previous.clone().ok_or("the signed version is gone")?;
-        result?;
+        if let Err(e) = result {
+            *previous = back.restore(Some(signed));
+            return Err(e);
+        }
+        *previous = Some(signed.clone());
         if let Some(out) = &zone.publishing.out_file {
             write_atomically(out, signed.chunks.clone()).await?;
         }
@@ -921,31 +905,18 @@ impl Back {
     }
 }
 
-struct Made;
-
-impl Made {
-    fn patched(
-        stats: ZoneStats,
-        version: Arc<Previous>,
-        undo: Undo,
-        changes: Option<Changes>,
-    ) -> std::result::Result<MadeVersion, (Back, String)> {
-        Ok((stats, version, Back::Undo(undo), changes))
-    }
-
-    /// The source signed whole, keeping what it can of `old`.
-    fn whole(
-        signing: &Signing,
-        mut config: crate::signing::zone::ZoneSigning,
-        text: &[u8],
-        old: Option<Arc<Previous>>,
-        serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
-    ) -> std::result::Result<MadeVersion, (Back, String)> {
-        config.config.previous = old.clone();
-        match signing.sign_source_blocking(&config, text, serial) {
-            Ok((stats, signed, changes)) => Ok((stats, Arc::new(signed), Back::Kept(old), changes)),
-            Err(e) => Err((Back::Kept(old), e.to_string())),
-        }
+/// The source signed whole, keeping what it can of `old`.
+fn sign_whole(
+    signing: &Signing,
+    mut config: crate::signing::zone::ZoneSigning,
+    text: &[u8],
+    old: Option<Arc<Previous>>,
+    serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
+) -> std::result::Result<MadeVersion, (Back, String)> {
+    config.config.previous = old.clone();
+    match signing.sign_source_blocking(&config, text, serial) {
+        Ok((stats, signed, changes)) => Ok((stats, Arc::new(signed), Back::Kept(old), changes)),
+        Err(e) => Err((Back::Kept(old), e.to_string())),
     }
 }
 

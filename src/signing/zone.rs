@@ -10,7 +10,7 @@ use domain::base::iana::Rtype;
 use super::validity::{dnskey_validity_within, validity_for, SigKind};
 use super::{Cancel, KeyWorker, Signing};
 use crate::dnssec::patch;
-use crate::dnssec::reuse::{Chunk, GroupKey, Previous, Undo};
+use crate::dnssec::reuse::{Chunk, Group, GroupKey, Groups, Previous, Undo};
 use crate::dnssec::zone::{
     self as zonesign, ChildDs, Rendered, ZoneError, ZonePlan, ZoneSignConfig, ZoneStats,
 };
@@ -261,33 +261,22 @@ impl Signing {
         let plan = zonesign::plan_zone(recs, &config, &mut stats)?;
         let planned = clock.instant();
         let mut chunks = Vec::with_capacity(plan.batches());
-        let mut groups = crate::dnssec::reuse::Groups::with_capacity_and_hasher(
-            plan.rrsets() as usize,
-            Default::default(),
-        );
+        let mut groups =
+            Groups::with_capacity_and_hasher(plan.rrsets() as usize, Default::default());
         // New chunks are numbered after the last version's, so that no id
         // of the two versions means two chunks.
-        let first_id = config.previous.as_ref().map_or(0, |p| p.next_id());
+        let mut next_id = config.previous.as_ref().map_or(0, |p| p.next_id());
         let mut changes = config.previous.as_deref().map(Changes::within);
-        let mut matched = 0;
-        self.sign_plan(
+        let matched = self.sign_chunks(
             &zone.zone,
-            Arc::new(plan),
+            plan,
             &mut stats,
-            &mut |mut rendered| {
-                let id = first_id + chunks.len() as u32;
-                for (key, mut g) in rendered.groups.drain(..) {
-                    g.chunk = id;
-                    groups.insert(key, g);
-                }
-                if let Some(c) = changes.as_mut() {
-                    c.add(&rendered.gone, &rendered.came);
-                }
-                matched += rendered.matched;
-                chunks.push(chunk_of(id, rendered));
-                Ok(())
+            &mut next_id,
+            changes.as_mut(),
+            &mut chunks,
+            &mut |key, g| {
+                groups.insert(key, g);
             },
-            &mut |_, _| {},
         )?;
         let signed = Previous::new(chunks, groups);
         stats.chunks = signed.chunks.len() as u64;
@@ -353,22 +342,14 @@ impl Signing {
         let (mut replaced, mut new_groups, mut old_keys) = (Vec::new(), Vec::new(), HashSet::new());
         for run in runs {
             let mut chunks = Vec::new();
-            self.sign_plan(
+            self.sign_chunks(
                 &zone.zone,
-                Arc::new(run.plan),
+                run.plan,
                 &mut stats,
-                &mut |mut rendered| {
-                    let id = next_id;
-                    next_id += 1;
-                    for (key, mut g) in rendered.groups.drain(..) {
-                        g.chunk = id;
-                        new_groups.push((key, g));
-                    }
-                    changes.add(&rendered.gone, &rendered.came);
-                    chunks.push(chunk_of(id, rendered));
-                    Ok(())
-                },
-                &mut |_, _| {},
+                &mut next_id,
+                Some(&mut changes),
+                &mut chunks,
+                &mut |key, g| new_groups.push((key, g)),
             )?;
             old_keys.extend(run.old_keys);
             replaced.push((run.from, run.to, chunks));
@@ -400,6 +381,45 @@ impl Signing {
         stats.serial_in = source;
         stats.chunks_made = next.chunks.iter().filter(|c| c.id >= first_id).count() as u64;
         Ok(Some((stats, undo, changes.journal())))
+    }
+
+    /// Signs a plan into chunks of a version, numbered from `next_id` on:
+    /// each RRset's place goes to `group`, and what changed from the last
+    /// version to `changes`. Returns how many RRsets the last version had
+    /// of these.
+    #[allow(clippy::too_many_arguments)]
+    fn sign_chunks(
+        &self,
+        zone: &str,
+        plan: ZonePlan,
+        stats: &mut ZoneStats,
+        next_id: &mut u32,
+        mut changes: Option<&mut Changes>,
+        chunks: &mut Vec<Arc<Chunk>>,
+        group: &mut dyn FnMut(GroupKey, Group),
+    ) -> Result<usize> {
+        let mut matched = 0;
+        self.sign_plan(
+            zone,
+            Arc::new(plan),
+            stats,
+            &mut |mut rendered| {
+                let id = *next_id;
+                *next_id += 1;
+                for (key, mut g) in rendered.groups.drain(..) {
+                    g.chunk = id;
+                    group(key, g);
+                }
+                if let Some(c) = changes.as_deref_mut() {
+                    c.add(&rendered.gone, &rendered.came);
+                }
+                matched += rendered.matched;
+                chunks.push(chunk_of(id, rendered));
+                Ok(())
+            },
+            &mut |_, _| {},
+        )?;
+        Ok(matched)
     }
 
     /// Signs a planned zone on the pool, batch by batch, and emits the
