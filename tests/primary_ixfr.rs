@@ -13,94 +13,30 @@ use std::time::{Duration, Instant};
 use common::dns::Knot;
 use common::*;
 
-const ZONE: &str = "ixfr.test.";
-
-fn unsigned(serial: u32, extra: &str) -> String {
-    let mut text = format!(
-        "$ORIGIN {ZONE}\n$TTL 60\n@ SOA ns h {serial} 3600 600 86400 60\n@ NS ns\nns A 127.0.0.1\n"
-    );
-    for i in 0..50 {
-        text.push_str(&format!("host{i} A 192.0.2.{i}\n"));
-    }
-    text.push_str(extra);
-    text
-}
-
 #[test]
 fn changes_at_the_primary_come_by_ixfr_and_are_published() {
-    let token = TestToken::new("primary-ixfr");
-    let dns = format!("127.0.0.1:{}", free_port());
-    let d = Daemon::start(&token, "node-ix", &["--dns-listen", &dns]);
-    let primary = Knot::start_primary_ixfr(&[ZONE], &dns);
-    let dir = TempDir::new("primary-ixfr-src");
-    let file = dir.path().join("unsigned");
-    std::fs::write(
-        &file,
-        unsigned(10, "www A 192.0.2.100\ngone A 192.0.2.200\n"),
-    )
-    .unwrap();
-    primary.publish(ZONE, &file, 10);
-    d.ctl_ok(&["zone", "add", ZONE, "--denial", "nsec"]);
-    let out = dir.path().join("signed");
-    d.ctl_ok(&[
-        "zone",
-        "source",
-        ZONE,
-        "--primary",
-        &primary.addr(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let published = |serial: u32| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s: serde_json::Value =
-                serde_json::from_str(&d.ctl_ok(&["zone", "status", ZONE, "--json"])).unwrap();
-            // The signed file follows the store's record of the serial.
-            let text = std::fs::read_to_string(&out).unwrap_or_default();
-            let in_file = text.lines().any(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.get(3) == Some(&"SOA") && f.get(6) == Some(&serial.to_string().as_str())
-            });
-            if s["Serial"] == serial && in_file {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serial {serial} not published: {s}\n{}",
-                primary.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    let first = published(10);
-    assert!(first.contains("gone.ixfr.test.") && first.contains("192.0.2.100"));
+    let w = PatchWorld::start_with("ixfr.test.", "nsec", true, 50, &|l| {
+        l.push("www A 192.0.2.100".into());
+        l.push("gone A 192.0.2.200".into());
+    });
+    w.published(10);
+    assert_eq!(w.a_records("gone.ixfr.test."), ["192.0.2.200"]);
+    assert_eq!(w.a_records("www.ixfr.test."), ["192.0.2.100"]);
     // Serial 11: www changed, a record added, one removed.
-    std::fs::write(
-        &file,
-        unsigned(11, "www A 192.0.2.101\nnew A 192.0.2.111\n"),
-    )
-    .unwrap();
-    primary.publish(ZONE, &file, 11);
-    let second = published(11);
-    let a_records = |text: &str, owner: &str| -> Vec<String> {
-        text.lines()
-            .filter(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                f.first() == Some(&owner) && f.get(3) == Some(&"A")
-            })
-            .map(|l| l.split_whitespace().last().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(a_records(&second, "www.ixfr.test."), ["192.0.2.101"]);
-    assert_eq!(a_records(&second, "new.ixfr.test."), ["192.0.2.111"]);
-    assert!(a_records(&second, "gone.ixfr.test.").is_empty(), "removed");
-    assert_eq!(a_records(&second, "host49.ixfr.test."), ["192.0.2.49"]);
+    w.source(11, &|l| {
+        l.push("www A 192.0.2.101".into());
+        l.push("new A 192.0.2.111".into());
+    });
+    w.published(11);
+    assert_eq!(w.a_records("www.ixfr.test."), ["192.0.2.101"]);
+    assert_eq!(w.a_records("new.ixfr.test."), ["192.0.2.111"]);
+    assert!(w.a_records("gone.ixfr.test.").is_empty(), "removed");
+    assert_eq!(w.a_records("host49.ixfr.test."), ["198.51.100.49"]);
     // The primary answered an IXFR from 10, not a whole transfer.
+    let log = w.primary.as_ref().unwrap().log();
     assert!(
-        primary.log().contains("IXFR, outgoing") && primary.log().contains("10 -> 11"),
-        "{}",
-        primary.log()
+        log.contains("IXFR, outgoing") && log.contains("10 -> 11"),
+        "{log}"
     );
 }
 
@@ -110,14 +46,15 @@ fn replace(lines: &mut [String], from: &str, to: &str) {
     lines[i] = to.to_string();
 }
 
-/// A zone of 10,000 names kept signed by keymaster with the signed file
-/// written. Its source is a Knot primary with a journal (each version
+/// A zone of many names (10,000 unless said) kept signed by keymaster
+/// with the signed file written. Its source is a Knot primary with a journal (each version
 /// published there and taken by NOTIFY and IXFR), or a file.
 struct PatchWorld {
     zone: &'static str,
     dns: String,
     d: Daemon,
     primary: Option<Knot>,
+    hosts: usize,
     file: std::path::PathBuf,
     out: std::path::PathBuf,
     _dir: TempDir,
@@ -126,6 +63,17 @@ struct PatchWorld {
 
 impl PatchWorld {
     fn start(zone: &'static str, denial: &str, from_primary: bool) -> PatchWorld {
+        Self::start_with(zone, denial, from_primary, 10_000, &|_| {})
+    }
+
+    /// With `hosts` names, serial 10 changed by `first`.
+    fn start_with(
+        zone: &'static str,
+        denial: &str,
+        from_primary: bool,
+        hosts: usize,
+        first: &dyn Fn(&mut Vec<String>),
+    ) -> PatchWorld {
         let token = TestToken::new("primary-patch");
         let dns = format!("127.0.0.1:{}", free_port());
         let d = Daemon::start(&token, "node-pt", &["--dns-listen", &dns]);
@@ -138,10 +86,11 @@ impl PatchWorld {
             dns,
             d,
             primary,
+            hosts,
             _dir: dir,
             _token: token,
         };
-        w.source(10, &|_| {});
+        w.source(10, first);
         w.d.ctl_ok(&["zone", "add", zone, "--denial", denial]);
         let (kind, from) = match &w.primary {
             Some(p) => ("--primary", p.addr()),
@@ -175,7 +124,7 @@ impl PatchWorld {
             "ns.sub A 192.0.2.53".to_string(),
             "* TXT \"wildcard\"".to_string(),
         ];
-        for i in 0..10_000 {
+        for i in 0..self.hosts {
             lines.push(format!("host{i} A 198.51.100.{}", i % 250));
         }
         edit(&mut lines);
@@ -247,6 +196,19 @@ impl PatchWorld {
                 f.get(3) == Some(&rtype) && f[4..].join(" ") == rdata
             })
             .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect()
+    }
+
+    /// The addresses of an owner's A records in the signed file.
+    fn a_records(&self, owner: &str) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap()
+            .lines()
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.first() == Some(&owner) && f.get(3) == Some(&"A")
+            })
+            .map(|l| l.split_whitespace().last().unwrap().to_string())
             .collect()
     }
 
