@@ -423,159 +423,29 @@ impl Lifecycle {
         let Some(roll) = zone.lifecycle.roll.clone() else {
             return Ok(());
         };
-        let now = self.node.clock.now();
-        let mut old = find(keys, &zone.name, &roll.old)?.clone();
-        let mut new = find(keys, &zone.name, &roll.new)?.clone();
-        let (mut put, mut delete) = (Vec::new(), Vec::new());
-        let mut next = roll.clone();
-        next.since = now;
-        next.seen_at = 0;
-        let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
-        let what = match step {
-            Step::Seen => {
-                next = roll.clone();
-                next.seen_at = now;
-                format!(
-                    "every server serves the change of the {} roll to {}",
-                    roll.role.as_str().to_uppercase(),
-                    new.key_tag
-                )
-            }
-            Step::ZskActivate => {
-                new.state = KeyState::Active;
-                new.activated = now;
-                old.state = KeyState::Retired;
-                old.retired = now;
-                put = vec![new.clone(), old.clone()];
-                next.step = RollStep::ZskRetired;
-                next.ttl = t.ttl_sig as u32;
-                format!("ZSK {} signs; ZSK {} retired", new.key_tag, old.key_tag)
-            }
-            Step::KskSubmit => {
-                new.state = KeyState::Active;
-                new.activated = now;
-                old.state = KeyState::Leaving;
-                put = vec![new.clone(), old.clone()];
-                next.step = RollStep::KskDsSubmitted;
-                // The TTL the parent's caches count down for the old DS.
-                next.ttl = self.old_ds_ttl(&zone, &old).await;
-                format!(
-                    "KSK {} takes over: its DS handed to the parent (CDS/CDNSKEY{}); KSK {} leaving",
-                    new.key_tag,
-                    if self.ds_submit_command.is_some() {
-                        ", submission command"
-                    } else {
-                        ""
-                    },
-                    old.key_tag
-                )
-            }
-            Step::KskDsSeen { ds_ttl } => {
-                next.step = RollStep::KskDsSeen;
-                next.ttl = ds_ttl.max(evidence.max_ttl);
-                format!(
-                    "the parent serves the DS of KSK {} (DS TTL {} s)",
-                    new.key_tag, next.ttl
-                )
-            }
-            Step::AlgPublish => {
-                let mut zsk = find(keys, &zone.name, &roll.new_zsk)?.clone();
-                new.state = KeyState::Incoming;
-                new.published = now;
-                zsk.state = KeyState::Active;
-                zsk.published = now;
-                zsk.activated = now;
-                put = vec![new.clone(), zsk.clone()];
-                next.step = RollStep::AlgPublished;
-                next.ttl = zone.policy.dnskey_ttl;
-                format!(
-                    "the DNSKEYs of KSK {} and ZSK {} ({}) published beside the old algorithm's",
-                    new.key_tag, zsk.key_tag, zone.policy.algorithm
-                )
-            }
-            Step::AlgUnpublishOld => {
-                let wanted = zone.policy.algorithm.number();
-                let mut tags = Vec::new();
-                for k in keys.iter().filter(|k| k.algorithm.number() != wanted) {
-                    tags.push(k.key_tag.to_string());
-                    if Publication::of(k.state).signs {
-                        let mut k = k.clone();
-                        k.state = KeyState::PostActive;
-                        k.retired = now;
-                        put.push(k);
-                    } else {
-                        delete.push(k.id.clone());
-                    }
-                }
-                next.step = RollStep::AlgOldUnpublished;
-                next.ttl = zone.policy.dnskey_ttl;
-                format!(
-                    "the old algorithm's DNSKEYs withdrawn ({}); their keys still sign",
-                    tags.join(", ")
-                )
-            }
-            Step::AlgRemoveOld => {
-                let wanted = zone.policy.algorithm.number();
-                delete = keys
-                    .iter()
-                    .filter(|k| k.algorithm.number() != wanted)
-                    .map(|k| k.id.clone())
-                    .collect();
-                zone.lifecycle.last_zsk_rollover = now;
-                zone.lifecycle.last_ksk_rollover = now;
-                format!(
-                    "the old algorithm's keys removed, their signatures with them: the roll to {} is done",
-                    zone.policy.algorithm
-                )
-            }
-            Step::KskSwap => {
-                new.state = KeyState::Active;
-                new.published = now;
-                new.activated = now;
-                old.state = KeyState::DsOnly;
-                old.retired = now;
-                put = vec![new.clone(), old.clone()];
-                next.step = RollStep::KskSwapped;
-                next.ttl = zone.policy.dnskey_ttl;
-                format!(
-                    "KSK {} published and signing in place of KSK {} (both DS at the parent)",
-                    new.key_tag, old.key_tag
-                )
-            }
-            Step::UnsignDsGone | Step::UnsignStop => return Ok(()),
-            Step::KskRevoke => {
-                old.state = KeyState::Revoked;
-                put.push(old.clone());
-                next.step = RollStep::KskRevoked;
-                next.ttl = zone.policy.dnskey_ttl;
-                format!(
-                    "KSK {} revoked for RFC 5011 validators (published with the REVOKE bit as \
-                     key {}, signing the DNSKEY RRset); it goes after the remove hold-down ({} s)",
-                    old.key_tag,
-                    crate::keyset::dnskey_of(&old)?.key_tag(),
-                    t.irev()
-                )
-            }
-            Step::KskRemoveOld if roll.old == roll.new => {
-                delete = vec![old.id.clone()];
-                format!(
-                    "revoked KSK {} removed after the remove hold-down",
-                    old.key_tag
-                )
-            }
-            Step::ZskRemoveOld | Step::KskRemoveOld => {
-                delete = vec![old.id.clone()];
-                match roll.role {
-                    KeyRole::Zsk => zone.lifecycle.last_zsk_rollover = now,
-                    KeyRole::Ksk => zone.lifecycle.last_ksk_rollover = now,
-                }
-                format!(
-                    "{} {} removed: the roll to {} is done",
-                    roll.role.as_str().to_uppercase(),
-                    old.key_tag,
-                    new.key_tag
-                )
-            }
+        // The TTL the parent's caches count down for the old DS, asked of
+        // the parent only for the step that hands it the new one.
+        let old_ds_ttl = if step == Step::KskSubmit {
+            self.old_ds_ttl(&zone, find(keys, &zone.name, &roll.old)?)
+                .await
+        } else {
+            0
+        };
+        let at = StepInputs {
+            keys,
+            evidence,
+            now: self.node.clock.now(),
+            old_ds_ttl,
+            submits_ds: self.ds_submit_command.is_some(),
+        };
+        let Some(StepChange {
+            put,
+            delete,
+            next,
+            what,
+        }) = step_change(&step, &mut zone, &roll, &at)?
+        else {
+            return Ok(());
         };
         zone.lifecycle.roll = match step {
             Step::ZskRemoveOld | Step::KskRemoveOld | Step::AlgRemoveOld => None,
@@ -858,6 +728,201 @@ fn carried_by(zone: &ZoneRecord) -> std::result::Result<Option<u32>, &'static st
         Some(serial) => Ok(Some(serial)),
         None => Err("the zone signer has not published the change yet"),
     }
+}
+
+/// What a roll step is decided from, besides the zone and its roll.
+struct StepInputs<'a> {
+    keys: &'a [KeyRecord],
+    evidence: &'a Evidence,
+    now: u64,
+    /// The old DS's TTL at the parent (for `KskSubmit` only).
+    old_ds_ttl: u32,
+    /// A DS submission command is set (named in the audit entry).
+    submits_ds: bool,
+}
+
+/// What one roll step writes: the key records to put and to destroy, the
+/// roll as it goes on, and the words for its audit entry and log line.
+struct StepChange {
+    put: Vec<KeyRecord>,
+    delete: Vec<String>,
+    next: Roll,
+    what: String,
+}
+
+/// The change a roll step makes, without writing it; the zone record is
+/// changed in place where a step ends a roll (its last-rollover times).
+/// None for the steps of going insecure, which `take_unsign` takes. One
+/// arm per step, so that what a roll does reads as one table; the longer
+/// arms are functions of their own.
+fn step_change(
+    step: &Step,
+    zone: &mut ZoneRecord,
+    roll: &Roll,
+    at: &StepInputs,
+) -> Result<Option<StepChange>> {
+    let now = at.now;
+    let mut old = find(at.keys, &zone.name, &roll.old)?.clone();
+    let mut new = find(at.keys, &zone.name, &roll.new)?.clone();
+    let mut c = StepChange {
+        put: Vec::new(),
+        delete: Vec::new(),
+        next: Roll {
+            since: now,
+            seen_at: 0,
+            ..roll.clone()
+        },
+        what: String::new(),
+    };
+    let dnskey_ttl = zone.policy.dnskey_ttl;
+    c.what = match step {
+        Step::UnsignDsGone | Step::UnsignStop => return Ok(None),
+        Step::Seen => {
+            c.next = roll.clone();
+            c.next.seen_at = now;
+            let role = roll.role.as_str().to_uppercase();
+            format!(
+                "every server serves the change of the {role} roll to {}",
+                new.key_tag
+            )
+        }
+        Step::ZskActivate => {
+            let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
+            (new.state, new.activated) = (KeyState::Active, now);
+            (old.state, old.retired) = (KeyState::Retired, now);
+            c.put = vec![new.clone(), old.clone()];
+            (c.next.step, c.next.ttl) = (RollStep::ZskRetired, t.ttl_sig as u32);
+            format!("ZSK {} signs; ZSK {} retired", new.key_tag, old.key_tag)
+        }
+        Step::KskSubmit => {
+            (new.state, new.activated) = (KeyState::Active, now);
+            old.state = KeyState::Leaving;
+            c.put = vec![new.clone(), old.clone()];
+            (c.next.step, c.next.ttl) = (RollStep::KskDsSubmitted, at.old_ds_ttl);
+            let command = if at.submits_ds {
+                ", submission command"
+            } else {
+                ""
+            };
+            format!(
+                "KSK {} takes over: its DS handed to the parent (CDS/CDNSKEY{command}); KSK {} leaving",
+                new.key_tag, old.key_tag
+            )
+        }
+        &Step::KskDsSeen { ds_ttl } => {
+            c.next.step = RollStep::KskDsSeen;
+            c.next.ttl = ds_ttl.max(at.evidence.max_ttl);
+            format!(
+                "the parent serves the DS of KSK {} (DS TTL {} s)",
+                new.key_tag, c.next.ttl
+            )
+        }
+        Step::AlgPublish => algorithm_published(zone, roll, at, &mut c, new)?,
+        Step::AlgUnpublishOld => algorithm_unpublished(zone, at, &mut c),
+        Step::AlgRemoveOld => algorithm_removed(zone, at, &mut c),
+        Step::KskSwap => {
+            (new.state, new.published, new.activated) = (KeyState::Active, now, now);
+            (old.state, old.retired) = (KeyState::DsOnly, now);
+            c.put = vec![new.clone(), old.clone()];
+            (c.next.step, c.next.ttl) = (RollStep::KskSwapped, dnskey_ttl);
+            format!(
+                "KSK {} published and signing in place of KSK {} (both DS at the parent)",
+                new.key_tag, old.key_tag
+            )
+        }
+        Step::KskRevoke => {
+            let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
+            old.state = KeyState::Revoked;
+            c.put.push(old.clone());
+            (c.next.step, c.next.ttl) = (RollStep::KskRevoked, dnskey_ttl);
+            format!(
+                "KSK {} revoked for RFC 5011 validators (published with the REVOKE bit as \
+                 key {}, signing the DNSKEY RRset); it goes after the remove hold-down ({} s)",
+                old.key_tag,
+                crate::keyset::dnskey_of(&old)?.key_tag(),
+                t.irev()
+            )
+        }
+        Step::KskRemoveOld if roll.old == roll.new => {
+            c.delete = vec![old.id.clone()];
+            format!(
+                "revoked KSK {} removed after the remove hold-down",
+                old.key_tag
+            )
+        }
+        Step::ZskRemoveOld | Step::KskRemoveOld => {
+            c.delete = vec![old.id.clone()];
+            match roll.role {
+                KeyRole::Zsk => zone.lifecycle.last_zsk_rollover = now,
+                KeyRole::Ksk => zone.lifecycle.last_ksk_rollover = now,
+            }
+            let role = roll.role.as_str().to_uppercase();
+            format!(
+                "{role} {} removed: the roll to {} is done",
+                old.key_tag, new.key_tag
+            )
+        }
+    };
+    Ok(Some(c))
+}
+
+/// Algorithm roll: the new algorithm's KSK (incoming) and ZSK (active)
+/// published beside the old algorithm's keys.
+fn algorithm_published(
+    zone: &ZoneRecord,
+    roll: &Roll,
+    at: &StepInputs,
+    c: &mut StepChange,
+    mut new: KeyRecord,
+) -> Result<String> {
+    let mut zsk = find(at.keys, &zone.name, &roll.new_zsk)?.clone();
+    (new.state, new.published) = (KeyState::Incoming, at.now);
+    (zsk.state, zsk.published, zsk.activated) = (KeyState::Active, at.now, at.now);
+    c.put = vec![new.clone(), zsk.clone()];
+    (c.next.step, c.next.ttl) = (RollStep::AlgPublished, zone.policy.dnskey_ttl);
+    Ok(format!(
+        "the DNSKEYs of KSK {} and ZSK {} ({}) published beside the old algorithm's",
+        new.key_tag, zsk.key_tag, zone.policy.algorithm
+    ))
+}
+
+/// Algorithm roll: the old algorithm's DNSKEYs withdrawn; its keys that
+/// sign go on signing (post-active), the others go.
+fn algorithm_unpublished(zone: &ZoneRecord, at: &StepInputs, c: &mut StepChange) -> String {
+    let wanted = zone.policy.algorithm.number();
+    let mut tags = Vec::new();
+    for k in at.keys.iter().filter(|k| k.algorithm.number() != wanted) {
+        tags.push(k.key_tag.to_string());
+        if Publication::of(k.state).signs {
+            let mut k = k.clone();
+            (k.state, k.retired) = (KeyState::PostActive, at.now);
+            c.put.push(k);
+        } else {
+            c.delete.push(k.id.clone());
+        }
+    }
+    (c.next.step, c.next.ttl) = (RollStep::AlgOldUnpublished, zone.policy.dnskey_ttl);
+    format!(
+        "the old algorithm's DNSKEYs withdrawn ({}); their keys still sign",
+        tags.join(", ")
+    )
+}
+
+/// Algorithm roll: the old algorithm's keys removed; the roll is done.
+fn algorithm_removed(zone: &mut ZoneRecord, at: &StepInputs, c: &mut StepChange) -> String {
+    let wanted = zone.policy.algorithm.number();
+    c.delete = at
+        .keys
+        .iter()
+        .filter(|k| k.algorithm.number() != wanted)
+        .map(|k| k.id.clone())
+        .collect();
+    zone.lifecycle.last_zsk_rollover = at.now;
+    zone.lifecycle.last_ksk_rollover = at.now;
+    format!(
+        "the old algorithm's keys removed, their signatures with them: the roll to {} is done",
+        zone.policy.algorithm
+    )
 }
 
 pub(super) fn servers_of_parent(zone: &ZoneRecord) -> Vec<SocketAddr> {
