@@ -67,37 +67,7 @@ pub enum ZoneCmd {
     /// Keep a zone signed from a source file and publish it: a signed file
     /// and/or zone transfer to secondaries (from --dns-listen of the Key
     /// Master), with NOTIFY on every new serial.
-    Source {
-        zone: String,
-        /// The unsigned master file, on the Key Master's host (absolute);
-        /// re-read when it changes and on `zone reload`.
-        #[arg(long, conflicts_with = "primary")]
-        file: Option<String>,
-        /// Or a primary, ADDR:PORT, serving the unsigned zone: transferred by
-        /// AXFR on its NOTIFY (to --dns-listen) and at its SOA refresh.
-        #[arg(long)]
-        primary: Option<String>,
-        /// Also write the signed zone to this file on every new serial.
-        #[arg(long)]
-        out: Option<String>,
-        /// A secondary, ADDR:PORT: may transfer the zone, gets a NOTIFY.
-        #[arg(long = "secondary")]
-        secondaries: Vec<String>,
-        /// SOA serial: keep, increment (default), unixtime or dateserial.
-        #[arg(long, default_value = "increment")]
-        serial: String,
-        /// Transfers must be signed with this TSIG key (from the Key
-        /// Master's --tsig-keys file).
-        #[arg(long)]
-        tsig: Option<String>,
-        /// Sign transfers from the primary with this TSIG key (from the Key
-        /// Master's --tsig-keys file); its answers must be signed with it.
-        #[arg(long, requires = "primary")]
-        primary_tsig: Option<String>,
-        /// Stop keeping the zone signed.
-        #[arg(long, conflicts_with_all = ["file", "primary", "out", "secondaries", "tsig"])]
-        none: bool,
-    },
+    Source(ZoneSource),
     /// Have the Key Master read the zone's source again now.
     Reload { zone: String },
     /// Where the zone's publication stands: serials, when signed and why,
@@ -144,6 +114,41 @@ pub enum ZoneCmd {
         #[arg(long, default_value_t = 0)]
         expiration: u32,
     },
+}
+
+/// `zone source`: where the Key Master reads the zone it keeps signed, and
+/// where it publishes it.
+#[derive(Debug, Args)]
+pub struct ZoneSource {
+    pub zone: String,
+    /// The unsigned master file, on the Key Master's host (absolute);
+    /// re-read when it changes and on `zone reload`.
+    #[arg(long, conflicts_with = "primary")]
+    pub file: Option<String>,
+    /// Or a primary, ADDR:PORT, serving the unsigned zone: transferred by
+    /// AXFR on its NOTIFY (to --dns-listen) and at its SOA refresh.
+    #[arg(long)]
+    pub primary: Option<String>,
+    /// Also write the signed zone to this file on every new serial.
+    #[arg(long)]
+    pub out: Option<String>,
+    /// A secondary, ADDR:PORT: may transfer the zone, gets a NOTIFY.
+    #[arg(long = "secondary")]
+    pub secondaries: Vec<String>,
+    /// SOA serial: keep, increment (default), unixtime or dateserial.
+    #[arg(long, default_value = "increment")]
+    pub serial: String,
+    /// Transfers must be signed with this TSIG key (from the Key
+    /// Master's --tsig-keys file).
+    #[arg(long)]
+    pub tsig: Option<String>,
+    /// Sign transfers from the primary with this TSIG key (from the Key
+    /// Master's --tsig-keys file); its answers must be signed with it.
+    #[arg(long, requires = "primary")]
+    pub primary_tsig: Option<String>,
+    /// Stop keeping the zone signed.
+    #[arg(long, conflicts_with_all = ["file", "primary", "out", "secondaries", "tsig"])]
+    pub none: bool,
 }
 
 #[derive(Debug, Args)]
@@ -338,73 +343,8 @@ async fn remove(c: &mut Clients, zone: String, force: bool) -> Result<Output, St
 pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
     Ok(match cmd {
         ZoneCmd::Add(a) => add(c, a).await?,
-        ZoneCmd::Set(a) => {
-            let (policy, fields) = policy_from_args(&a.policy)?;
-            if fields.is_empty() {
-                return Err("nothing to change: give the settings to set".into());
-            }
-            Output::Zone(Box::new(
-                c.zones
-                    .set_zone(proto::SetZoneRequest {
-                        zone: a.zone,
-                        policy: Some(policy),
-                        fields,
-                    })
-                    .await
-                    .map_err(status_line)?
-                    .into_inner(),
-            ))
-        }
-        ZoneCmd::Source {
-            zone,
-            file,
-            primary,
-            out,
-            secondaries,
-            serial,
-            tsig,
-            primary_tsig,
-            none,
-        } => {
-            if none {
-                return Ok(Output::Status(Box::new(
-                    c.zones
-                        .set_zone_source(proto::SetZoneSourceRequest {
-                            zone,
-                            serial_policy: serial,
-                            ..Default::default()
-                        })
-                        .await
-                        .map_err(status_line)?
-                        .into_inner(),
-                )));
-            }
-            if file.is_none() && primary.is_none() {
-                return Err(
-                    "give --file PATH or --primary ADDR:PORT, or --none to stop keeping \
-                            the zone signed"
-                        .into(),
-                );
-            }
-            let file = file.map(|f| absolute(&f)).transpose()?.unwrap_or_default();
-            let out = out.map(|o| absolute(&o)).transpose()?.unwrap_or_default();
-            Output::Status(Box::new(
-                c.zones
-                    .set_zone_source(proto::SetZoneSourceRequest {
-                        zone,
-                        source_file: file,
-                        source_primary: primary.unwrap_or_default(),
-                        out_file: out,
-                        secondaries,
-                        serial_policy: serial,
-                        tsig_key: tsig.unwrap_or_default(),
-                        source_tsig_key: primary_tsig.unwrap_or_default(),
-                    })
-                    .await
-                    .map_err(status_line)?
-                    .into_inner(),
-            ))
-        }
+        ZoneCmd::Set(a) => set(c, a).await?,
+        ZoneCmd::Source(a) => source(c, a).await?,
         ZoneCmd::Reload { zone } => Output::Status(Box::new(
             c.zones
                 .reload_zone(proto::ZoneStatusRequest { zone })
@@ -420,44 +360,7 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
                 .into_inner(),
         )),
         ZoneCmd::Delegations { zone } => delegations(c, zone).await?,
-        ZoneCmd::Delegation(DelegationCmd::Add {
-            zone,
-            child,
-            servers,
-            ds,
-            ds_ttl,
-            allow_delete,
-            poll_period,
-        }) => {
-            let ds_ttl = ds_ttl.as_deref().map(parse_duration).transpose()?;
-            let d = c
-                .zones
-                .add_delegation(proto::AddDelegationRequest {
-                    zone,
-                    child,
-                    servers,
-                    ds,
-                    ds_ttl: ds_ttl.unwrap_or(0),
-                    allow_delete,
-                    poll_period: parse_duration(&poll_period)?.into(),
-                })
-                .await
-                .map_err(status_line)?
-                .into_inner();
-            delegation_output(&[d])
-        }
-        ZoneCmd::Delegation(DelegationCmd::Remove { zone, child }) => {
-            let d = c
-                .zones
-                .remove_delegation(proto::DelegationRequest { zone, child })
-                .await
-                .map_err(status_line)?
-                .into_inner();
-            Output::Value(
-                json!({"child": d.child, "removed": true}),
-                format!("{}: the DS is no longer kept from its CDS", d.child),
-            )
-        }
+        ZoneCmd::Delegation(d) => delegation(c, d).await?,
         ZoneCmd::Unsign {
             zone,
             remove_keys,
@@ -475,23 +378,7 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
                 .map_err(status_line)?
                 .into_inner(),
         )),
-        ZoneCmd::PollChildren { zone } => {
-            let polled = c
-                .zones
-                .poll_children(proto::ListDelegationsRequest { zone: zone.clone() })
-                .await
-                .map_err(status_line)?
-                .into_inner()
-                .delegations;
-            if polled.is_empty() {
-                Output::Value(
-                    json!([]),
-                    format!("{zone} has no child kept by CDS polling (zone delegation add)"),
-                )
-            } else {
-                delegation_output(&polled)
-            }
-        }
+        ZoneCmd::PollChildren { zone } => poll_children(c, zone).await?,
         ZoneCmd::Pause { zone } => pause(c, zone, true).await?,
         ZoneCmd::Resume { zone } => pause(c, zone, false).await?,
         ZoneCmd::Show { zone } => {
@@ -522,20 +409,145 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
         } => {
             crate::sign::sign_zone(&mut c.zones, zone, input, output, inception, expiration).await?
         }
-        ZoneCmd::Rekey { zone } => {
-            let r = c
-                .roles
-                .rekey(proto::RoleRequest { zone: zone.clone() })
+        ZoneCmd::Rekey { zone } => rekey(c, zone).await?,
+    })
+}
+
+/// `zone set`: the settings given, and nothing else, changed.
+async fn set(c: &mut Clients, a: ZoneSet) -> Result<Output, String> {
+    let (policy, fields) = policy_from_args(&a.policy)?;
+    if fields.is_empty() {
+        return Err("nothing to change: give the settings to set".into());
+    }
+    let z = c
+        .zones
+        .set_zone(proto::SetZoneRequest {
+            zone: a.zone,
+            policy: Some(policy),
+            fields,
+        })
+        .await
+        .map_err(status_line)?
+        .into_inner();
+    Ok(Output::Zone(Box::new(z)))
+}
+
+/// `zone source`: the Key Master keeps the zone signed from a file or a
+/// primary (or, with --none, stops).
+async fn source(c: &mut Clients, a: ZoneSource) -> Result<Output, String> {
+    let request = if a.none {
+        proto::SetZoneSourceRequest {
+            zone: a.zone,
+            serial_policy: a.serial,
+            ..Default::default()
+        }
+    } else {
+        if a.file.is_none() && a.primary.is_none() {
+            return Err(
+                "give --file PATH or --primary ADDR:PORT, or --none to stop keeping \
+                        the zone signed"
+                    .into(),
+            );
+        }
+        let file = a.file.map(|f| absolute(&f)).transpose()?;
+        let out = a.out.map(|o| absolute(&o)).transpose()?;
+        proto::SetZoneSourceRequest {
+            zone: a.zone,
+            source_file: file.unwrap_or_default(),
+            source_primary: a.primary.unwrap_or_default(),
+            out_file: out.unwrap_or_default(),
+            secondaries: a.secondaries,
+            serial_policy: a.serial,
+            tsig_key: a.tsig.unwrap_or_default(),
+            source_tsig_key: a.primary_tsig.unwrap_or_default(),
+        }
+    };
+    let status = c
+        .zones
+        .set_zone_source(request)
+        .await
+        .map_err(status_line)?
+        .into_inner();
+    Ok(Output::Status(Box::new(status)))
+}
+
+/// `zone delegation add|remove`: a child whose DS is kept from its CDS.
+async fn delegation(c: &mut Clients, cmd: DelegationCmd) -> Result<Output, String> {
+    Ok(match cmd {
+        DelegationCmd::Add {
+            zone,
+            child,
+            servers,
+            ds,
+            ds_ttl,
+            allow_delete,
+            poll_period,
+        } => {
+            let ds_ttl = ds_ttl.as_deref().map(parse_duration).transpose()?;
+            let d = c
+                .zones
+                .add_delegation(proto::AddDelegationRequest {
+                    zone,
+                    child,
+                    servers,
+                    ds,
+                    ds_ttl: ds_ttl.unwrap_or(0),
+                    allow_delete,
+                    poll_period: parse_duration(&poll_period)?.into(),
+                })
                 .await
                 .map_err(status_line)?
                 .into_inner();
-            eprintln!(
-                "{zone} has new keys: every trust anchor must be replaced (the DS at the parent \
-                 below, and any configured anchor); re-sign the zone now"
-            );
-            Output::Records(vec![("ds", r.ds)])
+            delegation_output(&[d])
+        }
+        DelegationCmd::Remove { zone, child } => {
+            let d = c
+                .zones
+                .remove_delegation(proto::DelegationRequest { zone, child })
+                .await
+                .map_err(status_line)?
+                .into_inner();
+            Output::Value(
+                json!({"child": d.child, "removed": true}),
+                format!("{}: the DS is no longer kept from its CDS", d.child),
+            )
         }
     })
+}
+
+/// `zone poll-children`: the children kept by CDS polling, polled now.
+async fn poll_children(c: &mut Clients, zone: String) -> Result<Output, String> {
+    let polled = c
+        .zones
+        .poll_children(proto::ListDelegationsRequest { zone: zone.clone() })
+        .await
+        .map_err(status_line)?
+        .into_inner()
+        .delegations;
+    Ok(if polled.is_empty() {
+        Output::Value(
+            json!([]),
+            format!("{zone} has no child kept by CDS polling (zone delegation add)"),
+        )
+    } else {
+        delegation_output(&polled)
+    })
+}
+
+/// `zone rekey`: new keys after a seize to a node whose token cannot reach
+/// the old ones.
+async fn rekey(c: &mut Clients, zone: String) -> Result<Output, String> {
+    let r = c
+        .roles
+        .rekey(proto::RoleRequest { zone: zone.clone() })
+        .await
+        .map_err(status_line)?
+        .into_inner();
+    eprintln!(
+        "{zone} has new keys: every trust anchor must be replaced (the DS at the parent \
+         below, and any configured anchor); re-sign the zone now"
+    );
+    Ok(Output::Records(vec![("ds", r.ds)]))
 }
 
 /// A DS digest algorithm by name, as its number.
@@ -545,45 +557,8 @@ pub fn digest_number(d: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("unknown DS digest {d:?} (use sha256 or sha384)"))
 }
 
-/// The policy the flags give, and the names of the fields they set.
-fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), String> {
-    let mut p = proto::ZonePolicy::default();
-    let mut fields = Vec::new();
-    let mut set = |name: &str| fields.push(name.to_string());
-    if let Some(alg) = &a.algorithm {
-        let alg: keymaster::dnssec::Algorithm = alg.parse().map_err(|e| format!("{e}"))?;
-        p.algorithm = u32::from(alg.number());
-        if let keymaster::dnssec::Algorithm::RsaSha256 { bits } = alg {
-            p.rsa_bits = bits;
-        }
-        set("algorithm");
-    }
-    if let Some(bits) = a.bits {
-        if p.algorithm != 8 {
-            return Err("--bits applies to --algorithm rsasha256 only".into());
-        }
-        p.rsa_bits = bits;
-    }
-    if let Some(d) = &a.denial {
-        p.denial = d.clone();
-        set("denial");
-    }
-    if let Some(i) = a.nsec3_iterations {
-        p.nsec3_iterations = i;
-        set("nsec3_iterations");
-    }
-    if let Some(salt) = a.nsec3_salt.as_deref() {
-        p.nsec3_salt = if salt == "-" {
-            String::new()
-        } else {
-            salt.to_string()
-        };
-        set("nsec3_salt");
-    }
-    if let Some(o) = a.nsec3_opt_out {
-        p.nsec3_opt_out = o;
-        set("nsec3_opt_out");
-    }
+/// The durations (and TTLs) the flags give, each into its policy field.
+fn durations_from_args(a: &PolicyArgs, p: &mut proto::ZonePolicy, set: &mut impl FnMut(&str)) {
     let durations = [
         (
             a.dnskey_signature_validity,
@@ -648,6 +623,48 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
             set(name);
         }
     }
+}
+
+/// The policy the flags give, and the names of the fields they set.
+fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), String> {
+    let mut p = proto::ZonePolicy::default();
+    let mut fields = Vec::new();
+    let mut set = |name: &str| fields.push(name.to_string());
+    if let Some(alg) = &a.algorithm {
+        let alg: keymaster::dnssec::Algorithm = alg.parse().map_err(|e| format!("{e}"))?;
+        p.algorithm = u32::from(alg.number());
+        if let keymaster::dnssec::Algorithm::RsaSha256 { bits } = alg {
+            p.rsa_bits = bits;
+        }
+        set("algorithm");
+    }
+    if let Some(bits) = a.bits {
+        if p.algorithm != 8 {
+            return Err("--bits applies to --algorithm rsasha256 only".into());
+        }
+        p.rsa_bits = bits;
+    }
+    if let Some(d) = &a.denial {
+        p.denial = d.clone();
+        set("denial");
+    }
+    if let Some(i) = a.nsec3_iterations {
+        p.nsec3_iterations = i;
+        set("nsec3_iterations");
+    }
+    if let Some(salt) = a.nsec3_salt.as_deref() {
+        p.nsec3_salt = if salt == "-" {
+            String::new()
+        } else {
+            salt.to_string()
+        };
+        set("nsec3_salt");
+    }
+    if let Some(o) = a.nsec3_opt_out {
+        p.nsec3_opt_out = o;
+        set("nsec3_opt_out");
+    }
+    durations_from_args(a, &mut p, &mut set);
     if let Some(double) = a.zsk_method {
         p.zsk_double_signature = double;
         set("zsk_double_signature");
