@@ -542,39 +542,22 @@ impl Publisher {
         let (back, made) = tokio::task::spawn_blocking(move || {
             let mut next_serial =
                 |source| serial::next_serial(policy, source, last, now).map_err(|e| e.to_string());
-            let made = match (change, old) {
-                (Some(change), Some(mut last)) => match signing.patch_source_blocking(
-                    &config,
-                    &mut last,
-                    &change,
-                    source_serial,
-                    &mut next_serial,
-                ) {
-                    Ok(Some((stats, undo, changes))) => {
-                        Ok((stats, last, Back::Undo(undo), changes))
-                    }
-                    Ok(None) => sign_whole(&signing, config, &text, Some(last), &mut next_serial),
-                    Err(e) => Err((Back::Kept(Some(last)), e.to_string())),
-                },
-                (_, old) => sign_whole(&signing, config, &text, old, &mut next_serial),
-            };
+            let made = make_version(
+                &signing,
+                config,
+                &text,
+                (change, old),
+                source_serial,
+                &mut next_serial,
+            );
             let (stats, signed, back, changes) = match made {
                 Ok(m) => m,
                 Err((back, e)) => return (back, Err(format!("{source}: {e}"))),
             };
             let clock = signing.clock();
             let signed_at = clock.instant();
-            // A version made whole is read back whole before it is served;
-            // one patched, or one whose change is journalled, has only its
-            // changes read (in the journal) and its SOA.
-            let chunks = signed.chunks.clone();
-            let parsed = match stats.patched || (changes.is_some() && before.is_some()) {
-                true => {
-                    let count = stats.records_out as usize;
-                    SignedZone::parse_head(&apex2, chunks, count, ips, tsig)
-                }
-                false => SignedZone::parse(&apex2, chunks, ips, tsig),
-            };
+            let journalled = changes.is_some() && before.is_some();
+            let parsed = read_back(&apex2, &stats, &signed, journalled, ips, tsig);
             if changes.is_none() && before.is_some() {
                 tracing::info!(
                     zone = %apex2,
@@ -627,16 +610,7 @@ impl Publisher {
         if let Some(out) = &zone.publishing.out_file {
             write_atomically(out, signed.chunks.clone()).await?;
         }
-        let serial = stats.serial_out;
-        for secondary in secondaries {
-            let apex = apex.clone();
-            let zone = key.clone();
-            tokio::spawn(async move {
-                if let Err(e) = notify::notify(secondary, &apex).await {
-                    tracing::warn!(%zone, %secondary, serial, error = %e, "NOTIFY not answered");
-                }
-            });
-        }
+        notify_secondaries(&key, &apex, stats.serial_out, secondaries);
         Ok(())
     }
 
@@ -917,6 +891,67 @@ fn sign_whole(
     match signing.sign_source_blocking(&config, text, serial) {
         Ok((stats, signed, changes)) => Ok((stats, Arc::new(signed), Back::Kept(old), changes)),
         Err(e) => Err((Back::Kept(old), e.to_string())),
+    }
+}
+
+/// Makes the new version: the last one patched by the source's known
+/// change where that can be done, the source signed whole otherwise.
+fn make_version(
+    signing: &Signing,
+    config: crate::signing::zone::ZoneSigning,
+    text: &[u8],
+    (change, old): (Option<SourceChange>, Option<Arc<Previous>>),
+    source_serial: u32,
+    serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
+) -> std::result::Result<MadeVersion, (Back, String)> {
+    // `last` is moved, not cloned: the patch changes it in place, which it
+    // can only do while it holds the one reference.
+    let (change, mut last) = match (change, old) {
+        (Some(change), Some(last)) => (change, last),
+        (_, old) => return sign_whole(signing, config, text, old, serial),
+    };
+    match signing.patch_source_blocking(&config, &mut last, &change, source_serial, serial) {
+        Ok(Some((stats, undo, changes))) => Ok((stats, last, Back::Undo(undo), changes)),
+        Ok(None) => sign_whole(signing, config, text, Some(last), serial),
+        Err(e) => Err((Back::Kept(Some(last)), e.to_string())),
+    }
+}
+
+/// The new version read back for serving. One made whole is read whole;
+/// one patched, or one whose change is journalled, has only its SOA read
+/// here (its changes are read as the journal follows them).
+fn read_back(
+    apex: &domain::base::name::Name<Vec<u8>>,
+    stats: &ZoneStats,
+    signed: &Previous,
+    journalled: bool,
+    secondaries: Vec<IpAddr>,
+    tsig: Option<String>,
+) -> std::result::Result<SignedZone, String> {
+    let chunks = signed.chunks.clone();
+    match stats.patched || journalled {
+        true => {
+            let count = stats.records_out as usize;
+            SignedZone::parse_head(apex, chunks, count, secondaries, tsig)
+        }
+        false => SignedZone::parse(apex, chunks, secondaries, tsig),
+    }
+}
+
+/// Tells each secondary of the new serial, without waiting for answers.
+fn notify_secondaries(
+    zone: &str,
+    apex: &domain::base::name::Name<Vec<u8>>,
+    serial: u32,
+    secondaries: Vec<SocketAddr>,
+) {
+    for secondary in secondaries {
+        let (apex, zone) = (apex.clone(), zone.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = notify::notify(secondary, &apex).await {
+                tracing::warn!(%zone, %secondary, serial, error = %e, "NOTIFY not answered");
+            }
+        });
     }
 }
 
