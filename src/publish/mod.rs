@@ -19,6 +19,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use domain::base::name::Name;
+
 use crate::dnssec::reuse::{Previous, Undo};
 use crate::dnssec::zone::ZoneStats;
 use crate::error::Result;
@@ -302,6 +304,76 @@ impl Publisher {
         self.set_local(&zone.name, local);
     }
 
+    /// What marks the source's version without reading it (a file's
+    /// modification, a primary's SOA serial, asked at its refresh).
+    async fn stamp_of(
+        &self,
+        name: &str,
+        source: &Source,
+        apex: &Name<Vec<u8>>,
+        reload: bool,
+        now: u64,
+        local: &mut Local,
+    ) -> Option<String> {
+        match source {
+            Source::File(_) => source.mark(apex).await,
+            Source::Primary(addr) => {
+                self.served.expect_notify_from(name, addr.ip());
+                if reload || now >= local.next_check || local.stamp.is_none() {
+                    local.next_check = now + PRIMARY_RETRY;
+                    source.mark(apex).await
+                } else {
+                    local.stamp.clone()
+                }
+            }
+        }
+    }
+
+    /// The TSIG key the zone's primary is asked with, if it has one.
+    fn primary_tsig(
+        &self,
+        zone: &ZoneRecord,
+    ) -> std::result::Result<Option<domain::tsig::Key>, String> {
+        let Some(name) = zone.publishing.source_tsig_key.as_deref() else {
+            return Ok(None);
+        };
+        match self.tsig_keys.by_name(name) {
+            Some(key) => Ok(Some(key)),
+            None => Err(format!(
+                "the TSIG key {name} for the primary is not in this node's --tsig-keys file"
+            )),
+        }
+    }
+
+    /// Reads the source: its text, the change from the text last read (if
+    /// known) and the text's digest. What was read is kept for the next
+    /// change to be told against.
+    async fn fetch(
+        &self,
+        name: &str,
+        source: &Source,
+        apex: &Name<Vec<u8>>,
+        key: Option<domain::tsig::Key>,
+        now: u64,
+        local: &mut Local,
+    ) -> std::result::Result<Fetched, String> {
+        let last = local
+            .last_source
+            .clone()
+            .filter(|(from, _)| from == source)
+            .map(|(_, f)| f);
+        let mut f = source.fetch(apex, key.as_ref(), last.as_deref()).await?;
+        if let Some(refresh) = f.refresh {
+            local.next_check = now + u64::from(refresh.clamp(PRIMARY_RETRY as u32, 86_400));
+        }
+        let (text, change, digest) = (f.text.clone(), f.change.take(), f.digest.clone());
+        if f.serial.is_some() {
+            tracing::debug!(zone = %name, serial = f.serial, how = f.how, "transferred from the primary");
+        }
+        local.last_source = Some((source.clone(), Arc::new(f)));
+        Ok((text, change, digest))
+    }
+
     async fn look_at_with(&self, zone: &ZoneRecord, children: &[&ZoneRecord], local: &mut Local) {
         let name = zone.name.clone();
         let Some(source) = Source::of(&zone.publishing) else {
@@ -317,18 +389,9 @@ impl Publisher {
             .remove(&name)
             | self.served.take_notified(&name);
         let now = self.node.clock.now();
-        let stamp = match &source {
-            Source::File(_) => source.mark(&apex).await,
-            Source::Primary(addr) => {
-                self.served.expect_notify_from(&name, addr.ip());
-                if reload || now >= local.next_check || local.stamp.is_none() {
-                    local.next_check = now + PRIMARY_RETRY;
-                    source.mark(&apex).await
-                } else {
-                    local.stamp.clone()
-                }
-            }
-        };
+        let stamp = self
+            .stamp_of(&name, &source, &apex, reload, now, local)
+            .await;
         let signed_with = match self.signed_with(zone, children).await {
             Ok(s) => s,
             Err(e) => return self.failed(zone, local, format!("{e}")).await,
@@ -347,36 +410,12 @@ impl Publisher {
         } else {
             return;
         };
-        let key = match zone.publishing.source_tsig_key.as_deref() {
-            None => None,
-            Some(name) => match self.tsig_keys.by_name(name) {
-                Some(key) => Some(key),
-                None => {
-                    let why = format!(
-                        "the TSIG key {name} for the primary is not in this node's --tsig-keys file"
-                    );
-                    return self.failed(zone, local, why).await;
-                }
-            },
+        let fetched = match self.primary_tsig(zone) {
+            Ok(key) => self.fetch(&name, &source, &apex, key, now, local).await,
+            Err(e) => Err(e),
         };
-        let last = local
-            .last_source
-            .clone()
-            .filter(|(from, _)| *from == source)
-            .map(|(_, f)| f);
-        let (text, change, digest) = match source.fetch(&apex, key.as_ref(), last.as_deref()).await
-        {
-            Ok(mut f) => {
-                if let Some(refresh) = f.refresh {
-                    local.next_check = now + u64::from(refresh.clamp(PRIMARY_RETRY as u32, 86_400));
-                }
-                let (text, change, digest) = (f.text.clone(), f.change.take(), f.digest.clone());
-                if f.serial.is_some() {
-                    tracing::debug!(zone = %name, serial = f.serial, how = f.how, "transferred from the primary");
-                }
-                local.last_source = Some((source.clone(), Arc::new(f)));
-                (text, change, digest)
-            }
+        let (text, change, digest) = match fetched {
+            Ok(f) => f,
             Err(e) => return self.failed(zone, local, e).await,
         };
         let reason = match reason {
@@ -387,19 +426,7 @@ impl Publisher {
                 return;
             }
         };
-        // The last version is patched rather than the source signed whole
-        // when, since it was published without a failure, only the source
-        // changed and the change from the text it was signed from is known;
-        // or only signatures came due, or the apex's keys or the outputs
-        // changed, with the source as it was.
-        let change = match change {
-            _ if local.failure.is_some() => None,
-            Some((from, c)) if reason == SOURCE_CHANGED && from == local.digest => Some(c),
-            _ if (reason == REFRESHED || reason == APEX_CHANGED) && digest == local.digest => {
-                Some(SourceChange::default())
-            }
-            _ => None,
-        };
+        let change = patchable(change, local, &reason, &digest);
         // Signatures are kept from the last version this node published at
         // this epoch under the same policy; otherwise the zone is signed whole.
         let mut previous = local
@@ -894,6 +921,31 @@ fn sign_whole(
     }
 }
 
+/// A source as read: its text, the change from the text last read (from
+/// that text's digest) where known, and its own digest.
+type Fetched = (Arc<Vec<u8>>, Option<(Vec<u8>, SourceChange)>, Vec<u8>);
+
+/// The change the last version is patched by, rather than the source
+/// signed whole: when, since it was published without a failure, only the
+/// source changed and the change from the text it was signed from is
+/// known; or only signatures came due, or the apex's keys or the outputs
+/// changed, with the source as it was.
+fn patchable(
+    change: Option<(Vec<u8>, SourceChange)>,
+    local: &Local,
+    reason: &str,
+    digest: &[u8],
+) -> Option<SourceChange> {
+    match change {
+        _ if local.failure.is_some() => None,
+        Some((from, c)) if reason == SOURCE_CHANGED && from == local.digest => Some(c),
+        _ if (reason == REFRESHED || reason == APEX_CHANGED) && digest == local.digest => {
+            Some(SourceChange::default())
+        }
+        _ => None,
+    }
+}
+
 /// Makes the new version: the last one patched by the source's known
 /// change where that can be done, the source signed whole otherwise.
 fn make_version(
@@ -921,7 +973,7 @@ fn make_version(
 /// one patched, or one whose change is journalled, has only its SOA read
 /// here (its changes are read as the journal follows them).
 fn read_back(
-    apex: &domain::base::name::Name<Vec<u8>>,
+    apex: &Name<Vec<u8>>,
     stats: &ZoneStats,
     signed: &Previous,
     journalled: bool,
@@ -939,12 +991,7 @@ fn read_back(
 }
 
 /// Tells each secondary of the new serial, without waiting for answers.
-fn notify_secondaries(
-    zone: &str,
-    apex: &domain::base::name::Name<Vec<u8>>,
-    serial: u32,
-    secondaries: Vec<SocketAddr>,
-) {
+fn notify_secondaries(zone: &str, apex: &Name<Vec<u8>>, serial: u32, secondaries: Vec<SocketAddr>) {
     for secondary in secondaries {
         let (apex, zone) = (apex.clone(), zone.to_string());
         tokio::spawn(async move {
