@@ -725,6 +725,72 @@ impl Publisher {
         Ok(())
     }
 
+    /// The TSIG key named for a zone's transfers, as this node's
+    /// --tsig-keys file names it; none if none is named.
+    fn known_tsig_key(&self, zone: &str, given: &str) -> Result<Option<String>> {
+        if given.is_empty() {
+            return Ok(None);
+        }
+        let name = tsig::name_text(given);
+        if !self.tsig_keys.names().contains(&name) {
+            return Err(ZonesError::TsigKey {
+                zone: zone.to_string(),
+                key: crate::text::shown(given),
+                node: self.node.id.clone(),
+            }
+            .into());
+        }
+        Ok(Some(name))
+    }
+
+    /// Whether a zone's asked source can be used here: one source, the
+    /// secondaries and the primary as addresses, a DNS listener for them,
+    /// a source file absolute and readable.
+    async fn check_source(
+        &self,
+        key: &str,
+        asked: &SourceSettings,
+        primary_tsig: bool,
+    ) -> Result<()> {
+        let (zone, source_file) = (key.to_string(), asked.source_file.as_str());
+        let source_primary = asked.source_primary.as_str();
+        if let Some(s) = asked
+            .secondaries
+            .iter()
+            .find(|s| s.parse::<SocketAddr>().is_err())
+        {
+            let given = crate::text::shown(s);
+            return Err(ZonesError::Secondary { zone, given }.into());
+        }
+        if primary_tsig && source_primary.is_empty() {
+            let given = "none (a TSIG key for the primary needs --primary)".into();
+            return Err(ZonesError::Primary { zone, given }.into());
+        }
+        if !source_file.is_empty() && !source_primary.is_empty() {
+            return Err(ZonesError::TwoSources { zone }.into());
+        }
+        let listening = self.dns_listening.load(std::sync::atomic::Ordering::SeqCst);
+        if (!asked.secondaries.is_empty() || !source_primary.is_empty()) && !listening {
+            let node = self.node.id.clone();
+            return Err(ZonesError::NoDnsListener { zone, node }.into());
+        }
+        if !source_primary.is_empty() && source_primary.parse::<SocketAddr>().is_err() {
+            let given = crate::text::shown(source_primary);
+            return Err(ZonesError::Primary { zone, given }.into());
+        }
+        if !source_file.is_empty() {
+            let path = crate::text::shown(source_file);
+            let bad = |reason: String| ZonesError::Source { zone, path, reason };
+            if !source_file.starts_with('/') {
+                return Err(bad("the path must be absolute".into()).into());
+            }
+            if let Err(e) = tokio::fs::File::open(source_file).await {
+                return Err(bad(e.to_string()).into());
+            }
+        }
+        Ok(())
+    }
+
     /// Sets where a zone comes from and where it goes (a management call,
     /// on the Key Master): the source must be readable here, the
     /// secondaries addresses. An empty source stops keeping it signed.
@@ -742,79 +808,11 @@ impl Publisher {
         let (serial_policy, tsig_key) = (serial_policy.as_str(), tsig_key.as_str());
         let m = self.gate.managed(zone).await?;
         let key = m.key.clone();
-        let serial_policy = match serial_policy {
-            "" | "increment" => SerialPolicy::Increment,
-            "keep" => SerialPolicy::Keep,
-            "unixtime" => SerialPolicy::UnixTime,
-            "dateserial" => SerialPolicy::DateSerial,
-            other => return Err(ZonesError::SerialPolicy(crate::text::shown(other)).into()),
-        };
-        for s in secondaries {
-            if s.parse::<SocketAddr>().is_err() {
-                return Err(ZonesError::Secondary {
-                    zone: key,
-                    given: crate::text::shown(s),
-                }
-                .into());
-            }
-        }
-        let known = |given: &str| -> Result<Option<String>> {
-            match given {
-                "" => Ok(None),
-                name => {
-                    let name = tsig::name_text(name);
-                    if !self.tsig_keys.names().contains(&name) {
-                        return Err(ZonesError::TsigKey {
-                            zone: key.clone(),
-                            key: crate::text::shown(given),
-                            node: self.node.id.clone(),
-                        }
-                        .into());
-                    }
-                    Ok(Some(name))
-                }
-            }
-        };
-        let tsig_key = known(tsig_key)?;
-        let source_tsig_key = known(source_tsig_key)?;
-        if source_tsig_key.is_some() && source_primary.is_empty() {
-            return Err(ZonesError::Primary {
-                zone: key,
-                given: "none (a TSIG key for the primary needs --primary)".into(),
-            }
-            .into());
-        }
-        if !source_file.is_empty() && !source_primary.is_empty() {
-            return Err(ZonesError::TwoSources { zone: key }.into());
-        }
-        let listening = self.dns_listening.load(std::sync::atomic::Ordering::SeqCst);
-        if (!secondaries.is_empty() || !source_primary.is_empty()) && !listening {
-            return Err(ZonesError::NoDnsListener {
-                zone: key,
-                node: self.node.id.clone(),
-            }
-            .into());
-        }
-        if !source_primary.is_empty() && source_primary.parse::<SocketAddr>().is_err() {
-            return Err(ZonesError::Primary {
-                zone: key,
-                given: crate::text::shown(source_primary),
-            }
-            .into());
-        }
-        if !source_file.is_empty() {
-            let bad = |reason: String| ZonesError::Source {
-                zone: key.clone(),
-                path: crate::text::shown(source_file),
-                reason,
-            };
-            if !source_file.starts_with('/') {
-                return Err(bad("the path must be absolute".into()).into());
-            }
-            tokio::fs::File::open(source_file)
-                .await
-                .map_err(|e| bad(e.to_string()))?;
-        }
+        let serial_policy = serial_policy_of(serial_policy)?;
+        let tsig_key = self.known_tsig_key(&key, tsig_key)?;
+        let source_tsig_key = self.known_tsig_key(&key, source_tsig_key)?;
+        self.check_source(&key, asked, source_tsig_key.is_some())
+            .await?;
         let mut record = m.zone.clone();
         let p = &mut record.publishing;
         p.source_file = (!source_file.is_empty()).then(|| source_file.to_string());
@@ -919,6 +917,17 @@ fn sign_whole(
         Ok((stats, signed, changes)) => Ok((stats, Arc::new(signed), Back::Kept(old), changes)),
         Err(e) => Err((Back::Kept(old), e.to_string())),
     }
+}
+
+/// A serial policy by its name (`zone source --serial`).
+fn serial_policy_of(name: &str) -> Result<SerialPolicy> {
+    Ok(match name {
+        "" | "increment" => SerialPolicy::Increment,
+        "keep" => SerialPolicy::Keep,
+        "unixtime" => SerialPolicy::UnixTime,
+        "dateserial" => SerialPolicy::DateSerial,
+        other => return Err(ZonesError::SerialPolicy(crate::text::shown(other)).into()),
+    })
 }
 
 /// A source as read: its text, the change from the text last read (from
