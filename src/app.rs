@@ -15,6 +15,9 @@ use crate::node::Node;
 use crate::services::{Services, Settings};
 
 /// Runs keymasterd until a shutdown signal. Errors are one line each.
+///
+/// Long because it is the daemon's start-up in order (token, store,
+/// node, services, listeners, signals) and its shut-down in reverse.
 pub async fn run(config: Config) -> Result<(), String> {
     let forwarder = Arc::new(Forwarder::new(&config.node_id, config.tls.as_ref())?);
     let services = Arc::new(open_services(&config, forwarder.clone()).await?);

@@ -116,6 +116,8 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 }
 
 /// Sets the state gauges from the store and the zone signer.
+///
+/// Long because the gauges are many: one block per gauge family.
 async fn read_state(services: &Services) {
     let m = metrics::get();
     // Known on the node, also (above all) while the store is away.

@@ -55,6 +55,9 @@ impl Zones {
 
     /// Adds a zone: generates its KSK and ZSK and makes this node its Key
     /// Master.
+    ///
+    /// Long because generating the first keys and recording the zone
+    /// with them, or destroying them when the write is refused, read in order.
     pub async fn add_zone(&self, who: &str, name: &str, policy: Policy) -> Result<ZoneView> {
         let (key, apex) = parse_zone_name(name)?;
         policy.validate()?;

@@ -4,6 +4,9 @@ use clap::Parser;
 use keymaster::config::{Config, DaemonArgs};
 use keymaster::secret::Secret;
 
+/// Long because it is the process's life in order: flags, logging,
+/// the check-only mode, the runtime, the exit (`app::run` has shut the
+/// token down in order by then).
 fn main() -> std::process::ExitCode {
     // Take the PIN out of the environment at once, so that it is not
     // inherited or visible in /proc/PID/environ of children.

@@ -69,6 +69,10 @@ struct Read {
 
 /// Decides on the answers of all the child's servers (each named; an
 /// error is a server that could not be asked).
+///
+/// Long because it is RFC 7344/8078's rules in order (every server
+/// agrees, each CDS signed by a key of the current DS, the delete record, no
+/// change), each a refusal naming what failed.
 pub fn decide(
     apex: &Name<Vec<u8>>,
     current: &Current,
@@ -182,6 +186,9 @@ fn describe(w: &Wish) -> String {
 }
 
 /// Checks one server's answer against the DS the parent publishes.
+///
+/// Long because one server's answer is read in one pass (CDS,
+/// CDNSKEY, their RRSIGs, the SOA serial), each failure naming the server.
 fn read(
     apex: &Name<Vec<u8>>,
     current_ds: &[Vec<u8>],

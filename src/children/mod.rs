@@ -63,6 +63,9 @@ impl Children {
 
     /// Adds (or replaces) an external child of `parent`, with the DS RRset
     /// the parent publishes for it until the child's CDS changes it.
+    ///
+    /// Long because the child's name, servers, DS records and options are
+    /// each checked with an error naming the one at fault, before one write.
     pub async fn add(
         &self,
         who: &str,
@@ -185,6 +188,9 @@ impl Children {
 
     /// Asks the child's servers, decides, and stores the outcome (a changed
     /// DS RRset with the evidence in the audit entry).
+    ///
+    /// Long because asking, deciding and storing share the delegation's
+    /// state and the evidence written in its audit entry.
     async fn poll(&self, who: &str, parent: &str, d: &Delegation) -> Result<()> {
         let (_, apex) = parse_zone_name(&d.child)?;
         let answers = ask_servers(&apex, &d.servers).await;

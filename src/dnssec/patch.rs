@@ -46,6 +46,10 @@ pub struct Run {
 /// (in hash order); a change is patched only if it leaves every owner's
 /// types as they were (a record's data or TTL), so that the chain stays
 /// as it is, and a chain chunk is signed again only when it is due.
+///
+/// Long because what a patch redoes is decided in one pass over the
+/// chunks (changed owners, their neighbours, what is due, the apex); split,
+/// the pieces would share every local.
 pub fn plan_patch(
     prev: &Previous,
     deleted: &[Rec],

@@ -723,6 +723,9 @@ fn types_of(recs: &[Rec]) -> Vec<Rtype> {
 /// The plan of sorted records; the NSEC of the last owner names
 /// `last_next` (the apex for a whole zone, the next owner for a part). The
 /// NSEC3 chain is made for a whole zone only (a part's is kept as it was).
+///
+/// Long because the walk over the owners (apex, cuts, glue, occluded
+/// data) decides each owner's fate in one place.
 fn make_plan(
     recs: &[Rec],
     apex_key: &[u8],
@@ -979,6 +982,10 @@ pub struct Rendered {
 }
 
 /// Formats the RRsets of one batch with their signatures.
+///
+/// Long because the RRsets of a batch are written and signed in one
+/// pass over the batch (each RRset's signatures reused or made, in order),
+/// and that pass is the signer's hot loop.
 fn render_batch(
     items: &[Item],
     recs: &[Rec],

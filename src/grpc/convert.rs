@@ -318,6 +318,8 @@ pub fn role_to_proto(z: &ZoneRecord, online: bool) -> proto::RoleInfo {
 /// The policy `current` with the named fields of `p` taken over (`zone
 /// set`). Here a value of 0 means 0 (a lifetime of 0: no rolls); another
 /// algorithm is taken as asked, and the rollover engine rolls to it.
+///
+/// Long because it is a table: one arm per policy field a caller may set.
 pub fn apply_fields(
     current: &Policy,
     p: &proto::ZonePolicy,

@@ -32,6 +32,9 @@ pub struct ServeOptions {
 }
 
 /// Serves the four services on `listener` until `shutdown` completes.
+///
+/// Long because it builds the server in order: TLS, the call-metrics
+/// and request-id layers, health, reflection, the four services.
 pub async fn serve(
     services: Arc<Services>,
     listener: tokio::net::TcpListener,

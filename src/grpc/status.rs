@@ -17,6 +17,8 @@ use crate::hsm::HsmError;
 use crate::store::StoreError;
 
 /// The status code of an error.
+///
+/// Long because it is the one table of error to gRPC code.
 pub fn code(e: &Error) -> Code {
     match e {
         Error::ZoneName(e) => match e {

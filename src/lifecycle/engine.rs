@@ -281,6 +281,10 @@ fn rollable(k: &KeyRecord) -> bool {
 /// at least a TTL (and the safety margin) from when it was seen, since
 /// caches may have fetched the old records just before; then, evidence
 /// asked again, the step.
+///
+/// Long because it is the roll's table: one arm per roll step, each
+/// its interval and its evidence, so that the whole roll reads in one place
+/// against RFC 7583.
 fn next_in_roll(zone: &ZoneRecord, roll: &Roll, now: u64) -> Next {
     let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
     let (interval, cache_ttl, status, check, then) = match roll.step {

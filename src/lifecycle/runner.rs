@@ -165,6 +165,10 @@ impl Lifecycle {
     /// Starts a roll: the successor generated in the token and recorded
     /// with the roll, published (a ZSK) or published and signing the
     /// DNSKEY RRset (a KSK).
+    ///
+    /// Long because generating the successor, recording it with the roll
+    /// and undoing the generation on a refused write are one transaction in
+    /// effect, read in order.
     async fn start(&self, m: &Managed, role: KeyRole, old: &KeyRecord, manual: bool) -> Result<()> {
         let double = role == KeyRole::Zsk && m.zone.policy.zsk_double_signature;
         let double_ds = role == KeyRole::Ksk && m.zone.policy.ksk_double_ds;
@@ -253,6 +257,9 @@ impl Lifecycle {
     /// Starts an algorithm roll (RFC 6781 §4.1.4, conservative): a KSK
     /// and a ZSK of the policy's algorithm generated and recorded with the
     /// roll, both signing, neither published yet.
+    ///
+    /// Long because both new keys are generated, recorded with the roll,
+    /// and both destroyed again if the write is refused.
     async fn start_algorithm_roll(
         &self,
         m: &Managed,
@@ -409,6 +416,9 @@ impl Lifecycle {
     }
 
     /// Takes a step whose interval has passed and whose evidence holds.
+    ///
+    /// Long because the write, the log line, the token clean-up and the
+    /// DS submission after it come in this order.
     async fn take(
         &self,
         m: &Managed,

@@ -23,6 +23,9 @@ pub enum UnsignAsk {
 }
 
 impl Lifecycle {
+    /// Starts, steps or cancels going insecure. Long because each of the
+    /// three asks has its own checks against the zone's state, with the
+    /// refusal naming it.
     pub async fn unsign(&self, who: &str, zone: &str, ask: UnsignAsk) -> Result<()> {
         let m = self.gate().managed(zone).await?;
         let mut z = m.zone.clone();

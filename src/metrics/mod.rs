@@ -106,6 +106,8 @@ fn seconds_buckets() -> Histogram {
 }
 
 impl Metrics {
+    /// Registers every metric: long because the metrics are many, one
+    /// registration each, read as the list of what is exported.
     fn new() -> Metrics {
         let mut m = Metrics {
             registry: Registry::default(),

@@ -179,6 +179,9 @@ pub struct PolicyError(pub String);
 
 impl Policy {
     /// Checks the values against what resolvers and RFCs accept.
+    ///
+    /// Long because the checks are many: one per value or pair of
+    /// values, each with its own message.
     pub fn validate(&self) -> Result<(), PolicyError> {
         if let DenialPolicy::Nsec3 {
             iterations, salt, ..

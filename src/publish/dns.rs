@@ -67,6 +67,8 @@ enum Answer {
 }
 
 impl DnsService {
+    /// Long because a DNS request is checked in RFC order (opcode,
+    /// class, zone, TSIG, who may transfer) before it is answered.
     fn answer(&self, request: &Request<Vec<u8>, Meta>) -> Answer {
         let msg = request.message();
         if msg.header().opcode() != Opcode::QUERY {

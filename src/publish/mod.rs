@@ -374,6 +374,9 @@ impl Publisher {
         Ok((text, change, digest))
     }
 
+    /// Looks at one zone: is it to be signed again, and why; then
+    /// reads its source and publishes. Long because the reasons are read in
+    /// their order of precedence, each a line.
     async fn look_at_with(&self, zone: &ZoneRecord, children: &[&ZoneRecord], local: &mut Local) {
         let name = zone.name.clone();
         let Some(source) = Source::of(&zone.publishing) else {
@@ -531,6 +534,10 @@ impl Publisher {
     /// source's known `change`), records the new serial, then serves it,
     /// writes the signed file and tells the secondaries. `previous` is the
     /// new version once it is published, and still the last otherwise.
+    ///
+    /// Long because making, reading back and serving a version hand
+    /// the last version between them (moved, never cloned, and handed back on
+    /// every failing path): kept in one place so that the hand-over is seen whole.
     async fn publish(
         &self,
         zone: &ZoneRecord,
@@ -643,6 +650,10 @@ impl Publisher {
 
     /// Records the new version's serial in the store (fenced on the epoch,
     /// with its audit entry), then serves it.
+    ///
+    /// Long because recording the serial (fenced, audited), serving and
+    /// updating the status must happen in this order, and each failure says
+    /// which part failed.
     #[allow(clippy::too_many_arguments)]
     async fn record_and_serve(
         &self,

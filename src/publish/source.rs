@@ -206,6 +206,9 @@ async fn from_primary(
 /// The version an IXFR answer leads to from `last`: the same (the primary
 /// has nothing newer), a whole zone (it answered as AXFR), or `last`'s
 /// records with each difference's deletions and additions applied.
+///
+/// Long because the differences are summed and applied in one pass
+/// over the kept copy, with the fallback to comparing records inline.
 fn apply_ixfr(last: &Fetched, rs: Vec<Rr>) -> Result<Fetched, String> {
     let Some((serial, refresh)) = rs.first().and_then(soa_of) else {
         return Err("the IXFR answer does not begin with the SOA".into());
@@ -325,6 +328,9 @@ fn apply_by_record(text: &[u8], change: &SourceChange) -> Result<Vec<u8>, String
 /// One transfer from a primary over TCP, AXFR or (from `ixfr_from`) IXFR:
 /// its records in order. With a TSIG key, `domain`'s TSIG transport signs
 /// the request and checks every answer.
+///
+/// Long because the transfer is one conversation (request, TSIG,
+/// the answers until the closing SOA), with a named error at each step.
 async fn transfer(
     addr: SocketAddr,
     apex: &Name<Vec<u8>>,

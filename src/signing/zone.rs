@@ -307,6 +307,9 @@ impl Signing {
     /// it cannot be patched (then the source is signed whole). `previous`
     /// becomes the new version; what is returned undoes that, should it
     /// not be published. Blocks the calling thread.
+    ///
+    /// Long because applying the change, planning and signing the
+    /// chunks, and building the undo share the one mutable version.
     pub fn patch_source_blocking(
         &self,
         zone: &ZoneSigning,

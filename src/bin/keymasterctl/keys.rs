@@ -41,6 +41,7 @@ pub enum KeyCmd {
     },
 }
 
+/// One arm per `key` subcommand.
 pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
     let zones = &mut c.zones;
     let key = match cmd {

@@ -163,6 +163,8 @@ impl Output {
 }
 
 /// A zone's publication: JSON with Unix times, or fields with RFC 3339 times.
+///
+/// Long because it is the status's table: one line per field.
 fn print_status(s: &proto::ZoneStatus, as_json: bool) {
     let secondaries: Vec<Value> = s
         .secondaries

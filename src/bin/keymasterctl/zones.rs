@@ -340,6 +340,8 @@ async fn remove(c: &mut Clients, zone: String, force: bool) -> Result<Output, St
     ))
 }
 
+/// One arm per `zone` subcommand; the ones with more than a call to
+/// make are functions of their own.
 pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
     Ok(match cmd {
         ZoneCmd::Add(a) => add(c, a).await?,
@@ -558,6 +560,8 @@ pub fn digest_number(d: &str) -> Result<u32, String> {
 }
 
 /// The durations (and TTLs) the flags give, each into its policy field.
+///
+/// Long because it is a table: one row per duration flag.
 fn durations_from_args(a: &PolicyArgs, p: &mut proto::ZonePolicy, set: &mut impl FnMut(&str)) {
     let durations = [
         (
@@ -626,6 +630,9 @@ fn durations_from_args(a: &PolicyArgs, p: &mut proto::ZonePolicy, set: &mut impl
 }
 
 /// The policy the flags give, and the names of the fields they set.
+///
+/// Long because the flags are many: one block per flag, the durations
+/// in their own table.
 fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), String> {
     let mut p = proto::ZonePolicy::default();
     let mut fields = Vec::new();
@@ -737,6 +744,9 @@ fn parse_cds(s: &str) -> Result<CdsMode, String> {
 /// parent's signed output carries for it where its source delegates it;
 /// the children kept by CDS polling; and the other zone cuts of the
 /// served parent, which nothing keeps.
+///
+/// Long because the three kinds of children (managed, kept by CDS,
+/// the zone's own cuts) are listed in one table.
 async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
     let parent = c
         .zones
