@@ -349,18 +349,22 @@ async fn signing_goes_on_through_a_store_outage_and_its_records_follow() {
         .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
     assert_eq!(std::fs::read_to_string(&spool).unwrap(), "");
-    std::thread::sleep(Duration::from_millis(1100));
-    let scraped = scrape_metrics(&metrics);
-    assert_eq!(
-        metric_value(&scraped, "keymaster_spooled_records"),
-        Some(0.0),
-        "{scraped}"
-    );
-    assert_eq!(
-        metric_value(&scraped, "keymaster_state_read_ok"),
-        Some(1.0),
-        "{scraped}"
-    );
+    // The gauges are read from the store each second: wait for the read
+    // after the spool was drained.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let scraped = scrape_metrics(&metrics);
+        let spooled = metric_value(&scraped, "keymaster_spooled_records");
+        let read_ok = metric_value(&scraped, "keymaster_state_read_ok");
+        if spooled == Some(0.0) && read_ok == Some(1.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gauges never showed the spool drained and the store read: {scraped}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     d.ctl_ok(&["audit", "verify"]);
     assert_eq!(token.list_objects(), objects);
     // And management works again; reads are the store's again.
