@@ -360,64 +360,6 @@ fn parse_error(text: &[u8], start: usize, message: &str) -> ZoneError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_entry_that_crashes_the_scanner_is_refused_with_its_line() {
-        // Found by `cargo fuzz run zonefile`: domain's scanner indexes out
-        // of bounds on this character string.
-        let crash = include_bytes!("../../fuzz/corpus/zonefile/scanner-panic-1");
-        let apex: Name<Vec<u8>> = "example.com.".parse().unwrap();
-        let mut stats = ZoneStats::default();
-        let e = match read_zone(crash, &apex, 1000, &mut stats) {
-            Ok(_) => panic!("the crashing entry was accepted"),
-            Err(e) => e,
-        };
-        assert!(matches!(e, ZoneError::Parse { .. }), "{e}");
-        assert!(e.to_string().contains("zone file line"), "{e}");
-    }
-
-    #[test]
-    fn a_managed_childs_ds_replaces_the_inputs_only_where_it_is_delegated() {
-        let apex: Name<Vec<u8>> = "p.example.".parse().unwrap();
-        let text = b"$ORIGIN p.example.\n@ 60 SOA ns h 1 1 1 1 1\n@ 60 NS ns\n\
-                     a 60 NS ns.a\na 60 DS 1 13 2 0101\nb 60 NS ns.b\nb 60 DS 2 13 2 0202\n";
-        let mut stats = ZoneStats::default();
-        let mut recs = read_zone(text, &apex, 100, &mut stats).unwrap();
-        let child = |n: &str, ds: Vec<Vec<u8>>| ChildDs {
-            child: n.parse().unwrap(),
-            ttl: 30,
-            ds,
-        };
-        let new = vec![0, 9, 13, 2, 0xaa];
-        let children = [
-            child("a.p.example.", vec![new.clone()]),
-            // Managed, but not delegated by this zone: nothing is added.
-            child("c.p.example.", vec![new.clone()]),
-        ];
-        assert_eq!(replace_child_ds(&mut recs, &children), 1);
-        let ds_at = |recs: &[Rec], n: &str| -> Vec<(u32, Vec<u8>)> {
-            let key = record::name_key(&n.parse::<Name<Vec<u8>>>().unwrap());
-            recs.iter()
-                .filter(|r| r.rtype == Rtype::DS && r.key() == key)
-                .map(|r| (r.ttl, r.rdata().to_vec()))
-                .collect()
-        };
-        assert_eq!(ds_at(&recs, "a.p.example."), vec![(30, new)]);
-        // A child keymaster does not manage keeps the input's DS.
-        assert_eq!(ds_at(&recs, "b.p.example.").len(), 1);
-        assert!(ds_at(&recs, "c.p.example.").is_empty());
-        // An unsigned managed child: its delegation loses its DS.
-        assert_eq!(
-            replace_child_ds(&mut recs, &[child("a.p.example.", vec![])]),
-            1
-        );
-        assert!(ds_at(&recs, "a.p.example.").is_empty());
-    }
-}
-
 /// Who signs an RRset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Signer {
@@ -1185,4 +1127,62 @@ fn write_rrsig(
     out.rrsigs += 1;
     out.records += 1;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_that_crashes_the_scanner_is_refused_with_its_line() {
+        // Found by `cargo fuzz run zonefile`: domain's scanner indexes out
+        // of bounds on this character string.
+        let crash = include_bytes!("../../fuzz/corpus/zonefile/scanner-panic-1");
+        let apex: Name<Vec<u8>> = "example.com.".parse().unwrap();
+        let mut stats = ZoneStats::default();
+        let e = match read_zone(crash, &apex, 1000, &mut stats) {
+            Ok(_) => panic!("the crashing entry was accepted"),
+            Err(e) => e,
+        };
+        assert!(matches!(e, ZoneError::Parse { .. }), "{e}");
+        assert!(e.to_string().contains("zone file line"), "{e}");
+    }
+
+    #[test]
+    fn a_managed_childs_ds_replaces_the_inputs_only_where_it_is_delegated() {
+        let apex: Name<Vec<u8>> = "p.example.".parse().unwrap();
+        let text = b"$ORIGIN p.example.\n@ 60 SOA ns h 1 1 1 1 1\n@ 60 NS ns\n\
+                     a 60 NS ns.a\na 60 DS 1 13 2 0101\nb 60 NS ns.b\nb 60 DS 2 13 2 0202\n";
+        let mut stats = ZoneStats::default();
+        let mut recs = read_zone(text, &apex, 100, &mut stats).unwrap();
+        let child = |n: &str, ds: Vec<Vec<u8>>| ChildDs {
+            child: n.parse().unwrap(),
+            ttl: 30,
+            ds,
+        };
+        let new = vec![0, 9, 13, 2, 0xaa];
+        let children = [
+            child("a.p.example.", vec![new.clone()]),
+            // Managed, but not delegated by this zone: nothing is added.
+            child("c.p.example.", vec![new.clone()]),
+        ];
+        assert_eq!(replace_child_ds(&mut recs, &children), 1);
+        let ds_at = |recs: &[Rec], n: &str| -> Vec<(u32, Vec<u8>)> {
+            let key = record::name_key(&n.parse::<Name<Vec<u8>>>().unwrap());
+            recs.iter()
+                .filter(|r| r.rtype == Rtype::DS && r.key() == key)
+                .map(|r| (r.ttl, r.rdata().to_vec()))
+                .collect()
+        };
+        assert_eq!(ds_at(&recs, "a.p.example."), vec![(30, new)]);
+        // A child keymaster does not manage keeps the input's DS.
+        assert_eq!(ds_at(&recs, "b.p.example.").len(), 1);
+        assert!(ds_at(&recs, "c.p.example.").is_empty());
+        // An unsigned managed child: its delegation loses its DS.
+        assert_eq!(
+            replace_child_ds(&mut recs, &[child("a.p.example.", vec![])]),
+            1
+        );
+        assert!(ds_at(&recs, "a.p.example.").is_empty());
+    }
 }
