@@ -220,7 +220,7 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
             .contains("this node is now the Key Master of the zone")
     });
     let c_pid = c.pid();
-    signal_pid(c_pid, "STOP");
+    backend.pause_node(c_pid);
     wait_until("node-c's lease to expire", || {
         role(&b, zone)["KeyMasterStatus"] == "offline"
     });
@@ -242,7 +242,7 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
     // Seize to the node with its own token: refused without --force, and
     // with it the zone needs new keys.
     let b_pid = b.pid();
-    signal_pid(b_pid, "STOP");
+    backend.pause_node(b_pid);
     wait_until("node-b's lease to expire", || {
         role(&c, zone)["KeyMasterStatus"] == "offline"
     });
@@ -268,7 +268,7 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
     // Forced again, and this time re-keyed on node-d: new keys in its token,
     // a new DS, and the zone signed there validates.
     let a2_pid = a2.pid();
-    signal_pid(a2_pid, "STOP");
+    backend.pause_node(a2_pid);
     wait_until("node-a's lease to expire", || {
         role(&c, zone)["KeyMasterStatus"] == "offline"
     });
@@ -604,7 +604,7 @@ async fn a_transfer_asks_the_key_master_to_release_the_zone() {
     );
 
     // The holder paused (SIGSTOP): no answer, refused, nothing changed.
-    signal_pid(b.pid(), "STOP");
+    backend.pause_node(b.pid());
     let began = Instant::now();
     let err = c.ctl_err(&["role", "transfer", zone, "--to", "rel-a"]);
     signal_pid(b.pid(), "CONT");

@@ -1059,6 +1059,33 @@ impl TestStore {
         }
     }
 
+    /// Pauses a node (SIGSTOP) at a moment it holds no SQLite write lock.
+    /// A node stopped inside a write keeps the database's one write lock
+    /// until it is resumed, and every other node's writes (their lease
+    /// renewals too) wait for it: that is how SQLite treats a stalled
+    /// writer (etcd has no such lock), not what pausing a node tests.
+    pub fn pause_node(&self, pid: u32) {
+        let TestStore::Sqlite(_) = self else {
+            return signal_pid(pid, "STOP");
+        };
+        let path = self.url().trim_start_matches("sqlite:").to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            signal_pid(pid, "STOP");
+            let db = rusqlite::Connection::open(&path).unwrap();
+            db.busy_timeout(Duration::from_millis(500)).unwrap();
+            if db.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok() {
+                return;
+            }
+            signal_pid(pid, "CONT");
+            assert!(
+                Instant::now() < deadline,
+                "node {pid} was inside a write each time it was paused"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The `--store` value.
     pub fn url(&self) -> String {
         match self {
