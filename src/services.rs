@@ -92,3 +92,188 @@ impl Services {
         }
     }
 }
+
+// The publisher's tests: a zone kept signed over time. They need a zone
+// added and held, which takes the services together, so they live beside
+// the assembly (publish/ must not import what is built over it).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::hsm::fake::FakeHsm;
+    use crate::policy::Policy;
+    use crate::publish::SourceSettings;
+    use crate::store::schema::Publishing;
+    use crate::store::testing::TempStore;
+
+    const ZONE: &str = "kept.example.";
+    const T0: u64 = 1_796_125_696;
+    const H: u64 = 3600;
+
+    struct World {
+        clock: ManualClock,
+        services: Services,
+        source: std::path::PathBuf,
+        _store: TempStore,
+    }
+
+    async fn world() -> World {
+        world_with(Settings::default()).await
+    }
+
+    async fn world_with(settings: Settings) -> World {
+        let store = TempStore::new().await;
+        let clock = ManualClock::new(T0);
+        let node = Node {
+            id: "n1".into(),
+            hsm: Arc::new(FakeHsm::new("publish")),
+            store: store.store.clone(),
+            clock: Arc::new(clock.clone()),
+            spool: None,
+        };
+        let services = Services::new(node, settings, None);
+        let policy = Policy {
+            signature_validity: 40 * H as u32,
+            dnskey_signature_validity: 20 * H as u32,
+            signature_inception_offset: 0,
+            // A refresh round patches an NSEC zone's last version.
+            denial: crate::policy::DenialPolicy::Nsec,
+            ..Policy::default()
+        };
+        services.zones.add_zone("test", ZONE, policy).await.unwrap();
+        services.mastership.notice_role_changes().await.unwrap();
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let source =
+            std::env::temp_dir().join(format!("km-publish-{}-{n}.zone", std::process::id()));
+        std::fs::write(&source, zone_text(3)).unwrap();
+        let asked = SourceSettings {
+            source_file: source.display().to_string(),
+            ..Default::default()
+        };
+        services
+            .publisher
+            .set_source("test", ZONE, &asked)
+            .await
+            .unwrap();
+        World {
+            clock,
+            services,
+            source,
+            _store: store,
+        }
+    }
+
+    fn zone_text(serial: u32) -> String {
+        format!(
+            "$ORIGIN kept.example.\n$TTL 60\n@ SOA ns h {serial} 10 10 60 60\n@ NS ns\nns A 192.0.2.1\n"
+        )
+    }
+
+    impl World {
+        async fn publishing(&self) -> Publishing {
+            let z = self.services.node.store.get_zone(ZONE).await.unwrap();
+            z.unwrap().publishing
+        }
+
+        /// Whether the signer warns of the served zone's nearing expiry now.
+        async fn warns(&self) -> bool {
+            let z = self.services.node.store.get_zone(ZONE).await.unwrap();
+            self.services.publisher.warn_if_expiring(&z.unwrap())
+        }
+
+        fn served_serial(&self) -> Option<u32> {
+            self.services.publisher.served.get(ZONE).map(|z| z.serial)
+        }
+    }
+
+    #[tokio::test]
+    async fn signatures_are_refreshed_at_three_quarters_and_a_late_zone_is_loud() {
+        let w = world().await;
+        let publisher = &w.services.publisher;
+        publisher.pass().await.unwrap();
+        let p = w.publishing().await;
+        assert_eq!(p.serial, Some(3));
+        assert_eq!(w.served_serial(), Some(3));
+        // The DNSKEY RRset's signature (20 h, less its jitter of at most
+        // 2 h) expires first; it is made again 5 h (a quarter) before.
+        assert!(
+            (T0 + 18 * H..=T0 + 20 * H).contains(&p.expires),
+            "{}",
+            p.expires - T0
+        );
+        assert_eq!(p.refresh_at, p.expires - 5 * H);
+        w.clock.advance(p.refresh_at - T0 - 1);
+        publisher.pass().await.unwrap();
+        assert_eq!(
+            w.publishing().await.serial,
+            Some(3),
+            "signed again too early"
+        );
+        w.clock.advance(1);
+        publisher.pass().await.unwrap();
+        let q = w.publishing().await;
+        assert_eq!(q.serial, Some(4), "not signed again at the refresh time");
+        assert_eq!(q.reason, "signatures refreshed before they expire");
+        assert_eq!(q.expires, p.refresh_at + (p.expires - T0));
+        // Only what had to be: the DNSKEY RRset's (near expiry) and the
+        // SOA's (a new serial); every other RRSIG is kept.
+        let audit = w
+            .services
+            .node
+            .store
+            .read_audit(Some(ZONE), 0)
+            .await
+            .unwrap();
+        let last = audit.last().unwrap();
+        assert!(
+            last.detail.contains("RRSIGs of which 2 made now")
+                && last
+                    .detail
+                    .contains("patched from the last version: 1 of 1 chunks"),
+            "{}",
+            last.detail
+        );
+        assert!(!w.warns().await);
+
+        // The source breaks: nothing is published, the last version is
+        // served, and as its expiry nears the signer says so, every ten
+        // minutes at most.
+        std::fs::write(&w.source, "@ SOA broken\n").unwrap();
+        let now = w.services.node.clock.now();
+        w.clock.advance(q.refresh_at - now);
+        publisher.pass().await.unwrap();
+        let r = w.publishing().await;
+        assert_eq!(r.serial, Some(4));
+        assert!(r.error.as_deref().unwrap().contains("line 1"), "{r:?}");
+        assert_eq!(w.served_serial(), Some(4));
+        let now = w.services.node.clock.now();
+        // An eighth of 20 h before the expiry: 2.5 h.
+        w.clock.advance(q.expires - now - 9000 - 1);
+        assert!(!w.warns().await);
+        w.clock.advance(1);
+        assert!(w.warns().await);
+        w.clock.advance(599);
+        assert!(!w.warns().await);
+        w.clock.advance(1);
+        assert!(w.warns().await);
+        let _ = std::fs::remove_file(&w.source);
+    }
+
+    #[tokio::test]
+    async fn the_expiry_warning_margin_can_be_set() {
+        let w = world_with(Settings {
+            expiry_warning: Some(6 * H),
+            ..Settings::default()
+        })
+        .await;
+        let publisher = &w.services.publisher;
+        publisher.pass().await.unwrap();
+        let p = w.publishing().await;
+        w.clock.advance(p.expires - T0 - 6 * H - 1);
+        assert!(!w.warns().await);
+        w.clock.advance(1);
+        assert!(w.warns().await);
+        let _ = std::fs::remove_file(&w.source);
+    }
+}
