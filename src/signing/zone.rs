@@ -199,6 +199,16 @@ impl Signing {
         Ok(out)
     }
 
+    /// Reads zone text of `zone` within the service's record limit.
+    fn read_text(
+        &self,
+        zone: &ZoneSigning,
+        text: &[u8],
+        stats: &mut ZoneStats,
+    ) -> std::result::Result<Vec<crate::dnssec::record::Rec>, ZoneError> {
+        zonesign::read_zone(text, &zone.config.apex, self.limits.max_zone_records, stats)
+    }
+
     /// Reads a zone file's text, signs it and streams the result through
     /// `emit`. Blocks the calling thread (run it on a blocking one).
     pub fn sign_zone_blocking(
@@ -211,12 +221,7 @@ impl Signing {
         let mut stats = ZoneStats::default();
         let clock = &self.node.clock;
         let began = clock.instant();
-        let recs = zonesign::read_zone(
-            text,
-            &zone.config.apex,
-            self.limits.max_zone_records,
-            &mut stats,
-        )?;
+        let recs = self.read_text(zone, text, &mut stats)?;
         let read = clock.instant();
         let plan = zonesign::plan_zone(recs, &zone.config, &mut stats)?;
         let planned = clock.instant();
@@ -249,12 +254,7 @@ impl Signing {
         let mut stats = ZoneStats::default();
         let clock = &self.node.clock;
         let began = clock.instant();
-        let recs = zonesign::read_zone(
-            text,
-            &zone.config.apex,
-            self.limits.max_zone_records,
-            &mut stats,
-        )?;
+        let recs = self.read_text(zone, text, &mut stats)?;
         let source = zonesign::source_serial(&recs, &zone.config.apex)?;
         let mut config = zone.config.clone();
         config.serial = Some(serial(source).map_err(ZoneError::Serial)?);
@@ -319,11 +319,10 @@ impl Signing {
         serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
     ) -> Result<Option<(ZoneStats, Undo, Option<Changes>)>> {
         let mut stats = ZoneStats::default();
-        let (apex, limit) = (&zone.config.apex, self.limits.max_zone_records);
+        let apex = &zone.config.apex;
         // A change that does not read is signed whole, so that the error
         // names the line of the source, not of the change.
-        let read =
-            |text: &[u8], stats: &mut ZoneStats| zonesign::read_zone(text, apex, limit, stats);
+        let read = |text: &[u8], stats: &mut ZoneStats| self.read_text(zone, text, stats);
         let (Ok(deleted), Ok(added)) = (
             read(&change.deleted, &mut ZoneStats::default()),
             read(&change.added, &mut stats),
