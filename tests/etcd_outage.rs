@@ -281,6 +281,29 @@ async fn signing_goes_on_through_a_store_outage_and_its_records_follow() {
     assert!(err.contains("store etcd:"), "{err}");
     // Said in words, not as a dump of the transport's internals.
     assert!(!err.contains("Some(") && !err.contains("kind:"), "{err}");
+    // Said once in the log, not an ERROR line per refused call: in an
+    // outage every management call is refused.
+    let error_lines = |log: &str| {
+        log.lines()
+            .filter(|l| l.split_whitespace().nth(1) == Some("ERROR"))
+            .count()
+    };
+    let errors = error_lines(&d.log_text());
+    for _ in 0..5 {
+        d.ctl_err(&["key", "add", zone, "--role", "zsk"]);
+    }
+    let log = d.log_text();
+    assert_eq!(
+        error_lines(&log),
+        errors,
+        "five more refusals logged:\n{log}"
+    );
+    assert_eq!(
+        log.matches("refused calls cannot be recorded in the audit log")
+            .count(),
+        1,
+        "{log}"
+    );
     let objects = token.list_objects();
     let spooled = std::fs::read_to_string(&spool).unwrap();
     assert_eq!(

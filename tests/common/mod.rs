@@ -520,7 +520,6 @@ impl Daemon {
             .collect()
     }
 
-    /// keymasterctl that must succeed; returns its stdout.
     /// The zone's audit entries, oldest first, as `audit --json` gives them.
     pub fn audit_entries(&self, zone: &str) -> Vec<serde_json::Value> {
         self.ctl_ok(&["audit", "--zone", zone, "--json"])
@@ -573,6 +572,7 @@ impl Daemon {
         secondary.wait_for_serial(zone, 1, std::time::Duration::from_secs(20));
     }
 
+    /// keymasterctl that must succeed; returns its stdout.
     pub fn ctl_ok(&self, args: &[&str]) -> String {
         let out = self.ctl(args);
         assert!(
