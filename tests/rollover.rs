@@ -80,6 +80,8 @@ struct Publisher {
 struct Sites {
     knot: Knot,
     ds_file: std::path::PathBuf,
+    /// Holds `ds_file` and the submission script; removed with the sites.
+    _hooks: TempDir,
 }
 
 impl Publisher {
@@ -411,14 +413,11 @@ fn world(
 fn sites() -> Arc<Sites> {
     let hooks = TempDir::new("ds-hook");
     let ds_file = hooks.path().join("ds-child.test.");
-    // Kept for the test's life by leaking the directory guard into the
-    // sites (dropped with them).
-    let sites = Sites {
+    Arc::new(Sites {
         knot: Knot::start(&[PARENT, CHILD]),
         ds_file,
-    };
-    std::mem::forget(hooks);
-    Arc::new(sites)
+        _hooks: hooks,
+    })
 }
 
 /// The DS submission command: writes the DS set it is given where the
