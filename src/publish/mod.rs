@@ -755,14 +755,15 @@ impl Publisher {
     }
 
     /// Whether a zone's asked source can be used here: one source, the
-    /// secondaries and the primary as addresses, a DNS listener for them,
-    /// a source file absolute and readable.
-    async fn check_source(
+    /// secondaries and the primary as addresses, TSIG keys this node
+    /// knows, a DNS listener for them, a source file absolute and
+    /// readable. Returns the names of the TSIG keys for the secondaries
+    /// and for the primary.
+    async fn checked_source(
         &self,
         key: &str,
         asked: &SourceSettings,
-        primary_tsig: bool,
-    ) -> Result<()> {
+    ) -> Result<(Option<String>, Option<String>)> {
         let (zone, source_file) = (key.to_string(), asked.source_file.as_str());
         let source_primary = asked.source_primary.as_str();
         if let Some(s) = asked
@@ -773,7 +774,9 @@ impl Publisher {
             let given = crate::text::shown(s);
             return Err(ZonesError::Secondary { zone, given }.into());
         }
-        if primary_tsig && source_primary.is_empty() {
+        let tsig_key = self.known_tsig_key(key, &asked.tsig_key)?;
+        let source_tsig_key = self.known_tsig_key(key, &asked.source_tsig_key)?;
+        if source_tsig_key.is_some() && source_primary.is_empty() {
             let given = "none (a TSIG key for the primary needs --primary)".into();
             return Err(ZonesError::Primary { zone, given }.into());
         }
@@ -799,7 +802,7 @@ impl Publisher {
                 return Err(bad(e.to_string()).into());
             }
         }
-        Ok(())
+        Ok((tsig_key, source_tsig_key))
     }
 
     /// Sets where a zone comes from and where it goes (a management call,
@@ -812,18 +815,16 @@ impl Publisher {
             out_file,
             secondaries,
             serial_policy,
-            tsig_key,
-            source_tsig_key,
+            // Checked with the rest of the source.
+            tsig_key: _,
+            source_tsig_key: _,
         } = asked;
         let (source_file, out_file) = (source_file.as_str(), out_file.as_str());
-        let (serial_policy, tsig_key) = (serial_policy.as_str(), tsig_key.as_str());
+        let serial_policy = serial_policy.as_str();
         let m = self.gate.managed(zone).await?;
         let key = m.key.clone();
         let serial_policy = serial_policy_of(serial_policy)?;
-        let tsig_key = self.known_tsig_key(&key, tsig_key)?;
-        let source_tsig_key = self.known_tsig_key(&key, source_tsig_key)?;
-        self.check_source(&key, asked, source_tsig_key.is_some())
-            .await?;
+        let (tsig_key, source_tsig_key) = self.checked_source(&key, asked).await?;
         let mut record = m.zone.clone();
         let p = &mut record.publishing;
         p.source_file = (!source_file.is_empty()).then(|| source_file.to_string());
