@@ -6,7 +6,7 @@ use keymaster::proto;
 use serde_json::json;
 
 use crate::output::Output;
-use crate::{status_line, Clients};
+use crate::{Answer, Clients};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -33,8 +33,7 @@ pub async fn run(c: &mut Clients, a: AuditArgs, json: bool) -> Result<(), String
                     since: since(a.since)?,
                 })
                 .await
-                .map_err(status_line)?
-                .into_inner();
+                .answer()?;
             Output::Audit(r.entries).print(json);
             Ok(())
         }
@@ -47,8 +46,7 @@ async fn verify(c: &mut Clients, json: bool) -> Result<(), String> {
         .audit
         .verify_audit(proto::VerifyAuditRequest {})
         .await
-        .map_err(status_line)?
-        .into_inner();
+        .answer()?;
     let text = if r.intact {
         format!(
             "audit log intact: {} entries, hash chain verified",

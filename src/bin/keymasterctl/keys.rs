@@ -4,7 +4,7 @@ use clap::Subcommand;
 use keymaster::proto;
 
 use crate::output::Output;
-use crate::{status_line, Clients};
+use crate::{Answer, Clients};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCmd {
@@ -49,8 +49,7 @@ pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
             let r = zones
                 .list_orphans(proto::ListOrphansRequest {})
                 .await
-                .map_err(status_line)?
-                .into_inner();
+                .answer()?;
             let json = serde_json::json!({"token_serial": r.token_serial,
                 "orphans": r.orphans.iter().map(|o| serde_json::json!({"id": o.id, "label": o.label})).collect::<Vec<_>>()});
             let text = if r.orphans.is_empty() {
@@ -70,8 +69,7 @@ pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
                     ids: destroy.clone(),
                 })
                 .await
-                .map_err(status_line)?
-                .into_inner()
+                .answer()?
                 .destroyed_objects;
             return Ok(Output::Value(
                 serde_json::json!({"destroyed": destroy, "objects": n}),
@@ -85,8 +83,7 @@ pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
             let r = zones
                 .list_keys(proto::ListKeysRequest { zone })
                 .await
-                .map_err(status_line)?
-                .into_inner();
+                .answer()?;
             crate::output::say_if_last_known(r.last_known_at);
             return Ok(Output::Keys(r.keys));
         }
@@ -109,7 +106,7 @@ pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
         KeyCmd::Step { zone, key } => zones.step_key(proto::KeyRequest { zone, key }).await,
         KeyCmd::Revoke { zone, key } => zones.revoke_key(proto::KeyRequest { zone, key }).await,
     };
-    Ok(Output::Keys(vec![key.map_err(status_line)?.into_inner()]))
+    Ok(Output::Keys(vec![key.answer()?]))
 }
 
 /// The zone's DS records (for these digests; none named: the zone's own)
@@ -127,8 +124,7 @@ pub async fn get_ds(
         .signer
         .get_ds(proto::GetDsRequest { zone, digests })
         .await
-        .map_err(status_line)?
-        .into_inner();
+        .answer()?;
     crate::output::say_if_last_known(r.last_known_at);
     Ok(r)
 }
@@ -160,8 +156,7 @@ pub async fn dnskey(c: &mut Clients, zone: String) -> Result<Output, String> {
         .signer
         .get_dnskeys(proto::GetDnskeysRequest { zone })
         .await
-        .map_err(status_line)?
-        .into_inner();
+        .answer()?;
     crate::output::say_if_last_known(r.last_known_at);
     Ok(Output::Records(vec![
         ("dnskey", r.dnskeys),
@@ -174,8 +169,7 @@ pub async fn cds(c: &mut Clients, zone: String) -> Result<Output, String> {
         .signer
         .get_cds(proto::GetCdsRequest { zone })
         .await
-        .map_err(status_line)?
-        .into_inner();
+        .answer()?;
     crate::output::say_if_last_known(r.last_known_at);
     Ok(Output::Records(vec![
         ("cds", r.cds),

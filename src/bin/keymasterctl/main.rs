@@ -136,6 +136,17 @@ pub fn status_line(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 
+/// A call's answer, or its refusal as `status_line` says it.
+pub trait Answer<T> {
+    fn answer(self) -> Result<T, String>;
+}
+
+impl<T> Answer<T> for Result<tonic::Response<T>, tonic::Status> {
+    fn answer(self) -> Result<T, String> {
+        self.map(tonic::Response::into_inner).map_err(status_line)
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     if let Command::Bench(args) = cli.command {
         return keymaster::bench::run(&cli.client, args).await;

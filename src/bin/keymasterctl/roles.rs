@@ -5,7 +5,7 @@ use clap::Subcommand;
 use keymaster::proto;
 
 use crate::output::Output;
-use crate::{status_line, Clients};
+use crate::{Answer, Clients};
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCmd {
@@ -43,8 +43,7 @@ pub async fn run_node(c: &mut Clients, cmd: NodeCmd) -> Result<Output, String> {
             c.roles
                 .list_nodes(proto::ListNodesRequest {})
                 .await
-                .map_err(status_line)?
-                .into_inner()
+                .answer()?
                 .nodes,
         )),
     }
@@ -57,15 +56,13 @@ pub async fn run(c: &mut Clients, cmd: RoleCmd) -> Result<Output, String> {
             roles
                 .show_role(proto::RoleRequest { zone })
                 .await
-                .map_err(status_line)?
-                .into_inner(),
+                .answer()?,
         ),
         RoleCmd::Candidates { zone } => Output::Candidates(
             roles
                 .candidates(proto::RoleRequest { zone })
                 .await
-                .map_err(status_line)?
-                .into_inner()
+                .answer()?
                 .candidates,
         ),
         RoleCmd::Transfer { zone, to } => Output::Role(
@@ -76,15 +73,13 @@ pub async fn run(c: &mut Clients, cmd: RoleCmd) -> Result<Output, String> {
                     force: false,
                 })
                 .await
-                .map_err(status_line)?
-                .into_inner(),
+                .answer()?,
         ),
         RoleCmd::Seize { zone, to, force } => {
             let r = roles
                 .seize(proto::MoveRoleRequest { zone, to, force })
                 .await
-                .map_err(status_line)?
-                .into_inner();
+                .answer()?;
             if r.needs_rekey {
                 eprintln!(
                     "warning: {} cannot reach the old keys; the zone needs new keys, and every \

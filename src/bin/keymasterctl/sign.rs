@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use crate::output::Output;
-use crate::status_line;
+use crate::{status_line, Answer};
 
 pub async fn sign_zone(
     zones: &mut ZonesClient<Channel>,
@@ -27,11 +27,7 @@ pub async fn sign_zone(
         expiration,
     };
     let (requests, reading) = stream_input(&input, start)?;
-    let stream = zones
-        .sign_zone(requests)
-        .await
-        .map_err(status_line)?
-        .into_inner();
+    let stream = zones.sign_zone(requests).await.answer()?;
     reading.await.map_err(|e| e.to_string())??;
     let to_stdout = output.as_os_str() == "-";
     let s = write_output(stream, &output, to_stdout).await?;

@@ -9,7 +9,7 @@ use keymaster::proto;
 use serde_json::json;
 
 use crate::output::Output;
-use crate::{status_line, Clients};
+use crate::{Answer, Clients};
 
 #[derive(Debug, Subcommand)]
 pub enum DelegationCmd {
@@ -296,8 +296,7 @@ async fn add(c: &mut Clients, a: ZoneAdd) -> Result<Output, String> {
             key_master: a.key_master.unwrap_or_default(),
         })
         .await
-        .map_err(status_line)?
-        .into_inner();
+        .answer()?;
     Ok(Output::Zone(Box::new(z)))
 }
 
@@ -316,8 +315,7 @@ async fn pause(c: &mut Clients, zone: String, paused: bool) -> Result<Output, St
         c.zones
             .pause_zone(proto::PauseZoneRequest { zone, paused })
             .await
-            .map_err(status_line)?
-            .into_inner(),
+            .answer()?,
     )))
 }
 
@@ -329,8 +327,7 @@ async fn remove(c: &mut Clients, zone: String, force: bool) -> Result<Output, St
             force,
         })
         .await
-        .map_err(status_line)?
-        .into_inner();
+        .answer()?;
     Ok(Output::Value(
         json!({"zone": zone, "removed": true, "keys_destroyed": r.keys_destroyed}),
         format!(
@@ -351,15 +348,13 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
             c.zones
                 .reload_zone(proto::ZoneStatusRequest { zone })
                 .await
-                .map_err(status_line)?
-                .into_inner(),
+                .answer()?,
         )),
         ZoneCmd::Status { zone } => Output::Status(Box::new(
             c.zones
                 .get_zone_status(proto::ZoneStatusRequest { zone })
                 .await
-                .map_err(status_line)?
-                .into_inner(),
+                .answer()?,
         )),
         ZoneCmd::Delegations { zone } => delegations(c, zone).await?,
         ZoneCmd::Delegation(d) => delegation(c, d).await?,
@@ -377,8 +372,7 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
                     cancel,
                 })
                 .await
-                .map_err(status_line)?
-                .into_inner(),
+                .answer()?,
         )),
         ZoneCmd::PollChildren { zone } => poll_children(c, zone).await?,
         ZoneCmd::Pause { zone } => pause(c, zone, true).await?,
@@ -388,8 +382,7 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
                 .zones
                 .get_zone(proto::GetZoneRequest { zone })
                 .await
-                .map_err(status_line)?
-                .into_inner();
+                .answer()?;
             crate::output::say_if_last_known(z.last_known_at);
             Output::Zone(Box::new(z))
         }
@@ -397,8 +390,7 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
             c.zones
                 .list_zones(proto::ListZonesRequest {})
                 .await
-                .map_err(status_line)?
-                .into_inner()
+                .answer()?
                 .zones,
         ),
         ZoneCmd::Remove { zone, force } => remove(c, zone, force).await?,
@@ -429,8 +421,7 @@ async fn set(c: &mut Clients, a: ZoneSet) -> Result<Output, String> {
             fields,
         })
         .await
-        .map_err(status_line)?
-        .into_inner();
+        .answer()?;
     Ok(Output::Zone(Box::new(z)))
 }
 
@@ -464,12 +455,7 @@ async fn source(c: &mut Clients, a: ZoneSource) -> Result<Output, String> {
             source_tsig_key: a.primary_tsig.unwrap_or_default(),
         }
     };
-    let status = c
-        .zones
-        .set_zone_source(request)
-        .await
-        .map_err(status_line)?
-        .into_inner();
+    let status = c.zones.set_zone_source(request).await.answer()?;
     Ok(Output::Status(Box::new(status)))
 }
 
@@ -498,8 +484,7 @@ async fn delegation(c: &mut Clients, cmd: DelegationCmd) -> Result<Output, Strin
                     poll_period: parse_duration(&poll_period)?.into(),
                 })
                 .await
-                .map_err(status_line)?
-                .into_inner();
+                .answer()?;
             delegation_output(&[d])
         }
         DelegationCmd::Remove { zone, child } => {
@@ -507,8 +492,7 @@ async fn delegation(c: &mut Clients, cmd: DelegationCmd) -> Result<Output, Strin
                 .zones
                 .remove_delegation(proto::DelegationRequest { zone, child })
                 .await
-                .map_err(status_line)?
-                .into_inner();
+                .answer()?;
             Output::Value(
                 json!({"child": d.child, "removed": true}),
                 format!("{}: the DS is no longer kept from its CDS", d.child),
@@ -523,8 +507,7 @@ async fn poll_children(c: &mut Clients, zone: String) -> Result<Output, String> 
         .zones
         .poll_children(proto::ListDelegationsRequest { zone: zone.clone() })
         .await
-        .map_err(status_line)?
-        .into_inner()
+        .answer()?
         .delegations;
     Ok(if polled.is_empty() {
         Output::Value(
@@ -543,8 +526,7 @@ async fn rekey(c: &mut Clients, zone: String) -> Result<Output, String> {
         .roles
         .rekey(proto::RoleRequest { zone: zone.clone() })
         .await
-        .map_err(status_line)?
-        .into_inner();
+        .answer()?;
     eprintln!(
         "{zone} has new keys: every trust anchor must be replaced (the DS at the parent \
          below, and any configured anchor); re-sign the zone now"
@@ -752,15 +734,13 @@ async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
         .zones
         .get_zone(proto::GetZoneRequest { zone })
         .await
-        .map_err(status_line)?
-        .into_inner()
+        .answer()?
         .zone_name;
     let zones: Vec<String> = c
         .zones
         .list_zones(proto::ListZonesRequest {})
         .await
-        .map_err(status_line)?
-        .into_inner()
+        .answer()?
         .zones
         .into_iter()
         .map(|z| z.zone_name)
@@ -791,8 +771,7 @@ async fn delegations(c: &mut Clients, zone: String) -> Result<Output, String> {
             zone: parent.clone(),
         })
         .await
-        .map_err(status_line)?
-        .into_inner();
+        .answer()?;
     let (more, more_text) = delegation_rows(&listed.delegations);
     rows.extend(more);
     text.push_str(&more_text);
