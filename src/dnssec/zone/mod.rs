@@ -10,20 +10,26 @@
 //! streamed. Zone cuts (and DNAMEs) make the names below them glue or
 //! occluded data: published as given, not signed, not in the denial chain
 //! (RFC 4035 §2.2, §2.3; RFC 6672 §2.3).
+//!
+//! `read.rs` reads the master file, this file plans, and `render.rs` writes
+//! each planned batch with its signatures.
 
 use std::collections::{HashMap, HashSet};
 
-use domain::base::iana::{Class, Rtype};
+use domain::base::iana::Rtype;
 use domain::base::name::Name;
-use domain::base::rdata::ComposeRecordData;
-use domain::base::zonefile_fmt::{DisplayKind, ZonefileFmt};
-use domain::zonefile::inplace::{Entry, ScannedRecord, Zonefile};
 
 use super::denial::{self, Denial};
 use super::record::{self, Rec};
-use super::reuse::{self, Group, GroupKey, Previous};
+use super::reuse::Previous;
 use super::sign::{self, KeyRole, SignWorker, SigningKey, Validity};
 use std::sync::Arc;
+
+mod read;
+mod render;
+
+pub use read::{read_nsec3, read_zone, source_serial};
+pub use render::Rendered;
 
 /// What to sign a zone with.
 #[derive(Debug, Clone)]
@@ -166,198 +172,6 @@ pub struct ZoneStats {
     pub chunks_made: u64,
     /// Made from the last version by a known change of the source.
     pub patched: bool,
-}
-
-/// Reads every record of a zone file into compact records, checking that
-/// each lies in the zone and has class IN. DNSSEC records in the input
-/// (RRSIG, NSEC, NSEC3, NSEC3PARAM, and DNSKEY, CDS, CDNSKEY at the apex) are
-/// dropped: the signer makes its own.
-pub fn read_zone(
-    text: &[u8],
-    apex: &Name<Vec<u8>>,
-    limit: usize,
-    stats: &mut ZoneStats,
-) -> Result<Vec<Rec>, ZoneError> {
-    let (mut zonefile, reader) = scanner(text, apex);
-    let mut recs = Vec::new();
-    let mut rdata = Vec::with_capacity(512);
-    loop {
-        let entry_start = zonefile.current_offset();
-        let Some(r) = reader.next_record(&mut zonefile, entry_start)? else {
-            break;
-        };
-        stats.records_in += 1;
-        let Some(rec) = reader.compact(&r, entry_start, &mut rdata)? else {
-            stats.dropped_dnssec += 1;
-            continue;
-        };
-        if recs.len() >= limit {
-            return Err(ZoneError::TooLarge {
-                count: recs.len() + 1,
-                limit,
-            });
-        }
-        recs.push(rec);
-    }
-    Ok(recs)
-}
-
-/// The NSEC3 records of signed text (the chain's chunks, read back to be
-/// signed again: `patch`).
-pub fn read_nsec3(text: &[u8], apex: &Name<Vec<u8>>) -> Result<Vec<Rec>, ZoneError> {
-    let (mut zonefile, reader) = scanner(text, apex);
-    let (mut recs, mut rdata) = (Vec::new(), Vec::new());
-    loop {
-        let entry_start = zonefile.current_offset();
-        let Some(r) = reader.next_record(&mut zonefile, entry_start)? else {
-            break;
-        };
-        if r.rtype() == Rtype::NSEC3 {
-            rdata.clear();
-            let _ = r.data().compose_canonical_rdata(&mut rdata);
-            let key = record::name_key(r.owner());
-            recs.push(Rec::new(&key, Rtype::NSEC3, r.ttl().as_secs(), &rdata));
-        }
-    }
-    Ok(recs)
-}
-
-/// domain's scanner over master-file text, relative names from the apex,
-/// and what judges each entry.
-fn scanner<'a>(text: &'a [u8], apex: &'a Name<Vec<u8>>) -> (Zonefile, Reader<'a>) {
-    let mut zonefile = Zonefile::with_capacity(text.len());
-    zonefile.extend_from_slice(text);
-    let origin = Name::from_octets(bytes::Bytes::copy_from_slice(apex.as_slice()))
-        .expect("apex is a valid name");
-    zonefile.set_origin(origin);
-    zonefile.set_default_class(Class::IN);
-    let reader = Reader {
-        text,
-        apex,
-        apex_key: record::name_key(apex),
-    };
-    (zonefile, reader)
-}
-
-/// The serial of the apex SOA among records `read_zone` read.
-pub fn source_serial(recs: &[Rec], apex: &Name<Vec<u8>>) -> Result<u32, ZoneError> {
-    let apex_key = record::name_key(apex);
-    recs.iter()
-        .find(|r| r.rtype == Rtype::SOA && r.key() == apex_key)
-        .map(Rec::soa_serial)
-        .ok_or_else(|| ZoneError::NoSoa {
-            apex: apex.to_string(),
-        })
-}
-
-/// What reading a zone file needs to know to judge each entry.
-struct Reader<'a> {
-    text: &'a [u8],
-    apex: &'a Name<Vec<u8>>,
-    apex_key: Vec<u8>,
-}
-
-impl Reader<'_> {
-    /// The next record of the file, or None at its end.
-    fn next_record(
-        &self,
-        zonefile: &mut Zonefile,
-        entry_start: usize,
-    ) -> Result<Option<ScannedRecord>, ZoneError> {
-        // domain 0.12.3's scanner can panic on some malformed character
-        // strings (index out of bounds in inplace.rs, found by fuzzing):
-        // such an entry is refused like any other malformed one.
-        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| zonefile.next_entry()));
-        match next {
-            Ok(Ok(Some(Entry::Record(r)))) => Ok(Some(r)),
-            Ok(Ok(Some(Entry::Include { .. }))) => Err(ZoneError::Include),
-            Ok(Ok(None)) => Ok(None),
-            Ok(Err(e)) => Err(parse_error(self.text, entry_start, &e.to_string())),
-            Err(_) => Err(parse_error(
-                self.text,
-                entry_start,
-                "malformed entry (the zone file scanner could not read it)",
-            )),
-        }
-    }
-
-    /// The record in compact form after checking it, or None for a DNSSEC
-    /// record the signer replaces.
-    fn compact(
-        &self,
-        r: &ScannedRecord,
-        entry_start: usize,
-        rdata: &mut Vec<u8>,
-    ) -> Result<Option<Rec>, ZoneError> {
-        let key = record::name_key(r.owner());
-        let rtype = r.rtype();
-        if !record::key_is_at_or_below(&key, &self.apex_key) {
-            return Err(ZoneError::OutsideZone {
-                owner: format!("{}", r.owner()),
-                rtype: rtype.to_string(),
-                apex: self.apex.to_string(),
-            });
-        }
-        if r.class() != Class::IN {
-            return Err(ZoneError::Class {
-                owner: format!("{}", r.owner()),
-                rtype: rtype.to_string(),
-                class: r.class().to_string(),
-            });
-        }
-        let signer_owned = matches!(
-            rtype,
-            Rtype::RRSIG | Rtype::NSEC | Rtype::NSEC3 | Rtype::NSEC3PARAM
-        ) || (key == self.apex_key
-            && matches!(rtype, Rtype::DNSKEY | Rtype::CDS | Rtype::CDNSKEY));
-        if signer_owned {
-            return Ok(None);
-        }
-        let ttl = r.ttl().as_secs();
-        if ttl > super::rrset::MAX_TTL {
-            let message = format!("TTL {ttl} is over 2^31 - 1 (RFC 2181 §8)");
-            return Err(parse_error(self.text, entry_start, &message));
-        }
-        rdata.clear();
-        let _ = r.data().compose_canonical_rdata(rdata);
-        if rdata.len() > usize::from(u16::MAX) {
-            let message = format!(
-                "record data of {} octets is over the 65,535 a record can hold",
-                rdata.len()
-            );
-            return Err(parse_error(self.text, entry_start, &message));
-        }
-        Ok(Some(Rec::new(&key, rtype, ttl, rdata)))
-    }
-}
-
-/// The error of an entry that starts at byte `start`, named by the line
-/// where the entry's first token is. (domain's scanner reports where it
-/// stopped, which for an error at the end of a line is the next line.)
-fn parse_error(text: &[u8], start: usize, message: &str) -> ZoneError {
-    let mut pos = start.min(text.len());
-    // Skip blank space, line ends and comments before the entry.
-    while pos < text.len() {
-        match text[pos] {
-            b' ' | b'\t' | b'\r' | b'\n' => pos += 1,
-            b';' => {
-                while pos < text.len() && text[pos] != b'\n' {
-                    pos += 1;
-                }
-            }
-            _ => break,
-        }
-    }
-    let line = 1 + text[..pos].iter().filter(|&&b| b == b'\n').count();
-    // Drop domain's own "LINE:COL: " prefix.
-    let message = match message.splitn(3, ':').collect::<Vec<_>>().as_slice() {
-        [l, c, rest] if l.parse::<usize>().is_ok() && c.parse::<usize>().is_ok() => rest.trim(),
-        _ => message,
-    };
-    ZoneError::Parse {
-        line: line.to_string(),
-        message: message.to_string(),
-    }
 }
 
 /// Who signs an RRset.
@@ -514,7 +328,7 @@ impl ZonePlan {
 
     /// Signs and formats batch `i`.
     pub fn render(&self, i: usize, worker: &mut dyn SignWorker) -> Result<Rendered, ZoneError> {
-        render_batch(
+        render::render_batch(
             self.items(i),
             &self.recs,
             &self.plan.denial,
@@ -899,254 +713,9 @@ fn add_empty_non_terminals(names: &mut Vec<(Vec<u8>, Vec<Rtype>)>, apex_key: &[u
     names.extend(ents);
 }
 
-/// One signed batch in master-file form.
-pub struct Rendered {
-    pub text: String,
-    /// Records in it, RRSIGs included, and of them RRSIGs, and of those
-    /// the ones made now.
-    pub records: u64,
-    pub rrsigs: u64,
-    pub made: u64,
-    /// Each RRset, its lines placed within `text` (with `stagger`; the
-    /// chunk id is left 0 for the caller to set).
-    pub groups: Vec<(GroupKey, Group)>,
-    /// The sort key of the batch's first owner.
-    pub first: Vec<u8>,
-    /// The earliest expiration of its signatures (`u32::MAX`: none).
-    pub expires: u32,
-    /// Of an NSEC3 chain's records.
-    pub chain: bool,
-    /// With a last version: the lines of its RRsets that changed, as they
-    /// were and as they are now; and how many RRsets it had of this batch.
-    pub gone: Vec<u8>,
-    pub came: Vec<u8>,
-    pub matched: usize,
-}
-
-/// Formats the RRsets of one batch with their signatures.
-///
-/// Long because the RRsets of a batch are written and signed in one
-/// pass over the batch (each RRset's signatures reused or made, in order),
-/// and that pass is the signer's hot loop.
-fn render_batch(
-    items: &[Item],
-    recs: &[Rec],
-    denial_recs: &[Rec],
-    config: &ZoneSignConfig,
-    worker: &mut dyn SignWorker,
-) -> Result<Rendered, ZoneError> {
-    let mut out = Rendered {
-        text: String::with_capacity(items.len() * 160),
-        records: 0,
-        rrsigs: 0,
-        made: 0,
-        groups: Vec::new(),
-        first: Vec::new(),
-        expires: u32::MAX,
-        chain: false,
-        gone: Vec::new(),
-        came: Vec::new(),
-        matched: 0,
-    };
-    if let Some(item) = items.first() {
-        let source = if item.denial { denial_recs } else { recs };
-        out.first = source[item.start as usize].key().to_vec();
-        out.chain = item.denial;
-    }
-    let previous = config.previous.as_deref();
-    // The owner's presentation and wire forms are made only when a record
-    // of it is written: most RRsets of a version made from the last are
-    // copied as they were.
-    let (mut owner_key, mut forms): (&[u8], Option<OwnerName>) = (&[], None);
-    for item in items {
-        let source = if item.denial { denial_recs } else { recs };
-        let rrset = &source[item.start as usize..(item.start + item.len) as usize];
-        if rrset[0].key() != owner_key {
-            owner_key = rrset[0].key();
-            forms = None;
-        }
-        let rtype = rrset[0].rtype;
-        let signing = match item.signer {
-            Signer::Nobody => None,
-            Signer::Zsk => Some((KeyRole::Zsk, config.validity)),
-            Signer::Ksk => Some((KeyRole::Ksk, config.dnskey_validity)),
-        };
-        let signers: Vec<&SigningKey> = match signing {
-            Some((role, _)) => config.keys.iter().filter(|k| k.role == role).collect(),
-            None => Vec::new(),
-        };
-        let start = out.text.len();
-        if !config.stagger {
-            // A one-shot signing (`zone sign`): nothing is kept.
-            let owner = forms.get_or_insert_with(|| OwnerName::of(owner_key));
-            write_rrset(&mut out, rrset, owner);
-            if let Some((_, validity)) = signing {
-                for key in &signers {
-                    write_rrsig(&mut out, rrset, owner, key, validity, config, worker)?;
-                    out.made += 1;
-                }
-            }
-            continue;
-        }
-        let tags: Vec<u16> = signers.iter().map(|k| k.key_tag).collect();
-        let keys = reuse::keys_of(&tags);
-        let digest = reuse::digest(rrset);
-        let group = reuse::group_key(owner_key, rtype);
-        let old = previous.and_then(|p| p.get(group).map(|g| (p, g)));
-        out.matched += usize::from(old.is_some());
-        // Unchanged records, the same keys, signatures not yet due: the
-        // RRset's lines as they were (records and RRSIGs).
-        let kept = old.filter(|(_, g)| {
-            g.digest == digest
-                && g.keys == keys
-                && (keys == 0 || g.expiration >= config.reuse_until)
-        });
-        let (expiration, sigs_at) = match kept {
-            Some((p, g)) => {
-                out.text.push_str(&String::from_utf8_lossy(p.lines(g)));
-                out.records += rrset.len() as u64 + u64::from(g.sigs);
-                out.rrsigs += u64::from(g.sigs);
-                (g.expiration, g.sigs_at)
-            }
-            None => {
-                let owner = forms.get_or_insert_with(|| OwnerName::of(owner_key));
-                write_rrset(&mut out, rrset, owner);
-                let sigs_at = (out.text.len() - start) as u32;
-                let mut expiration = u32::MAX;
-                if let Some((_, mut validity)) = signing {
-                    // Of the validity ahead, not of the whole window: the
-                    // inception lies an offset (an hour) in the past, and
-                    // a tenth of that window can exceed a short validity.
-                    let spread = validity.expiration.saturating_sub(config.signed_at) / 10;
-                    // One offset for the whole batch (its chunk), so that a
-                    // refresh round is due in some chunks and not in others
-                    // (and patches those alone).
-                    validity.expiration -= reuse::jitter(&out.first, Rtype::NSEC, spread);
-                    for key in &signers {
-                        write_rrsig(&mut out, rrset, owner, key, validity, config, worker)?;
-                        out.made += 1;
-                    }
-                    expiration = validity.expiration;
-                }
-                // What an IXFR from the last version carries for it.
-                if let Some(p) = previous {
-                    if let Some((_, g)) = old {
-                        out.gone.extend_from_slice(p.lines(g));
-                    }
-                    out.came.extend_from_slice(&out.text.as_bytes()[start..]);
-                }
-                (expiration, sigs_at)
-            }
-        };
-        if keys != 0 {
-            out.expires = out.expires.min(expiration);
-        }
-        out.groups.push((
-            group,
-            Group {
-                digest,
-                keys,
-                sigs: tags.len() as u16,
-                expiration,
-                chunk: 0,
-                start: start as u32,
-                len: (out.text.len() - start) as u32,
-                sigs_at,
-            },
-        ));
-    }
-    Ok(out)
-}
-
-/// Writes an RRset's records.
-fn write_rrset(out: &mut Rendered, rrset: &[Rec], owner: &OwnerName) {
-    for r in rrset {
-        record::write_record(&mut out.text, &owner.text, r.rtype, r.ttl, r.rdata());
-    }
-    out.records += rrset.len() as u64;
-}
-
-/// An owner name in the forms the output needs.
-#[derive(Default)]
-struct OwnerName {
-    key: Vec<u8>,
-    wire: Vec<u8>,
-    /// Presentation form with the final dot.
-    text: String,
-}
-
-impl OwnerName {
-    fn of(key: &[u8]) -> OwnerName {
-        let name = record::key_to_name(key);
-        OwnerName {
-            key: key.to_vec(),
-            wire: record::key_to_wire(key),
-            text: if name.is_root() {
-                ".".to_string()
-            } else {
-                format!("{name}.")
-            },
-        }
-    }
-}
-
-/// Signs an RRset with one key and writes the RRSIG record.
-fn write_rrsig(
-    out: &mut Rendered,
-    rrset: &[Rec],
-    owner: &OwnerName,
-    key: &SigningKey,
-    validity: Validity,
-    config: &ZoneSignConfig,
-    worker: &mut dyn SignWorker,
-) -> Result<(), ZoneError> {
-    use std::fmt::Write as _;
-    let first = &rrset[0];
-    let labels = sign::rrsig_labels(
-        record::key_label_count(&owner.key),
-        record::key_is_wildcard(&owner.key),
-    );
-    let rrsig = sign::sign_rrset(
-        worker,
-        key,
-        &config.apex,
-        &owner.wire,
-        labels,
-        first.rtype,
-        first.ttl,
-        rrset.iter().map(|r| r.rdata()),
-        validity,
-    )?;
-    let _ = writeln!(
-        out.text,
-        "{}\t{}\tIN\tRRSIG\t{}",
-        owner.text,
-        first.ttl,
-        rrsig.display_zonefile(DisplayKind::Simple)
-    );
-    out.rrsigs += 1;
-    out.records += 1;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_entry_that_crashes_the_scanner_is_refused_with_its_line() {
-        // Found by `cargo fuzz run zonefile`: domain's scanner indexes out
-        // of bounds on this character string.
-        let crash = include_bytes!("../../fuzz/corpus/zonefile/scanner-panic-1");
-        let apex: Name<Vec<u8>> = "example.com.".parse().unwrap();
-        let mut stats = ZoneStats::default();
-        let e = match read_zone(crash, &apex, 1000, &mut stats) {
-            Ok(_) => panic!("the crashing entry was accepted"),
-            Err(e) => e,
-        };
-        assert!(matches!(e, ZoneError::Parse { .. }), "{e}");
-        assert!(e.to_string().contains("zone file line"), "{e}");
-    }
 
     #[test]
     fn a_managed_childs_ds_replaces_the_inputs_only_where_it_is_delegated() {
