@@ -17,6 +17,21 @@ const GOOD: &str = "pri.test.";
 const BAD: &str = "other.test.";
 const SECRET: &str = "c2VjcmV0IGZvciB0cmFuc2ZlcnMgZnJvbSB0aGUgcHJpbWFyeSE=";
 
+/// The primary's zone: 3,000 hosts besides `www`, so that a transfer of
+/// it is many messages, each of which the primary signs and keymaster
+/// checks; the first `changed` hosts have other addresses.
+fn unsigned(zone: &str, serial: u32, changed: usize) -> String {
+    let mut text = format!(
+        "$ORIGIN {zone}\n$TTL 60\n@ SOA ns h {serial} 3600 600 86400 60\n@ NS ns\n\
+         ns A 127.0.0.1\nwww A 192.0.2.7\n"
+    );
+    for i in 0..3000 {
+        let last = if i < changed { 200 } else { i % 200 };
+        text.push_str(&format!("host{i} A 198.51.100.{last}\n"));
+    }
+    text
+}
+
 fn status(d: &Daemon, zone: &str) -> serde_json::Value {
     serde_json::from_str(&d.ctl_ok(&["zone", "status", zone, "--json"])).unwrap()
 }
@@ -43,14 +58,7 @@ fn transfers_from_the_primary_are_signed_with_its_tsig_key() {
     let primary = Knot::start_primary_tsig(&[GOOD, BAD], &dns, ("primary-key", SECRET));
     for zone in [GOOD, BAD] {
         let file = dir.path().join(zone);
-        std::fs::write(
-            &file,
-            format!(
-                "$ORIGIN {zone}\n$TTL 60\n@ SOA ns h 7 3600 600 86400 60\n@ NS ns\n\
-                 ns A 127.0.0.1\nwww A 192.0.2.7\n"
-            ),
-        )
-        .unwrap();
+        std::fs::write(&file, unsigned(zone, 7, 0)).unwrap();
         primary.publish(zone, &file, 7);
         d.ctl_ok(&["zone", "add", zone]);
     }
@@ -104,6 +112,32 @@ fn transfers_from_the_primary_are_signed_with_its_tsig_key() {
         signed.contains("www.pri.test.") && signed.contains("RRSIG"),
         "{signed}"
     );
+    // Every message of the transfer was taken: all 3,000 hosts are signed,
+    // and outside validators accept the zone.
+    assert_eq!(
+        count_type(&out, "A"),
+        3002,
+        "hosts missing from the signed zone"
+    );
+    assert_validates(&out, GOOD);
+    // A change at the primary, transferred signed as well.
+    let file = dir.path().join(GOOD);
+    std::fs::write(&file, unsigned(GOOD, 8, 400)).unwrap();
+    primary.publish(GOOD, &file, 8);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&d, GOOD)["SourceSerial"] != 8
+        || !std::fs::read_to_string(&out).is_ok_and(|t| t.contains("198.51.100.200"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}\n{}",
+            status(&d, GOOD),
+            primary.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(status(&d, GOOD)["LastError"], "");
+    assert_validates(&out, GOOD);
     // The primary gives the zone to no unsigned request: keymaster's was
     // signed.
     let (host, port) = primary

@@ -576,6 +576,163 @@ fn transfers_of_a_zone_with_a_tsig_key_must_be_signed_with_it() {
     assert_eq!(soa_serial(&bad.addr(), ZONE), None);
 }
 
+/// `hosts` A records `hostN`, the address's last octet `octet + N % 200`.
+fn hosts(count: usize, octet: usize) -> String {
+    (0..count)
+        .map(|i| format!("host{i} A 198.51.100.{}\n", (octet + i % 200) % 250))
+        .collect()
+}
+
+/// A zone transfer by `dig -y` (which checks the TSIG of every message and
+/// fails the transfer when one has none or a wrong one): (whether dig
+/// finished it, its messages, the TSIG records it printed, its output).
+fn dig_xfr(server: &str, key: &str, qtype: &str) -> (bool, usize, usize, String) {
+    let (host, port) = server.rsplit_once(':').unwrap();
+    let out = std::process::Command::new("dig")
+        .args(["-p", port, &format!("@{host}"), "-y", key, ZONE, qtype])
+        .output()
+        .expect("dig (Debian package bind9-dnsutils)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // ";; XFR size: 1234 records (messages 56, bytes 789)"
+    let messages = text
+        .lines()
+        .find_map(|l| l.split("(messages ").nth(1))
+        .and_then(|m| m.split(',').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    let tsigs = text
+        .lines()
+        .filter(|l| l.split_whitespace().nth(3) == Some("TSIG"))
+        .count();
+    let done = out.status.success() && !text.contains("Transfer failed") && messages > 0;
+    (done, messages, tsigs, text)
+}
+
+/// How a secondary stands in `zone status --json`.
+fn secondary_state(d: &Daemon, addr: &str) -> serde_json::Value {
+    let s = status(d);
+    s["Secondaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["Address"] == addr)
+        .cloned()
+        .unwrap_or_else(|| panic!("{addr} not in {s:#}"))
+}
+
+#[test]
+fn a_zone_of_many_messages_transfers_with_tsig_on_every_message() {
+    const SECRET: &str = "zlCZbVJPIhobIs1gJNQfrsS3xCxxsR9pMUrGwG8OgG8=";
+    const WRONG: &str = "Yk9mZkJ5T25lQnl0ZVRoaXNJc05vdFRoZUtleUF0QWxsIQ==";
+    let token = TestToken::new("zsigner-tsig-big");
+    let dir = TempDir::new("zsigner-tsig-big-src");
+    let keys = dir.path().join("tsig.keys");
+    std::fs::write(&keys, format!("xfr-key hmac-sha256 {SECRET}\n")).unwrap();
+    let dns = format!("127.0.0.1:{}", free_port());
+    let d = Daemon::start(
+        &token,
+        "node-a",
+        &["--dns-listen", &dns, "--tsig-keys", keys.to_str().unwrap()],
+    );
+    d.ctl_ok(&["zone", "add", ZONE]); // NSEC3, the default
+    let key = ("xfr-key", SECRET);
+    let knot = Knot::start_secondary_tsig(&[ZONE], std::slice::from_ref(&dns), key);
+    let nsd = Nsd::start_secondary_tsig(&[ZONE], &dns, key);
+    // A secondary with the key's name but another secret: it never loads.
+    let wrong = Knot::start_secondary_tsig(&[ZONE], std::slice::from_ref(&dns), ("xfr-key", WRONG));
+    let src = dir.path().join("zone");
+    // 3,000 names with NSEC3: about a megabyte of answer, many messages.
+    std::fs::write(&src, source(5, &hosts(3000, 0))).unwrap();
+    let (k, n, w) = (knot.addr(), nsd.addr(), wrong.addr());
+    d.ctl_ok(&[
+        "zone",
+        "source",
+        ZONE,
+        "--file",
+        src.to_str().unwrap(),
+        "--secondary",
+        &k,
+        "--secondary",
+        &n,
+        "--secondary",
+        &w,
+        "--tsig",
+        "xfr-key",
+    ]);
+    knot.wait_for_serial(ZONE, 5, Duration::from_secs(60));
+    nsd.wait_for_serial(ZONE, 5, Duration::from_secs(60));
+
+    // dig checks each message's TSIG; it prints one TSIG record per message.
+    let tsig = format!("hmac-sha256:xfr-key:{SECRET}");
+    let (done, messages, tsigs, out) = dig_xfr(&dns, &tsig, "AXFR");
+    assert!(
+        done,
+        "dig's AXFR failed:\n{}",
+        &out[out.len().saturating_sub(2000)..]
+    );
+    assert!(messages >= 10, "the zone fits in {messages} messages");
+    assert_eq!(tsigs, messages, "a message without its TSIG");
+    // The control: dig with the wrong secret sees the first message fail.
+    let (done, _, _, out) = dig_xfr(&dns, &format!("hmac-sha256:xfr-key:{WRONG}"), "AXFR");
+    assert!(!done, "an AXFR under the wrong secret went through:\n{out}");
+
+    // A change of 400 names goes by IXFR, itself several messages.
+    let changed: String = (0..3000)
+        .map(|i| {
+            let octet = if i < 400 { 7 } else { 0 };
+            format!("host{i} A 198.51.100.{}\n", (octet + i % 200) % 250)
+        })
+        .collect();
+    std::fs::write(&src, source(6, &changed)).unwrap();
+    knot.wait_for_serial(ZONE, 6, Duration::from_secs(60));
+    nsd.wait_for_serial(ZONE, 6, Duration::from_secs(60));
+    let (done, messages, tsigs, out) = dig_xfr(&dns, &tsig, "IXFR=5");
+    assert!(done, "dig's IXFR failed:\n{out}");
+    assert!(
+        out.lines().filter(|l| l.contains("\tSOA\t")).count() == 4,
+        "not an IXFR from 5 to 6:\n{}",
+        &out[..out.len().min(3000)]
+    );
+    assert!(messages >= 3, "the change fits in {messages} messages");
+    assert_eq!(tsigs, messages, "a message without its TSIG");
+    assert!(
+        knot.log().contains("IXFR, incoming") || knot.log().contains("IXFR"),
+        "knot did not take the change by IXFR:\n{}",
+        knot.log()
+    );
+    // What both secondaries serve validates, the change included.
+    let ds = ds_lines(&d.ctl_ok(&["ds", ZONE]));
+    for server in [&k, &n] {
+        let unbound = Unbound::start(&[(ZONE, server.clone())], &ds);
+        wait_validated(
+            &unbound,
+            "host1.signed.test.",
+            Rcode::NOERROR,
+            &["198.51.100.8"],
+        );
+        wait_validated(
+            &unbound,
+            "host399.signed.test.",
+            Rcode::NOERROR,
+            &["198.51.100.206"],
+        );
+    }
+    // The secondary that cannot check the answers has no zone, and the
+    // zone's status says so.
+    let state = secondary_state(&d, &w);
+    assert_eq!(state["Loaded"], false, "{state:#}");
+    assert!(
+        state["State"]
+            .as_str()
+            .unwrap()
+            .contains("has not loaded the zone"),
+        "{state:#}"
+    );
+    let state = secondary_state(&d, &k);
+    assert_eq!(state["Loaded"], true, "{state:#}");
+    assert_eq!(state["Behind"], false, "{state:#}");
+}
+
 #[test]
 fn a_change_at_the_primary_reaches_the_secondaries_signed_by_notify() {
     let token = TestToken::new("zsigner-primary");

@@ -413,22 +413,31 @@ pub fn zone_status_to_proto(s: &crate::publish::ZoneStatus) -> proto::ZoneStatus
         secondaries: s
             .secondaries
             .iter()
-            .map(|(address, answer)| match answer {
-                Ok(serial) => proto::SecondaryStatus {
+            .map(|(address, answer)| {
+                let serial = match answer {
+                    crate::lifecycle::probe::SoaAnswer::Serial(s) => Some(*s),
+                    _ => None,
+                };
+                let behind = serial.is_some_and(|s| {
+                    published.is_some_and(|ours| crate::dnssec::serial::after(ours, s))
+                });
+                proto::SecondaryStatus {
                     address: address.clone(),
-                    answered: true,
-                    serial: *serial,
-                    behind: published
-                        .is_some_and(|ours| crate::dnssec::serial::after(ours, *serial)),
-                    error: String::new(),
-                },
-                Err(e) => proto::SecondaryStatus {
-                    address: address.clone(),
-                    answered: false,
-                    serial: 0,
-                    behind: false,
-                    error: e.clone(),
-                },
+                    answered: serial.is_some(),
+                    serial: serial.unwrap_or(0),
+                    behind,
+                    error: match serial {
+                        Some(_) => String::new(),
+                        None => answer.to_string(),
+                    },
+                    state: match (serial, published) {
+                        (Some(s), Some(ours)) if behind => {
+                            format!("serial {s}, behind the published {ours}")
+                        }
+                        (Some(s), _) => format!("serial {s} (current)"),
+                        (None, _) => answer.to_string(),
+                    },
+                }
             })
             .collect(),
     }

@@ -356,6 +356,17 @@ async fn send(
     qname: &Name<Vec<u8>>,
     qtype: Rtype,
 ) -> Result<Message<Bytes>, String> {
+    send_within(server, qname, qtype, TIMEOUT).await
+}
+
+/// `send` with its own bound on each try (two tries by UDP, then TCP when
+/// the answer is truncated).
+async fn send_within(
+    server: SocketAddr,
+    qname: &Name<Vec<u8>>,
+    qtype: Rtype,
+    timeout: Duration,
+) -> Result<Message<Bytes>, String> {
     let mut msg = MessageBuilder::new_vec();
     msg.header_mut().set_rd(false);
     msg.header_mut().set_random_id();
@@ -366,31 +377,30 @@ async fn send(
         RequestMessage::new(msg).map_err(|e| format!("cannot build the query: {e}"))?;
     request.set_dnssec_ok(true);
     let mut dgram_config = dgram::Config::new();
-    dgram_config.set_read_timeout(TIMEOUT);
+    dgram_config.set_read_timeout(timeout);
     dgram_config.set_max_retries(1);
     let mut config = dgram_stream::Config::new();
     config.set_dgram(dgram_config);
     config
         .stream_mut()
         .stream_mut()
-        .set_response_timeout(TIMEOUT);
+        .set_response_timeout(timeout);
     let (connection, transport) = dgram_stream::Connection::with_config(
         UdpConnect::new(server),
         TcpConnect::new(server),
         config,
     );
     let running = tokio::spawn(transport.run());
-    let answer = tokio::time::timeout(TIMEOUT * 3, async {
+    let answer = tokio::time::timeout(timeout * 3, async {
         connection.send_request(request).get_response().await
     })
     .await;
     running.abort();
-    let answer = match answer {
-        Err(_) => return Err("no answer".into()),
-        Ok(Err(e)) => return Err(format!("no answer ({e})")),
-        Ok(Ok(m)) => m,
-    };
-    Ok(answer)
+    match answer {
+        Err(_) => Err(format!("no answer within {} s", (timeout * 3).as_secs())),
+        Ok(Err(e)) => Err(format!("no answer ({e})")),
+        Ok(Ok(m)) => Ok(m),
+    }
 }
 
 /// The record data of the answer's records of one type at the name, in
@@ -541,6 +551,55 @@ fn answer_soa_serial(answer: &Message<Bytes>) -> Option<u32> {
         .flatten()
         .map(|r| r.data().serial().into_int())
         .next()
+}
+
+/// What a server answers when asked for a zone's SOA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SoaAnswer {
+    /// It serves the zone at this serial.
+    Serial(u32),
+    /// It answered with this error code: SERVFAIL from a secondary that
+    /// has not loaded the zone, REFUSED or NOTAUTH from one not set up
+    /// for it.
+    Rcode(Rcode),
+    /// It answered without authority, or without the SOA.
+    NotServed(&'static str),
+    /// No answer came (the reason as the transport gives it).
+    NoAnswer(String),
+}
+
+impl std::fmt::Display for SoaAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SoaAnswer::Serial(s) => write!(f, "serial {s}"),
+            SoaAnswer::Rcode(Rcode::SERVFAIL) => {
+                f.write_str("has not loaded the zone (answers SERVFAIL)")
+            }
+            SoaAnswer::Rcode(r) => write!(f, "does not serve the zone (answers {r})"),
+            SoaAnswer::NotServed(why) => write!(f, "does not serve the zone ({why})"),
+            SoaAnswer::NoAnswer(why) => f.write_str(why),
+        }
+    }
+}
+
+/// The zone's SOA serial as a server answers it, each try bounded by
+/// `within` (a status shown to an operator waits no longer).
+pub async fn soa_answer(server: SocketAddr, apex: &Name<Vec<u8>>, within: Duration) -> SoaAnswer {
+    let answer = match send_within(server, apex, Rtype::SOA, within).await {
+        Ok(a) => a,
+        Err(e) => return SoaAnswer::NoAnswer(e),
+    };
+    let header = answer.header();
+    if header.rcode() != Rcode::NOERROR {
+        return SoaAnswer::Rcode(header.rcode());
+    }
+    if !header.aa() {
+        return SoaAnswer::NotServed("answers without authority");
+    }
+    match answer_soa_serial(&answer) {
+        Some(s) => SoaAnswer::Serial(s),
+        None => SoaAnswer::NotServed("answers without an SOA"),
+    }
 }
 
 /// The SOA serial a server answers for the zone, or why there is none.

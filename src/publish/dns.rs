@@ -18,7 +18,7 @@ use domain::base::iana::{Opcode, Rcode, Rtype};
 use domain::base::message_builder::AnswerBuilder;
 use domain::base::StreamTarget;
 use domain::net::server::message::Request;
-use domain::net::server::service::{CallResult, Service, ServiceResult};
+use domain::net::server::service::{CallResult, Service, ServiceFeedback, ServiceResult};
 use domain::net::server::util::mk_builder_for_target;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -172,6 +172,13 @@ fn start(
 
 /// Fills transfer messages of about `MESSAGE_BYTES` and sends each when
 /// full; false once the client has gone or a message cannot be made.
+///
+/// The messages are one transaction for the server and its middleware:
+/// `domain`'s TSIG middleware signs every message of an answer only when
+/// the service says that a sequence begins (`BeginTransaction`), and
+/// otherwise signs the first alone, which secondaries refuse (RFC 8945
+/// §5.3.1: each message of a multi-message answer is signed). `open`
+/// says so before the first message; `finish` ends it after the last.
 struct Messages<'a> {
     request: &'a Request<Vec<u8>, Meta>,
     tx: &'a tokio::sync::mpsc::Sender<ServiceResult<Vec<u8>>>,
@@ -221,10 +228,22 @@ impl Messages<'_> {
         true
     }
 
+    /// Begins the transaction; false once the client has gone.
+    fn open(&self) -> bool {
+        self.tx
+            .blocking_send(Ok(CallResult::feedback_only(
+                ServiceFeedback::BeginTransaction,
+            )))
+            .is_ok()
+    }
+
     fn finish(self) {
         if let Some(a) = self.answer {
             let _ = self.tx.blocking_send(Ok(CallResult::new(a.additional())));
         }
+        let _ = self.tx.blocking_send(Ok(CallResult::feedback_only(
+            ServiceFeedback::EndTransaction,
+        )));
     }
 }
 
@@ -244,7 +263,7 @@ fn transfer(
         tx,
         answer: None,
     };
-    if !out.push(&zone.soa) {
+    if !out.open() || !out.push(&zone.soa) {
         return;
     }
     match since.and_then(|s| zone.changes_since(s)) {

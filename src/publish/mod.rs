@@ -26,6 +26,7 @@ use crate::dnssec::zone::ZoneStats;
 use crate::error::Result;
 use crate::error::ZonesError;
 use crate::keyset::KeySets;
+use crate::lifecycle::probe::{soa_answer, SoaAnswer};
 use crate::mastership::gate::Gate;
 use crate::node::{parse_zone_name, Node};
 use crate::signing::zone::{Changes, SourceChange};
@@ -125,9 +126,13 @@ pub struct ZoneStatus {
     pub zone: String,
     pub key_master: String,
     pub publishing: Publishing,
-    /// Each secondary with the serial it serves, or why it did not say.
-    pub secondaries: Vec<(String, std::result::Result<u32, String>)>,
+    /// Each secondary with what it answered for the zone's SOA.
+    pub secondaries: Vec<(String, SoaAnswer)>,
 }
+
+/// How long `zone status` waits for each secondary's answer (all are
+/// asked at once): an operator's command, not a probe a roll waits on.
+const STATUS_BOUND: Duration = Duration::from_millis(700);
 
 impl Publisher {
     pub fn new(
@@ -872,14 +877,20 @@ impl Publisher {
     /// serial. Any node answers from the store.
     pub async fn status(&self, zone: &str) -> Result<ZoneStatus> {
         let r = self.node.zone(zone).await?;
-        let mut secondaries = Vec::new();
-        for s in &r.zone.publishing.secondaries {
-            let serial = match s.parse::<SocketAddr>() {
-                Ok(addr) => crate::lifecycle::probe::soa_serial(addr, &r.apex).await,
-                Err(e) => Err(e.to_string()),
-            };
-            secondaries.push((s.clone(), serial));
+        let mut asked = tokio::task::JoinSet::new();
+        for (i, s) in r.zone.publishing.secondaries.iter().enumerate() {
+            let (s, apex) = (s.clone(), r.apex.clone());
+            asked.spawn(async move {
+                let answer = match s.parse::<SocketAddr>() {
+                    Ok(addr) => soa_answer(addr, &apex, STATUS_BOUND).await,
+                    Err(e) => SoaAnswer::NoAnswer(format!("not an address: {e}")),
+                };
+                (i, s, answer)
+            });
         }
+        let mut secondaries: Vec<(usize, String, SoaAnswer)> = asked.join_all().await;
+        secondaries.sort_by_key(|(i, ..)| *i);
+        let secondaries = secondaries.into_iter().map(|(_, s, a)| (s, a)).collect();
         Ok(ZoneStatus {
             zone: r.key,
             key_master: r.zone.key_master.clone(),

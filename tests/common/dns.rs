@@ -298,18 +298,33 @@ pub struct Nsd {
 
 impl Nsd {
     pub fn start_secondary(zones: &[&str], primary: &str) -> Nsd {
+        Self::secondary(zones, primary, None)
+    }
+
+    /// A secondary that signs its transfer requests with a TSIG key (name,
+    /// hmac-sha256 secret in base64) and checks every message of each
+    /// answer against it.
+    pub fn start_secondary_tsig(zones: &[&str], primary: &str, key: (&str, &str)) -> Nsd {
+        Self::secondary(zones, primary, Some(key))
+    }
+
+    fn secondary(zones: &[&str], primary: &str, key: Option<(&str, &str)>) -> Nsd {
         let primary = primary.replace(':', "@");
-        let zone_lines: String = zones
-            .iter()
-            .map(|z| {
-                format!(
-                    "zone:\n  name: \"{z}\"\n  zonefile: \"{}.zone\"\n  request-xfr: {primary} NOKEY\n\
-                     \x20 allow-notify: 127.0.0.1 NOKEY\n",
-                    z.trim_end_matches('.')
-                )
-            })
-            .collect();
-        Self::start_with(&zone_lines, &[])
+        let mut lines = String::new();
+        if let Some((name, secret)) = key {
+            lines.push_str(&format!(
+                "key:\n  name: \"{name}\"\n  algorithm: hmac-sha256\n  secret: \"{secret}\"\n"
+            ));
+        }
+        let key_name = key.map_or("NOKEY", |(name, _)| name);
+        for z in zones {
+            lines.push_str(&format!(
+                "zone:\n  name: \"{z}\"\n  zonefile: \"{}.zone\"\n  request-xfr: {primary} {key_name}\n\
+                 \x20 allow-notify: 127.0.0.1 NOKEY\n",
+                z.trim_end_matches('.')
+            ));
+        }
+        Self::start_with(&lines, &[])
     }
 
     /// NSD serving a zone from this text as it is (a copy of another

@@ -170,8 +170,8 @@ fn print_status(s: &proto::ZoneStatus, as_json: bool) {
         .secondaries
         .iter()
         .map(|x| {
-            json!({"Address": x.address, "Answered": x.answered, "Serial": x.serial,
-                "Behind": x.behind, "Error": x.error})
+            json!({"Address": x.address, "Answered": x.answered, "Loaded": x.answered,
+                "Serial": x.serial, "Behind": x.behind, "Error": x.error, "State": x.state})
         })
         .collect();
     if as_json {
@@ -215,14 +215,7 @@ fn print_status(s: &proto::ZoneStatus, as_json: bool) {
     }
     lines.push(("LastError", or_dash(&s.error)));
     for x in &s.secondaries {
-        let state = if !x.answered {
-            format!("no answer ({})", x.error)
-        } else if x.behind {
-            format!("serial {} (behind)", x.serial)
-        } else {
-            format!("serial {} (current)", x.serial)
-        };
-        lines.push(("Secondary", format!("{} {state}", x.address)));
+        lines.push(("Secondary", format!("{} {}", x.address, x.state)));
     }
     let width = lines.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in lines {
