@@ -127,7 +127,8 @@ fn zone_file_code(e: &ZoneFileError) -> Code {
         | ZoneFileError::Class { .. }
         | ZoneFileError::NoSoa { .. }
         | ZoneFileError::ManySoa { .. }
-        | ZoneFileError::TtlMismatch { .. } => Code::InvalidArgument,
+        | ZoneFileError::TtlMismatch { .. }
+        | ZoneFileError::Structure { .. } => Code::InvalidArgument,
         ZoneFileError::TooLarge { .. } => Code::ResourceExhausted,
         ZoneFileError::NoKey { .. } | ZoneFileError::Serial(_) => Code::FailedPrecondition,
         ZoneFileError::Sign(_) | ZoneFileError::Worker(_) => Code::Unavailable,

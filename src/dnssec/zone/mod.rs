@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 mod read;
 mod render;
+mod rules;
 
 pub use read::{read_nsec3, read_zone, source_serial};
 pub use render::Rendered;
@@ -135,6 +136,9 @@ pub enum ZoneError {
         first: u32,
         other: u32,
     },
+    /// A rule of RFC 1034, 1035, 2181 or 6672 the zone's data breaks.
+    #[error("{owner}: {rule}")]
+    Structure { owner: String, rule: String },
     #[error("the zone has {count} records; the limit is {limit}")]
     TooLarge { count: usize, limit: usize },
     #[error("the zone has no active {role}")]
@@ -286,6 +290,7 @@ fn plan_records(
     recs.sort_unstable_by(Rec::canonical_cmp);
     recs.dedup_by(|a, b| a.same_rrset(b) && a.rdata() == b.rdata());
     check_rrsets(&recs)?;
+    rules::check_structure(&recs, &apex_key, has_apex)?;
     let last_next = part.map_or(apex_key.as_slice(), |p| p.next.as_slice());
     let plan = make_plan(
         &recs,
