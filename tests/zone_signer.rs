@@ -262,6 +262,67 @@ fn a_secondary_follows_the_signer_and_every_answer_validates() {
     );
     assert_eq!(status(&d)["LastError"], "");
 
+    // A source that breaks a structural rule is refused, naming the owner
+    // and the rule; the secondaries keep the last good version.
+    let good = source(9, "www A 192.0.2.90\nnew A 192.0.2.92\n");
+    let broken = [
+        (
+            good.replace("@ NS ns.signed.test.\n", ""),
+            "signed.test.: no NS RRset at the zone apex",
+        ),
+        (
+            format!("{good}alias TXT \"beside\"\n"),
+            "alias.signed.test.: CNAME beside TXT data",
+        ),
+        (
+            format!("{good}@ CNAME www.signed.test.\n"),
+            "signed.test.: CNAME at the zone apex",
+        ),
+        (
+            format!("{good}old DNAME elsewhere.test.\nx.old A 192.0.2.1\n"),
+            "x.old.signed.test.: data below the DNAME at old.signed.test.",
+        ),
+        (
+            format!("{good}www.child TXT \"occluded\"\n"),
+            "www.child.signed.test.: TXT below the zone cut at child.signed.test.",
+        ),
+        (
+            format!("{good}big 2147483648 A 192.0.2.1\n"),
+            "big.signed.test. A: TTL 2147483648 is over 2^31 - 1",
+        ),
+    ];
+    for (text, said) in &broken {
+        let last_good = soa_serial(&dns, ZONE);
+        knot.wait_for_serial(ZONE, last_good.unwrap(), Duration::from_secs(10));
+        std::fs::write(&src, text).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = status(&d);
+            let e = s["LastError"].as_str().unwrap().to_string();
+            if e.contains(said) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not refused with {said:?}: {s:#}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(soa_serial(&dns, ZONE), last_good, "{said}");
+        assert_eq!(soa_serial(&knot.addr(), ZONE), last_good, "{said}");
+        // Mended each time, so that the next breakage is one of its own.
+        std::fs::write(&src, &good).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while status(&d)["LastError"] != "" {
+            assert!(Instant::now() < deadline, "{:#}", status(&d));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert!(d
+        .log_text()
+        .lines()
+        .any(|l| l.contains("the last good version is still served") && l.contains("serial=9")));
+
     // A transfer from an address that is not a secondary is refused; the
     // secondary's own address is served.
     assert_eq!(axfr_rcode_from("127.0.0.2:0", &dns), Rcode::REFUSED);

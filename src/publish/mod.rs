@@ -507,11 +507,19 @@ impl Publisher {
     /// what was served stays served.
     async fn failed(&self, zone: &ZoneRecord, local: &mut Local, error: String) {
         if local.failure.as_deref() != Some(error.as_str()) {
-            tracing::error!(
-                zone = %zone.name,
-                error = %error,
-                "zone signer: the zone was not published; the last good version is still served"
-            );
+            match self.served.get(&zone.name) {
+                Some(served) => tracing::error!(
+                    zone = %zone.name,
+                    error = %error,
+                    serial = served.serial,
+                    "zone signer: the zone was not published; the last good version is still served"
+                ),
+                None => tracing::error!(
+                    zone = %zone.name,
+                    error = %error,
+                    "zone signer: the zone was not published, and this node serves no version of it yet"
+                ),
+            }
         }
         local.failure = Some(error.clone());
         if zone.publishing.error.as_deref() == Some(error.as_str()) {

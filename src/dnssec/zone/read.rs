@@ -156,7 +156,10 @@ impl Reader<'_> {
         }
         let ttl = r.ttl().as_secs();
         if ttl > crate::dnssec::rrset::MAX_TTL {
-            let message = format!("TTL {ttl} is over 2^31 - 1 (RFC 2181 §8)");
+            let message = format!(
+                "{}. {rtype}: TTL {ttl} is over 2^31 - 1 (RFC 2181 §8)",
+                r.owner()
+            );
             return Err(parse_error(self.text, entry_start, &message));
         }
         rdata.clear();
