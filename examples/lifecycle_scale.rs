@@ -135,7 +135,7 @@ async fn main() {
         spool: None,
     });
     let gate = Arc::new(Gate::new(node.clone()));
-    let keysets = Arc::new(KeySets::new(node.clone()));
+    let keysets = Arc::new(KeySets::new(node.clone(), None));
     let inventory = Arc::new(Inventory::new(node.clone(), gate.clone(), keysets.clone()));
     let mastership = Arc::new(Mastership::new(node.clone(), gate.clone(), None));
     let served = Arc::new(Served::default());

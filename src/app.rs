@@ -39,16 +39,30 @@ pub async fn run(config: Config) -> Result<(), String> {
     tokio::spawn(reload_on_sighup(access.clone()));
     let advertise = config.advertise.clone().unwrap_or_else(|| addr.to_string());
     let mastership = services.mastership.clone();
-    mastership
-        .renew_lease(&advertise, config.lease_secs)
-        .await
-        .map_err(|e| format!("cannot register node {} in the store: {e}", config.node_id))?;
+    match mastership.renew_lease(&advertise, config.lease_secs).await {
+        Ok(()) => {}
+        // Started during a store outage: it signs from its last-known key
+        // sets and registers once the store answers (the lease loop).
+        Err(e) if crate::keyset::store_unusable(&e) => tracing::warn!(
+            node = %config.node_id,
+            error = %e,
+            "the store cannot be reached at start: signing from the last-known key sets; \
+             management waits for the store"
+        ),
+        Err(e) => {
+            return Err(format!(
+                "cannot register node {} in the store: {e}",
+                config.node_id
+            ))
+        }
+    }
     tokio::spawn(renew_lease(services.clone(), advertise, config.lease_secs));
     tokio::spawn(watch_roles(services.clone()));
     tokio::spawn(keep_running_lifecycle(services.clone()));
     tokio::spawn(services.publisher.clone().run());
     tokio::spawn(services.children.clone().run());
     tokio::spawn(services.node.clone().keep_flushing_spool());
+    tokio::spawn(services.keysets.clone().keep_current());
     if let Some(dir) = &config.trust_anchor_dir {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("trust-anchor directory {}: {e}", dir.display()))?;
@@ -179,11 +193,34 @@ async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Service
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
+    // Before the spool, which may be in the state directory this makes.
+    let key_set_dir = match config.state_dir.clone() {
+        Some(dir) => Some(
+            tokio::task::spawn_blocking(move || crate::keyset::disk::KeySetDir::open(&dir))
+                .await
+                .map_err(|e| e.to_string())??,
+        ),
+        None => {
+            tracing::warn!(
+                "no --state-dir: started during a store outage, this node has no key set to sign with"
+            );
+            None
+        }
+    };
+    // A node with last-known key sets (it has run before) starts while
+    // the store cannot be reached, and signs from them.
+    let has_state = match key_set_dir.clone() {
+        Some(d) => tokio::task::spawn_blocking(move || d.has_saved())
+            .await
+            .unwrap_or(false),
+        None => false,
+    };
     let store = crate::store::open(
         &config.store,
         crate::store::StoreOptions {
             audit_file: config.audit_file.clone(),
             tls: config.store_tls.clone(),
+            start_unreachable: has_state,
         },
     )
     .await
@@ -195,9 +232,9 @@ async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Service
                 .map_err(|e| e.to_string())??,
         )),
         None => {
-            if config.store.starts_with("etcd:") {
-                tracing::warn!("no --spool: zone signing stops while the store is unreachable");
-            }
+            tracing::warn!(
+                "no --state-dir and no --spool: zone signing stops while the store is unreachable"
+            );
             None
         }
     };
@@ -216,8 +253,21 @@ async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Service
             Some(path) => crate::publish::tsig::TsigKeys::load(path)?,
             None => Default::default(),
         },
+        key_set_dir: key_set_dir.clone(),
     };
     let services = Services::new(node, settings, Some(peers));
+    if let Some(dir) = key_set_dir {
+        let keysets = services.keysets.clone();
+        let (loaded, oldest) = tokio::task::spawn_blocking(move || keysets.load_saved())
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            zones = loaded,
+            dir = %dir.path().display(),
+            oldest_read_at = %oldest.map(crate::clock::rfc3339).unwrap_or_else(|| "-".into()),
+            "last-known key sets loaded from disk; each is read from the store again before use"
+        );
+    }
     match services.inventory.reconcile().await {
         Ok((0, 0)) => {}
         Ok((orphans, missing)) => tracing::warn!(

@@ -102,6 +102,13 @@ pub struct DaemonArgs {
     /// signing that must be recorded stops with the store.
     #[arg(long, env = "KEYMASTER_SPOOL")]
     pub spool: Option<PathBuf>,
+    /// This node's own state, kept so that it signs through a store outage
+    /// also after a restart: the last-known key set of every zone
+    /// (`keysets/`, public facts only) and, unless --spool says otherwise,
+    /// the spool (`spool.jsonl`). Default: $STATE_DIRECTORY (systemd's
+    /// StateDirectory=).
+    #[arg(long, env = "KEYMASTER_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Keep keyset-ZONE and dsset-ZONE files (the KSKs' DNSKEY and DS
     /// records) current in this directory for every zone this node is Key
     /// Master of.
@@ -184,6 +191,7 @@ pub struct FileConfig {
     pub access_file: Option<PathBuf>,
     pub audit_file: Option<PathBuf>,
     pub spool: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
     pub trust_anchor_dir: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
     pub dns_listen: Option<String>,
@@ -220,6 +228,8 @@ pub struct Config {
     pub access_file: Option<PathBuf>,
     pub audit_file: Option<PathBuf>,
     pub spool: Option<PathBuf>,
+    /// This node's state directory (last-known key sets, default spool).
+    pub state_dir: Option<PathBuf>,
     pub trust_anchor_dir: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
     pub dns_listen: Option<String>,
@@ -274,6 +284,14 @@ impl Config {
             args.store_key.or(file.store_key),
         )?;
         let d = Limits::default();
+        let state_dir = args.state_dir.or(file.state_dir).or_else(|| {
+            // systemd gives a list, colon-separated: the first is ours.
+            let dirs = std::env::var("STATE_DIRECTORY").ok()?;
+            dirs.split(':')
+                .next()
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+        });
         Ok(Config {
             node_id,
             listen: args
@@ -325,7 +343,11 @@ impl Config {
             tls,
             access_file: args.access_file.or(file.access_file),
             audit_file: args.audit_file.or(file.audit_file),
-            spool: args.spool.or(file.spool),
+            spool: args
+                .spool
+                .or(file.spool)
+                .or_else(|| state_dir.as_ref().map(|d| d.join("spool.jsonl"))),
+            state_dir,
             trust_anchor_dir: args.trust_anchor_dir.or(file.trust_anchor_dir),
             ds_submit_command: args.ds_submit_command.or(file.ds_submit_command),
             dns_listen: args.dns_listen.or(file.dns_listen),

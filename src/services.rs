@@ -27,6 +27,7 @@ pub struct Services {
     pub node: Arc<Node>,
     pub zones: Zones,
     pub inventory: Arc<Inventory>,
+    pub keysets: Arc<KeySets>,
     pub signing: Arc<Signing>,
     pub mastership: Arc<Mastership>,
     pub lifecycle: Arc<Lifecycle>,
@@ -44,6 +45,8 @@ pub struct Settings {
     pub tsig_keys: crate::publish::tsig::TsigKeys,
     /// When a served zone's nearing expiry is a loud error (seconds before).
     pub expiry_warning: Option<u64>,
+    /// Where the last-known key sets are kept on disk (`--state-dir`).
+    pub key_set_dir: Option<crate::keyset::disk::KeySetDir>,
 }
 
 impl Services {
@@ -52,7 +55,7 @@ impl Services {
     pub fn new(node: Node, settings: Settings, peers: Option<Arc<dyn Peers>>) -> Services {
         let node = Arc::new(node);
         let gate = Arc::new(Gate::new(node.clone()));
-        let keysets = Arc::new(KeySets::new(node.clone()));
+        let keysets = Arc::new(KeySets::new(node.clone(), settings.key_set_dir.clone()));
         let inventory = Arc::new(Inventory::new(node.clone(), gate.clone(), keysets.clone()));
         let mastership = Arc::new(Mastership::new(node.clone(), gate.clone(), peers));
         let lifecycle = Arc::new(Lifecycle::new(
@@ -87,6 +90,7 @@ impl Services {
             ),
             signing,
             inventory,
+            keysets,
             mastership,
             node,
         }

@@ -220,7 +220,7 @@ impl Zones {
             .store
             .update_zone(&changed, zone.epoch, &[], &[], &audit)
             .await?;
-        self.keysets.forget(key);
+        self.keysets.changed(key).await;
         self.view_of(changed).await
     }
 
@@ -247,7 +247,7 @@ impl Zones {
             ),
         );
         self.node.store.delete_zone(key, zone.epoch, &audit).await?;
-        self.keysets.forget(key);
+        self.keysets.changed(key).await;
         let n = self
             .inventory
             .destroy_in_token(keys.iter().map(|k| k.id.clone()).collect())

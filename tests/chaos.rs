@@ -7,9 +7,11 @@
 //! two Key Masters and epochs never went down; every acknowledged key add
 //! is listed and in the token, every acknowledged removal is gone; the
 //! audit chain verifies on every node; with one etcd member down every
-//! call succeeded; with etcd down every signing call succeeded, every
-//! management call was refused naming the store, and the spooled records
-//! of that signing are in the log once etcd is back.
+//! call succeeded; with etcd down every signing call succeeded on every
+//! node (no node signs before a fault, and one is killed and started
+//! again during the outage), every management call was refused naming
+//! the store, and the spooled records of that signing are in the log once
+//! etcd is back.
 //!
 //! `CHAOS_ROUNDS` (default 4 per store) and `CHAOS_SEED` set the length
 //! and the faults; the seed is printed, so a failing run can be replayed.
@@ -83,15 +85,16 @@ impl Cluster {
         c
     }
 
-    /// Node `i`, with its spool where its last run left it.
+    /// Node `i`, with its state directory (last-known key sets, spool)
+    /// where its last run left it.
     fn start_node(&self, i: usize) -> Daemon {
-        let spool = self.spools.path().join(format!("{}.spool", IDS[i]));
+        let state = self.spools.path().join(IDS[i]);
         Daemon::start_node(
             &self.token,
             IDS[i],
             &self.url,
             &self.pki,
-            &["--lease-secs", "2", "--spool", spool.to_str().unwrap()],
+            &["--lease-secs", "2", "--state-dir", state.to_str().unwrap()],
         )
     }
 
@@ -200,6 +203,9 @@ struct Counts {
     failovers: usize,
     refused_in_outage: usize,
     spooled: usize,
+    /// Signing calls during a whole-store outage: (asked, answered).
+    outage_signings: (usize, usize),
+    restarted_in_outage: usize,
 }
 
 fn chaos(name: &str, store: Store) {
@@ -231,10 +237,8 @@ fn chaos(name: &str, store: Store) {
     let mut signed_in_outage = 0;
 
     for round in 0..rounds {
-        // Every node signs once before the fault: its key set is known to it.
-        for i in 0..IDS.len() {
-            sign_rrset(&rt, c.node(i)).unwrap_or_else(|e| panic!("round {round}: warm-up: {e}"));
-        }
+        // No node signs before the fault: each must hold every zone's key
+        // set from its start on, and keep it current after each change.
         let role = role_of(c.node(0)).expect("the role before the fault");
         history.saw("before", &role);
         let holder = IDS.iter().position(|id| *id == role.0).unwrap();
@@ -276,6 +280,14 @@ fn chaos(name: &str, store: Store) {
                 for m in &mut c.etcd().members {
                     m.kill();
                 }
+                // A node killed and started again during the outage signs
+                // from what its state directory holds.
+                let i = rng.below(3);
+                let mut d = c.nodes[i].take().unwrap();
+                signal_pid(d.pid(), "KILL");
+                let _ = d.child.take().map(|mut ch| ch.wait());
+                c.nodes[i] = Some(c.start_node(i));
+                counts.restarted_in_outage += 1;
             }
             Fault::None => {}
         }
@@ -286,8 +298,12 @@ fn chaos(name: &str, store: Store) {
 
         // Signing: on every live node, whatever the fault.
         for &i in &live {
-            sign_rrset(&rt, c.node(i))
-                .unwrap_or_else(|e| panic!("round {round} ({kind}): {} signing: {e}", IDS[i]));
+            let signed = sign_rrset(&rt, c.node(i));
+            if fault == Fault::StoreDown {
+                counts.outage_signings.0 += 1;
+                counts.outage_signings.1 += usize::from(signed.is_ok());
+            }
+            signed.unwrap_or_else(|e| panic!("round {round} ({kind}): {} signing: {e}", IDS[i]));
             counts.rrset_signings += 1;
         }
         let z = live[rng.below(live.len())];
@@ -444,6 +460,10 @@ fn chaos(name: &str, store: Store) {
         }
         counts.rounds += 1;
     }
+    assert_eq!(
+        counts.outage_signings.1, counts.outage_signings.0,
+        "signing calls answered during whole-store outages"
+    );
     eprintln!(
         "{name}: {counts:?}; epochs seen: {}, highest {}",
         history.holders.len(),

@@ -395,3 +395,162 @@ async fn signing_goes_on_through_a_store_outage_and_its_records_follow() {
     let out = d.ctl(&["key", "list", zone]);
     assert!(String::from_utf8_lossy(&out.stderr).is_empty(), "{out:?}");
 }
+
+/// Three nodes on a three-member etcd, every member killed: every node
+/// signs every zone (RRsets, and whole zones that outside validators
+/// accept), also zones it never signed before, with the key set as the
+/// last change left it (a ZSK added on another node just before), and so
+/// does a node killed and started again during the outage, from its state
+/// directory. Every management call is refused naming the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_signs_every_zone_through_a_whole_cluster_outage() {
+    let mut etcd = EtcdCluster::start("outage-all");
+    let token = TestToken::new("outage-all");
+    let pki = Arc::new(Pki::new());
+    let states = TempDir::new("outage-all-state");
+    let store = etcd.store();
+    let ids = ["all-a", "all-b", "all-c"];
+    let state_of = |id: &str| states.path().join(id).display().to_string();
+    let start = |id: &str| {
+        Daemon::start_node(
+            &token,
+            id,
+            &store,
+            &pki,
+            &["--lease-secs", "2", "--state-dir", &state_of(id)],
+        )
+    };
+    let mut nodes: Vec<Daemon> = ids.iter().map(|id| start(id)).collect();
+    let zones: Vec<String> = (0..4).map(|i| format!("z{i}.outage.example.")).collect();
+    for (i, zone) in zones.iter().enumerate() {
+        // Added on different nodes; no node signs anything before the outage.
+        nodes[i % 3].ctl_ok(&["zone", "add", zone]);
+    }
+    // A key change just before the outage, made through another node.
+    let added: serde_json::Value = serde_json::from_str(
+        &nodes[2].ctl_ok(&["key", "add", &zones[0], "--role", "zsk", "--json"]),
+    )
+    .unwrap();
+    let added = if added.is_array() {
+        added[0].clone()
+    } else {
+        added
+    };
+    let added_id = added["id"].as_str().unwrap().to_string();
+    let dnskeys: Vec<String> = zones
+        .iter()
+        .map(|z| nodes[0].ctl_ok(&["dnskey", z]))
+        .collect();
+    let published = |t: &str| {
+        t.lines()
+            .filter(|l| l.split_whitespace().nth(3) == Some("DNSKEY"))
+            .count()
+    };
+    assert_eq!(published(&dnskeys[0]), 3, "{}", dnskeys[0]);
+    // Each node keeps every zone's key set on its disk as it reads it
+    // (from etcd's watch): wait until each has the last change.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in ids {
+        for zone in &zones {
+            let file = std::path::Path::new(&state_of(id))
+                .join("keysets")
+                .join(format!("{zone}.json"));
+            loop {
+                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                if !text.is_empty() && (zone != &zones[0] || text.contains(&added_id)) {
+                    let mode = std::os::unix::fs::PermissionsExt::mode(
+                        &std::fs::metadata(&file).unwrap().permissions(),
+                    );
+                    assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{id} has no key set of {zone}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    for m in &mut etcd.members {
+        m.kill();
+    }
+    let (mut asked, mut signed) = (0, 0);
+    for d in &nodes {
+        let (a, s) = sign_every_zone(d, &zones, &dnskeys).await;
+        (asked, signed) = (asked + a, signed + s);
+        let err = d.ctl_err(&["key", "add", &zones[1], "--role", "zsk"]);
+        assert!(err.contains("store etcd:"), "{err}");
+    }
+    // A node killed and started again while etcd is still down.
+    let mut c = nodes.pop().unwrap();
+    signal_pid(c.pid(), "KILL");
+    let _ = c.child.take().map(|mut ch| ch.wait());
+    let c = start("all-c");
+    assert!(
+        c.log_text()
+            .lines()
+            .any(|l| l.contains("last-known key sets loaded from disk") && l.contains("zones=4")),
+        "{}",
+        c.log_text()
+    );
+    let (a, s) = sign_every_zone(&c, &zones, &dnskeys).await;
+    (asked, signed) = (asked + a, signed + s);
+    let err = c.ctl_err(&["zone", "add", "new.outage.example."]);
+    assert!(err.contains("store etcd:"), "{err}");
+    eprintln!("{signed} of {asked} signing calls answered with every etcd member down");
+    assert_eq!(signed, asked, "signing calls refused during the outage");
+
+    // etcd back: the spooled records reach the log, which verifies.
+    etcd.run_all();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = c.ctl(&["audit", "--json"]);
+        let late = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("while the store was unreachable"))
+            .count();
+        if out.status.success() && late >= 2 * zones.len() * 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "spool not drained: {late}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    c.ctl_ok(&["audit", "verify"]);
+    c.ctl_ok(&["key", "add", &zones[1], "--role", "zsk"]);
+}
+
+/// Signs an RRset and the whole of each zone on node `d`, and checks that
+/// it hands out the DNSKEY RRset it had before the outage; (calls asked,
+/// calls answered with signatures). A zone signing must also validate.
+async fn sign_every_zone(d: &Daemon, zones: &[String], dnskeys: &[String]) -> (usize, usize) {
+    let (mut asked, mut signed) = (0, 0);
+    let mut signer = d.signer_client().await;
+    for (zone, dnskey) in zones.iter().zip(dnskeys) {
+        asked += 2;
+        let request = keymaster::proto::SignRrsetsRequest {
+            zone: zone.clone(),
+            rrsets: vec![a_rrset(&format!("www.{zone}"))],
+            inception: 0,
+            expiration: 0,
+            include_text: false,
+        };
+        match signer.sign_rrsets(request).await {
+            Ok(r) if r.get_ref().signatures.len() == 1 => signed += 1,
+            other => eprintln!("{}: {zone}: RRset signing: {other:?}", d.addr),
+        }
+        let out = d.sign_text(zone, &sample_zone(zone, 10));
+        if out.2.status.success() {
+            assert_validates(&out.1, zone);
+            signed += 1;
+        } else {
+            eprintln!("{}: {zone}: zone signing: {:?}", d.addr, out.2);
+        }
+        let keys = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| l.split_whitespace().nth(3) == Some("DNSKEY"))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(keys(&d.ctl_ok(&["dnskey", zone])), keys(dnskey), "{zone}");
+    }
+    (asked, signed)
+}

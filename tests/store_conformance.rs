@@ -386,6 +386,7 @@ async fn etcd_over_tls_needs_its_ca_and_a_client_certificate() {
     assert!(e.to_string().contains("need --store-ca"), "{e}");
     let ca_only = StoreOptions {
         audit_file: None,
+        start_unreachable: false,
         tls: Some(StoreTls {
             ca: backend.options().tls.unwrap().ca,
             identity: None,

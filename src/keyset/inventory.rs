@@ -200,7 +200,7 @@ impl Inventory {
             self.undo_generated(std::slice::from_ref(&k), &e).await;
             return Err(e.into());
         }
-        self.keysets.forget(key);
+        self.keysets.changed(key).await;
         tracing::info!(zone = %key, key_tag = k.key_tag, role = role.as_str(), state = state.as_str(), "key added");
         Ok(k)
     }
@@ -229,7 +229,7 @@ impl Inventory {
             format!("{} {} retired", k.role.as_str().to_uppercase(), k.key_tag),
         );
         self.node.store.put_key(&k, z.epoch, &audit).await?;
-        self.keysets.forget(key);
+        self.keysets.changed(key).await;
         if let Some(id) = crate::hex::unhex(&k.id) {
             // Drops the session copy the key was signing with.
             let hsm = self.node.hsm.clone();
@@ -264,7 +264,7 @@ impl Inventory {
             .store
             .delete_key(key, &k.id, z.epoch, &audit)
             .await?;
-        self.keysets.forget(key);
+        self.keysets.changed(key).await;
         self.destroy_in_token(vec![k.id.clone()]).await;
         tracing::info!(zone = %key, key_tag = k.key_tag, "key removed");
         Ok(k)
@@ -309,7 +309,7 @@ impl Inventory {
             self.undo_generated(&keys, &e).await;
             return Err(e.into());
         }
-        self.keysets.forget(key);
+        self.keysets.changed(key).await;
         tracing::warn!(zone = %key, "zone re-keyed; trust anchors must be replaced");
         Ok(keys)
     }
@@ -498,7 +498,7 @@ mod tests {
             spool: None,
         });
         let gate = Arc::new(Gate::new(node.clone()));
-        let keysets = Arc::new(KeySets::new(node.clone()));
+        let keysets = Arc::new(KeySets::new(node.clone(), None));
         (Inventory::new(node.clone(), gate, keysets), node, store)
     }
 

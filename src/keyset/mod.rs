@@ -28,6 +28,7 @@
 //! sign everything else. A rollover engine changes key states; this view
 //! follows.
 
+pub mod disk;
 pub mod inventory;
 
 use std::collections::HashMap;
@@ -303,8 +304,9 @@ const KEY_SET_TTL: Duration = Duration::from_secs(1);
 
 /// A key set as read, and when.
 struct Cached {
-    /// When the store was last asked for it (monotonic).
-    looked: Instant,
+    /// When the store was last asked for it (monotonic); None for one
+    /// read from the disk at start, which the store is asked for at once.
+    looked: Option<Instant>,
     /// When the store last answered with it (Unix seconds).
     read_at: u64,
     /// Kept through a store that did not answer.
@@ -318,23 +320,72 @@ pub fn store_unusable(e: &crate::error::Error) -> bool {
     matches!(e, crate::error::Error::Store(s) if s.is_unusable())
 }
 
+/// How often every zone's key set is read again by `keep_current`, so
+/// that a node holds a current one for each zone, also for zones it has
+/// not signed since it started (ARCHITECTURE.md, Signing through a store
+/// outage); on etcd also at once when zone or key records change.
+const KEEP_CURRENT_EVERY: Duration = Duration::from_secs(30);
+
 /// Key sets read from the store, kept for a moment for the hot path, and
-/// as the last-known state while the store cannot be read.
+/// as the last-known state while the store cannot be read; with a state
+/// directory, also on disk for a node that starts during an outage.
 pub struct KeySets {
     node: Arc<Node>,
     cache: Mutex<HashMap<String, Cached>>,
+    disk: Option<disk::KeySetDir>,
     /// Grows by one each time this node changes a zone's keys, for those
     /// who watch key sets.
     changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl KeySets {
-    pub fn new(node: Arc<Node>) -> KeySets {
+    pub fn new(node: Arc<Node>, disk: Option<disk::KeySetDir>) -> KeySets {
         KeySets {
             node,
             cache: Mutex::new(HashMap::new()),
+            disk,
             changes: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes the key sets saved on disk as the last-known ones (a blocking
+    /// call, at start): each is asked of the store at its first use, and
+    /// stands in while the store cannot answer. Returns how many, and the
+    /// oldest read time.
+    pub fn load_saved(&self) -> (usize, Option<u64>) {
+        let Some(disk) = &self.disk else {
+            return (0, None);
+        };
+        let mut loaded = 0;
+        let mut oldest: Option<u64> = None;
+        for s in disk.load_all() {
+            let Ok((key, apex)) = crate::node::parse_zone_name(&s.zone.name) else {
+                continue;
+            };
+            let Ok(set) = KeySet::new(s.zone, apex, s.keys) else {
+                continue;
+            };
+            let mut c = self.cache();
+            if c.contains_key(&key) {
+                continue;
+            }
+            c.insert(
+                key,
+                Cached {
+                    looked: None,
+                    read_at: s.read_at,
+                    stale: true,
+                    set: Arc::new(set),
+                },
+            );
+            loaded += 1;
+            oldest = Some(oldest.map_or(s.read_at, |o| o.min(s.read_at)));
+        }
+        (loaded, oldest)
     }
 
     /// The zone's key set, at most KEY_SET_TTL old: for the RRset signing
@@ -342,13 +393,10 @@ impl KeySets {
     pub async fn get(&self, zone: &str) -> Result<Arc<KeySet>> {
         let (key, _) = crate::node::parse_zone_name(zone)?;
         let now = self.node.clock.instant();
-        if let Some(c) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            if now.duration_since(c.looked) < KEY_SET_TTL {
+        if let Some(c) = self.cache().get(&key) {
+            if c.looked
+                .is_some_and(|l| now.duration_since(l) < KEY_SET_TTL)
+            {
                 return Ok(c.set.clone());
             }
         }
@@ -370,39 +418,54 @@ impl KeySets {
             Ok::<_, crate::error::Error>(Arc::new(KeySet::new(z.zone, z.apex, keys)?))
         };
         let now = self.node.clock.instant();
-        let cache = |set: &Arc<KeySet>, read_at: u64, stale: bool| {
-            let mut c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            let was_stale = c.get(&key).is_some_and(|c| c.stale);
-            c.insert(
-                key.clone(),
-                Cached {
-                    looked: now,
-                    read_at,
-                    stale,
-                    set: set.clone(),
-                },
-            );
-            was_stale
-        };
         match read.await {
             Ok(set) => {
-                if cache(&set, self.node.clock.now(), false) {
+                let read_at = self.node.clock.now();
+                let (was_stale, changed) = {
+                    let mut c = self.cache();
+                    let old = c.insert(
+                        key.clone(),
+                        Cached {
+                            looked: Some(now),
+                            read_at,
+                            stale: false,
+                            set: set.clone(),
+                        },
+                    );
+                    let changed = old
+                        .as_ref()
+                        .is_none_or(|o| o.set.zone != set.zone || o.set.keys != set.keys);
+                    (old.is_some_and(|o| o.stale), changed)
+                };
+                if was_stale {
                     tracing::info!(zone = %key, "the store answers again: the zone's key set is read from it");
+                }
+                if changed {
+                    self.save(&set, read_at).await;
                 }
                 Ok(set)
             }
+            Err(crate::error::Error::ZoneName(crate::error::ZoneNameError::NotManaged(z))) => {
+                // Removed (by any node): nothing of it is kept.
+                if self.cache().remove(&key).is_some() {
+                    self.unsave(&key).await;
+                }
+                Err(crate::error::ZoneNameError::NotManaged(z).into())
+            }
             Err(e) if store_unusable(&e) => {
-                let last = self
-                    .cache
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&key)
-                    .map(|c| (c.set.clone(), c.read_at, c.stale));
-                let Some((set, read_at, stale)) = last else {
+                let last = {
+                    let mut c = self.cache();
+                    c.get_mut(&key).map(|c| {
+                        let was = c.stale;
+                        c.looked = Some(now);
+                        c.stale = true;
+                        (c.set.clone(), c.read_at, was)
+                    })
+                };
+                let Some((set, read_at, was_stale)) = last else {
                     return Err(e);
                 };
-                cache(&set, read_at, true);
-                if !stale {
+                if !was_stale {
                     tracing::warn!(
                         zone = %key,
                         error = %e,
@@ -416,17 +479,87 @@ impl KeySets {
         }
     }
 
+    /// Keeps the key set on disk, off the async threads; a failure is
+    /// logged (the store has the truth; the disk is for an outage).
+    async fn save(&self, set: &KeySet, read_at: u64) {
+        let Some(disk) = self.disk.clone() else {
+            return;
+        };
+        let saved = disk::Saved {
+            read_at,
+            zone: set.zone.clone(),
+            keys: set.keys.clone(),
+        };
+        let done = tokio::task::spawn_blocking(move || disk.save(&saved)).await;
+        if let Ok(Err(e)) = done {
+            tracing::warn!(error = %e, "cannot keep the zone's key set on disk");
+        }
+    }
+
+    async fn unsave(&self, zone: &str) {
+        if let Some(disk) = self.disk.clone() {
+            let zone = zone.to_string();
+            let _ = tokio::task::spawn_blocking(move || disk.remove(&zone)).await;
+        }
+    }
+
+    /// Reads every zone's key set now and every KEEP_CURRENT_EVERY, so
+    /// that this node holds a current key set (in memory, and on disk with
+    /// a state directory) for each zone, whether or not it has signed for
+    /// it since it started. Runs until the process ends.
+    pub async fn keep_current(self: Arc<Self>) {
+        let mut changes = self.node.store.watch_key_sets().await;
+        loop {
+            match self.node.store.list_zones().await {
+                Ok(zones) => {
+                    let names: std::collections::HashSet<String> =
+                        zones.iter().map(|z| z.name.clone()).collect();
+                    for z in &zones {
+                        let _ = self.fresh(&z.name).await;
+                    }
+                    // Zones gone from the store are gone from here too.
+                    let gone: Vec<String> = self
+                        .cache()
+                        .keys()
+                        .filter(|k| !names.contains(*k))
+                        .cloned()
+                        .collect();
+                    for k in gone {
+                        self.cache().remove(&k);
+                        self.unsave(&k).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "key sets not read again: the store cannot be read")
+                }
+            }
+            match changes.as_mut() {
+                Some(rx) => {
+                    tokio::select! {
+                        _ = self.node.clock.sleep(KEEP_CURRENT_EVERY) => {}
+                        _ = rx.recv() => {
+                            // A burst of changes (a roll step, a zone
+                            // added with its keys) is read once.
+                            self.node.clock.sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+                None => self.node.clock.sleep(KEEP_CURRENT_EVERY).await,
+            }
+        }
+    }
+
     /// When the zone's key set in use was read from the store (Unix
     /// seconds), if it is a last-known one kept through a store outage.
     pub fn last_known_since(&self, zone: &str) -> Option<u64> {
         let (key, _) = crate::node::parse_zone_name(zone).ok()?;
-        let c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.cache();
         c.get(&key).filter(|c| c.stale).map(|c| c.read_at)
     }
 
     /// The records of the zones whose key sets were read, as last read.
     pub fn last_known_zones(&self) -> Vec<ZoneRecord> {
-        let c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.cache();
         c.values().map(|c| c.set.zone.clone()).collect()
     }
 
@@ -436,17 +569,21 @@ impl KeySets {
         let Ok((key, _)) = crate::node::parse_zone_name(zone) else {
             return Err(err);
         };
-        let c = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.cache();
         c.get(&key).map(|c| (c.set.clone(), c.read_at)).ok_or(err)
     }
 
-    /// Forgets the zone's key set after this node changed its keys, and
+    /// Reads the zone's key set again after this node changed its keys
+    /// (the store just took the change, so it answers), so that the new
+    /// one, not the old, is what signs if the store goes away next; and
     /// tells those who watch.
-    pub fn forget(&self, zone: &str) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(zone);
+    pub async fn changed(&self, zone: &str) {
+        if self.fresh(zone).await.is_err() {
+            // Not read: the next use asks the store again.
+            if let Some(c) = self.cache().get_mut(zone) {
+                c.looked = None;
+            }
+        }
         self.changes.send_modify(|n| *n += 1);
     }
 

@@ -158,7 +158,7 @@ impl Lifecycle {
                     self.take(&m, &keys, then, &evidence).await?;
                 }
             }
-            self.keysets.forget(&m.key);
+            self.keysets.changed(&m.key).await;
         }
     }
 
@@ -1097,7 +1097,7 @@ mod tests {
             spool: None,
         });
         let gate = Arc::new(Gate::new(node.clone()));
-        let keysets = Arc::new(KeySets::new(node.clone()));
+        let keysets = Arc::new(KeySets::new(node.clone(), None));
         let inventory = Arc::new(Inventory::new(node.clone(), gate.clone(), keysets.clone()));
         let mastership = Arc::new(Mastership::new(node.clone(), gate.clone(), None));
         let servers = Arc::new(Servers::default());

@@ -93,7 +93,7 @@ impl Lifecycle {
             }
         };
         self.write(&m, &z, who, action, detail).await?;
-        self.keysets().forget(&m.key);
+        self.keysets().changed(&m.key).await;
         // The submission command is handed the DS RRset the parent should
         // have: none while going insecure, the zone's again on a cancel.
         if matches!(ask, UnsignAsk::Start { .. } | UnsignAsk::Cancel) {

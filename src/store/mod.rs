@@ -169,6 +169,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn watch_zones(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
         None
     }
+    /// A signal each time zone or key records change (etcd); None where
+    /// the caller must look from time to time.
+    async fn watch_key_sets(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        None
+    }
 }
 
 /// TLS towards the store (etcd): the CA of its servers' certificates,
@@ -186,6 +191,11 @@ pub struct StoreOptions {
     pub audit_file: Option<std::path::PathBuf>,
     /// TLS for an etcd store (`etcd:https://…`).
     pub tls: Option<StoreTls>,
+    /// Open even when no member can be reached (the node has last-known
+    /// state to sign from; its first write checks the store's schema).
+    /// Otherwise a store that cannot be reached at start is an error, so
+    /// that a misconfigured node does not start.
+    pub start_unreachable: bool,
 }
 
 /// Opens the audit file for appending, creating it. A store that writes

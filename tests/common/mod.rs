@@ -346,6 +346,16 @@ impl Daemon {
             .arg(&pki.ca_pem)
             .arg("--access-file")
             .arg(&access_file)
+            // Its own state (last-known key sets, spool), as a deployed
+            // node has, unless the test names one that outlives the node.
+            .args(if extra.contains(&"--state-dir") {
+                vec![]
+            } else {
+                vec![
+                    "--state-dir".to_string(),
+                    dir.path().join("state").display().to_string(),
+                ]
+            })
             .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
@@ -1052,6 +1062,7 @@ impl TestStore {
     pub fn options(&self) -> keymaster::store::StoreOptions {
         keymaster::store::StoreOptions {
             audit_file: None,
+            start_unreachable: false,
             tls: match self {
                 TestStore::Etcd(etcd) => etcd.client_tls.clone(),
                 TestStore::Sqlite(_) => None,

@@ -57,6 +57,10 @@ pub struct EtcdStore {
     audit_file: Option<PathBuf>,
     /// This process's lease per node id it registered.
     leases: Arc<Mutex<HashMap<String, i64>>>,
+    /// Whether the cluster's schema was found to be this build's. A node
+    /// that starts while etcd cannot be reached checks it before its
+    /// first write instead (it signs meanwhile from its last-known state).
+    schema_checked: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -162,6 +166,7 @@ impl EtcdStore {
             (Some(t), _) => connect = connect.with_tls(tls_options(t).map_err(refuse)?),
         }
         let audit_file = options.audit_file;
+        let start_unreachable = options.start_unreachable;
         let options = connect;
         let members =
             Members::connect(&urls, &options)
@@ -175,8 +180,14 @@ impl EtcdStore {
             members: Arc::new(members),
             audit_file,
             leases: Arc::default(),
+            schema_checked: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
-        store.check_schema().await?;
+        match store.check_schema().await {
+            Err(e) if e.is_unusable() && start_unreachable => {
+                tracing::warn!(error = %e, "etcd cannot be reached at start: its schema is checked before the first write");
+            }
+            checked => checked?,
+        }
         Ok(store)
     }
 
@@ -221,6 +232,8 @@ impl EtcdStore {
                 "cluster schema {schema}, this build knows {SCHEMA_VERSION}"
             )));
         }
+        self.schema_checked
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
@@ -302,6 +315,12 @@ impl EtcdStore {
         Fut: std::future::Future<Output = Result<(Plan, T), StoreError>>,
     {
         self.check_audit_file().await?;
+        if !self
+            .schema_checked
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            self.check_schema().await.map_err(StoreError::definite)?;
+        }
         let head_key = key("audit-head");
         for attempt in 0..MAX_ATTEMPTS {
             // A failure before the transaction is sent writes nothing.
@@ -701,34 +720,44 @@ impl Store for EtcdStore {
 
     async fn watch_zones(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let members = self.members.clone();
-        let prefix = key("zones/");
-        tokio::spawn(async move {
-            while !tx.is_closed() {
-                // On the member calls go to now: a watch whose member died
-                // starts again on one that answers.
-                match members
-                    .client()
-                    .watch(prefix.clone(), Some(WatchOptions::new().with_prefix()))
-                    .await
-                {
-                    Ok(mut stream) => {
-                        // A fresh watch may have missed changes: look once.
-                        let _ = tx.try_send(());
-                        while let Ok(Some(r)) = stream.message().await {
-                            if !r.events().is_empty() && tx.try_send(()).is_err() && tx.is_closed()
-                            {
-                                return;
-                            }
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "cannot watch zone records; retrying"),
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
+        spawn_watch(self.members.clone(), key("zones/"), tx);
         Some(rx)
     }
+
+    async fn watch_key_sets(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        spawn_watch(self.members.clone(), key("zones/"), tx.clone());
+        spawn_watch(self.members.clone(), key("keys/"), tx);
+        Some(rx)
+    }
+}
+
+/// Signals `tx` whenever a record under `prefix` changes, and once each
+/// time the watch starts (it may have missed changes), until `tx`'s
+/// receiver is gone.
+fn spawn_watch(members: Arc<Members>, prefix: String, tx: tokio::sync::mpsc::Sender<()>) {
+    tokio::spawn(async move {
+        while !tx.is_closed() {
+            // On the member calls go to now: a watch whose member died
+            // starts again on one that answers.
+            match members
+                .client()
+                .watch(prefix.clone(), Some(WatchOptions::new().with_prefix()))
+                .await
+            {
+                Ok(mut stream) => {
+                    let _ = tx.try_send(());
+                    while let Ok(Some(r)) = stream.message().await {
+                        if !r.events().is_empty() && tx.try_send(()).is_err() && tx.is_closed() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "cannot watch {prefix}; retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
 }
 
 /// The TLS settings towards etcd, read from their files.
