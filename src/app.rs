@@ -185,14 +185,43 @@ pub async fn check(config: Config) -> Result<String, String> {
     Ok(format!("configuration OK: {}", found.join("; ")))
 }
 
+/// Opens the token, saying after half a second what it waits for when
+/// the token does not answer (SoftHSM2 waits on a file lock that a process
+/// stopped inside a token write holds), and again every 10 s.
+async fn open_token(config: &Config) -> Result<Token, String> {
+    let token_config = config.token.clone();
+    let opening = tokio::task::spawn_blocking(move || Token::open(&token_config));
+    tokio::pin!(opening);
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        let wait = match waited.is_zero() {
+            true => std::time::Duration::from_millis(500),
+            false => std::time::Duration::from_secs(10),
+        };
+        tokio::select! {
+            opened = &mut opening => {
+                return opened.map_err(|e| e.to_string())?.map_err(|e| e.to_string());
+            }
+            _ = tokio::time::sleep(wait) => {
+                waited += wait;
+                tracing::warn!(
+                    token = %config.token.selector,
+                    module = %config.token.module,
+                    waited_s = waited.as_secs_f64(),
+                    "waiting for the token: opening it (C_Initialize, C_Login, the first lookups) \
+                     has not returned; another process may hold it (SoftHSM2: a process stopped \
+                     inside a token write holds its lock)"
+                );
+            }
+        }
+    }
+}
+
 /// Opens the token and the store and builds the services over them; then
 /// compares token and store and says what does not match.
 async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Services, String> {
-    let token_config = config.token.clone();
-    let token = tokio::task::spawn_blocking(move || Token::open(&token_config))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    let token = open_token(config).await?;
+    crate::hsm::bound::configure(config.token_timeout, &token.identity().label);
     // Before the spool, which may be in the state directory this makes.
     let key_set_dir = match config.state_dir.clone() {
         Some(dir) => Some(

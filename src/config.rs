@@ -131,6 +131,11 @@ pub struct DaemonArgs {
     /// signature validity).
     #[arg(long, env = "KEYMASTER_EXPIRY_WARNING")]
     pub expiry_warning: Option<String>,
+    /// How long a request waits for a call into the token (e.g. 5s, the
+    /// default): past it the request fails with Unavailable naming the
+    /// token, and health is NOT_SERVING until the call returns.
+    #[arg(long, env = "KEYMASTER_TOKEN_TIMEOUT")]
+    pub token_timeout: Option<String>,
     /// TSIG keys secondaries sign transfer requests with: lines of
     /// `NAME ALGORITHM BASE64-SECRET` (a zone asks for one by name).
     #[arg(long, env = "KEYMASTER_TSIG_KEYS")]
@@ -198,6 +203,7 @@ pub struct FileConfig {
     pub metrics_listen: Option<String>,
     pub tsig_keys: Option<PathBuf>,
     pub expiry_warning: Option<String>,
+    pub token_timeout: Option<String>,
     pub max_streams_per_caller: Option<usize>,
     pub sign_rate_per_caller: Option<u32>,
     pub advertise: Option<String>,
@@ -237,6 +243,8 @@ pub struct Config {
     pub tsig_keys: Option<PathBuf>,
     /// Seconds; None: an eighth of each zone's shortest validity.
     pub expiry_warning: Option<u64>,
+    /// The bound on a wait for the token (`hsm::bound`).
+    pub token_timeout: std::time::Duration,
     pub max_streams_per_caller: usize,
     pub sign_rate_per_caller: u32,
     pub advertise: Option<String>,
@@ -359,6 +367,14 @@ impl Config {
                         .map_err(|e| format!("--expiry-warning {d:?}: {e}"))?,
                 )),
                 None => None,
+            },
+            token_timeout: match args.token_timeout.or(file.token_timeout) {
+                Some(d) => match crate::policy::parse_duration(&d) {
+                    Ok(0) => return Err(format!("--token-timeout {d:?}: must be above 0")),
+                    Ok(secs) => std::time::Duration::from_secs(u64::from(secs)),
+                    Err(e) => return Err(format!("--token-timeout {d:?}: {e}")),
+                },
+                None => crate::hsm::bound::DEFAULT_BOUND,
             },
             max_streams_per_caller: args
                 .max_streams_per_caller

@@ -285,14 +285,16 @@ async fn on_spool<T: Send + 'static>(
         .map_err(StoreError::AuditUnwritable)
 }
 
-/// Runs token or file work on a blocking thread, never on the async
-/// runtime's (ARCHITECTURE.md, The signing path).
+/// Runs token work on a blocking thread, never on the async runtime's
+/// (ARCHITECTURE.md, The signing path), waiting for it at most the token's
+/// bound (`hsm::bound`): past it the request fails with `Stalled`.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
+    crate::hsm::bound::call(f)
         .await
-        .map_err(|_| Error::Lost("a blocking task"))?
+        .ok_or(Error::Lost("a blocking task"))?
+        .map_err(Error::from)?
 }
 
 #[cfg(test)]

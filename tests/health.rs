@@ -164,3 +164,136 @@ async fn server_reflection_lists_the_services_for_generic_grpc_tools() {
         "{answer:?}"
     );
 }
+
+/// A token that stops answering (a node stopped inside a token write
+/// holds SoftHSM2's lock: here the test holds it): requests that need the
+/// token fail within the bound with Unavailable naming the token and the
+/// bound, requests that do not still succeed, the stream slots of callers
+/// that gave up are freed, health is NOT_SERVING while it lasts, and a
+/// node starting on the token says within a second what it waits for.
+/// Once the lock is let go, everything works again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_stops_answering_fails_requests_within_the_bound() {
+    let token = TestToken::new("stalled");
+    let dir = TempDir::new("stalled-store");
+    let store = format!("sqlite:{}", dir.path().join("keymaster.db").display());
+    let pki = Arc::new(Pki::new());
+    let bound = ["--token-timeout", "2s"];
+    let a = Daemon::start_node(&token, "stall-a", &store, &pki, &bound);
+    let b = Daemon::start_node(&token, "stall-b", &store, &pki, &bound);
+    a.ctl_ok(&["zone", "add", "stall.test."]);
+    let zone = sample_zone("stall.test.", 20);
+    a.sign_validated("stall.test.", &zone);
+    wait_for(&a, ServingStatus::Serving, Duration::from_secs(10)).await;
+
+    let mut lock = token.hold_write_lock();
+    // A key change needs the token: refused within the bound, by name.
+    let began = Instant::now();
+    let out = ctl_within(&a, &["key", "add", "stall.test.", "--role", "zsk"], 10);
+    let took = began.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Unavailable") && err.contains("token t-stalled did not answer within 2 s"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    // Signing on the other node (which has not signed this zone yet, so it
+    // must look the keys up in the token): an answer within the bound,
+    // whichever it is.
+    let input = dir.path().join("zone");
+    std::fs::write(&input, &zone).unwrap();
+    let sign = [
+        "zone",
+        "sign",
+        "stall.test.",
+        "--in",
+        input.to_str().unwrap(),
+        "--out",
+        "/dev/null",
+    ];
+    let began = Instant::now();
+    let out = ctl_within(&b, &sign, 10);
+    let took = began.elapsed();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || said.contains("did not answer within 2 s"),
+        "{said}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "answered after {took:?}: {said}"
+    );
+    // Callers that give up before the answer (killed after 0.3 s): more of
+    // them than a caller has stream slots (4).
+    for _ in 0..6 {
+        let mut child = b
+            .ctl_command(&sign)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let took = wait_for(&a, ServingStatus::NotServing, Duration::from_secs(10)).await;
+    eprintln!("NOT_SERVING {took:?} after the lock was taken");
+    // A node starting on the locked token says what it waits for.
+    let log = dir.path().join("stall-c.log");
+    let mut c = std::process::Command::new(keymasterd())
+        .env("SOFTHSM2_CONF", &token.conf)
+        .args(["--node-id", "stall-c", "--listen", "127.0.0.1:0"])
+        .args(["--token-label", &token.label, "--store", &store])
+        .arg("--pin-file")
+        .arg(&token.pin_file)
+        .arg("--insecure-plaintext")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    let waits = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("waiting for the token") {
+            break began.elapsed();
+        }
+        assert!(began.elapsed() < Duration::from_secs(1), "{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("the starting node said what it waits for after {waits:?}");
+    signal_pid(c.id(), "KILL");
+    let _ = c.wait();
+
+    lock.release();
+    let took = wait_for(&a, ServingStatus::Serving, Duration::from_secs(20)).await;
+    eprintln!("SERVING {took:?} after the lock was let go");
+    // The slots of the callers who gave up are free: a zone signing is
+    // not refused for want of one, and signs.
+    b.sign_validated("stall.test.", &zone);
+    a.ctl_ok(&["key", "add", "stall.test.", "--role", "zsk"]);
+    assert!(a
+        .log_text()
+        .contains("a token call did not return in time; the request fails"));
+}
+
+/// keymasterctl on `d`, killed if it has not answered within `secs` (the
+/// test fails then rather than hang with the token).
+fn ctl_within(d: &Daemon, args: &[&str], secs: u64) -> std::process::Output {
+    let child = d
+        .ctl_command(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(secs));
+        signal_pid(pid, "KILL");
+    });
+    let out = child.wait_with_output().unwrap();
+    drop(watchdog);
+    assert!(
+        out.status.code().is_some(),
+        "keymasterctl {args:?} did not answer within {secs} s"
+    );
+    out
+}

@@ -20,7 +20,8 @@ const SERVICES: [&str; 4] = [
     "keymaster.v1.KeyMaster",
 ];
 
-/// How often the token and the store are asked, and how long each may take.
+/// How often the token and the store are asked, and how long the store
+/// may take (the token: its bound, `hsm::bound`).
 const EVERY: Duration = Duration::from_secs(2);
 const WITHIN: Duration = Duration::from_secs(5);
 
@@ -70,14 +71,21 @@ async fn keep(services: Arc<Services>, reporter: HealthReporter) {
 
 /// Whether the token and the store answer now; if not, which and why.
 async fn check(services: &Services) -> Result<(), String> {
+    // A call into the token that has not returned: no further call is
+    // added to it (each would hold a thread of its own).
+    let stalled = crate::hsm::bound::stalled();
+    if stalled > 0 {
+        return Err(format!(
+            "{}; {stalled} call(s) into it have not returned",
+            crate::hsm::bound::stalled_error()
+        ));
+    }
     let hsm = services.node.hsm.clone();
-    let token =
-        tokio::time::timeout(WITHIN, tokio::task::spawn_blocking(move || hsm.check())).await;
-    match token {
-        Err(_) => return Err(format!("the token did not answer within {WITHIN:?}")),
-        Ok(Err(e)) => return Err(format!("the token check failed: {e}")),
-        Ok(Ok(Err(e))) => return Err(format!("token: {e}")),
-        Ok(Ok(Ok(()))) => {}
+    match crate::hsm::bound::call(move || hsm.check()).await {
+        None => return Err("the token check failed".to_string()),
+        Some(Err(stalled)) => return Err(stalled.to_string()),
+        Some(Ok(Err(e))) => return Err(format!("token: {e}")),
+        Some(Ok(Ok(()))) => {}
     }
     match tokio::time::timeout(WITHIN, services.node.store.list_nodes()).await {
         Err(_) => Err(format!("the store did not answer within {WITHIN:?}")),

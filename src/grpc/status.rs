@@ -83,7 +83,8 @@ pub fn code(e: &Error) -> Code {
             | HsmError::PinLocked { .. }
             | HsmError::BadPublicKey(_)
             | HsmError::Pkcs11 { .. }
-            | HsmError::Other(_) => Code::Unavailable,
+            | HsmError::Other(_)
+            | HsmError::Stalled { .. } => Code::Unavailable,
         },
         Error::Lost(_) => Code::Internal,
     }

@@ -24,6 +24,15 @@ pub enum HsmError {
     Pkcs11 { function: Function, rv: RvError },
     #[error("PKCS#11: {0}")]
     Other(String),
+    /// A call into the token did not return within the bound (`bound.rs`).
+    #[error(
+        "token {token} did not answer within {} s (a call into it has not returned); the request was not done",
+        bound.as_secs_f64()
+    )]
+    Stalled {
+        token: String,
+        bound: std::time::Duration,
+    },
 }
 
 impl HsmError {

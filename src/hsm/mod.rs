@@ -2,6 +2,7 @@
 //!
 //! - `port`: the `Hsm` trait the services use (and `KeySigner` for workers);
 //! - `pool`: the one signing pool of a token;
+//! - `bound`: the bound on every wait for the token, and the calls past it;
 //! - `token`: module loading, token choice, the one login, the session pool;
 //! - `keys`: key templates, generation, public keys, lookup, signing;
 //! - `objects`, `retry`: lookups by CKA_ID, retrying transient failures;
@@ -12,6 +13,7 @@
 //! Inside: port → token, keys; keys → token, objects; token → objects,
 //! uri, identity; objects → retry. No cycles.
 
+pub mod bound;
 pub mod error;
 pub mod fake;
 pub mod identity;

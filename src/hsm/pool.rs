@@ -6,6 +6,7 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
+use super::bound::Watch;
 use super::error::HsmError;
 use super::port::{Hsm, KeySigner};
 
@@ -78,27 +79,51 @@ impl SigningPool {
         self.count
     }
 
-    /// Queues a job; its result comes back through the returned channel
-    /// (`.await` it, or `blocking_recv` on a blocking thread).
+    /// Queues a job; its result comes back through the returned `Pending`,
+    /// waited for at most the token's bound (`bound.rs`) from when it is
+    /// waited for.
     pub fn submit<T: Send + 'static>(
         &self,
         f: impl FnOnce(Result<&mut dyn KeySigner, &HsmError>) -> T + Send + 'static,
-    ) -> tokio::sync::oneshot::Receiver<T> {
+    ) -> Pending<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let watch = Watch::new();
+        let done = watch.clone();
         // The wait is real time, for the metrics.
         use crate::clock::{Clock, SystemClock};
         let queued = SystemClock.instant();
         let job: Job = Box::new(move |w| {
+            done.started();
             let waited = SystemClock.instant().duration_since(queued);
             crate::metrics::get()
                 .signing_queue_wait
                 .observe(waited.as_secs_f64());
-            let _ = tx.send(f(w));
+            let v = f(w);
+            done.returned();
+            let _ = tx.send(v);
         });
         if let Some(queue) = &*self.queue.lock().unwrap_or_else(|p| p.into_inner()) {
             let _ = queue.send(job);
         }
-        rx
+        Pending { rx, watch }
+    }
+}
+
+/// A job's result to come. `None`: the job was dropped unrun (the pool
+/// stopped); `Some(Err(Stalled))`: it did not finish within the bound.
+pub struct Pending<T> {
+    rx: tokio::sync::oneshot::Receiver<T>,
+    watch: Watch,
+}
+
+impl<T> Pending<T> {
+    pub async fn wait(self) -> Option<Result<T, HsmError>> {
+        super::bound::wait(self.rx, &self.watch).await
+    }
+
+    /// `wait` from a blocking thread.
+    pub fn wait_blocking(self) -> Option<Result<T, HsmError>> {
+        super::bound::wait_blocking(self.rx, &self.watch)
     }
 }
 
@@ -123,7 +148,7 @@ mod tests {
             })
             .collect();
         for j in jobs {
-            assert_eq!(j.await.unwrap().unwrap().len(), 64);
+            assert_eq!(j.wait().await.unwrap().unwrap().unwrap().len(), 64);
         }
     }
 }

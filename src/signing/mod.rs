@@ -434,10 +434,11 @@ impl Signing {
         }
         let mut out = Vec::with_capacity(canon.len());
         for p in pending {
-            out.extend(
-                p.await
-                    .map_err(|_| crate::error::Error::Lost("a signing worker"))??,
-            );
+            let piece = p
+                .wait()
+                .await
+                .ok_or(crate::error::Error::Lost("a signing worker"))?;
+            out.extend(piece.map_err(crate::error::Error::from)??);
         }
         Ok(out)
     }

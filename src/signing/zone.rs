@@ -458,10 +458,11 @@ impl Signing {
             let Some(batch) = pending.pop_front() else {
                 break Ok(());
             };
-            let rendered = match batch.blocking_recv() {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => break Err(Error::from(e)),
-                Err(_) => break Err(Error::Lost("a signing worker")),
+            let rendered = match batch.wait_blocking() {
+                Some(Ok(Ok(r))) => r,
+                Some(Ok(Err(e))) => break Err(Error::from(e)),
+                Some(Err(stalled)) => break Err(Error::from(stalled)),
+                None => break Err(Error::Lost("a signing worker")),
             };
             stats.records_out += rendered.records;
             stats.rrsigs += rendered.rrsigs;

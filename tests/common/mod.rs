@@ -93,6 +93,35 @@ impl TestToken {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Takes the write lock a SoftHSM2 process holds while it changes the
+    /// token (on the token's `generation` file, which every other process
+    /// reads under a shared lock before it looks at the token's objects),
+    /// and keeps it until the guard is dropped: what a node stopped
+    /// (SIGSTOP) inside a token write leaves the other processes with.
+    pub fn hold_write_lock(&self) -> TokenLock {
+        use std::os::fd::AsRawFd;
+        let dir = std::fs::read_dir(self.dir.path().join("tokens"))
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().is_dir())
+            .expect("the token's directory")
+            .path();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join("generation"))
+            .expect("the token's generation file");
+        // SAFETY: fcntl with F_SETLKW and a flock struct we own.
+        let taken = unsafe {
+            let mut lock: libc::flock = std::mem::zeroed();
+            lock.l_type = libc::F_WRLCK as libc::c_short;
+            lock.l_whence = libc::SEEK_SET as libc::c_short;
+            libc::fcntl(file.as_raw_fd(), libc::F_SETLKW, &lock)
+        };
+        assert_eq!(taken, 0, "cannot lock the token's generation file");
+        TokenLock(Some(file))
+    }
+
     /// Deletes the private key with this CKA_ID (hex) behind keymaster's
     /// back, as a token that lost a key would.
     pub fn delete_private_key(&self, id_hex: &str) {
@@ -243,6 +272,16 @@ pub fn default_access() -> String {
         "[[grant]]\nname = \"{ADMIN}\"\nroles = [\"admin\"]\n\n\
          [[grant]]\nname = \"{NODE_NAME}\"\nroles = [\"node\"]\n"
     )
+}
+
+/// The token's write lock, held until dropped (`TestToken::hold_write_lock`).
+pub struct TokenLock(Option<std::fs::File>);
+
+impl TokenLock {
+    /// Lets go of the lock (closing the file releases it).
+    pub fn release(&mut self) {
+        self.0.take();
+    }
 }
 
 /// A running keymasterd, serving TLS with client certificates required.
@@ -446,8 +485,20 @@ impl Daemon {
 
     /// keymasterctl against this daemon with the given client certificate.
     pub fn ctl_as(&self, who: &ClientCert, args: &[&str]) -> Output {
-        Command::new(keymasterctl_bin())
-            .env_remove("KEYMASTER_SERVER")
+        self.ctl_command_as(who, args)
+            .output()
+            .expect("run keymasterctl")
+    }
+
+    /// keymasterctl as the admin, to be started by the caller (who may
+    /// kill it: a client that gives up).
+    pub fn ctl_command(&self, args: &[&str]) -> Command {
+        self.ctl_command_as(&self.admin, args)
+    }
+
+    fn ctl_command_as(&self, who: &ClientCert, args: &[&str]) -> Command {
+        let mut c = Command::new(keymasterctl_bin());
+        c.env_remove("KEYMASTER_SERVER")
             .args(["--server", &self.url()])
             .arg("--ca")
             .arg(&self.pki.ca_pem)
@@ -456,9 +507,8 @@ impl Daemon {
             .arg("--key")
             .arg(&who.key)
             .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run keymasterctl")
+            .stdin(Stdio::null());
+        c
     }
 
     /// A gRPC channel with the given client certificate.
