@@ -141,15 +141,26 @@ pub enum RoleError {
         node: String,
         reason: String,
     },
-    #[error("the Key Master {holder} is not reachable ({why}); seize the role if it is gone for good (keymasterctl role seize {zone} --to {to}); nothing was changed")]
+    /// `lease`: when the holder's lease runs out, if it still holds.
+    #[error("the Key Master {holder} is not reachable ({why}); seize the role if it is gone for good (keymasterctl role seize {zone} --to {to}{})", match lease {
+        Some(until) => format!(", once its lease has run out at {until}; until then a seize is refused"),
+        None => String::new(),
+    })]
     HolderUnreachable {
         zone: String,
         holder: String,
         to: String,
         why: String,
+        lease: Option<String>,
     },
-    #[error("the Key Master of {zone}, {holder}, is online; transfer the role instead")]
-    HolderOnline { zone: String, holder: String },
+    #[error("the Key Master of {zone}, {holder}, holds its lease until {until} ({secs} s from now): if it answers, transfer the role (keymasterctl role transfer {zone} --to {to}); if it is gone for good, seize the role once the lease has run out")]
+    HolderOnline {
+        zone: String,
+        holder: String,
+        to: String,
+        until: String,
+        secs: u64,
+    },
     #[error("{what}, node {node}, is offline (last seen {secs} s ago); nothing was changed. Seize the role if it is gone for good")]
     Offline {
         what: String,
@@ -230,6 +241,16 @@ pub enum KeyError {
         tag: u16,
         role: String,
         verb: &'static str,
+    },
+    /// A hand-made change that would break validation now.
+    #[error("{role} {tag} of {zone} cannot be {verb} {earliest}: {why}. `keymasterctl key roll {zone} {tag}` replaces it safely; --force does it anyway")]
+    TooEarly {
+        zone: String,
+        tag: u16,
+        role: String,
+        verb: &'static str,
+        earliest: String,
+        why: String,
     },
     #[error("key {tag} of {zone} is already retired")]
     AlreadyRetired { zone: String, tag: u16 },
@@ -406,4 +427,10 @@ pub enum DelegationError {
     },
     #[error("zone {parent} has no delegation to {child} kept by keymaster (zone delegation add)")]
     NoSuch { parent: String, child: String },
+    #[error("the delegation to {child} is secure (DS {ds}); without --ds it would become insecure: give --insecure to do that, or change its servers or poll period with `zone delegation set`; nothing was changed")]
+    WouldDropDs { child: String, ds: String },
+    #[error("delegation to {child}: no DS given matches a key of the DNSKEY RRset its servers serve ({served}); validators would fail the child. Check the DS, or give --force; nothing was changed")]
+    DsMatchesNoKey { child: String, served: String },
+    #[error("delegation to {child}: the DS cannot be checked against the child's DNSKEY RRset ({why}); give --force to take it unchecked; nothing was changed")]
+    CannotCheckDs { child: String, why: String },
 }

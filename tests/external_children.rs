@@ -102,6 +102,41 @@ fn an_external_childs_ksk_roll_reaches_the_parent_through_its_cds() {
     }
     assert_eq!(served(&parent_server.addr(), CHILD, Rtype::DS), ds0);
 
+    // Typos cannot break the delegation: a DS that matches none of the
+    // child's keys is refused (checked against what its servers serve),
+    // and re-adding it without --ds (to change its servers, say) would
+    // make it insecure, which needs --insecure.
+    let last = ds0[0].chars().last().unwrap();
+    let typo = format!(
+        "{}{}",
+        &ds0[0][..ds0[0].len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
+    let mut args = vec!["zone", "delegation", "add", PARENT, CHILD, "--ds", &typo];
+    let child_addr = child.addr();
+    args.extend(["--ns", &child_addr]);
+    let err = d.ctl_err(&args);
+    assert!(
+        err.contains("FailedPrecondition")
+            && err.contains("no DS given matches a key of the DNSKEY RRset its servers serve"),
+        "{err}"
+    );
+    let err = d.ctl_err(&[
+        "zone",
+        "delegation",
+        "add",
+        PARENT,
+        CHILD,
+        "--ns",
+        &child_addr,
+    ]);
+    assert!(
+        err.contains("is secure") && err.contains("--insecure") && err.contains("delegation set"),
+        "{err}"
+    );
+    assert_eq!(served(&parent_server.addr(), CHILD, Rtype::DS), ds0);
+    assert!(validated(), "{:?}", unbound.resolve(www, Rtype::A));
+
     // An unsigned CDS at one server: refused, naming the server.
     let row = poll(&d);
     let blocked = row["blocked"].as_str().unwrap_or_default().to_string();
@@ -110,7 +145,20 @@ fn an_external_childs_ksk_roll_reaches_the_parent_through_its_cds() {
         "{row}"
     );
     // With an intact copy the servers agree, and the DS already matches.
-    add(&[child.addr(), intact.addr()], &ds0[0]);
+    // The servers change by `delegation set`, the DS left as it is.
+    let shown = d.ctl_ok(&[
+        "zone",
+        "delegation",
+        "set",
+        PARENT,
+        CHILD,
+        "--ns",
+        &child.addr(),
+        "--ns",
+        &intact.addr(),
+    ]);
+    assert!(shown.contains("polled every 1s"), "{shown}");
+    assert!(shown.contains(&ds0[0]), "{shown}");
     let row = poll(&d);
     assert!(row["blocked"].is_null(), "{row}");
     assert_eq!(

@@ -211,7 +211,11 @@ async fn key_master_moves_between_nodes_and_a_stale_one_is_fenced(backend: TestS
     );
     // A seize back while C is online is refused: transfer instead.
     let err = a2.ctl_err(&["role", "seize", zone, "--to", "node-a"]);
-    assert!(err.contains("is online; transfer"), "{err}");
+    assert!(
+        err.contains("node-c, holds its lease until")
+            && err.contains("if it answers, transfer the role (keymasterctl role transfer"),
+        "{err}"
+    );
 
     // A Key Master paused (SIGSTOP) while the role is seized from it wakes
     // up fenced: it signs, but its writes are refused.
@@ -631,7 +635,16 @@ async fn a_transfer_asks_the_key_master_to_release_the_zone() {
     assert_eq!(role(&c, zone)["KeyMasterStatus"], "online", "lease holds");
     let err = c.ctl_err(&["role", "transfer", zone, "--to", "rel-c"]);
     assert!(
-        err.contains("the Key Master rel-a is not reachable") && err.contains("seize"),
+        err.contains("the Key Master rel-a is not reachable")
+            && err.contains("once its lease has run out at 20")
+            && err.contains("until then a seize is refused"),
+        "{err}"
+    );
+    // A seize meanwhile says when it will be allowed, not "transfer".
+    let err = c.ctl_err(&["role", "seize", zone, "--to", "rel-c"]);
+    assert!(
+        err.contains("rel-a, holds its lease until 20")
+            && err.contains("if it is gone for good, seize the role once the lease has run out"),
         "{err}"
     );
     let r = role(&c, zone);

@@ -82,9 +82,27 @@ fn keys_are_added_retired_and_removed_but_never_the_last_active_one() {
 
     // Activate by adding an active one, then retire and remove the old ZSK.
     d.ctl_ok(&["key", "add", "keys.example", "--role", "zsk", "--activate"]);
-    let retired: serde_json::Value =
-        serde_json::from_str(&d.ctl_ok(&["key", "retire", "keys.example", &zsk_tag, "--json"]))
-            .unwrap();
+    // At once, that would break validation (caches may not hold the new
+    // ZSK yet): refused with the earliest safe time and the safe way.
+    let err = d.ctl_err(&["key", "retire", "keys.example", &zsk_tag]);
+    assert!(
+        err.contains("FailedPrecondition")
+            && err.contains(&format!(
+                "ZSK {zsk_tag} of keys.example. cannot be retired before 20"
+            ))
+            && err.contains("keymasterctl key roll keys.example.")
+            && err.contains("--force"),
+        "{err}"
+    );
+    let retired: serde_json::Value = serde_json::from_str(&d.ctl_ok(&[
+        "key",
+        "retire",
+        "keys.example",
+        &zsk_tag,
+        "--force",
+        "--json",
+    ]))
+    .unwrap();
     assert_eq!(retired[0]["state"], "retired");
     assert!(retired[0]["retired"].as_u64().unwrap() > 0);
 
@@ -97,7 +115,17 @@ fn keys_are_added_retired_and_removed_but_never_the_last_active_one() {
         "retired key signed"
     );
 
-    d.ctl_ok(&["key", "remove", "keys.example", &zsk_tag]);
+    // Its signatures may still be in caches: removing it is refused too.
+    let err = d.ctl_err(&["key", "remove", "keys.example", &zsk_tag]);
+    assert!(err.contains("cannot be removed before 20"), "{err}");
+    d.ctl_ok(&["key", "remove", "keys.example", &zsk_tag, "--force"]);
+    let forced = d.audit_details("keys.example.", "retire");
+    assert!(
+        forced
+            .iter()
+            .any(|d| d.contains("(forced, before it was safe:")),
+        "{forced:?}"
+    );
     assert!(!token
         .list_objects()
         .contains(&format!("keys.example-zsk-{zsk_tag}")));

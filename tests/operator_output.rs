@@ -79,6 +79,61 @@ fn text_output_shows_times_as_rfc3339_and_durations_in_units() {
     );
 }
 
+/// An explicit zero is a value, in `zone add` as in `zone set`; output
+/// into a pipe whose reader has gone ends keymasterctl quietly.
+#[test]
+fn zone_add_and_zone_set_take_a_zero_alike_and_a_closed_pipe_is_quiet() {
+    let token = TestToken::new("zeroes");
+    let d = Daemon::start(&token, "node-z", &[]);
+    d.ctl_ok(&[
+        "zone",
+        "add",
+        "zero.test.",
+        "--rfc5011",
+        "--add-hold-down",
+        "0s",
+        "--remove-hold-down",
+        "0s",
+    ]);
+    let added: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["zone", "show", "zero.test.", "--json"])).unwrap();
+    d.ctl_ok(&["zone", "add", "set.test.", "--rfc5011"]);
+    d.ctl_ok(&[
+        "zone",
+        "set",
+        "set.test.",
+        "--add-hold-down",
+        "0s",
+        "--remove-hold-down",
+        "0s",
+    ]);
+    let set: serde_json::Value =
+        serde_json::from_str(&d.ctl_ok(&["zone", "show", "set.test.", "--json"])).unwrap();
+    for v in [&added, &set] {
+        assert_eq!(v["Rfc5011AddHoldDown"], 0, "{v:#}");
+        assert_eq!(v["Rfc5011RemoveHoldDown"], 0, "{v:#}");
+    }
+    // A flag not given keeps its default in both.
+    assert_eq!(added["DnsKeyRecordSetTtl"], 3600, "{added:#}");
+
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            // `true` reads nothing and is gone by the time keymasterctl
+            // has its answer: the first write meets a closed pipe.
+            "{} --server {} --ca {} --cert {} --key {} zone show zero.test. | true",
+            keymasterctl_bin(),
+            d.url(),
+            d.pki.ca_pem.display(),
+            d.admin.cert.display(),
+            d.admin.key.display()
+        ))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("panicked") && said.is_empty(), "{said}");
+}
+
 /// `keymasterd --check-config` with a node's settings, and `change` applied
 /// to them: (exit code, stdout, stderr).
 fn check_config(token: &TestToken, pki: &Pki, change: &[(&str, &str)]) -> (i32, String, String) {

@@ -184,6 +184,7 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
                         ..Default::default()
                     }),
                     key_master: String::new(),
+                    fields: Vec::new(),
                 })
                 .await
                 .map(|_| ()),
@@ -263,6 +264,7 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
                 .retire_key(proto::KeyRequest {
                     zone: "a.example".into(),
                     key: "99999".into(),
+                    force: false,
                 })
                 .await
                 .map(|_| ()),
@@ -275,6 +277,7 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
                 .remove_key(proto::KeyRequest {
                     zone: "a.example".into(),
                     key: "99999".into(),
+                    force: false,
                 })
                 .await
                 .map(|_| ()),
@@ -297,6 +300,7 @@ async fn call_every_rpc(d: &Daemon, who: &ClientCert) -> Vec<(&'static str, Code
         let r = proto::KeyRequest {
             zone: "a.example".into(),
             key: "99999".into(),
+            force: false,
         };
         let result = if call == 0 {
             zones.roll_key(r).await.map(|_| ())

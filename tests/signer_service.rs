@@ -633,7 +633,7 @@ async fn a_dns_server_is_told_at_once_when_the_key_set_changes() {
         .as_u64()
         .unwrap();
     d.ctl_ok(&["key", "add", apex, "--role", "zsk", "--activate"]);
-    d.ctl_ok(&["key", "retire", apex, &old.to_string()]);
+    d.ctl_ok(&["key", "retire", apex, &old.to_string(), "--force"]);
     let mut last = next;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while last.zsk_tags.len() != 1 || last.zsk_tags.contains(&(old as u32)) {

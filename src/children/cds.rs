@@ -212,11 +212,27 @@ fn read(
         .filter(|k| matches_key(apex, current_ds, k))
         .collect();
     if trusted.is_empty() {
-        return Err(if s.dnskey.is_empty() {
-            "serves no DNSKEY RRset".into()
-        } else {
-            "its DNSKEY RRset is not signed by a key the current DS points to".into()
-        });
+        if s.dnskey.is_empty() {
+            return Err("serves no DNSKEY RRset".into());
+        }
+        let pointed: Vec<&Vec<u8>> = s
+            .dnskey
+            .iter()
+            .filter(|k| matches_key(apex, current_ds, k))
+            .collect();
+        return Err(
+            match bad_signature(
+                apex,
+                Rtype::DNSKEY,
+                &s.dnskey,
+                &s.dnskey_sigs,
+                &pointed,
+                now,
+            ) {
+                Some(why) => why,
+                None => "its DNSKEY RRset is not signed by a key the current DS points to".into(),
+            },
+        );
     }
     let mut inception: Option<u32> = None;
     for (rtype, rdatas, sigs) in [
@@ -235,6 +251,9 @@ fn read(
             })
             .collect();
         if good.is_empty() {
+            if let Some(why) = bad_signature(apex, rtype, rdatas, sigs, &trusted, now) {
+                return Err(why);
+            }
             return Err(if sigs.is_empty() {
                 format!("its {rtype} RRset is unsigned")
             } else {
@@ -319,6 +338,43 @@ fn wish(apex: &Name<Vec<u8>>, s: &Served) -> Result<Wish, String> {
 }
 
 /// Whether one of the DS records (wire) is of this DNSKEY (wire).
+/// When an RRset has a signature by a key the DS points to (by its key
+/// tag and algorithm) that does not verify: that, apart from "signed by a
+/// key the DS does not point to" (a forged or broken signature is not a
+/// key the parent does not know).
+fn bad_signature(
+    apex: &Name<Vec<u8>>,
+    rtype: Rtype,
+    rdatas: &[Vec<u8>],
+    sigs: &[ReceivedRrsig],
+    keys: &[&Vec<u8>],
+    now: u64,
+) -> Option<String> {
+    for sig in sigs {
+        for k in keys {
+            let Some(key) = parse_dnskey(k) else {
+                continue;
+            };
+            if key.key_tag() != sig.key_tag() || key.algorithm() != sig.algorithm() {
+                continue;
+            }
+            if let Err(e) = verify_rrset(apex, rtype, rdatas, sig, k, now) {
+                return Some(format!(
+                    "its {rtype} RRset's signature by key {}, which the current DS points to, \
+                     does not verify ({e})",
+                    sig.key_tag()
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Whether a DS of `ds_set` matches the DNSKEY record data `dnskey`.
+pub fn ds_matches_key(apex: &Name<Vec<u8>>, ds_set: &[Vec<u8>], dnskey: &[u8]) -> bool {
+    matches_key(apex, ds_set, dnskey)
+}
+
 fn matches_key(apex: &Name<Vec<u8>>, ds_set: &[Vec<u8>], dnskey: &[u8]) -> bool {
     let Some(key) = parse_dnskey(dnskey) else {
         return false;

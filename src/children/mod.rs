@@ -43,6 +43,12 @@ pub struct DelegationSettings {
     pub allow_delete: bool,
     /// 0: the default (12 h).
     pub poll_period: u64,
+    /// Drop the DS of a secure delegation.
+    pub insecure: bool,
+    /// Take a DS that matches none of the child's served keys.
+    pub force: bool,
+    /// Change only the servers and the poll period (`delegation set`).
+    pub keep_ds: bool,
 }
 
 /// The parents' side of their external children.
@@ -94,7 +100,32 @@ impl Children {
                 reason,
             })?;
         }
+        let existing = m.zone.delegations.iter().find(|d| d.child == child);
+        if asked.keep_ds {
+            let Some(old) = existing else {
+                return Err(DelegationError::NoSuch {
+                    parent: m.key.clone(),
+                    child,
+                }
+                .into());
+            };
+            let d = Delegation {
+                servers: asked.servers.clone(),
+                poll_period: match asked.poll_period {
+                    0 => old.poll_period,
+                    p => p,
+                },
+                ..old.clone()
+            };
+            let detail = format!(
+                "delegation to {child}: servers {}; polled every {}",
+                d.servers.join(", "),
+                crate::policy::format_duration(d.poll_period)
+            );
+            return self.write(who, &m, d, "delegation-set", detail).await;
+        }
         let mut ds = Vec::new();
+        let mut wires = Vec::new();
         for text in &asked.ds {
             let wire = ds_from_text(text).map_err(|reason| DelegationError::Ds {
                 child: child.clone(),
@@ -102,6 +133,18 @@ impl Children {
                 reason,
             })?;
             ds.push(ds_text(&wire));
+            wires.push(wire);
+        }
+        if let Some(old) = existing.filter(|o| !o.ds.is_empty() && ds.is_empty() && !asked.insecure)
+        {
+            return Err(DelegationError::WouldDropDs {
+                child,
+                ds: old.ds.join(", "),
+            }
+            .into());
+        }
+        if !wires.is_empty() && !asked.force {
+            check_ds_against_child(&child, &asked.servers, &wires).await?;
         }
         let d = Delegation {
             child: child.clone(),
@@ -120,26 +163,44 @@ impl Children {
             last_changed: self.node.clock.now(),
             ..Delegation::default()
         };
-        let mut z = m.zone.clone();
-        z.delegations.retain(|x| x.child != child);
-        z.delegations.push(d.clone());
-        z.delegations.sort_by(|a, b| a.child.cmp(&b.child));
         let detail = format!(
-            "delegation to {child} (not managed here): DS {}; servers {}; polled every {} s{}",
+            "delegation to {child} (not managed here): DS {}{}; servers {}; polled every {}{}",
             if d.ds.is_empty() {
                 "none (insecure)".to_string()
             } else {
                 d.ds.join(", ")
             },
+            if asked.force && !d.ds.is_empty() {
+                " (forced: not checked against the child's keys)"
+            } else {
+                ""
+            },
             d.servers.join(", "),
-            d.poll_period,
+            crate::policy::format_duration(d.poll_period),
             if d.allow_delete {
                 "; a CDS delete may remove the DS"
             } else {
                 ""
             }
         );
-        let audit = self.node.draft(who, &m.key, "delegation-add", detail);
+        self.write(who, &m, d, "delegation-add", detail).await
+    }
+
+    /// Records a child's delegation on its parent's record (one fenced
+    /// write with its audit entry), and polls it at once.
+    async fn write(
+        &self,
+        who: &str,
+        m: &crate::mastership::gate::Managed,
+        d: Delegation,
+        action: &str,
+        detail: String,
+    ) -> Result<Delegation> {
+        let mut z = m.zone.clone();
+        z.delegations.retain(|x| x.child != d.child);
+        z.delegations.push(d.clone());
+        z.delegations.sort_by(|a, b| a.child.cmp(&b.child));
+        let audit = self.node.draft(who, &m.key, action, detail);
         self.node
             .store
             .update_zone(&z, m.zone.epoch, &[], &[], &audit)
@@ -365,6 +426,55 @@ async fn addresses(servers: &[String]) -> Vec<(String, std::result::Result<Socke
         }
     }
     out
+}
+
+/// Refuses DS records an operator gives unless one matches a key of the
+/// DNSKEY RRset every answering server of the child serves (a typo in a
+/// DS makes the child bogus at once).
+async fn check_ds_against_child(child: &str, servers: &[String], ds: &[Vec<u8>]) -> Result<()> {
+    let apex: Name<Vec<u8>> = child.parse().map_err(|_| DelegationError::CannotCheckDs {
+        child: child.to_string(),
+        why: "the child's name does not parse".into(),
+    })?;
+    let mut served = Vec::new();
+    let mut failures = Vec::new();
+    for (name, addr) in addresses(servers).await {
+        let answer = match addr {
+            Err(e) => Err(e),
+            Ok(a) => crate::lifecycle::probe::query(a, &apex, Rtype::DNSKEY).await,
+        };
+        match answer {
+            Ok(a) => served.extend(
+                crate::lifecycle::probe::answer_rdata(&a, &apex, Rtype::DNSKEY)
+                    .into_iter()
+                    .map(|(r, _)| r),
+            ),
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    if served.is_empty() {
+        return Err(DelegationError::CannotCheckDs {
+            child: child.to_string(),
+            why: match failures.is_empty() {
+                true => "its servers serve no DNSKEY RRset".into(),
+                false => failures.join("; "),
+            },
+        }
+        .into());
+    }
+    if served.iter().any(|k| cds::ds_matches_key(&apex, ds, k)) {
+        return Ok(());
+    }
+    let tags: Vec<String> = served
+        .iter()
+        .filter_map(|k| crate::dnssec::verify::parse_dnskey(k))
+        .map(|k| format!("key {} flags {}", k.key_tag(), k.flags()))
+        .collect();
+    Err(DelegationError::DsMatchesNoKey {
+        child: child.to_string(),
+        served: tags.join(", "),
+    }
+    .into())
 }
 
 /// What each server serves at the child's apex: DNSKEY, CDS and CDNSKEY

@@ -65,7 +65,10 @@ pub fn code(e: &Error) -> Code {
             | DelegationError::NoServers { .. }
             | DelegationError::Server { .. }
             | DelegationError::Ds { .. } => Code::InvalidArgument,
-            DelegationError::Managed { .. } => Code::FailedPrecondition,
+            DelegationError::Managed { .. }
+            | DelegationError::WouldDropDs { .. }
+            | DelegationError::DsMatchesNoKey { .. }
+            | DelegationError::CannotCheckDs { .. } => Code::FailedPrecondition,
             DelegationError::NoSuch { .. } => Code::NotFound,
         },
         Error::Keys(e) => key_code(e),
@@ -95,6 +98,7 @@ fn key_code(e: &KeyError) -> Code {
         KeyError::NoSuchKey { .. } | KeyError::NoSuchObject { .. } => Code::NotFound,
         KeyError::AmbiguousTag { .. } | KeyError::UnknownSetting { .. } => Code::InvalidArgument,
         KeyError::LastActive { .. }
+        | KeyError::TooEarly { .. }
         | KeyError::AlreadyRetired { .. }
         | KeyError::NoRekeyNeeded { .. }
         | KeyError::NotRollable { .. }
@@ -223,7 +227,10 @@ fn field(e: &Error) -> Option<String> {
         Error::Delegation(e) => match e {
             DelegationError::NotBelow { .. } | DelegationError::Managed { .. } => "child",
             DelegationError::NoServers { .. } | DelegationError::Server { .. } => "servers",
-            DelegationError::Ds { .. } => "ds",
+            DelegationError::Ds { .. }
+            | DelegationError::WouldDropDs { .. }
+            | DelegationError::DsMatchesNoKey { .. }
+            | DelegationError::CannotCheckDs { .. } => "ds",
             DelegationError::NoSuch { .. } => return None,
         },
         _ => return None,

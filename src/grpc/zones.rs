@@ -39,7 +39,16 @@ impl Zones for Api {
                     "AddZone",
                     &zone,
                     async |caller, r| {
-                        let policy = policy_from_proto(r.policy)?;
+                        // The fields named are taken as given (0 is a
+                        // value), as `zone set` takes them.
+                        let policy = match r.fields.is_empty() {
+                            true => policy_from_proto(r.policy)?,
+                            false => apply_fields(
+                                &crate::policy::Policy::default(),
+                                &r.policy.unwrap_or_default(),
+                                &r.fields,
+                            )?,
+                        };
                         let zones = &self.services.zones;
                         let view = zones.add_zone(caller.identity(), &r.zone, policy).await?;
                         self.services.lifecycle.wake(&view.zone.name);
@@ -190,7 +199,7 @@ impl Zones for Api {
             async |caller, r| {
                 let inventory = &self.services.inventory;
                 let k = inventory
-                    .retire_key(caller.identity(), &r.zone, &r.key)
+                    .retire_key(caller.identity(), &r.zone, &r.key, r.force)
                     .await?;
                 Ok(key_to_proto(&k))
             },
@@ -211,7 +220,7 @@ impl Zones for Api {
             async |caller, r| {
                 let inventory = &self.services.inventory;
                 let k = inventory
-                    .remove_key(caller.identity(), &r.zone, &r.key)
+                    .remove_key(caller.identity(), &r.zone, &r.key, r.force)
                     .await?;
                 Ok(key_to_proto(&k))
             },
@@ -257,7 +266,14 @@ impl Zones for Api {
                 let k = lifecycle
                     .roll_key(caller.identity(), &r.zone, &r.key)
                     .await?;
-                Ok(key_to_proto(&k))
+                // The answer says the roll: the key with its rollover
+                // status (RollStarted, Queued, …) as the zone has it now.
+                let (zone, keys, _) = self.services.inventory.zone_keys(&r.zone).await?;
+                let now = self.services.node.clock.now();
+                Ok(keys_to_proto(&zone, &keys, now)
+                    .into_iter()
+                    .find(|p| p.id == k.id)
+                    .unwrap_or_else(|| key_to_proto(&k)))
             },
         )
         .await
@@ -347,9 +363,15 @@ impl Zones for Api {
                     tsig_key: r.tsig_key,
                     source_tsig_key: r.source_tsig_key,
                 };
+                let since = self.services.node.clock.now();
                 publisher
                     .set_source(caller.identity(), &r.zone, &asked)
                     .await?;
+                // A small zone is signed and published within a moment:
+                // the answer shows it (a large one shows "not yet").
+                publisher
+                    .settled(&r.zone, since, std::time::Duration::from_secs(5))
+                    .await;
                 Ok::<_, Error>(zone_status_to_proto(&publisher.status(&r.zone).await?))
             },
         )
@@ -438,6 +460,9 @@ impl Zones for Api {
                     ds_ttl: r.ds_ttl,
                     allow_delete: r.allow_delete,
                     poll_period: r.poll_period,
+                    insecure: r.insecure,
+                    force: r.force,
+                    keep_ds: r.keep_ds,
                 };
                 let d = self
                     .services

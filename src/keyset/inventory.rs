@@ -206,7 +206,16 @@ impl Inventory {
     }
 
     /// Takes a key out of signing; it stays published.
-    pub async fn retire_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
+    ///
+    /// Refused while it would break validation (`manual::check_retire`),
+    /// unless `force`, which the audit entry says.
+    pub async fn retire_key(
+        &self,
+        who: &str,
+        zone: &str,
+        which: &str,
+        force: bool,
+    ) -> Result<KeyRecord> {
         let Managed { key, zone: z, .. } = &self.gate.managed(zone).await?;
         let keys = self.node.store.list_keys(key).await?;
         let k = find_key(&keys, key, which)?;
@@ -219,14 +228,25 @@ impl Inventory {
             .into());
         }
         check_not_last_active(&keys, k, "retired")?;
+        let now = self.node.clock.now();
+        let forced = unless_forced(
+            super::manual::check_retire(z, &keys, k, now),
+            k,
+            "retired",
+            force,
+        )?;
         let mut k = k.clone();
         k.state = KeyState::Retired;
-        k.retired = self.node.clock.now();
+        k.retired = now;
         let audit = self.node.draft(
             who,
             key,
             "retire",
-            format!("{} {} retired", k.role.as_str().to_uppercase(), k.key_tag),
+            format!(
+                "{} {} retired{forced}",
+                k.role.as_str().to_uppercase(),
+                k.key_tag
+            ),
         );
         self.node.store.put_key(&k, z.epoch, &audit).await?;
         self.keysets.changed(key).await;
@@ -244,18 +264,35 @@ impl Inventory {
     }
 
     /// Removes a key from the zone and destroys it in the token.
-    pub async fn remove_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
+    ///
+    /// Refused while it would break validation (`manual::check_remove`:
+    /// still signing, or retired too recently), unless `force`, which the
+    /// audit entry says.
+    pub async fn remove_key(
+        &self,
+        who: &str,
+        zone: &str,
+        which: &str,
+        force: bool,
+    ) -> Result<KeyRecord> {
         let Managed { key, zone: z, .. } = &self.gate.managed(zone).await?;
         let keys = self.node.store.list_keys(key).await?;
         let k = find_key(&keys, key, which)?.clone();
         not_in_roll(z, &k)?;
         check_not_last_active(&keys, &k, "removed")?;
+        let now = self.node.clock.now();
+        let forced = unless_forced(
+            super::manual::check_remove(z, &k, now),
+            &k,
+            "removed",
+            force,
+        )?;
         let audit = self.node.draft(
             who,
             key,
             "delete",
             format!(
-                "{} {} removed and destroyed in the token",
+                "{} {} removed and destroyed in the token{forced}",
                 k.role.as_str().to_uppercase(),
                 k.key_tag
             ),
@@ -459,6 +496,33 @@ fn not_in_roll(zone: &crate::store::schema::ZoneRecord, k: &KeyRecord) -> Result
     }
 }
 
+/// A hand-made change that is not safe yet: refused with when it will be
+/// and the safe way, or, forced, done with a note for the audit entry
+/// (empty when it was safe).
+fn unless_forced(
+    check: std::result::Result<(), super::manual::TooEarly>,
+    k: &KeyRecord,
+    verb: &'static str,
+    force: bool,
+) -> Result<String> {
+    match check {
+        Ok(()) => Ok(String::new()),
+        Err(e) if force => Ok(format!(" (forced, before it was safe: {})", e.why)),
+        Err(e) => Err(KeyError::TooEarly {
+            zone: k.zone.clone(),
+            tag: k.key_tag,
+            role: k.role.as_str().to_uppercase(),
+            verb,
+            earliest: match e.earliest {
+                Some(t) => format!("before {}", crate::clock::rfc3339(t)),
+                None => "now".to_string(),
+            },
+            why: e.why,
+        }
+        .into()),
+    }
+}
+
 /// Refuses to take the last active key of a role out of signing.
 fn check_not_last_active(keys: &[KeyRecord], k: &KeyRecord, verb: &'static str) -> Result<()> {
     if k.state != KeyState::Active {
@@ -534,14 +598,19 @@ mod tests {
         // The only active ZSK can be neither retired nor removed.
         let first_zsk = keys[1].key_tag.to_string();
         let e = inv
-            .retire_key("t", "z.example.", &first_zsk)
+            .retire_key("t", "z.example.", &first_zsk, false)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("last active ZSK"), "{e}");
-        let e = inv.remove_key("t", "z.example.", "nope").await.unwrap_err();
+        let e = inv
+            .remove_key("t", "z.example.", "nope", false)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("has no key \"nope\""), "{e}");
         // Removing forgets the record, then destroys the objects.
-        inv.remove_key("t", "z.example.", &zsk.id).await.unwrap();
+        inv.remove_key("t", "z.example.", &zsk.id, false)
+            .await
+            .unwrap();
         assert_eq!(node.hsm.list_private_keys().unwrap().len(), 2);
         assert_eq!(inv.reconcile().await.unwrap(), (0, 0));
     }

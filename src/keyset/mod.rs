@@ -30,6 +30,7 @@
 
 pub mod disk;
 pub mod inventory;
+pub mod manual;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

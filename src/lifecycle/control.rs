@@ -32,9 +32,20 @@ pub fn statuses(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Vec<KeyStatu
                 .roll
                 .as_ref()
                 .is_some_and(|r| r.involves(&k.id));
+            // Waiting for the parent's servers (the new DS) is Windows'
+            // KskWaitingForDsUpdate, told apart from waiting for the zone's
+            // own servers to serve a change.
+            let waits_for_parent = zone
+                .lifecycle
+                .roll
+                .as_ref()
+                .is_some_and(|r| r.step == RollStep::KskDsSubmitted);
             KeyStatus {
                 status: if rolling && !zone.lifecycle.waiting_on.is_empty() {
-                    Status::WaitingForPublication
+                    match waits_for_parent {
+                        true => Status::KskWaitingForDsUpdate,
+                        false => Status::WaitingForPublication,
+                    }
                 } else {
                     status
                 },

@@ -20,7 +20,7 @@ impl Mastership {
         let (key, zone) = self.zone_to_move(zone, to).await?;
         let target = self.registered(to).await?;
         if !self.is_online(&zone.key_master).await? {
-            return Err(self.unreachable(&zone, to, "its lease has expired".into()));
+            return Err(self.unreachable(&zone, to, "its lease has expired".into(), None));
         }
         let keys = self.node.store.list_keys(&key).await?;
         if let Some(reason) = self.why_not(&target, &keys, zone.policy.algorithm).await {
@@ -75,7 +75,7 @@ impl Mastership {
         }
         let holder = self.registered(&zone.key_master).await?;
         let Some(peers) = &self.peers else {
-            return Err(self.unreachable(zone, to, RoleError::NoPeers.to_string()));
+            return Err(self.unreachable(zone, to, RoleError::NoPeers.to_string(), Some(&holder)));
         };
         let asked = tokio::time::timeout(
             RELEASE_TIMEOUT,
@@ -86,11 +86,12 @@ impl Mastership {
             Ok(Ok(())) => Ok(()),
             // The holder answered, and refused: the role moved meanwhile.
             Ok(Err(e @ Error::Role(RoleError::PeerRefused { .. }))) => Err(e),
-            Ok(Err(e)) => Err(self.unreachable(zone, to, e.to_string())),
+            Ok(Err(e)) => Err(self.unreachable(zone, to, e.to_string(), Some(&holder))),
             Err(_) => Err(self.unreachable(
                 zone,
                 to,
                 format!("no answer within {} s", RELEASE_TIMEOUT.as_secs()),
+                Some(&holder),
             )),
         }
     }
@@ -132,12 +133,24 @@ impl Mastership {
         Ok((z.key, z.zone))
     }
 
-    fn unreachable(&self, zone: &ZoneRecord, to: &str, why: String) -> Error {
+    /// The holder did not answer a transfer; says when a seize will be
+    /// allowed if its lease still holds (`holder`'s record).
+    fn unreachable(
+        &self,
+        zone: &ZoneRecord,
+        to: &str,
+        why: String,
+        holder: Option<&NodeRecord>,
+    ) -> Error {
+        let now = self.node.clock.now();
         RoleError::HolderUnreachable {
             zone: zone.name.clone(),
             holder: zone.key_master.clone(),
             to: to.to_string(),
             why,
+            lease: holder
+                .filter(|h| h.online(now))
+                .map(|h| crate::clock::rfc3339(lease_end(h, now))),
         }
         .into()
     }
@@ -147,12 +160,19 @@ impl Mastership {
     /// zone needs new keys.
     pub async fn seize(&self, who: &str, zone: &str, to: &str, force: bool) -> Result<ZoneRecord> {
         let (key, zone) = self.zone_to_move(zone, to).await?;
-        if self.is_online(&zone.key_master).await? {
-            return Err(RoleError::HolderOnline {
-                zone: key,
-                holder: zone.key_master,
+        let now = self.node.clock.now();
+        if let Ok(holder) = self.registered(&zone.key_master).await {
+            if holder.online(now) {
+                let end = lease_end(&holder, now);
+                return Err(RoleError::HolderOnline {
+                    zone: key,
+                    holder: zone.key_master,
+                    to: to.to_string(),
+                    until: crate::clock::rfc3339(end),
+                    secs: end.saturating_sub(now),
+                }
+                .into());
             }
-            .into());
         }
         let target = self.registered(to).await?;
         let now = self.node.clock.now();
@@ -188,4 +208,10 @@ impl Mastership {
         tracing::warn!(zone = %key, from = %zone.key_master, to, epoch = moved.epoch, needs_rekey, "Key Master role seized");
         Ok(moved)
     }
+}
+
+/// When a node's lease runs out if it is not renewed: its last renewal
+/// and the lease's length (an etcd lease is renewed at the same times).
+fn lease_end(n: &NodeRecord, now: u64) -> u64 {
+    (n.last_seen + n.lease_secs).max(now)
 }

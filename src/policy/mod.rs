@@ -329,6 +329,18 @@ pub fn server_address(s: &str) -> Result<std::net::SocketAddr, PolicyError> {
         .map_err(|_| PolicyError(format!("server {} is not IP:PORT", crate::text::shown(s))))
 }
 
+/// A duration as `parse_duration` reads it, in the largest unit that
+/// divides it (`12h`, `90d`, `45s`).
+pub fn format_duration(secs: u64) -> String {
+    match secs {
+        0 => "0s".to_string(),
+        s if s % 86400 == 0 => format!("{}d", s / 86400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Parses a duration: plain seconds, or a number with s, m, h, d or w.
 pub fn parse_duration(s: &str) -> Result<u32, String> {
     let s = s.trim();

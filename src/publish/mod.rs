@@ -881,6 +881,29 @@ impl Publisher {
             .unwrap_or_default()
     }
 
+    /// Waits, at most `within`, until the zone signer has made something
+    /// of a source just set (`zone source`): a version published since
+    /// `since` (Unix seconds), or an error recorded; so that the answer
+    /// says what came of it rather than "not published yet".
+    pub async fn settled(&self, zone: &str, since: u64, within: Duration) {
+        let began = self.node.clock.instant();
+        while self.node.clock.instant().duration_since(began) < within {
+            match self.node.zone(zone).await {
+                Ok(r)
+                    if r.zone.publishing.signed_at >= since
+                        && r.zone.publishing.serial.is_some() =>
+                {
+                    return
+                }
+                Ok(r) if r.zone.publishing.error.is_some() => return,
+                Ok(r) if Source::of(&r.zone.publishing).is_none() => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+            self.node.clock.sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Where a zone's publication stands; asks each secondary for its
     /// serial. Any node answers from the store.
     pub async fn status(&self, zone: &str) -> Result<ZoneStatus> {

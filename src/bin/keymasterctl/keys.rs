@@ -9,28 +9,69 @@ use crate::{Answer, Clients};
 #[derive(Debug, Subcommand)]
 pub enum KeyCmd {
     /// List a zone's keys.
-    List { zone: String },
+    List {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// Add a key (published only, unless --activate).
     Add {
+        /// The zone's name, e.g. example.com.
         zone: String,
-        #[arg(long)]
+        /// The key's role: ksk or zsk.
+        #[arg(long, value_parser = ["ksk", "zsk"])]
         role: String,
+        /// Sign with it at once (default: only published, a standby).
         #[arg(long)]
         activate: bool,
     },
     /// Stop signing with a key (by id or key tag); it stays published.
-    Retire { zone: String, key: String },
-    /// Remove a key and destroy it in the token.
-    Remove { zone: String, key: String },
+    /// Refused while another key of its role is not yet in every cache
+    /// (RFC 7583), with the earliest safe time: `key roll` does it safely.
+    Retire {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+        /// The key: its id (hex CKA_ID) or its key tag.
+        key: String,
+        /// Retire it even before it is safe (audited as forced).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove a key and destroy it in the token. Refused for a key that
+    /// still signs, or was retired too recently for caches to have
+    /// forgotten it.
+    Remove {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+        /// The key: its id (hex CKA_ID) or its key tag.
+        key: String,
+        /// Remove it even before it is safe (audited as forced).
+        #[arg(long)]
+        force: bool,
+    },
     /// Roll a key now, or after the roll under way (by id or key tag).
-    Roll { zone: String, key: String },
+    Roll {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+        /// The key: its id (hex CKA_ID) or its key tag.
+        key: String,
+    },
     /// Tell a KSK roll that waits for the parent that the new DS is there,
     /// when no check can see it (you must have had the parent update it).
-    Step { zone: String, key: String },
+    Step {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+        /// The key: its id (hex CKA_ID) or its key tag.
+        key: String,
+    },
     /// Revoke a KSK for RFC 5011 validators (a standby, or one of two
     /// active KSKs; Windows' RevokeStandby): published with the REVOKE bit
     /// for the remove hold-down, then removed.
-    Revoke { zone: String, key: String },
+    Revoke {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+        /// The key: its id (hex CKA_ID) or its key tag.
+        key: String,
+    },
     /// Private keys in the called node's token that no zone's key record
     /// names; with --destroy, destroy those given (audited; refused for any
     /// key a record names).
@@ -100,13 +141,29 @@ pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
                 })
                 .await
         }
-        KeyCmd::Retire { zone, key } => zones.retire_key(proto::KeyRequest { zone, key }).await,
-        KeyCmd::Remove { zone, key } => zones.remove_key(proto::KeyRequest { zone, key }).await,
-        KeyCmd::Roll { zone, key } => zones.roll_key(proto::KeyRequest { zone, key }).await,
-        KeyCmd::Step { zone, key } => zones.step_key(proto::KeyRequest { zone, key }).await,
-        KeyCmd::Revoke { zone, key } => zones.revoke_key(proto::KeyRequest { zone, key }).await,
+        KeyCmd::Retire { zone, key, force } => {
+            zones
+                .retire_key(proto::KeyRequest { zone, key, force })
+                .await
+        }
+        KeyCmd::Remove { zone, key, force } => {
+            zones
+                .remove_key(proto::KeyRequest { zone, key, force })
+                .await
+        }
+        KeyCmd::Roll { zone, key } => zones.roll_key(key_request(zone, key)).await,
+        KeyCmd::Step { zone, key } => zones.step_key(key_request(zone, key)).await,
+        KeyCmd::Revoke { zone, key } => zones.revoke_key(key_request(zone, key)).await,
     };
     Ok(Output::Keys(vec![key.answer()?]))
+}
+
+fn key_request(zone: String, key: String) -> proto::KeyRequest {
+    proto::KeyRequest {
+        zone,
+        key,
+        force: false,
+    }
 }
 
 /// The zone's DS records (for these digests; none named: the zone's own)

@@ -44,19 +44,25 @@ enum Command {
     Key(keys::KeyCmd),
     /// DS records and the DNSKEY RRset, for the parent or a registrar.
     Ds {
+        /// The zone's name, e.g. example.com.
         zone: String,
         /// Digest algorithms: sha256, sha384 (comma-separated).
         #[arg(long, value_delimiter = ',')]
         digest: Vec<String>,
     },
     /// The signed DNSKEY RRset.
-    Dnskey { zone: String },
+    Dnskey {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// What a validator needs to trust the zone directly (its KSKs):
     /// `unbound` (trust-anchor: lines for unbound.conf), `bind` (a
     /// trust-anchors statement), `ds` (a dsset file), `keyset` (the KSKs'
     /// DNSKEY records: a keyset file, or Unbound's trust-anchor-file).
     TrustAnchor {
+        /// The zone's name, e.g. example.com.
         zone: String,
+        /// unbound (trust-anchor: lines), bind (trust-anchors statement), ds (a dsset file) or keyset (the KSKs' DNSKEY records).
         #[arg(long, default_value = "unbound")]
         format: String,
         /// Digest algorithms of the DS records: sha256, sha384.
@@ -64,12 +70,18 @@ enum Command {
         digest: Vec<String>,
     },
     /// The signed CDS and CDNSKEY RRsets (empty unless the zone publishes them).
-    Cds { zone: String },
+    Cds {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// Compare signing through gRPC with signing directly through PKCS#11.
     Bench(keymaster::bench::BenchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell), e.g. `keymasterctl completions bash > /etc/bash_completion.d/keymasterctl`.
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Registered nodes.
     #[command(subcommand)]
     Node(roles::NodeCmd),
@@ -102,6 +114,13 @@ impl Clients {
 }
 
 fn main() -> ExitCode {
+    // Output into a pipe whose reader has gone (`keymasterctl … | head -1`)
+    // ends the process quietly, as for other command-line tools; Rust
+    // ignores SIGPIPE, and `println!` would panic on the write error.
+    // SAFETY: signal(2) with a constant handler, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
         let mut command = <Cli as clap::CommandFactory>::command();
@@ -170,4 +189,36 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     out.print(cli.json);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every flag and argument of every command says what it is, and a
+    /// flag with a fixed set of values lists them.
+    #[test]
+    fn every_flag_has_help_text() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for s in c.get_subcommands() {
+                walk(s, &format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(
+            &<Cli as clap::CommandFactory>::command(),
+            "keymasterctl",
+            &mut missing,
+        );
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
 }

@@ -127,9 +127,7 @@ fn time_text(t: u64) -> String {
 fn seconds_text(s: u64) -> String {
     match s {
         0 => "-".to_string(),
-        s if s % 86400 == 0 => format!("{}d", s / 86400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s => format!("{s}s"),
+        s => keymaster::policy::format_duration(s),
     }
 }
 

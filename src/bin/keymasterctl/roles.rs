@@ -16,18 +16,28 @@ pub enum NodeCmd {
 #[derive(Debug, Subcommand)]
 pub enum RoleCmd {
     /// The zone's Key Master, its status, epoch and since when.
-    Show { zone: String },
+    Show {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// Nodes that could become Key Master, and why the others cannot.
-    Candidates { zone: String },
+    Candidates {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// Move the role while the Key Master is online.
     Transfer {
+        /// The zone's name, e.g. example.com.
         zone: String,
+        /// The node id to make Key Master (see `role candidates`).
         #[arg(long)]
         to: String,
     },
     /// Take the role when the Key Master is gone for good.
     Seize {
+        /// The zone's name, e.g. example.com.
         zone: String,
+        /// The node id to make Key Master (see `role candidates`).
         #[arg(long)]
         to: String,
         /// Take it even if the new holder cannot reach the keys (the zone

@@ -17,7 +17,9 @@ pub enum DelegationCmd {
     /// for it, then follows the child's CDS/CDNSKEY (RFC 7344), polled at
     /// every address of every server given.
     Add {
+        /// The zone's name, e.g. example.com.
         zone: String,
+        /// The child zone's name, below the zone.
         child: String,
         /// An authoritative server of the child, HOST[:PORT] (repeat).
         #[arg(long = "ns", required = true)]
@@ -36,9 +38,36 @@ pub enum DelegationCmd {
         /// Time between polls (SecureDelegationPollingPeriod).
         #[arg(long, default_value = "12h")]
         poll_period: String,
+        /// Without --ds, drop the DS of a delegation that has one: the
+        /// child becomes insecure (refused without this flag).
+        #[arg(long, conflicts_with = "ds")]
+        insecure: bool,
+        /// Take the --ds records even if none matches a key the child's
+        /// servers serve (checked first; a typo makes the child bogus).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Change a kept child's servers or poll period; its DS stays as it is.
+    Set {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+        /// The child zone's name, below the zone.
+        child: String,
+        /// The child's authoritative servers, HOST[:PORT] (repeat; they
+        /// replace the ones kept).
+        #[arg(long = "ns", required = true)]
+        servers: Vec<String>,
+        /// Time between polls (e.g. 12h; default: as it is).
+        #[arg(long)]
+        poll_period: Option<String>,
     },
     /// Stop keeping a child's DS (the parent's source decides it again).
-    Remove { zone: String, child: String },
+    Remove {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+        /// The child zone's name, below the zone.
+        child: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,36 +77,59 @@ pub enum ZoneCmd {
     /// Change settings of a zone's policy (only those given).
     Set(ZoneSet),
     /// Show a zone's DNSSEC settings.
-    Show { zone: String },
+    Show {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// Stop the rollover engine for a zone.
-    Pause { zone: String },
+    Pause {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// Restart the rollover engine for a zone (clears a stopped roll's error).
-    Resume { zone: String },
+    Resume {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// List the zones.
     List,
     /// Remove a zone (its keys are destroyed: needs --force).
     Remove {
+        /// The zone's name, e.g. example.com.
         zone: String,
+        /// Needed when the zone has keys: they are destroyed in the token.
         #[arg(long)]
         force: bool,
     },
     /// After a forced seize, on the new Key Master: generate new keys in
     /// its token and print the new DS (every trust anchor must change).
-    Rekey { zone: String },
+    Rekey {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// Keep a zone signed from a source file and publish it: a signed file
     /// and/or zone transfer to secondaries (from --dns-listen of the Key
     /// Master), with NOTIFY on every new serial.
     Source(ZoneSource),
     /// Have the Key Master read the zone's source again now.
-    Reload { zone: String },
+    Reload {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// Where the zone's publication stands: serials, when signed and why,
     /// next refresh, earliest expiry, each secondary, the last error.
-    Status { zone: String },
+    Status {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// The zone's children with the DS RRset it publishes for each: those
     /// keymaster manages (made from the child's keys), and those it keeps
     /// by polling their CDS (where it came from, when last polled, what
     /// blocked a change).
-    Delegations { zone: String },
+    Delegations {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// Keep the DS of a child zone keymaster does not manage, from its CDS.
     #[command(subcommand)]
     Delegation(DelegationCmd),
@@ -85,6 +137,7 @@ pub enum ZoneCmd {
     /// CDNSKEY delete published, then, once the parent serves no DS and
     /// its TTL has passed, the zone published unsigned.
     Unsign {
+        /// The zone's name, e.g. example.com.
         zone: String,
         /// Remove the keys (and destroy them in the token) once unsigned.
         #[arg(long)]
@@ -97,9 +150,13 @@ pub enum ZoneCmd {
         cancel: bool,
     },
     /// Poll the zone's external children for CDS/CDNSKEY now.
-    PollChildren { zone: String },
+    PollChildren {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+    },
     /// Sign a zone file.
     Sign {
+        /// The zone's name, e.g. example.com.
         zone: String,
         /// Unsigned master file ("-" for standard input).
         #[arg(long = "in")]
@@ -120,6 +177,7 @@ pub enum ZoneCmd {
 /// where it publishes it.
 #[derive(Debug, Args)]
 pub struct ZoneSource {
+    /// The zone's name, e.g. example.com.
     pub zone: String,
     /// The unsigned master file, on the Key Master's host (absolute);
     /// re-read when it changes and on `zone reload`.
@@ -153,6 +211,7 @@ pub struct ZoneSource {
 
 #[derive(Debug, Args)]
 pub struct ZoneAdd {
+    /// The zone's name, e.g. example.com.
     zone: String,
     /// Node to make the zone's Key Master (default: the node called); it
     /// generates the keys in its token.
@@ -164,6 +223,7 @@ pub struct ZoneAdd {
 
 #[derive(Debug, Args)]
 pub struct ZoneSet {
+    /// The zone's name, e.g. example.com.
     zone: String,
     #[command(flatten)]
     policy: PolicyArgs,
@@ -287,13 +347,14 @@ fn parse_lifetime(s: &str) -> Result<u32, String> {
 }
 
 async fn add(c: &mut Clients, a: ZoneAdd) -> Result<Output, String> {
-    let (policy, _) = policy_from_args(&a.policy)?;
+    let (policy, fields) = policy_from_args(&a.policy)?;
     let z = c
         .zones
         .add_zone(proto::AddZoneRequest {
             zone: a.zone,
             policy: Some(policy),
             key_master: a.key_master.unwrap_or_default(),
+            fields,
         })
         .await
         .answer()?;
@@ -470,6 +531,8 @@ async fn delegation(c: &mut Clients, cmd: DelegationCmd) -> Result<Output, Strin
             ds_ttl,
             allow_delete,
             poll_period,
+            insecure,
+            force,
         } => {
             let ds_ttl = ds_ttl.as_deref().map(parse_duration).transpose()?;
             let d = c
@@ -482,6 +545,30 @@ async fn delegation(c: &mut Clients, cmd: DelegationCmd) -> Result<Output, Strin
                     ds_ttl: ds_ttl.unwrap_or(0),
                     allow_delete,
                     poll_period: parse_duration(&poll_period)?.into(),
+                    insecure,
+                    force,
+                    keep_ds: false,
+                })
+                .await
+                .answer()?;
+            delegation_output(&[d])
+        }
+        DelegationCmd::Set {
+            zone,
+            child,
+            servers,
+            poll_period,
+        } => {
+            let poll_period = poll_period.as_deref().map(parse_duration).transpose()?;
+            let d = c
+                .zones
+                .add_delegation(proto::AddDelegationRequest {
+                    zone,
+                    child,
+                    servers,
+                    poll_period: poll_period.map_or(0, u64::from),
+                    keep_ds: true,
+                    ..Default::default()
                 })
                 .await
                 .answer()?;
@@ -820,11 +907,11 @@ fn delegation_rows(ds: &[proto::Delegation]) -> (Vec<serde_json::Value>, String)
     let mut rows = Vec::new();
     for d in ds {
         text.push_str(&format!(
-            "Child      : {}\nSource     : {} (servers {}; polled every {} s)\nDS         : {}\nLastPolled : {}\nLastChange : {}\nLastResult : {}\n",
+            "Child      : {}\nSource     : {} (servers {}; polled every {})\nDS         : {}\nLastPolled : {}\nLastChange : {}\nLastResult : {}\n",
             d.child,
             if d.source == "cds" { "the child's CDS/CDNSKEY" } else { "given by the operator" },
             d.servers.join(", "),
-            d.poll_period,
+            keymaster::policy::format_duration(d.poll_period),
             ds_list(&d.ds, "none (an insecure delegation)", 13),
             when(d.last_polled),
             when(d.last_changed),
