@@ -264,6 +264,61 @@ mod tests {
         let _ = std::fs::remove_file(&w.source);
     }
 
+    /// Signatures of a minute, in several chunks whose expiries are
+    /// spread: a refresh due within a short span of another is one version
+    /// (with its NOTIFY and transfer), not one per chunk; and no served
+    /// signature ever expires.
+    #[tokio::test]
+    async fn refreshes_due_close_together_are_one_version() {
+        let w = world().await;
+        let publisher = &w.services.publisher;
+        let mut z = w.services.node.store.get_zone(ZONE).await.unwrap().unwrap();
+        z.policy.signature_validity = 60;
+        z.policy.dnskey_signature_validity = 60;
+        let audit = w
+            .services
+            .node
+            .draft("test", ZONE, "set-policy", String::new());
+        w.services
+            .node
+            .store
+            .update_zone(&z, z.epoch, &[], &[], &audit)
+            .await
+            .unwrap();
+        let mut text = zone_text(3);
+        for i in 0..1500 {
+            text.push_str(&format!("h{i} A 192.0.2.{}\n", i % 250));
+        }
+        std::fs::write(&w.source, text).unwrap();
+        publisher.reload(ZONE);
+        publisher.pass().await.unwrap();
+        let mut versions = vec![(w.services.node.clock.now(), w.publishing().await.serial)];
+        for _ in 0..300 {
+            w.clock.advance(1);
+            publisher.pass().await.unwrap();
+            let p = w.publishing().await;
+            let now = w.services.node.clock.now();
+            assert!(
+                p.expires > now,
+                "a served signature expired at {now}: {p:?}"
+            );
+            if p.serial != versions.last().unwrap().1 {
+                versions.push((now, p.serial));
+            }
+        }
+        let gaps: Vec<u64> = versions.windows(2).map(|v| v[1].0 - v[0].0).collect();
+        assert!(
+            gaps.len() >= 5,
+            "refreshed {} times in 5 minutes",
+            gaps.len()
+        );
+        assert!(
+            gaps.iter().all(|&g| g >= 10),
+            "versions closer than 10 s apart: {gaps:?}"
+        );
+        let _ = std::fs::remove_file(&w.source);
+    }
+
     #[tokio::test]
     async fn the_expiry_warning_margin_can_be_set() {
         let w = world_with(Settings {

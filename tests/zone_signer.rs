@@ -618,9 +618,12 @@ fn transfers_of_a_zone_with_a_tsig_key_must_be_signed_with_it() {
     // Signed with the wrong secret: refused by the TSIG check, named in the
     // log; the other secondary is not affected.
     let deadline = Instant::now() + Duration::from_secs(10);
+    // Logged as answered: NOTAUTH with TSIG error BADSIG (RFC 8945 §5.2.2).
     let tsig_refusal = |log: String| {
-        log.lines()
-            .any(|l| l.contains("middleware::tsig") && l.contains("refused"))
+        log.lines().any(|l| {
+            l.contains("TSIG refused: the MAC does not verify")
+                && l.contains("NOTAUTH, TSIG error BADSIG")
+        })
     };
     while !tsig_refusal(d.log_text()) || !bad.log().contains("failed to verify TSIG") {
         assert!(
@@ -736,6 +739,7 @@ fn a_zone_of_many_messages_transfers_with_tsig_on_every_message() {
     // The control: dig with the wrong secret sees the first message fail.
     let (done, _, _, out) = dig_xfr(&dns, &format!("hmac-sha256:xfr-key:{WRONG}"), "AXFR");
     assert!(!done, "an AXFR under the wrong secret went through:\n{out}");
+    assert!(out.contains("BADSIG"), "refused as RFC 8945 says: {out}");
 
     // A change of 400 names goes by IXFR, itself several messages.
     let changed: String = (0..3000)

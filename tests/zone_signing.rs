@@ -230,3 +230,44 @@ fn zone_sign_streams_through_standard_input_and_output() {
     assert_validates(&signed, "io.example.");
     assert!(String::from_utf8_lossy(&out.stderr).contains("RRSIGs"));
 }
+
+/// A parent whose child keymaster also manages publishes the child's DS
+/// from the child's key set, whatever its source says; `zone sign` says
+/// so when the source's DS differed, and says nothing when it agreed.
+#[test]
+fn a_managed_childs_ds_replaces_the_sources_and_zone_sign_says_so() {
+    let token = TestToken::new("child-ds-note");
+    let d = Daemon::start(&token, "node-n", &[]);
+    d.ctl_ok(&["zone", "add", "p.test."]);
+    d.ctl_ok(&["zone", "add", "c.p.test."]);
+    let ds: Vec<String> = d
+        .ctl_ok(&["ds", "c.p.test."])
+        .lines()
+        .filter(|l| l.split_whitespace().nth(3) == Some("DS"))
+        .map(|l| l.split_whitespace().skip(4).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    let parent = |child_ds: &str| {
+        format!(
+            "$ORIGIN p.test.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n\
+             c NS ns.c\nns.c A 192.0.2.2\nc DS {child_ds}\n"
+        )
+    };
+    let stale = "12345 13 2 8f2f7ad9b5a4ad1e63c4e2e5c0d6b8a6f1e7d8c9b0a1f2e3d4c5b6a798001122";
+    let (_w, out, said) = d.sign_text("p.test.", &parent(stale));
+    assert!(said.status.success(), "{said:?}");
+    let said = String::from_utf8_lossy(&said.stderr);
+    assert!(
+        said.contains(
+            "note: the DS RRset of c.p.test. in the input was replaced by the one its key set gives"
+        ),
+        "{said}"
+    );
+    let signed = std::fs::read_to_string(&out).unwrap();
+    assert!(!signed.contains("12345 13 2"), "the stale DS is published");
+    assert_validates(&out, "p.test.");
+    // The source as the key set has it: nothing to say.
+    let (_w, _out, said) = d.sign_text("p.test.", &parent(&ds[0]));
+    assert!(said.status.success(), "{said:?}");
+    assert!(!String::from_utf8_lossy(&said.stderr).contains("note:"));
+}

@@ -24,7 +24,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+    // domain's TSIG middleware logs a refused MAC as FORMERR; keymaster
+    // logs every TSIG refusal as answered (publish/dns.rs, TsigRefusals),
+    // unless the operator asks for domain's own lines.
+    let directives = match config.log.contains("domain") {
+        true => config.log.clone(),
+        false => format!("{},domain::net::server::middleware::tsig=error", config.log),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

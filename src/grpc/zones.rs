@@ -737,11 +737,15 @@ impl ZoneJob {
         match result {
             Ok(stats) => {
                 tracing::info!(zone = %self.zone, records_in = stats.records_in, rrsigs = stats.rrsigs, seconds, "zone signed");
+                for note in stats.notes() {
+                    tracing::info!(zone = %self.zone, "{note}");
+                }
                 let summary = proto::SignZoneSummary {
                     records_in: stats.records_in,
                     records_out: stats.records_out,
                     rrsigs: stats.rrsigs,
                     seconds,
+                    notes: stats.notes(),
                 };
                 let _ = tx.blocking_send(Ok(proto::SignZoneResponse {
                     msg: Some(sign_zone_response::Msg::Summary(summary)),

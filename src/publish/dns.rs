@@ -302,6 +302,136 @@ fn transfer(
     }
 }
 
+/// What `domain`'s TSIG middleware answers to a request whose TSIG does
+/// not check, made right and said: RFC 8945 §5.2.2 answers a MAC that
+/// does not verify with NOTAUTH and TSIG error BADSIG, where `domain`
+/// 0.12.3 puts FORMERR in the TSIG record (and logs "refused:
+/// FORMERR(1)"); a secondary or an operator reading either would look for
+/// a malformed message instead of a wrong secret. The answer is the same
+/// unsigned NOTAUTH with the error BADSIG; every refusal (BADSIG, BADKEY,
+/// BADTIME) is logged here as answered.
+#[derive(Clone, Debug)]
+pub struct TsigRefusals<S> {
+    inner: S,
+}
+
+impl<S> TsigRefusals<S> {
+    pub fn new(inner: S) -> Self {
+        TsigRefusals { inner }
+    }
+}
+
+type Boxed<T> = std::pin::Pin<Box<T>>;
+
+impl<S> Service<Vec<u8>, ()> for TsigRefusals<S>
+where
+    S: Service<Vec<u8>, (), Target = Vec<u8>> + Clone,
+    S::Stream: 'static,
+    S::Future: 'static,
+{
+    type Target = Vec<u8>;
+    type Stream = Boxed<dyn tokio_stream::Stream<Item = ServiceResult<Vec<u8>>> + Send>;
+    type Future = Boxed<dyn std::future::Future<Output = Self::Stream> + Send>;
+
+    fn call(&self, request: Request<Vec<u8>, ()>) -> Self::Future {
+        use tokio_stream::StreamExt;
+        let answers = self.inner.call(request.clone());
+        Box::pin(async move {
+            let stream = answers.await;
+            Box::pin(stream.map(move |item| said_as_answered(&request, item))) as Self::Stream
+        })
+    }
+}
+
+/// One answer of the stream: a TSIG refusal made and logged as RFC 8945
+/// says; anything else as it is.
+fn said_as_answered(
+    request: &Request<Vec<u8>, ()>,
+    item: ServiceResult<Vec<u8>>,
+) -> ServiceResult<Vec<u8>> {
+    use domain::base::iana::TsigRcode;
+    let Ok(result) = item else {
+        return item;
+    };
+    let Some(response) = result.response() else {
+        return Ok(result);
+    };
+    let Ok(answer) = domain::base::Message::from_octets(response.as_slice()) else {
+        return Ok(result);
+    };
+    if answer.header().rcode() != Rcode::NOTAUTH {
+        return Ok(result);
+    }
+    let Some((key, error)) = tsig_of(&answer) else {
+        return Ok(result);
+    };
+    let client = request.client_addr();
+    if error != TsigRcode::FORMERR {
+        tracing::warn!(%client, key = %key, answered = %format!("NOTAUTH, TSIG error {error}"), "TSIG refused: {}", tsig_error_words(error));
+        return Ok(result);
+    }
+    match badsig_answer(request.message()) {
+        Some(fixed) => {
+            tracing::warn!(%client, key = %key, answered = "NOTAUTH, TSIG error BADSIG", "TSIG refused: {}", tsig_error_words(TsigRcode::BADSIG));
+            Ok(CallResult::new(fixed))
+        }
+        None => Ok(result),
+    }
+}
+
+fn tsig_error_words(error: domain::base::iana::TsigRcode) -> &'static str {
+    use domain::base::iana::TsigRcode;
+    match error {
+        TsigRcode::BADSIG => "the MAC does not verify with the key of that name (a wrong secret)",
+        TsigRcode::BADKEY => "no key of that name and algorithm is known here (--tsig-keys)",
+        TsigRcode::BADTIME => "the time signed is outside the fudge (the clocks differ)",
+        _ => "the TSIG does not check",
+    }
+}
+
+/// The key name and error of the TSIG record that ends a message.
+fn tsig_of(m: &domain::base::Message<&[u8]>) -> Option<(String, domain::base::iana::TsigRcode)> {
+    let additional = m.additional().ok()?;
+    let tsig = additional
+        .limit_to::<domain::rdata::Tsig<&[u8], domain::base::ParsedName<&[u8]>>>()
+        .flatten()
+        .last()?;
+    Some((tsig.owner().to_string(), tsig.data().error()))
+}
+
+/// An unsigned NOTAUTH answer with TSIG error BADSIG to a request whose
+/// MAC did not verify (RFC 8945 §5.2.2, §5.3.2: no MAC, since the request's
+/// could not be trusted).
+fn badsig_answer(
+    request: &domain::base::Message<Vec<u8>>,
+) -> Option<domain::base::message_builder::AdditionalBuilder<StreamTarget<Vec<u8>>>> {
+    use domain::base::iana::TsigRcode;
+    let additional = request.additional().ok()?;
+    let tsig = additional
+        .limit_to::<domain::rdata::Tsig<&[u8], domain::base::ParsedName<&[u8]>>>()
+        .flatten()
+        .last()?;
+    let answer = mk_builder_for_target()
+        .start_answer(request, Rcode::NOTAUTH)
+        .ok()?;
+    let mut answer = answer.additional();
+    let data = tsig.data();
+    let record = domain::rdata::Tsig::new(
+        data.algorithm(),
+        data.time_signed(),
+        data.fudge(),
+        &b""[..],
+        request.header().id(),
+        TsigRcode::BADSIG,
+        &b""[..],
+    )
+    .ok()?;
+    answer
+        .push((tsig.owner(), tsig.class(), tsig.ttl(), record))
+        .ok()?;
+    Some(answer)
+}
+
 /// The serial in the authority section's SOA of an IXFR request.
 fn client_serial(msg: &domain::base::Message<Vec<u8>>) -> Option<u32> {
     msg.authority()
@@ -332,7 +462,8 @@ pub async fn serve(addr: &str, served: Arc<Served>, keys: TsigKeys) -> Result<So
         served: served.clone(),
     };
     let svc = NotifyMiddlewareSvc::new(svc, served);
-    let svc = MandatoryMiddlewareSvc::new(TsigMiddlewareSvc::new(svc, keys.store));
+    let svc =
+        MandatoryMiddlewareSvc::new(TsigRefusals::new(TsigMiddlewareSvc::new(svc, keys.store)));
     let dgram = DgramServer::new(Arc::new(udp), VecBufSource, svc.clone());
     tokio::spawn(async move { dgram.run().await });
     let stream = StreamServer::new(tcp, VecBufSource, svc);

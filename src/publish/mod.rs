@@ -75,6 +75,9 @@ struct Local {
     signed_with: (String, String),
     /// The last failure logged, so that a broken source is reported once.
     failure: Option<String>,
+    /// The notes of the last version published (a child's DS in place of
+    /// the source's), logged when they change.
+    notes: Vec<String>,
     /// When the nearing expiry was last logged (Unix seconds).
     warned_at: u64,
     /// The last version published, with the policy it was signed under:
@@ -200,6 +203,14 @@ impl Publisher {
         let held = self.held.borrow().clone().unwrap_or_default();
         let zones = self.node.store.list_zones().await?;
         let children = crate::node::children_by_parent(&zones);
+        self.served.set_elsewhere(
+            zones
+                .iter()
+                .filter(|z| !(held.contains(&z.name) && z.key_master == self.node.id))
+                .filter(|z| Source::of(&z.publishing).is_some())
+                .map(|z| (z.name.clone(), z.key_master.clone()))
+                .collect(),
+        );
         let mut keep = HashSet::new();
         for zone in zones.iter().cloned() {
             let ours = held.contains(&zone.name) && zone.key_master == self.node.id;
@@ -447,7 +458,13 @@ impl Publisher {
             .await;
         local.previous = previous.map(|p| (zone.policy.clone(), p));
         match published {
-            Ok(()) => {
+            Ok(notes) => {
+                if notes != local.notes {
+                    for note in &notes {
+                        tracing::info!(zone = %zone.name, "{note}");
+                    }
+                    local.notes = notes;
+                }
                 local.epoch = zone.epoch;
                 local.stamp = stamp;
                 local.digest = digest;
@@ -558,7 +575,7 @@ impl Publisher {
         change: Option<SourceChange>,
         reason: &str,
         previous: &mut Option<Arc<Previous>>,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<Vec<String>, String> {
         let (key, apex) = parse_zone_name(&zone.name).map_err(|e| e.to_string())?;
         let mut prepared = self
             .signing
@@ -579,6 +596,7 @@ impl Publisher {
         let source_serial = zone.publishing.source_serial;
         let secondaries = secondary_addresses(&zone.publishing.secondaries)?;
         let ips: Vec<IpAddr> = secondaries.iter().map(SocketAddr::ip).collect();
+        let from_primary = matches!(Source::of(&zone.publishing), Some(Source::Primary(_)));
         let source = Source::of(&zone.publishing)
             .map(|s| s.describe())
             .unwrap_or_default();
@@ -599,6 +617,12 @@ impl Publisher {
             );
             let (stats, signed, back, changes) = match made {
                 Ok(m) => m,
+                Err((back, e)) if from_primary => {
+                    return (
+                        back,
+                        Err(format!("{source}: {}", name_the_record(&text, &e))),
+                    )
+                }
                 Err((back, e)) => return (back, Err(format!("{source}: {e}"))),
             };
             let clock = signing.clock();
@@ -658,7 +682,7 @@ impl Publisher {
             write_atomically(out, signed.chunks.clone()).await?;
         }
         notify_secondaries(&key, &apex, stats.serial_out, secondaries);
-        Ok(())
+        Ok(stats.notes())
     }
 
     /// Records the new version's serial in the store (fenced on the epoch,
@@ -973,6 +997,32 @@ fn sign_whole(
     }
 }
 
+/// An error about a line of the master-file text a primary's transfer
+/// was written as names the record instead: that text is no file the
+/// operator has ("zone file line 24" would send them looking for one).
+fn name_the_record(text: &[u8], error: &str) -> String {
+    const AT: &str = "zone file line ";
+    let Some(start) = error.find(AT) else {
+        return error.to_string();
+    };
+    let rest = &error[start + AT.len()..];
+    let Some((number, message)) = rest.split_once(": ") else {
+        return error.to_string();
+    };
+    let Some(line) = number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| text.split(|&b| b == b'\n').nth(n.saturating_sub(1)))
+    else {
+        return error.to_string();
+    };
+    format!(
+        "{}the transferred record {}: {message}",
+        &error[..start],
+        crate::text::shown(&String::from_utf8_lossy(line))
+    )
+}
+
 /// A serial policy by its name (`zone source --serial`).
 fn serial_policy_of(name: &str) -> Result<SerialPolicy> {
     Ok(match name {
@@ -1091,14 +1141,17 @@ fn secondary_addresses(list: &[String]) -> std::result::Result<Vec<SocketAddr>, 
 /// validity is left; a pass then also renews those due within a fortieth
 /// more, so that refreshes come in rounds rather than one chunk at a time.
 /// Chunks' expiries are spread over a tenth of the validity, so a round
-/// signs about a quarter of the zone again.
+/// signs about a quarter of the zone again. The band is at least 10 s (a
+/// quarter of the validity when that is shorter): with short validities a
+/// fortieth is a second or less, and chunks due a second apart each made a
+/// version of their own, with its NOTIFY and transfer.
 fn refresh_window(policy: &crate::policy::Policy) -> (u64, u64) {
     let span = u64::from(
         policy
             .signature_validity
             .min(policy.dnskey_signature_validity),
     );
-    (span / 4, span / 40)
+    (span / 4, (span / 40).max((span / 4).min(10)))
 }
 
 /// Writes the signed zone beside its final name and renames it there, so
@@ -1124,4 +1177,22 @@ async fn write_atomically(
     })
     .await
     .map_err(|e| e.to_string())?
+}
+
+#[cfg(test)]
+mod name_the_record_tests {
+    #[test]
+    fn a_transferred_zone_error_names_the_record_not_a_line() {
+        let text = b"a.example. 60 IN A 192.0.2.1\nbig.example. 2147483648 IN A 192.0.2.2\n";
+        let said = super::name_the_record(
+            text,
+            "zone file line 2: big.example. A: TTL 2147483648 is over 2^31 - 1 (RFC 2181 §8)",
+        );
+        assert_eq!(
+            said,
+            "the transferred record \"big.example. 2147483648 IN A 192.0.2.2\": big.example. A: \
+             TTL 2147483648 is over 2^31 - 1 (RFC 2181 §8)"
+        );
+        assert_eq!(super::name_the_record(text, "no SOA"), "no SOA");
+    }
 }

@@ -267,6 +267,11 @@ pub(super) fn zone_key(name: &impl std::fmt::Display) -> String {
 pub struct Served {
     zones: RwLock<HashMap<String, Arc<SignedZone>>>,
     primaries: RwLock<HashMap<String, IpAddr>>,
+    /// The zones kept signed by another node, with their Key Master: a
+    /// NOTIFY for one of them is refused as such (said once per zone and
+    /// Key Master, not once per NOTIFY).
+    elsewhere: RwLock<HashMap<String, String>>,
+    told: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
     notified: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Woken by each NOTIFY taken.
     pub notifies: tokio::sync::Notify,
@@ -293,6 +298,11 @@ impl Served {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(zone)
                 .is_some()
+    }
+
+    /// The zones with a source whose Key Master is another node.
+    pub fn set_elsewhere(&self, zones: HashMap<String, String>) {
+        *self.elsewhere.write().unwrap_or_else(|p| p.into_inner()) = zones;
     }
 
     /// Takes NOTIFY for the zone from this address (its primary).
@@ -381,7 +391,41 @@ impl domain::net::server::middleware::notify::Notifiable for Served {
             self.notifies.notify_one();
             Ok(())
         } else {
-            tracing::warn!(%zone, %source, "NOTIFY refused: not from the zone's primary");
+            let elsewhere = self
+                .elsewhere
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&zone)
+                .cloned();
+            match (primary, elsewhere) {
+                (None, Some(key_master)) => {
+                    let first = self
+                        .told
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert((zone.clone(), key_master.clone()));
+                    if first {
+                        tracing::info!(
+                            %zone,
+                            %source,
+                            %key_master,
+                            "NOTIFY not taken: this node is not the zone's Key Master; its Key \
+                             Master takes the primary's NOTIFY (said once)"
+                        );
+                    }
+                }
+                (Some(primary), _) => tracing::warn!(
+                    %zone,
+                    %source,
+                    %primary,
+                    "NOTIFY refused: not from the zone's primary"
+                ),
+                (None, None) => tracing::warn!(
+                    %zone,
+                    %source,
+                    "NOTIFY refused: no zone of that name is kept from a primary here"
+                ),
+            }
             Err(NotifyError::NotAuthForZone)
         };
         Box::pin(std::future::ready(result))

@@ -31,6 +31,9 @@ pub async fn sign_zone(
     reading.await.map_err(|e| e.to_string())??;
     let to_stdout = output.as_os_str() == "-";
     let s = write_output(stream, &output, to_stdout).await?;
+    for note in &s.notes {
+        eprintln!("note: {note}");
+    }
     let text = format!(
         "signed {zone}: {} records in, {} out, {} RRSIGs in {:.2} s ({:.0} RRSIGs/s)",
         s.records_in,
@@ -46,7 +49,7 @@ pub async fn sign_zone(
     }
     let v = json!({
         "zone": zone, "records_in": s.records_in, "records_out": s.records_out,
-        "rrsigs": s.rrsigs, "seconds": s.seconds,
+        "rrsigs": s.rrsigs, "seconds": s.seconds, "notes": s.notes,
     });
     Ok(Output::Value(v, text))
 }

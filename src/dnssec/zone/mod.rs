@@ -82,10 +82,12 @@ pub struct ChildDs {
 /// Puts the managed children's DS RRsets in place of the input's, at every
 /// delegation (an NS RRset at the child's apex) the zone has. A child the
 /// zone does not delegate is left out: a DS without its NS would be
-/// nonsense. Returns the children whose DS RRset was put in.
-fn replace_child_ds(recs: &mut Vec<Rec>, children: &[ChildDs]) -> usize {
+/// nonsense. Returns how many children's DS RRsets were put in, and the
+/// children whose DS in the input differed from theirs (an operator who
+/// edits the parent's source should hear that it is overridden).
+fn replace_child_ds(recs: &mut Vec<Rec>, children: &[ChildDs]) -> (usize, Vec<String>) {
     if children.is_empty() {
-        return 0;
+        return (0, Vec::new());
     }
     let wanted: HashMap<Vec<u8>, &ChildDs> = children
         .iter()
@@ -96,6 +98,26 @@ fn replace_child_ds(recs: &mut Vec<Rec>, children: &[ChildDs]) -> usize {
         .filter(|r| r.rtype == Rtype::NS && wanted.contains_key(r.key()))
         .map(|r| r.key().to_vec())
         .collect();
+    let mut given: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
+    for r in recs.iter() {
+        if r.rtype == Rtype::DS && delegated.contains(r.key()) {
+            given
+                .entry(r.key().to_vec())
+                .or_default()
+                .push(r.rdata().to_vec());
+        }
+    }
+    let mut overridden: Vec<String> = delegated
+        .iter()
+        .filter_map(|key| {
+            let mut theirs = given.get(key).cloned()?;
+            let mut ours = wanted[key].ds.clone();
+            theirs.sort();
+            ours.sort();
+            (theirs != ours).then(|| format!("{}.", record::key_to_name(key)))
+        })
+        .collect();
+    overridden.sort();
     recs.retain(|r| !(r.rtype == Rtype::DS && delegated.contains(r.key())));
     for key in &delegated {
         let c = wanted[key];
@@ -103,7 +125,7 @@ fn replace_child_ds(recs: &mut Vec<Rec>, children: &[ChildDs]) -> usize {
             recs.push(Rec::new(key, Rtype::DS, c.ttl, ds));
         }
     }
-    delegated.len()
+    (delegated.len(), overridden)
 }
 
 /// What went wrong with a zone. Input errors name the line or the RRset.
@@ -170,12 +192,31 @@ pub struct ZoneStats {
     pub rrsigs_made: u64,
     /// Delegations whose DS RRset came from a child keymaster manages.
     pub child_ds: u64,
+    /// Of those, the children whose DS in the input differed, and was
+    /// replaced by their key set's.
+    pub child_ds_overridden: Vec<String>,
     /// Chunks of the signed version, and of them those made now (the
     /// rest shared with the last version: `patch`).
     pub chunks: u64,
     pub chunks_made: u64,
     /// Made from the last version by a known change of the source.
     pub patched: bool,
+}
+
+impl ZoneStats {
+    /// What an operator should hear of this output (said by `zone sign`
+    /// and by the zone signer's log).
+    pub fn notes(&self) -> Vec<String> {
+        self.child_ds_overridden
+            .iter()
+            .map(|c| {
+                format!(
+                    "the DS RRset of {c} in the input was replaced by the one its key set gives \
+                     (the child is managed here)"
+                )
+            })
+            .collect()
+    }
 }
 
 /// Who signs an RRset.
@@ -286,7 +327,9 @@ fn plan_records(
         true => add_apex_records(&mut recs, &apex_key, config, stats)?,
         false => part.map_or(0, |p| p.denial_ttl),
     };
-    stats.child_ds = replace_child_ds(&mut recs, &config.child_ds) as u64;
+    let (child_ds, overridden) = replace_child_ds(&mut recs, &config.child_ds);
+    stats.child_ds = child_ds as u64;
+    stats.child_ds_overridden = overridden;
     recs.sort_unstable_by(Rec::canonical_cmp);
     recs.dedup_by(|a, b| a.same_rrset(b) && a.rdata() == b.rdata());
     check_rrsets(&recs)?;
@@ -740,7 +783,11 @@ mod tests {
             // Managed, but not delegated by this zone: nothing is added.
             child("c.p.example.", vec![new.clone()]),
         ];
-        assert_eq!(replace_child_ds(&mut recs, &children), 1);
+        // The input's DS at a differs: said, so that its editor knows.
+        assert_eq!(
+            replace_child_ds(&mut recs, &children),
+            (1, vec!["a.p.example.".to_string()])
+        );
         let ds_at = |recs: &[Rec], n: &str| -> Vec<(u32, Vec<u8>)> {
             let key = record::name_key(&n.parse::<Name<Vec<u8>>>().unwrap());
             recs.iter()
@@ -754,8 +801,13 @@ mod tests {
         assert!(ds_at(&recs, "c.p.example.").is_empty());
         // An unsigned managed child: its delegation loses its DS.
         assert_eq!(
-            replace_child_ds(&mut recs, &[child("a.p.example.", vec![])]),
+            replace_child_ds(&mut recs, &[child("a.p.example.", vec![])]).0,
             1
+        );
+        // As the key set has it already: nothing to say.
+        assert_eq!(
+            replace_child_ds(&mut recs, &[child("a.p.example.", vec![])]),
+            (1, vec![])
         );
         assert!(ds_at(&recs, "a.p.example.").is_empty());
     }
