@@ -12,12 +12,17 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::dns::{soa_serial, Knot, Unbound};
+use common::dns::{soa_serial, Knot, Validators};
 use common::*;
 use domain::base::iana::Rtype;
 
 const PARENT: &str = "deleg.test.";
 const CHILD: &str = "kid.deleg.test.";
+/// TTLs that differ, so that caches let go of each at another time and a
+/// roll that waits for the wrong one shows: data, DNSKEY RRset, DS.
+const DATA_TTL: u32 = 2;
+const KEY_TTL: u32 = 4;
+const DS_TTL: u32 = 6;
 
 #[test]
 fn a_managed_childs_ksk_roll_moves_the_parents_ds_by_itself() {
@@ -42,7 +47,7 @@ fn a_managed_childs_double_ds_roll_moves_the_parents_ds_by_itself() {
 struct World {
     d: Daemon,
     knot: Knot,
-    unbound: Unbound,
+    validators: Validators,
     _token: TestToken,
     _dir: TempDir,
 }
@@ -54,8 +59,12 @@ fn world(name: &str, method: &str) -> World {
     let dns = format!("127.0.0.1:{}", free_port());
     let d = Daemon::start(&token, "node-dl", &["--dns-listen", &dns]);
     let knot = Knot::start_secondary(&[PARENT, CHILD], std::slice::from_ref(&dns));
-    let ttl = "2";
-    d.add_still_zone(PARENT, &["--dnskey-ttl", ttl]);
+    let (ttl, key_ttl, ds_ttl) = (
+        &DATA_TTL.to_string(),
+        &KEY_TTL.to_string(),
+        &DS_TTL.to_string(),
+    );
+    d.add_still_zone(PARENT, &["--dnskey-ttl", key_ttl]);
     // "csk": one combined key, rolled as a double-KSK roll.
     let scheme: &[&str] = match method {
         "csk" => &["--csk"],
@@ -66,13 +75,13 @@ fn world(name: &str, method: &str) -> World {
         &[
             &[
                 "--dnskey-ttl",
-                ttl,
+                key_ttl,
                 "--ds-ttl",
-                ttl,
+                ds_ttl,
                 "--parent-ds-ttl",
-                ttl,
+                ds_ttl,
                 "--max-zone-ttl",
-                ttl,
+                key_ttl,
                 "--propagation-time",
                 "1",
                 "--parent-propagation",
@@ -103,20 +112,12 @@ fn world(name: &str, method: &str) -> World {
     d.keep_signed(CHILD, &dir, &child_text, &knot);
     d.keep_signed(PARENT, &dir, &parent_text, &knot);
     let anchors = d.ctl_ok(&["trust-anchor", PARENT, "--format", "unbound"]);
-    let unbound = Unbound::start_with(&[(PARENT, knot.addr()), (CHILD, knot.addr())], &anchors);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while unbound.resolve("www.kid.deleg.test.", Rtype::A) != Ok(("NOERROR".into(), true)) {
-        assert!(
-            Instant::now() < deadline,
-            "the child does not validate through the parent's DS: {}",
-            unbound.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let validators = Validators::start(&[(PARENT, knot.addr()), (CHILD, knot.addr())], &anchors);
+    validators.wait_validated("www.kid.deleg.test.", Rtype::A, 30);
     World {
         d,
         knot,
-        unbound,
+        validators,
         _token: token,
         _dir: dir,
     }
@@ -124,7 +125,7 @@ fn world(name: &str, method: &str) -> World {
 
 fn childs_ksk_roll(name: &str, method: &str) {
     let w = world(name, method);
-    let (d, knot, unbound) = (&w.d, &w.knot, &w.unbound);
+    let (d, knot, validators) = (&w.d, &w.knot, &w.validators);
     let parent_serial = soa_serial(&knot.addr(), PARENT).unwrap();
 
     let (old, _, _, tag) = d
@@ -136,14 +137,16 @@ fn childs_ksk_roll(name: &str, method: &str) {
     let began = Instant::now();
     let mut answers = 0;
     loop {
-        let got = unbound.resolve("www.kid.deleg.test.", Rtype::A);
-        assert_eq!(
-            got,
-            Ok(("NOERROR".into(), true)),
-            "during the child's KSK roll: {}",
-            unbound.log()
-        );
-        answers += 1;
+        for unbound in validators.both() {
+            let got = unbound.resolve("www.kid.deleg.test.", Rtype::A);
+            assert_eq!(
+                got,
+                Ok(("NOERROR".into(), true)),
+                "during the child's KSK roll: {}",
+                unbound.log()
+            );
+            answers += 1;
+        }
         let ks = d.key_rows(CHILD);
         let keys = if method == "csk" { 1 } else { 2 };
         if ks.len() == keys && ks.iter().all(|k| k.0 != old && k.2 == "active") {
@@ -225,6 +228,73 @@ fn childs_ksk_roll(name: &str, method: &str) {
         })
         .collect();
     assert_eq!(listed_ds, child_ds);
+    if method != "csk" {
+        hand_made_ksk_swap(d, validators);
+    }
+}
+
+/// A new KSK activated by hand, and the old one retired and removed at
+/// once: refused without --force (with when it will be safe), and no
+/// validator sees anything; forced, the managed parent's DS follows at
+/// once while caches hold the old DS, and a strict validator fails: the
+/// control that shows the set-up sees a swap that does not wait.
+fn hand_made_ksk_swap(d: &Daemon, validators: &Validators) {
+    let added: serde_json::Value = serde_json::from_str(&d.ctl_ok(&[
+        "key",
+        "add",
+        CHILD,
+        "--role",
+        "ksk",
+        "--activate",
+        "--json",
+    ]))
+    .unwrap();
+    let new_tag = added[0]["key_tag"].as_u64().unwrap();
+    let old_tag = d
+        .key_rows(CHILD)
+        .into_iter()
+        .find(|k| k.1 == "ksk" && k.3 != new_tag)
+        .unwrap()
+        .3
+        .to_string();
+    let err = d.ctl_err(&["key", "retire", CHILD, &old_tag]);
+    assert!(
+        err.contains(&format!(
+            "KSK {old_tag} of {CHILD} cannot be retired before 20"
+        )) && err.contains(&format!("keymasterctl key roll {CHILD} {old_tag}")),
+        "{err}"
+    );
+    let err = d.ctl_err(&["key", "remove", CHILD, &old_tag]);
+    assert!(err.contains("cannot be removed now"), "{err}");
+    // Nothing changed for the validators, over a DS TTL and more.
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_secs(u64::from(DS_TTL) + 2) {
+        for u in validators.both() {
+            assert_eq!(
+                u.resolve("www.kid.deleg.test.", Rtype::A),
+                Ok(("NOERROR".into(), true)),
+                "after a refused hand-made swap: {}",
+                u.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The control: a third KSK activated and both others retired and
+    // removed at once, forced, while the validator holds the DS RRset of
+    // the two (the managed parent publishes the new DS at once).
+    validators.careless_swap_is_seen(
+        "a KSK swap with a managed parent",
+        "www.kid.deleg.test.",
+        (CHILD, Rtype::DS, DS_TTL),
+        Duration::from_secs(u64::from(DS_TTL)),
+        || {
+            d.ctl_ok(&["key", "add", CHILD, "--role", "ksk", "--activate"]);
+            for tag in [&old_tag, &new_tag.to_string()] {
+                d.ctl_ok(&["key", "retire", CHILD, tag, "--force"]);
+                d.ctl_ok(&["key", "remove", CHILD, tag, "--force"]);
+            }
+        },
+    );
 }
 
 /// Unsigning the child: its DS leaves the parent first (the parent's
@@ -236,30 +306,35 @@ fn childs_ksk_roll(name: &str, method: &str) {
 #[test]
 fn unsigning_a_child_goes_insecure_without_a_validation_gap() {
     let w = world("unsign", "double-ksk");
-    let (d, knot, unbound) = (&w.d, &w.knot, &w.unbound);
+    let (d, knot) = (&w.d, &w.knot);
     let before = d.key_rows(CHILD).len();
     d.ctl_ok(&["zone", "unsign", CHILD]);
     let began = Instant::now();
-    let (mut secure, mut insecure) = (0, 0);
+    // Per validator (stock, strict): answers validated, then insecure.
+    let mut counts = [(0, 0), (0, 0)];
+    let (mut secure, mut insecure);
     loop {
-        match unbound.resolve("www.kid.deleg.test.", Rtype::A) {
-            Ok((rcode, ad)) if rcode == "NOERROR" => {
-                assert!(
-                    ad || insecure > 0 || secure > 0,
-                    "insecure before the DS went"
-                );
-                assert!(
-                    !(ad && insecure > 0),
-                    "validated again after going insecure"
-                );
-                if ad {
-                    secure += 1;
-                } else {
-                    insecure += 1;
+        for (unbound, (secure, insecure)) in w.validators.both().iter().zip(counts.iter_mut()) {
+            match unbound.resolve("www.kid.deleg.test.", Rtype::A) {
+                Ok((rcode, ad)) if rcode == "NOERROR" => {
+                    assert!(
+                        ad || *insecure > 0 || *secure > 0,
+                        "insecure before the DS went"
+                    );
+                    assert!(
+                        !(ad && *insecure > 0),
+                        "validated again after going insecure"
+                    );
+                    if ad {
+                        *secure += 1;
+                    } else {
+                        *insecure += 1;
+                    }
                 }
+                other => panic!("while unsigning: {other:?}\n{}", unbound.log()),
             }
-            other => panic!("while unsigning: {other:?}\n{}", unbound.log()),
         }
+        (secure, insecure) = (counts[1].0, counts[1].1.min(counts[0].1));
         let shown: serde_json::Value =
             serde_json::from_str(&d.ctl_ok(&["zone", "show", CHILD, "--json"])).unwrap();
         if shown["IsSigned"] == false && insecure >= 5 {

@@ -18,27 +18,31 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::dns::{Knot, Unbound};
+use common::dns::{Knot, Unbound, Validators};
 use common::*;
 use domain::base::iana::Rtype;
 
 const PARENT: &str = "test.";
-/// The zones' TTLs, seconds: long enough against the test's republishing
-/// delay that a key removed too early or used too soon shows as a failure
-/// in Unbound, short enough for the rolls to take seconds.
-const TTL: u32 = 6;
+/// The zones' TTLs, seconds: data below the DNSKEY RRset's, the DS's
+/// longer again, so that caches hold each for a different time and a roll
+/// that waits for the wrong one shows (with equal TTLs a validator would
+/// refresh keys and data together and miss it). Long enough against the
+/// test's republishing delay, short enough for the rolls to take seconds.
+const DATA_TTL: u32 = 3;
+const KEY_TTL: u32 = 6;
+const DS_TTL: u32 = 9;
 const CHILD: &str = "child.test.";
 
 fn child_text(serial: u32) -> String {
     format!(
-        "$ORIGIN child.test.\n$TTL {TTL}\n@ SOA ns.child.test. h.child.test. {serial} 10 10 60 {TTL}\n\
+        "$ORIGIN child.test.\n$TTL {DATA_TTL}\n@ SOA ns.child.test. h.child.test. {serial} 10 10 60 {DATA_TTL}\n\
          @ NS ns.child.test.\nns A 127.0.0.1\nwww A 192.0.2.80\n"
     )
 }
 
 fn parent_text(serial: u32, ds: &str) -> String {
     format!(
-        "$ORIGIN test.\n$TTL {TTL}\n@ SOA ns.test. h.test. {serial} 10 10 60 {TTL}\n@ NS ns.test.\n\
+        "$ORIGIN test.\n$TTL {DATA_TTL}\n@ SOA ns.test. h.test. {serial} 10 10 60 {DATA_TTL}\n@ NS ns.test.\n\
          ns A 127.0.0.1\nchild NS ns.child.test.\nns.child A 127.0.0.1\n{ds}"
     )
 }
@@ -148,6 +152,12 @@ impl Publisher {
     fn follow_submissions(&self) {
         *self.parent_ds.lock().unwrap() = None;
     }
+
+    /// The parent carries these DS lines from now (a registrar told at
+    /// once, without waiting).
+    fn set_parent_ds(&self, ds: String) {
+        *self.parent_ds.lock().unwrap() = Some(ds);
+    }
 }
 
 impl Drop for Publisher {
@@ -167,18 +177,21 @@ struct Querier {
 }
 
 impl Querier {
-    fn start(unbound: Arc<Unbound>) -> Querier {
+    /// Asks each of `validators` (the stock and the strict Unbound).
+    fn start(validators: Vec<Arc<Unbound>>) -> Querier {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut answers = Vec::new();
             while !s.load(Ordering::SeqCst) {
-                for (name, qtype) in [("www.child.test.", Rtype::A), (CHILD, Rtype::DNSKEY)] {
-                    let a = unbound.resolve(name, qtype);
-                    answers.push(match a {
-                        Ok((rcode, true)) if rcode == "NOERROR" => "ok".to_string(),
-                        other => format!("{name} {qtype}: {other:?}"),
-                    });
+                for (i, unbound) in validators.iter().enumerate() {
+                    for (name, qtype) in [("www.child.test.", Rtype::A), (CHILD, Rtype::DNSKEY)] {
+                        let a = unbound.resolve(name, qtype);
+                        answers.push(match a {
+                            Ok((rcode, true)) if rcode == "NOERROR" => "ok".to_string(),
+                            other => format!("validator {i}: {name} {qtype}: {other:?}"),
+                        });
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(300));
             }
@@ -191,16 +204,17 @@ impl Querier {
     }
 
     /// Stops; asserts every answer validated and returns how many there were.
-    fn finish(mut self, unbound: &Unbound) -> usize {
+    fn finish(mut self, v: &Validators) -> usize {
         self.stop.store(true, Ordering::SeqCst);
         let answers = self.thread.take().unwrap().join().unwrap();
         let bad: Vec<&String> = answers.iter().filter(|a| *a != "ok").collect();
         assert!(
             bad.is_empty(),
-            "{} of {} answers did not validate: {bad:?}\n{}",
+            "{} of {} answers did not validate: {bad:?}\n{}\n{}",
             bad.len(),
             answers.len(),
-            unbound.log()
+            v.stock.log(),
+            v.strict.log()
         );
         answers.len()
     }
@@ -302,32 +316,36 @@ impl Observer {
     fn finish(mut self) -> usize {
         self.stop.store(true, Ordering::SeqCst);
         let samples = self.thread.take().unwrap().join().unwrap();
-        let ttl = Duration::from_secs(u64::from(TTL));
+        // How long a cache may hold what was served then, by its TTL.
+        let held = |ttl: u32| Duration::from_secs(u64::from(ttl));
         let meets = |a: &[u16], b: &[u16]| a.iter().any(|t| b.contains(t));
         let mut faults = Vec::new();
         for (i, now) in samples.iter().enumerate() {
             let cached = samples[..=i]
                 .iter()
-                .filter(|u| now.at.duration_since(u.at) <= ttl && !u.dnskeys.is_empty());
+                .filter(|u| now.at.duration_since(u.at) <= held(DS_TTL) && !u.dnskeys.is_empty());
             for old in cached {
                 let ago = now.at.duration_since(old.at);
                 // Fresh data, a DNSKEY RRset cached from then: one
                 // signature a validator can check is enough (RFC 4035
                 // §5.3.1; an algorithm roll signs with keys not yet
                 // published).
-                if !meets(&now.data_sigs, &old.dnskeys) {
+                if ago <= held(KEY_TTL) && !meets(&now.data_sigs, &old.dnskeys) {
                     faults.push(format!(
                         "data signed by {:?}, none of them in the DNSKEY RRset of {ago:?} before {:?}",
                         now.data_sigs, old.dnskeys
                     ));
                 }
                 // Data cached from then, a fresh DNSKEY RRset.
-                if !meets(&old.data_sigs, &now.dnskeys) {
+                if ago <= held(DATA_TTL) && !meets(&old.data_sigs, &now.dnskeys) {
                     faults.push(format!("data signed {ago:?} before by {:?}, none of them in the DNSKEY RRset now {:?}", old.data_sigs, now.dnskeys));
                 }
-                // A DS cached from then, a fresh DNSKEY RRset, and back:
-                // the DS must name a key that is in the RRset and signs it.
-                if !meets(&old.ds, &now.ksks()) || !meets(&now.ds, &old.ksks()) {
+                // A DS cached from then and a fresh DNSKEY RRset, and a
+                // fresh DS with a DNSKEY RRset cached from then: the DS
+                // must name a key that is in the RRset and signs it.
+                if !meets(&old.ds, &now.ksks())
+                    || (ago <= held(KEY_TTL) && !meets(&now.ds, &old.ksks()))
+                {
                     faults.push(format!("DS {:?} / DNSKEY signed by published {:?} now against DS {:?} / DNSKEY signed by published {:?} {ago:?} before", now.ds, now.ksks(), old.ds, old.ksks()));
                 }
             }
@@ -345,22 +363,22 @@ impl Observer {
 
 /// The child's policy: seconds instead of days, the servers to check.
 fn child_policy(knot: &Knot, zsk_lifetime: &str) -> Vec<String> {
-    let ttl = TTL.to_string();
+    let (key_ttl, ds_ttl) = (KEY_TTL.to_string(), DS_TTL.to_string());
     [
         "--denial",
         "nsec",
         "--dnskey-ttl",
-        &ttl,
+        &key_ttl,
         "--propagation-time",
         "1",
         "--safety-margin",
         "1",
         "--max-zone-ttl",
-        &ttl,
+        &key_ttl,
         "--parent-ds-ttl",
-        &ttl,
+        &ds_ttl,
         "--ds-ttl",
-        &ttl,
+        &ds_ttl,
         "--parent-propagation",
         "1",
         "--zsk-lifetime",
@@ -377,16 +395,16 @@ fn child_policy(knot: &Knot, zsk_lifetime: &str) -> Vec<String> {
     .collect()
 }
 
-/// Knot serving both zones, the zones added and published, Unbound
-/// anchored at the parent.
+/// Knot serving both zones, the zones added and published, the
+/// validators anchored at the parent.
 fn world(
     d: &Daemon,
     sites: &Sites,
     zsk_lifetime: &str,
     child_extra: &[&str],
-) -> (Arc<Unbound>, String) {
-    let ttl = TTL.to_string();
-    d.add_still_zone(PARENT, &["--ds-ttl", &ttl, "--dnskey-ttl", &ttl]);
+) -> (Validators, String) {
+    let (key_ttl, ds_ttl) = (KEY_TTL.to_string(), DS_TTL.to_string());
+    d.add_still_zone(PARENT, &["--ds-ttl", &ds_ttl, "--dnskey-ttl", &key_ttl]);
     let mut args = vec!["zone".to_string(), "add".into(), CHILD.into()];
     args.extend(child_policy(&sites.knot, zsk_lifetime));
     args.extend(child_extra.iter().map(|s| s.to_string()));
@@ -403,11 +421,13 @@ fn world(
         .map(str::to_string)
         .collect();
     let stubs = [(PARENT, sites.knot.addr()), (CHILD, sites.knot.addr())];
-    let unbound = Arc::new(Unbound::start(&stubs, &anchors));
-    wait_for("the child to validate", 30, || {
-        unbound.resolve("www.child.test.", Rtype::A) == Ok(("NOERROR".into(), true))
-    });
-    (unbound, child_ds)
+    let trust: String = anchors
+        .iter()
+        .map(|a| format!("trust-anchor: \"{}\"\n", a.replace('\t', " ")))
+        .collect();
+    let v = Validators::start(&stubs, &trust);
+    v.wait_validated("www.child.test.", Rtype::A, 30);
+    (v, child_ds)
 }
 
 fn sites() -> Arc<Sites> {
@@ -448,11 +468,11 @@ fn zsk_and_ksk_rolls_keep_every_answer_validated() {
         "roll-a",
         &["--ds-submit-command", &hook(&sites)],
     ));
-    let (unbound, child_ds) = world(&d, &sites, "20s", &[]);
+    let (validators, child_ds) = world(&d, &sites, "20s", &[]);
     let daemons = Arc::new(Mutex::new(vec![d.clone()]));
     let publisher = Publisher::start(daemons, sites.clone(), child_ds);
     publisher.follow_submissions();
-    let querier = Querier::start(unbound.clone());
+    let querier = Querier::start(validators.both());
     let observer = Observer::start(sites.knot.addr());
 
     // The ZSK's lifetime ends: the engine rolls it by pre-publication.
@@ -475,7 +495,39 @@ fn zsk_and_ksk_rolls_keep_every_answer_validated() {
         ks.len() == 2 && ks.iter().all(|k| k.0 != ksk && k.2 == "active")
     });
     let ksk_roll = began.elapsed();
-    let answers = querier.finish(&unbound);
+    // By hand, a KSK swap would break validation now: refused without
+    // --force, with the earliest safe time and the safe way; the
+    // validators see nothing of it.
+    let added: serde_json::Value = serde_json::from_str(&d.ctl_ok(&[
+        "key",
+        "add",
+        CHILD,
+        "--role",
+        "ksk",
+        "--activate",
+        "--json",
+    ]))
+    .unwrap();
+    let new_ksk = added[0]["key_tag"].to_string();
+    let (_, old_ksk) = d
+        .key_rows(CHILD)
+        .into_iter()
+        .filter(|k| k.1 == "ksk" && k.3.to_string() != new_ksk)
+        .map(|k| (k.0, k.3))
+        .next()
+        .unwrap();
+    let old_ksk = old_ksk.to_string();
+    let err = d.ctl_err(&["key", "retire", CHILD, &old_ksk]);
+    assert!(
+        err.contains(&format!(
+            "KSK {old_ksk} of child.test. cannot be retired before 20"
+        )) && err.contains("keymasterctl key roll child.test."),
+        "{err}"
+    );
+    let err = d.ctl_err(&["key", "remove", CHILD, &old_ksk]);
+    assert!(err.contains("cannot be removed now"), "{err}");
+    std::thread::sleep(Duration::from_secs(u64::from(DS_TTL)));
+    let answers = querier.finish(&validators);
     let samples = observer.finish();
     eprintln!("ZSK roll {zsk_roll:?}, KSK roll {ksk_roll:?}, {answers} answers, all AD; {samples} samples without fault");
     assert!(answers >= 100, "{answers}");
@@ -510,6 +562,37 @@ fn zsk_and_ksk_rolls_keep_every_answer_validated() {
             "{gone} still in the token"
         );
     }
+
+    // Controls: the same swaps made without waiting are seen. The KSK: the
+    // old one out of the DNSKEY RRset and the DS at the parent replaced at
+    // once, while caches hold the old DS.
+    let settle = Duration::from_secs(u64::from(DS_TTL));
+    validators.careless_swap_is_seen(
+        "a KSK swap",
+        "www.child.test.",
+        (CHILD, Rtype::DS, DS_TTL),
+        settle,
+        || {
+            d.ctl_ok(&["key", "retire", CHILD, &old_ksk, "--force"]);
+            d.ctl_ok(&["key", "remove", CHILD, &old_ksk, "--force"]);
+            publisher.set_parent_ds(ds_lines(&d.ctl_ok(&["ds", CHILD])));
+        },
+    );
+    // The ZSK: a new one signing at once and the old one gone, while
+    // caches hold the DNSKEY RRset without the new one.
+    let (_, old_zsk) = key_of(&d, CHILD, "zsk");
+    let old_zsk = old_zsk.to_string();
+    validators.careless_swap_is_seen(
+        "a ZSK swap",
+        "www.child.test.",
+        (CHILD, Rtype::DNSKEY, KEY_TTL),
+        settle,
+        || {
+            d.ctl_ok(&["key", "add", CHILD, "--role", "zsk", "--activate"]);
+            d.ctl_ok(&["key", "retire", CHILD, &old_zsk, "--force"]);
+            d.ctl_ok(&["key", "remove", CHILD, &old_zsk, "--force"]);
+        },
+    );
     drop(publisher);
 }
 
@@ -522,11 +605,11 @@ fn an_algorithm_roll_keeps_every_answer_validated() {
         "alg-a",
         &["--ds-submit-command", &hook(&sites)],
     ));
-    let (unbound, child_ds) = world(&d, &sites, "off", &["--algorithm", "rsasha256"]);
+    let (validators, child_ds) = world(&d, &sites, "off", &["--algorithm", "rsasha256"]);
     let daemons = Arc::new(Mutex::new(vec![d.clone()]));
     let publisher = Publisher::start(daemons, sites.clone(), child_ds);
     publisher.follow_submissions();
-    let querier = Querier::start(unbound.clone());
+    let querier = Querier::start(validators.both());
     let observer = Observer::start(sites.knot.addr());
     let algorithms = || -> Vec<(String, u64, String)> {
         let v: serde_json::Value =
@@ -564,7 +647,7 @@ fn an_algorithm_roll_keeps_every_answer_validated() {
         ks.len() == 2 && ks.iter().all(|k| k.1 == 13 && k.2 == "active")
     });
     let roll = began.elapsed();
-    let answers = querier.finish(&unbound);
+    let answers = querier.finish(&validators);
     let samples = observer.finish();
     eprintln!(
         "algorithm roll {roll:?}, {answers} answers, all AD; {samples} samples without fault"
@@ -606,10 +689,10 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
     let sites = sites();
     // No submission command: the parent never learns of the new DS.
     let d = Arc::new(Daemon::start(&token, "hold-a", &[]));
-    let (unbound, child_ds) = world(&d, &sites, "off", &[]);
+    let (validators, child_ds) = world(&d, &sites, "off", &[]);
     let daemons = Arc::new(Mutex::new(vec![d.clone()]));
     let publisher = Publisher::start(daemons, sites.clone(), child_ds);
-    let querier = Querier::start(unbound.clone());
+    let querier = Querier::start(validators.both());
     let observer = Observer::start(sites.knot.addr());
     let (ksk, ksk_tag) = key_of(&d, CHILD, "ksk");
     // CDS/CDNSKEY only while the roll waits for the parent.
@@ -623,9 +706,11 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
     };
     assert_eq!(cds_lines(), Vec::<String>::new(), "no roll, no CDS");
     d.ctl_ok(&["key", "roll", CHILD, &ksk_tag.to_string()]);
+    // Waiting for the parent's DS, told apart from waiting for the
+    // zone's own servers (WaitingForPublication).
     wait_for("the roll to wait for the parent", 60, || {
         d.ctl_ok(&["key", "list", CHILD])
-            .contains("WaitingForPublication")
+            .contains("KskWaitingForDsUpdate")
             && d.key_rows(CHILD)
                 .iter()
                 .any(|k| k.0 == ksk && k.2 == "leaving")
@@ -638,7 +723,7 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
     );
     let zone: serde_json::Value =
         serde_json::from_str(&d.ctl_ok(&["zone", "show", CHILD, "--json"])).unwrap();
-    assert_eq!(zone["CurrentRolloverStatus"], "WaitingForPublication");
+    assert_eq!(zone["CurrentRolloverStatus"], "KskWaitingForDsUpdate");
     let new_tag = d
         .key_rows(CHILD)
         .into_iter()
@@ -692,7 +777,7 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
         "{zone:#}"
     );
     assert_eq!(zone["LastZskRolloverTime"], 0, "{zone:#}");
-    querier.finish(&unbound);
+    querier.finish(&validators);
     observer.finish();
     let log = d.audit_entries(CHILD);
     assert!(
@@ -735,11 +820,11 @@ fn a_roll_goes_on_across_a_transfer_and_a_seize() {
     let args = ["--lease-secs", "2", "--ds-submit-command", hook.as_str()];
     let a = Arc::new(Daemon::start_node(&token, "move-a", &store, &pki, &args));
     let mut b = Daemon::start_node(&token, "move-b", &store, &pki, &args);
-    let (unbound, child_ds) = world(&a, &sites, "off", &[]);
+    let (validators, child_ds) = world(&a, &sites, "off", &[]);
     let daemons = Arc::new(Mutex::new(vec![a.clone()]));
     let publisher = Publisher::start(daemons.clone(), sites.clone(), child_ds);
     publisher.follow_submissions();
-    let querier = Querier::start(unbound.clone());
+    let querier = Querier::start(validators.both());
     let observer = Observer::start(sites.knot.addr());
 
     // A KSK roll on A, handed over to B while it waits for the DNSKEY TTL.
@@ -792,7 +877,7 @@ fn a_roll_goes_on_across_a_transfer_and_a_seize() {
             .any(|d| d.contains("ZSK") && d.contains("removed")),
         "{after_seize:#?}"
     );
-    querier.finish(&unbound);
+    querier.finish(&validators);
     observer.finish();
     drop(publisher);
 }

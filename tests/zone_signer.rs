@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::dns::{soa_serial, Knot, Nsd, Unbound};
+use common::dns::{soa_serial, Knot, Nsd, Unbound, Validators};
 use common::*;
 use domain::base::iana::{Rcode, Rtype};
 
@@ -475,14 +475,15 @@ fn zsk_roll_through_the_signer(name: &str, method: &str, serials: u64) {
         ZONE,
         "--denial",
         "nsec",
+        // The data's TTL is 2 s (the source's): the DNSKEY RRset's differs.
         "--dnskey-ttl",
-        "2",
+        "4",
         "--propagation-time",
         "1",
         "--safety-margin",
         "1",
         "--max-zone-ttl",
-        "2",
+        "4",
         "--ksk-lifetime",
         "off",
         "--zsk-lifetime",
@@ -493,13 +494,19 @@ fn zsk_roll_through_the_signer(name: &str, method: &str, serials: u64) {
         &knot.addr(),
     ]);
     let _src = serve_file_source(&d, &knot, "zsigner-roll-src");
-    let unbound = Unbound::start(&[(ZONE, knot.addr())], &ds_lines(&d.ctl_ok(&["ds", ZONE])));
-    wait_validated(
-        &unbound,
-        "www.signed.test.",
-        Rcode::NOERROR,
-        &["192.0.2.80"],
-    );
+    let trust: String = ds_lines(&d.ctl_ok(&["ds", ZONE]))
+        .iter()
+        .map(|a| format!("trust-anchor: \"{}\"\n", a.replace('\t', " ")))
+        .collect();
+    let validators = Validators::start(&[(ZONE, knot.addr())], &trust);
+    for unbound in validators.both() {
+        wait_validated(
+            &unbound,
+            "www.signed.test.",
+            Rcode::NOERROR,
+            &["192.0.2.80"],
+        );
+    }
 
     let old = zsk_tags(&d);
     assert_eq!(old.len(), 1);
@@ -509,13 +516,15 @@ fn zsk_roll_through_the_signer(name: &str, method: &str, serials: u64) {
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut answers = 0;
     loop {
-        let (rc, ad, got) = resolve_a(&unbound, "www.signed.test.");
-        assert!(
-            rc == Rcode::NOERROR && ad && got == ["192.0.2.80"],
-            "during the roll: {rc} AD={ad} {got:?}: {}",
-            unbound.log()
-        );
-        answers += 1;
+        for unbound in validators.both() {
+            let (rc, ad, got) = resolve_a(&unbound, "www.signed.test.");
+            assert!(
+                rc == Rcode::NOERROR && ad && got == ["192.0.2.80"],
+                "during the roll: {rc} AD={ad} {got:?}: {}",
+                unbound.log()
+            );
+            answers += 1;
+        }
         let now = zsk_tags(&d);
         if now.len() == 1 && now[0] != old[0] {
             break;
@@ -554,7 +563,7 @@ fn zsk_roll_through_the_signer(name: &str, method: &str, serials: u64) {
         Duration::from_secs(10),
     );
     wait_validated(
-        &unbound,
+        &validators.strict,
         "www.signed.test.",
         Rcode::NOERROR,
         &["192.0.2.80"],
@@ -562,6 +571,20 @@ fn zsk_roll_through_the_signer(name: &str, method: &str, serials: u64) {
     assert!(
         answers > 10,
         "only {answers} answers sampled during the roll"
+    );
+    // The control: a ZSK swapped by hand without waiting (forced) is
+    // seen by the strict validator while it holds the DNSKEY RRset.
+    let old = zsk_tags(&d)[0].to_string();
+    validators.careless_swap_is_seen(
+        "a ZSK swap",
+        "www.signed.test.",
+        (ZONE, Rtype::DNSKEY, 4),
+        Duration::from_secs(4),
+        || {
+            d.ctl_ok(&["key", "add", ZONE, "--role", "zsk", "--activate"]);
+            d.ctl_ok(&["key", "retire", ZONE, &old, "--force"]);
+            d.ctl_ok(&["key", "remove", ZONE, &old, "--force"]);
+        },
     );
 }
 

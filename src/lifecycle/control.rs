@@ -32,20 +32,11 @@ pub fn statuses(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Vec<KeyStatu
                 .roll
                 .as_ref()
                 .is_some_and(|r| r.involves(&k.id));
-            // Waiting for the parent's servers (the new DS) is Windows'
-            // KskWaitingForDsUpdate, told apart from waiting for the zone's
-            // own servers to serve a change.
-            let waits_for_parent = zone
-                .lifecycle
-                .roll
-                .as_ref()
-                .is_some_and(|r| r.step == RollStep::KskDsSubmitted);
             KeyStatus {
+                // The zone's status while it waits for servers: which
+                // servers (the zone's, or the parent's) it tells.
                 status: if rolling && !zone.lifecycle.waiting_on.is_empty() {
-                    match waits_for_parent {
-                        true => Status::KskWaitingForDsUpdate,
-                        false => Status::WaitingForPublication,
-                    }
+                    engine::roll_status(zone, now)
                 } else {
                     status
                 },

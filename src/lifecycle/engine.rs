@@ -430,6 +430,12 @@ pub fn roll_status(zone: &ZoneRecord, now: u64) -> Status {
         _ if life.error.is_some() => Status::RollError,
         _ if life.paused => Status::Paused,
         None => Status::NotRolling,
+        // Waiting for the parent's servers to serve the new DS is Windows'
+        // KskWaitingForDsUpdate; for the zone's own servers, keymaster's
+        // WaitingForPublication.
+        Some(roll) if !life.waiting_on.is_empty() && roll.step == RollStep::KskDsSubmitted => {
+            Status::KskWaitingForDsUpdate
+        }
         Some(_) if !life.waiting_on.is_empty() => Status::WaitingForPublication,
         Some(roll) => match next_in_roll(zone, roll, now) {
             Next::Wait { status, .. } | Next::Check { status, .. } => status,

@@ -1460,8 +1460,8 @@ mod tests {
                 pair("zsk", "active")
             ]
         );
-        // Waiting for the parent, which is named.
-        assert_eq!(w.status().await, Status::WaitingForPublication);
+        // Waiting for the parent, which is named (Windows' status for it).
+        assert_eq!(w.status().await, Status::KskWaitingForDsUpdate);
         assert_eq!(
             w.zone().await.lifecycle.waiting_on,
             vec!["127.0.0.1:5300: does not serve the new DS".to_string()]
@@ -1564,7 +1564,7 @@ mod tests {
         );
         w.clock.advance(30 * DAY);
         w.tick().await;
-        assert_eq!(w.status().await, Status::WaitingForPublication);
+        assert_eq!(w.status().await, Status::KskWaitingForDsUpdate);
         assert!(w.states().await.contains(&pair("ksk", "leaving")));
         // Published at last, with a TTL lowered to 10 min: the larger TTL,
         // that of the old DS still in caches, counts.

@@ -485,6 +485,21 @@ impl Unbound {
         Self::start_with(stubs, &lines)
     }
 
+    /// A validator that forgives nothing a careless roll gets wrong: it
+    /// does not fetch keys again when validation fails
+    /// (`val-max-restart: 0`; a stock Unbound retries past a key that is
+    /// missing from its cache), allows no clock skew on signatures, and
+    /// forgets a bogus answer after a second (so that it sees the zone
+    /// heal). Run beside a stock one.
+    pub fn strict(stubs: &[(&str, String)], anchors: &[String]) -> Unbound {
+        let mut lines: String = anchors
+            .iter()
+            .map(|a| format!("trust-anchor: \"{}\"\n", a.replace('\t', " ")))
+            .collect();
+        lines.push_str(STRICT);
+        Self::start_with(stubs, &lines)
+    }
+
     /// As `start`, with `trust`: lines of the server: section that give
     /// the trust anchors (`trust-anchor:`, `trust-anchor-file:`), as an
     /// operator would paste them.
@@ -573,4 +588,133 @@ impl Drop for Unbound {
             let _ = c.wait();
         }
     }
+}
+
+/// The validators of an end-to-end roll test: a stock Unbound and a
+/// strict one (`Unbound::strict`), both anchored alike.
+pub struct Validators {
+    pub stock: std::sync::Arc<Unbound>,
+    pub strict: std::sync::Arc<Unbound>,
+    stubs: Vec<(String, String)>,
+    trust: String,
+}
+
+impl Validators {
+    /// `trust`: `trust-anchor:` lines as `keymasterctl trust-anchor
+    /// --format unbound` prints them.
+    pub fn start(stubs: &[(&str, String)], trust: &str) -> Validators {
+        let strict_trust = format!("{trust}\n{STRICT}");
+        Validators {
+            stock: std::sync::Arc::new(Unbound::start_with(stubs, trust)),
+            strict: std::sync::Arc::new(Unbound::start_with(stubs, &strict_trust)),
+            stubs: stubs
+                .iter()
+                .map(|(z, s)| (z.to_string(), s.clone()))
+                .collect(),
+            trust: trust.to_string(),
+        }
+    }
+
+    pub fn both(&self) -> Vec<std::sync::Arc<Unbound>> {
+        vec![self.stock.clone(), self.strict.clone()]
+    }
+
+    /// A strict validator with nothing in its cache: a failed validation
+    /// marks a zone's keys bad in Unbound's key cache for a while, so each
+    /// control starts from a clean one.
+    pub fn fresh_strict(&self) -> Unbound {
+        let stubs: Vec<(&str, String)> = self
+            .stubs
+            .iter()
+            .map(|(z, s)| (z.as_str(), s.clone()))
+            .collect();
+        Unbound::start_with(&stubs, &format!("{}\n{STRICT}", self.trust))
+    }
+
+    /// Waits until `name` validates (NOERROR, AD) through both.
+    pub fn wait_validated(&self, name: &str, qtype: domain::base::iana::Rtype, secs: u64) {
+        for u in self.both() {
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            while u.resolve(name, qtype) != Ok(("NOERROR".into(), true)) {
+                assert!(
+                    Instant::now() < deadline,
+                    "{name} does not validate: {}",
+                    u.log()
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// The control of an end-to-end roll test: keys swapped by hand
+    /// without waiting (`set`, with `--force`) must make a strict validator
+    /// fail on `name` within `secs`, else the set-up could not see a roll
+    /// that does not wait. The swap is made right after the validator
+    /// fetched `fresh` (its TTL at the full value), so that the record the
+    /// swap outdates stays in its cache longer than what it must then
+    /// validate: the failure is certain, not a matter of when the caches
+    /// happened to expire. Then, once `settle` has passed (the longest
+    /// TTL), the zone must validate again for a validator starting afresh.
+    pub fn careless_swap_is_seen(
+        &self,
+        what: &str,
+        name: &str,
+        fresh: (&str, domain::base::iana::Rtype, u32),
+        settle: Duration,
+        set: impl FnOnce(),
+    ) {
+        use domain::base::iana::Rtype;
+        let u = self.fresh_strict();
+        let valid = |u: &Unbound| u.resolve(name, Rtype::A) == Ok(("NOERROR".into(), true));
+        let wait = |what: &str, secs: u64, f: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            while !f() {
+                assert!(
+                    Instant::now() < deadline,
+                    "control: {what}: not within {secs} s"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        };
+        wait("the zone validates before the swap", 30, &|| valid(&u));
+        let (owner, qtype, full) = fresh;
+        wait("a fresh copy in the validator's cache", 30, &|| {
+            ttl_in_cache(&u, owner, qtype).is_some_and(|t| t + 1 >= full)
+        });
+        set();
+        let began = Instant::now();
+        let mut seen = None;
+        while began.elapsed() < Duration::from_secs(30) {
+            if u.resolve(name, Rtype::A) == Ok(("SERVFAIL".into(), false)) {
+                seen = Some(began.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let Some(after) = seen else {
+            panic!(
+                "control: {what} without waiting was not seen by the strict validator in 30 s\n{}",
+                u.log()
+            );
+        };
+        eprintln!("control: {what} without waiting: SERVFAIL after {after:?}");
+        std::thread::sleep(settle);
+        wait("the zone validates again after the control", 30, &|| {
+            valid(&self.fresh_strict())
+        });
+    }
+}
+
+/// The strict validator's settings (`Unbound::strict`).
+const STRICT: &str =
+    "val-max-restart: 0\nval-sig-skew-min: 0\nval-sig-skew-max: 0\nval-bogus-ttl: 1\n";
+
+/// The TTL left of an RRset in a validator's cache, as it answers.
+pub fn ttl_in_cache(u: &Unbound, name: &str, qtype: domain::base::iana::Rtype) -> Option<u32> {
+    let a = ask(&u.addr(), name, qtype, true).ok()?;
+    let section = a.answer().ok()?;
+    section
+        .flatten()
+        .find(|r| r.rtype() == qtype)
+        .map(|r| r.ttl().as_secs())
 }
