@@ -120,6 +120,8 @@ impl Zones {
             return Err(e.into());
         }
         tracing::info!(zone = %key, keys = ?keys.iter().map(|k| k.key_tag).collect::<Vec<_>>(), "zone added");
+        // Held from now on, should the store go away next.
+        self.keysets.changed(&key).await;
         let set = KeySet::new(zone, apex, keys)?;
         Ok(self.view(&set).await)
     }

@@ -3,7 +3,7 @@
 //! (ARCHITECTURE.md, Invariants 2), so a node with a stale epoch writes nothing.
 //!
 //! Backends: `sqlite` (embedded, the default; several processes on one
-//! host) and `etcd` (a cluster). `tests/store_conformance.rs` runs one
+//! host) and `etcd` (a cluster). `tests/e2e/store_conformance.rs` runs one
 //! suite against both.
 
 pub mod etcd;

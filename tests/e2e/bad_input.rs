@@ -1,12 +1,8 @@
 //! Bad input gets a precise status naming the problem and changes nothing.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::str::FromStr;
 
-use common::*;
+use crate::common::*;
 use domain::base::name::Name;
 use keymaster::proto;
 use tonic::Code;

@@ -5,15 +5,11 @@
 //! child rolls its KSK, the parent's DS follows at the DS step without any
 //! submission command, the child's roll sees it at the parent's server and
 //! finishes, and every answer for the child stays validated.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::dns::{soa_serial, Knot, Validators};
-use common::*;
+use crate::common::dns::{soa_serial, Knot, Validators};
+use crate::common::*;
 use domain::base::iana::Rtype;
 
 const PARENT: &str = "deleg.test.";
@@ -177,7 +173,7 @@ fn childs_ksk_roll(name: &str, method: &str) {
         .lines()
         .map(|l| l.split_whitespace().skip(4).collect::<Vec<_>>().join(" "))
         .collect();
-    let served = common::dns::ask(&knot.addr(), CHILD, Rtype::DS, false).unwrap();
+    let served = crate::common::dns::ask(&knot.addr(), CHILD, Rtype::DS, false).unwrap();
     let served_ds: Vec<String> = served
         .answer()
         .unwrap()
@@ -198,7 +194,8 @@ fn childs_ksk_roll(name: &str, method: &str) {
     if method == "csk" {
         // The one key left signs the zone's data as well.
         let new_tag = d.key_rows(CHILD)[0].3 as u16;
-        let a = common::dns::ask(&knot.addr(), "www.kid.deleg.test.", Rtype::A, false).unwrap();
+        let a =
+            crate::common::dns::ask(&knot.addr(), "www.kid.deleg.test.", Rtype::A, false).unwrap();
         let tags: Vec<u16> = a
             .answer()
             .unwrap()
@@ -352,12 +349,12 @@ fn unsigning_a_child_goes_insecure_without_a_validation_gap() {
         began.elapsed()
     );
     // The parent serves no DS; the child's answers carry no signatures.
-    let ds = common::dns::ask(&knot.addr(), CHILD, Rtype::DS, false).unwrap();
+    let ds = crate::common::dns::ask(&knot.addr(), CHILD, Rtype::DS, false).unwrap();
     assert_eq!(ds.answer().unwrap().count(), 0, "the parent serves no DS");
-    let a = common::dns::ask(&knot.addr(), "www.kid.deleg.test.", Rtype::A, false).unwrap();
+    let a = crate::common::dns::ask(&knot.addr(), "www.kid.deleg.test.", Rtype::A, false).unwrap();
     let types: Vec<Rtype> = a.answer().unwrap().map(|r| r.unwrap().rtype()).collect();
     assert_eq!(types, [Rtype::A], "the child is served without RRSIGs");
-    let dnskey = common::dns::ask(&knot.addr(), CHILD, Rtype::DNSKEY, false).unwrap();
+    let dnskey = crate::common::dns::ask(&knot.addr(), CHILD, Rtype::DNSKEY, false).unwrap();
     assert_eq!(dnskey.answer().unwrap().count(), 0, "nor DNSKEYs");
     // The keys were kept (no --remove-keys), and the steps are audited.
     assert_eq!(d.key_rows(CHILD).len(), before);

@@ -5,15 +5,11 @@
 //! serves unsigned, or that the servers disagree on, changes nothing and
 //! is reported; when the child rolls its KSK, the parent's DS follows the
 //! CDS, and every answer for the child stays validated.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::dns::{ask, Knot, Nsd, Unbound};
-use common::*;
+use crate::common::dns::{ask, Knot, Nsd, Unbound};
+use crate::common::*;
 use domain::base::iana::Rtype;
 
 const PARENT: &str = "ext.test.";

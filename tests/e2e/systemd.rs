@@ -1,16 +1,12 @@
 //! keymasterd under systemd's `Type=notify`: READY=1 once it listens,
 //! STOPPING=1 on SIGTERM, sent to $NOTIFY_SOCKET as sd_notify(3) does.
-//! A test binary of its own, since it sets NOTIFY_SOCKET for the processes
-//! it starts.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
+//! NOTIFY_SOCKET is set for that keymasterd alone: the tests share one
+//! process, whose environment every process they start inherits.
 
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn next_state(sock: &UnixDatagram) -> String {
     let mut buf = [0u8; 256];
@@ -27,10 +23,8 @@ fn keymasterd_tells_systemd_when_it_is_ready_and_when_it_stops() {
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    // The only test of this binary: no other process started here sees it.
-    std::env::set_var("NOTIFY_SOCKET", &path);
     let token = TestToken::new("systemd");
-    let mut d = Daemon::start(&token, "node-a", &[]);
+    let mut d = Daemon::start_notifying(&token, "node-a", &path);
     assert_eq!(next_state(&sock), "READY=1");
     // Ready means serving: a call is answered.
     d.ctl_ok(&["node", "list"]);

@@ -4,15 +4,11 @@
 //! trust-anchor-file, answers with the AD bit; BIND's `named-checkconf`
 //! accepts the `bind` statement and `delv` validates the zone with it;
 //! the `ds` form is the zone's DS RRset.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::process::Command;
 
-use common::dns::{Knot, Unbound};
-use common::*;
+use crate::common::dns::{Knot, Unbound};
+use crate::common::*;
 use domain::base::iana::Rtype;
 
 const ZONE: &str = "anchors.test.";

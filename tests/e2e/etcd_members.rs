@@ -2,15 +2,11 @@
 //! keymaster must not notice: every call on a node whose `--store` names
 //! all three members succeeds, whichever member is down. With two down
 //! (no quorum) a change is refused within seconds, in words.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const ZONE: &str = "members.example.";
 

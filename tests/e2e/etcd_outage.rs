@@ -2,16 +2,12 @@
 //! way, then restarted on the same data: no half-written role, no key
 //! record without its audit entry or its token object, and the nodes carry
 //! on once etcd is back.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn role(d: &Daemon, zone: &str) -> serde_json::Value {
     serde_json::from_str(&d.ctl_ok(&["role", "show", zone, "--json"])).unwrap()

@@ -1,14 +1,10 @@
 //! The Signer gRPC service, driven with the generated client: RRSIGs it
 //! returns, put together with the DNSKEY RRset it publishes, make a zone
 //! that ldns-verify-zone and dnssec-verify accept.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::str::FromStr;
 
-use common::*;
+use crate::common::*;
 use domain::base::name::Name;
 use keymaster::proto;
 

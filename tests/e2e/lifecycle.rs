@@ -1,10 +1,6 @@
 //! Keys in the token, key and zone management, restarts and start-up errors.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn keys_json(d: &Daemon, zone: &str) -> Vec<serde_json::Value> {
     let v: serde_json::Value =

@@ -4,16 +4,12 @@
 //! a real etcd. Transfer, refusals with reasons, seize after kill -9, the
 //! old Key Master coming back fenced, forced seize and re-key, automatic
 //! failover.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use domain::base::name::Name;
 use keymaster::proto;
 

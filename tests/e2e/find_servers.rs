@@ -4,15 +4,11 @@
 //! `ns` (an address where no server answers) and `ns2` (no address at
 //! all). The ZSK roll's first step waits, naming both; told to ask only
 //! the configured server, it goes on.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::dns::Knot;
-use common::*;
+use crate::common::dns::Knot;
+use crate::common::*;
 
 const ZONE: &str = "found.test.";
 

@@ -1,15 +1,11 @@
 //! Nodes started at the same moment on one token, while another node
 //! writes to it: SoftHSM shows no token for a moment while a process
 //! writes it, and every node must start anyway.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn nodes_started_together_on_one_token_all_start() {

@@ -3,15 +3,11 @@
 //! checks every answer (`zone source --primary ADDR --primary-tsig KEY`),
 //! and publishes the zone; asked with a key the primary does not know, the
 //! transfer fails, is reported, and nothing is published.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::dns::Knot;
-use common::*;
+use crate::common::dns::Knot;
+use crate::common::*;
 
 const GOOD: &str = "pri.test.";
 const BAD: &str = "other.test.";

@@ -1,12 +1,8 @@
 //! What an operator reads: text output gives times as RFC 3339 in UTC and
 //! durations in units; `--json` keeps the machine forms (Unix seconds,
 //! seconds).
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Whether a word is an RFC 3339 UTC time of this century.
 fn is_rfc3339(word: &str) -> bool {

@@ -2,16 +2,12 @@
 //! AXFR, keymaster asks only for the differences since the version it has
 //! (RFC 1995), applies them to its copy of the unsigned zone, and signs
 //! and publishes the result: an added, a changed and a removed record.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::dns::Knot;
-use common::*;
+use crate::common::dns::Knot;
+use crate::common::*;
 
 #[test]
 fn changes_at_the_primary_come_by_ixfr_and_are_published() {

@@ -7,15 +7,11 @@
 //! DS swap, the old key is revoked and kept for the remove hold-down.
 //! Unbound takes the new key as its anchor, drops the revoked one, and
 //! validates every answer throughout.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::dns::{Knot, Unbound};
-use common::*;
+use crate::common::dns::{Knot, Unbound};
+use crate::common::*;
 use domain::base::iana::Rtype;
 
 const PARENT: &str = "p5011.test.";

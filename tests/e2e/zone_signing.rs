@@ -1,12 +1,8 @@
 //! Whole zones signed through keymasterctl → keymasterd → SoftHSM2 validate
 //! with ldns-verify-zone and BIND's dnssec-verify, for every algorithm, with
 //! NSEC and with NSEC3.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Adds a zone with the given flags, signs the sample zone and checks it
 /// with both validators. Returns the signed file's text.

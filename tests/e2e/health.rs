@@ -3,15 +3,11 @@
 //! while the store (a real etcd, killed) or the token (its files gone) does
 //! not, and SERVING again once it is back, without a restart; the token then
 //! signs again. Server reflection lists the services for generic tools.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;

@@ -1,13 +1,9 @@
 //! Security: mutual TLS, roles per zone, the audit log and per-caller limits,
 //! with certificates made at test time.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::str::FromStr;
 
-use common::*;
+use crate::common::*;
 use domain::base::name::Name;
 use keymaster::proto;
 use keymaster::proto::audit_client::AuditClient;

@@ -9,17 +9,13 @@
 //! parent (a registrar's job). Also: a parent that withholds the DS holds
 //! the roll until an operator steps it; a roll goes on across a transfer of
 //! the Key Master and across kill -9 and a seize.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::dns::{Knot, Unbound, Validators};
-use common::*;
+use crate::common::dns::{Knot, Unbound, Validators};
+use crate::common::*;
 use domain::base::iana::Rtype;
 
 const PARENT: &str = "test.";
@@ -247,7 +243,7 @@ impl Sample {
 fn tags(server: &str, name: &str, qtype: Rtype) -> (Vec<u16>, Vec<u16>) {
     use bytes::Bytes;
     use domain::base::ParsedName;
-    let Ok(a) = common::dns::ask(server, name, qtype, false) else {
+    let Ok(a) = crate::common::dns::ask(server, name, qtype, false) else {
         return (Vec::new(), Vec::new());
     };
     let Ok(section) = a.answer() else {
@@ -756,7 +752,7 @@ fn a_parent_that_withholds_the_ds_holds_the_roll_until_an_operator_steps_it() {
     let new_ds = ds_lines(&d.ctl_ok(&["ds", CHILD]));
     *publisher.parent_ds.lock().unwrap() = Some(new_ds.clone());
     wait_for("the parent to serve the new DS", 30, || {
-        common::dns::ask(&sites.knot.addr(), CHILD, Rtype::DS, false)
+        crate::common::dns::ask(&sites.knot.addr(), CHILD, Rtype::DS, false)
             .map(|a| a.answer().map(|s| s.count()).unwrap_or(0) > 0)
             .unwrap_or(false)
     });

@@ -349,6 +349,35 @@ impl Daemon {
         pki: std::sync::Arc<Pki>,
         extra: &[&str],
     ) -> Daemon {
+        Self::start_full(token, node, store, dir, pki, extra, &[])
+    }
+
+    /// Starts keymasterd as systemd would, with `NOTIFY_SOCKET` set for it
+    /// alone (the tests' process shares its environment with every test).
+    pub fn start_notifying(token: &TestToken, node: &str, socket: &Path) -> Daemon {
+        let dir = TempDir::new(&format!("d-{node}"));
+        let store = format!("sqlite:{}", dir.path().join("keymaster.db").display());
+        let env = [("NOTIFY_SOCKET", socket.as_os_str())];
+        Self::start_full(
+            token,
+            node,
+            &store,
+            dir,
+            std::sync::Arc::new(Pki::new()),
+            &[],
+            &env,
+        )
+    }
+
+    fn start_full(
+        token: &TestToken,
+        node: &str,
+        store: &str,
+        dir: TempDir,
+        pki: std::sync::Arc<Pki>,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
         let access_file = dir.path().join("access.toml");
         if !access_file.exists() {
             std::fs::write(&access_file, default_access()).unwrap();
@@ -361,6 +390,7 @@ impl Daemon {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         ));
         let child = Command::new(keymasterd())
+            .envs(env.iter().copied())
             .env("SOFTHSM2_CONF", &token.conf)
             .env_remove("KEYMASTER_PIN")
             .args([

@@ -4,15 +4,11 @@
 //! do: records as written, every write fenced by the zone's epoch and
 //! carried with its audit entry, one winner of racing role moves, a whole
 //! audit chain under concurrent appends, and node leases that lapse.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use keymaster::audit::{verify_chain, AuditDraft};
 use keymaster::dnssec::{Algorithm, KeyRole};
 use keymaster::policy::Policy;

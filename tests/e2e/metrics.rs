@@ -6,16 +6,12 @@
 //! flight, the served signatures' expiry). A token that goes away shows
 //! as PKCS#11 errors by function and return value, and its return as a
 //! module re-initialisation.
-// Tests drive real processes in real time: they read the system clock.
-#![allow(clippy::disallowed_methods)]
-
-mod common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const ZONE: &str = "metrics.test.";
 
