@@ -285,6 +285,17 @@ async fn on_spool<T: Send + 'static>(
         .map_err(StoreError::AuditUnwritable)
 }
 
+/// `blocking` for a key generation, which may take longer
+/// (`hsm::bound::GENERATION_FACTOR` bounds).
+pub async fn generating<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    crate::hsm::bound::call_generating(f)
+        .await
+        .ok_or(Error::Lost("a blocking task"))?
+        .map_err(Error::from)?
+}
+
 /// Runs token work on a blocking thread, never on the async runtime's
 /// (ARCHITECTURE.md, The signing path), waiting for it at most the token's
 /// bound (`hsm::bound`): past it the request fails with `Stalled`.

@@ -23,7 +23,7 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// When a handler must answer to beat the caller's deadline: a tenth
+/// When a handler must answer to beat the caller's deadline: a fifth
 /// before the `grpc-timeout` it sent (1-8 digits and H, M, S, m, u or n),
 /// counted from the request's arrival, so that it answers
 /// DEADLINE_EXCEEDED itself before tonic's own timer ends the call with
@@ -52,7 +52,9 @@ fn answer_by<T>(
         "n" => Duration::from_nanos(n),
         _ => return None,
     };
-    let margin = (timeout / 10).clamp(Duration::from_millis(10), Duration::from_millis(250));
+    // A loaded host takes tens of milliseconds to send the answer: the
+    // margin leaves it that, up to half a second.
+    let margin = (timeout / 5).clamp(Duration::from_millis(20), Duration::from_millis(500));
     Some(tokio::time::Instant::from_std(arrived) + timeout.saturating_sub(margin))
 }
 

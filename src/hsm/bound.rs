@@ -104,7 +104,7 @@ impl Watch {
 
     /// The waiter gave up at the bound: the call counts as stalled until
     /// it returns.
-    pub fn abandon(&self) -> HsmError {
+    pub fn abandon(&self, bound: Duration) -> HsmError {
         if self
             .0
              .0
@@ -113,7 +113,10 @@ impl Watch {
         {
             STALLED.fetch_add(1, Ordering::SeqCst);
         }
-        let e = stalled_error();
+        let e = HsmError::Stalled {
+            token: TOKEN.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            bound,
+        };
         tracing::error!(error = %e, "a token call did not return in time; the request fails");
         e
     }
@@ -122,10 +125,18 @@ impl Watch {
 /// Waits for a token call's answer (`rx`, which `watch`'s call sends on):
 /// until it comes, or until the call is stalled (`Watch::is_stalled`).
 pub async fn wait<T>(
-    mut rx: tokio::sync::oneshot::Receiver<T>,
+    rx: tokio::sync::oneshot::Receiver<T>,
     watch: &Watch,
 ) -> Option<Result<T, HsmError>> {
-    let bound = bound();
+    wait_within(rx, watch, bound()).await
+}
+
+/// `wait` with a bound of its own (key generation's, `GENERATION_FACTOR`).
+async fn wait_within<T>(
+    mut rx: tokio::sync::oneshot::Receiver<T>,
+    watch: &Watch,
+    bound: Duration,
+) -> Option<Result<T, HsmError>> {
     let tick = (bound / 4).min(Duration::from_millis(250));
     let since = now_ms();
     loop {
@@ -133,7 +144,7 @@ pub async fn wait<T>(
             Ok(Ok(v)) => return Some(Ok(v)),
             Ok(Err(_)) => return None,
             Err(_) if watch.is_stalled(since, bound.as_millis() as u64) => {
-                return Some(Err(watch.abandon()))
+                return Some(Err(watch.abandon(bound)))
             }
             Err(_) => {}
         }
@@ -157,6 +168,26 @@ pub fn wait_blocking<T>(
 pub async fn call<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Option<Result<T, HsmError>> {
+    call_within(f, bound()).await
+}
+
+/// How many bounds a key generation may take: an RSA key's prime search
+/// is long and varies (SoftHSM2 made RSA-4096 keys in 2 to 10 s on a busy
+/// 2-core host), and a generation that fails at the bound leaves an
+/// orphan in the token.
+pub const GENERATION_FACTOR: u32 = 12;
+
+/// `call` for a key generation: `GENERATION_FACTOR` bounds.
+pub async fn call_generating<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<Result<T, HsmError>> {
+    call_within(f, bound() * GENERATION_FACTOR).await
+}
+
+async fn call_within<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+    bound: Duration,
+) -> Option<Result<T, HsmError>> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let watch = Watch::new();
     let done = watch.clone();
@@ -166,7 +197,7 @@ pub async fn call<T: Send + 'static>(
         done.returned();
         let _ = tx.send(v);
     });
-    wait(rx, &watch).await
+    wait_within(rx, &watch, bound).await
 }
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ impl Inventory {
         let hsm = self.node.hsm.clone();
         let zone = zone.to_string();
         let now = self.node.clock.now();
-        blocking(move || {
+        crate::node::generating(move || {
             let id = keys::new_id()?;
             let stem = format!("{}-{}", zone.trim_end_matches('.'), role.as_str());
             let public = hsm

@@ -174,7 +174,7 @@ async fn a_token_that_stops_answering_fails_requests_within_the_bound() {
     let dir = TempDir::new("stalled-store");
     let store = format!("sqlite:{}", dir.path().join("keymaster.db").display());
     let pki = Arc::new(Pki::new());
-    let bound = ["--token-timeout", "2s"];
+    let bound = ["--token-timeout", "1s"];
     let a = Daemon::start_node(&token, "stall-a", &store, &pki, &bound);
     let b = Daemon::start_node(&token, "stall-b", &store, &pki, &bound);
     a.ctl_ok(&["zone", "add", "stall.test."]);
@@ -183,16 +183,17 @@ async fn a_token_that_stops_answering_fails_requests_within_the_bound() {
     wait_for(&a, ServingStatus::Serving, Duration::from_secs(10)).await;
 
     let mut lock = token.hold_write_lock();
-    // A key change needs the token: refused within the bound, by name.
+    // A key change needs the token: refused within its bound, by name.
     let began = Instant::now();
-    let out = ctl_within(&a, &["key", "add", "stall.test.", "--role", "zsk"], 10);
+    let out = ctl_within(&a, &["key", "add", "stall.test.", "--role", "zsk"], 20);
     let took = began.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
+    // A key generation may take 12 bounds (an RSA key's prime search).
     assert!(
-        err.contains("Unavailable") && err.contains("token t-stalled did not answer within 2 s"),
+        err.contains("Unavailable") && err.contains("token t-stalled did not answer within 12 s"),
         "{err}"
     );
-    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    assert!(took < Duration::from_secs(15), "answered after {took:?}");
     // Signing on the other node (which has not signed this zone yet, so it
     // must look the keys up in the token): an answer within the bound,
     // whichever it is.
@@ -212,7 +213,7 @@ async fn a_token_that_stops_answering_fails_requests_within_the_bound() {
     let took = began.elapsed();
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() || said.contains("did not answer within 2 s"),
+        out.status.success() || said.contains("did not answer within 1 s"),
         "{said}"
     );
     assert!(

@@ -423,10 +423,11 @@ async fn concurrent_seizes_have_one_winner(backend: TestStore) {
         let err = String::from_utf8_lossy(&loser.stderr).to_string();
         eprintln!("{z}: {winner} won; the other was told: {}", err.trim());
         // The loser either lost the compare-and-set or came second and
-        // found the winner online; both say so.
+        // found the winner's lease holding; both say so.
         assert!(
             err.contains("FailedPrecondition")
-                && (err.contains("moved while this call ran") || err.contains("is online")),
+                && (err.contains("moved while this call ran")
+                    || err.contains(&format!("{winner}, holds its lease until"))),
             "{z}: {err}"
         );
         let r = role(&b, z);

@@ -546,7 +546,7 @@ async fn a_call_past_its_deadline_stops_signing_and_says_so() {
         .collect();
     let mut signer = d.signer_client().await;
     let mut request = tonic::Request::new(sign_request(apex, batch));
-    request.set_timeout(std::time::Duration::from_millis(500));
+    request.set_timeout(std::time::Duration::from_secs(2));
     let began = std::time::Instant::now();
     let e = signer.sign_rrsets(request).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e:?}");

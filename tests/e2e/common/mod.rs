@@ -868,19 +868,34 @@ pub fn count_type(zone_file: &Path, rtype: &str) -> usize {
         .count()
 }
 
-/// A port free on 127.0.0.1 at the time of asking.
+/// A port free on 127.0.0.1 at the time of asking, for a process a test
+/// starts to bind. Chosen below the kernel's ephemeral range (read from
+/// /proc): the kernel hands those out to every `:0` listener and outgoing
+/// connection of the many processes the tests run at once, so a port taken
+/// from it could be gone by the time etcd or Knot binds it. Below it only
+/// these tests choose, and never the same port twice.
 pub fn free_port() -> u16 {
-    // The kernel may hand out a port it just freed again; a test that
-    // picks several (an etcd cluster's nine) must not get one twice.
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static NEXT: std::sync::Mutex<Option<u16>> = std::sync::Mutex::new(None);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    // A range of its own per run (by process id), so that two test runs
+    // at once rarely meet.
+    let base = 10_000u16;
+    let span = low.saturating_sub(base).max(1000);
+    let mut next = NEXT.lock().unwrap_or_else(|p| p.into_inner());
+    let mut port = next.unwrap_or(base + (std::process::id() % u32::from(span)) as u16);
     loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("bind 127.0.0.1:0")
-            .port();
-        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
+        port = if port + 1 >= base + span {
+            base
+        } else {
+            port + 1
+        };
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        if tcp.is_ok() && udp.is_ok() {
+            *next = Some(port);
             return port;
         }
     }
