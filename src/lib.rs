@@ -16,6 +16,7 @@ pub mod bench;
 pub mod children;
 pub mod clock;
 pub mod config;
+pub mod dns;
 pub mod dnssec;
 pub mod error;
 pub mod grpc;

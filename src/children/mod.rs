@@ -441,11 +441,11 @@ async fn check_ds_against_child(child: &str, servers: &[String], ds: &[Vec<u8>])
     for (name, addr) in addresses(servers).await {
         let answer = match addr {
             Err(e) => Err(e),
-            Ok(a) => crate::lifecycle::probe::query(a, &apex, Rtype::DNSKEY).await,
+            Ok(a) => crate::dns::query(a, &apex, Rtype::DNSKEY).await,
         };
         match answer {
             Ok(a) => served.extend(
-                crate::lifecycle::probe::answer_rdata(&a, &apex, Rtype::DNSKEY)
+                crate::dns::answer_rdata(&a, &apex, Rtype::DNSKEY)
                     .into_iter()
                     .map(|(r, _)| r),
             ),
@@ -495,7 +495,7 @@ async fn ask_servers(
 }
 
 async fn ask(server: SocketAddr, apex: &Name<Vec<u8>>) -> std::result::Result<Served, String> {
-    use crate::lifecycle::probe::query;
+    use crate::dns::query;
     let mut s = Served::default();
     for rtype in [Rtype::DNSKEY, Rtype::CDS, Rtype::CDNSKEY] {
         let answer = query(server, apex, rtype)
@@ -518,7 +518,7 @@ fn rrset_with_sigs(
     apex: &Name<Vec<u8>>,
     rtype: Rtype,
 ) -> (Vec<Vec<u8>>, Vec<crate::dnssec::verify::ReceivedRrsig>) {
-    let rdatas = crate::lifecycle::probe::answer_rdata(answer, apex, rtype)
+    let rdatas = crate::dns::answer_rdata(answer, apex, rtype)
         .into_iter()
         .map(|(r, _)| r)
         .collect();

@@ -415,7 +415,7 @@ pub fn zone_status_to_proto(s: &crate::publish::ZoneStatus) -> proto::ZoneStatus
             .iter()
             .map(|(address, answer)| {
                 let serial = match answer {
-                    crate::lifecycle::probe::SoaAnswer::Serial(s) => Some(*s),
+                    crate::dns::SoaAnswer::Serial(s) => Some(*s),
                     _ => None,
                 };
                 let behind = serial.is_some_and(|s| {

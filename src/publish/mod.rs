@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use domain::base::name::Name;
 
+use crate::dns::{soa_answer, SoaAnswer};
 use crate::dnssec::reuse::{Previous, Undo};
 use crate::dnssec::zone::ZoneStats;
 use crate::error::Result;
 use crate::error::ZonesError;
 use crate::keyset::KeySets;
-use crate::lifecycle::probe::{soa_answer, SoaAnswer};
 use crate::mastership::gate::Gate;
 use crate::node::{parse_zone_name, Node};
 use crate::signing::zone::{Changes, SourceChange};

@@ -16,7 +16,7 @@ use domain::net::client::{stream, tsig};
 use domain::rdata::ZoneRecordData;
 use domain::tsig::Key;
 
-use crate::lifecycle::probe::soa_serial;
+use crate::dns::soa_serial;
 use crate::signing::zone::SourceChange;
 use crate::store::schema::Publishing;
 

@@ -158,6 +158,13 @@ pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
     Ok(Output::Keys(vec![key.answer()?]))
 }
 
+/// A DS digest algorithm by name, as its number.
+pub fn digest_number(d: &str) -> Result<u32, String> {
+    keymaster::dnssec::ds::DsDigest::parse(d)
+        .map(|d| u32::from(d.number()))
+        .ok_or_else(|| format!("unknown DS digest {d:?} (use sha256 or sha384)"))
+}
+
 fn key_request(zone: String, key: String) -> proto::KeyRequest {
     proto::KeyRequest {
         zone,
@@ -175,7 +182,7 @@ pub async fn get_ds(
 ) -> Result<proto::GetDsResponse, String> {
     let digests = digest
         .iter()
-        .map(|d| crate::zones::digest_number(d))
+        .map(|d| digest_number(d))
         .collect::<Result<Vec<_>, _>>()?;
     let r = c
         .signer

@@ -621,13 +621,6 @@ async fn rekey(c: &mut Clients, zone: String) -> Result<Output, String> {
     Ok(Output::Records(vec![("ds", r.ds)]))
 }
 
-/// A DS digest algorithm by name, as its number.
-pub fn digest_number(d: &str) -> Result<u32, String> {
-    keymaster::dnssec::ds::DsDigest::parse(d)
-        .map(|d| u32::from(d.number()))
-        .ok_or_else(|| format!("unknown DS digest {d:?} (use sha256 or sha384)"))
-}
-
 /// The durations (and TTLs) the flags give, each into its policy field.
 ///
 /// Long because it is a table: one row per duration flag.
@@ -767,7 +760,7 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
         p.ds_digests = a
             .ds_digest
             .iter()
-            .map(|d| digest_number(d))
+            .map(|d| crate::keys::digest_number(d))
             .collect::<Result<_, _>>()?;
         set("ds_digests");
     }
