@@ -2,13 +2,12 @@
 //! Invoke-/Step-DnsServerSigningKeyRollover and of pausing a zone), and
 //! what it shows them (Get-DnsServerSigningKey's rollover fields).
 
-use super::engine::{self, Status};
+use super::engine::{self, plan, Status};
 use super::runner::Lifecycle;
-use crate::dnssec::KeyRole;
-use crate::error::{KeyError, Result};
+use crate::error::Result;
 use crate::keyset::inventory::find_key;
 use crate::mastership::gate::Managed;
-use crate::store::schema::{KeyRecord, KeyState, Roll, RollStep, ZoneRecord};
+use crate::store::schema::{KeyRecord, ZoneRecord};
 
 /// A key's place in the lifecycle, for `key list`.
 #[derive(Debug, Clone)]
@@ -59,35 +58,9 @@ impl Lifecycle {
         let m = self.gate().managed(zone).await?;
         let keys = self.node().store.list_keys(&m.key).await?;
         let k = find_key(&keys, &m.key, which)?.clone();
-        if k.state != KeyState::Active {
-            return Err(KeyError::NotRollable {
-                zone: m.key.clone(),
-                tag: k.key_tag,
-                state: k.state.as_str(),
-            }
-            .into());
-        }
-        let mut z = m.zone.clone();
-        if let Some(r) = &z.lifecycle.roll {
-            if r.involves(&k.id) {
-                return Err(KeyError::InRoll {
-                    zone: m.key.clone(),
-                    tag: k.key_tag,
-                    step: format!("{:?}", r.step),
-                }
-                .into());
-            }
-        }
-        if !z.lifecycle.queue.contains(&k.id) {
-            z.lifecycle.queue.push(k.id.clone());
-        }
-        z.lifecycle.error = None;
-        let detail = format!(
-            "roll of {} {} asked for",
-            k.role.as_str().to_uppercase(),
-            k.key_tag
-        );
-        self.write(&m, &z, who, "roll-request", detail).await?;
+        let plan = plan::roll_request(&m.zone, &k)?;
+        self.write(&m, &plan.zone, who, plan.action, plan.what)
+            .await?;
         self.wake(&m.key);
         Ok(k)
     }
@@ -98,95 +71,29 @@ impl Lifecycle {
         let m = self.gate().managed(zone).await?;
         let keys = self.node().store.list_keys(&m.key).await?;
         let k = find_key(&keys, &m.key, which)?.clone();
-        let mut z = m.zone.clone();
-        let Some(roll) = z
-            .lifecycle
-            .roll
-            .as_mut()
-            .filter(|r| r.step == RollStep::KskDsSubmitted && (r.new == k.id || r.old == k.id))
-        else {
-            return Err(KeyError::NothingToStep {
-                zone: m.key.clone(),
-                which: k.key_tag.to_string(),
-            }
-            .into());
-        };
-        roll.step = RollStep::KskDsSeen;
-        roll.since = self.node().clock.now();
-        roll.ttl = roll.ttl.max(m.zone.policy.parent_ds_ttl);
-        z.lifecycle.waiting_on.clear();
-        let detail = format!(
-            "the parent serves the new DS (KSK roll of {}): said by the operator, not checked",
-            k.key_tag
-        );
-        self.write(&m, &z, who, "roll-step", detail).await?;
+        let plan = plan::operator_step(&m.zone, &k, self.node().clock.now())?;
+        self.write(&m, &plan.zone, who, plan.action, plan.what)
+            .await?;
         self.wake(&m.key);
         Ok(k)
     }
 
     /// Revokes a KSK for RFC 5011 validators (`key revoke`, Windows'
-    /// RevokeStandby): a standby KSK, or an active one beside another
-    /// active KSK. It is published with the REVOKE bit and signs the DNSKEY
-    /// RRset for the remove hold-down, as a roll of its own (so no other
-    /// roll runs meanwhile); then it goes. The parent is handed the DS
-    /// RRset without it.
+    /// RevokeStandby), as the engine plans it (`plan::revoke`); the parent
+    /// is handed the DS RRset without it.
     pub async fn revoke_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
         let m = self.gate().managed(zone).await?;
         let keys = self.node().store.list_keys(&m.key).await?;
-        let mut k = find_key(&keys, &m.key, which)?.clone();
-        if let Some(r) = &m.zone.lifecycle.roll {
-            return Err(KeyError::RollUnderWay {
-                zone: m.key.clone(),
-                step: format!("{:?}", r.step),
-            }
-            .into());
-        }
-        let other_active = keys
-            .iter()
-            .any(|o| o.id != k.id && o.role == KeyRole::Ksk && o.state == KeyState::Active);
-        let revocable = k.role == KeyRole::Ksk
-            && (k.state == KeyState::Published || (k.state == KeyState::Active && other_active));
-        if !revocable {
-            return Err(KeyError::NotRevocable {
-                zone: m.key.clone(),
-                tag: k.key_tag,
-                state: format!("a {} {}", k.role.as_str().to_uppercase(), k.state.as_str()),
-            }
-            .into());
-        }
-        k.state = KeyState::Revoked;
-        let now = self.node().clock.now();
-        let mut z = m.zone.clone();
-        z.lifecycle.roll = Some(Roll {
-            role: KeyRole::Ksk,
-            old: k.id.clone(),
-            new: k.id.clone(),
-            step: RollStep::KskRevoked,
-            since: now,
-            ttl: z.policy.dnskey_ttl,
-            manual: true,
-            seen_at: 0,
-            old_zsk: String::new(),
-            new_zsk: String::new(),
-            double_ds: false,
-            rfc5011: true,
-            csk: false,
-        });
-        z.lifecycle.waiting_on.clear();
-        let detail = format!(
-            "KSK {} revoked by the operator (published with the REVOKE bit as key {}, signing \
-             the DNSKEY RRset); it goes after the remove hold-down",
-            k.key_tag,
-            crate::keyset::dnskey_of(&k)?.key_tag()
-        );
-        let audit = self.node().draft(who, &m.key, "key-revoke", detail);
+        let k = find_key(&keys, &m.key, which)?.clone();
+        let plan = plan::revoke(&m.zone, &keys, &k, self.node().clock.now())?;
+        let audit = self.node().draft(who, &m.key, plan.action, plan.what);
         self.node()
             .store
-            .update_zone(&z, m.zone.epoch, std::slice::from_ref(&k), &[], &audit)
+            .update_zone(&plan.zone, m.zone.epoch, &plan.put, &[], &audit)
             .await?;
-        self.submit_ds(&m, &z).await?;
+        self.submit_ds(&m, &plan.zone).await?;
         self.wake(&m.key);
-        Ok(k)
+        Ok(plan.put[0].clone())
     }
 
     /// Stops or restarts the engine for a zone (`zone pause`/`resume`);

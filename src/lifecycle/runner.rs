@@ -16,18 +16,18 @@ use std::time::Duration;
 use domain::base::iana::Rtype;
 use domain::base::name::Name;
 
+use super::engine::plan::{find, StepInputs};
 use super::engine::{self, Check, Next, Step};
 use super::probe::{DnsProbe, Evidence, Probe};
 use crate::dnssec::ds::{self, DsDigest};
 use crate::dnssec::KeyRole;
-use crate::error::{Error, KeyError, Result};
-use crate::keyset::{dnskey_of, Inventory, KeySet, KeySets, Publication};
+use crate::error::{Error, Result};
+use crate::keyset::{dnskey_of, Inventory, KeySet, KeySets};
 use crate::mastership::gate::{Gate, Managed};
 use crate::mastership::Mastership;
 use crate::node::{parse_zone_name, Node};
-use crate::policy::intervals::Intervals;
 use crate::policy::server_address;
-use crate::store::schema::{KeyRecord, KeyState, Roll, RollStep, UnsignStep, ZoneRecord};
+use crate::store::schema::{KeyRecord, KeyState, ZoneRecord};
 
 /// How often the scheduler looks for zones it newly holds (a role taken
 /// over, a zone added elsewhere) besides its deadlines.
@@ -162,104 +162,29 @@ impl Lifecycle {
         }
     }
 
-    /// Starts a roll: the successor generated in the token and recorded
-    /// with the roll, published (a ZSK) or published and signing the
-    /// DNSKEY RRset (a KSK).
-    ///
-    /// Long because generating the successor, recording it with the roll
-    /// and undoing the generation on a refused write are one transaction in
-    /// effect, read in order.
+    /// Starts a roll: the successor generated in the token, then recorded
+    /// with the roll the engine plans (`engine::plan::start`); a refused
+    /// write destroys the successor again.
     async fn start(&self, m: &Managed, role: KeyRole, old: &KeyRecord, manual: bool) -> Result<()> {
-        let double = role == KeyRole::Zsk && m.zone.policy.zsk_double_signature;
-        let double_ds = role == KeyRole::Ksk && m.zone.policy.ksk_double_ds;
-        let state = match role {
-            KeyRole::Zsk if double => KeyState::Active,
-            KeyRole::Zsk => KeyState::Published,
-            KeyRole::Ksk if double_ds => KeyState::DsOnly,
-            KeyRole::Ksk => KeyState::Incoming,
-        };
-        let t = Intervals::of(&m.zone.policy, m.zone.lifecycle.max_zone_ttl_seen);
-        let mut new = self
+        let state = engine::plan::successor_state(&m.zone.policy, role);
+        let new = self
             .inventory
             .generate_key(&m.key, role, m.zone.policy.algorithm, state)
             .await?;
-        new.csk = old.csk;
-        let mut zone = m.zone.clone();
-        zone.lifecycle.queue.retain(|id| *id != old.id);
-        zone.lifecycle.roll = Some(Roll {
-            role,
-            old: old.id.clone(),
-            new: new.id.clone(),
-            step: match role {
-                KeyRole::Zsk if double => RollStep::ZskDoubleSigned,
-                KeyRole::Zsk => RollStep::ZskPublished,
-                // Double DS: the new DS goes to the parent at once.
-                KeyRole::Ksk if double_ds => RollStep::KskDsSubmitted,
-                KeyRole::Ksk => RollStep::KskPublished,
-            },
-            since: self.node.clock.now(),
-            // The TTLs the step waits out, as in force now.
-            ttl: if double {
-                t.ttl_key.max(t.ttl_sig) as u32
-            } else if double_ds {
-                self.old_ds_ttl(&m.zone, old).await
-            } else {
-                m.zone.policy.dnskey_ttl
-            },
-            manual,
-            seen_at: 0,
-            old_zsk: String::new(),
-            new_zsk: String::new(),
-            double_ds,
-            rfc5011: role == KeyRole::Ksk && m.zone.policy.rfc5011,
-            csk: old.csk,
-        });
-        zone.lifecycle.waiting_on.clear();
-        let what = role.as_str().to_uppercase();
-        let detail = format!(
-            "{what} roll of {} started ({}): successor {what} {} generated and published{}",
-            old.key_tag,
-            if manual {
-                "asked for"
-            } else {
-                "lifetime ended"
-            },
-            new.key_tag,
-            if double {
-                ", signing beside it (double signature)"
-            } else if double_ds {
-                " as a DS only: its DS goes to the parent beside the old one (double DS)"
-            } else {
-                ""
-            }
-        );
-        let audit = self
-            .node
-            .draft("rollover", &m.key, "roll-start", detail.clone());
-        if let Err(e) = self
-            .node
-            .store
-            .update_zone(&zone, m.zone.epoch, std::slice::from_ref(&new), &[], &audit)
-            .await
-        {
-            self.inventory
-                .undo_generated(std::slice::from_ref(&new), &e)
-                .await;
-            return Err(e.into());
-        }
-        tracing::info!(zone = %m.key, "{detail}");
-        if double_ds {
-            self.submit_ds(m, &zone).await?;
-        }
-        Ok(())
+        // A double DS roll counts down the old DS's TTL from its start.
+        let old_ds_ttl = match state {
+            KeyState::DsOnly => self.old_ds_ttl(&m.zone, old).await,
+            _ => 0,
+        };
+        let now = self.node.clock.now();
+        let plan = engine::plan::start(&m.zone, old, new, manual, now, old_ds_ttl);
+        self.write_start(m, plan).await
     }
 
     /// Starts an algorithm roll (RFC 6781 §4.1.4, conservative): a KSK
-    /// and a ZSK of the policy's algorithm generated and recorded with the
-    /// roll, both signing, neither published yet.
-    ///
-    /// Long because both new keys are generated, recorded with the roll,
-    /// and both destroyed again if the write is refused.
+    /// and a ZSK of the policy's algorithm generated, then recorded with
+    /// the roll the engine plans; both destroyed again if the write is
+    /// refused.
     async fn start_algorithm_roll(
         &self,
         m: &Managed,
@@ -282,43 +207,29 @@ impl Lifecycle {
                 return Err(e);
             }
         };
-        let mut zone = m.zone.clone();
-        let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
-        zone.lifecycle.roll = Some(Roll {
-            role: KeyRole::Ksk,
-            old: old_ksk.id.clone(),
-            new: ksk.id.clone(),
-            step: RollStep::AlgSigned,
-            since: self.node.clock.now(),
-            ttl: t.ttl_sig as u32,
-            manual: true,
-            seen_at: 0,
-            old_zsk: old_zsk.id.clone(),
-            new_zsk: zsk.id.clone(),
-            double_ds: false,
-            rfc5011: false,
-            csk: false,
-        });
-        zone.lifecycle.waiting_on.clear();
-        let detail = format!(
-            "algorithm roll from {} to {algorithm} started: KSK {} and ZSK {} generated; they sign, \
-             not yet published (RFC 6781 §4.1.4: signatures first)",
-            old_ksk.algorithm, ksk.key_tag, zsk.key_tag
-        );
+        let now = self.node.clock.now();
+        let plan = engine::plan::algorithm_start(&m.zone, old_ksk, old_zsk, ksk, zsk, now);
+        self.write_start(m, plan).await
+    }
+
+    /// Writes the start of a roll; undoes the new keys if the store refused.
+    async fn write_start(&self, m: &Managed, plan: engine::plan::Plan) -> Result<()> {
         let audit = self
             .node
-            .draft("rollover", &m.key, "roll-start", detail.clone());
-        let new = [ksk, zsk];
+            .draft("rollover", &m.key, plan.action, plan.what.clone());
         if let Err(e) = self
             .node
             .store
-            .update_zone(&zone, m.zone.epoch, &new, &[], &audit)
+            .update_zone(&plan.zone, m.zone.epoch, &plan.put, &[], &audit)
             .await
         {
-            self.inventory.undo_generated(&new, &e).await;
+            self.inventory.undo_generated(&plan.put, &e).await;
             return Err(e.into());
         }
-        tracing::info!(zone = %m.key, "{detail}");
+        tracing::info!(zone = %m.key, "{}", plan.what);
+        if plan.submit_ds {
+            self.submit_ds(m, &plan.zone).await?;
+        }
         Ok(())
     }
 
@@ -415,10 +326,9 @@ impl Lifecycle {
             .await?)
     }
 
-    /// Takes a step whose interval has passed and whose evidence holds.
-    ///
-    /// Long because the write, the log line, the token clean-up and the
-    /// DS submission after it come in this order.
+    /// Takes a step whose interval has passed and whose evidence holds:
+    /// writes what the engine plans for it (`engine::plan::step`), then
+    /// destroys what it removed and hands the parent the DS if it says so.
     async fn take(
         &self,
         m: &Managed,
@@ -426,109 +336,40 @@ impl Lifecycle {
         step: Step,
         evidence: &Evidence,
     ) -> Result<()> {
-        if matches!(step, Step::UnsignDsGone | Step::UnsignStop) {
-            return self.take_unsign(m, keys, step, evidence).await;
-        }
-        let mut zone = m.zone.clone();
-        let Some(roll) = zone.lifecycle.roll.clone() else {
-            return Ok(());
-        };
         // The TTL the parent's caches count down for the old DS, asked of
         // the parent only for the step that hands it the new one.
-        let old_ds_ttl = if step == Step::KskSubmit {
-            self.old_ds_ttl(&zone, find(keys, &zone.name, &roll.old)?)
-                .await
-        } else {
-            0
+        let old_ds_ttl = match (&step, m.zone.lifecycle.roll.as_ref()) {
+            (Step::KskSubmit, Some(roll)) => {
+                self.old_ds_ttl(&m.zone, find(keys, &m.zone.name, &roll.old)?)
+                    .await
+            }
+            _ => 0,
         };
         let at = StepInputs {
             keys,
-            evidence,
+            evidence_ttl: evidence.max_ttl,
             now: self.node.clock.now(),
             old_ds_ttl,
             submits_ds: self.ds_submit_command.is_some(),
         };
-        let Some(StepChange {
-            put,
-            delete,
-            next,
-            what,
-        }) = step_change(&step, &mut zone, &roll, &at)?
-        else {
+        let Some(plan) = engine::plan::step(&step, &m.zone, &at)? else {
             return Ok(());
         };
-        zone.lifecycle.roll = match step {
-            Step::ZskRemoveOld | Step::KskRemoveOld | Step::AlgRemoveOld => None,
-            _ => Some(next),
-        };
-        zone.lifecycle.waiting_on.clear();
-        let detail = format!("{what}; evidence: {}", evidence.summary());
-        let audit = self.node.draft("rollover", &m.key, "roll-step", detail);
+        let detail = format!("{}; evidence: {}", plan.what, evidence.summary());
+        let audit = self.node.draft("rollover", &m.key, plan.action, detail);
         self.node
             .store
-            .update_zone(&zone, m.zone.epoch, &put, &delete, &audit)
+            .update_zone(&plan.zone, m.zone.epoch, &plan.put, &plan.delete, &audit)
             .await?;
-        tracing::info!(zone = %m.key, "rollover: {what}");
-        if !delete.is_empty() {
-            self.inventory.destroy_in_token(delete).await;
+        match plan.action {
+            "roll-step" => tracing::info!(zone = %m.key, "rollover: {}", plan.what),
+            _ => tracing::info!(zone = %m.key, "{}", plan.what),
         }
-        if step == Step::KskSubmit {
-            self.submit_ds(m, &zone).await?;
+        if !plan.delete.is_empty() {
+            self.inventory.destroy_in_token(plan.delete).await;
         }
-        if step == Step::KskRemoveOld && roll.double_ds {
-            // The old DS is withdrawn: the parent is handed the new alone.
-            self.submit_ds(m, &zone).await?;
-        }
-        Ok(())
-    }
-
-    /// A step of going insecure: the DS seen gone at the parent, then the
-    /// zone published unsigned (and its keys removed if asked).
-    async fn take_unsign(
-        &self,
-        m: &Managed,
-        keys: &[KeyRecord],
-        step: Step,
-        evidence: &Evidence,
-    ) -> Result<()> {
-        let mut zone = m.zone.clone();
-        let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
-        let Some(u) = zone.lifecycle.unsign.as_mut() else {
-            return Ok(());
-        };
-        u.since = self.node.clock.now();
-        let mut delete = Vec::new();
-        let what = if step == Step::UnsignDsGone {
-            u.step = UnsignStep::DsGone;
-            format!(
-                "unsigning: the parent serves no DS; signing goes on for {} s while caches forget it",
-                t.ksk_iret(u.ttl)
-            )
-        } else {
-            u.step = UnsignStep::Unsigned;
-            if u.remove_keys {
-                delete = keys.iter().map(|k| k.id.clone()).collect();
-            }
-            format!(
-                "unsigned: the zone is published without DNSSEC; its {} keys {}",
-                keys.len(),
-                if delete.is_empty() {
-                    "are kept"
-                } else {
-                    "are removed"
-                }
-            )
-        };
-        zone.lifecycle.waiting_on.clear();
-        let detail = format!("{what}; evidence: {}", evidence.summary());
-        let audit = self.node.draft("rollover", &m.key, "unsign-step", detail);
-        self.node
-            .store
-            .update_zone(&zone, m.zone.epoch, &[], &delete, &audit)
-            .await?;
-        tracing::info!(zone = %m.key, "{what}");
-        if !delete.is_empty() {
-            self.inventory.destroy_in_token(delete).await;
+        if plan.submit_ds {
+            self.submit_ds(m, &plan.zone).await?;
         }
         Ok(())
     }
@@ -740,213 +581,8 @@ fn carried_by(zone: &ZoneRecord) -> std::result::Result<Option<u32>, &'static st
     }
 }
 
-/// What a roll step is decided from, besides the zone and its roll.
-struct StepInputs<'a> {
-    keys: &'a [KeyRecord],
-    evidence: &'a Evidence,
-    now: u64,
-    /// The old DS's TTL at the parent (for `KskSubmit` only).
-    old_ds_ttl: u32,
-    /// A DS submission command is set (named in the audit entry).
-    submits_ds: bool,
-}
-
-/// What one roll step writes: the key records to put and to destroy, the
-/// roll as it goes on, and the words for its audit entry and log line.
-struct StepChange {
-    put: Vec<KeyRecord>,
-    delete: Vec<String>,
-    next: Roll,
-    what: String,
-}
-
-/// The change a roll step makes, without writing it; the zone record is
-/// changed in place where a step ends a roll (its last-rollover times).
-/// None for the steps of going insecure, which `take_unsign` takes. One
-/// arm per step, so that what a roll does reads as one table; the longer
-/// arms are functions of their own.
-fn step_change(
-    step: &Step,
-    zone: &mut ZoneRecord,
-    roll: &Roll,
-    at: &StepInputs,
-) -> Result<Option<StepChange>> {
-    let now = at.now;
-    let mut old = find(at.keys, &zone.name, &roll.old)?.clone();
-    let mut new = find(at.keys, &zone.name, &roll.new)?.clone();
-    let mut c = StepChange {
-        put: Vec::new(),
-        delete: Vec::new(),
-        next: Roll {
-            since: now,
-            seen_at: 0,
-            ..roll.clone()
-        },
-        what: String::new(),
-    };
-    let dnskey_ttl = zone.policy.dnskey_ttl;
-    c.what = match step {
-        Step::UnsignDsGone | Step::UnsignStop => return Ok(None),
-        Step::Seen => {
-            c.next = roll.clone();
-            c.next.seen_at = now;
-            let role = roll.role.as_str().to_uppercase();
-            format!(
-                "every server serves the change of the {role} roll to {}",
-                new.key_tag
-            )
-        }
-        Step::ZskActivate => {
-            let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
-            (new.state, new.activated) = (KeyState::Active, now);
-            (old.state, old.retired) = (KeyState::Retired, now);
-            c.put = vec![new.clone(), old.clone()];
-            (c.next.step, c.next.ttl) = (RollStep::ZskRetired, t.ttl_sig as u32);
-            format!("ZSK {} signs; ZSK {} retired", new.key_tag, old.key_tag)
-        }
-        Step::KskSubmit => {
-            (new.state, new.activated) = (KeyState::Active, now);
-            old.state = KeyState::Leaving;
-            c.put = vec![new.clone(), old.clone()];
-            (c.next.step, c.next.ttl) = (RollStep::KskDsSubmitted, at.old_ds_ttl);
-            let command = if at.submits_ds {
-                ", submission command"
-            } else {
-                ""
-            };
-            format!(
-                "KSK {} takes over: its DS handed to the parent (CDS/CDNSKEY{command}); KSK {} leaving",
-                new.key_tag, old.key_tag
-            )
-        }
-        &Step::KskDsSeen { ds_ttl } => {
-            c.next.step = RollStep::KskDsSeen;
-            c.next.ttl = ds_ttl.max(at.evidence.max_ttl);
-            format!(
-                "the parent serves the DS of KSK {} (DS TTL {} s)",
-                new.key_tag, c.next.ttl
-            )
-        }
-        Step::AlgPublish => algorithm_published(zone, roll, at, &mut c, new)?,
-        Step::AlgUnpublishOld => algorithm_unpublished(zone, at, &mut c),
-        Step::AlgRemoveOld => algorithm_removed(zone, at, &mut c),
-        Step::KskSwap => {
-            (new.state, new.published, new.activated) = (KeyState::Active, now, now);
-            (old.state, old.retired) = (KeyState::DsOnly, now);
-            c.put = vec![new.clone(), old.clone()];
-            (c.next.step, c.next.ttl) = (RollStep::KskSwapped, dnskey_ttl);
-            format!(
-                "KSK {} published and signing in place of KSK {} (both DS at the parent)",
-                new.key_tag, old.key_tag
-            )
-        }
-        Step::KskRevoke => {
-            let t = Intervals::of(&zone.policy, zone.lifecycle.max_zone_ttl_seen);
-            old.state = KeyState::Revoked;
-            c.put.push(old.clone());
-            (c.next.step, c.next.ttl) = (RollStep::KskRevoked, dnskey_ttl);
-            format!(
-                "KSK {} revoked for RFC 5011 validators (published with the REVOKE bit as \
-                 key {}, signing the DNSKEY RRset); it goes after the remove hold-down ({} s)",
-                old.key_tag,
-                crate::keyset::dnskey_of(&old)?.key_tag(),
-                t.irev()
-            )
-        }
-        Step::KskRemoveOld if roll.old == roll.new => {
-            c.delete = vec![old.id.clone()];
-            format!(
-                "revoked KSK {} removed after the remove hold-down",
-                old.key_tag
-            )
-        }
-        Step::ZskRemoveOld | Step::KskRemoveOld => {
-            c.delete = vec![old.id.clone()];
-            match roll.role {
-                KeyRole::Zsk => zone.lifecycle.last_zsk_rollover = now,
-                KeyRole::Ksk => zone.lifecycle.last_ksk_rollover = now,
-            }
-            let role = roll.role.as_str().to_uppercase();
-            format!(
-                "{role} {} removed: the roll to {} is done",
-                old.key_tag, new.key_tag
-            )
-        }
-    };
-    Ok(Some(c))
-}
-
-/// Algorithm roll: the new algorithm's KSK (incoming) and ZSK (active)
-/// published beside the old algorithm's keys.
-fn algorithm_published(
-    zone: &ZoneRecord,
-    roll: &Roll,
-    at: &StepInputs,
-    c: &mut StepChange,
-    mut new: KeyRecord,
-) -> Result<String> {
-    let mut zsk = find(at.keys, &zone.name, &roll.new_zsk)?.clone();
-    (new.state, new.published) = (KeyState::Incoming, at.now);
-    (zsk.state, zsk.published, zsk.activated) = (KeyState::Active, at.now, at.now);
-    c.put = vec![new.clone(), zsk.clone()];
-    (c.next.step, c.next.ttl) = (RollStep::AlgPublished, zone.policy.dnskey_ttl);
-    Ok(format!(
-        "the DNSKEYs of KSK {} and ZSK {} ({}) published beside the old algorithm's",
-        new.key_tag, zsk.key_tag, zone.policy.algorithm
-    ))
-}
-
-/// Algorithm roll: the old algorithm's DNSKEYs withdrawn; its keys that
-/// sign go on signing (post-active), the others go.
-fn algorithm_unpublished(zone: &ZoneRecord, at: &StepInputs, c: &mut StepChange) -> String {
-    let wanted = zone.policy.algorithm.number();
-    let mut tags = Vec::new();
-    for k in at.keys.iter().filter(|k| k.algorithm.number() != wanted) {
-        tags.push(k.key_tag.to_string());
-        if Publication::of(k.state).signs {
-            let mut k = k.clone();
-            (k.state, k.retired) = (KeyState::PostActive, at.now);
-            c.put.push(k);
-        } else {
-            c.delete.push(k.id.clone());
-        }
-    }
-    (c.next.step, c.next.ttl) = (RollStep::AlgOldUnpublished, zone.policy.dnskey_ttl);
-    format!(
-        "the old algorithm's DNSKEYs withdrawn ({}); their keys still sign",
-        tags.join(", ")
-    )
-}
-
-/// Algorithm roll: the old algorithm's keys removed; the roll is done.
-fn algorithm_removed(zone: &mut ZoneRecord, at: &StepInputs, c: &mut StepChange) -> String {
-    let wanted = zone.policy.algorithm.number();
-    c.delete = at
-        .keys
-        .iter()
-        .filter(|k| k.algorithm.number() != wanted)
-        .map(|k| k.id.clone())
-        .collect();
-    zone.lifecycle.last_zsk_rollover = at.now;
-    zone.lifecycle.last_ksk_rollover = at.now;
-    format!(
-        "the old algorithm's keys removed, their signatures with them: the roll to {} is done",
-        zone.policy.algorithm
-    )
-}
-
 pub(super) fn servers_of_parent(zone: &ZoneRecord) -> Vec<SocketAddr> {
     servers(&zone.policy.parent_servers)
-}
-
-fn find<'a>(keys: &'a [KeyRecord], zone: &str, id: &str) -> Result<&'a KeyRecord> {
-    keys.iter().find(|k| k.id == id).ok_or_else(|| {
-        KeyError::NoSuchKey {
-            zone: zone.to_string(),
-            which: id.to_string(),
-        }
-        .into()
-    })
 }
 
 /// The new key's DS in each digest the parent may use.
@@ -969,9 +605,11 @@ mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
     use crate::hsm::fake::FakeHsm;
+    use crate::keyset::Publication;
     use crate::lifecycle::engine::{roll_status, Status};
     use crate::mastership::Mastership;
     use crate::policy::Policy;
+    use crate::store::schema::{RollStep, UnsignStep};
     use crate::store::testing::TempStore;
     use crate::zones::Zones;
 

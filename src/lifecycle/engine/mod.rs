@@ -16,6 +16,8 @@
 //! for its interval and then for evidence, and one roll runs per zone at a
 //! time; others queue.
 
+pub mod plan;
+
 use crate::dnssec::KeyRole;
 use crate::policy::intervals::Intervals;
 use crate::store::schema::{KeyRecord, KeyState, Roll, RollStep, Unsign, UnsignStep, ZoneRecord};
