@@ -221,6 +221,32 @@ pub enum RoleError {
     BadKeyId(String),
 }
 
+// --- publish/: the zone signer
+
+/// Why the zone signer published no new version of a zone; the last good
+/// one stays served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The source's text, or signing it (a rule it breaks, no usable key,
+    /// the token): the source is read again only when it changes.
+    #[error("{0}")]
+    Source(String),
+    /// The zone's record moved on while it was signed (another Key Master,
+    /// another serial): it is signed again at the next look.
+    #[error("the zone changed hands while it was signed; signing again")]
+    Moved,
+    /// The store did not take the version's record (a fenced node stops
+    /// serving the zone).
+    #[error("{0}")]
+    Store(String),
+    /// The version made did not read back for serving.
+    #[error("{0}")]
+    Serving(String),
+    /// The version was recorded and served; its signed file was not written.
+    #[error("{0}")]
+    Output(String),
+}
+
 // --- keyset/: keys
 
 /// Why a key operation was refused, or a stored key could not be used.

@@ -6,13 +6,16 @@
 //! on the epoch, with an audit entry) before anyone sees it; then serves
 //! it, writes the signed file and sends NOTIFY to the secondaries.
 
+pub mod decide;
 pub mod dns;
 pub mod file_diff;
 pub mod notify;
+mod record;
 pub mod serial;
 pub mod served;
 pub mod source;
 pub mod tsig;
+pub mod version;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -22,19 +25,19 @@ use std::time::Duration;
 use domain::base::name::Name;
 
 use crate::dns::{soa_answer, SoaAnswer};
-use crate::dnssec::reuse::{Previous, Undo};
-use crate::dnssec::zone::ZoneStats;
+use crate::dnssec::reuse::Previous;
 use crate::error::Result;
-use crate::error::ZonesError;
+use crate::error::{PublishError, ZonesError};
 use crate::keyset::KeySets;
 use crate::mastership::gate::Gate;
 use crate::node::{parse_zone_name, Node};
-use crate::signing::zone::{Changes, SourceChange};
+use crate::signing::zone::SourceChange;
 use crate::signing::Signing;
 use crate::store::schema::{Publishing, SerialPolicy, ZoneRecord};
-use crate::store::StoreError;
-use served::{Served, SignedZone};
+use record::{notify_secondaries, write_atomically};
+use served::Served;
 use source::Source;
+use version::{make_version, name_the_record, read_back};
 
 /// How often the sources of the zones held are looked at (their size and
 /// modification time), and the zones re-read from the store.
@@ -42,16 +45,6 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// How soon a primary is asked again after a failure, and at the least.
 const PRIMARY_RETRY: u64 = 5;
-
-/// Why a version is signed when its source's text changed.
-const SOURCE_CHANGED: &str = "the source changed";
-
-/// Why a version is signed when only its signatures came due.
-const REFRESHED: &str = "signatures refreshed before they expire";
-
-/// Why a version is signed when only what the apex publishes (DNSKEY,
-/// CDS, CDNSKEY and their KSK signatures) or the outputs changed.
-const APEX_CHANGED: &str = "the published keys, the KSKs or the outputs changed";
 
 /// Who the zone signer's audit entries name.
 const WHO: &str = "zone-signer";
@@ -69,10 +62,8 @@ struct Local {
     next_check: u64,
     /// SHA-256 of the source text last signed.
     digest: Vec<u8>,
-    /// What the zone was last signed with: what every RRset's signatures
-    /// depend on (ZSKs, policy, children's DS), and what only the apex
-    /// and the outputs do (published keys, KSKs, outputs).
-    signed_with: (String, String),
+    /// What the zone was last signed with (`decide::SignedWith`).
+    signed_with: decide::SignedWith,
     /// The last failure logged, so that a broken source is reported once.
     failure: Option<String>,
     /// The notes of the last version published (a child's DS in place of
@@ -415,18 +406,18 @@ impl Publisher {
             Ok(s) => s,
             Err(e) => return self.failed(zone, local, format!("{e}")).await,
         };
-        let served = self.served.get(&name).is_some();
-        let reason = if !served || local.epoch != zone.epoch {
-            Some(format!("serving as Key Master (epoch {})", zone.epoch))
-        } else if local.signed_with.0 != signed_with.0 {
-            Some("the key set, the policy or the outputs changed".to_string())
-        } else if local.signed_with.1 != signed_with.1 {
-            Some(APEX_CHANGED.to_string())
-        } else if zone.publishing.refresh_at != 0 && now >= zone.publishing.refresh_at {
-            Some(REFRESHED.to_string())
-        } else if reload || stamp != local.stamp {
-            None // read the source; signed if its text changed
-        } else {
+        let facts = decide::Facts {
+            served: self.served.get(&name).is_some(),
+            published_epoch: local.epoch,
+            epoch: zone.epoch,
+            last: &local.signed_with,
+            now_with: &signed_with,
+            refresh_at: zone.publishing.refresh_at,
+            now,
+            reload,
+            stamp_changed: stamp != local.stamp,
+        };
+        let decide::Look::Read(trigger) = decide::look(&facts) else {
             return;
         };
         let fetched = match self.primary_tsig(zone) {
@@ -437,15 +428,13 @@ impl Publisher {
             Ok(f) => f,
             Err(e) => return self.failed(zone, local, e).await,
         };
-        let reason = match reason {
-            Some(r) => r,
-            None if digest != local.digest || local.failure.is_some() => SOURCE_CHANGED.to_string(),
-            None => {
-                local.stamp = stamp;
-                return;
-            }
+        let failed_last = local.failure.is_some();
+        let Some(trigger) = decide::after_reading(trigger, digest != local.digest, failed_last)
+        else {
+            local.stamp = stamp;
+            return;
         };
-        let change = patchable(change, local, &reason, &digest);
+        let change = decide::patch_by(trigger, change, &local.digest, &digest, failed_last);
         // Signatures are kept from the last version this node published at
         // this epoch under the same policy; otherwise the zone is signed whole.
         let mut previous = local
@@ -454,7 +443,7 @@ impl Publisher {
             .filter(|(policy, _)| local.epoch == zone.epoch && *policy == zone.policy)
             .map(|(_, p)| p);
         let published = self
-            .publish(zone, text, change, &reason, &mut previous)
+            .publish(zone, text, change, &trigger.reason(), &mut previous)
             .await;
         local.previous = previous.map(|p| (zone.policy.clone(), p));
         match published {
@@ -475,7 +464,7 @@ impl Publisher {
                 // A source that fails is not read again until it changes.
                 local.stamp = stamp;
                 local.digest = digest;
-                self.failed(zone, local, e).await;
+                self.failed(zone, local, e.to_string()).await;
             }
         }
     }
@@ -491,7 +480,7 @@ impl Publisher {
         &self,
         zone: &ZoneRecord,
         children: &[&ZoneRecord],
-    ) -> Result<(String, String)> {
+    ) -> Result<decide::SignedWith> {
         use crate::dnssec::KeyRole;
         use domain::base::iana::Rtype;
         let set = self.keysets.get(&zone.name).await?;
@@ -504,20 +493,23 @@ impl Publisher {
                 .map(|k| k.key_tag)
                 .collect()
         };
-        Ok((
-            format!("{:?}|{:?}|{:?}", signers(false), zone.policy, children),
-            format!(
-                "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-                set.apex_rrset(Rtype::DNSKEY),
-                set.apex_rrset(Rtype::CDS),
-                signers(true),
-                p.out_file,
-                p.secondaries,
-                p.serial_policy,
-                p.tsig_key,
-                set.unsigned(),
-            ),
-        ))
+        Ok(decide::SignedWith {
+            signing: decide::SigningInputs {
+                zsks: signers(false),
+                policy: zone.policy.clone(),
+                children,
+            },
+            apex: decide::ApexInputs {
+                dnskeys: set.apex_rrset(Rtype::DNSKEY).to_vec(),
+                cds: set.apex_rrset(Rtype::CDS).to_vec(),
+                ksks: signers(true),
+                out_file: p.out_file.clone(),
+                secondaries: p.secondaries.clone(),
+                serial_policy: p.serial_policy,
+                tsig_key: p.tsig_key.clone(),
+                unsigned: set.unsigned(),
+            },
+        })
     }
 
     /// Reports a failure once (until it changes) in the log and the store;
@@ -575,15 +567,16 @@ impl Publisher {
         change: Option<SourceChange>,
         reason: &str,
         previous: &mut Option<Arc<Previous>>,
-    ) -> std::result::Result<Vec<String>, String> {
-        let (key, apex) = parse_zone_name(&zone.name).map_err(|e| e.to_string())?;
+    ) -> std::result::Result<Vec<String>, PublishError> {
+        let source_error = |e: String| PublishError::Source(e);
+        let (key, apex) = parse_zone_name(&zone.name).map_err(|e| source_error(e.to_string()))?;
         let mut prepared = self
             .signing
             .zone_signing(&key, 0, 0)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| source_error(e.to_string()))?;
         let now = self.node.clock.now();
-        let window = refresh_window(&zone.policy);
+        let window = decide::refresh_window(&zone.policy);
         // The version served now, for the journal: the change from it is
         // what an IXFR from its serial carries.
         let before = self
@@ -594,7 +587,8 @@ impl Publisher {
         prepared.config.stagger = true;
         let (policy, last) = (zone.publishing.serial_policy, zone.publishing.serial);
         let source_serial = zone.publishing.source_serial;
-        let secondaries = secondary_addresses(&zone.publishing.secondaries)?;
+        let secondaries =
+            secondary_addresses(&zone.publishing.secondaries).map_err(PublishError::Output)?;
         let ips: Vec<IpAddr> = secondaries.iter().map(SocketAddr::ip).collect();
         let from_primary = matches!(Source::of(&zone.publishing), Some(Source::Primary(_)));
         let source = Source::of(&zone.publishing)
@@ -618,12 +612,12 @@ impl Publisher {
             let (stats, signed, back, changes) = match made {
                 Ok(m) => m,
                 Err((back, e)) if from_primary => {
-                    return (
-                        back,
-                        Err(format!("{source}: {}", name_the_record(&text, &e))),
-                    )
+                    let e = format!("{source}: {}", name_the_record(&text, &e));
+                    return (back, Err(PublishError::Source(e)));
                 }
-                Err((back, e)) => return (back, Err(format!("{source}: {e}"))),
+                Err((back, e)) => {
+                    return (back, Err(PublishError::Source(format!("{source}: {e}"))))
+                }
             };
             let clock = signing.clock();
             let signed_at = clock.instant();
@@ -650,11 +644,11 @@ impl Publisher {
             );
             match parsed {
                 Ok(parsed) => (back, Ok((stats, signed, parsed))),
-                Err(e) => (back, Err(e)),
+                Err(e) => (back, Err(PublishError::Serving(e))),
             }
         })
         .await
-        .map_err(|e| format!("the signing task failed: {e}"))?;
+        .map_err(|e| PublishError::Source(format!("the signing task failed: {e}")))?;
         let (stats, signed, zone_signed) = match made {
             Ok(m) => m,
             Err(e) => {
@@ -679,98 +673,12 @@ impl Publisher {
         }
         *previous = Some(signed.clone());
         if let Some(out) = &zone.publishing.out_file {
-            write_atomically(out, signed.chunks.clone()).await?;
+            write_atomically(out, signed.chunks.clone())
+                .await
+                .map_err(PublishError::Output)?;
         }
         notify_secondaries(&key, &apex, stats.serial_out, secondaries);
         Ok(stats.notes())
-    }
-
-    /// Records the new version's serial in the store (fenced on the epoch,
-    /// with its audit entry), then serves it.
-    ///
-    /// Long because recording the serial (fenced, audited), serving and
-    /// updating the status must happen in this order, and each failure says
-    /// which part failed.
-    #[allow(clippy::too_many_arguments)]
-    async fn record_and_serve(
-        &self,
-        zone: &ZoneRecord,
-        reason: &str,
-        prepared: &crate::signing::zone::ZoneSigning,
-        stats: &ZoneStats,
-        signed: &Previous,
-        zone_signed: SignedZone,
-        window: (u64, u64),
-    ) -> std::result::Result<(), String> {
-        let key = &prepared.zone;
-        let now = self.node.clock.now();
-        let last = zone.publishing.serial;
-        let expires = u64::from(signed.earliest_expiration().unwrap_or(0));
-        // An unsigned version (`zone unsign`) has nothing to refresh.
-        let refresh_at = match expires {
-            0 => 0,
-            e => e.saturating_sub(window.0).max(now + window.1),
-        };
-        // Durable before anyone sees it: the serial never goes backwards,
-        // and a node that lost the role writes nothing and serves nothing.
-        let m = self.gate.managed(key).await.map_err(|e| e.to_string())?;
-        if m.zone.epoch != zone.epoch || m.zone.publishing.serial != last {
-            return Err("the zone changed hands while it was signed; signing again".into());
-        }
-        let mut record = m.zone.clone();
-        let p = &mut record.publishing;
-        p.serial = Some(stats.serial_out);
-        p.source_serial = stats.serial_in;
-        p.signed_at = now;
-        p.reason = reason.to_string();
-        p.expires = expires;
-        p.refresh_at = refresh_at;
-        p.error = None;
-        let audit = self.node.draft(
-            WHO,
-            key,
-            "sign-zone",
-            format!(
-                "published serial {} (source serial {}): {reason}; {} records, {} RRSIGs of \
-                 which {} made now; {}; {}",
-                stats.serial_out,
-                stats.serial_in,
-                stats.records_out,
-                stats.rrsigs,
-                stats.rrsigs_made,
-                made_how(stats),
-                prepared.ksk_use
-            ),
-        );
-        match self
-            .node
-            .store
-            .update_zone(&record, m.zone.epoch, &[], &[], &audit)
-            .await
-        {
-            Ok(()) => {}
-            Err(e @ StoreError::Fenced { .. }) => {
-                self.served.remove(key);
-                return Err(format!("{e}; stops serving the zone"));
-            }
-            Err(e) => return Err(e.to_string()),
-        }
-        drop(m);
-        let serial = stats.serial_out;
-        let journal_records = zone_signed.last_change_records().unwrap_or(0);
-        self.served.put(key, Arc::new(zone_signed));
-        tracing::info!(
-            zone = %key,
-            serial,
-            reason,
-            records = stats.records_out,
-            rrsigs_made = stats.rrsigs_made,
-            rrsigs_kept = stats.rrsigs - stats.rrsigs_made,
-            journal_records,
-            how = %made_how(stats),
-            "zone published"
-        );
-        Ok(())
     }
 
     /// The TSIG key named for a zone's transfers, as this node's
@@ -955,74 +863,6 @@ impl Publisher {
     }
 }
 
-/// A version made, with what gives the last one back if it is not
-/// published, and its changes from the last.
-type MadeVersion = (ZoneStats, Arc<Previous>, Back, Option<Changes>);
-
-/// How to have the last version back when a new one is not published.
-enum Back {
-    /// It was left as it was (the new one was made whole).
-    Kept(Option<Arc<Previous>>),
-    /// It was patched into the new one.
-    Undo(Undo),
-}
-
-impl Back {
-    /// The last version, from the new one `made` if it was patched.
-    fn restore(self, made: Option<Arc<Previous>>) -> Option<Arc<Previous>> {
-        match (self, made) {
-            (Back::Kept(old), _) => old,
-            (Back::Undo(undo), Some(mut made)) => {
-                Arc::make_mut(&mut made).undo(undo);
-                Some(made)
-            }
-            // Patched, and lost on the way: the next version is made whole.
-            (Back::Undo(_), None) => None,
-        }
-    }
-}
-
-/// The source signed whole, keeping what it can of `old`.
-fn sign_whole(
-    signing: &Signing,
-    mut config: crate::signing::zone::ZoneSigning,
-    text: &[u8],
-    old: Option<Arc<Previous>>,
-    serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
-) -> std::result::Result<MadeVersion, (Back, String)> {
-    config.config.previous = old.clone();
-    match signing.sign_source_blocking(&config, text, serial) {
-        Ok((stats, signed, changes)) => Ok((stats, Arc::new(signed), Back::Kept(old), changes)),
-        Err(e) => Err((Back::Kept(old), e.to_string())),
-    }
-}
-
-/// An error about a line of the master-file text a primary's transfer
-/// was written as names the record instead: that text is no file the
-/// operator has ("zone file line 24" would send them looking for one).
-fn name_the_record(text: &[u8], error: &str) -> String {
-    const AT: &str = "zone file line ";
-    let Some(start) = error.find(AT) else {
-        return error.to_string();
-    };
-    let rest = &error[start + AT.len()..];
-    let Some((number, message)) = rest.split_once(": ") else {
-        return error.to_string();
-    };
-    let Some(line) = number
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| text.split(|&b| b == b'\n').nth(n.saturating_sub(1)))
-    else {
-        return error.to_string();
-    };
-    format!(
-        "{}the transferred record {}: {message}",
-        &error[..start],
-        crate::text::shown(&String::from_utf8_lossy(line))
-    )
-}
-
 /// A serial policy by its name (`zone source --serial`).
 fn serial_policy_of(name: &str) -> Result<SerialPolicy> {
     Ok(match name {
@@ -1038,94 +878,6 @@ fn serial_policy_of(name: &str) -> Result<SerialPolicy> {
 /// that text's digest) where known, and its own digest.
 type Fetched = (Arc<Vec<u8>>, Option<(Vec<u8>, SourceChange)>, Vec<u8>);
 
-/// The change the last version is patched by, rather than the source
-/// signed whole: when, since it was published without a failure, only the
-/// source changed and the change from the text it was signed from is
-/// known; or only signatures came due, or the apex's keys or the outputs
-/// changed, with the source as it was.
-fn patchable(
-    change: Option<(Vec<u8>, SourceChange)>,
-    local: &Local,
-    reason: &str,
-    digest: &[u8],
-) -> Option<SourceChange> {
-    match change {
-        _ if local.failure.is_some() => None,
-        Some((from, c)) if reason == SOURCE_CHANGED && from == local.digest => Some(c),
-        _ if (reason == REFRESHED || reason == APEX_CHANGED) && digest == local.digest => {
-            Some(SourceChange::default())
-        }
-        _ => None,
-    }
-}
-
-/// Makes the new version: the last one patched by the source's known
-/// change where that can be done, the source signed whole otherwise.
-fn make_version(
-    signing: &Signing,
-    config: crate::signing::zone::ZoneSigning,
-    text: &[u8],
-    (change, old): (Option<SourceChange>, Option<Arc<Previous>>),
-    source_serial: u32,
-    serial: &mut dyn FnMut(u32) -> std::result::Result<u32, String>,
-) -> std::result::Result<MadeVersion, (Back, String)> {
-    // `last` is moved, not cloned: the patch changes it in place, which it
-    // can only do while it holds the one reference.
-    let (change, mut last) = match (change, old) {
-        (Some(change), Some(last)) => (change, last),
-        (_, old) => return sign_whole(signing, config, text, old, serial),
-    };
-    match signing.patch_source_blocking(&config, &mut last, &change, source_serial, serial) {
-        Ok(Some((stats, undo, changes))) => Ok((stats, last, Back::Undo(undo), changes)),
-        Ok(None) => sign_whole(signing, config, text, Some(last), serial),
-        Err(e) => Err((Back::Kept(Some(last)), e.to_string())),
-    }
-}
-
-/// The new version read back for serving. One made whole is read whole;
-/// one patched, or one whose change is journalled, has only its SOA read
-/// here (its changes are read as the journal follows them).
-fn read_back(
-    apex: &Name<Vec<u8>>,
-    stats: &ZoneStats,
-    signed: &Previous,
-    journalled: bool,
-    secondaries: Vec<IpAddr>,
-    tsig: Option<String>,
-) -> std::result::Result<SignedZone, String> {
-    let chunks = signed.chunks.clone();
-    match stats.patched || journalled {
-        true => {
-            let count = stats.records_out as usize;
-            SignedZone::parse_head(apex, chunks, count, secondaries, tsig)
-        }
-        false => SignedZone::parse(apex, chunks, secondaries, tsig),
-    }
-}
-
-/// Tells each secondary of the new serial, without waiting for answers.
-fn notify_secondaries(zone: &str, apex: &Name<Vec<u8>>, serial: u32, secondaries: Vec<SocketAddr>) {
-    for secondary in secondaries {
-        let (apex, zone) = (apex.clone(), zone.to_string());
-        tokio::spawn(async move {
-            if let Err(e) = notify::notify(secondary, &apex).await {
-                tracing::warn!(%zone, %secondary, serial, error = %e, "NOTIFY not answered");
-            }
-        });
-    }
-}
-
-/// How a version was made, for its audit entry and log line.
-fn made_how(stats: &ZoneStats) -> String {
-    match stats.patched {
-        true => format!(
-            "patched from the last version: {} of {} chunks made again",
-            stats.chunks_made, stats.chunks
-        ),
-        false => format!("made whole ({} chunks)", stats.chunks),
-    }
-}
-
 /// The secondaries' addresses; a bad one is named.
 fn secondary_addresses(list: &[String]) -> std::result::Result<Vec<SocketAddr>, String> {
     list.iter()
@@ -1134,65 +886,4 @@ fn secondary_addresses(list: &[String]) -> std::result::Result<Vec<SocketAddr>, 
                 .map_err(|e| format!("secondary {s:?} is not ADDR:PORT: {e}"))
         })
         .collect()
-}
-
-/// The refresh window of a zone and a band beyond it (seconds): a
-/// signature is made again once less than a quarter of the shortest
-/// validity is left; a pass then also renews those due within a fortieth
-/// more, so that refreshes come in rounds rather than one chunk at a time.
-/// Chunks' expiries are spread over a tenth of the validity, so a round
-/// signs about a quarter of the zone again. The band is at least 10 s (a
-/// quarter of the validity when that is shorter): with short validities a
-/// fortieth is a second or less, and chunks due a second apart each made a
-/// version of their own, with its NOTIFY and transfer.
-fn refresh_window(policy: &crate::policy::Policy) -> (u64, u64) {
-    let span = u64::from(
-        policy
-            .signature_validity
-            .min(policy.dnskey_signature_validity),
-    );
-    (span / 4, (span / 40).max((span / 4).min(10)))
-}
-
-/// Writes the signed zone beside its final name and renames it there, so
-/// that a reader sees the old file or the new, never half of one.
-async fn write_atomically(
-    path: &str,
-    chunks: Vec<Arc<crate::dnssec::reuse::Chunk>>,
-) -> std::result::Result<(), String> {
-    use std::io::Write as _;
-    let path = std::path::PathBuf::from(path);
-    tokio::task::spawn_blocking(move || {
-        let tmp = path.with_extension("keymaster-tmp");
-        std::fs::File::create(&tmp)
-            .and_then(|f| {
-                let mut w = std::io::BufWriter::new(f);
-                for c in &chunks {
-                    w.write_all(&c.text)?;
-                }
-                w.into_inner().map_err(|e| e.into_error())?.sync_all()
-            })
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| format!("cannot write the signed zone to {}: {e}", path.display()))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-}
-
-#[cfg(test)]
-mod name_the_record_tests {
-    #[test]
-    fn a_transferred_zone_error_names_the_record_not_a_line() {
-        let text = b"a.example. 60 IN A 192.0.2.1\nbig.example. 2147483648 IN A 192.0.2.2\n";
-        let said = super::name_the_record(
-            text,
-            "zone file line 2: big.example. A: TTL 2147483648 is over 2^31 - 1 (RFC 2181 §8)",
-        );
-        assert_eq!(
-            said,
-            "the transferred record \"big.example. 2147483648 IN A 192.0.2.2\": big.example. A: \
-             TTL 2147483648 is over 2^31 - 1 (RFC 2181 §8)"
-        );
-        assert_eq!(super::name_the_record(text, "no SOA"), "no SOA");
-    }
 }
