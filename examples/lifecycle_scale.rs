@@ -169,9 +169,13 @@ async fn main() {
     };
     let started = Instant::now();
     for i in 0..zones {
-        z.add_zone("bench", &format!("z{i}.scale.test."), policy(i))
-            .await
-            .expect("add a zone");
+        z.add_zone(
+            "bench",
+            &keymaster::node::ZoneName::parse(&format!("z{i}.scale.test.")).unwrap(),
+            policy(i),
+        )
+        .await
+        .expect("add a zone");
     }
     let (cpu0, _) = usage();
     println!(

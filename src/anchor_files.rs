@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dnssec::anchors::{render, Format};
+use crate::node::ZoneName;
 use crate::services::Services;
 
 /// How often the files are looked at without a key-set change.
@@ -35,9 +36,10 @@ pub async fn keep(services: Arc<Services>, dir: PathBuf) {
 }
 
 async fn write_zone(services: &Services, dir: &Path, zone: &str) -> Result<(), String> {
+    let name = ZoneName::stored(zone).map_err(|e| e.to_string())?;
     let (ds, dnskeys) = services
         .signing
-        .ds(zone, &[])
+        .ds(&name, &[])
         .await
         .map_err(|e| e.to_string())?;
     let ds: Vec<String> = ds.into_iter().map(|r| r.text).collect();

@@ -16,9 +16,53 @@ use crate::store::schema::ZoneRecord;
 use crate::store::{Store, StoreError};
 use crate::text::shown;
 
+/// A zone's name, read once where it comes in (a gRPC request, the
+/// command line, a configuration) and passed down as it is: its stored
+/// form ("example.com.", lower case, with the final dot) and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ZoneName {
+    key: String,
+    apex: Name<Vec<u8>>,
+}
+
+impl ZoneName {
+    /// What a caller sent: checked, and made the stored form.
+    pub fn parse(s: &str) -> std::result::Result<ZoneName, ZoneNameError> {
+        let (key, apex) = parse_zone_name(s)?;
+        Ok(ZoneName { key, apex })
+    }
+
+    /// A name as the store keeps it (made by `parse` when the zone came
+    /// in), or as a record names a child.
+    pub fn stored(key: &str) -> std::result::Result<ZoneName, ZoneNameError> {
+        Self::parse(key)
+    }
+
+    /// The name of a zone record (as the store keeps it).
+    pub fn of(zone: &ZoneRecord) -> std::result::Result<ZoneName, ZoneNameError> {
+        Self::stored(&zone.name)
+    }
+
+    /// The stored form: what records are keyed by.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The zone's apex as a DNS name.
+    pub fn apex(&self) -> &Name<Vec<u8>> {
+        &self.apex
+    }
+}
+
+impl std::fmt::Display for ZoneName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key)
+    }
+}
+
 /// Parses a zone name into its stored form ("example.com.", lower case)
-/// and its name.
-pub fn parse_zone_name(s: &str) -> std::result::Result<(String, Name<Vec<u8>>), ZoneNameError> {
+/// and its name (`ZoneName::parse`).
+fn parse_zone_name(s: &str) -> std::result::Result<(String, Name<Vec<u8>>), ZoneNameError> {
     let trimmed = s.trim();
     if trimmed.is_empty() || trimmed == "." {
         return Err(ZoneNameError::Missing);
@@ -121,14 +165,17 @@ pub struct ZoneRef {
 
 impl Node {
     /// The zone's record, or why there is none.
-    pub async fn zone(&self, name: &str) -> Result<ZoneRef> {
-        let (key, apex) = parse_zone_name(name)?;
+    pub async fn zone(&self, name: &ZoneName) -> Result<ZoneRef> {
         let zone = self
             .store
-            .get_zone(&key)
+            .get_zone(name.key())
             .await?
-            .ok_or_else(|| ZoneNameError::NotManaged(key.clone()))?;
-        Ok(ZoneRef { key, apex, zone })
+            .ok_or_else(|| ZoneNameError::NotManaged(name.key().to_string()))?;
+        Ok(ZoneRef {
+            key: name.key().to_string(),
+            apex: name.apex().clone(),
+            zone,
+        })
     }
 
     /// An audit entry of this node for a successful action.
@@ -257,12 +304,11 @@ impl Node {
     }
 
     /// The audit log, or one zone's part of it from a time on.
-    pub async fn read_audit(&self, zone: Option<&str>, since: u64) -> Result<Vec<AuditEntry>> {
-        let zone = match zone {
-            Some(z) => Some(parse_zone_name(z)?.0),
-            None => None,
-        };
-        Ok(self.store.read_audit(zone.as_deref(), since).await?)
+    pub async fn read_audit(&self, zone: Option<&ZoneName>, since: u64) -> Result<Vec<AuditEntry>> {
+        Ok(self
+            .store
+            .read_audit(zone.map(ZoneName::key), since)
+            .await?)
     }
 
     /// Checks the whole chain: (entries, the first break if any).

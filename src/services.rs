@@ -111,6 +111,10 @@ mod tests {
     use crate::store::testing::TempStore;
 
     const ZONE: &str = "kept.example.";
+
+    fn zone_name() -> crate::node::ZoneName {
+        crate::node::ZoneName::parse(ZONE).unwrap()
+    }
     const T0: u64 = 1_796_125_696;
     const H: u64 = 3600;
 
@@ -144,7 +148,11 @@ mod tests {
             denial: crate::policy::DenialPolicy::Nsec,
             ..Policy::default()
         };
-        services.zones.add_zone("test", ZONE, policy).await.unwrap();
+        services
+            .zones
+            .add_zone("test", &zone_name(), policy)
+            .await
+            .unwrap();
         services.mastership.notice_role_changes().await.unwrap();
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -157,7 +165,7 @@ mod tests {
         };
         services
             .publisher
-            .set_source("test", ZONE, &asked)
+            .set_source("test", &zone_name(), &asked)
             .await
             .unwrap();
         World {
@@ -290,7 +298,7 @@ mod tests {
             text.push_str(&format!("h{i} A 192.0.2.{}\n", i % 250));
         }
         std::fs::write(&w.source, text).unwrap();
-        publisher.reload(ZONE);
+        publisher.reload(&zone_name());
         publisher.pass().await.unwrap();
         let mut versions = vec![(w.services.node.clock.now(), w.publishing().await.serial)];
         for _ in 0..300 {

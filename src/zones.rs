@@ -9,7 +9,7 @@ use crate::error::{KeyError, Result, ZonesError};
 use crate::keyset::{Inventory, KeySet, KeySets};
 use crate::mastership::gate::{Gate, Managed};
 use crate::mastership::Mastership;
-use crate::node::{parse_zone_name, Node};
+use crate::node::{Node, ZoneName};
 use crate::policy::{DenialPolicy, Policy};
 use crate::store::schema::{KeyState, ZoneRecord, SCHEMA_VERSION};
 
@@ -58,8 +58,8 @@ impl Zones {
     ///
     /// Long because generating the first keys and recording the zone
     /// with them, or destroying them when the write is refused, read in order.
-    pub async fn add_zone(&self, who: &str, name: &str, policy: Policy) -> Result<ZoneView> {
-        let (key, apex) = parse_zone_name(name)?;
+    pub async fn add_zone(&self, who: &str, name: &ZoneName, policy: Policy) -> Result<ZoneView> {
+        let (key, apex) = (name.key().to_string(), name.apex().clone());
         policy.validate()?;
         // An NSEC3 owner is a 32-character hash label (33 octets) over the
         // apex, and a name holds at most 255 octets (RFC 5155 §3, RFC 1035
@@ -121,14 +121,14 @@ impl Zones {
         }
         tracing::info!(zone = %key, keys = ?keys.iter().map(|k| k.key_tag).collect::<Vec<_>>(), "zone added");
         // Held from now on, should the store go away next.
-        self.keysets.changed(&key).await;
+        self.keysets.changed(name).await;
         let set = KeySet::new(zone, apex, keys)?;
         Ok(self.view(&set).await)
     }
 
     /// The zone as the store has it; while the store cannot be read, as
     /// last known (ARCHITECTURE.md, Signing through a store outage).
-    pub async fn get_zone(&self, name: &str) -> Result<ZoneView> {
+    pub async fn get_zone(&self, name: &ZoneName) -> Result<ZoneView> {
         let read = async {
             let z = self.node.zone(name).await?;
             self.view_of(z.zone).await
@@ -153,7 +153,7 @@ impl Zones {
     }
 
     async fn view_of(&self, zone: ZoneRecord) -> Result<ZoneView> {
-        let (_, apex) = parse_zone_name(&zone.name)?;
+        let apex = ZoneName::of(&zone)?.apex().clone();
         let keys = self.node.store.list_keys(&zone.name).await?;
         let set = KeySet::new(zone, apex, keys)?;
         Ok(self.view(&set).await)
@@ -179,7 +179,7 @@ impl Zones {
     }
 
     /// Replaces a zone's policy (`zone set`): checked as a new zone's is.
-    pub async fn set_policy(&self, who: &str, name: &str, policy: Policy) -> Result<ZoneView> {
+    pub async fn set_policy(&self, who: &str, name: &ZoneName, policy: Policy) -> Result<ZoneView> {
         let Managed { key, zone, .. } = &self.gate.managed(name).await?;
         policy.validate()?;
         if policy.csk != zone.policy.csk {
@@ -222,13 +222,13 @@ impl Zones {
             .store
             .update_zone(&changed, zone.epoch, &[], &[], &audit)
             .await?;
-        self.keysets.changed(key).await;
+        self.keysets.changed(name).await;
         self.view_of(changed).await
     }
 
     /// Removes a zone. Its keys are destroyed in the token, which needs
     /// `force`. Returns how many keys were destroyed.
-    pub async fn remove_zone(&self, who: &str, name: &str, force: bool) -> Result<usize> {
+    pub async fn remove_zone(&self, who: &str, name: &ZoneName, force: bool) -> Result<usize> {
         let Managed { key, zone, .. } = &self.gate.managed(name).await?;
         let keys = self.node.store.list_keys(key).await?;
         if !keys.is_empty() && !force {
@@ -249,7 +249,7 @@ impl Zones {
             ),
         );
         self.node.store.delete_zone(key, zone.epoch, &audit).await?;
-        self.keysets.changed(key).await;
+        self.keysets.changed(name).await;
         let n = self
             .inventory
             .destroy_in_token(keys.iter().map(|k| k.id.clone()).collect())

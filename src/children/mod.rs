@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use crate::dnssec::ds::{ds_from_text, ds_text};
 use crate::error::{DelegationError, Result};
 use crate::mastership::gate::Gate;
-use crate::node::{parse_zone_name, Node};
+use crate::node::{Node, ZoneName};
 use crate::store::schema::Delegation;
 use cds::{Current, Decision, Served};
 
@@ -33,9 +33,9 @@ pub const DEFAULT_POLL_PERIOD: u64 = 12 * 3600;
 const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// What `zone delegation add` asks for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DelegationSettings {
-    pub child: String,
+    pub child: ZoneName,
     pub servers: Vec<String>,
     pub ds: Vec<String>,
     /// 0: the parent's DS TTL.
@@ -75,11 +75,11 @@ impl Children {
     pub async fn add(
         &self,
         who: &str,
-        parent: &str,
+        parent: &ZoneName,
         asked: &DelegationSettings,
     ) -> Result<Delegation> {
         let m = self.gate.managed(parent).await?;
-        let (child, _) = parse_zone_name(&asked.child)?;
+        let child = asked.child.key().to_string();
         if !child.ends_with(&format!(".{}", m.key)) && m.key != "." {
             return Err(DelegationError::NotBelow {
                 child,
@@ -210,9 +210,14 @@ impl Children {
     }
 
     /// Removes an external child: the parent's source decides its DS again.
-    pub async fn remove(&self, who: &str, parent: &str, child: &str) -> Result<Delegation> {
+    pub async fn remove(
+        &self,
+        who: &str,
+        parent: &ZoneName,
+        child: &ZoneName,
+    ) -> Result<Delegation> {
         let m = self.gate.managed(parent).await?;
-        let (child, _) = parse_zone_name(child)?;
+        let child = child.key().to_string();
         let mut z = m.zone.clone();
         let Some(i) = z.delegations.iter().position(|d| d.child == child) else {
             return Err(DelegationError::NoSuch {
@@ -237,14 +242,14 @@ impl Children {
 
     /// Polls every external child of `parent` now (`zone poll-children`),
     /// and returns them as stored afterwards.
-    pub async fn poll_now(&self, who: &str, parent: &str) -> Result<Vec<Delegation>> {
+    pub async fn poll_now(&self, who: &str, parent: &ZoneName) -> Result<Vec<Delegation>> {
         let m = self.gate.managed(parent).await?;
-        let (key, children) = (m.key.clone(), m.zone.delegations.clone());
+        let children = m.zone.delegations.clone();
         drop(m);
         for d in &children {
-            self.poll(who, &key, d).await?;
+            self.poll(who, parent, d).await?;
         }
-        Ok(self.node.zone(&key).await?.zone.delegations)
+        Ok(self.node.zone(parent).await?.zone.delegations)
     }
 
     /// Asks the child's servers, decides, and stores the outcome (a changed
@@ -252,8 +257,8 @@ impl Children {
     ///
     /// Long because asking, deciding and storing share the delegation's
     /// state and the evidence written in its audit entry.
-    async fn poll(&self, who: &str, parent: &str, d: &Delegation) -> Result<()> {
-        let (_, apex) = parse_zone_name(&d.child)?;
+    async fn poll(&self, who: &str, parent: &ZoneName, d: &Delegation) -> Result<()> {
+        let apex = ZoneName::stored(&d.child)?.apex().clone();
         let answers = ask_servers(&apex, &d.servers).await;
         let ds: Vec<Vec<u8>> = d.ds.iter().filter_map(|t| ds_from_text(t).ok()).collect();
         let now = self.node.clock.now();
@@ -285,7 +290,7 @@ impl Children {
             }
             Decision::Refused(why) => {
                 if stored.blocked.as_deref() != Some(why.as_str()) {
-                    tracing::warn!(parent, child = %d.child, reason = %why, "a child's CDS/CDNSKEY is not taken");
+                    tracing::warn!(%parent, child = %d.child, reason = %why, "a child's CDS/CDNSKEY is not taken");
                 }
                 stored.last_result = "refused".into();
                 stored.blocked = Some(why);
@@ -325,7 +330,7 @@ impl Children {
         // a changed DS rests on, and an unchanged one too.
         let (action, detail) = match change {
             Some(detail) => {
-                tracing::info!(parent, child = %d.child, "{detail}");
+                tracing::info!(%parent, child = %d.child, "{detail}");
                 ("delegation-ds", detail)
             }
             None => (
@@ -365,9 +370,12 @@ impl Children {
             if zone.key_master != self.node.id {
                 continue;
             }
+            let Ok(name) = ZoneName::of(&zone) else {
+                continue;
+            };
             for d in &zone.delegations {
                 if d.last_polled == 0 || now >= d.last_polled + d.poll_period {
-                    if let Err(e) = self.poll("child-poll", &zone.name, d).await {
+                    if let Err(e) = self.poll("child-poll", &name, d).await {
                         tracing::debug!(zone = %zone.name, child = %d.child, error = %e, "child not polled");
                     }
                 }

@@ -16,22 +16,21 @@ impl Audit for Api {
         let zone = request.get_ref().zone.clone();
         // One zone's entries need the right to read that zone; the whole
         // log shows a reader with zones only the entries of its zones.
-        let (caller, readable) = if zone.is_empty() {
+        let (caller, readable, name) = if zone.is_empty() {
             let caller = self
                 .authorize(&request, Right::ReadSome, "ListAudit", "")
                 .await?;
             let readable = self.access.readable_zones(&caller);
             let readable = self.audited(&caller, "ListAudit", "", readable).await?;
-            (caller, readable)
+            (caller, readable, None)
         } else {
-            let caller = self
+            let (caller, name) = self
                 .authorize_zone(&request, Right::ReadZone(zone.clone()), "ListAudit", &zone)
                 .await?;
-            (caller, None)
+            (caller, None, Some(name))
         };
         let r = request.into_inner();
-        let zone_filter = (!r.zone.is_empty()).then_some(r.zone.as_str());
-        let result = self.services.node.read_audit(zone_filter, r.since).await;
+        let result = self.services.node.read_audit(name.as_ref(), r.since).await;
         let entries = self.audited(&caller, "ListAudit", &zone, result).await?;
         Ok(Response::new(proto::ListAuditResponse {
             entries: entries

@@ -11,7 +11,7 @@ use super::forward::{self, Forwarder};
 use super::limits::Limiter;
 use crate::auth::{certificate_names, AccessControl, Caller, Right};
 use crate::error::{AccessError, Error};
-use crate::node::parse_zone_name;
+use crate::node::ZoneName;
 use crate::services::Services;
 use crate::store::schema::NodeRecord;
 
@@ -109,13 +109,17 @@ impl Api {
         right: Right,
         action: &str,
         zone: &str,
-    ) -> Result<Caller, Status> {
-        if let Err(e) = parse_zone_name(zone) {
-            let who = self.caller(request).map(|c| c.identity().to_string());
-            let who = who.as_deref().unwrap_or("unauthenticated");
-            return Err(self.refused(who, action, zone, e.into()).await);
-        }
-        self.authorize(request, right, action, zone).await
+    ) -> Result<(Caller, ZoneName), Status> {
+        let name = match ZoneName::parse(zone) {
+            Ok(name) => name,
+            Err(e) => {
+                let who = self.caller(request).map(|c| c.identity().to_string());
+                let who = who.as_deref().unwrap_or("unauthenticated");
+                return Err(self.refused(who, action, zone, e.into()).await);
+            }
+        };
+        let caller = self.authorize(request, right, action, zone).await?;
+        Ok((caller, name))
     }
 
     /// Records a refusal in the audit log and makes it a status.
@@ -150,10 +154,10 @@ impl Api {
         right: Right,
         action: &str,
         zone: &str,
-        run: impl AsyncFnOnce(&Caller, T) -> Result<R, Error>,
+        run: impl AsyncFnOnce(&Caller, &ZoneName, T) -> Result<R, Error>,
     ) -> Result<Response<R>, Status> {
-        let caller = self.authorize_zone(&request, right, action, zone).await?;
-        let result = run(&caller, request.into_inner()).await;
+        let (caller, name) = self.authorize_zone(&request, right, action, zone).await?;
+        let result = run(&caller, &name, request.into_inner()).await;
         self.audited(&caller, action, zone, result)
             .await
             .map(Response::new)
@@ -169,13 +173,13 @@ impl Api {
         action: &str,
         zone: &str,
         forward: impl AsyncFnOnce(Channel, Request<T>) -> Result<Response<R>, Status>,
-        run: impl AsyncFnOnce(&Caller, T) -> Result<R, Error>,
+        run: impl AsyncFnOnce(&Caller, &ZoneName, T) -> Result<R, Error>,
     ) -> Result<Response<R>, Status> {
-        let caller = self
+        let (caller, name) = self
             .authorize_zone(&request, Right::Manage, action, zone)
             .await?;
         if !request.metadata().contains_key(forward::ON_BEHALF_OF) {
-            let target = self.services.mastership.management_target(zone).await;
+            let target = self.services.mastership.management_target(&name).await;
             if let Some(node) = self.audited(&caller, action, zone, target).await? {
                 let channel = self.channel_to(&node, &caller, action, zone).await?;
                 return forward(
@@ -185,7 +189,7 @@ impl Api {
                 .await;
             }
         }
-        let result = run(&caller, request.into_inner()).await;
+        let result = run(&caller, &name, request.into_inner()).await;
         self.audited(&caller, action, zone, result)
             .await
             .map(Response::new)

@@ -40,8 +40,8 @@ impl KeyMaster for Api {
             Right::ReadZone(zone.clone()),
             "ShowRole",
             &zone,
-            async |_, r| {
-                let z = self.services.node.zone(&r.zone).await?.zone;
+            async |_, name, _| {
+                let z = self.services.node.zone(name).await?.zone;
                 let online = self.services.mastership.is_online(&z.key_master).await?;
                 Ok::<_, Error>(role_to_proto(&z, online))
             },
@@ -59,8 +59,8 @@ impl KeyMaster for Api {
             Right::ReadZone(zone.clone()),
             "Candidates",
             &zone,
-            async |_, r| {
-                let candidates = self.services.mastership.candidates(&r.zone).await?;
+            async |_, name, _| {
+                let candidates = self.services.mastership.candidates(name).await?;
                 Ok(proto::CandidatesResponse {
                     candidates: candidates
                         .into_iter()
@@ -85,11 +85,9 @@ impl KeyMaster for Api {
             Right::Manage,
             "Transfer",
             &zone,
-            async |caller, r| {
+            async |caller, name, r| {
                 let mastership = &self.services.mastership;
-                let moved = mastership
-                    .transfer(caller.identity(), &r.zone, &r.to)
-                    .await?;
+                let moved = mastership.transfer(caller.identity(), name, &r.to).await?;
                 Ok(role_to_proto(&moved, true))
             },
         )
@@ -101,13 +99,19 @@ impl KeyMaster for Api {
         request: Request<proto::MoveRoleRequest>,
     ) -> Result<Response<proto::RoleInfo>, Status> {
         let zone = request.get_ref().zone.clone();
-        self.answer(request, Right::Manage, "Seize", &zone, async |caller, r| {
-            let mastership = &self.services.mastership;
-            let moved = mastership
-                .seize(caller.identity(), &r.zone, &r.to, r.force)
-                .await?;
-            Ok(role_to_proto(&moved, true))
-        })
+        self.answer(
+            request,
+            Right::Manage,
+            "Seize",
+            &zone,
+            async |caller, name, r| {
+                let mastership = &self.services.mastership;
+                let moved = mastership
+                    .seize(caller.identity(), name, &r.to, r.force)
+                    .await?;
+                Ok(role_to_proto(&moved, true))
+            },
+        )
         .await
     }
 
@@ -121,13 +125,13 @@ impl KeyMaster for Api {
             "Rekey",
             &zone,
             async |ch, req| KeyMasterClient::new(ch).rekey(req).await,
-            async |caller, r| {
+            async |caller, name, _| {
                 let keys = self
                     .services
                     .inventory
-                    .rekey(caller.identity(), &r.zone)
+                    .rekey(caller.identity(), name)
                     .await?;
-                let (ds, _) = self.services.signing.ds(&r.zone, &[]).await?;
+                let (ds, _) = self.services.signing.ds(name, &[]).await?;
                 Ok(proto::RekeyResponse {
                     keys: keys.iter().map(key_to_proto).collect(),
                     ds: ds.into_iter().map(record_to_proto).collect(),
@@ -155,13 +159,19 @@ impl KeyMaster for Api {
         request: Request<proto::ReleaseRequest>,
     ) -> Result<Response<proto::ReleaseResponse>, Status> {
         let zone = request.get_ref().zone.clone();
-        self.answer(request, Right::Peer, "Release", &zone, async |_, r| {
-            self.services
-                .mastership
-                .release(&r.zone, r.epoch, &r.to)
-                .await?;
-            Ok(proto::ReleaseResponse {})
-        })
+        self.answer(
+            request,
+            Right::Peer,
+            "Release",
+            &zone,
+            async |_, name, r| {
+                self.services
+                    .mastership
+                    .release(name, r.epoch, &r.to)
+                    .await?;
+                Ok(proto::ReleaseResponse {})
+            },
+        )
         .await
     }
 }

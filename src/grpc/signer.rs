@@ -112,7 +112,7 @@ impl Signer for Api {
         request: Request<proto::WatchKeySetRequest>,
     ) -> Result<Response<KeySetStream>, Status> {
         let zone = request.get_ref().zone.clone();
-        let caller = self
+        let (caller, name) = self
             .authorize_zone(
                 &request,
                 Right::ReadPublic(zone.clone()),
@@ -120,7 +120,7 @@ impl Signer for Api {
                 &zone,
             )
             .await?;
-        let first = self.services.signing.key_set_view(&zone).await;
+        let first = self.services.signing.key_set_view(&name).await;
         let first = self.audited(&caller, "WatchKeySet", &zone, first).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let services = self.services.clone();
@@ -134,7 +134,7 @@ impl Signer for Api {
                 if tx.is_closed() {
                     return;
                 }
-                match services.signing.key_set_view(&zone).await {
+                match services.signing.key_set_view(&name).await {
                     Ok(v) if !v.same(&last) => {
                         last = v.clone();
                         if tx.send(Ok(key_set_update(v))).await.is_err() {
@@ -160,7 +160,7 @@ impl Signer for Api {
         request: Request<proto::SignRrsetsRequest>,
     ) -> Result<Response<proto::SignRrsetsResponse>, Status> {
         let zone = request.get_ref().zone.clone();
-        let caller = self
+        let (caller, name) = self
             .authorize_zone(&request, Right::Sign(zone.clone()), "SignRrsets", &zone)
             .await?;
         let deadline = answer_by(&request, self.services.node.clock.as_ref());
@@ -175,7 +175,7 @@ impl Signer for Api {
         let cancel = Cancel::default();
         let _stop_on_drop = StopOnDrop(cancel.clone());
         let signing = self.services.signing.sign_rrsets(
-            &r.zone,
+            &name,
             rrsets,
             r.inception,
             r.expiration,
@@ -224,13 +224,13 @@ impl Signer for Api {
             Right::ReadPublic(zone.clone()),
             "GetDnskeys",
             &zone,
-            async |caller, r| {
+            async |caller, name, _| {
                 let signing = &self.services.signing;
-                let (dnskeys, rrsigs) = signing.signed_dnskeys(caller.identity(), &r.zone).await?;
+                let (dnskeys, rrsigs) = signing.signed_dnskeys(caller.identity(), name).await?;
                 Ok(proto::GetDnskeysResponse {
                     dnskeys: dnskeys.into_iter().map(record_to_proto).collect(),
                     rrsigs: rrsigs.into_iter().map(record_to_proto).collect(),
-                    last_known_at: signing.last_known_since(&r.zone).unwrap_or(0),
+                    last_known_at: signing.last_known_since(name).unwrap_or(0),
                 })
             },
         )
@@ -247,18 +247,18 @@ impl Signer for Api {
             Right::ReadPublic(zone.clone()),
             "GetCds",
             &zone,
-            async |caller, r| {
+            async |caller, name, _| {
                 let signed = self
                     .services
                     .signing
-                    .signed_cds(caller.identity(), &r.zone)
+                    .signed_cds(caller.identity(), name)
                     .await?;
                 let signing = &self.services.signing;
                 Ok(proto::GetCdsResponse {
                     cds: signed.cds.into_iter().map(record_to_proto).collect(),
                     cdnskeys: signed.cdnskeys.into_iter().map(record_to_proto).collect(),
                     rrsigs: signed.rrsigs.into_iter().map(record_to_proto).collect(),
-                    last_known_at: signing.last_known_since(&r.zone).unwrap_or(0),
+                    last_known_at: signing.last_known_since(name).unwrap_or(0),
                 })
             },
         )
@@ -275,8 +275,8 @@ impl Signer for Api {
             Right::ReadPublic(zone.clone()),
             "GetSigningParameters",
             &zone,
-            async |_, r| {
-                let p = self.services.signing.signing_parameters(&r.zone).await?;
+            async |_, name, _| {
+                let p = self.services.signing.signing_parameters(name).await?;
                 Ok(signing_parameters_to_proto(
                     p,
                     self.max_message_bytes,
@@ -297,18 +297,18 @@ impl Signer for Api {
             Right::ReadPublic(zone.clone()),
             "GetDs",
             &zone,
-            async |_, r| {
+            async |_, name, r| {
                 let digests = r
                     .digests
                     .iter()
                     .map(|&n| DsDigest::from_number(n).ok_or(RequestError::Digest(n)))
                     .collect::<Result<Vec<_>, RequestError>>()?;
                 let signing = &self.services.signing;
-                let (ds, dnskeys) = signing.ds(&r.zone, &digests).await?;
+                let (ds, dnskeys) = signing.ds(name, &digests).await?;
                 Ok::<_, Error>(proto::GetDsResponse {
                     ds: ds.into_iter().map(record_to_proto).collect(),
                     dnskeys: dnskeys.into_iter().map(record_to_proto).collect(),
-                    last_known_at: signing.last_known_since(&r.zone).unwrap_or(0),
+                    last_known_at: signing.last_known_since(name).unwrap_or(0),
                 })
             },
         )

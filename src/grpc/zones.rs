@@ -16,6 +16,7 @@ use crate::auth::{Caller, Right};
 use crate::dnssec::zone::ZoneStats;
 use crate::dnssec::KeyRole;
 use crate::error::{Error, LimitError, RequestError, RoleError};
+use crate::node::ZoneName;
 use crate::proto::zones_client::ZonesClient;
 use crate::proto::zones_server::Zones;
 use crate::proto::{self, sign_zone_request, sign_zone_response};
@@ -38,7 +39,7 @@ impl Zones for Api {
                     Right::Manage,
                     "AddZone",
                     &zone,
-                    async |caller, r| {
+                    async |caller, name, r| {
                         // The fields named are taken as given (0 is a
                         // value), as `zone set` takes them.
                         let policy = match r.fields.is_empty() {
@@ -50,7 +51,7 @@ impl Zones for Api {
                             )?,
                         };
                         let zones = &self.services.zones;
-                        let view = zones.add_zone(caller.identity(), &r.zone, policy).await?;
+                        let view = zones.add_zone(caller.identity(), name, policy).await?;
                         self.services.lifecycle.wake(&view.zone.name);
                         Ok::<_, Error>(zone_to_proto(&view))
                     },
@@ -59,7 +60,7 @@ impl Zones for Api {
         }
         // The Key Master generates the keys, in its own token: the call goes
         // to the node named. A call passed on once is not passed on again.
-        let caller = self
+        let (caller, _) = self
             .authorize_zone(&request, Right::Manage, "AddZone", &zone)
             .await?;
         let target = if request.metadata().contains_key(forward::ON_BEHALF_OF) {
@@ -92,7 +93,7 @@ impl Zones for Api {
             Right::ReadZone(zone.clone()),
             "GetZone",
             &zone,
-            async |_, r| Ok(zone_to_proto(&self.services.zones.get_zone(&r.zone).await?)),
+            async |_, name, _| Ok(zone_to_proto(&self.services.zones.get_zone(name).await?)),
         )
         .await
     }
@@ -127,11 +128,9 @@ impl Zones for Api {
             "RemoveZone",
             &zone,
             async |ch, req| ZonesClient::new(ch).remove_zone(req).await,
-            async |caller, r| {
+            async |caller, name, r| {
                 let zones = &self.services.zones;
-                let n = zones
-                    .remove_zone(caller.identity(), &r.zone, r.force)
-                    .await?;
+                let n = zones.remove_zone(caller.identity(), name, r.force).await?;
                 Ok(proto::RemoveZoneResponse {
                     keys_destroyed: n as u32,
                 })
@@ -150,9 +149,8 @@ impl Zones for Api {
             Right::ReadZone(zone.clone()),
             "ListKeys",
             &zone,
-            async |_, r| {
-                let (zone, keys, last_known_at) =
-                    self.services.inventory.zone_keys(&r.zone).await?;
+            async |_, name, _| {
+                let (zone, keys, last_known_at) = self.services.inventory.zone_keys(name).await?;
                 let now = self.services.node.clock.now();
                 Ok(proto::ListKeysResponse {
                     keys: keys_to_proto(&zone, &keys, now),
@@ -173,12 +171,12 @@ impl Zones for Api {
             "AddKey",
             &zone,
             async |ch, req| ZonesClient::new(ch).add_key(req).await,
-            async |caller, r| {
+            async |caller, name, r| {
                 let role =
                     KeyRole::parse(&r.role).ok_or(RequestError::Role(format!("{:?}", r.role)))?;
                 let inventory = &self.services.inventory;
                 let k = inventory
-                    .add_key(caller.identity(), &r.zone, role, r.activate)
+                    .add_key(caller.identity(), name, role, r.activate)
                     .await?;
                 Ok::<_, Error>(key_to_proto(&k))
             },
@@ -196,10 +194,10 @@ impl Zones for Api {
             "RetireKey",
             &zone,
             async |ch, req| ZonesClient::new(ch).retire_key(req).await,
-            async |caller, r| {
+            async |caller, name, r| {
                 let inventory = &self.services.inventory;
                 let k = inventory
-                    .retire_key(caller.identity(), &r.zone, &r.key, r.force)
+                    .retire_key(caller.identity(), name, &r.key, r.force)
                     .await?;
                 Ok(key_to_proto(&k))
             },
@@ -217,10 +215,10 @@ impl Zones for Api {
             "RemoveKey",
             &zone,
             async |ch, req| ZonesClient::new(ch).remove_key(req).await,
-            async |caller, r| {
+            async |caller, name, r| {
                 let inventory = &self.services.inventory;
                 let k = inventory
-                    .remove_key(caller.identity(), &r.zone, &r.key, r.force)
+                    .remove_key(caller.identity(), name, &r.key, r.force)
                     .await?;
                 Ok(key_to_proto(&k))
             },
@@ -238,12 +236,12 @@ impl Zones for Api {
             "SetZone",
             &zone,
             async |ch, req| ZonesClient::new(ch).set_zone(req).await,
-            async |caller, r| {
-                let current = self.services.node.zone(&r.zone).await?.zone;
+            async |caller, name, r| {
+                let current = self.services.node.zone(name).await?.zone;
                 let asked = r.policy.unwrap_or_default();
                 let policy = apply_fields(&current.policy, &asked, &r.fields)?;
                 let zones = &self.services.zones;
-                let view = zones.set_policy(caller.identity(), &r.zone, policy).await?;
+                let view = zones.set_policy(caller.identity(), name, policy).await?;
                 self.services.lifecycle.wake(&view.zone.name);
                 Ok::<_, Error>(zone_to_proto(&view))
             },
@@ -261,14 +259,12 @@ impl Zones for Api {
             "RollKey",
             &zone,
             async |ch, req| ZonesClient::new(ch).roll_key(req).await,
-            async |caller, r| {
+            async |caller, name, r| {
                 let lifecycle = &self.services.lifecycle;
-                let k = lifecycle
-                    .roll_key(caller.identity(), &r.zone, &r.key)
-                    .await?;
+                let k = lifecycle.roll_key(caller.identity(), name, &r.key).await?;
                 // The answer says the roll: the key with its rollover
                 // status (RollStarted, Queued, …) as the zone has it now.
-                let (zone, keys, _) = self.services.inventory.zone_keys(&r.zone).await?;
+                let (zone, keys, _) = self.services.inventory.zone_keys(name).await?;
                 let now = self.services.node.clock.now();
                 Ok(keys_to_proto(&zone, &keys, now)
                     .into_iter()
@@ -289,11 +285,9 @@ impl Zones for Api {
             "StepKey",
             &zone,
             async |ch, req| ZonesClient::new(ch).step_key(req).await,
-            async |caller, r| {
+            async |caller, name, r| {
                 let lifecycle = &self.services.lifecycle;
-                let k = lifecycle
-                    .step_key(caller.identity(), &r.zone, &r.key)
-                    .await?;
+                let k = lifecycle.step_key(caller.identity(), name, &r.key).await?;
                 Ok(key_to_proto(&k))
             },
         )
@@ -310,10 +304,10 @@ impl Zones for Api {
             "RevokeKey",
             &zone,
             async |ch, req| ZonesClient::new(ch).revoke_key(req).await,
-            async |caller, r| {
+            async |caller, name, r| {
                 let lifecycle = &self.services.lifecycle;
                 let k = lifecycle
-                    .revoke_key(caller.identity(), &r.zone, &r.key)
+                    .revoke_key(caller.identity(), name, &r.key)
                     .await?;
                 Ok(key_to_proto(&k))
             },
@@ -331,12 +325,12 @@ impl Zones for Api {
             "PauseZone",
             &zone,
             async |ch, req| ZonesClient::new(ch).pause_zone(req).await,
-            async |caller, r| {
+            async |caller, name, r| {
                 let lifecycle = &self.services.lifecycle;
                 lifecycle
-                    .set_paused(caller.identity(), &r.zone, r.paused)
+                    .set_paused(caller.identity(), name, r.paused)
                     .await?;
-                Ok(zone_to_proto(&self.services.zones.get_zone(&r.zone).await?))
+                Ok(zone_to_proto(&self.services.zones.get_zone(name).await?))
             },
         )
         .await
@@ -352,7 +346,7 @@ impl Zones for Api {
             "SetZoneSource",
             &zone,
             async |ch, req| ZonesClient::new(ch).set_zone_source(req).await,
-            async |caller, r| {
+            async |caller, name, r| {
                 let publisher = &self.services.publisher;
                 let asked = crate::publish::SourceSettings {
                     source_file: r.source_file,
@@ -365,14 +359,14 @@ impl Zones for Api {
                 };
                 let since = self.services.node.clock.now();
                 publisher
-                    .set_source(caller.identity(), &r.zone, &asked)
+                    .set_source(caller.identity(), name, &asked)
                     .await?;
                 // A small zone is signed and published within a moment:
                 // the answer shows it (a large one shows "not yet").
                 publisher
-                    .settled(&r.zone, since, std::time::Duration::from_secs(5))
+                    .settled(name, since, std::time::Duration::from_secs(5))
                     .await;
-                Ok::<_, Error>(zone_status_to_proto(&publisher.status(&r.zone).await?))
+                Ok::<_, Error>(zone_status_to_proto(&publisher.status(name).await?))
             },
         )
         .await
@@ -388,10 +382,10 @@ impl Zones for Api {
             "ReloadZone",
             &zone,
             async |ch, req| ZonesClient::new(ch).reload_zone(req).await,
-            async |_, r| {
+            async |_, name, _| {
                 let publisher = &self.services.publisher;
-                publisher.reload(&r.zone);
-                Ok::<_, Error>(zone_status_to_proto(&publisher.status(&r.zone).await?))
+                publisher.reload(name);
+                Ok::<_, Error>(zone_status_to_proto(&publisher.status(name).await?))
             },
         )
         .await
@@ -407,8 +401,8 @@ impl Zones for Api {
             Right::ReadZone(zone.clone()),
             "GetZoneStatus",
             &zone,
-            async |_, r| {
-                let status = self.services.publisher.status(&r.zone).await?;
+            async |_, name, _| {
+                let status = self.services.publisher.status(name).await?;
                 Ok(zone_status_to_proto(&status))
             },
         )
@@ -425,7 +419,7 @@ impl Zones for Api {
             "UnsignZone",
             &zone,
             async |ch, req| ZonesClient::new(ch).unsign_zone(req).await,
-            async |caller, r| {
+            async |caller, name, r| {
                 use crate::lifecycle::unsign::UnsignAsk;
                 let ask = match (r.ds_gone, r.cancel) {
                     (true, _) => UnsignAsk::DsGone,
@@ -435,8 +429,8 @@ impl Zones for Api {
                     },
                 };
                 let lifecycle = &self.services.lifecycle;
-                lifecycle.unsign(caller.identity(), &r.zone, ask).await?;
-                Ok(zone_to_proto(&self.services.zones.get_zone(&r.zone).await?))
+                lifecycle.unsign(caller.identity(), name, ask).await?;
+                Ok(zone_to_proto(&self.services.zones.get_zone(name).await?))
             },
         )
         .await
@@ -452,9 +446,9 @@ impl Zones for Api {
             "AddDelegation",
             &zone,
             async |ch, req| ZonesClient::new(ch).add_delegation(req).await,
-            async |caller, r| {
+            async |caller, name, r| {
                 let asked = crate::children::DelegationSettings {
-                    child: r.child,
+                    child: ZoneName::parse(&r.child)?,
                     servers: r.servers,
                     ds: r.ds,
                     ds_ttl: r.ds_ttl,
@@ -467,7 +461,7 @@ impl Zones for Api {
                 let d = self
                     .services
                     .children
-                    .add(caller.identity(), &r.zone, &asked)
+                    .add(caller.identity(), name, &asked)
                     .await?;
                 Ok::<_, Error>(delegation_to_proto(&d))
             },
@@ -485,10 +479,10 @@ impl Zones for Api {
             "RemoveDelegation",
             &zone,
             async |ch, req| ZonesClient::new(ch).remove_delegation(req).await,
-            async |caller, r| {
+            async |caller, name, r| {
                 let children = &self.services.children;
                 let d = children
-                    .remove(caller.identity(), &r.zone, &r.child)
+                    .remove(caller.identity(), name, &ZoneName::parse(&r.child)?)
                     .await?;
                 Ok::<_, Error>(delegation_to_proto(&d))
             },
@@ -506,9 +500,9 @@ impl Zones for Api {
             Right::ReadZone(zone.clone()),
             "ListDelegations",
             &zone,
-            async |_, r| {
-                let view = self.services.zones.get_zone(&r.zone).await?;
-                let in_zone = self.services.publisher.delegations(&r.zone);
+            async |_, name, _| {
+                let view = self.services.zones.get_zone(name).await?;
+                let in_zone = self.services.publisher.delegations(name);
                 Ok(proto::ListDelegationsResponse {
                     delegations: view
                         .zone
@@ -540,9 +534,9 @@ impl Zones for Api {
             "PollChildren",
             &zone,
             async |ch, req| ZonesClient::new(ch).poll_children(req).await,
-            async |caller, r| {
+            async |caller, name, _| {
                 let children = &self.services.children;
-                let polled = children.poll_now(caller.identity(), &r.zone).await?;
+                let polled = children.poll_now(caller.identity(), name).await?;
                 Ok::<_, Error>(proto::ListDelegationsResponse {
                     delegations: polled.iter().map(delegation_to_proto).collect(),
                     in_zone: Vec::new(),
@@ -612,15 +606,18 @@ impl Zones for Api {
             _ => return Err(Error::from(RequestError::NoStart).into()),
         };
         let zone = start.zone.clone();
-        let checked = crate::node::parse_zone_name(&zone)
+        let checked = ZoneName::parse(&zone)
             .map_err(Error::from)
-            .and_then(|_| Ok(self.access.check(&caller, &Right::Sign(zone.clone()))?))
-            .and_then(|_| Ok(self.limiter.open_stream(caller.identity())?));
-        let slot = self.audited(&caller, "SignZone", &zone, checked).await?;
+            .and_then(|name| {
+                self.access.check(&caller, &Right::Sign(zone.clone()))?;
+                let slot = self.limiter.open_stream(caller.identity())?;
+                Ok((name, slot))
+            });
+        let (name, slot) = self.audited(&caller, "SignZone", &zone, checked).await?;
         let prepared = self
             .services
             .signing
-            .zone_signing(&zone, start.inception, start.expiration)
+            .zone_signing(&name, start.inception, start.expiration)
             .await;
         let prepared = self.audited(&caller, "SignZone", &zone, prepared).await?;
         let max = self.services.signing.limits().max_zone_bytes;
@@ -631,7 +628,7 @@ impl Zones for Api {
             call: (crate::audit::request_id(), tracing::Span::current()),
             api: self.clone(),
             who: caller.identity().to_string(),
-            zone,
+            zone: name,
             prepared,
             text,
             _slot: slot,
@@ -668,7 +665,7 @@ struct ZoneJob {
     call: (String, tracing::Span),
     api: Api,
     who: String,
-    zone: String,
+    zone: ZoneName,
     prepared: ZoneSigning,
     text: Vec<u8>,
     /// The caller's stream slot, held until signing ends.
@@ -718,7 +715,7 @@ impl ZoneJob {
                 runtime.block_on(crate::audit::with_request_id(id, async {
                     services
                         .node
-                        .audit_event(&self.who, &self.zone, "sign-zone", detail)
+                        .audit_event(&self.who, self.zone.key(), "sign-zone", detail)
                         .await?;
                     services
                         .lifecycle
@@ -755,7 +752,7 @@ impl ZoneJob {
                 tracing::warn!(zone = %self.zone, error = %e, "zone not signed");
                 let reason = e.to_string();
                 let node = &self.api.services.node;
-                let refusal = node.audit_refusal(&self.who, &self.zone, "SignZone", &reason);
+                let refusal = node.audit_refusal(&self.who, self.zone.key(), "SignZone", &reason);
                 tokio::runtime::Handle::current()
                     .block_on(crate::audit::with_request_id(self.call.0.clone(), refusal));
                 let _ = tx.blocking_send(Err(e.into()));

@@ -13,7 +13,7 @@ use crate::dnssec::{ds, Algorithm, KeyRole};
 use crate::error::{KeyError, Result};
 use crate::hsm::keys;
 use crate::mastership::gate::{Gate, Managed};
-use crate::node::{blocking, Node};
+use crate::node::{blocking, Node, ZoneName};
 use crate::store::schema::{KeyRecord, KeyState, ZoneRecord, SCHEMA_VERSION};
 use crate::store::StoreError;
 use crate::text::shown;
@@ -36,7 +36,10 @@ impl Inventory {
 
     /// The zone's record and keys; while the store cannot be read, as last
     /// known, with when they were read (Unix seconds).
-    pub async fn zone_keys(&self, zone: &str) -> Result<(ZoneRecord, Vec<KeyRecord>, Option<u64>)> {
+    pub async fn zone_keys(
+        &self,
+        zone: &ZoneName,
+    ) -> Result<(ZoneRecord, Vec<KeyRecord>, Option<u64>)> {
         let read = async {
             let z = self.node.zone(zone).await?;
             let keys = self.node.store.list_keys(&z.key).await?;
@@ -168,7 +171,7 @@ impl Inventory {
     pub async fn add_key(
         &self,
         who: &str,
-        zone: &str,
+        zone: &ZoneName,
         role: KeyRole,
         activate: bool,
     ) -> Result<KeyRecord> {
@@ -200,7 +203,7 @@ impl Inventory {
             self.undo_generated(std::slice::from_ref(&k), &e).await;
             return Err(e.into());
         }
-        self.keysets.changed(key).await;
+        self.keysets.changed(zone).await;
         tracing::info!(zone = %key, key_tag = k.key_tag, role = role.as_str(), state = state.as_str(), "key added");
         Ok(k)
     }
@@ -212,7 +215,7 @@ impl Inventory {
     pub async fn retire_key(
         &self,
         who: &str,
-        zone: &str,
+        zone: &ZoneName,
         which: &str,
         force: bool,
     ) -> Result<KeyRecord> {
@@ -249,7 +252,7 @@ impl Inventory {
             ),
         );
         self.node.store.put_key(&k, z.epoch, &audit).await?;
-        self.keysets.changed(key).await;
+        self.keysets.changed(zone).await;
         if let Some(id) = crate::hex::unhex(&k.id) {
             // Drops the session copy the key was signing with.
             let hsm = self.node.hsm.clone();
@@ -271,7 +274,7 @@ impl Inventory {
     pub async fn remove_key(
         &self,
         who: &str,
-        zone: &str,
+        zone: &ZoneName,
         which: &str,
         force: bool,
     ) -> Result<KeyRecord> {
@@ -301,7 +304,7 @@ impl Inventory {
             .store
             .delete_key(key, &k.id, z.epoch, &audit)
             .await?;
-        self.keysets.changed(key).await;
+        self.keysets.changed(zone).await;
         self.destroy_in_token(vec![k.id.clone()]).await;
         tracing::info!(zone = %key, key_tag = k.key_tag, "key removed");
         Ok(k)
@@ -311,7 +314,7 @@ impl Inventory {
     /// every old key (which this node cannot reach). Only on the Key
     /// Master. The old objects stay in the old token: they are no longer
     /// referred to, and the old token's node reports them at its next start.
-    pub async fn rekey(&self, who: &str, zone: &str) -> Result<Vec<KeyRecord>> {
+    pub async fn rekey(&self, who: &str, zone: &ZoneName) -> Result<Vec<KeyRecord>> {
         let Managed { key, zone: z, .. } = &self.gate.managed(zone).await?;
         if !z.needs_rekey {
             return Err(KeyError::NoRekeyNeeded { zone: key.clone() }.into());
@@ -346,7 +349,7 @@ impl Inventory {
             self.undo_generated(&keys, &e).await;
             return Err(e.into());
         }
-        self.keysets.changed(key).await;
+        self.keysets.changed(zone).await;
         tracing::warn!(zone = %key, "zone re-keyed; trust anchors must be replaced");
         Ok(keys)
     }
@@ -589,28 +592,21 @@ mod tests {
         let audit = node.draft("t", "z.example.", "generate", String::new());
         node.store.create_zone(&zone, &keys, &audit).await.unwrap();
         assert_eq!(node.hsm.list_private_keys().unwrap().len(), 2);
-        let zsk = inv
-            .add_key("t", "z.example.", KeyRole::Zsk, false)
-            .await
-            .unwrap();
+        let name = crate::node::ZoneName::parse("z.example.").unwrap();
+        let zsk = inv.add_key("t", &name, KeyRole::Zsk, false).await.unwrap();
         assert_eq!(zsk.state, KeyState::Published);
         assert!(zsk.label.starts_with("z.example-zsk-"));
         // The only active ZSK can be neither retired nor removed.
         let first_zsk = keys[1].key_tag.to_string();
         let e = inv
-            .retire_key("t", "z.example.", &first_zsk, false)
+            .retire_key("t", &name, &first_zsk, false)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("last active ZSK"), "{e}");
-        let e = inv
-            .remove_key("t", "z.example.", "nope", false)
-            .await
-            .unwrap_err();
+        let e = inv.remove_key("t", &name, "nope", false).await.unwrap_err();
         assert!(e.to_string().contains("has no key \"nope\""), "{e}");
         // Removing forgets the record, then destroys the objects.
-        inv.remove_key("t", "z.example.", &zsk.id, false)
-            .await
-            .unwrap();
+        inv.remove_key("t", &name, &zsk.id, false).await.unwrap();
         assert_eq!(node.hsm.list_private_keys().unwrap().len(), 2);
         assert_eq!(inv.reconcile().await.unwrap(), (0, 0));
     }

@@ -43,7 +43,7 @@ use crate::dnssec::ds::{self, DsDigest};
 use crate::dnssec::sign::SigningKey;
 use crate::dnssec::KeyRole;
 use crate::error::{KeyError, Result};
-use crate::node::Node;
+use crate::node::{Node, ZoneName};
 use crate::store::schema::{KeyRecord, KeyState, RollStep, UnsignStep, ZoneRecord};
 
 pub use inventory::Inventory;
@@ -364,10 +364,11 @@ impl KeySets {
         let mut loaded = 0;
         let mut oldest: Option<u64> = None;
         for s in disk.load_all() {
-            let Ok((key, apex)) = crate::node::parse_zone_name(&s.zone.name) else {
+            let Ok(name) = ZoneName::of(&s.zone) else {
                 continue;
             };
-            let Ok(set) = KeySet::new(s.zone, apex, s.keys) else {
+            let key = name.key().to_string();
+            let Ok(set) = KeySet::new(s.zone, name.apex().clone(), s.keys) else {
                 continue;
             };
             let mut c = self.cache();
@@ -391,17 +392,16 @@ impl KeySets {
 
     /// The zone's key set, at most KEY_SET_TTL old: for the RRset signing
     /// path, where a store read per call would cost more than the signing.
-    pub async fn get(&self, zone: &str) -> Result<Arc<KeySet>> {
-        let (key, _) = crate::node::parse_zone_name(zone)?;
+    pub async fn get(&self, zone: &ZoneName) -> Result<Arc<KeySet>> {
         let now = self.node.clock.instant();
-        if let Some(c) = self.cache().get(&key) {
+        if let Some(c) = self.cache().get(zone.key()) {
             if c.looked
                 .is_some_and(|l| now.duration_since(l) < KEY_SET_TTL)
             {
                 return Ok(c.set.clone());
             }
         }
-        self.fresh(&key).await
+        self.fresh(zone).await
     }
 
     /// The zone's key set as the store has it now, for what publishes the
@@ -411,10 +411,10 @@ impl KeySets {
     /// with the store away nobody changes keys, and a zone whose
     /// signatures expire goes bogus, so signing outranks freshness. The
     /// store is asked again at most once per KEY_SET_TTL meanwhile.
-    pub async fn fresh(&self, zone: &str) -> Result<Arc<KeySet>> {
-        let (key, _) = crate::node::parse_zone_name(zone)?;
+    pub async fn fresh(&self, zone: &ZoneName) -> Result<Arc<KeySet>> {
+        let key = zone.key().to_string();
         let read = async {
-            let z = self.node.zone(&key).await?;
+            let z = self.node.zone(zone).await?;
             let keys = self.node.store.list_keys(&z.key).await?;
             Ok::<_, crate::error::Error>(Arc::new(KeySet::new(z.zone, z.apex, keys)?))
         };
@@ -516,7 +516,9 @@ impl KeySets {
                     let names: std::collections::HashSet<String> =
                         zones.iter().map(|z| z.name.clone()).collect();
                     for z in &zones {
-                        let _ = self.fresh(&z.name).await;
+                        if let Ok(name) = ZoneName::of(z) {
+                            let _ = self.fresh(&name).await;
+                        }
                     }
                     // Zones gone from the store are gone from here too.
                     let gone: Vec<String> = self
@@ -552,10 +554,9 @@ impl KeySets {
 
     /// When the zone's key set in use was read from the store (Unix
     /// seconds), if it is a last-known one kept through a store outage.
-    pub fn last_known_since(&self, zone: &str) -> Option<u64> {
-        let (key, _) = crate::node::parse_zone_name(zone).ok()?;
+    pub fn last_known_since(&self, zone: &ZoneName) -> Option<u64> {
         let c = self.cache();
-        c.get(&key).filter(|c| c.stale).map(|c| c.read_at)
+        c.get(zone.key()).filter(|c| c.stale).map(|c| c.read_at)
     }
 
     /// The records of the zones whose key sets were read, as last read.
@@ -566,22 +567,25 @@ impl KeySets {
 
     /// The zone's last key set read and when (Unix seconds), for reads
     /// answered while the store cannot be: `err` when there is none.
-    pub fn last_known(&self, zone: &str, err: crate::error::Error) -> Result<(Arc<KeySet>, u64)> {
-        let Ok((key, _)) = crate::node::parse_zone_name(zone) else {
-            return Err(err);
-        };
+    pub fn last_known(
+        &self,
+        zone: &ZoneName,
+        err: crate::error::Error,
+    ) -> Result<(Arc<KeySet>, u64)> {
         let c = self.cache();
-        c.get(&key).map(|c| (c.set.clone(), c.read_at)).ok_or(err)
+        c.get(zone.key())
+            .map(|c| (c.set.clone(), c.read_at))
+            .ok_or(err)
     }
 
     /// Reads the zone's key set again after this node changed its keys
     /// (the store just took the change, so it answers), so that the new
     /// one, not the old, is what signs if the store goes away next; and
     /// tells those who watch.
-    pub async fn changed(&self, zone: &str) {
+    pub async fn changed(&self, zone: &ZoneName) {
         if self.fresh(zone).await.is_err() {
             // Not read: the next use asks the store again.
-            if let Some(c) = self.cache().get_mut(zone) {
+            if let Some(c) = self.cache().get_mut(zone.key()) {
                 c.looked = None;
             }
         }

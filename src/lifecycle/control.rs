@@ -7,6 +7,7 @@ use super::runner::Lifecycle;
 use crate::error::Result;
 use crate::keyset::inventory::find_key;
 use crate::mastership::gate::Managed;
+use crate::node::ZoneName;
 use crate::store::schema::{KeyRecord, ZoneRecord};
 
 /// A key's place in the lifecycle, for `key list`.
@@ -54,7 +55,7 @@ pub fn statuses(zone: &ZoneRecord, keys: &[KeyRecord], now: u64) -> Vec<KeyStatu
 impl Lifecycle {
     /// Rolls a key now, or after the roll under way (`key roll`). Clears
     /// a stopped roll's error: the operator has looked.
-    pub async fn roll_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
+    pub async fn roll_key(&self, who: &str, zone: &ZoneName, which: &str) -> Result<KeyRecord> {
         let m = self.gate().managed(zone).await?;
         let keys = self.node().store.list_keys(&m.key).await?;
         let k = find_key(&keys, &m.key, which)?.clone();
@@ -67,7 +68,7 @@ impl Lifecycle {
 
     /// Tells a KSK roll that the parent serves the new DS when no check
     /// can see it (`key step`); the audit log records who said so.
-    pub async fn step_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
+    pub async fn step_key(&self, who: &str, zone: &ZoneName, which: &str) -> Result<KeyRecord> {
         let m = self.gate().managed(zone).await?;
         let keys = self.node().store.list_keys(&m.key).await?;
         let k = find_key(&keys, &m.key, which)?.clone();
@@ -81,7 +82,7 @@ impl Lifecycle {
     /// Revokes a KSK for RFC 5011 validators (`key revoke`, Windows'
     /// RevokeStandby), as the engine plans it (`plan::revoke`); the parent
     /// is handed the DS RRset without it.
-    pub async fn revoke_key(&self, who: &str, zone: &str, which: &str) -> Result<KeyRecord> {
+    pub async fn revoke_key(&self, who: &str, zone: &ZoneName, which: &str) -> Result<KeyRecord> {
         let m = self.gate().managed(zone).await?;
         let keys = self.node().store.list_keys(&m.key).await?;
         let k = find_key(&keys, &m.key, which)?.clone();
@@ -98,7 +99,7 @@ impl Lifecycle {
 
     /// Stops or restarts the engine for a zone (`zone pause`/`resume`);
     /// resuming clears a stopped roll's error.
-    pub async fn set_paused(&self, who: &str, zone: &str, paused: bool) -> Result<()> {
+    pub async fn set_paused(&self, who: &str, zone: &ZoneName, paused: bool) -> Result<()> {
         let m = self.gate().managed(zone).await?;
         let mut z = m.zone.clone();
         z.lifecycle.paused = paused;
@@ -119,7 +120,7 @@ impl Lifecycle {
     /// TTL, which ZSK rolls wait for) when this node is its Key Master and
     /// the value changed; elsewhere, or if the zone is busy, it is left for
     /// the next signing.
-    pub async fn zone_signed(&self, zone: &str, max_ttl: u32) {
+    pub async fn zone_signed(&self, zone: &ZoneName, max_ttl: u32) {
         let Ok(m) = self.gate().managed(zone).await else {
             return;
         };
@@ -133,7 +134,7 @@ impl Lifecycle {
             .write(&m, &z, "zone-sign", "max-zone-ttl", detail)
             .await
         {
-            tracing::warn!(zone, error = %e, "the measured max zone TTL was not stored");
+            tracing::warn!(%zone, error = %e, "the measured max zone TTL was not stored");
         }
     }
 

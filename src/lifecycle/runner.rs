@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::keyset::{dnskey_of, Inventory, KeySet, KeySets};
 use crate::mastership::gate::{Gate, Managed};
 use crate::mastership::Mastership;
-use crate::node::{parse_zone_name, Node};
+use crate::node::{Node, ZoneName};
 use crate::policy::server_address;
 use crate::store::schema::{KeyRecord, KeyState, ZoneRecord};
 
@@ -123,7 +123,7 @@ impl Lifecycle {
         }
     }
     /// Takes a zone as far as it can go now; returns when to look again.
-    pub async fn tick(&self, zone: &str) -> Result<Option<u64>> {
+    pub async fn tick(&self, zone: &ZoneName) -> Result<Option<u64>> {
         loop {
             let m = match self.gate.managed(zone).await {
                 Ok(m) => m,
@@ -158,7 +158,7 @@ impl Lifecycle {
                     self.take(&m, &keys, then, &evidence).await?;
                 }
             }
-            self.keysets.changed(&m.key).await;
+            self.keysets.changed(zone).await;
         }
     }
 
@@ -240,7 +240,7 @@ impl Lifecycle {
         keys: &[KeyRecord],
         check: &Check,
     ) -> Result<Evidence> {
-        let (_, apex) = parse_zone_name(&zone.name)?;
+        let apex = ZoneName::of(zone)?.apex().clone();
         let (servers, unreached) = self.zone_servers(zone, &apex).await;
         let with_unreached = |mut e: Evidence| {
             e.unreached.extend(unreached.iter().cloned());
@@ -377,7 +377,7 @@ impl Lifecycle {
     /// The old DS's TTL at the parent, as served now (or the policy's).
     async fn old_ds_ttl(&self, zone: &ZoneRecord, old: &KeyRecord) -> u32 {
         let fallback = zone.policy.parent_ds_ttl;
-        let Ok((_, apex)) = parse_zone_name(&zone.name) else {
+        let Ok(apex) = ZoneName::of(zone).map(|z| z.apex().clone()) else {
             return fallback;
         };
         let Ok(wanted) = ds_of(&apex, old) else {
@@ -402,7 +402,7 @@ impl Lifecycle {
         };
         // The DS RRset the key set as stored now hands the parent (none
         // while the zone goes insecure).
-        let (_, apex) = parse_zone_name(&zone.name)?;
+        let apex = ZoneName::of(zone)?.apex().clone();
         let keys = self.node.store.list_keys(&m.key).await?;
         let set = KeySet::new(zone.clone(), apex, keys)?;
         let mut text = String::new();
@@ -477,7 +477,11 @@ impl Scheduler {
             .collect();
         for zone in ready {
             self.ticked += 1;
-            let at = match l.tick(&zone).await {
+            let tick = match ZoneName::stored(&zone) {
+                Ok(name) => l.tick(&name).await,
+                Err(e) => Err(e.into()),
+            };
+            let at = match tick {
                 Ok(at) => at.unwrap_or(u64::MAX),
                 Err(e) => {
                     tracing::warn!(zone = %zone, error = %e, "rollover engine: zone not handled now");
@@ -724,6 +728,10 @@ mod tests {
 
     const ZONE: &str = "roll.example.";
 
+    fn zone_name() -> crate::node::ZoneName {
+        crate::node::ZoneName::parse(ZONE).unwrap()
+    }
+
     async fn world(policy: Policy) -> World {
         let store = TempStore::new().await;
         let clock = ManualClock::new(T0);
@@ -749,7 +757,7 @@ mod tests {
         )
         .with_probe(servers.clone());
         let zones = Zones::new(node.clone(), gate, inventory, keysets, mastership);
-        zones.add_zone("test", ZONE, policy).await.unwrap();
+        zones.add_zone("test", &zone_name(), policy).await.unwrap();
         World {
             clock,
             node,
@@ -778,7 +786,7 @@ mod tests {
 
     impl World {
         async fn tick(&self) -> Option<u64> {
-            self.lifecycle.tick(ZONE).await.unwrap()
+            self.lifecycle.tick(&zone_name()).await.unwrap()
         }
 
         async fn zone(&self) -> ZoneRecord {
@@ -818,7 +826,7 @@ mod tests {
         async fn key_set(&self) -> KeySet {
             KeySet::new(
                 self.zone().await,
-                parse_zone_name(ZONE).unwrap().1,
+                zone_name().apex().clone(),
                 self.keys().await,
             )
             .unwrap()
@@ -840,7 +848,7 @@ mod tests {
         use crate::lifecycle::unsign::UnsignAsk;
         let w = world(policy()).await;
         w.lifecycle
-            .unsign("test", ZONE, UnsignAsk::Start { remove_keys: true })
+            .unsign("test", &zone_name(), UnsignAsk::Start { remove_keys: true })
             .await
             .unwrap();
         // Still signed, the delete records out, no DS for the parent.
@@ -898,7 +906,7 @@ mod tests {
         // Signing again is not built: refused, not half done.
         let e = w
             .lifecycle
-            .unsign("test", ZONE, UnsignAsk::Cancel)
+            .unsign("test", &zone_name(), UnsignAsk::Cancel)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("unsigning is at Unsigned"), "{e}");
@@ -909,18 +917,28 @@ mod tests {
         use crate::lifecycle::unsign::UnsignAsk;
         let w = world(policy()).await;
         let start = UnsignAsk::Start { remove_keys: false };
-        w.lifecycle.unsign("test", ZONE, start).await.unwrap();
-        let e = w.lifecycle.unsign("test", ZONE, start).await.unwrap_err();
+        w.lifecycle
+            .unsign("test", &zone_name(), start)
+            .await
+            .unwrap();
+        let e = w
+            .lifecycle
+            .unsign("test", &zone_name(), start)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("being unsigned already"), "{e}");
         w.lifecycle
-            .unsign("test", ZONE, UnsignAsk::Cancel)
+            .unsign("test", &zone_name(), UnsignAsk::Cancel)
             .await
             .unwrap();
         assert!(w.zone().await.lifecycle.unsign.is_none());
         // The operator's word moves it on where no check can see the parent.
-        w.lifecycle.unsign("test", ZONE, start).await.unwrap();
         w.lifecycle
-            .unsign("test", ZONE, UnsignAsk::DsGone)
+            .unsign("test", &zone_name(), start)
+            .await
+            .unwrap();
+        w.lifecycle
+            .unsign("test", &zone_name(), UnsignAsk::DsGone)
             .await
             .unwrap();
         assert_eq!(w.status().await, Status::UnsignWaitingForDsTtl);
@@ -964,7 +982,7 @@ mod tests {
         // A TTL raised mid-roll lengthens the wait: the larger TTL counts.
         let mut p = w.zone().await.policy;
         p.dnskey_ttl = 2 * H as u32;
-        w.zones.set_policy("test", ZONE, p).await.unwrap();
+        w.zones.set_policy("test", &zone_name(), p).await.unwrap();
         let until = w.tick().await.unwrap();
         assert_eq!(until, (started + 4 * H).max(started + H + 2 * H + H));
         w.set_to(until);
@@ -1086,7 +1104,10 @@ mod tests {
         w.servers.ds.store(false, Ordering::SeqCst);
         w.servers.ds_ttl.store(2 * H as u32, Ordering::SeqCst);
         w.servers.dnskey.store(true, Ordering::SeqCst);
-        w.lifecycle.roll_key("test", ZONE, &ksk.id).await.unwrap();
+        w.lifecycle
+            .roll_key("test", &zone_name(), &ksk.id)
+            .await
+            .unwrap();
         // The successor is a DS only: handed to the parent beside the old
         // one, neither published in the DNSKEY RRset nor signing.
         w.tick().await;
@@ -1165,7 +1186,10 @@ mod tests {
         })
         .await;
         let ksk = w.ksk().await;
-        w.lifecycle.roll_key("test", ZONE, &ksk.id).await.unwrap();
+        w.lifecycle
+            .roll_key("test", &zone_name(), &ksk.id)
+            .await
+            .unwrap();
         // The parent serves the old DS with a TTL of 2 h.
         w.servers.ds.store(true, Ordering::SeqCst);
         w.servers.ds_ttl.store(2 * H as u32, Ordering::SeqCst);
@@ -1234,7 +1258,10 @@ mod tests {
         })
         .await;
         let ksk = w.ksk().await;
-        w.lifecycle.roll_key("test", ZONE, &ksk.id).await.unwrap();
+        w.lifecycle
+            .roll_key("test", &zone_name(), &ksk.id)
+            .await
+            .unwrap();
         w.servers.ds.store(true, Ordering::SeqCst);
         w.servers.dnskey.store(true, Ordering::SeqCst);
         w.tick().await;
@@ -1313,18 +1340,18 @@ mod tests {
         let active = w.ksk().await;
         let e = w
             .lifecycle
-            .revoke_key("test", ZONE, &active.id)
+            .revoke_key("test", &zone_name(), &active.id)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("rolled instead"), "{e}");
         let standby = w
             .lifecycle
             .inventory
-            .add_key("test", ZONE, KeyRole::Ksk, false)
+            .add_key("test", &zone_name(), KeyRole::Ksk, false)
             .await
             .unwrap();
         w.lifecycle
-            .revoke_key("test", ZONE, &standby.id)
+            .revoke_key("test", &zone_name(), &standby.id)
             .await
             .unwrap();
         assert_eq!(w.status().await, Status::KskWaitingForRfc5011RemoveHoldDown);
@@ -1509,7 +1536,10 @@ mod tests {
         };
         let mut p = w.zone().await.policy;
         p.algorithm = Algorithm::Ed25519;
-        w.zones.set_policy("test", ZONE, p.clone()).await.unwrap();
+        w.zones
+            .set_policy("test", &zone_name(), p.clone())
+            .await
+            .unwrap();
 
         // 1. The new keys sign, unpublished: Dsgn + Dprp + TTLsig + safety.
         let until = w.tick().await.unwrap();
@@ -1519,7 +1549,7 @@ mod tests {
         // Changing the algorithm again mid-roll is refused, naming the roll.
         let err = w
             .zones
-            .set_policy("test", ZONE, policy())
+            .set_policy("test", &zone_name(), policy())
             .await
             .unwrap_err();
         assert!(err.to_string().contains("must end first"), "{err}");

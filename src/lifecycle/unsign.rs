@@ -9,6 +9,7 @@ use super::runner::{servers_of_parent, Lifecycle};
 use crate::error::{Result, ZonesError};
 use crate::keyset::KeySet;
 use crate::mastership::gate::Managed;
+use crate::node::ZoneName;
 use crate::store::schema::{Unsign, UnsignStep};
 
 /// What `zone unsign` asks for.
@@ -26,7 +27,7 @@ impl Lifecycle {
     /// Starts, steps or cancels going insecure. Long because each of the
     /// three asks has its own checks against the zone's state, with the
     /// refusal naming it.
-    pub async fn unsign(&self, who: &str, zone: &str, ask: UnsignAsk) -> Result<()> {
+    pub async fn unsign(&self, who: &str, zone: &ZoneName, ask: UnsignAsk) -> Result<()> {
         let m = self.gate().managed(zone).await?;
         let mut z = m.zone.clone();
         let now = self.node().clock.now();
@@ -93,7 +94,7 @@ impl Lifecycle {
             }
         };
         self.write(&m, &z, who, action, detail).await?;
-        self.keysets().changed(&m.key).await;
+        self.keysets().changed(zone).await;
         // The submission command is handed the DS RRset the parent should
         // have: none while going insecure, the zone's again on a cancel.
         if matches!(ask, UnsignAsk::Start { .. } | UnsignAsk::Cancel) {
@@ -108,7 +109,7 @@ impl Lifecycle {
     async fn parent_ds_ttl(&self, m: &Managed) -> Result<u32> {
         let z = &m.zone;
         let keys = self.node().store.list_keys(&m.key).await?;
-        let (_, apex) = crate::node::parse_zone_name(&z.name)?;
+        let apex = ZoneName::of(z)?.apex().clone();
         let set = KeySet::new(z.clone(), apex.clone(), keys)?;
         let ds = set.ds(&z.policy.ds_digests())?;
         let seen = self

@@ -5,7 +5,7 @@ use super::Mastership;
 use crate::dnssec::Algorithm;
 use crate::error::Result;
 use crate::error::RoleError;
-use crate::node::blocking;
+use crate::node::{blocking, ZoneName};
 use crate::store::schema::{KeyRecord, NodeRecord};
 use crate::text::shown;
 
@@ -47,7 +47,7 @@ pub(super) fn keys_out_of_reach(node: &NodeRecord, k: &KeyRecord) -> String {
 
 impl Mastership {
     /// Every registered node, each a candidate or with the reason why not.
-    pub async fn candidates(&self, zone: &str) -> Result<Vec<Candidate>> {
+    pub async fn candidates(&self, zone: &ZoneName) -> Result<Vec<Candidate>> {
         let z = self.node.zone(zone).await?;
         let keys = self.node.store.list_keys(&z.key).await?;
         let now = self.node.clock.now();

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Result, RoleError};
-use crate::node::{parse_zone_name, Node};
+use crate::node::{Node, ZoneName};
 use crate::store::schema::ZoneRecord;
 
 /// How long a released zone stays closed on the old Key Master if the role
@@ -51,10 +51,10 @@ impl Gate {
 
     /// Opens a management call on a zone: takes its lock, then checks that
     /// this node is its Key Master and has not released it.
-    pub async fn managed(&self, name: &str) -> Result<Managed> {
-        let (key, _) = parse_zone_name(name)?;
+    pub async fn managed(&self, name: &ZoneName) -> Result<Managed> {
+        let key = name.key().to_string();
         let guard = self.lock_of(&key).lock_owned().await;
-        let zone = self.node.zone(&key).await?.zone;
+        let zone = self.node.zone(name).await?.zone;
         require_key_master(&self.node.id, &zone)?;
         let released = self
             .released
@@ -80,10 +80,10 @@ impl Gate {
 
     /// Closes the zone for a hand-over at `epoch`, once the calls under way
     /// have passed; refused unless this node holds it at that epoch.
-    pub async fn release(&self, name: &str, epoch: u64) -> Result<()> {
-        let (key, _) = parse_zone_name(name)?;
+    pub async fn release(&self, name: &ZoneName, epoch: u64) -> Result<()> {
+        let key = name.key().to_string();
         let _guard = self.lock_of(&key).lock_owned().await;
-        let zone = self.node.zone(&key).await?.zone;
+        let zone = self.node.zone(name).await?.zone;
         if zone.key_master != self.node.id || zone.epoch != epoch {
             return Err(RoleError::NotHeldAt {
                 zone: key,

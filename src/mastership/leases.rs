@@ -4,6 +4,7 @@
 use super::{Mastership, SUPPORTED_ALGORITHMS};
 use crate::error::Result;
 use crate::error::RoleError;
+use crate::node::ZoneName;
 use crate::store::schema::{NodeRecord, SCHEMA_VERSION};
 use crate::text::shown;
 
@@ -80,7 +81,7 @@ impl Mastership {
     /// is its Key Master, or the zone is unknown and the call will say so);
     /// the Key Master's node record when its lease holds; refused, naming
     /// it, when its lease is gone.
-    pub async fn management_target(&self, zone: &str) -> Result<Option<NodeRecord>> {
+    pub async fn management_target(&self, zone: &ZoneName) -> Result<Option<NodeRecord>> {
         let Ok(z) = self.node.zone(zone).await else {
             return Ok(None);
         };

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::candidates::keys_out_of_reach;
 use super::{moved_meanwhile, Mastership};
 use crate::error::{Error, Result, RoleError};
+use crate::node::ZoneName;
 use crate::store::schema::{NodeRecord, ZoneRecord};
 use crate::text::shown;
 
@@ -16,7 +17,7 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(3);
 impl Mastership {
     /// Moves the role while the current Key Master is online: it is asked
     /// to release the zone first, and must answer.
-    pub async fn transfer(&self, who: &str, zone: &str, to: &str) -> Result<ZoneRecord> {
+    pub async fn transfer(&self, who: &str, zone: &ZoneName, to: &str) -> Result<ZoneRecord> {
         let (key, zone) = self.zone_to_move(zone, to).await?;
         let target = self.registered(to).await?;
         if !self.is_online(&zone.key_master).await? {
@@ -61,9 +62,9 @@ impl Mastership {
     /// the zone under way here have finished, this node stops managing it
     /// (new calls are refused, saying it is being handed over) and
     /// answers; the caller then moves the role with epoch + 1.
-    pub async fn release(&self, zone: &str, epoch: u64, to: &str) -> Result<()> {
+    pub async fn release(&self, zone: &ZoneName, epoch: u64, to: &str) -> Result<()> {
         self.gate.release(zone, epoch).await?;
-        tracing::info!(zone, epoch, to = %shown(to), "released the zone for a transfer: this node stops managing it");
+        tracing::info!(%zone, epoch, to = %shown(to), "released the zone for a transfer: this node stops managing it");
         Ok(())
     }
 
@@ -71,7 +72,7 @@ impl Mastership {
     /// peer that must answer within RELEASE_TIMEOUT.
     async fn ask_release(&self, zone: &ZoneRecord, to: &str) -> Result<()> {
         if zone.key_master == self.node.id {
-            return self.release(&zone.name, zone.epoch, to).await;
+            return self.release(&ZoneName::of(zone)?, zone.epoch, to).await;
         }
         let holder = self.registered(&zone.key_master).await?;
         let Some(peers) = &self.peers else {
@@ -121,7 +122,7 @@ impl Mastership {
     }
 
     /// The zone whose role is to move to `to`: refused if `to` holds it.
-    async fn zone_to_move(&self, zone: &str, to: &str) -> Result<(String, ZoneRecord)> {
+    async fn zone_to_move(&self, zone: &ZoneName, to: &str) -> Result<(String, ZoneRecord)> {
         let z = self.node.zone(zone).await?;
         if z.zone.key_master == to {
             return Err(RoleError::AlreadyHolder {
@@ -158,7 +159,13 @@ impl Mastership {
     /// Takes the role for `to` when the Key Master's lease is gone. A node
     /// that cannot reach the keys gets it only with `force`, and then the
     /// zone needs new keys.
-    pub async fn seize(&self, who: &str, zone: &str, to: &str, force: bool) -> Result<ZoneRecord> {
+    pub async fn seize(
+        &self,
+        who: &str,
+        zone: &ZoneName,
+        to: &str,
+        force: bool,
+    ) -> Result<ZoneRecord> {
         let (key, zone) = self.zone_to_move(zone, to).await?;
         let now = self.node.clock.now();
         if let Ok(holder) = self.registered(&zone.key_master).await {

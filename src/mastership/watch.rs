@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::Mastership;
 use crate::error::Result;
+use crate::node::ZoneName;
 
 impl Mastership {
     /// Compares the zones this node is Key Master of with its last look and
@@ -82,8 +83,11 @@ impl Mastership {
             if self.why_not(me, &keys, z.policy.algorithm).await.is_some() {
                 continue;
             }
+            let Ok(name) = ZoneName::of(&z) else {
+                continue;
+            };
             match self
-                .seize("auto-failover", &z.name, &self.node.id, false)
+                .seize("auto-failover", &name, &self.node.id, false)
                 .await
             {
                 Ok(r) => {

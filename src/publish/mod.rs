@@ -30,7 +30,7 @@ use crate::error::Result;
 use crate::error::{PublishError, ZonesError};
 use crate::keyset::KeySets;
 use crate::mastership::gate::Gate;
-use crate::node::{parse_zone_name, Node};
+use crate::node::{Node, ZoneName};
 use crate::signing::zone::SourceChange;
 use crate::signing::Signing;
 use crate::store::schema::{Publishing, SerialPolicy, ZoneRecord};
@@ -162,13 +162,11 @@ impl Publisher {
 
     /// Has the signer read the zone's source again now (`zone reload`,
     /// `zone source`).
-    pub fn reload(&self, zone: &str) {
-        if let Ok((key, _)) = parse_zone_name(zone) {
-            self.reloads
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key);
-        }
+    pub fn reload(&self, zone: &ZoneName) {
+        self.reloads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(zone.key().to_string());
         self.wake.notify_one();
     }
 
@@ -389,9 +387,10 @@ impl Publisher {
         let Some(source) = Source::of(&zone.publishing) else {
             return;
         };
-        let Ok((_, apex)) = parse_zone_name(&name) else {
+        let Ok(zone_name) = ZoneName::of(zone) else {
             return;
         };
+        let apex = zone_name.apex().clone();
         let reload = self
             .reloads
             .lock()
@@ -483,7 +482,7 @@ impl Publisher {
     ) -> Result<decide::SignedWith> {
         use crate::dnssec::KeyRole;
         use domain::base::iana::Rtype;
-        let set = self.keysets.get(&zone.name).await?;
+        let set = self.keysets.get(&ZoneName::of(zone)?).await?;
         let children = self.signing.child_ds(zone, children).await?;
         let p = &zone.publishing;
         let signers = |ksk: bool| -> Vec<u16> {
@@ -534,7 +533,10 @@ impl Publisher {
         if zone.publishing.error.as_deref() == Some(error.as_str()) {
             return;
         }
-        let Ok(m) = self.gate.managed(&zone.name).await else {
+        let Ok(name) = ZoneName::of(zone) else {
+            return;
+        };
+        let Ok(m) = self.gate.managed(&name).await else {
             return;
         };
         let mut record = m.zone.clone();
@@ -569,10 +571,11 @@ impl Publisher {
         previous: &mut Option<Arc<Previous>>,
     ) -> std::result::Result<Vec<String>, PublishError> {
         let source_error = |e: String| PublishError::Source(e);
-        let (key, apex) = parse_zone_name(&zone.name).map_err(|e| source_error(e.to_string()))?;
+        let name = ZoneName::of(zone).map_err(|e| source_error(e.to_string()))?;
+        let (key, apex) = (name.key(), name.apex().clone());
         let mut prepared = self
             .signing
-            .zone_signing(&key, 0, 0)
+            .zone_signing(&name, 0, 0)
             .await
             .map_err(|e| source_error(e.to_string()))?;
         let now = self.node.clock.now();
@@ -581,7 +584,7 @@ impl Publisher {
         // what an IXFR from its serial carries.
         let before = self
             .served
-            .get(&key)
+            .get(key)
             .filter(|b| previous.is_some() && Some(b.serial) == zone.publishing.serial);
         prepared.config.reuse_until = (now + window.0 + window.1) as u32;
         prepared.config.stagger = true;
@@ -677,7 +680,7 @@ impl Publisher {
                 .await
                 .map_err(PublishError::Output)?;
         }
-        notify_secondaries(&key, &apex, stats.serial_out, secondaries);
+        notify_secondaries(key, &apex, stats.serial_out, secondaries);
         Ok(stats.notes())
     }
 
@@ -753,7 +756,12 @@ impl Publisher {
     /// Sets where a zone comes from and where it goes (a management call,
     /// on the Key Master): the source must be readable here, the
     /// secondaries addresses. An empty source stops keeping it signed.
-    pub async fn set_source(&self, who: &str, zone: &str, asked: &SourceSettings) -> Result<()> {
+    pub async fn set_source(
+        &self,
+        who: &str,
+        zone: &ZoneName,
+        asked: &SourceSettings,
+    ) -> Result<()> {
         let SourceSettings {
             source_file,
             source_primary,
@@ -797,18 +805,15 @@ impl Publisher {
             .update_zone(&record, m.zone.epoch, &[], &[], &audit)
             .await?;
         drop(m);
-        self.reload(&key);
+        self.reload(zone);
         Ok(())
     }
 
     /// The delegations of the version of `zone` this node serves (none if
     /// it serves none: only the Key Master does).
-    pub fn delegations(&self, zone: &str) -> Vec<served::Delegated> {
-        let Ok((key, _)) = parse_zone_name(zone) else {
-            return Vec::new();
-        };
+    pub fn delegations(&self, zone: &ZoneName) -> Vec<served::Delegated> {
         self.served
-            .get(&key)
+            .get(zone.key())
             .map(|z| z.delegations())
             .unwrap_or_default()
     }
@@ -817,7 +822,7 @@ impl Publisher {
     /// of a source just set (`zone source`): a version published since
     /// `since` (Unix seconds), or an error recorded; so that the answer
     /// says what came of it rather than "not published yet".
-    pub async fn settled(&self, zone: &str, since: u64, within: Duration) {
+    pub async fn settled(&self, zone: &ZoneName, since: u64, within: Duration) {
         let began = self.node.clock.instant();
         while self.node.clock.instant().duration_since(began) < within {
             match self.node.zone(zone).await {
@@ -838,7 +843,7 @@ impl Publisher {
 
     /// Where a zone's publication stands; asks each secondary for its
     /// serial. Any node answers from the store.
-    pub async fn status(&self, zone: &str) -> Result<ZoneStatus> {
+    pub async fn status(&self, zone: &ZoneName) -> Result<ZoneStatus> {
         let r = self.node.zone(zone).await?;
         let mut asked = tokio::task::JoinSet::new();
         for (i, s) in r.zone.publishing.secondaries.iter().enumerate() {

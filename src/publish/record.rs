@@ -12,6 +12,7 @@ use super::{notify, Publisher, WHO};
 use crate::dnssec::reuse::Previous;
 use crate::dnssec::zone::ZoneStats;
 use crate::error::PublishError;
+use crate::node::ZoneName;
 use crate::store::schema::ZoneRecord;
 use crate::store::StoreError;
 
@@ -46,7 +47,7 @@ impl Publisher {
         // and a node that lost the role writes nothing and serves nothing.
         let m = self
             .gate
-            .managed(key)
+            .managed(&ZoneName::of(zone).map_err(|e| PublishError::Source(e.to_string()))?)
             .await
             .map_err(|e| PublishError::Store(e.to_string()))?;
         if m.zone.epoch != zone.epoch || m.zone.publishing.serial != last {

@@ -255,7 +255,7 @@ impl SignedZone {
     }
 }
 
-/// A zone's stored name (`node::parse_zone_name`: lower case, trailing
+/// A zone's stored name (`node::ZoneName`: lower case, trailing
 /// dot) from a name as `domain` shows it.
 pub(super) fn zone_key(name: &impl std::fmt::Display) -> String {
     format!("{name}.").to_ascii_lowercase()

@@ -26,7 +26,7 @@ use crate::dnssec::{Algorithm, KeyRole, Validity};
 use crate::error::{LimitError, Result, SigningError};
 use crate::hsm::SigningPool;
 use crate::keyset::{KeySet, KeySets};
-use crate::node::Node;
+use crate::node::{Node, ZoneName};
 
 use validity::{validity_for, SigKind};
 pub use worker::{Cancel, KeyWorker};
@@ -153,7 +153,7 @@ impl Signing {
 
     /// When the key set this node signs the zone with was read, while it
     /// is a last-known one kept through a store outage (Unix seconds).
-    pub fn last_known_since(&self, zone: &str) -> Option<u64> {
+    pub fn last_known_since(&self, zone: &ZoneName) -> Option<u64> {
         self.keysets.last_known_since(zone)
     }
 
@@ -170,7 +170,7 @@ impl Signing {
     /// DS records of the KSKs the parent should have, and the DNSKEY RRset.
     pub async fn ds(
         &self,
-        zone: &str,
+        zone: &ZoneName,
         digests: &[DsDigest],
     ) -> Result<(Vec<OutRecord>, Vec<OutRecord>)> {
         let set = self.keysets.fresh(zone).await?;
@@ -192,7 +192,7 @@ impl Signing {
     pub async fn signed_dnskeys(
         &self,
         who: &str,
-        zone: &str,
+        zone: &ZoneName,
     ) -> Result<(Vec<OutRecord>, Vec<OutRecord>)> {
         let set = self.keysets.fresh(zone).await?;
         let rrsigs = self.ksk_signed(who, &set, Rtype::DNSKEY).await?;
@@ -201,7 +201,7 @@ impl Signing {
 
     /// The CDS and CDNSKEY RRsets the zone publishes (empty when its policy
     /// publishes none), with their signatures by the active KSKs.
-    pub async fn signed_cds(&self, who: &str, zone: &str) -> Result<SignedCds> {
+    pub async fn signed_cds(&self, who: &str, zone: &ZoneName) -> Result<SignedCds> {
         let set = self.keysets.fresh(zone).await?;
         let mut rrsigs = Vec::new();
         if !set.apex_rrset(Rtype::CDS).is_empty() {
@@ -304,7 +304,7 @@ impl Signing {
 
     /// What a zone publishes and signs with now, for those who watch
     /// (`WatchKeySet`): the DNSKEY RRset, the tags that sign, CDS/CDNSKEY.
-    pub async fn key_set_view(&self, zone: &str) -> Result<KeySetView> {
+    pub async fn key_set_view(&self, zone: &ZoneName) -> Result<KeySetView> {
         let set = self.keysets.fresh(zone).await?;
         let tags = |role| set.signers(role).map(|k| k.key_tag).collect();
         Ok(KeySetView {
@@ -326,7 +326,7 @@ impl Signing {
     /// What a DNS server that signs online must build to match this zone:
     /// its denial, the keys that sign each kind of RRset, and the times and
     /// TTLs in force.
-    pub async fn signing_parameters(&self, zone: &str) -> Result<SigningParameters> {
+    pub async fn signing_parameters(&self, zone: &ZoneName) -> Result<SigningParameters> {
         let set = self.keysets.get(zone).await?;
         let policy = &set.zone.policy;
         let tags = |role| {
@@ -355,7 +355,7 @@ impl Signing {
     /// stops at the next RRset once `cancel` is set.
     pub async fn sign_rrsets(
         &self,
-        zone: &str,
+        zone: &ZoneName,
         rrsets: Vec<RrsetRequest>,
         inception: u32,
         expiration: u32,

@@ -16,6 +16,7 @@ use crate::dnssec::zone::{
 };
 use crate::dnssec::KeyRole;
 use crate::error::{Error, Result, SigningError};
+use crate::node::ZoneName;
 use crate::store::schema::ZoneRecord;
 
 /// What changed from the last version (its lines as they were, and the
@@ -98,7 +99,7 @@ impl Signing {
     /// Everything needed to sign a whole zone, read from the store.
     pub async fn zone_signing(
         &self,
-        zone: &str,
+        zone: &ZoneName,
         inception: u32,
         expiration: u32,
     ) -> Result<ZoneSigning> {
@@ -177,7 +178,7 @@ impl Signing {
             .iter()
             .filter_map(|d| {
                 Some(ChildDs {
-                    child: crate::node::parse_zone_name(&d.child).ok()?.1,
+                    child: ZoneName::stored(&d.child).ok()?.apex().clone(),
                     ttl: d.ds_ttl,
                     ds: d
                         .ds
@@ -188,7 +189,7 @@ impl Signing {
             })
             .collect();
         for c in children {
-            let set = self.keysets.get(&c.name).await?;
+            let set = self.keysets.get(&ZoneName::of(c)?).await?;
             let policy = &set.zone.policy;
             out.push(ChildDs {
                 child: set.apex.clone(),
