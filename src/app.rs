@@ -219,6 +219,11 @@ async fn open_token(config: &Config) -> Result<Token, String> {
 
 /// Opens the token and the store and builds the services over them; then
 /// compares token and store and says what does not match.
+///
+/// Long because the order is the point: the token bound before any token
+/// call, the state directory before the store (whether the node may start
+/// without it depends on what is saved there), the spool before the node,
+/// the saved key sets before the first request.
 async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Services, String> {
     let token = open_token(config).await?;
     crate::hsm::bound::configure(config.token_timeout, &token.identity().label);

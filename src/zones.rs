@@ -11,7 +11,7 @@ use crate::mastership::gate::{Gate, Managed};
 use crate::mastership::Mastership;
 use crate::node::{Node, ZoneName};
 use crate::policy::{DenialPolicy, Policy};
-use crate::store::schema::{KeyState, ZoneRecord, SCHEMA_VERSION};
+use crate::store::schema::{KeyState, ZoneRecord};
 
 /// A zone's settings as shown to operators.
 #[derive(Debug, Clone)]
@@ -87,19 +87,7 @@ impl Zones {
                 .generate_ksk_and_zsk(&key, policy.algorithm)
                 .await?
         };
-        let zone = ZoneRecord {
-            schema: SCHEMA_VERSION,
-            name: key.clone(),
-            policy,
-            key_master: self.node.id.clone(),
-            epoch: 1,
-            key_master_since: now,
-            created: now,
-            needs_rekey: false,
-            lifecycle: Default::default(),
-            publishing: Default::default(),
-            delegations: Vec::new(),
-        };
+        let zone = ZoneRecord::new(&key, policy, &self.node.id, now);
         let audit = self.node.draft(
             who,
             &key,

@@ -576,19 +576,7 @@ mod tests {
             .generate_ksk_and_zsk("z.example.", Algorithm::EcdsaP256Sha256)
             .await
             .unwrap();
-        let zone = ZoneRecord {
-            schema: SCHEMA_VERSION,
-            name: "z.example.".into(),
-            policy: Policy::default(),
-            key_master: "n1".into(),
-            epoch: 1,
-            key_master_since: 0,
-            created: 0,
-            needs_rekey: false,
-            lifecycle: Default::default(),
-            publishing: Default::default(),
-            delegations: Vec::new(),
-        };
+        let zone = ZoneRecord::new("z.example.", Policy::default(), "n1", 0);
         let audit = node.draft("t", "z.example.", "generate", String::new());
         node.store.create_zone(&zone, &keys, &audit).await.unwrap();
         assert_eq!(node.hsm.list_private_keys().unwrap().len(), 2);

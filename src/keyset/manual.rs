@@ -150,27 +150,16 @@ mod tests {
     const T0: u64 = 1_800_000_000;
 
     fn zone() -> ZoneRecord {
-        ZoneRecord {
-            schema: SCHEMA_VERSION,
-            name: "example.".into(),
-            policy: Policy {
-                propagation_time: H as u32,
-                dnskey_ttl: H as u32,
-                safety_margin: 0,
-                max_zone_ttl: 2 * H as u32,
-                parent_ds_ttl: 5 * H as u32,
-                parent_propagation: H as u32,
-                ..Policy::default()
-            },
-            key_master: "a".into(),
-            epoch: 1,
-            key_master_since: 0,
-            created: 0,
-            needs_rekey: false,
-            lifecycle: Default::default(),
-            publishing: Default::default(),
-            delegations: Vec::new(),
-        }
+        let policy = Policy {
+            propagation_time: H as u32,
+            dnskey_ttl: H as u32,
+            safety_margin: 0,
+            max_zone_ttl: 2 * H as u32,
+            parent_ds_ttl: 5 * H as u32,
+            parent_propagation: H as u32,
+            ..Policy::default()
+        };
+        ZoneRecord::new("example.", policy, "a", 0)
     }
 
     fn key(id: &str, role: KeyRole, state: KeyState, published: u64) -> KeyRecord {

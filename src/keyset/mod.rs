@@ -411,6 +411,8 @@ impl KeySets {
     /// with the store away nobody changes keys, and a zone whose
     /// signatures expire goes bogus, so signing outranks freshness. The
     /// store is asked again at most once per KEY_SET_TTL meanwhile.
+    /// Long because its three outcomes (read, zone removed, store away)
+    /// each update the cache and the disk copy in their own way.
     pub async fn fresh(&self, zone: &ZoneName) -> Result<Arc<KeySet>> {
         let key = zone.key().to_string();
         let read = async {
@@ -607,22 +609,11 @@ mod tests {
     use crate::store::schema::SCHEMA_VERSION;
 
     fn zone(publish_cds: bool) -> ZoneRecord {
-        ZoneRecord {
-            schema: SCHEMA_VERSION,
-            name: "example.".into(),
-            policy: Policy {
-                publish_cds,
-                ..Policy::default()
-            },
-            key_master: "a".into(),
-            epoch: 1,
-            key_master_since: 0,
-            created: 0,
-            needs_rekey: false,
-            lifecycle: Default::default(),
-            publishing: Default::default(),
-            delegations: Vec::new(),
-        }
+        let policy = Policy {
+            publish_cds,
+            ..Policy::default()
+        };
+        ZoneRecord::new("example.", policy, "a", 0)
     }
 
     fn key(id: u8, role: KeyRole, state: KeyState) -> KeyRecord {

@@ -358,6 +358,8 @@ impl Served {
 
 /// NOTIFY (RFC 1996) from a zone's primary: the zone signer transfers the
 /// zone again at once. From anyone else, or for another zone: NOTAUTH.
+/// Long because of `domain`'s signature and because each refusal says its
+/// own reason in the log.
 impl domain::net::server::middleware::notify::Notifiable for Served {
     fn notify_zone_changed(
         &self,

@@ -45,6 +45,24 @@ pub struct ZoneRecord {
 }
 
 impl ZoneRecord {
+    /// A zone just added (`zone add`): its Key Master, epoch 1, nothing
+    /// rolled, published or delegated yet.
+    pub fn new(name: &str, policy: Policy, key_master: &str, now: u64) -> ZoneRecord {
+        ZoneRecord {
+            schema: SCHEMA_VERSION,
+            name: name.to_string(),
+            policy,
+            key_master: key_master.to_string(),
+            epoch: 1,
+            key_master_since: now,
+            created: now,
+            needs_rekey: false,
+            lifecycle: Default::default(),
+            publishing: Default::default(),
+            delegations: Vec::new(),
+        }
+    }
+
     /// Takes what `Store::update_zone` replaces (policy, lifecycle,
     /// publishing) from `zone`; the role (Key Master, epoch) stays.
     pub fn update_from(&mut self, zone: &ZoneRecord) {

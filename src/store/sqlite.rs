@@ -534,19 +534,7 @@ mod tests {
         let b = SqliteStore::open(path.to_str().unwrap(), None)
             .await
             .unwrap();
-        let zone = ZoneRecord {
-            schema: SCHEMA_VERSION,
-            name: "z.".into(),
-            policy: Policy::default(),
-            key_master: "n1".into(),
-            epoch: 1,
-            key_master_since: 0,
-            created: 0,
-            needs_rekey: false,
-            lifecycle: Default::default(),
-            publishing: Default::default(),
-            delegations: Vec::new(),
-        };
+        let zone = ZoneRecord::new("z.", Policy::default(), "n1", 0);
         a.create_zone(&zone, &[], &draft()).await.unwrap();
         for round in 0..20u64 {
             let epoch = 1 + round;

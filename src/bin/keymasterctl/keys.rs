@@ -82,7 +82,7 @@ pub enum KeyCmd {
     },
 }
 
-/// One arm per `key` subcommand.
+/// One arm per `key` subcommand (long as the list of subcommands is).
 pub async fn run(c: &mut Clients, cmd: KeyCmd) -> Result<Output, String> {
     let zones = &mut c.zones;
     let key = match cmd {

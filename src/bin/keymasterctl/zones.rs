@@ -399,7 +399,7 @@ async fn remove(c: &mut Clients, zone: String, force: bool) -> Result<Output, St
 }
 
 /// One arm per `zone` subcommand; the ones with more than a call to
-/// make are functions of their own.
+/// make are functions of their own (long as the list of subcommands is).
 pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
     Ok(match cmd {
         ZoneCmd::Add(a) => add(c, a).await?,
@@ -521,6 +521,7 @@ async fn source(c: &mut Clients, a: ZoneSource) -> Result<Output, String> {
 }
 
 /// `zone delegation add|remove`: a child whose DS is kept from its CDS.
+/// Long because each of `add`'s flags is a line of the request.
 async fn delegation(c: &mut Clients, cmd: DelegationCmd) -> Result<Output, String> {
     Ok(match cmd {
         DelegationCmd::Add {

@@ -482,28 +482,17 @@ mod tests {
     use super::*;
     use crate::dnssec::Algorithm;
     use crate::policy::Policy;
-    use crate::store::schema::{Lifecycle, SCHEMA_VERSION};
+    use crate::store::schema::SCHEMA_VERSION;
 
     const T0: u64 = 1_800_000_000;
     const DAY: u64 = 86_400;
 
     fn zone() -> ZoneRecord {
-        ZoneRecord {
-            schema: SCHEMA_VERSION,
-            name: "z.example.".into(),
-            policy: Policy {
-                max_zone_ttl: 86_400,
-                ..Policy::default()
-            },
-            key_master: "a".into(),
-            epoch: 1,
-            key_master_since: T0,
-            created: T0,
-            needs_rekey: false,
-            lifecycle: Lifecycle::default(),
-            publishing: Default::default(),
-            delegations: Vec::new(),
-        }
+        let policy = Policy {
+            max_zone_ttl: 86_400,
+            ..Policy::default()
+        };
+        ZoneRecord::new("z.example.", policy, "a", T0)
     }
 
     fn key(id: &str, role: KeyRole, state: KeyState, activated: u64) -> KeyRecord {

@@ -82,6 +82,8 @@ pub fn successor_state(policy: &crate::policy::Policy, role: KeyRole) -> KeyStat
 /// `successor_state`) recorded with the roll's first step and the TTL it
 /// waits out; a double DS roll hands the parent the new DS at once.
 /// `old_ds_ttl`: the old DS's TTL at the parent (double DS only).
+/// Long because the roll record is written out field by field, each with
+/// the method it depends on.
 pub fn start(
     zone: &ZoneRecord,
     old: &KeyRecord,
@@ -596,25 +598,14 @@ mod tests {
     const H: u64 = 3600;
 
     fn zone(policy: Policy) -> ZoneRecord {
-        ZoneRecord {
-            schema: SCHEMA_VERSION,
-            name: "example.".into(),
-            policy: Policy {
-                dnskey_ttl: H as u32,
-                max_zone_ttl: 2 * H as u32,
-                propagation_time: H as u32,
-                safety_margin: 0,
-                ..policy
-            },
-            key_master: "a".into(),
-            epoch: 1,
-            key_master_since: 0,
-            created: 0,
-            needs_rekey: false,
-            lifecycle: Default::default(),
-            publishing: Default::default(),
-            delegations: Vec::new(),
-        }
+        let policy = Policy {
+            dnskey_ttl: H as u32,
+            max_zone_ttl: 2 * H as u32,
+            propagation_time: H as u32,
+            safety_margin: 0,
+            ..policy
+        };
+        ZoneRecord::new("example.", policy, "a", 0)
     }
 
     fn key(id: &str, role: KeyRole, state: KeyState, tag: u16) -> KeyRecord {

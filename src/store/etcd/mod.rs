@@ -128,7 +128,8 @@ struct Plan {
 
 impl EtcdStore {
     /// Connects to the endpoints (comma-separated URLs) and checks the
-    /// schema, writing it into an empty cluster.
+    /// schema, writing it into an empty cluster. Long because each wrong
+    /// setting (no endpoint, TLS half given) is refused with its own words.
     pub async fn open(endpoints: &str, options: StoreOptions) -> Result<EtcdStore, StoreError> {
         let location = format!("etcd:{endpoints}");
         let refuse = |reason: String| StoreError::Unavailable {
