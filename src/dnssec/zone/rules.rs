@@ -15,7 +15,8 @@ use crate::dnssec::rrset::MAX_TTL;
 ///
 /// Below a zone cut only address records (glue) may be; below a DNAME
 /// nothing. Names below a cut sort right after it, so one pass that
-/// remembers the last cut or DNAME sees each name under it.
+/// remembers the last cut or DNAME sees each name under it. Long because
+/// it is that one pass, with one arm per rule.
 pub fn check_structure(recs: &[Rec], apex_key: &[u8], has_apex: bool) -> Result<(), ZoneError> {
     let refuse = |key: &[u8], rule: &str| ZoneError::Structure {
         owner: fqdn(key),

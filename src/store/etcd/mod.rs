@@ -305,7 +305,8 @@ impl EtcdStore {
     /// Runs a write: `plan` reads what it needs and says what to compare
     /// and change; the audit entry is chained onto the head read here; all
     /// of it commits in one transaction, or the whole is read and planned
-    /// again. Returns the plan's result and the sealed entry.
+    /// again. Returns the plan's result and the sealed entry. Long because
+    /// the read, the plan, the chained entry and the retry are one loop.
     async fn write<T, F, Fut>(
         &self,
         draft: &AuditDraft,
