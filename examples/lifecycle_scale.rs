@@ -147,6 +147,7 @@ async fn main() {
             keysets.clone(),
             &mastership,
             None,
+            Default::default(),
         )
         .with_probe(served.clone()),
     );

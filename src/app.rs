@@ -149,7 +149,7 @@ pub async fn check(config: Config) -> Result<String, String> {
     let access = AccessControl::load(config.access_file.as_deref())?;
     found.push(format!("access file: {} grants", access.reload()?));
     if let Some(path) = &config.tsig_keys {
-        let keys = crate::publish::tsig::TsigKeys::load(path)?;
+        let keys = crate::tsig::TsigKeys::load(path)?;
         found.push(format!("TSIG keys: {}", keys.names().join(", ")));
     }
     if let Some(cmd) = &config.ds_submit_command {
@@ -284,7 +284,7 @@ async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Service
         ds_submit_command: config.ds_submit_command.clone(),
         expiry_warning: config.expiry_warning,
         tsig_keys: match &config.tsig_keys {
-            Some(path) => crate::publish::tsig::TsigKeys::load(path)?,
+            Some(path) => crate::tsig::TsigKeys::load(path)?,
             None => Default::default(),
         },
         key_set_dir: key_set_dir.clone(),

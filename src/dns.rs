@@ -181,3 +181,124 @@ pub async fn soa_serial(server: SocketAddr, apex: &Name<Vec<u8>>) -> Result<u32,
     let answer = query(server, apex, Rtype::SOA).await?;
     answer_soa_serial(&answer).ok_or_else(|| "answered without an SOA".to_string())
 }
+
+/// The zone a name is in, as a server authoritative for it answers: the
+/// closest enclosing name (the name itself not counted) for which it
+/// answers its SOA with authority. A child's parent zone, asked of the
+/// parent's primary.
+pub async fn enclosing_zone(
+    server: SocketAddr,
+    name: &Name<Vec<u8>>,
+) -> Result<Name<Vec<u8>>, String> {
+    let mut candidate = name.parent();
+    while let Some(above) = candidate {
+        let zone: Name<Vec<u8>> = domain::base::ToName::to_name(&above);
+        if let Ok(answer) = query(server, &zone, Rtype::SOA).await {
+            if answer_soa_serial(&answer).is_some() {
+                return Ok(zone);
+            }
+        }
+        candidate = above.parent();
+    }
+    Err(format!(
+        "serves no zone above {name} (no SOA answered with authority)"
+    ))
+}
+
+/// Replaces `owner`'s RRset of `rtype` in `zone` at its primary by DNS
+/// UPDATE (RFC 2136: the RRset deleted, §2.5.2, then each record added,
+/// §2.5.1, in one message the server applies whole or not at all),
+/// signed with `key` when given (RFC 8945) and sent over TCP. Ok once the
+/// primary answered NOERROR (signed with the key, when one was used); else
+/// what it answered, with its TSIG error.
+pub async fn update_rrset(
+    server: SocketAddr,
+    zone: &Name<Vec<u8>>,
+    owner: &Name<Vec<u8>>,
+    rtype: Rtype,
+    ttl: u32,
+    rdatas: &[Vec<u8>],
+    key: Option<domain::tsig::Key>,
+) -> Result<(), String> {
+    use domain::base::iana::{Class, Opcode};
+    use domain::base::rdata::UnknownRecordData;
+    use domain::base::{Record, Ttl};
+    use domain::rdata::tsig::Time48;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let bad = |e: &dyn std::fmt::Display| format!("cannot build the UPDATE: {e}");
+    let mut msg = MessageBuilder::new_vec();
+    msg.header_mut().set_opcode(Opcode::UPDATE);
+    msg.header_mut().set_random_id();
+    // The zone section is the question section (RFC 2136 §2.3).
+    let mut msg = msg.question();
+    msg.push((zone, Rtype::SOA)).map_err(|e| bad(&e))?;
+    // No prerequisites (the answer section); the update section is the
+    // authority section.
+    let mut msg = msg.answer().authority();
+    let none = UnknownRecordData::from_octets(rtype, Vec::new()).map_err(|e| bad(&e))?;
+    msg.push(Record::new(owner, Class::ANY, Ttl::ZERO, none))
+        .map_err(|e| bad(&e))?;
+    for rdata in rdatas {
+        let data = UnknownRecordData::from_octets(rtype, rdata.clone()).map_err(|e| bad(&e))?;
+        msg.push(Record::new(owner, Class::IN, Ttl::from_secs(ttl), data))
+            .map_err(|e| bad(&e))?;
+    }
+    let mut msg = msg.additional();
+    let transaction = match &key {
+        Some(key) => Some(
+            domain::tsig::ClientTransaction::request(key, &mut msg, Time48::now())
+                .map_err(|e| bad(&e))?,
+        ),
+        None => None,
+    };
+    let wire = msg.finish();
+    let exchange = async {
+        let mut tcp = tokio::net::TcpStream::connect(server)
+            .await
+            .map_err(|e| format!("no connection ({e})"))?;
+        let len = u16::try_from(wire.len()).map_err(|_| bad(&"longer than 65535 octets"))?;
+        tcp.write_all(&len.to_be_bytes())
+            .await
+            .map_err(|e| format!("not sent ({e})"))?;
+        tcp.write_all(&wire)
+            .await
+            .map_err(|e| format!("not sent ({e})"))?;
+        let mut len = [0u8; 2];
+        tcp.read_exact(&mut len)
+            .await
+            .map_err(|e| format!("no answer ({e})"))?;
+        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        tcp.read_exact(&mut answer)
+            .await
+            .map_err(|e| format!("no answer ({e})"))?;
+        Ok::<_, String>(answer)
+    };
+    let answer = tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))??;
+    let mut answer = Message::from_octets(answer).map_err(|_| "a malformed answer".to_string())?;
+    let rcode = answer.header().rcode();
+    if rcode != Rcode::NOERROR {
+        return Err(match tsig_error(&answer) {
+            Some(e) => format!("answered {rcode} (TSIG error {e})"),
+            None => format!("answered {rcode}"),
+        });
+    }
+    if let Some(t) = transaction {
+        t.answer(&mut answer, Time48::now())
+            .map_err(|e| format!("answered NOERROR, but its TSIG does not verify ({e})"))?;
+    }
+    Ok(())
+}
+
+/// The error a TSIG record of an answer carries (BADKEY, BADSIG, …), if
+/// the answer has one.
+fn tsig_error(answer: &Message<Vec<u8>>) -> Option<String> {
+    let additional = answer.additional().ok()?;
+    additional
+        .limit_to::<domain::rdata::Tsig<&[u8], domain::base::ParsedName<&[u8]>>>()
+        .flatten()
+        .map(|r| r.data().error().to_string())
+        .next()
+}

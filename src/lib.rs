@@ -36,6 +36,7 @@ pub mod signing;
 pub mod spool;
 pub mod store;
 pub mod text;
+pub mod tsig;
 pub mod zones;
 
 /// Code generated from `proto/keymaster/v1/keymaster.proto`.

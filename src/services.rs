@@ -42,7 +42,7 @@ pub struct Settings {
     /// Run when a KSK roll hands the parent a new DS.
     pub ds_submit_command: Option<std::path::PathBuf>,
     /// TSIG keys secondaries may sign transfer requests with.
-    pub tsig_keys: crate::publish::tsig::TsigKeys,
+    pub tsig_keys: crate::tsig::TsigKeys,
     /// When a served zone's nearing expiry is a loud error (seconds before).
     pub expiry_warning: Option<u64>,
     /// Where the last-known key sets are kept on disk (`--state-dir`).
@@ -65,6 +65,7 @@ impl Services {
             keysets.clone(),
             &mastership,
             settings.ds_submit_command,
+            settings.tsig_keys.clone(),
         ));
         let signing = Arc::new(Signing::new(node.clone(), keysets.clone(), settings.limits));
         let publisher = Arc::new(Publisher::new(

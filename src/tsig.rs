@@ -1,5 +1,6 @@
-//! TSIG keys (RFC 8945) that secondaries sign their transfer requests
-//! with: read from a file of `NAME ALGORITHM SECRET` lines (the secret in
+//! TSIG keys (RFC 8945) of this node (--tsig-keys): those secondaries
+//! sign their transfer requests with, a primary's, and those a roll signs
+//! its DS UPDATEs to a parent with. Read from a file of `NAME ALGORITHM SECRET` lines (the secret in
 //! base64, as `tsig-keygen` and Knot's `keymgr -t` print it; `#` starts a
 //! comment). The file's text is zeroized once read; the keys then live in
 //! `ring`'s HMAC keys, which do not zeroize (said in docs/ARCHITECTURE.md).

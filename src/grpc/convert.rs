@@ -107,6 +107,8 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
         find_servers: p.find_servers,
         rfc5011_add_hold_down: or(p.rfc5011_add_hold_down, d.rfc5011_add_hold_down),
         rfc5011_remove_hold_down: or(p.rfc5011_remove_hold_down, d.rfc5011_remove_hold_down),
+        ds_push: p.ds_push,
+        ds_push_tsig: p.ds_push_tsig,
     })
 }
 
@@ -157,6 +159,8 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
         find_servers: p.find_servers,
         rfc5011_add_hold_down: p.rfc5011_add_hold_down,
         rfc5011_remove_hold_down: p.rfc5011_remove_hold_down,
+        ds_push: p.ds_push.clone(),
+        ds_push_tsig: p.ds_push_tsig.clone(),
     }
 }
 
@@ -371,6 +375,8 @@ pub fn apply_fields(
             "safety_margin" => n.safety_margin = p.safety_margin,
             "publication_servers" => n.publication_servers = p.publication_servers.clone(),
             "parent_servers" => n.parent_servers = p.parent_servers.clone(),
+            "ds_push" => n.ds_push = p.ds_push.clone(),
+            "ds_push_tsig" => n.ds_push_tsig = p.ds_push_tsig.clone(),
             other => {
                 return Err(KeyError::UnknownSetting {
                     field: crate::text::shown(other),

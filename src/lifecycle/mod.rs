@@ -5,6 +5,7 @@
 //!
 //! - `engine`: the decisions, pure (lifecycle, keys, time → what next);
 //! - `probe`: asking the zone's and the parent's servers;
+//! - `push`: the DS RRset sent to the parent's primary by UPDATE;
 //! - `control`: what operators do (key roll/step, pause) and see;
 //! - `unsign`: going back to insecure (`zone unsign`), whose steps the
 //!   engine then takes like a roll's;
@@ -15,6 +16,7 @@
 pub mod control;
 pub mod engine;
 pub mod probe;
+pub mod push;
 pub mod runner;
 pub mod unsign;
 

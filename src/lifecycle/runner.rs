@@ -19,6 +19,7 @@ use domain::base::name::Name;
 use super::engine::plan::{find, StepInputs};
 use super::engine::{self, Check, Next, Step};
 use super::probe::{DnsProbe, Evidence, Probe};
+use super::push::{DsPush, Occasion};
 use crate::dnssec::ds::{self, DsDigest};
 use crate::dnssec::KeyRole;
 use crate::error::{Error, Result};
@@ -42,6 +43,9 @@ pub struct Lifecycle {
     /// Run with the zone as argument and the new DS set on standard input
     /// when a KSK roll hands the parent a new DS (`--ds-submit-command`).
     ds_submit_command: Option<std::path::PathBuf>,
+    /// Sends the parent's primary the DS RRset by UPDATE (a zone's
+    /// `ds_push`), with the node's TSIG keys.
+    ds_push: DsPush,
     probe: Arc<dyn Probe>,
     /// The zones this node holds, as the Key Master role last saw them.
     held: tokio::sync::watch::Receiver<Option<Arc<HashSet<String>>>>,
@@ -58,6 +62,7 @@ impl Lifecycle {
         keysets: Arc<KeySets>,
         mastership: &Mastership,
         ds_submit_command: Option<std::path::PathBuf>,
+        tsig_keys: crate::tsig::TsigKeys,
     ) -> Lifecycle {
         Lifecycle {
             held: mastership.held_zones(),
@@ -66,6 +71,7 @@ impl Lifecycle {
             inventory,
             keysets,
             ds_submit_command,
+            ds_push: DsPush::new(tsig_keys),
             probe: Arc::new(DnsProbe),
             woken: Default::default(),
             wake: tokio::sync::Notify::new(),
@@ -133,9 +139,20 @@ impl Lifecycle {
             };
             let keys = self.node.store.list_keys(&m.key).await?;
             let now = self.node.clock.now();
-            match engine::next(&m.zone, &keys, now) {
-                Next::Idle { at } => return Ok(at),
-                Next::Wait { until, .. } => return Ok(Some(until)),
+            let next = engine::next(&m.zone, &keys, now);
+            if let Next::Idle { .. } | Next::Wait { .. } = next {
+                // A push that failed where no check follows (the old DS
+                // withdrawn by a double-DS roll) goes again when due.
+                self.push_ds(&m.zone, &keys, Occasion::Passing).await?;
+            }
+            let retry = self.ds_push.due_at(&m.key);
+            let sooner = |at: Option<u64>| match (at, retry) {
+                (Some(a), Some(r)) => Some(a.min(r)),
+                (a, r) => a.or(r),
+            };
+            match next {
+                Next::Idle { at } => return Ok(sooner(at)),
+                Next::Wait { until, .. } => return Ok(sooner(Some(until))),
                 Next::Start { role, old, manual } => {
                     let old = find(&keys, &m.key, &old)?;
                     self.start(&m, role, old, manual).await?
@@ -150,10 +167,14 @@ impl Lifecycle {
                     then,
                     status,
                 } => {
-                    let evidence = self.probe(&m.zone, &keys, &check).await?;
+                    let mut evidence = self.probe(&m.zone, &keys, &check).await?;
                     if !evidence.holds() {
+                        if let Check::DsServed { .. } | Check::DsGone = check {
+                            let failed = self.push_ds(&m.zone, &keys, Occasion::Waiting).await?;
+                            evidence.unreached.extend(failed);
+                        }
                         self.still_waiting(&m, &evidence, status).await?;
-                        return Ok(Some(now + check_interval(&m.zone)));
+                        return Ok(sooner(Some(now + check_interval(&m.zone))));
                     }
                     self.take(&m, &keys, then, &evidence).await?;
                 }
@@ -394,16 +415,38 @@ impl Lifecycle {
         }
     }
 
-    /// Runs the DS submission command with the new DS set; a command that
-    /// fails stops the roll with RollError (not retried blindly).
+    /// Sends the zone's DS RRset, as its key set hands the parent now, to
+    /// its `ds_push` primary when the occasion calls for it; why the last
+    /// push failed, if it did.
+    async fn push_ds(
+        &self,
+        zone: &ZoneRecord,
+        keys: &[KeyRecord],
+        occasion: Occasion,
+    ) -> Result<Option<String>> {
+        if zone.policy.ds_push.is_empty() {
+            return Ok(None);
+        }
+        let apex = ZoneName::of(zone)?.apex().clone();
+        let set = KeySet::new(zone.clone(), apex.clone(), keys.to_vec())?;
+        let ds = set.ds(&zone.policy.ds_digests())?;
+        let now = self.node.clock.now();
+        Ok(self.ds_push.push(zone, &apex, &ds, occasion, now).await)
+    }
+
+    /// Hands the parent the new DS set: pushed by UPDATE (`ds_push`), and
+    /// given to the DS submission command. A push that fails is sent again
+    /// while the roll waits for the DS; a command that fails stops the
+    /// roll with RollError (not retried blindly).
     pub(super) async fn submit_ds(&self, m: &Managed, zone: &ZoneRecord) -> Result<()> {
+        let keys = self.node.store.list_keys(&m.key).await?;
+        self.push_ds(zone, &keys, Occasion::Handed).await?;
         let Some(cmd) = &self.ds_submit_command else {
             return Ok(());
         };
         // The DS RRset the key set as stored now hands the parent (none
         // while the zone goes insecure).
         let apex = ZoneName::of(zone)?.apex().clone();
-        let keys = self.node.store.list_keys(&m.key).await?;
         let set = KeySet::new(zone.clone(), apex, keys)?;
         let mut text = String::new();
         for ds in set.ds(&zone.policy.ds_digests())? {
@@ -754,6 +797,7 @@ mod tests {
             keysets.clone(),
             &mastership,
             None,
+            Default::default(),
         )
         .with_probe(servers.clone());
         let zones = Zones::new(node.clone(), gate, inventory, keysets, mastership);

@@ -115,6 +115,16 @@ pub struct Policy {
     /// double-KSK roll at the KSK lifetime.
     #[serde(default)]
     pub csk: bool,
+    /// The parent's primary, IP:PORT, to which a KSK roll sends the DS
+    /// RRset it needs at the parent by DNS UPDATE (RFC 2136; Knot's
+    /// ds-push); empty: none. The roll still waits until the parent
+    /// servers serve it.
+    #[serde(default)]
+    pub ds_push: String,
+    /// The TSIG key (a name in the node's --tsig-keys file) that signs
+    /// those UPDATEs; empty: unsigned.
+    #[serde(default)]
+    pub ds_push_tsig: String,
 }
 
 fn default_hold_down() -> u32 {
@@ -168,6 +178,8 @@ impl Default for Policy {
             csk: false,
             rfc5011_add_hold_down: default_hold_down(),
             rfc5011_remove_hold_down: default_hold_down(),
+            ds_push: String::new(),
+            ds_push_tsig: String::new(),
         }
     }
 }
@@ -233,6 +245,13 @@ impl Policy {
         }
         for s in self.publication_servers.iter().chain(&self.parent_servers) {
             server_address(s)?;
+        }
+        if !self.ds_push.is_empty() {
+            server_address(&self.ds_push)?;
+        } else if !self.ds_push_tsig.is_empty() {
+            return Err(PolicyError(
+                "a DS push TSIG key without a DS push address (--ds-push)".into(),
+            ));
         }
         if self.rfc5011 && self.ksk_double_ds {
             return Err(PolicyError(

@@ -23,7 +23,7 @@ use domain::net::server::util::mk_builder_for_target;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::served::{read_records, Served, ServedRecord, SignedZone};
-use super::tsig::TsigKeys;
+use crate::tsig::TsigKeys;
 
 /// Bytes of records per transfer message; well below the 64 KiB a DNS
 /// message over TCP may have, as other servers do.
@@ -94,7 +94,7 @@ impl DnsService {
                 let signed_with = request
                     .metadata()
                     .as_ref()
-                    .map(|k| super::tsig::key_name_text(k.name()));
+                    .map(|k| crate::tsig::key_name_text(k.name()));
                 if zone.tsig.is_some() && signed_with != zone.tsig {
                     tracing::warn!(
                         zone = %question.qname(),

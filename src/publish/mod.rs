@@ -14,7 +14,6 @@ mod record;
 pub mod serial;
 pub mod served;
 pub mod source;
-pub mod tsig;
 pub mod version;
 
 use std::collections::{HashMap, HashSet};
@@ -90,7 +89,7 @@ pub struct Publisher {
     wake: tokio::sync::Notify,
     reloads: Mutex<HashSet<String>>,
     local: Mutex<HashMap<String, Local>>,
-    pub tsig_keys: tsig::TsigKeys,
+    pub tsig_keys: crate::tsig::TsigKeys,
     /// Seconds before the earliest expiry that it is a loud error; None:
     /// an eighth of the zone's shortest validity.
     expiry_warning: Option<u64>,
@@ -135,7 +134,7 @@ impl Publisher {
         signing: Arc<Signing>,
         keysets: Arc<KeySets>,
         held: tokio::sync::watch::Receiver<Option<Arc<HashSet<String>>>>,
-        tsig_keys: tsig::TsigKeys,
+        tsig_keys: crate::tsig::TsigKeys,
         expiry_warning: Option<u64>,
     ) -> Publisher {
         Publisher {
@@ -690,7 +689,7 @@ impl Publisher {
         if given.is_empty() {
             return Ok(None);
         }
-        let name = tsig::name_text(given);
+        let name = crate::tsig::name_text(given);
         if !self.tsig_keys.names().contains(&name) {
             return Err(ZonesError::TsigKey {
                 zone: zone.to_string(),

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::dns::{ask, Knot, Nsd, Unbound};
+use crate::common::dns::{served, Knot, Nsd, Unbound};
 use crate::common::*;
 use domain::base::iana::Rtype;
 
@@ -249,38 +249,6 @@ fn poll(d: &Daemon) -> serde_json::Value {
     let rows: serde_json::Value =
         serde_json::from_str(&d.ctl_ok(&["zone", "poll-children", PARENT, "--json"])).unwrap();
     rows.as_array().unwrap()[0].clone()
-}
-
-/// The record data a server answers, in presentation form ("TAG ALG DT
-/// HEX" for DS and CDS, "FLAGS ..." for DNSKEY), sorted.
-fn served(server: &str, name: &str, rtype: Rtype) -> Vec<String> {
-    let answer = ask(server, name, rtype, false).unwrap();
-    let mut out: Vec<String> = answer
-        .answer()
-        .unwrap()
-        .limit_to::<domain::rdata::ZoneRecordData<_, domain::base::ParsedName<_>>>()
-        .flatten()
-        .filter(|r| r.rtype() == rtype)
-        .map(|r| {
-            let text = r.data().to_string();
-            match rtype {
-                // The digest in one upper-case run, as keymaster writes it.
-                Rtype::DS | Rtype::CDS => {
-                    let f: Vec<&str> = text.split_whitespace().collect();
-                    format!(
-                        "{} {} {} {}",
-                        f[0],
-                        f[1],
-                        f[2],
-                        f[3..].concat().to_uppercase()
-                    )
-                }
-                _ => text,
-            }
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 /// The zone as a server transfers it (dig AXFR), one SOA.

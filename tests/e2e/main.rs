@@ -11,6 +11,7 @@ mod common;
 mod bad_input;
 mod chaos;
 mod delegations;
+mod ds_push;
 mod etcd_members;
 mod etcd_outage;
 mod external_children;

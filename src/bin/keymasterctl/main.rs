@@ -38,7 +38,7 @@ struct Cli {
 enum Command {
     /// Zones: add, show, list, remove, sign, rekey.
     #[command(subcommand)]
-    Zone(zones::ZoneCmd),
+    Zone(Box<zones::ZoneCmd>),
     /// Keys of a zone: list, add, retire, remove.
     #[command(subcommand)]
     Key(keys::KeyCmd),
@@ -172,7 +172,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
     let mut c = Clients::new(keymaster::grpc::client::connect(&cli.client).await?);
     let out = match cli.command {
-        Command::Zone(cmd) => zones::run(&mut c, cmd).await?,
+        Command::Zone(cmd) => zones::run(&mut c, *cmd).await?,
         Command::Key(cmd) => keys::run(&mut c, cmd).await?,
         Command::Ds { zone, digest } => keys::ds(&mut c, zone, digest).await?,
         Command::Dnskey { zone } => keys::dnskey(&mut c, zone).await?,

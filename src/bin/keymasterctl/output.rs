@@ -74,6 +74,8 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
     v["EnableRfc5011KeyRollover"] = json!(p.rfc5011);
     v["Rfc5011AddHoldDown"] = json!(p.rfc5011_add_hold_down);
     v["Rfc5011RemoveHoldDown"] = json!(p.rfc5011_remove_hold_down);
+    v["DsPush"] = json!(p.ds_push);
+    v["DsPushTsigKey"] = json!(p.ds_push_tsig);
     // Only while the store is unreachable: when the state shown was read.
     if z.last_known_at != 0 {
         v["LastKnownAt"] = json!(z.last_known_at);

@@ -333,6 +333,15 @@ pub struct PolicyArgs {
     /// for the zone's DS (repeat for each; `-` for none).
     #[arg(long = "parent-server")]
     parent_servers: Vec<String>,
+    /// The parent's primary, IP:PORT, sent the DS RRset by DNS UPDATE
+    /// when a KSK roll needs it at the parent (`-` for none); the roll
+    /// still waits until the parent servers serve it.
+    #[arg(long, value_name = "IP:PORT")]
+    ds_push: Option<String>,
+    /// The TSIG key, by name in the Key Master's --tsig-keys file, that
+    /// signs those UPDATEs (`-` for none).
+    #[arg(long, value_name = "KEY-NAME")]
+    ds_push_tsig: Option<String>,
 }
 
 /// A key lifetime: a duration, or "off" (0: no automatic rolls).
@@ -781,6 +790,21 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
     if !a.parent_servers.is_empty() {
         p.parent_servers = servers(&a.parent_servers);
         set("parent_servers");
+    }
+    let unless_none = |v: &str| {
+        if v == "-" {
+            String::new()
+        } else {
+            v.to_string()
+        }
+    };
+    if let Some(to) = &a.ds_push {
+        p.ds_push = unless_none(to);
+        set("ds_push");
+    }
+    if let Some(key) = &a.ds_push_tsig {
+        p.ds_push_tsig = unless_none(key);
+        set("ds_push_tsig");
     }
     Ok((p, fields))
 }

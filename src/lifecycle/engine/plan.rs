@@ -453,8 +453,12 @@ fn step_change(
             } else {
                 ""
             };
+            let push = match zone.policy.ds_push.as_str() {
+                "" => String::new(),
+                to => format!(", UPDATE to {to}"),
+            };
             format!(
-                "KSK {} takes over: its DS handed to the parent (CDS/CDNSKEY{command}); KSK {} leaving",
+                "KSK {} takes over: its DS handed to the parent (CDS/CDNSKEY{command}{push}); KSK {} leaving",
                 new.key_tag, old.key_tag
             )
         }

@@ -175,7 +175,18 @@ impl Knot {
     /// always published for the KSK the parent should have; anyone on
     /// loopback may transfer the zone.
     pub fn start_signing(zone: &str, text: &str) -> Knot {
-        let k = Self::start_with(&[], &[], None, None);
+        Self::start_signing_with(zone, text, None)
+    }
+
+    /// The same, also taking DNS UPDATEs (RFC 2136) of its zone signed
+    /// with this TSIG key (name, hmac-sha256 secret in base64) from
+    /// loopback, which it applies and signs: a parent a DS is pushed to.
+    pub fn start_signing_updatable(zone: &str, text: &str, key: (&str, &str)) -> Knot {
+        Self::start_signing_with(zone, text, Some(key))
+    }
+
+    fn start_signing_with(zone: &str, text: &str, update: Option<(&str, &str)>) -> Knot {
+        let k = Self::start_with(&[], &[], update, None);
         std::fs::write(k.zone_file(zone), text).unwrap();
         // Where knotd keeps its keys (the KASP database).
         std::fs::create_dir_all(k.dir.path().join("db")).unwrap();
@@ -184,6 +195,15 @@ impl Knot {
             "    journal-content: none\n",
             "    journal-content: changes\n",
         );
+        let (update_acl, acls) = match update {
+            Some((name, _)) => (
+                format!(
+                    "  - id: update\n    address: 127.0.0.0/8\n    key: {name}\n    action: update\n"
+                ),
+                "copy, update",
+            ),
+            None => (String::new(), "copy"),
+        };
         // A policy is defined before the zone that names it.
         conf = conf.replace(
             "zone:\n",
@@ -191,9 +211,9 @@ impl Knot {
                 "policy:\n  - id: fast\n    algorithm: ecdsap256sha256\n    ksk-lifetime: 0\n\
                  \x20   zsk-lifetime: 0\n    dnskey-ttl: 2\n    zone-max-ttl: 2\n\
                  \x20   propagation-delay: 1\n    cds-cdnskey-publish: always\n\
-                 acl:\n  - id: copy\n    address: 127.0.0.0/8\n    action: transfer\n\
+                 acl:\n  - id: copy\n    address: 127.0.0.0/8\n    action: transfer\n{update_acl}\
                  zone:\n  - domain: {zone}\n    dnssec-signing: on\n    dnssec-policy: fast\n\
-                 \x20   acl: copy\n"
+                 \x20   acl: [{acls}]\n"
             ),
         );
         std::fs::write(&k.conf, conf).unwrap();
@@ -465,6 +485,38 @@ pub fn ask(
             .await
             .map_err(|e| e.to_string())
     })
+}
+
+/// The record data a server answers, in presentation form ("TAG ALG DT
+/// HEX" for DS and CDS, "FLAGS ..." for DNSKEY), sorted.
+pub fn served(server: &str, name: &str, rtype: domain::base::iana::Rtype) -> Vec<String> {
+    let answer = ask(server, name, rtype, false).unwrap();
+    let mut out: Vec<String> = answer
+        .answer()
+        .unwrap()
+        .limit_to::<domain::rdata::ZoneRecordData<_, domain::base::ParsedName<_>>>()
+        .flatten()
+        .filter(|r| r.rtype() == rtype)
+        .map(|r| {
+            let text = r.data().to_string();
+            match rtype {
+                // The digest in one upper-case run, as keymaster writes it.
+                domain::base::iana::Rtype::DS | domain::base::iana::Rtype::CDS => {
+                    let f: Vec<&str> = text.split_whitespace().collect();
+                    format!(
+                        "{} {} {} {}",
+                        f[0],
+                        f[1],
+                        f[2],
+                        f[3..].concat().to_uppercase()
+                    )
+                }
+                _ => text,
+            }
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// Unbound validating, with stub zones to Knot and a trust anchor.
