@@ -206,25 +206,57 @@ pub async fn enclosing_zone(
 }
 
 /// Replaces `owner`'s RRset of `rtype` in `zone` at its primary by DNS
-/// UPDATE (RFC 2136: the RRset deleted, §2.5.2, then each record added,
-/// §2.5.1, in one message the server applies whole or not at all),
-/// signed with `key` when given (RFC 8945) and sent over TCP. Ok once the
-/// primary answered NOERROR (signed with the key, when one was used); else
-/// what it answered, with its TSIG error.
+/// UPDATE (RFC 2136), signed with `key` when given (RFC 8945) and sent
+/// over TCP. Ok once the primary answered NOERROR (signed with the key,
+/// when one was used); else what it answered, with its TSIG error.
 pub async fn update_rrset(
     server: SocketAddr,
     zone: &Name<Vec<u8>>,
     owner: &Name<Vec<u8>>,
-    rtype: Rtype,
-    ttl: u32,
-    rdatas: &[Vec<u8>],
+    rrset: (Rtype, u32, &[Vec<u8>]),
     key: Option<domain::tsig::Key>,
 ) -> Result<(), String> {
+    use domain::rdata::tsig::Time48;
+    let (wire, transaction) = update_message(zone, owner, rrset, key.as_ref())?;
+    let answer = tokio::time::timeout(TIMEOUT, exchange_tcp(server, &wire))
+        .await
+        .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))??;
+    let mut answer = Message::from_octets(answer).map_err(|_| "a malformed answer".to_string())?;
+    let rcode = answer.header().rcode();
+    if rcode != Rcode::NOERROR {
+        return Err(match tsig_error(&answer) {
+            Some(e) => format!("answered {rcode} (TSIG error {e})"),
+            None => format!("answered {rcode}"),
+        });
+    }
+    if let Some(t) = transaction {
+        t.answer(&mut answer, Time48::now())
+            .map_err(|e| format!("answered NOERROR, but its TSIG does not verify ({e})"))?;
+    }
+    Ok(())
+}
+
+/// An UPDATE of `zone` that replaces `owner`'s RRset: the RRset deleted
+/// (RFC 2136 §2.5.2), then each record added (§2.5.1), in one message the
+/// server applies whole or not at all; with the TSIG transaction that
+/// checks the answer when a key signs it.
+#[allow(clippy::type_complexity)]
+fn update_message<'k>(
+    zone: &Name<Vec<u8>>,
+    owner: &Name<Vec<u8>>,
+    (rtype, ttl, rdatas): (Rtype, u32, &[Vec<u8>]),
+    key: Option<&'k domain::tsig::Key>,
+) -> Result<
+    (
+        Vec<u8>,
+        Option<domain::tsig::ClientTransaction<&'k domain::tsig::Key>>,
+    ),
+    String,
+> {
     use domain::base::iana::{Class, Opcode};
     use domain::base::rdata::UnknownRecordData;
     use domain::base::{Record, Ttl};
     use domain::rdata::tsig::Time48;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let bad = |e: &dyn std::fmt::Display| format!("cannot build the UPDATE: {e}");
     let mut msg = MessageBuilder::new_vec();
@@ -245,51 +277,33 @@ pub async fn update_rrset(
             .map_err(|e| bad(&e))?;
     }
     let mut msg = msg.additional();
-    let transaction = match &key {
+    let transaction = match key {
         Some(key) => Some(
             domain::tsig::ClientTransaction::request(key, &mut msg, Time48::now())
                 .map_err(|e| bad(&e))?,
         ),
         None => None,
     };
-    let wire = msg.finish();
-    let exchange = async {
-        let mut tcp = tokio::net::TcpStream::connect(server)
-            .await
-            .map_err(|e| format!("no connection ({e})"))?;
-        let len = u16::try_from(wire.len()).map_err(|_| bad(&"longer than 65535 octets"))?;
-        tcp.write_all(&len.to_be_bytes())
-            .await
-            .map_err(|e| format!("not sent ({e})"))?;
-        tcp.write_all(&wire)
-            .await
-            .map_err(|e| format!("not sent ({e})"))?;
-        let mut len = [0u8; 2];
-        tcp.read_exact(&mut len)
-            .await
-            .map_err(|e| format!("no answer ({e})"))?;
-        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        tcp.read_exact(&mut answer)
-            .await
-            .map_err(|e| format!("no answer ({e})"))?;
-        Ok::<_, String>(answer)
-    };
-    let answer = tokio::time::timeout(TIMEOUT, exchange)
+    Ok((msg.finish(), transaction))
+}
+
+/// One request and its answer over TCP (RFC 1035 §4.2.2: each message
+/// after its two-octet length).
+async fn exchange_tcp(server: SocketAddr, wire: &[u8]) -> Result<Vec<u8>, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let len = u16::try_from(wire.len()).map_err(|_| "a request over 65535 octets".to_string())?;
+    let mut tcp = tokio::net::TcpStream::connect(server)
         .await
-        .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))??;
-    let mut answer = Message::from_octets(answer).map_err(|_| "a malformed answer".to_string())?;
-    let rcode = answer.header().rcode();
-    if rcode != Rcode::NOERROR {
-        return Err(match tsig_error(&answer) {
-            Some(e) => format!("answered {rcode} (TSIG error {e})"),
-            None => format!("answered {rcode}"),
-        });
-    }
-    if let Some(t) = transaction {
-        t.answer(&mut answer, Time48::now())
-            .map_err(|e| format!("answered NOERROR, but its TSIG does not verify ({e})"))?;
-    }
-    Ok(())
+        .map_err(|e| format!("no connection ({e})"))?;
+    let sent = |e: std::io::Error| format!("not sent ({e})");
+    tcp.write_all(&len.to_be_bytes()).await.map_err(sent)?;
+    tcp.write_all(wire).await.map_err(sent)?;
+    let read = |e: std::io::Error| format!("no answer ({e})");
+    let mut len = [0u8; 2];
+    tcp.read_exact(&mut len).await.map_err(read)?;
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    tcp.read_exact(&mut answer).await.map_err(read)?;
+    Ok(answer)
 }
 
 /// The error a TSIG record of an answer carries (BADKEY, BADSIG, …), if

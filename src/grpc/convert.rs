@@ -49,7 +49,8 @@ fn denial_from_proto(p: &proto::ZonePolicy) -> Result<DenialPolicy, PolicyError>
     }
 }
 
-/// A policy from a request: unset (zero) fields take the defaults.
+/// A policy from a request: unset (zero) fields take the defaults. Long
+/// as the policy has fields: one line each.
 pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyError> {
     let d = Policy::default();
     let Some(p) = p else { return Ok(d) };

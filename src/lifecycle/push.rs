@@ -167,7 +167,7 @@ impl DsPush {
             ),
         };
         let parent = crate::dns::enclosing_zone(server, apex).await?;
-        crate::dns::update_rrset(server, &parent, apex, Rtype::DS, p.ds_ttl, set, key).await
+        crate::dns::update_rrset(server, &parent, apex, (Rtype::DS, p.ds_ttl, set), key).await
     }
 
     fn attempts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Attempt>> {
