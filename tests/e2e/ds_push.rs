@@ -1,13 +1,14 @@
 //! DS push: a KSK roll of a zone keymaster keeps signed reaches the parent
 //! by DNS UPDATE alone, with no submission command and no operator. The
 //! parent is a Knot primary signing its own zone that takes UPDATEs signed
-//! with a TSIG key; the child is served by a Knot secondary of keymaster;
-//! a stock and a strict Unbound are anchored at the parent. TTLs differ:
-//! data 3 s, DNSKEY 6 s, DS 9 s.
+//! with a TSIG key, and an NSD secondary of it that the validators ask;
+//! the child is served by a Knot secondary of keymaster; a stock and a
+//! strict Unbound are anchored at the parent. TTLs differ: data 3 s,
+//! DNSKEY 6 s, DS 9 s.
 
 use std::time::{Duration, Instant};
 
-use crate::common::dns::{served, Knot, Validators};
+use crate::common::dns::{served, soa_serial, Knot, Nsd, Validators};
 use crate::common::*;
 use domain::base::iana::Rtype;
 
@@ -88,7 +89,7 @@ fn ksk_rows(d: &Daemon) -> Vec<(String, String, u64)> {
 }
 
 #[test]
-fn a_ksk_roll_reaches_the_parent_by_update_and_a_refused_one_holds_it() {
+fn ksk_rolls_reach_the_parent_by_update_and_a_refused_one_holds_them() {
     let token = TestToken::new("dspush");
     let keys = TempDir::new("dspush-keys");
     let key_file = keys.path().join("tsig.keys");
@@ -153,12 +154,23 @@ fn a_ksk_roll_reaches_the_parent_by_update_and_a_refused_one_holds_it() {
             format!("trust-anchor: \"{}\"\n", record.trim())
         })
         .collect();
+    let parent_copy = Nsd::start_secondary(&[PARENT], &parent.addr());
+    parent.notify_also(&parent_copy.addr());
+    let began = Instant::now();
+    while soa_serial(&parent_copy.addr(), PARENT).is_none() {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "{}",
+            parent_copy.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
         !anchors.is_empty(),
         "no KSK at the parent: {}",
         parent.log()
     );
-    let stubs = [(PARENT, parent.addr()), (CHILD, child_server.addr())];
+    let stubs = [(PARENT, parent_copy.addr()), (CHILD, child_server.addr())];
     let validators = Validators::start(&stubs, &anchors);
     validators.wait_validated(WWW, Rtype::A, 30);
 
@@ -170,6 +182,8 @@ fn a_ksk_roll_reaches_the_parent_by_update_and_a_refused_one_holds_it() {
         CHILD,
         "--parent-server",
         &parent.addr(),
+        "--parent-server",
+        &parent_copy.addr(),
         "--ds-push",
         &parent.addr(),
         "--ds-push-tsig",
@@ -249,7 +263,9 @@ fn a_ksk_roll_reaches_the_parent_by_update_and_a_refused_one_holds_it() {
     }
     let new_ds = ds_lines(&d.ctl_ok(&["ds", CHILD]));
     assert_ne!(ds_rdata(&new_ds), ds_rdata(&first_ds));
-    assert_eq!(served(&parent.addr(), CHILD, Rtype::DS), ds_rdata(&new_ds));
+    for server in [parent.addr(), parent_copy.addr()] {
+        assert_eq!(served(&server, CHILD, Rtype::DS), ds_rdata(&new_ds));
+    }
     assert!(
         parent.log().contains("DDNS, processing 1 updates"),
         "the parent took the UPDATE: {}",
@@ -272,5 +288,54 @@ fn a_ksk_roll_reaches_the_parent_by_update_and_a_refused_one_holds_it() {
     all_validated(&validators, &mut answers);
     validators.wait_validated(WWW, Rtype::A, 30);
     eprintln!("KSK roll by DS push: {answers} answers, all validated");
+    assert!(answers >= 40, "{answers}");
+
+    // A double-DS roll: the new DS pushed beside the old one first, the
+    // old one withdrawn by a last push once the DNSKEYs have swapped.
+    d.ctl_ok(&["zone", "set", CHILD, "--ksk-method", "double-ds"]);
+    let (prev_id, _, prev_tag) = ksk_rows(&d)[0].clone();
+    let prev_ds = ds_rdata(&new_ds);
+    d.ctl_ok(&["key", "roll", CHILD, &prev_tag.to_string()]);
+    let (mut both_seen, mut answers) = (false, 0);
+    let began = Instant::now();
+    let last_ds = loop {
+        all_validated(&validators, &mut answers);
+        let at_parent = served(&parent_copy.addr(), CHILD, Rtype::DS);
+        both_seen |= at_parent.len() == 2 && prev_ds.iter().all(|ds| at_parent.contains(ds));
+        let ksks = ksk_rows(&d);
+        if ksks.len() == 1 && ksks[0].0 != prev_id {
+            break ds_rdata(&ds_lines(&d.ctl_ok(&["ds", CHILD])));
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(120),
+            "the double-DS roll did not finish: {}\n{}",
+            d.ctl_ok(&["key", "list", CHILD]),
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(
+        both_seen,
+        "the parent never served the old and the new DS together"
+    );
+    // The withdrawal of the old DS reaches every parent server.
+    let began = Instant::now();
+    loop {
+        all_validated(&validators, &mut answers);
+        if [parent.addr(), parent_copy.addr()]
+            .iter()
+            .all(|s| served(s, CHILD, Rtype::DS) == last_ds)
+        {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the old DS is still at the parent: {:?}",
+            served(&parent_copy.addr(), CHILD, Rtype::DS)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    validators.wait_validated(WWW, Rtype::A, 30);
+    eprintln!("double-DS roll by DS push: {answers} answers, all validated");
     assert!(answers >= 40, "{answers}");
 }

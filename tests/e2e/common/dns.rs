@@ -230,6 +230,22 @@ impl Knot {
         k
     }
 
+    /// Has knotd send NOTIFY to `addr` too when its zones change (a
+    /// secondary started after it).
+    pub fn notify_also(&self, addr: &str) {
+        let conf = std::fs::read_to_string(&self.conf).unwrap();
+        let conf = format!(
+            "remote:\n  - id: also\n    address: {}\n{conf}",
+            addr.replace(':', "@")
+        )
+        .replace(
+            "    dnssec-policy: fast\n",
+            "    dnssec-policy: fast\n    notify: also\n",
+        );
+        std::fs::write(&self.conf, conf).unwrap();
+        self.ctl(&["reload"]);
+    }
+
     /// Runs `knotc` against this knotd; its output, or a failure.
     pub fn ctl(&self, args: &[&str]) -> String {
         let out = Command::new("knotc")
