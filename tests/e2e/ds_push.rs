@@ -4,7 +4,8 @@
 //! with a TSIG key, and an NSD secondary of it that the validators ask;
 //! the child is served by a Knot secondary of keymaster; a stock and a
 //! strict Unbound are anchored at the parent. TTLs differ: data 3 s,
-//! DNSKEY 6 s, DS 9 s.
+//! DNSKEY 6 s, DS 9 s. A double-KSK roll, a double-DS roll and going
+//! insecure, one after another.
 
 use std::time::{Duration, Instant};
 
@@ -89,7 +90,7 @@ fn ksk_rows(d: &Daemon) -> Vec<(String, String, u64)> {
 }
 
 #[test]
-fn ksk_rolls_reach_the_parent_by_update_and_a_refused_one_holds_them() {
+fn every_ds_change_reaches_the_parent_by_update_and_a_refused_one_holds_the_roll() {
     let token = TestToken::new("dspush");
     let keys = TempDir::new("dspush-keys");
     let key_file = keys.path().join("tsig.keys");
@@ -338,4 +339,43 @@ fn ksk_rolls_reach_the_parent_by_update_and_a_refused_one_holds_them() {
     validators.wait_validated(WWW, Rtype::A, 30);
     eprintln!("double-DS roll by DS push: {answers} answers, all validated");
     assert!(answers >= 40, "{answers}");
+
+    // Going insecure: the DS RRset deleted at the parent by a push before
+    // the child's keys go, so that no answer fails on the way.
+    d.ctl_ok(&["zone", "unsign", CHILD]);
+    let (mut secure, mut insecure) = (0, 0);
+    let began = Instant::now();
+    loop {
+        for u in validators.both() {
+            match u.resolve(WWW, Rtype::A) {
+                Ok((rcode, ad)) if rcode == "NOERROR" => {
+                    assert!(
+                        !(ad && insecure > 0),
+                        "validated again after going insecure"
+                    );
+                    if ad {
+                        secure += 1;
+                    } else {
+                        insecure += 1;
+                    }
+                }
+                other => panic!("while unsigning: {other:?}\n{}", u.log()),
+            }
+        }
+        let shown: serde_json::Value =
+            serde_json::from_str(&d.ctl_ok(&["zone", "show", CHILD, "--json"])).unwrap();
+        if shown["IsSigned"] == false && insecure >= 10 {
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(90),
+            "unsigning did not finish: {shown}\n{}",
+            d.ctl_ok(&["key", "list", CHILD])
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for server in [parent.addr(), parent_copy.addr()] {
+        assert_eq!(served(&server, CHILD, Rtype::DS), Vec::<String>::new());
+    }
+    eprintln!("unsigned by DS push: {secure} answers AD, then {insecure} insecure, no SERVFAIL");
 }
