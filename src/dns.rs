@@ -316,3 +316,57 @@ fn tsig_error(answer: &Message<Vec<u8>>) -> Option<String> {
         .map(|r| r.data().error().to_string())
         .next()
 }
+
+/// Sends a NOTIFY (RFC 1996; RFC 9859 for types other than SOA) for
+/// `qname` and `qtype` to `server` over UDP, once, and waits for its
+/// answer: Ok once it answered NOERROR; else what it answered.
+pub async fn notify(server: SocketAddr, qname: &Name<Vec<u8>>, qtype: Rtype) -> Result<(), String> {
+    use domain::base::iana::Opcode;
+    let mut msg = MessageBuilder::new_vec();
+    msg.header_mut().set_opcode(Opcode::NOTIFY);
+    msg.header_mut().set_aa(true);
+    msg.header_mut().set_random_id();
+    let id = msg.header().id();
+    let mut msg = msg.question();
+    msg.push((qname, qtype))
+        .map_err(|e| format!("cannot build the NOTIFY: {e}"))?;
+    let wire = msg.finish();
+    let exchange = async {
+        let bind: SocketAddr = if server.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let socket = tokio::net::UdpSocket::bind(bind)
+            .await
+            .map_err(|e| format!("no socket ({e})"))?;
+        socket
+            .connect(server)
+            .await
+            .map_err(|e| format!("not sent ({e})"))?;
+        socket
+            .send(&wire)
+            .await
+            .map_err(|e| format!("not sent ({e})"))?;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = socket
+                .recv(&mut buf)
+                .await
+                .map_err(|e| format!("no answer ({e})"))?;
+            let Ok(answer) = Message::from_octets(buf[..n].to_vec()) else {
+                continue;
+            };
+            if answer.header().id() == id && answer.header().qr() {
+                return Ok::<_, String>(answer);
+            }
+        }
+    };
+    let answer = tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))??;
+    match answer.header().rcode() {
+        Rcode::NOERROR => Ok(()),
+        rcode => Err(format!("answered {rcode}")),
+    }
+}

@@ -78,6 +78,9 @@ impl Services {
             settings.expiry_warning,
         ));
         let children = Arc::new(Children::new(node.clone(), gate.clone()));
+        publisher
+            .served
+            .hear_cds_notices(Arc::new(NoticesToChildren(children.clone())));
         Services {
             children,
             lifecycle,
@@ -94,6 +97,22 @@ impl Services {
             keysets,
             mastership,
             node,
+        }
+    }
+}
+
+/// The child poller hears the NOTIFY(CDS) that the zone signer's DNS
+/// listener takes (neither module imports the other).
+struct NoticesToChildren(Arc<Children>);
+
+impl crate::publish::served::CdsNotices for NoticesToChildren {
+    fn notice(&self, child: &str, from: std::net::SocketAddr) -> crate::publish::served::CdsNotice {
+        use crate::children::Notice;
+        use crate::publish::served::CdsNotice;
+        match self.0.notice(child, from) {
+            Notice::Polled => CdsNotice::Polled,
+            Notice::TooSoon => CdsNotice::TooSoon,
+            Notice::Unknown => CdsNotice::Unknown,
         }
     }
 }

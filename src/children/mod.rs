@@ -51,11 +51,41 @@ pub struct DelegationSettings {
     pub keep_ds: bool,
 }
 
+/// The shortest time between two polls of a child on its NOTIFY(CDS),
+/// seconds: a flood of NOTIFYs makes one poll per gap.
+const NOTICE_GAP: u64 = 5;
+
+/// The most names whose unknown NOTIFY(CDS) is logged (once each).
+const UNKNOWN_LOGGED: usize = 1000;
+
 /// The parents' side of their external children.
 pub struct Children {
     node: Arc<Node>,
     gate: Arc<Gate>,
     wake: Notify,
+    notices: std::sync::Mutex<Notices>,
+}
+
+/// NOTIFY(CDS) as the child poller keeps it: the children it may take
+/// one for (read with every look), when each was last polled on one, the
+/// children to poll at once, and the unknown names already logged.
+#[derive(Default)]
+struct Notices {
+    known: std::collections::HashSet<String>,
+    last: std::collections::HashMap<String, u64>,
+    asked: std::collections::HashMap<String, SocketAddr>,
+    unknown_logged: std::collections::HashSet<String>,
+}
+
+/// What a NOTIFY(CDS) for a child comes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Polled at once.
+    Polled,
+    /// Polled on a NOTIFY less than `NOTICE_GAP` ago: not again yet.
+    TooSoon,
+    /// No delegation of that name on a zone this node is Key Master of.
+    Unknown,
 }
 
 impl Children {
@@ -64,7 +94,34 @@ impl Children {
             node,
             gate,
             wake: Notify::new(),
+            notices: Default::default(),
         }
+    }
+
+    /// A NOTIFY(CDS) or NOTIFY(CDNSKEY) for `child` (RFC 9859 §4.2): a
+    /// child this node keeps is polled at once, under the same rules as
+    /// every poll (a NOTIFY only says when to look, never what to take),
+    /// at most once per `NOTICE_GAP`; an unknown name is logged once.
+    pub fn notice(&self, child: &str, from: SocketAddr) -> Notice {
+        let now = self.node.clock.now();
+        let mut n = self.notices.lock().unwrap_or_else(|p| p.into_inner());
+        if !n.known.contains(child) {
+            if n.unknown_logged.len() < UNKNOWN_LOGGED && n.unknown_logged.insert(child.to_string())
+            {
+                tracing::warn!(child = %crate::text::shown(child), %from, "NOTIFY(CDS) refused: no delegation of this name on a zone this node is Key Master of (said once per name)");
+            }
+            return Notice::Unknown;
+        }
+        if n.last.get(child).is_some_and(|&at| now < at + NOTICE_GAP) {
+            tracing::debug!(%child, %from, "NOTIFY(CDS) within {NOTICE_GAP} s of the last one: not polled again yet");
+            return Notice::TooSoon;
+        }
+        n.last.insert(child.to_string(), now);
+        n.asked.insert(child.to_string(), from);
+        drop(n);
+        tracing::info!(%child, %from, "NOTIFY(CDS): the child is polled now");
+        self.wake.notify_one();
+        Notice::Polled
     }
 
     /// Adds (or replaces) an external child of `parent`, with the DS RRset
@@ -366,18 +423,36 @@ impl Children {
 
     async fn poll_due(&self) -> Result<()> {
         let now = self.node.clock.now();
-        for zone in self.node.store.list_zones().await? {
-            if zone.key_master != self.node.id {
-                continue;
-            }
-            let Ok(name) = ZoneName::of(&zone) else {
+        let zones: Vec<_> = self
+            .node
+            .store
+            .list_zones()
+            .await?
+            .into_iter()
+            .filter(|z| z.key_master == self.node.id)
+            .collect();
+        let asked = {
+            let mut n = self.notices.lock().unwrap_or_else(|p| p.into_inner());
+            n.known = zones
+                .iter()
+                .flat_map(|z| z.delegations.iter().map(|d| d.child.clone()))
+                .collect();
+            std::mem::take(&mut n.asked)
+        };
+        for zone in &zones {
+            let Ok(name) = ZoneName::of(zone) else {
                 continue;
             };
             for d in &zone.delegations {
-                if d.last_polled == 0 || now >= d.last_polled + d.poll_period {
-                    if let Err(e) = self.poll("child-poll", &name, d).await {
-                        tracing::debug!(zone = %zone.name, child = %d.child, error = %e, "child not polled");
-                    }
+                let who = if asked.contains_key(&d.child) {
+                    "cds-notify"
+                } else if d.last_polled == 0 || now >= d.last_polled + d.poll_period {
+                    "child-poll"
+                } else {
+                    continue;
+                };
+                if let Err(e) = self.poll(who, &name, d).await {
+                    tracing::debug!(zone = %zone.name, child = %d.child, error = %e, "child not polled");
                 }
             }
         }

@@ -110,6 +110,7 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
         rfc5011_remove_hold_down: or(p.rfc5011_remove_hold_down, d.rfc5011_remove_hold_down),
         ds_push: p.ds_push,
         ds_push_tsig: p.ds_push_tsig,
+        cds_notify: !p.no_cds_notify,
     })
 }
 
@@ -162,6 +163,7 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
         rfc5011_remove_hold_down: p.rfc5011_remove_hold_down,
         ds_push: p.ds_push.clone(),
         ds_push_tsig: p.ds_push_tsig.clone(),
+        no_cds_notify: !p.cds_notify,
     }
 }
 
@@ -378,6 +380,7 @@ pub fn apply_fields(
             "parent_servers" => n.parent_servers = p.parent_servers.clone(),
             "ds_push" => n.ds_push = p.ds_push.clone(),
             "ds_push_tsig" => n.ds_push_tsig = p.ds_push_tsig.clone(),
+            "cds_notify" => n.cds_notify = !p.no_cds_notify,
             other => {
                 return Err(KeyError::UnknownSetting {
                     field: crate::text::shown(other),

@@ -6,6 +6,7 @@
 //! - `engine`: the decisions, pure (lifecycle, keys, time → what next);
 //! - `probe`: asking the zone's and the parent's servers;
 //! - `push`: the DS RRset sent to the parent's primary by UPDATE;
+//! - `dsync`: NOTIFY(CDS) to the endpoint the parent's DSYNC RRset names;
 //! - `control`: what operators do (key roll/step, pause) and see;
 //! - `unsign`: going back to insecure (`zone unsign`), whose steps the
 //!   engine then takes like a roll's;
@@ -14,6 +15,7 @@
 //!   epoch-fenced store write with its audit entry and evidence.
 
 pub mod control;
+pub mod dsync;
 pub mod engine;
 pub mod probe;
 pub mod push;

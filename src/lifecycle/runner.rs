@@ -172,6 +172,7 @@ impl Lifecycle {
                         if let Check::DsServed { .. } | Check::DsGone = check {
                             let failed = self.push_ds(&m.zone, &keys, Occasion::Waiting).await?;
                             evidence.unreached.extend(failed);
+                            self.notify_parent(&m.zone);
                         }
                         self.still_waiting(&m, &evidence, status).await?;
                         return Ok(sooner(Some(now + check_interval(&m.zone))));
@@ -434,6 +435,30 @@ impl Lifecycle {
         Ok(self.ds_push.push(zone, &apex, &ds, occasion, now).await)
     }
 
+    /// Sends NOTIFY(CDS) to the endpoint the parent's DSYNC RRset names
+    /// (`dsync`), in the background: a zone that publishes CDS/CDNSKEY,
+    /// has parent servers to ask, and whose policy allows it (`cds_notify`).
+    /// A hint only; what it came to is logged.
+    fn notify_parent(&self, zone: &ZoneRecord) {
+        let p = &zone.policy;
+        let servers = servers_of_parent(zone);
+        if !p.cds_notify || !(p.publish_cds || p.cds_during_rollover) || servers.is_empty() {
+            return;
+        }
+        let Ok(name) = ZoneName::of(zone) else {
+            return;
+        };
+        let (apex, key) = (name.apex().clone(), zone.name.clone());
+        tokio::spawn(async move {
+            match super::dsync::notify_parent(&apex, &servers).await {
+                Ok(to) => {
+                    tracing::info!(zone = %key, %to, "NOTIFY(CDS) sent to the parent's DSYNC endpoint")
+                }
+                Err(why) => tracing::debug!(zone = %key, "no NOTIFY(CDS) to the parent: {why}"),
+            }
+        });
+    }
+
     /// Hands the parent the new DS set: pushed by UPDATE (`ds_push`), and
     /// given to the DS submission command. A push that fails is sent again
     /// while the roll waits for the DS; a command that fails stops the
@@ -441,6 +466,7 @@ impl Lifecycle {
     pub(super) async fn submit_ds(&self, m: &Managed, zone: &ZoneRecord) -> Result<()> {
         let keys = self.node.store.list_keys(&m.key).await?;
         self.push_ds(zone, &keys, Occasion::Handed).await?;
+        self.notify_parent(zone);
         let Some(cmd) = &self.ds_submit_command else {
             return Ok(());
         };

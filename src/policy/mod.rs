@@ -125,6 +125,15 @@ pub struct Policy {
     /// those UPDATEs; empty: unsigned.
     #[serde(default)]
     pub ds_push_tsig: String,
+    /// Sends NOTIFY(CDS) to the endpoint the parent's DSYNC RRset names
+    /// (RFC 9859) when a roll hands the parent a new DS (a zone that
+    /// publishes CDS/CDNSKEY); a parent without DSYNC is not told.
+    #[serde(default = "default_true")]
+    pub cds_notify: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_hold_down() -> u32 {
@@ -180,6 +189,7 @@ impl Default for Policy {
             rfc5011_remove_hold_down: default_hold_down(),
             ds_push: String::new(),
             ds_push_tsig: String::new(),
+            cds_notify: true,
         }
     }
 }

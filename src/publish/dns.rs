@@ -22,7 +22,7 @@ use domain::net::server::service::{CallResult, Service, ServiceFeedback, Service
 use domain::net::server::util::mk_builder_for_target;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::served::{read_records, Served, ServedRecord, SignedZone};
+use super::served::{read_records, CdsNotice, Served, ServedRecord, SignedZone};
 use crate::tsig::TsigKeys;
 
 /// Bytes of records per transfer message; well below the 64 KiB a DNS
@@ -71,6 +71,10 @@ impl DnsService {
     /// class, zone, TSIG, who may transfer) before it is answered.
     fn answer(&self, request: &Request<Vec<u8>, Meta>) -> Answer {
         let msg = request.message();
+        if msg.header().opcode() == Opcode::NOTIFY {
+            // A NOTIFY(SOA) was taken by `domain`'s middleware before.
+            return self.cds_notify(request);
+        }
         if msg.header().opcode() != Opcode::QUERY {
             return Answer::One(Rcode::NOTIMP, vec![]);
         }
@@ -140,6 +144,27 @@ impl DnsService {
             }
             Rtype::SOA if at_apex => Answer::One(Rcode::NOERROR, vec![zone.soa.clone()]),
             _ => Answer::One(Rcode::REFUSED, vec![]),
+        }
+    }
+}
+
+impl DnsService {
+    /// NOTIFY(CDS) or NOTIFY(CDNSKEY) from a child's operator (RFC 9859
+    /// §4.2): the child is polled at once, by the rules of every poll;
+    /// NOERROR also when it was polled moments ago (a NOTIFY is a hint).
+    /// For a name this node keeps no delegation of: REFUSED. Other
+    /// NOTIFY types: NOTIMP.
+    fn cds_notify(&self, request: &Request<Vec<u8>, Meta>) -> Answer {
+        let Ok(question) = request.message().sole_question() else {
+            return Answer::One(Rcode::FORMERR, vec![]);
+        };
+        if !matches!(question.qtype(), Rtype::CDS | Rtype::CDNSKEY) {
+            return Answer::One(Rcode::NOTIMP, vec![]);
+        }
+        let child = super::served::zone_key(&question.qname());
+        match self.served.cds_notice(&child, request.client_addr()) {
+            CdsNotice::Polled | CdsNotice::TooSoon => Answer::One(Rcode::NOERROR, vec![]),
+            CdsNotice::Unknown => Answer::One(Rcode::REFUSED, vec![]),
         }
     }
 }

@@ -261,9 +261,28 @@ pub(super) fn zone_key(name: &impl std::fmt::Display) -> String {
     format!("{name}.").to_ascii_lowercase()
 }
 
+/// What hears a NOTIFY(CDS) or NOTIFY(CDNSKEY) (RFC 9859 §4) that this
+/// node's DNS listener takes: the child poller, which polls the child at
+/// once (services.rs wires it).
+pub trait CdsNotices: Send + Sync {
+    /// `child` (stored form) says its CDS/CDNSKEY changed.
+    fn notice(&self, child: &str, from: std::net::SocketAddr) -> CdsNotice;
+}
+
+/// What became of a NOTIFY(CDS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CdsNotice {
+    /// The child is polled now.
+    Polled,
+    /// The child was polled on a NOTIFY moments ago: not again yet.
+    TooSoon,
+    /// Not a child this node keeps a delegation of.
+    Unknown,
+}
+
 /// The zones this node serves, by stored name (lower case, trailing dot);
 /// and the primaries whose NOTIFY it takes for zones it pulls.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Served {
     zones: RwLock<HashMap<String, Arc<SignedZone>>>,
     primaries: RwLock<HashMap<String, IpAddr>>,
@@ -275,6 +294,15 @@ pub struct Served {
     notified: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Woken by each NOTIFY taken.
     pub notifies: tokio::sync::Notify,
+    cds_notices: std::sync::OnceLock<Arc<dyn CdsNotices>>,
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served")
+            .field("zones", &self.names())
+            .finish()
+    }
 }
 
 impl Served {
@@ -298,6 +326,20 @@ impl Served {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(zone)
                 .is_some()
+    }
+
+    /// Who hears NOTIFY(CDS) and NOTIFY(CDNSKEY); until set, they are
+    /// refused as for an unknown child.
+    pub fn hear_cds_notices(&self, to: Arc<dyn CdsNotices>) {
+        let _ = self.cds_notices.set(to);
+    }
+
+    /// A NOTIFY(CDS) or NOTIFY(CDNSKEY) for `child`.
+    pub(super) fn cds_notice(&self, child: &str, from: std::net::SocketAddr) -> CdsNotice {
+        match self.cds_notices.get() {
+            Some(to) => to.notice(child, from),
+            None => CdsNotice::Unknown,
+        }
     }
 
     /// The zones with a source whose Key Master is another node.

@@ -12,6 +12,7 @@ mod bad_input;
 mod chaos;
 mod delegations;
 mod ds_push;
+mod dsync;
 mod etcd_members;
 mod etcd_outage;
 mod external_children;

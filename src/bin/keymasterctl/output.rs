@@ -76,6 +76,7 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
     v["Rfc5011RemoveHoldDown"] = json!(p.rfc5011_remove_hold_down);
     v["DsPush"] = json!(p.ds_push);
     v["DsPushTsigKey"] = json!(p.ds_push_tsig);
+    v["CdsNotify"] = json!(!p.no_cds_notify);
     // Only while the store is unreachable: when the state shown was read.
     if z.last_known_at != 0 {
         v["LastKnownAt"] = json!(z.last_known_at);

@@ -342,6 +342,10 @@ pub struct PolicyArgs {
     /// signs those UPDATEs (`-` for none).
     #[arg(long, value_name = "KEY-NAME")]
     ds_push_tsig: Option<String>,
+    /// Send NOTIFY(CDS) to the endpoint the parent's DSYNC RRset names
+    /// when a roll hands the parent a new DS (RFC 9859; default true).
+    #[arg(long, value_name = "true|false")]
+    cds_notify: Option<bool>,
 }
 
 /// A key lifetime: a duration, or "off" (0: no automatic rolls).
@@ -805,6 +809,10 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
     if let Some(key) = &a.ds_push_tsig {
         p.ds_push_tsig = unless_none(key);
         set("ds_push_tsig");
+    }
+    if let Some(on) = a.cds_notify {
+        p.no_cds_notify = !on;
+        set("cds_notify");
     }
     Ok((p, fields))
 }

@@ -1,0 +1,142 @@
+//! NOTIFY(CDS) to the parent (RFC 9859): when a roll hands the parent a
+//! new DS set, and while it waits for the parent's servers to serve it,
+//! the Key Master looks up the DSYNC RRset the parent publishes (asked of
+//! the zone's parent servers) and sends the endpoint it names a NOTIFY for
+//! the zone's CDS, so that a parent that scans for CDS looks now rather
+//! than at its next scan. Only a hint: the roll moves on evidence alone.
+
+use std::net::SocketAddr;
+
+use domain::base::iana::Rtype;
+use domain::base::name::Name;
+
+/// DSYNC's scheme for NOTIFY (RFC 9859 §3).
+const SCHEME_NOTIFY: u8 = 1;
+
+/// A notification endpoint a DSYNC record names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub rrtype: Rtype,
+    pub scheme: u8,
+    pub port: u16,
+    pub target: Name<Vec<u8>>,
+}
+
+/// Reads DSYNC record data (RFC 9859 §3.1: RRtype, Scheme, Port, Target
+/// as an uncompressed name); None if it does not read.
+pub fn parse(rdata: &[u8]) -> Option<Endpoint> {
+    if rdata.len() < 6 {
+        return None;
+    }
+    let rrtype = Rtype::from_int(u16::from_be_bytes([rdata[0], rdata[1]]));
+    let port = u16::from_be_bytes([rdata[3], rdata[4]]);
+    let target = Name::from_octets(rdata[5..].to_vec()).ok()?;
+    Some(Endpoint {
+        rrtype,
+        scheme: rdata[2],
+        port,
+        target,
+    })
+}
+
+/// Sends NOTIFY(CDS) for `apex` to the endpoint its parent's DSYNC RRset
+/// names, asking `parent_servers` (the first that answers) for the
+/// parent zone, the DSYNC RRset and the target's address. Returns where
+/// it went, or why nothing was sent.
+pub async fn notify_parent(
+    apex: &Name<Vec<u8>>,
+    parent_servers: &[SocketAddr],
+) -> Result<SocketAddr, String> {
+    let server = *parent_servers
+        .first()
+        .ok_or("no parent server to ask for the parent's DSYNC RRset")?;
+    let parent = crate::dns::enclosing_zone(server, apex).await?;
+    let endpoint = endpoint(server, apex, &parent).await?;
+    let to = address(server, &endpoint).await?;
+    crate::dns::notify(to, apex, Rtype::CDS)
+        .await
+        .map_err(|e| format!("NOTIFY(CDS) to {to}: {e}"))?;
+    Ok(to)
+}
+
+/// The CDS NOTIFY endpoint of the parent for the child: the DSYNC RRset at
+/// the child's labels under `_dsync.PARENT` (one the parent keeps for that
+/// child, or its wildcard), else at `_dsync.PARENT`.
+async fn endpoint(
+    server: SocketAddr,
+    apex: &Name<Vec<u8>>,
+    parent: &Name<Vec<u8>>,
+) -> Result<Endpoint, String> {
+    let (child, above) = (apex.to_string(), parent.to_string());
+    let (child, above) = (child.trim_end_matches('.'), above.trim_end_matches('.'));
+    let relative = child
+        .strip_suffix(above)
+        .unwrap_or("")
+        .trim_end_matches('.');
+    let mut names = Vec::new();
+    if !relative.is_empty() {
+        names.push(format!("{relative}._dsync.{above}."));
+    }
+    names.push(format!("_dsync.{above}."));
+    for name in names {
+        let Ok(qname) = name.parse::<Name<Vec<u8>>>() else {
+            continue;
+        };
+        let Ok(answer) = crate::dns::query(server, &qname, Rtype::DSYNC).await else {
+            continue;
+        };
+        let found = crate::dns::answer_rdata(&answer, &qname, Rtype::DSYNC)
+            .iter()
+            .filter_map(|(rdata, _)| parse(rdata))
+            .find(|e| e.rrtype == Rtype::CDS && e.scheme == SCHEME_NOTIFY);
+        if let Some(e) = found {
+            return Ok(e);
+        }
+    }
+    Err(format!(
+        "the parent {parent} publishes no DSYNC endpoint for CDS by NOTIFY"
+    ))
+}
+
+/// The target's address: asked of the parent's server (a target in the
+/// parent's zone), else of the system's resolver.
+async fn address(server: SocketAddr, e: &Endpoint) -> Result<SocketAddr, String> {
+    if let Ok(answer) = crate::dns::query(server, &e.target, Rtype::A).await {
+        let found = crate::dns::answer_rdata(&answer, &e.target, Rtype::A);
+        if let Some((rdata, _)) = found.first() {
+            if let Ok(octets) = <[u8; 4]>::try_from(rdata.as_slice()) {
+                return Ok(SocketAddr::from((octets, e.port)));
+            }
+        }
+    }
+    let host = e.target.to_string();
+    let found = tokio::net::lookup_host((host.trim_end_matches('.'), e.port))
+        .await
+        .map_err(|err| format!("the DSYNC target {host} has no address ({err})"))?
+        .next();
+    found.ok_or_else(|| format!("the DSYNC target {host} has no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dsync_data_reads_and_bad_data_does_not() {
+        // CDS, NOTIFY, port 5359, notify.example.
+        let mut rdata = vec![0, 59, 1, 0x14, 0xef];
+        rdata.extend([6, b'n', b'o', b't', b'i', b'f', b'y', 7]);
+        rdata.extend(b"example");
+        rdata.push(0);
+        let e = parse(&rdata).unwrap();
+        assert_eq!(e.rrtype, Rtype::CDS);
+        assert_eq!((e.scheme, e.port), (1, 5359));
+        assert_eq!(e.target.to_string(), "notify.example");
+        assert_eq!(parse(&rdata[..4]), None);
+        assert_eq!(
+            parse(&rdata[..rdata.len() - 1]),
+            None,
+            "a name without its root label"
+        );
+    }
+}
