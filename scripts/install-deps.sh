@@ -14,7 +14,8 @@
 #                                tests: Knot and NSD serve what keymaster signs
 #                                (as its secondaries too), Unbound validates
 #   bind9-dnsutils               delv, which validates with the trust anchors
-#                                keymasterctl prints for BIND
+#                                keymasterctl prints for BIND; dig, which the
+#                                tests send TSIG transfers and NOTIFY(CDS) with
 #   prometheus                   promtool, which checks the metrics keymasterd
 #                                serves (Debian has it in the server's package)
 set -euo pipefail

@@ -39,23 +39,38 @@ pub fn parse(rdata: &[u8]) -> Option<Endpoint> {
     })
 }
 
+/// Why no NOTIFY(CDS) reached the parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotNotified {
+    /// The parent announces no endpoint (most parents): nothing to do.
+    NoEndpoint(String),
+    /// It announces one, and the NOTIFY did not get through: worth a
+    /// warning (a DSYNC record pointing nowhere, a refusal).
+    Failed(String),
+}
+
 /// Sends NOTIFY(CDS) for `apex` to the endpoint its parent's DSYNC RRset
-/// names, asking `parent_servers` (the first that answers) for the
-/// parent zone, the DSYNC RRset and the target's address. Returns where
-/// it went, or why nothing was sent.
+/// names, asking the first of `parent_servers` for the parent zone, the
+/// DSYNC RRset and the target's address. Returns where it went.
 pub async fn notify_parent(
     apex: &Name<Vec<u8>>,
     parent_servers: &[SocketAddr],
-) -> Result<SocketAddr, String> {
-    let server = *parent_servers
-        .first()
-        .ok_or("no parent server to ask for the parent's DSYNC RRset")?;
-    let parent = crate::dns::enclosing_zone(server, apex).await?;
-    let endpoint = endpoint(server, apex, &parent).await?;
-    let to = address(server, &endpoint).await?;
+) -> Result<SocketAddr, NotNotified> {
+    let server = *parent_servers.first().ok_or_else(|| {
+        NotNotified::NoEndpoint("no parent server to ask for the parent's DSYNC RRset".into())
+    })?;
+    let parent = crate::dns::enclosing_zone(server, apex)
+        .await
+        .map_err(NotNotified::NoEndpoint)?;
+    let endpoint = endpoint(server, apex, &parent)
+        .await
+        .map_err(NotNotified::NoEndpoint)?;
+    let to = address(server, &endpoint)
+        .await
+        .map_err(NotNotified::Failed)?;
     crate::dns::notify(to, apex, Rtype::CDS)
         .await
-        .map_err(|e| format!("NOTIFY(CDS) to {to}: {e}"))?;
+        .map_err(|e| NotNotified::Failed(format!("NOTIFY(CDS) to {to}: {e}")))?;
     Ok(to)
 }
 

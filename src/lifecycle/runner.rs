@@ -16,6 +16,7 @@ use std::time::Duration;
 use domain::base::iana::Rtype;
 use domain::base::name::Name;
 
+use super::dsync::NotNotified;
 use super::engine::plan::{find, StepInputs};
 use super::engine::{self, Check, Next, Step};
 use super::probe::{DnsProbe, Evidence, Probe};
@@ -454,7 +455,12 @@ impl Lifecycle {
                 Ok(to) => {
                     tracing::info!(zone = %key, %to, "NOTIFY(CDS) sent to the parent's DSYNC endpoint")
                 }
-                Err(why) => tracing::debug!(zone = %key, "no NOTIFY(CDS) to the parent: {why}"),
+                Err(NotNotified::NoEndpoint(why)) => {
+                    tracing::debug!(zone = %key, "no NOTIFY(CDS) to the parent: {why}")
+                }
+                Err(NotNotified::Failed(why)) => {
+                    tracing::warn!(zone = %key, "the parent's DSYNC endpoint was not told: {why}")
+                }
             }
         });
     }

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::dns::{served, Knot, Validators};
+use crate::common::dns::{served, soa_serial, Knot, Validators};
 use crate::common::*;
 use domain::base::iana::Rtype;
 
@@ -230,9 +230,39 @@ fn a_childs_ksk_roll_reaches_its_parent_by_notify_cds_through_dsync() {
     assert_eq!(served(&parent_server.addr(), CHILD, Rtype::DS), ds0);
     assert_eq!(polls_on_notify(&p).len(), polls_before);
 
-    // NOTIFY(CDS) on: the child finds the parent's DSYNC endpoint, the
-    // parent polls at once, and the roll ends within seconds.
+    // NOTIFY(CDS) on, but the parent's DSYNC record points nowhere: the
+    // child says so, and nothing changes.
+    let serial = soa_serial(&parent_server.addr(), PARENT).unwrap();
+    std::fs::write(pdir.path().join(PARENT), parent_text(free_port())).unwrap();
+    let began = Instant::now();
+    while soa_serial(&parent_server.addr(), PARENT) == Some(serial) {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "{}",
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     c.ctl_ok(&["zone", "set", CHILD, "--cds-notify", "true"]);
+    let began = Instant::now();
+    while !c
+        .log_text()
+        .contains("the parent's DSYNC endpoint was not told: NOTIFY(CDS) to 127.0.0.1:")
+    {
+        all_validated(&validators, &mut answers);
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "{}",
+            c.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(served(&parent_server.addr(), CHILD, Rtype::DS), ds0);
+    assert_eq!(polls_on_notify(&p).len(), polls_before);
+
+    // The DSYNC record names the parent's listener again: the child finds
+    // it, the parent polls at once, and the roll ends within seconds.
+    std::fs::write(pdir.path().join(PARENT), parent_text(pport)).unwrap();
     let told = Instant::now();
     let seen = loop {
         all_validated(&validators, &mut answers);
@@ -278,6 +308,6 @@ fn a_childs_ksk_roll_reaches_its_parent_by_notify_cds_through_dsync() {
     assert_eq!(served(&parent_server.addr(), CHILD, Rtype::DS), new_ds);
     validators.wait_validated(WWW, Rtype::A, 30);
     eprintln!(
-        "the parent served the new DS {seen:?} after NOTIFY(CDS) was allowed; {answers} answers, all AD"
+        "the parent served the new DS {seen:?} after its DSYNC record was mended; {answers} answers, all AD"
     );
 }
