@@ -7,6 +7,7 @@ pub mod algorithm;
 pub mod anchors;
 pub mod denial;
 pub mod ds;
+pub mod dsync;
 pub mod patch;
 pub mod record;
 pub mod reuse;

@@ -111,6 +111,7 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
         ds_push: p.ds_push,
         ds_push_tsig: p.ds_push_tsig,
         cds_notify: !p.no_cds_notify,
+        dsync: p.dsync,
     })
 }
 
@@ -164,6 +165,7 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
         ds_push: p.ds_push.clone(),
         ds_push_tsig: p.ds_push_tsig.clone(),
         no_cds_notify: !p.cds_notify,
+        dsync: p.dsync.clone(),
     }
 }
 
@@ -381,6 +383,7 @@ pub fn apply_fields(
             "ds_push" => n.ds_push = p.ds_push.clone(),
             "ds_push_tsig" => n.ds_push_tsig = p.ds_push_tsig.clone(),
             "cds_notify" => n.cds_notify = !p.no_cds_notify,
+            "dsync" => n.dsync = p.dsync.clone(),
             other => {
                 return Err(KeyError::UnknownSetting {
                     field: crate::text::shown(other),

@@ -130,6 +130,11 @@ pub struct Policy {
     /// publishes CDS/CDNSKEY); a parent without DSYNC is not told.
     #[serde(default = "default_true")]
     pub cds_notify: bool,
+    /// As a parent: the endpoint (HOST:PORT) announced for the children's
+    /// NOTIFY(CDS) and NOTIFY(CDNSKEY) by a DSYNC RRset at `_dsync.ZONE`
+    /// (RFC 9859), normally a name of this node's DNS listener; empty: none.
+    #[serde(default)]
+    pub dsync: String,
 }
 
 fn default_true() -> bool {
@@ -190,9 +195,13 @@ impl Default for Policy {
             ds_push: String::new(),
             ds_push_tsig: String::new(),
             cds_notify: true,
+            dsync: String::new(),
         }
     }
 }
+
+/// Where a parent takes its children's NOTIFY(CDS): a host name and port.
+pub type DsyncTarget = (domain::base::Name<Vec<u8>>, u16);
 
 /// A policy that cannot be used, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -263,6 +272,7 @@ impl Policy {
                 "a DS push TSIG key without a DS push address (--ds-push)".into(),
             ));
         }
+        self.dsync_endpoint()?;
         if self.rfc5011 && self.ksk_double_ds {
             return Err(PolicyError(
                 "RFC 5011 rolls are double-KSK: the successor must be in the DNSKEY RRset for \
@@ -308,6 +318,24 @@ impl Policy {
             }
         }
         Ok(())
+    }
+
+    /// The DSYNC endpoint announced (`dsync`): target name and port.
+    pub fn dsync_endpoint(&self) -> Result<Option<DsyncTarget>, PolicyError> {
+        if self.dsync.is_empty() {
+            return Ok(None);
+        }
+        let bad = || {
+            PolicyError(format!(
+                "DSYNC endpoint {} is not HOST:PORT (a host name and a port number)",
+                crate::text::shown(&self.dsync)
+            ))
+        };
+        let (host, port) = self.dsync.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().ok().filter(|&p| p != 0).ok_or_else(bad)?;
+        let host = format!("{}.", host.trim_end_matches('.'));
+        let target = host.parse().map_err(|_| bad())?;
+        Ok(Some((target, port)))
     }
 
     pub fn denial(&self) -> Denial {
@@ -469,5 +497,31 @@ mod tests {
         assert_eq!(parse_duration("10d"), Ok(864000));
         assert!(parse_duration("10y").is_err());
         assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn a_dsync_endpoint_is_a_host_and_a_port() {
+        let with = |v: &str| Policy {
+            dsync: v.into(),
+            ..Policy::default()
+        };
+        let (target, port) = with("notify.example:5359")
+            .dsync_endpoint()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (target.to_string().as_str(), port),
+            ("notify.example", 5359)
+        );
+        assert_eq!(with("").dsync_endpoint(), Ok(None));
+        for bad in [
+            "notify.example",
+            "notify.example:0",
+            "notify.example:x",
+            "a..b:53",
+        ] {
+            let e = with(bad).validate().unwrap_err();
+            assert!(e.0.contains("is not HOST:PORT"), "{bad}: {e}");
+        }
     }
 }

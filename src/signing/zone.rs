@@ -6,13 +6,14 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use domain::base::iana::Rtype;
+use domain::base::name::Name;
 
 use super::validity::{dnskey_validity_within, validity_for, SigKind};
 use super::{Cancel, KeyWorker, Signing};
 use crate::dnssec::patch;
 use crate::dnssec::reuse::{Chunk, Group, GroupKey, Groups, Previous, Undo};
 use crate::dnssec::zone::{
-    self as zonesign, ChildDs, Rendered, ZoneError, ZonePlan, ZoneSignConfig, ZoneStats,
+    self as zonesign, ChildDs, ExtraRrset, Rendered, ZoneError, ZonePlan, ZoneSignConfig, ZoneStats,
 };
 use crate::dnssec::KeyRole;
 use crate::error::{Error, Result, SigningError};
@@ -95,6 +96,36 @@ fn chunk_of(id: u32, rendered: Rendered) -> Arc<Chunk> {
     })
 }
 
+/// The DSYNC RRset a parent announces its endpoint for its children's
+/// NOTIFY(CDS) and NOTIFY(CDNSKEY) with (RFC 9859), at `_dsync.ZONE`, with
+/// the DNSKEY TTL; none unless the policy names an endpoint.
+fn dsync_rrset(apex: &Name<Vec<u8>>, policy: &crate::policy::Policy) -> Vec<ExtraRrset> {
+    use crate::dnssec::dsync::{rdata, Endpoint, SCHEME_NOTIFY};
+    let Ok(Some((target, port))) = policy.dsync_endpoint() else {
+        return Vec::new();
+    };
+    let Ok(owner) = format!("_dsync.{}.", apex.to_string().trim_end_matches('.')).parse() else {
+        return Vec::new();
+    };
+    let rdatas = [Rtype::CDS, Rtype::CDNSKEY]
+        .into_iter()
+        .map(|rrtype| {
+            rdata(&Endpoint {
+                rrtype,
+                scheme: SCHEME_NOTIFY,
+                port,
+                target: target.clone(),
+            })
+        })
+        .collect();
+    vec![ExtraRrset {
+        owner,
+        rtype: Rtype::DSYNC,
+        ttl: policy.dnskey_ttl,
+        rdatas,
+    }]
+}
+
 impl Signing {
     /// Everything needed to sign a whole zone, read from the store.
     pub async fn zone_signing(
@@ -141,6 +172,7 @@ impl Signing {
                 stagger: false,
                 signed_at: now as u32,
                 child_ds,
+                extra: dsync_rrset(&set.apex, policy),
                 unsigned: set.unsigned(),
             },
         })

@@ -1,6 +1,7 @@
 //! NOTIFY(CDS) through the parent's DSYNC record (RFC 9859), with two
 //! keymaster instances: the parent's keeps `dsync.test.` signed behind a
-//! Knot secondary, publishes a DSYNC record naming its DNS listener, and
+//! Knot secondary, publishes a DSYNC RRset naming its DNS listener
+//! (`zone set --dsync`), and
 //! keeps the child as an external delegation polled every 12 hours; the
 //! child's keeps `kid.dsync.test.` signed with CDS/CDNSKEY behind another
 //! Knot secondary. A stock and a strict Unbound are anchored at the
@@ -8,32 +9,49 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::dns::{served, soa_serial, Knot, Validators};
+use crate::common::dns::{served, Knot, Validators};
 use crate::common::*;
 use domain::base::iana::Rtype;
 
 const PARENT: &str = "dsync.test.";
 const CHILD: &str = "kid.dsync.test.";
 const WWW: &str = "www.kid.dsync.test.";
+const DSYNC_AT: &str = "_dsync.dsync.test.";
 
-/// The parent's source: the child's delegation, and a DSYNC record (in
-/// RFC 3597's generic form) naming `notify.dsync.test.` at `port` as the
-/// endpoint for NOTIFY(CDS).
-fn parent_text(port: u16) -> String {
-    let mut rdata = vec![0u8, 59, 1];
-    rdata.extend(port.to_be_bytes());
-    for label in ["notify", "dsync", "test"] {
-        rdata.push(label.len() as u8);
-        rdata.extend(label.as_bytes());
-    }
-    rdata.push(0);
-    let hex: String = rdata.iter().map(|b| format!("{b:02x}")).collect();
+/// The parent's source: the child's delegation, and the name of the
+/// parent's DNS listener that its DSYNC record names.
+fn parent_text() -> String {
     format!(
         "$ORIGIN {PARENT}\n$TTL 3\n@ SOA ns h 1 10 10 60 3\n@ NS ns\nns A 127.0.0.1\n\
-         notify A 127.0.0.1\n_dsync TYPE66 \\# {} {hex}\n\
-         kid NS ns.kid\nns.kid A 127.0.0.1\n",
-        rdata.len()
+         notify A 127.0.0.1\nkid NS ns.kid\nns.kid A 127.0.0.1\n"
     )
+}
+
+/// Has the parent announce `notify.dsync.test.:port` by its DSYNC RRset,
+/// and waits until its secondary serves the record, signed.
+fn announce(p: &Daemon, server: &str, port: u16) {
+    let before = served(server, DSYNC_AT, Rtype::DSYNC);
+    p.ctl_ok(&[
+        "zone",
+        "set",
+        PARENT,
+        "--dsync",
+        &format!("notify.dsync.test.:{port}"),
+    ]);
+    let began = Instant::now();
+    loop {
+        let now = served(server, DSYNC_AT, Rtype::DSYNC);
+        if !now.is_empty() && now != before {
+            assert_eq!(now.len(), 2, "CDS and CDNSKEY: {now:?}");
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "{}",
+            p.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn child_text() -> String {
@@ -104,7 +122,8 @@ fn a_childs_ksk_roll_reaches_its_parent_by_notify_cds_through_dsync() {
     p.add_still_zone(PARENT, &["--dnskey-ttl", "6", "--ds-ttl", "9"]);
     let pport: u16 = pdns.rsplit(':').next().unwrap().parse().unwrap();
     let pdir = TempDir::new("dsync-parent-src");
-    p.keep_signed(PARENT, &pdir, &parent_text(pport), &parent_server);
+    p.keep_signed(PARENT, &pdir, &parent_text(), &parent_server);
+    announce(&p, &parent_server.addr(), pport);
 
     // The child's keymaster.
     let child_token = TestToken::new("dsync-child");
@@ -168,6 +187,8 @@ fn a_childs_ksk_roll_reaches_its_parent_by_notify_cds_through_dsync() {
     let stubs = [(PARENT, parent_server.addr()), (CHILD, child_server.addr())];
     let validators = Validators::start(&stubs, &anchors);
     validators.wait_validated(WWW, Rtype::A, 30);
+    // The DSYNC RRset keymaster publishes validates like the rest.
+    validators.wait_validated(DSYNC_AT, Rtype::DSYNC, 30);
 
     // A NOTIFY(CDS) for a name the parent keeps no delegation of is
     // refused, and said once; a flood for the child makes one poll.
@@ -232,17 +253,7 @@ fn a_childs_ksk_roll_reaches_its_parent_by_notify_cds_through_dsync() {
 
     // NOTIFY(CDS) on, but the parent's DSYNC record points nowhere: the
     // child says so, and nothing changes.
-    let serial = soa_serial(&parent_server.addr(), PARENT).unwrap();
-    std::fs::write(pdir.path().join(PARENT), parent_text(free_port())).unwrap();
-    let began = Instant::now();
-    while soa_serial(&parent_server.addr(), PARENT) == Some(serial) {
-        assert!(
-            began.elapsed() < Duration::from_secs(30),
-            "{}",
-            p.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    announce(&p, &parent_server.addr(), free_port());
     c.ctl_ok(&["zone", "set", CHILD, "--cds-notify", "true"]);
     let began = Instant::now();
     while !c
@@ -262,7 +273,7 @@ fn a_childs_ksk_roll_reaches_its_parent_by_notify_cds_through_dsync() {
 
     // The DSYNC record names the parent's listener again: the child finds
     // it, the parent polls at once, and the roll ends within seconds.
-    std::fs::write(pdir.path().join(PARENT), parent_text(pport)).unwrap();
+    announce(&p, &parent_server.addr(), pport);
     let told = Instant::now();
     let seen = loop {
         all_validated(&validators, &mut answers);

@@ -77,6 +77,7 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
     v["DsPush"] = json!(p.ds_push);
     v["DsPushTsigKey"] = json!(p.ds_push_tsig);
     v["CdsNotify"] = json!(!p.no_cds_notify);
+    v["Dsync"] = json!(p.dsync);
     // Only while the store is unreachable: when the state shown was read.
     if z.last_known_at != 0 {
         v["LastKnownAt"] = json!(z.last_known_at);

@@ -346,6 +346,11 @@ pub struct PolicyArgs {
     /// when a roll hands the parent a new DS (RFC 9859; default true).
     #[arg(long, value_name = "true|false")]
     cds_notify: Option<bool>,
+    /// As a parent: announce HOST:PORT (a name of this node's DNS
+    /// listener) for the children's NOTIFY(CDS) by a DSYNC RRset at
+    /// _dsync.ZONE (RFC 9859; `-` for none).
+    #[arg(long, value_name = "HOST:PORT")]
+    dsync: Option<String>,
 }
 
 /// A key lifetime: a duration, or "off" (0: no automatic rolls).
@@ -813,6 +818,10 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
     if let Some(on) = a.cds_notify {
         p.no_cds_notify = !on;
         set("cds_notify");
+    }
+    if let Some(to) = &a.dsync {
+        p.dsync = unless_none(to);
+        set("dsync");
     }
     Ok((p, fields))
 }

@@ -64,6 +64,10 @@ pub struct ZoneSignConfig {
     /// The DS RRsets of child zones keymaster also manages: each replaces
     /// whatever DS RRset the input has at the child's delegation.
     pub child_ds: Vec<ChildDs>,
+    /// RRsets keymaster publishes beside the source's (the DSYNC RRset a
+    /// parent announces its NOTIFY endpoint with): each replaces the
+    /// input's RRset of its owner and type.
+    pub extra: Vec<ExtraRrset>,
     /// Publish the zone without DNSSEC (it was unsigned): no keys, no
     /// signatures, no denial chain; the input's DNSSEC records dropped.
     pub unsigned: bool,
@@ -77,6 +81,32 @@ pub struct ChildDs {
     pub child: Name<Vec<u8>>,
     pub ttl: u32,
     pub ds: Vec<Vec<u8>>,
+}
+
+/// An RRset keymaster adds to a zone beside its source's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraRrset {
+    pub owner: Name<Vec<u8>>,
+    pub rtype: Rtype,
+    pub ttl: u32,
+    pub rdatas: Vec<Vec<u8>>,
+}
+
+/// Puts the extra RRsets in place of the input's of the same owner and
+/// type: in a whole zone always; in a part (a patch's chunk) only where
+/// the part holds the owner, since each owner is in one part (one made
+/// whole put it there first: a change of the extras signs the zone whole).
+fn put_extra(recs: &mut Vec<Rec>, extra: &[ExtraRrset], whole: bool) {
+    for x in extra {
+        let key = record::name_key(&x.owner);
+        if !whole && !recs.iter().any(|r| r.key() == key.as_slice()) {
+            continue;
+        }
+        recs.retain(|r| !(r.rtype == x.rtype && r.key() == key.as_slice()));
+        for rdata in &x.rdatas {
+            recs.push(Rec::new(&key, x.rtype, x.ttl, rdata));
+        }
+    }
 }
 
 /// Puts the managed children's DS RRsets in place of the input's, at every
@@ -327,6 +357,7 @@ fn plan_records(
         true => add_apex_records(&mut recs, &apex_key, config, stats)?,
         false => part.map_or(0, |p| p.denial_ttl),
     };
+    put_extra(&mut recs, &config.extra, part.is_none());
     let (child_ds, overridden) = replace_child_ds(&mut recs, &config.child_ds);
     stats.child_ds = child_ds as u64;
     stats.child_ds_overridden = overridden;
@@ -810,5 +841,50 @@ mod tests {
             (1, vec![])
         );
         assert!(ds_at(&recs, "a.p.example.").is_empty());
+    }
+
+    #[test]
+    fn an_extra_rrset_replaces_the_inputs_and_a_part_gets_it_only_where_it_holds_the_owner() {
+        let apex: Name<Vec<u8>> = "p.example.".parse().unwrap();
+        let text = b"$ORIGIN p.example.\n@ 60 SOA ns h 1 1 1 1 1\n@ 60 NS ns\n\
+                     _dsync 60 TYPE66 \\# 3 000101\nwww 60 A 192.0.2.1\n";
+        let mut stats = ZoneStats::default();
+        let recs = read_zone(text, &apex, 100, &mut stats).unwrap();
+        let owner: Name<Vec<u8>> = "_dsync.p.example.".parse().unwrap();
+        let extra = [ExtraRrset {
+            owner: owner.clone(),
+            rtype: Rtype::DSYNC,
+            ttl: 30,
+            rdatas: vec![vec![0, 59, 1, 0, 53, 0], vec![0, 60, 1, 0, 53, 0]],
+        }];
+        let dsync = |recs: &[Rec]| -> Vec<(u32, Vec<u8>)> {
+            let key = record::name_key(&owner);
+            let mut out: Vec<_> = recs
+                .iter()
+                .filter(|r| r.rtype == Rtype::DSYNC && r.key() == key)
+                .map(|r| (r.ttl, r.rdata().to_vec()))
+                .collect();
+            out.sort();
+            out
+        };
+        let want = vec![
+            (30, vec![0, 59, 1, 0, 53, 0]),
+            (30, vec![0, 60, 1, 0, 53, 0]),
+        ];
+        let mut whole = recs.clone();
+        put_extra(&mut whole, &extra, true);
+        assert_eq!(dsync(&whole), want, "the input's DSYNC RRset replaced");
+        // A part that holds the owner gets it; one that does not, nothing.
+        let mut part = recs.clone();
+        put_extra(&mut part, &extra, false);
+        assert_eq!(dsync(&part), want);
+        let mut other: Vec<Rec> = recs
+            .iter()
+            .filter(|r| r.rtype == Rtype::A)
+            .cloned()
+            .collect();
+        put_extra(&mut other, &extra, false);
+        assert!(dsync(&other).is_empty());
+        assert_eq!(other.len(), 1);
     }
 }
