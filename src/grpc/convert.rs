@@ -112,6 +112,7 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
         ds_push_tsig: p.ds_push_tsig,
         cds_notify: !p.no_cds_notify,
         dsync: p.dsync,
+        signal_ns: p.signal_ns,
     })
 }
 
@@ -166,6 +167,7 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
         ds_push_tsig: p.ds_push_tsig.clone(),
         no_cds_notify: !p.cds_notify,
         dsync: p.dsync.clone(),
+        signal_ns: p.signal_ns.clone(),
     }
 }
 
@@ -384,6 +386,7 @@ pub fn apply_fields(
             "ds_push_tsig" => n.ds_push_tsig = p.ds_push_tsig.clone(),
             "cds_notify" => n.cds_notify = !p.no_cds_notify,
             "dsync" => n.dsync = p.dsync.clone(),
+            "signal_ns" => n.signal_ns = p.signal_ns.clone(),
             other => {
                 return Err(KeyError::UnknownSetting {
                     field: crate::text::shown(other),

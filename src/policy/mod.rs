@@ -135,6 +135,13 @@ pub struct Policy {
     /// (RFC 9859), normally a name of this node's DNS listener; empty: none.
     #[serde(default)]
     pub dsync: String,
+    /// RFC 9615 as the zone's DNS operator: the name servers (host names)
+    /// under whose `_signal` zones this zone's CDS and CDNSKEY are also
+    /// published, at `_dsboot.ZONE._signal.NS`, for a parent to bootstrap
+    /// its DS from. Each `_signal.NS` zone must be one keymaster keeps
+    /// signed; a name server inside the zone itself is skipped (§4.4).
+    #[serde(default)]
+    pub signal_ns: Vec<String>,
 }
 
 fn default_true() -> bool {
@@ -196,6 +203,7 @@ impl Default for Policy {
             ds_push_tsig: String::new(),
             cds_notify: true,
             dsync: String::new(),
+            signal_ns: Vec::new(),
         }
     }
 }
@@ -273,6 +281,16 @@ impl Policy {
             ));
         }
         self.dsync_endpoint()?;
+        for ns in &self.signal_ns {
+            format!("_signal.{}.", ns.trim_end_matches('.'))
+                .parse::<domain::base::Name<Vec<u8>>>()
+                .map_err(|_| {
+                    PolicyError(format!(
+                        "signal name server {} is not a host name",
+                        crate::text::shown(ns)
+                    ))
+                })?;
+        }
         if self.rfc5011 && self.ksk_double_ds {
             return Err(PolicyError(
                 "RFC 5011 rolls are double-KSK: the successor must be in the DNSKEY RRset for \

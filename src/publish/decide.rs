@@ -11,7 +11,7 @@
 //!  source text changed            ─► SourceChanged ─► patch by the change if known, else whole
 //! ```
 
-use crate::dnssec::zone::ChildDs;
+use crate::dnssec::zone::{ChildDs, ExtraRrset};
 use crate::policy::Policy;
 use crate::signing::zone::SourceChange;
 use crate::store::schema::SerialPolicy;
@@ -55,6 +55,9 @@ pub struct SigningInputs {
     pub policy: Policy,
     /// The DS RRsets of the children keymaster manages.
     pub children: Vec<ChildDs>,
+    /// The RRsets keymaster adds beside the source's (DSYNC, RFC 9615
+    /// signals): a change signs the zone whole.
+    pub extra: Vec<ExtraRrset>,
 }
 
 /// What only the apex's chunk and the outputs depend on.

@@ -496,6 +496,7 @@ impl Publisher {
                 zsks: signers(false),
                 policy: zone.policy.clone(),
                 children,
+                extra: self.signing.extra_rrsets(zone).await?,
             },
             apex: decide::ApexInputs {
                 dnskeys: set.apex_rrset(Rtype::DNSKEY).to_vec(),

@@ -172,10 +172,62 @@ impl Signing {
                 stagger: false,
                 signed_at: now as u32,
                 child_ds,
-                extra: dsync_rrset(&set.apex, policy),
+                extra: self.extra_rrsets(&set.zone).await?,
                 unsigned: set.unsigned(),
             },
         })
+    }
+
+    /// The RRsets keymaster publishes in the zone beside its source's:
+    /// its DSYNC RRset (`dsync`), and in a `_signal.NS` zone the RFC 9615
+    /// bootstrap signals of the zones that name NS (`signal_rrsets`).
+    pub async fn extra_rrsets(&self, zone: &ZoneRecord) -> Result<Vec<ExtraRrset>> {
+        let name = ZoneName::of(zone)?;
+        let mut out = dsync_rrset(name.apex(), &zone.policy);
+        if zone.name.starts_with("_signal.") {
+            out.extend(self.signal_rrsets(zone).await?);
+        }
+        Ok(out)
+    }
+
+    /// RFC 9615 §3.2: for each zone whose policy names NS among its signal
+    /// name servers, its CDS and CDNSKEY RRsets as its key set has them, at
+    /// `_dsboot.CHILD._signal.NS` in this `_signal.NS` zone; none for a zone
+    /// that publishes none, or whose NS lies inside it (§4.4). Of the zones
+    /// the store lists, or while it cannot, of those last known.
+    async fn signal_rrsets(&self, signal: &ZoneRecord) -> Result<Vec<ExtraRrset>> {
+        let zones = match self.node.store.list_zones().await.map_err(Error::from) {
+            Ok(zones) => zones,
+            Err(e) if crate::keyset::store_unusable(&e) => self.keysets.last_known_zones(),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for z in &zones {
+            let named = z.policy.signal_ns.iter().any(|ns| {
+                let ns = format!("{}.", ns.trim_end_matches('.')).to_ascii_lowercase();
+                format!("_signal.{ns}") == signal.name && !ns.ends_with(&format!(".{}", z.name))
+            });
+            if !named {
+                continue;
+            }
+            let Ok(owner) = format!("_dsboot.{}{}", z.name, signal.name).parse::<Name<Vec<u8>>>()
+            else {
+                continue;
+            };
+            let set = self.keysets.get(&ZoneName::of(z)?).await?;
+            for rtype in [Rtype::CDS, Rtype::CDNSKEY] {
+                let rdatas = set.apex_rrset(rtype).to_vec();
+                if !rdatas.is_empty() {
+                    out.push(ExtraRrset {
+                        owner: owner.clone(),
+                        rtype,
+                        ttl: z.policy.dnskey_ttl,
+                        rdatas,
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The managed children's DS RRsets for signing `parent` now: of the

@@ -27,6 +27,7 @@ mod primary_tsig;
 mod rfc5011;
 mod rollover;
 mod security;
+mod signals;
 mod signer_service;
 mod startup;
 mod store_conformance;

@@ -78,6 +78,7 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
     v["DsPushTsigKey"] = json!(p.ds_push_tsig);
     v["CdsNotify"] = json!(!p.no_cds_notify);
     v["Dsync"] = json!(p.dsync);
+    v["SignalNameServers"] = json!(p.signal_ns);
     // Only while the store is unreachable: when the state shown was read.
     if z.last_known_at != 0 {
         v["LastKnownAt"] = json!(z.last_known_at);

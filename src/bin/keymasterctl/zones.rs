@@ -351,6 +351,11 @@ pub struct PolicyArgs {
     /// _dsync.ZONE (RFC 9859; `-` for none).
     #[arg(long, value_name = "HOST:PORT")]
     dsync: Option<String>,
+    /// RFC 9615: a name server (host name) under whose `_signal` zone,
+    /// kept signed by keymaster, the zone's CDS/CDNSKEY are published for
+    /// a parent to bootstrap the DS (repeat for each; `-` for none).
+    #[arg(long = "signal-ns", value_name = "HOST")]
+    signal_ns: Vec<String>,
 }
 
 /// A key lifetime: a duration, or "off" (0: no automatic rolls).
@@ -822,6 +827,10 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
     if let Some(to) = &a.dsync {
         p.dsync = unless_none(to);
         set("dsync");
+    }
+    if !a.signal_ns.is_empty() {
+        p.signal_ns = servers(&a.signal_ns);
+        set("signal_ns");
     }
     Ok((p, fields))
 }
