@@ -280,17 +280,7 @@ impl Policy {
                 "a DS push TSIG key without a DS push address (--ds-push)".into(),
             ));
         }
-        self.dsync_endpoint()?;
-        for ns in &self.signal_ns {
-            format!("_signal.{}.", ns.trim_end_matches('.'))
-                .parse::<domain::base::Name<Vec<u8>>>()
-                .map_err(|_| {
-                    PolicyError(format!(
-                        "signal name server {} is not a host name",
-                        crate::text::shown(ns)
-                    ))
-                })?;
-        }
+        self.check_parent_signals()?;
         if self.rfc5011 && self.ksk_double_ds {
             return Err(PolicyError(
                 "RFC 5011 rolls are double-KSK: the successor must be in the DNSKEY RRset for \
@@ -316,6 +306,23 @@ impl Policy {
             }
         }
         self.check_lifetimes()?;
+        Ok(())
+    }
+
+    /// The DSYNC endpoint is HOST:PORT; each signal name server a host
+    /// name (RFC 9859, RFC 9615).
+    fn check_parent_signals(&self) -> Result<(), PolicyError> {
+        self.dsync_endpoint()?;
+        for ns in &self.signal_ns {
+            format!("_signal.{}.", ns.trim_end_matches('.'))
+                .parse::<domain::base::Name<Vec<u8>>>()
+                .map_err(|_| {
+                    PolicyError(format!(
+                        "signal name server {} is not a host name",
+                        crate::text::shown(ns)
+                    ))
+                })?;
+        }
         Ok(())
     }
 

@@ -24,6 +24,8 @@ fn node_json(n: &proto::Node) -> Value {
         "last_seen": n.last_seen})
 }
 
+/// A zone's settings under Windows' names where it has them. Long as the
+/// settings are many: one line each.
 fn zone_json(z: &proto::ZoneSettings) -> Value {
     let p = z.policy.clone().unwrap_or_default();
     let mut v = json!({
