@@ -318,9 +318,14 @@ fn tsig_error(answer: &Message<Vec<u8>>) -> Option<String> {
 }
 
 /// Sends a NOTIFY (RFC 1996; RFC 9859 for types other than SOA) for
-/// `qname` and `qtype` to `server` over UDP, once, and waits for its
-/// answer: Ok once it answered NOERROR; else what it answered.
-pub async fn notify(server: SocketAddr, qname: &Name<Vec<u8>>, qtype: Rtype) -> Result<(), String> {
+/// `qname` and `qtype` to `server` over UDP, once, and waits `within` for
+/// its answer: Ok once it answered NOERROR; else what it answered.
+pub async fn notify(
+    server: SocketAddr,
+    qname: &Name<Vec<u8>>,
+    qtype: Rtype,
+    within: Duration,
+) -> Result<(), String> {
     use domain::base::iana::Opcode;
     let mut msg = MessageBuilder::new_vec();
     msg.header_mut().set_opcode(Opcode::NOTIFY);
@@ -357,14 +362,15 @@ pub async fn notify(server: SocketAddr, qname: &Name<Vec<u8>>, qtype: Rtype) -> 
             let Ok(answer) = Message::from_octets(buf[..n].to_vec()) else {
                 continue;
             };
-            if answer.header().id() == id && answer.header().qr() {
+            let h = answer.header();
+            if h.id() == id && h.qr() && h.opcode() == Opcode::NOTIFY {
                 return Ok::<_, String>(answer);
             }
         }
     };
-    let answer = tokio::time::timeout(TIMEOUT, exchange)
+    let answer = tokio::time::timeout(within, exchange)
         .await
-        .map_err(|_| format!("no answer within {} s", TIMEOUT.as_secs()))??;
+        .map_err(|_| format!("no answer within {} s", within.as_secs()))??;
     match answer.header().rcode() {
         Rcode::NOERROR => Ok(()),
         rcode => Err(format!("answered {rcode}")),

@@ -41,7 +41,7 @@ pub async fn notify_parent(
     let to = address(server, &endpoint)
         .await
         .map_err(NotNotified::Failed)?;
-    crate::dns::notify(to, apex, Rtype::CDS)
+    crate::dns::notify(to, apex, Rtype::CDS, crate::dns::TIMEOUT)
         .await
         .map_err(|e| NotNotified::Failed(format!("NOTIFY(CDS) to {to}: {e}")))?;
     Ok(to)

@@ -196,11 +196,7 @@ impl Signing {
     /// that publishes none, or whose NS lies inside it (§4.4). Of the zones
     /// the store lists, or while it cannot, of those last known.
     async fn signal_rrsets(&self, signal: &ZoneRecord) -> Result<Vec<ExtraRrset>> {
-        let zones = match self.node.store.list_zones().await.map_err(Error::from) {
-            Ok(zones) => zones,
-            Err(e) if crate::keyset::store_unusable(&e) => self.keysets.last_known_zones(),
-            Err(e) => return Err(e),
-        };
+        let zones = self.zones_now().await?;
         let mut out = Vec::new();
         for z in &zones {
             let named = z.policy.signal_ns.iter().any(|ns| {
@@ -230,16 +226,23 @@ impl Signing {
         Ok(out)
     }
 
+    /// The zones the store lists, or while it cannot list them, those
+    /// whose key sets this node last read (ARCHITECTURE.md, Signing through
+    /// a store outage).
+    async fn zones_now(&self) -> Result<Vec<ZoneRecord>> {
+        match self.node.store.list_zones().await.map_err(Error::from) {
+            Ok(zones) => Ok(zones),
+            Err(e) if crate::keyset::store_unusable(&e) => Ok(self.keysets.last_known_zones()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The managed children's DS RRsets for signing `parent` now: of the
     /// zones the store lists, or while it cannot list them, of the zones
     /// whose key sets this node last read (ARCHITECTURE.md, Signing through
     /// a store outage), which include every child of a parent it signed.
     async fn children_now(&self, parent: &ZoneRecord) -> Result<Vec<ChildDs>> {
-        let zones = match self.node.store.list_zones().await.map_err(Error::from) {
-            Ok(zones) => zones,
-            Err(e) if crate::keyset::store_unusable(&e) => self.keysets.last_known_zones(),
-            Err(e) => return Err(e),
-        };
+        let zones = self.zones_now().await?;
         let children = crate::node::children_by_parent(&zones);
         let managed = children
             .get(parent.name.as_str())

@@ -111,33 +111,11 @@ fn every_ds_change_reaches_the_parent_by_update_and_a_refused_one_holds_the_roll
         ],
     );
     let child_server = Knot::start_secondary(&[CHILD], std::slice::from_ref(&dns));
-    d.ctl_ok(&[
-        "zone",
-        "add",
-        CHILD,
-        "--denial",
-        "nsec",
-        "--dnskey-ttl",
-        "6",
-        "--ds-ttl",
-        "9",
-        "--parent-ds-ttl",
-        "9",
-        "--max-zone-ttl",
-        "6",
-        "--propagation-time",
-        "1",
-        "--parent-propagation",
-        "1",
-        "--safety-margin",
-        "1",
-        "--zsk-lifetime",
-        "off",
-        "--ksk-lifetime",
-        "off",
-        "--publication-server",
-        &child_server.addr(),
-    ]);
+    let publication = child_server.addr();
+    let mut add = vec!["zone", "add", CHILD];
+    add.extend_from_slice(QUICK_ROLLS);
+    add.extend(["--publication-server", &publication]);
+    d.ctl_ok(&add);
     let src = TempDir::new("dspush-src");
     d.keep_signed(CHILD, &src, &child_text(), &child_server);
     let first_ds = ds_lines(&d.ctl_ok(&["ds", CHILD]));

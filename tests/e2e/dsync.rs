@@ -130,37 +130,12 @@ fn a_childs_ksk_roll_reaches_its_parent_by_notify_cds_through_dsync() {
     let cdns = format!("127.0.0.1:{}", free_port());
     let c = Daemon::start(&child_token, "dsync-c", &["--dns-listen", &cdns]);
     let child_server = Knot::start_secondary(&[CHILD], std::slice::from_ref(&cdns));
-    c.ctl_ok(&[
-        "zone",
-        "add",
-        CHILD,
-        "--denial",
-        "nsec",
-        "--dnskey-ttl",
-        "6",
-        "--ds-ttl",
-        "9",
-        "--parent-ds-ttl",
-        "9",
-        "--max-zone-ttl",
-        "6",
-        "--propagation-time",
-        "1",
-        "--parent-propagation",
-        "1",
-        "--safety-margin",
-        "1",
-        "--zsk-lifetime",
-        "off",
-        "--ksk-lifetime",
-        "off",
-        "--cds",
-        "always",
-        "--publication-server",
-        &child_server.addr(),
-        "--parent-server",
-        &parent_server.addr(),
-    ]);
+    let (publication, parent) = (child_server.addr(), parent_server.addr());
+    let mut add = vec!["zone", "add", CHILD];
+    add.extend_from_slice(QUICK_ROLLS);
+    add.extend(["--cds", "always", "--publication-server", &publication]);
+    add.extend(["--parent-server", &parent]);
+    c.ctl_ok(&add);
     let cdir = TempDir::new("dsync-child-src");
     c.keep_signed(CHILD, &cdir, &child_text(), &child_server);
 

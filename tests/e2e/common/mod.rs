@@ -14,6 +14,32 @@ use std::time::{Duration, Instant};
 pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 pub const PIN: &str = "1234";
 
+/// A zone's policy for a KSK roll that a test sees to its end in about a
+/// minute: NSEC, data TTL 3 s (the source's) below the DNSKEY TTL (6 s)
+/// below the DS TTL (9 s), waits of a second, no rolls by lifetime.
+pub const QUICK_ROLLS: &[&str] = &[
+    "--denial",
+    "nsec",
+    "--dnskey-ttl",
+    "6",
+    "--ds-ttl",
+    "9",
+    "--parent-ds-ttl",
+    "9",
+    "--max-zone-ttl",
+    "6",
+    "--propagation-time",
+    "1",
+    "--parent-propagation",
+    "1",
+    "--safety-margin",
+    "1",
+    "--zsk-lifetime",
+    "off",
+    "--ksk-lifetime",
+    "off",
+];
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A directory removed when dropped.
