@@ -29,6 +29,20 @@ pub struct Plan {
     pub what: String,
 }
 
+impl Plan {
+    /// A write of the zone record alone, no key changed.
+    fn zone_only(zone: ZoneRecord, action: &'static str, what: String) -> Plan {
+        Plan {
+            zone,
+            put: Vec::new(),
+            delete: Vec::new(),
+            submit_ds: false,
+            action,
+            what,
+        }
+    }
+}
+
 /// The plan of a step: the roll moved on, or ended; the steps of going
 /// insecure too. None when the zone has no roll (nothing to do).
 pub fn step(step: &Step, zone: &ZoneRecord, at: &StepInputs) -> Result<Option<Plan>> {
@@ -230,14 +244,7 @@ pub fn roll_request(zone: &ZoneRecord, k: &KeyRecord) -> Result<Plan> {
         k.role.as_str().to_uppercase(),
         k.key_tag
     );
-    Ok(Plan {
-        zone,
-        put: Vec::new(),
-        delete: Vec::new(),
-        submit_ds: false,
-        action: "roll-request",
-        what,
-    })
+    Ok(Plan::zone_only(zone, "roll-request", what))
 }
 
 /// An operator's `key step`: a KSK roll that waits for the parent's new
@@ -266,14 +273,7 @@ pub fn operator_step(zone: &ZoneRecord, k: &KeyRecord, now: u64) -> Result<Plan>
         "the parent serves the new DS (KSK roll of {}): said by the operator, not checked",
         k.key_tag
     );
-    Ok(Plan {
-        zone,
-        put: Vec::new(),
-        delete: Vec::new(),
-        submit_ds: false,
-        action: "roll-step",
-        what,
-    })
+    Ok(Plan::zone_only(zone, "roll-step", what))
 }
 
 /// An operator's `key revoke` (RFC 5011, Windows' RevokeStandby): a
