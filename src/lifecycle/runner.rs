@@ -430,8 +430,7 @@ impl Lifecycle {
             return Ok(None);
         }
         let apex = ZoneName::of(zone)?.apex().clone();
-        let set = KeySet::new(zone.clone(), apex.clone(), keys.to_vec())?;
-        let ds = set.ds(&zone.policy.ds_digests())?;
+        let ds = handed_ds(zone, keys)?;
         let now = self.node.clock.now();
         Ok(self.ds_push.push(zone, &apex, &ds, occasion, now).await)
     }
@@ -476,12 +475,8 @@ impl Lifecycle {
         let Some(cmd) = &self.ds_submit_command else {
             return Ok(());
         };
-        // The DS RRset the key set as stored now hands the parent (none
-        // while the zone goes insecure).
-        let apex = ZoneName::of(zone)?.apex().clone();
-        let set = KeySet::new(zone.clone(), apex, keys)?;
         let mut text = String::new();
-        for ds in set.ds(&zone.policy.ds_digests())? {
+        for ds in handed_ds(zone, &keys)? {
             crate::dnssec::record::write_record(
                 &mut text,
                 &zone.name,
@@ -635,6 +630,13 @@ async fn run_command(
 }
 
 /// How often a step that waits for servers asks them again.
+/// The DS RRset the zone's key set as stored hands the parent (none
+/// while the zone goes insecure).
+fn handed_ds(zone: &ZoneRecord, keys: &[KeyRecord]) -> Result<Vec<Vec<u8>>> {
+    let apex = ZoneName::of(zone)?.apex().clone();
+    KeySet::new(zone.clone(), apex, keys.to_vec())?.ds(&zone.policy.ds_digests())
+}
+
 fn check_interval(zone: &ZoneRecord) -> u64 {
     u64::from(zone.policy.dnskey_ttl / 2).clamp(1, 300)
 }
