@@ -152,6 +152,13 @@ pub async fn check(config: Config) -> Result<String, String> {
         let keys = crate::tsig::TsigKeys::load(path)?;
         found.push(format!("TSIG keys: {}", keys.names().join(", ")));
     }
+    if let Some(b) = bootstrapping(&config)? {
+        found.push(format!(
+            "RFC 9615 bootstrapping: resolver {}, anchors for {}",
+            b.resolver,
+            b.anchors.zones().join(", ")
+        ));
+    }
     if let Some(cmd) = &config.ds_submit_command {
         use std::os::unix::fs::PermissionsExt;
         let m = std::fs::metadata(cmd)
@@ -288,6 +295,7 @@ async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Service
             None => Default::default(),
         },
         key_set_dir: key_set_dir.clone(),
+        bootstrapping: bootstrapping(config)?,
     };
     let services = Services::new(node, settings, Some(peers));
     if let Some(dir) = key_set_dir {
@@ -430,5 +438,24 @@ async fn watch_roles(services: Arc<Services>) {
         if let Err(e) = mastership.notice_role_changes().await {
             tracing::warn!(error = %e, "cannot read the zones' Key Masters");
         }
+    }
+}
+
+/// What RFC 9615 bootstrapping runs with: a resolver and trust anchors,
+/// both or neither.
+fn bootstrapping(
+    config: &Config,
+) -> Result<Option<crate::children::bootstrap::Bootstrapping>, String> {
+    match (&config.bootstrap_resolver, &config.bootstrap_anchors) {
+        (None, None) => Ok(None),
+        (Some(resolver), Some(path)) => Ok(Some(crate::children::bootstrap::Bootstrapping {
+            resolver: *resolver,
+            anchors: crate::children::validate::Anchors::load(path)?,
+        })),
+        _ => Err(
+            "--bootstrap-resolver and --bootstrap-anchors go together: signals are found \
+             through the one and validated from the other"
+                .into(),
+        ),
     }
 }

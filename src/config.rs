@@ -118,6 +118,15 @@ pub struct DaemonArgs {
     /// KSK roll hands the parent a new DS (on the zone's Key Master).
     #[arg(long, env = "KEYMASTER_DS_SUBMIT_COMMAND")]
     pub ds_submit_command: Option<PathBuf>,
+    /// A recursive resolver (ADDR[:PORT]) through which RFC 9615 signals
+    /// are found; keymaster validates them itself from
+    /// --bootstrap-anchors.
+    #[arg(long, env = "KEYMASTER_BOOTSTRAP_RESOLVER")]
+    pub bootstrap_resolver: Option<String>,
+    /// Trust anchors (DS or DNSKEY records, zone file form) that RFC 9615
+    /// signals validate from.
+    #[arg(long, env = "KEYMASTER_BOOTSTRAP_ANCHORS")]
+    pub bootstrap_anchors: Option<PathBuf>,
     /// Serve the zones this node keeps signed (those with a source) to
     /// their secondaries by zone transfer on this address, UDP and TCP.
     #[arg(long, env = "KEYMASTER_DNS_LISTEN")]
@@ -199,6 +208,8 @@ pub struct FileConfig {
     pub state_dir: Option<PathBuf>,
     pub trust_anchor_dir: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
+    pub bootstrap_resolver: Option<String>,
+    pub bootstrap_anchors: Option<PathBuf>,
     pub dns_listen: Option<String>,
     pub metrics_listen: Option<String>,
     pub tsig_keys: Option<PathBuf>,
@@ -238,6 +249,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     pub trust_anchor_dir: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
+    pub bootstrap_resolver: Option<std::net::SocketAddr>,
+    pub bootstrap_anchors: Option<PathBuf>,
     pub dns_listen: Option<String>,
     pub metrics_listen: Option<String>,
     pub tsig_keys: Option<PathBuf>,
@@ -249,6 +262,22 @@ pub struct Config {
     pub sign_rate_per_caller: u32,
     pub advertise: Option<String>,
     pub lease_secs: u64,
+}
+
+/// `--bootstrap-resolver ADDR[:PORT]` (port 53 unless given).
+fn resolver_address(given: Option<String>) -> Result<Option<std::net::SocketAddr>, String> {
+    let Some(text) = given else {
+        return Ok(None);
+    };
+    if let Ok(a) = text.parse::<std::net::SocketAddr>() {
+        return Ok(Some(a));
+    }
+    match text.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(Some(std::net::SocketAddr::new(ip, 53))),
+        Err(_) => Err(format!(
+            "--bootstrap-resolver {text:?}: expected an IP address, with :PORT if not 53"
+        )),
+    }
 }
 
 impl Config {
@@ -358,6 +387,10 @@ impl Config {
             state_dir,
             trust_anchor_dir: args.trust_anchor_dir.or(file.trust_anchor_dir),
             ds_submit_command: args.ds_submit_command.or(file.ds_submit_command),
+            bootstrap_resolver: resolver_address(
+                args.bootstrap_resolver.or(file.bootstrap_resolver),
+            )?,
+            bootstrap_anchors: args.bootstrap_anchors.or(file.bootstrap_anchors),
             dns_listen: args.dns_listen.or(file.dns_listen),
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
             tsig_keys: args.tsig_keys.or(file.tsig_keys),

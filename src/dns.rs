@@ -1,7 +1,8 @@
 //! Asking a DNS server one question, as the rollover engine, the zone
 //! signer and the child poller all do (NLnet Labs' `domain` client): UDP
 //! with TCP when the answer is truncated, RD off, the DO bit set, a timeout
-//! and one retry; what it answered, or why there is no answer.
+//! and one retry; what it answered, or why there is no answer. The one
+//! recursive question (`resolve`) is the RFC 9615 signal lookup.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -42,19 +43,38 @@ pub async fn send(
     qname: &Name<Vec<u8>>,
     qtype: Rtype,
 ) -> Result<Message<Bytes>, String> {
-    send_within(server, qname, qtype, TIMEOUT).await
+    send_within(server, qname, qtype, TIMEOUT, false).await
+}
+
+/// One query to a recursive resolver, RD on, DO on and CD on (checking
+/// disabled: the resolver hands over what it found with its RRSIGs, and
+/// keymaster validates it itself from its own trust anchors; RFC 4035
+/// §3.2.2): the answer, or why there is none. NXDOMAIN and an empty
+/// answer are answers.
+pub async fn resolve(
+    resolver: SocketAddr,
+    qname: &Name<Vec<u8>>,
+    qtype: Rtype,
+) -> Result<Message<Bytes>, String> {
+    let answer = send_within(resolver, qname, qtype, TIMEOUT, true).await?;
+    match answer.header().rcode() {
+        Rcode::NOERROR | Rcode::NXDOMAIN => Ok(answer),
+        other => Err(format!("the resolver answered {other}")),
+    }
 }
 
 /// `send` with its own bound on each try (two tries by UDP, then TCP when
-/// the answer is truncated).
+/// the answer is truncated); `recursive`: RD and CD on, for a resolver.
 async fn send_within(
     server: SocketAddr,
     qname: &Name<Vec<u8>>,
     qtype: Rtype,
     timeout: Duration,
+    recursive: bool,
 ) -> Result<Message<Bytes>, String> {
     let mut msg = MessageBuilder::new_vec();
-    msg.header_mut().set_rd(false);
+    msg.header_mut().set_rd(recursive);
+    msg.header_mut().set_cd(recursive);
     msg.header_mut().set_random_id();
     let mut msg = msg.question();
     msg.push((qname, qtype))
@@ -159,7 +179,7 @@ impl std::fmt::Display for SoaAnswer {
 /// The zone's SOA serial as a server answers it, each try bounded by
 /// `within` (a status shown to an operator waits no longer).
 pub async fn soa_answer(server: SocketAddr, apex: &Name<Vec<u8>>, within: Duration) -> SoaAnswer {
-    let answer = match send_within(server, apex, Rtype::SOA, within).await {
+    let answer = match send_within(server, apex, Rtype::SOA, within, false).await {
         Ok(a) => a,
         Err(e) => return SoaAnswer::NoAnswer(e),
     };

@@ -18,7 +18,7 @@ use crate::children::Children;
 use crate::keyset::{Inventory, KeySets};
 use crate::lifecycle::Lifecycle;
 use crate::mastership::{Gate, Mastership, Peers};
-use crate::node::Node;
+use crate::node::{Node, ZoneName};
 use crate::publish::Publisher;
 use crate::signing::{Limits, Signing};
 use crate::zones::Zones;
@@ -47,6 +47,8 @@ pub struct Settings {
     pub expiry_warning: Option<u64>,
     /// Where the last-known key sets are kept on disk (`--state-dir`).
     pub key_set_dir: Option<crate::keyset::disk::KeySetDir>,
+    /// How insecure children are bootstrapped (RFC 9615); None: not.
+    pub bootstrapping: Option<crate::children::bootstrap::Bootstrapping>,
 }
 
 impl Services {
@@ -77,7 +79,12 @@ impl Services {
             settings.tsig_keys,
             settings.expiry_warning,
         ));
-        let children = Arc::new(Children::new(node.clone(), gate.clone()));
+        let children = Arc::new(Children::new(
+            node.clone(),
+            gate.clone(),
+            settings.bootstrapping,
+            Arc::new(NsFromPublisher(publisher.clone())),
+        ));
         publisher
             .served
             .hear_cds_notices(Arc::new(NoticesToChildren(children.clone())));
@@ -98,6 +105,20 @@ impl Services {
             mastership,
             node,
         }
+    }
+}
+
+/// The child poller reads a delegation's NS names from the version of
+/// the parent the zone signer serves.
+struct NsFromPublisher(Arc<Publisher>);
+
+impl crate::children::ServedNs for NsFromPublisher {
+    fn ns(&self, parent: &ZoneName, child: &str) -> Option<Vec<String>> {
+        self.0
+            .delegations(parent)
+            .into_iter()
+            .find(|d| d.child.eq_ignore_ascii_case(child))
+            .map(|d| d.ns.iter().map(|n| n.to_ascii_lowercase()).collect())
     }
 }
 

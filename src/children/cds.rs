@@ -1,7 +1,9 @@
 //! The parent's side of RFC 7344 and RFC 8078: whether what a child's
 //! servers publish as CDS/CDNSKEY may replace the DS RRset the parent
-//! publishes for it. No I/O: the servers' answers come in, a decision
-//! goes out (ARCHITECTURE.md, Delegations).
+//! publishes for it (`decide`), and of RFC 9615: whether an insecure
+//! child's CDS/CDNSKEY, signalled by its DNS operator, may be its first
+//! DS RRset (`bootstrap`). No I/O: the servers' answers and the signals
+//! come in, a decision goes out (ARCHITECTURE.md, Delegations).
 
 use domain::base::iana::Rtype;
 use domain::base::name::Name;
@@ -68,7 +70,8 @@ struct Read {
 }
 
 /// Decides on the answers of all the child's servers (each named; an
-/// error is a server that could not be asked).
+/// error is a server that could not be asked), for a secure delegation
+/// (`current.ds` not empty; an insecure one is `bootstrap`'s).
 ///
 /// Long because it is RFC 7344/8078's rules in order (every server
 /// agrees, each CDS signed by a key of the current DS, the delete record, no
@@ -79,14 +82,6 @@ pub fn decide(
     answers: &[(String, Result<Served, String>)],
     now: u64,
 ) -> Decision {
-    if current.ds.is_empty() {
-        return Decision::Unchanged {
-            why: "an insecure delegation: a first DS is not taken from CDS (RFC 9615 \
-                  bootstrapping is not built); give it with zone delegation add --ds"
-                .into(),
-            inception: current.accepted_inception,
-        };
-    }
     if answers.is_empty() {
         return Decision::Refused("no server of the child to ask".into());
     }
@@ -169,6 +164,151 @@ pub fn decide(
         ds: new,
         inception,
     }
+}
+
+/// What a child's DNS operator signals under one of the child's name
+/// servers (RFC 9615 §3): the name server, and the CDS and CDNSKEY RRsets
+/// at its signalling name, validated; or why they could not be had.
+pub type Signal = (String, Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), String>);
+
+/// Decides whether an insecure child gets its first DS RRset from its
+/// CDS/CDNSKEY (RFC 9615 §4.2): every server of the child answers, and
+/// all serve the same CDS and CDNSKEY RRsets; the DS RRset they ask for
+/// keeps the child valid (a key it points to signs the DNSKEY RRset); and
+/// under every name server, the signals validate and are the same RRsets.
+/// Any failure refuses, naming each server or name server at fault.
+///
+/// Long because it is RFC 9615 §4.2's checks in order, each a refusal
+/// naming what failed.
+pub fn bootstrap(
+    apex: &Name<Vec<u8>>,
+    answers: &[(String, Result<Served, String>)],
+    signals: &[Signal],
+    now: u64,
+) -> Decision {
+    let unchanged = |why: &str| Decision::Unchanged {
+        why: why.into(),
+        inception: 0,
+    };
+    if answers.is_empty() {
+        return Decision::Refused("no server of the child to ask".into());
+    }
+    let faults: Vec<String> = answers
+        .iter()
+        .filter_map(|(s, a)| a.as_ref().err().map(|e| format!("{s}: {e}")))
+        .collect();
+    if !faults.is_empty() {
+        return Decision::Refused(faults.join("; "));
+    }
+    let served: Vec<(&String, &Served)> = answers
+        .iter()
+        .filter_map(|(s, a)| a.as_ref().ok().map(|a| (s, a)))
+        .collect();
+    let (first_server, first) = served[0];
+    let (cds, cdnskey) = (sorted(&first.cds), sorted(&first.cdnskey));
+    for (server, s) in &served[1..] {
+        if sorted(&s.cds) != cds || sorted(&s.cdnskey) != cdnskey {
+            return Decision::Refused(format!(
+                "the child's servers disagree: {server} does not serve the CDS/CDNSKEY \
+                 RRsets {first_server} serves"
+            ));
+        }
+    }
+    if cds.is_empty() && cdnskey.is_empty() {
+        return unchanged(
+            "an insecure delegation whose child publishes no CDS or CDNSKEY: nothing to bootstrap",
+        );
+    }
+    let new = match wish(apex, first) {
+        Err(e) => return Decision::Refused(format!("{first_server}: {e}")),
+        Ok(Wish::Nothing) => return unchanged("no CDS or CDNSKEY published"),
+        Ok(Wish::Delete) => return unchanged(
+            "an insecure delegation whose child publishes a delete (RFC 8078): it stays insecure",
+        ),
+        Ok(Wish::Ds(new)) => new,
+    };
+    for (server, s) in &served {
+        let continues = s.dnskey.iter().any(|k| {
+            matches_key(apex, &new, k)
+                && s.dnskey_sigs
+                    .iter()
+                    .any(|sig| verify_rrset(apex, Rtype::DNSKEY, &s.dnskey, sig, k, now).is_ok())
+        });
+        if !continues {
+            return Decision::Refused(format!(
+                "{server}: the requested DS RRset matches no key that signs the child's \
+                 DNSKEY RRset: taking it would make the child bogus (RFC 7344 §4.1)"
+            ));
+        }
+    }
+    if signals.is_empty() {
+        return Decision::Refused("no name server of the child to look for signals under".into());
+    }
+    let mut faults = Vec::new();
+    for (ns, signal) in signals {
+        match signal {
+            Err(e) => faults.push(format!("under {ns}: {e}")),
+            Ok((c, k)) if c.is_empty() && k.is_empty() => {
+                faults.push(format!("under {ns}: no signal (no CDS or CDNSKEY)"))
+            }
+            Ok((c, k)) => {
+                if sorted(c) != cds {
+                    faults.push(format!(
+                        "under {ns}: the signalled CDS RRset is not the child's"
+                    ));
+                }
+                if sorted(k) != cdnskey {
+                    faults.push(format!(
+                        "under {ns}: the signalled CDNSKEY RRset is not the child's"
+                    ));
+                }
+            }
+        }
+    }
+    if !faults.is_empty() {
+        return Decision::Refused(format!(
+            "not bootstrapped (RFC 9615): {}",
+            faults.join("; ")
+        ));
+    }
+    // The earliest signature over the requests, by a key they name: what
+    // a later request is measured against (RFC 7344 §6.2).
+    let mut inception: Option<u32> = None;
+    for (_, s) in &served {
+        for (rtype, rdatas, sigs) in [
+            (Rtype::CDS, &s.cds, &s.cds_sigs),
+            (Rtype::CDNSKEY, &s.cdnskey, &s.cdnskey_sigs),
+        ] {
+            for sig in sigs {
+                let by_new_key = s.dnskey.iter().any(|k| {
+                    matches_key(apex, &new, k)
+                        && verify_rrset(apex, rtype, rdatas, sig, k, now).is_ok()
+                });
+                if by_new_key {
+                    let i = sig.inception().into_int();
+                    inception = Some(inception.map_or(i, |e| earliest(e, i)));
+                }
+            }
+        }
+    }
+    let inception = inception.unwrap_or(0);
+    let under: Vec<&str> = signals.iter().map(|(ns, _)| ns.as_str()).collect();
+    Decision::Replace {
+        why: format!(
+            "{}, signalled alike by its DNS operator under {} (RFC 9615 bootstrapping)",
+            describe(&Wish::Ds(new.clone())),
+            under.join(", ")
+        ),
+        ds: new,
+        inception,
+    }
+}
+
+fn sorted(v: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut v = v.to_vec();
+    v.sort();
+    v.dedup();
+    v
 }
 
 fn describe(w: &Wish) -> String {
@@ -631,5 +771,91 @@ mod tests {
                 inception: NOW as u32,
             }
         );
+    }
+
+    fn signals(ns: &[&str], cds: &[Vec<u8>]) -> Vec<Signal> {
+        ns.iter()
+            .map(|n| (n.to_string(), Ok((cds.to_vec(), Vec::new()))))
+            .collect()
+    }
+
+    #[test]
+    fn an_insecure_child_signalled_under_every_name_server_is_bootstrapped() {
+        let ksk = TestKey::new(257);
+        let s = served(
+            &[&ksk],
+            &[&ksk],
+            vec![ds_of(&ksk)],
+            &[&ksk],
+            NOW as u32 - 60,
+        );
+        let d = bootstrap(
+            &apex(),
+            &at(vec![s.clone(), s]),
+            &signals(&["ns1.op.example.", "ns2.op.example."], &[ds_of(&ksk)]),
+            NOW,
+        );
+        match d {
+            Decision::Replace { ds, inception, why } => {
+                assert_eq!(ds, vec![ds_of(&ksk)]);
+                assert_eq!(inception, NOW as u32 - 60);
+                assert!(
+                    why.contains("under ns1.op.example., ns2.op.example."),
+                    "{why}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_signal_missing_wrong_or_not_validated_under_one_name_server_refuses() {
+        let (ksk, other) = (TestKey::new(257), TestKey::new(257));
+        let s = served(&[&ksk], &[&ksk], vec![ds_of(&ksk)], &[&ksk], NOW as u32);
+        let mut sig = signals(&["ns1.op.example."], &[ds_of(&ksk)]);
+        sig.push(("ns2.op.example.".into(), Ok((vec![], vec![]))));
+        sig.push(("ns3.op.example.".into(), Ok((vec![ds_of(&other)], vec![]))));
+        sig.push((
+            "ns4.op.example.".into(),
+            Err("_dsboot.child.example._signal.ns4.op.example. CDS is unsigned (no RRSIG)".into()),
+        ));
+        let why = refused(bootstrap(&apex(), &at(vec![s]), &sig, NOW));
+        assert!(!why.contains("ns1.op"), "{why}");
+        assert!(why.contains("under ns2.op.example.: no signal"), "{why}");
+        assert!(
+            why.contains("under ns3.op.example.: the signalled CDS RRset is not the child's"),
+            "{why}"
+        );
+        assert!(why.contains("under ns4.op.example.: _dsboot"), "{why}");
+        assert!(why.contains("is unsigned"), "{why}");
+    }
+
+    #[test]
+    fn a_bootstrap_needs_servers_that_agree_and_a_ds_that_keeps_the_child_valid() {
+        let (ksk, spare) = (TestKey::new(257), TestKey::new(257));
+        let ok = signals(&["ns1.op.example."], &[ds_of(&ksk)]);
+        let s = served(&[&ksk], &[&ksk], vec![ds_of(&ksk)], &[&ksk], NOW as u32);
+        let none = served(&[&ksk], &[&ksk], vec![], &[], NOW as u32);
+        let why = refused(bootstrap(&apex(), &at(vec![s, none.clone()]), &ok, NOW));
+        assert!(why.contains("disagree: 127.0.0.2:53"), "{why}");
+        let broken = served(&[&ksk], &[&ksk], vec![ds_of(&spare)], &[&ksk], NOW as u32);
+        let sig = signals(&["ns1.op.example."], &[ds_of(&spare)]);
+        let why = refused(bootstrap(&apex(), &at(vec![broken]), &sig, NOW));
+        assert!(why.contains("would make the child bogus"), "{why}");
+        assert!(matches!(
+            bootstrap(&apex(), &at(vec![none]), &ok, NOW),
+            Decision::Unchanged { .. }
+        ));
+        let delete = served(
+            &[&ksk],
+            &[&ksk],
+            vec![vec![0, 0, 0, 0, 0]],
+            &[&ksk],
+            NOW as u32,
+        );
+        match bootstrap(&apex(), &at(vec![delete]), &ok, NOW) {
+            Decision::Unchanged { why, .. } => assert!(why.contains("stays insecure"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

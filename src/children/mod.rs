@@ -6,7 +6,9 @@
 //! parent's zone record (one epoch-fenced write with its audit entry) and
 //! polls each child when its period is up.
 
+pub mod bootstrap;
 pub mod cds;
+pub mod validate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,8 +49,19 @@ pub struct DelegationSettings {
     pub insecure: bool,
     /// Take a DS that matches none of the child's served keys.
     pub force: bool,
-    /// Change only the servers and the poll period (`delegation set`).
+    /// Change only the servers, the poll period and bootstrapping
+    /// (`delegation set`).
     pub keep_ds: bool,
+    /// Let an insecure delegation be made secure by RFC 9615 signals
+    /// (None: as it is; off for a new delegation).
+    pub bootstrap: Option<bool>,
+}
+
+/// The NS names a parent's zone delegates a child to, as the version of
+/// the parent this node serves has them (the zone signer's); None when it
+/// serves none, or that version has no NS RRset at the child.
+pub trait ServedNs: Send + Sync {
+    fn ns(&self, parent: &ZoneName, child: &str) -> Option<Vec<String>>;
 }
 
 /// The shortest time between two polls of a child on its NOTIFY(CDS),
@@ -64,6 +77,9 @@ pub struct Children {
     gate: Arc<Gate>,
     wake: Notify,
     notices: std::sync::Mutex<Notices>,
+    /// None: this node bootstraps no child (no resolver, no anchors).
+    bootstrapping: Option<bootstrap::Bootstrapping>,
+    served_ns: Arc<dyn ServedNs>,
 }
 
 /// NOTIFY(CDS) as the child poller keeps it: the children it may take
@@ -89,12 +105,19 @@ pub enum Notice {
 }
 
 impl Children {
-    pub fn new(node: Arc<Node>, gate: Arc<Gate>) -> Children {
+    pub fn new(
+        node: Arc<Node>,
+        gate: Arc<Gate>,
+        bootstrapping: Option<bootstrap::Bootstrapping>,
+        served_ns: Arc<dyn ServedNs>,
+    ) -> Children {
         Children {
             node,
             gate,
             wake: Notify::new(),
             notices: Default::default(),
+            bootstrapping,
+            served_ns,
         }
     }
 
@@ -147,7 +170,7 @@ impl Children {
         if self.node.store.get_zone(&child).await?.is_some() {
             return Err(DelegationError::Managed { child }.into());
         }
-        if asked.servers.is_empty() {
+        if asked.servers.is_empty() && !asked.keep_ds {
             return Err(DelegationError::NoServers { child }.into());
         }
         for s in &asked.servers {
@@ -166,18 +189,30 @@ impl Children {
                 }
                 .into());
             };
+            let bootstrap = asked.bootstrap.unwrap_or(old.bootstrap);
             let d = Delegation {
-                servers: asked.servers.clone(),
+                servers: match asked.servers.is_empty() {
+                    true => old.servers.clone(),
+                    false => asked.servers.clone(),
+                },
                 poll_period: match asked.poll_period {
                     0 => old.poll_period,
                     p => p,
                 },
+                bootstrap,
+                // Bootstrapping newly allowed: looked at now, not at the
+                // next period.
+                last_polled: match bootstrap && !old.bootstrap {
+                    true => 0,
+                    false => old.last_polled,
+                },
                 ..old.clone()
             };
             let detail = format!(
-                "delegation to {child}: servers {}; polled every {}",
+                "delegation to {child}: servers {}; polled every {}{}",
                 d.servers.join(", "),
-                crate::policy::format_duration(d.poll_period)
+                crate::policy::format_duration(d.poll_period),
+                bootstrap_said(&d)
             );
             return self.write(who, &m, d, "delegation-set", detail).await;
         }
@@ -218,6 +253,7 @@ impl Children {
             },
             source: "operator".into(),
             last_changed: self.node.clock.now(),
+            bootstrap: asked.bootstrap.unwrap_or(false),
             ..Delegation::default()
         };
         let detail = format!(
@@ -239,7 +275,7 @@ impl Children {
             } else {
                 ""
             }
-        );
+        ) + &bootstrap_said(&d);
         self.write(who, &m, d, "delegation-add", detail).await
     }
 
@@ -319,16 +355,19 @@ impl Children {
         let answers = ask_servers(&apex, &d.servers).await;
         let ds: Vec<Vec<u8>> = d.ds.iter().filter_map(|t| ds_from_text(t).ok()).collect();
         let now = self.node.clock.now();
-        let decision = cds::decide(
-            &apex,
-            &Current {
-                ds: &ds,
-                accepted_inception: d.accepted_inception,
-                allow_delete: d.allow_delete,
-            },
-            &answers,
-            now,
-        );
+        let decision = match ds.is_empty() {
+            true => self.bootstrap(parent, d, &apex, &answers, now).await,
+            false => cds::decide(
+                &apex,
+                &Current {
+                    ds: &ds,
+                    accepted_inception: d.accepted_inception,
+                    allow_delete: d.allow_delete,
+                },
+                &answers,
+                now,
+            ),
+        };
         let m = self.gate.managed(parent).await?;
         let mut z = m.zone.clone();
         let Some(stored) = z.delegations.iter_mut().find(|x| x.child == d.child) else {
@@ -407,6 +446,58 @@ impl Children {
         Ok(())
     }
 
+    /// What becomes of an insecure delegation (RFC 9615 §4.2): nothing
+    /// unless it allows bootstrapping and this node can look for signals;
+    /// then the signals under each name server the parent's served zone
+    /// delegates the child to (or, when this node serves no version of
+    /// the parent, the host names among the child's servers), and
+    /// `cds::bootstrap`'s decision.
+    async fn bootstrap(
+        &self,
+        parent: &ZoneName,
+        d: &Delegation,
+        apex: &Name<Vec<u8>>,
+        answers: &[(String, std::result::Result<Served, String>)],
+        now: u64,
+    ) -> Decision {
+        if !d.bootstrap {
+            return Decision::Unchanged {
+                why: "an insecure delegation: its first DS is given (zone delegation add \
+                      --ds) or bootstrapped from RFC 9615 signals, which this delegation \
+                      does not allow (zone delegation set --bootstrap true)"
+                    .into(),
+                inception: 0,
+            };
+        }
+        let Some(b) = &self.bootstrapping else {
+            return Decision::Refused(
+                "bootstrapping needs the parent's Key Master to run with \
+                 --bootstrap-resolver and --bootstrap-anchors"
+                    .into(),
+            );
+        };
+        let ns = self.served_ns.ns(parent, &d.child).unwrap_or_else(|| {
+            d.servers
+                .iter()
+                .filter_map(|s| parse_server(s).ok().map(|(host, _)| host))
+                .filter(|h| h.parse::<std::net::IpAddr>().is_err())
+                .collect()
+        });
+        if ns.is_empty() {
+            return Decision::Refused(format!(
+                "no name server names to look for signals under: this node serves no \
+                 NS RRset for {} in {parent}, and the child's servers are addresses",
+                d.child
+            ));
+        }
+        let ns = match bootstrap::signalling_ns(&d.child, &ns) {
+            Ok(ns) => ns,
+            Err(e) => return Decision::Refused(e),
+        };
+        let signals = bootstrap::signals(b, &d.child, &ns, now).await;
+        cds::bootstrap(apex, answers, &signals, now)
+    }
+
     /// Polls each child of the zones this node is Key Master of when its
     /// period is up, until the process ends.
     pub async fn run(self: Arc<Self>) {
@@ -457,6 +548,15 @@ impl Children {
             }
         }
         Ok(())
+    }
+}
+
+/// How an audit entry says whether a delegation may be bootstrapped.
+fn bootstrap_said(d: &Delegation) -> String {
+    match (d.bootstrap, d.ds.is_empty()) {
+        (true, true) => "; may be made secure by RFC 9615 signals".into(),
+        (true, false) => "; bootstrapping allowed (it is secure already)".into(),
+        (false, _) => String::new(),
     }
 }
 

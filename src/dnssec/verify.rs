@@ -29,14 +29,46 @@ pub fn verify_rrset(
     dnskey: &[u8],
     now: u64,
 ) -> Result<(), String> {
+    verify_signed(apex, apex, rtype, rdatas, rrsig, dnskey, now)
+}
+
+/// `verify_rrset` for an RRset at `owner` in the zone `signer` (an RRSIG
+/// names its zone), as a validator checks an answer from below an apex.
+/// An answer made from a wildcard (fewer labels in the RRSIG than in the
+/// owner) is refused: taking one needs the proof that the name itself
+/// does not exist, which nothing here asks for.
+pub fn verify_signed(
+    owner: &Name<Vec<u8>>,
+    signer: &Name<Vec<u8>>,
+    rtype: Rtype,
+    rdatas: &[Vec<u8>],
+    rrsig: &ReceivedRrsig,
+    dnskey: &[u8],
+    now: u64,
+) -> Result<(), String> {
     let key = parse_dnskey(dnskey).ok_or("a DNSKEY record is malformed")?;
+    let labels = owner.label_count() - 1; // the root label is not counted
+    if usize::from(rrsig.labels()) < labels {
+        return Err(format!(
+            "the RRSIG by key {} is over a wildcard ({} labels of {labels})",
+            rrsig.key_tag(),
+            rrsig.labels()
+        ));
+    }
+    if usize::from(rrsig.labels()) > labels {
+        return Err(format!(
+            "the RRSIG by key {} is not over {owner} ({} labels of {labels})",
+            rrsig.key_tag(),
+            rrsig.labels()
+        ));
+    }
     if rrsig.type_covered() != rtype {
         return Err(format!("the RRSIG covers {}", rrsig.type_covered()));
     }
     if rrsig.key_tag() != key.key_tag() || rrsig.algorithm() != key.algorithm() {
         return Err(format!("the RRSIG is by key {}", rrsig.key_tag()));
     }
-    if !rrsig.signer_name().name_eq(apex) {
+    if !rrsig.signer_name().name_eq(signer) {
         return Err(format!("the RRSIG is signed by {}", rrsig.signer_name()));
     }
     // Serial number arithmetic (RFC 4034 §3.1.5), so that it holds across
@@ -64,13 +96,13 @@ pub fn verify_rrset(
         rrsig.expiration(),
         rrsig.inception(),
         rrsig.key_tag(),
-        apex.clone(),
+        signer.clone(),
     );
-    let mut owner = Vec::new();
-    let _ = apex.compose_canonical(&mut owner);
+    let mut owner_wire = Vec::new();
+    let _ = owner.compose_canonical(&mut owner_wire);
     let data = signed_data(
         &proto,
-        &owner,
+        &owner_wire,
         rtype,
         rrsig.original_ttl().as_secs(),
         sorted.into_iter(),
@@ -160,18 +192,30 @@ pub mod tests {
             rdatas: &[Vec<u8>],
             inception: u32,
         ) -> ReceivedRrsig {
+            self.sign_at(apex, apex, rtype, rdatas, inception)
+        }
+
+        /// `sign` for an RRset at `at` in the zone `zone`.
+        pub fn sign_at(
+            &self,
+            at: &Name<Vec<u8>>,
+            zone: &Name<Vec<u8>>,
+            rtype: Rtype,
+            rdatas: &[Vec<u8>],
+            inception: u32,
+        ) -> ReceivedRrsig {
             let proto = ProtoRrsig::new(
                 rtype,
                 self.dnskey().algorithm(),
-                apex.label_count() as u8 - 1,
+                at.label_count() as u8 - 1,
                 Ttl::from_secs(3600),
                 Timestamp::from(inception + 86_400),
                 Timestamp::from(inception),
                 self.dnskey().key_tag(),
-                apex.clone(),
+                zone.clone(),
             );
             let mut owner = Vec::new();
-            let _ = apex.compose_canonical(&mut owner);
+            let _ = at.compose_canonical(&mut owner);
             let mut sorted: Vec<&[u8]> = rdatas.iter().map(Vec::as_slice).collect();
             sorted.sort();
             let data = signed_data(&proto, &owner, rtype, 3600, sorted.into_iter());
@@ -209,5 +253,26 @@ pub mod tests {
         let e =
             verify_rrset(&apex, Rtype::DNSKEY, &rrset, &sig, &ksk.rdata(), now - 3600).unwrap_err();
         assert!(e.contains("not valid yet"), "{e}");
+    }
+
+    #[test]
+    fn a_signature_below_the_apex_names_its_zone_and_owner() {
+        let zone = Name::<Vec<u8>>::from_str("op.example.").unwrap();
+        let at = Name::<Vec<u8>>::from_str("_dsboot.child.example._signal.op.example.").unwrap();
+        let key = TestKey::new(256);
+        let rrset = vec![vec![1, 2, 3, 4, 5]];
+        let now: u64 = 1_800_000_000;
+        let sig = key.sign_at(&at, &zone, Rtype::CDS, &rrset, now as u32 - 60);
+        verify_signed(&at, &zone, Rtype::CDS, &rrset, &sig, &key.rdata(), now).unwrap();
+        let e =
+            verify_signed(&zone, &zone, Rtype::CDS, &rrset, &sig, &key.rdata(), now).unwrap_err();
+        assert!(e.contains("is not over op.example"), "{e}");
+        let deeper =
+            Name::<Vec<u8>>::from_str("x._dsboot.child.example._signal.op.example.").unwrap();
+        let e =
+            verify_signed(&deeper, &zone, Rtype::CDS, &rrset, &sig, &key.rdata(), now).unwrap_err();
+        assert!(e.contains("over a wildcard"), "{e}");
+        let e = verify_signed(&at, &at, Rtype::CDS, &rrset, &sig, &key.rdata(), now).unwrap_err();
+        assert!(e.contains("is signed by op.example"), "{e}");
     }
 }

@@ -472,5 +472,6 @@ pub fn delegation_to_proto(d: &crate::store::schema::Delegation) -> proto::Deleg
         last_changed: d.last_changed,
         last_result: d.last_result.clone(),
         blocked: d.blocked.clone().unwrap_or_default(),
+        bootstrap: d.bootstrap,
     }
 }

@@ -457,6 +457,7 @@ impl Zones for Api {
                     insecure: r.insecure,
                     force: r.force,
                     keep_ds: r.keep_ds,
+                    bootstrap: r.bootstrap,
                 };
                 let d = self
                     .services

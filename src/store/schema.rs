@@ -91,6 +91,10 @@ pub struct Delegation {
     /// Whether a CDS/CDNSKEY delete (RFC 8078 §4) may remove the DS.
     #[serde(default)]
     pub allow_delete: bool,
+    /// Whether an insecure delegation may get its first DS from the
+    /// child's CDS/CDNSKEY, authenticated by RFC 9615 signals.
+    #[serde(default)]
+    pub bootstrap: bool,
     /// Seconds between polls (Windows' SecureDelegationPollingPeriod).
     pub poll_period: u64,
     /// Where the DS came from: "operator" or "cds".

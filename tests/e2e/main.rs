@@ -9,6 +9,7 @@
 mod common;
 
 mod bad_input;
+mod bootstrap;
 mod chaos;
 mod delegations;
 mod ds_push;

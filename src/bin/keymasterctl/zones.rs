@@ -46,6 +46,12 @@ pub enum DelegationCmd {
         /// servers serve (checked first; a typo makes the child bogus).
         #[arg(long)]
         force: bool,
+        /// Without --ds: make the delegation secure once the child's DNS
+        /// operator signals its CDS/CDNSKEY under every name server
+        /// (RFC 9615; the Key Master needs --bootstrap-resolver and
+        /// --bootstrap-anchors).
+        #[arg(long, conflicts_with = "ds")]
+        bootstrap: bool,
     },
     /// Change a kept child's servers or poll period; its DS stays as it is.
     Set {
@@ -54,12 +60,16 @@ pub enum DelegationCmd {
         /// The child zone's name, below the zone.
         child: String,
         /// The child's authoritative servers, HOST[:PORT] (repeat; they
-        /// replace the ones kept).
-        #[arg(long = "ns", required = true)]
+        /// replace the ones kept; default: as they are).
+        #[arg(long = "ns")]
         servers: Vec<String>,
         /// Time between polls (e.g. 12h; default: as it is).
         #[arg(long)]
         poll_period: Option<String>,
+        /// Whether an insecure delegation may be made secure by RFC 9615
+        /// signals (true or false; default: as it is).
+        #[arg(long)]
+        bootstrap: Option<bool>,
     },
     /// Stop keeping a child's DS (the parent's source decides it again).
     Remove {
@@ -557,6 +567,7 @@ async fn delegation(c: &mut Clients, cmd: DelegationCmd) -> Result<Output, Strin
             poll_period,
             insecure,
             force,
+            bootstrap,
         } => {
             let ds_ttl = ds_ttl.as_deref().map(parse_duration).transpose()?;
             let d = c
@@ -572,6 +583,7 @@ async fn delegation(c: &mut Clients, cmd: DelegationCmd) -> Result<Output, Strin
                     insecure,
                     force,
                     keep_ds: false,
+                    bootstrap: Some(bootstrap),
                 })
                 .await
                 .answer()?;
@@ -582,6 +594,7 @@ async fn delegation(c: &mut Clients, cmd: DelegationCmd) -> Result<Output, Strin
             child,
             servers,
             poll_period,
+            bootstrap,
         } => {
             let poll_period = poll_period.as_deref().map(parse_duration).transpose()?;
             let d = c
@@ -592,6 +605,7 @@ async fn delegation(c: &mut Clients, cmd: DelegationCmd) -> Result<Output, Strin
                     servers,
                     poll_period: poll_period.map_or(0, u64::from),
                     keep_ds: true,
+                    bootstrap,
                     ..Default::default()
                 })
                 .await
@@ -956,7 +970,15 @@ fn delegation_rows(ds: &[proto::Delegation]) -> (Vec<serde_json::Value>, String)
             if d.source == "cds" { "the child's CDS/CDNSKEY" } else { "given by the operator" },
             d.servers.join(", "),
             keymaster::policy::format_duration(d.poll_period),
-            ds_list(&d.ds, "none (an insecure delegation)", 13),
+            ds_list(
+                &d.ds,
+                if d.bootstrap {
+                    "none (an insecure delegation; RFC 9615 bootstrapping allowed)"
+                } else {
+                    "none (an insecure delegation)"
+                },
+                13
+            ),
             when(d.last_polled),
             when(d.last_changed),
             d.last_result,
@@ -972,6 +994,7 @@ fn delegation_rows(ds: &[proto::Delegation]) -> (Vec<serde_json::Value>, String)
             "ds": d.ds,
             "ds_ttl": d.ds_ttl,
             "allow_delete": d.allow_delete,
+            "bootstrap": d.bootstrap,
             "poll_period": d.poll_period,
             "last_polled": d.last_polled,
             "last_changed": d.last_changed,
