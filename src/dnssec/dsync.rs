@@ -9,6 +9,11 @@ use domain::base::name::Name;
 /// DSYNC's scheme for NOTIFY (RFC 9859 §3).
 pub const SCHEME_NOTIFY: u8 = 1;
 
+/// DSYNC's scheme for DNS UPDATE (draft-johani-dnsop-delegation-mgmt-via-
+/// ddns: "send a DNS UPDATE" to the target, RRtype ANY or CDS; not in RFC
+/// 9859's registry).
+pub const SCHEME_UPDATE: u8 = 2;
+
 /// A notification endpoint a DSYNC record names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {

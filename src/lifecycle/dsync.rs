@@ -4,13 +4,15 @@
 //! the zone's parent servers) and sends the endpoint it names a NOTIFY for
 //! the zone's CDS, so that a parent that scans for CDS looks now rather
 //! than at its next scan. Only a hint: the roll moves on evidence alone.
+//! The same lookup finds where a zone whose DS push says `dsync` sends
+//! its UPDATE (`update_target`: the DSYNC record of scheme UPDATE).
 
 use std::net::SocketAddr;
 
 use domain::base::iana::Rtype;
 use domain::base::name::Name;
 
-use crate::dnssec::dsync::{parse, Endpoint, SCHEME_NOTIFY};
+use crate::dnssec::dsync::{parse, Endpoint, SCHEME_NOTIFY, SCHEME_UPDATE};
 
 /// Why no NOTIFY(CDS) reached the parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +37,7 @@ pub async fn notify_parent(
     let parent = crate::dns::enclosing_zone(server, apex)
         .await
         .map_err(NotNotified::NoEndpoint)?;
-    let endpoint = endpoint(server, apex, &parent)
+    let endpoint = endpoint(server, apex, &parent, SCHEME_NOTIFY)
         .await
         .map_err(NotNotified::NoEndpoint)?;
     let to = address(server, &endpoint)
@@ -47,13 +49,31 @@ pub async fn notify_parent(
     Ok(to)
 }
 
-/// The CDS NOTIFY endpoint of the parent for the child: the DSYNC RRset at
+/// Where the DS RRset of `apex` goes by UPDATE when its DS push says
+/// `dsync`: the target of the parent's DSYNC record of scheme UPDATE
+/// (found as for NOTIFY, asking the first of `parent_servers`), and the
+/// parent zone the UPDATE is for.
+pub async fn update_target(
+    apex: &Name<Vec<u8>>,
+    parent_servers: &[SocketAddr],
+) -> Result<(SocketAddr, Name<Vec<u8>>), String> {
+    let server = *parent_servers
+        .first()
+        .ok_or("no parent server (--parent-server) to ask for the parent's DSYNC RRset")?;
+    let parent = crate::dns::enclosing_zone(server, apex).await?;
+    let endpoint = endpoint(server, apex, &parent, SCHEME_UPDATE).await?;
+    Ok((address(server, &endpoint).await?, parent))
+}
+
+/// The parent's endpoint for the child by `scheme`: the DSYNC RRset at
 /// the child's labels under `_dsync.PARENT` (one the parent keeps for that
-/// child, or its wildcard), else at `_dsync.PARENT`.
+/// child, or its wildcard), else at `_dsync.PARENT`; for CDS (or, for
+/// UPDATE, any type).
 async fn endpoint(
     server: SocketAddr,
     apex: &Name<Vec<u8>>,
     parent: &Name<Vec<u8>>,
+    scheme: u8,
 ) -> Result<Endpoint, String> {
     let (child, above) = (apex.to_string(), parent.to_string());
     let (child, above) = (child.trim_end_matches('.'), above.trim_end_matches('.'));
@@ -76,13 +96,21 @@ async fn endpoint(
         let found = crate::dns::answer_rdata(&answer, &qname, Rtype::DSYNC)
             .iter()
             .filter_map(|(rdata, _)| parse(rdata))
-            .find(|e| e.rrtype == Rtype::CDS && e.scheme == SCHEME_NOTIFY);
+            .find(|e| {
+                e.scheme == scheme
+                    && (e.rrtype == Rtype::CDS
+                        || (scheme == SCHEME_UPDATE && e.rrtype == Rtype::ANY))
+            });
         if let Some(e) = found {
             return Ok(e);
         }
     }
     Err(format!(
-        "the parent {parent} publishes no DSYNC endpoint for CDS by NOTIFY"
+        "the parent {parent} publishes no DSYNC endpoint for CDS by {}",
+        match scheme {
+            SCHEME_NOTIFY => "NOTIFY",
+            _ => "UPDATE",
+        }
     ))
 }
 

@@ -5,7 +5,9 @@
 //! does without one. While a roll waits for the DS, a push that failed is
 //! sent again with back-off, and one that succeeded is sent again when the
 //! parent's servers still do not serve it a minute later (a parent that
-//! lost it, a new Key Master that never sent it).
+//! lost it, a new Key Master that never sent it). A `ds_push` of `dsync`
+//! sends it where the parent's DSYNC record of scheme UPDATE says
+//! (`dsync::update_target`), looked up again for each push.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,6 +19,9 @@ use domain::base::name::Name;
 use crate::policy::server_address;
 use crate::store::schema::ZoneRecord;
 use crate::tsig::TsigKeys;
+
+/// The `ds_push` that sends to the parent's DSYNC UPDATE target.
+pub const DSYNC: &str = "dsync";
 
 /// The longest wait between two tries of a failing push, seconds.
 const MAX_BACKOFF: u64 = 300;
@@ -107,9 +112,8 @@ impl DsPush {
             _ => 0,
         };
         let outcome = self.send(zone, apex, set).await;
-        let to = &zone.policy.ds_push;
         let attempt = match outcome {
-            Ok(()) => {
+            Ok(to) => {
                 tracing::info!(zone = %zone.name, to = %to, records = set.len(), "DS RRset pushed to the parent by UPDATE");
                 Attempt {
                     target,
@@ -119,7 +123,7 @@ impl DsPush {
                     again_at: now + RESEND_AFTER,
                 }
             }
-            Err(why) => {
+            Err((to, why)) => {
                 let failures = failures + 1;
                 let wait = (1u64 << failures.min(16)).min(MAX_BACKOFF);
                 let error = format!("DS push to {to}: {why}");
@@ -146,28 +150,53 @@ impl DsPush {
             .map(|a| a.again_at)
     }
 
-    /// One UPDATE to the parent's primary: the zone it is sent for is the
-    /// one the primary serves above the child.
+    /// One UPDATE to the parent's primary (the zone it is sent for is the
+    /// one the primary serves above the child), or to the target of the
+    /// parent's DSYNC record of scheme UPDATE; returns where it went.
     async fn send(
         &self,
         zone: &ZoneRecord,
         apex: &Name<Vec<u8>>,
         set: &[Vec<u8>],
-    ) -> Result<(), String> {
+    ) -> Result<SocketAddr, (String, String)> {
         let p = &zone.policy;
-        let server: SocketAddr = server_address(&p.ds_push).map_err(|e| e.0)?;
+        let target = match p.ds_push.as_str() {
+            DSYNC => "the parent's DSYNC UPDATE target".to_string(),
+            address => address.to_string(),
+        };
+        let to = |e: String| (target.clone(), e);
         let key = match p.ds_push_tsig.as_str() {
             "" => None,
             name => Some(
                 self.keys
                     .by_name(&crate::tsig::name_text(name))
                     .ok_or_else(|| {
-                        format!("the TSIG key {name} is not in this node's --tsig-keys file")
+                        to(format!(
+                            "the TSIG key {name} is not in this node's --tsig-keys file"
+                        ))
                     })?,
             ),
         };
-        let parent = crate::dns::enclosing_zone(server, apex).await?;
-        crate::dns::update_rrset(server, &parent, apex, (Rtype::DS, p.ds_ttl, set), key).await
+        let (server, parent) = if p.ds_push == DSYNC {
+            let parents: Vec<SocketAddr> = p
+                .parent_servers
+                .iter()
+                .filter_map(|s| server_address(s).ok())
+                .collect();
+            super::dsync::update_target(apex, &parents)
+                .await
+                .map_err(to)?
+        } else {
+            let server: SocketAddr = server_address(&p.ds_push).map_err(|e| to(e.0))?;
+            (
+                server,
+                crate::dns::enclosing_zone(server, apex).await.map_err(to)?,
+            )
+        };
+        crate::dns::update_rrset(server, &parent, apex, (Rtype::DS, p.ds_ttl, set), key)
+            .await
+            .map_err(|e| (server.to_string(), e))?;
+        Ok(server)
     }
 
     fn attempts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Attempt>> {

@@ -117,8 +117,9 @@ pub struct Policy {
     pub csk: bool,
     /// The parent's primary, IP:PORT, to which a KSK roll sends the DS
     /// RRset it needs at the parent by DNS UPDATE (RFC 2136; Knot's
-    /// ds-push); empty: none. The roll still waits until the parent
-    /// servers serve it.
+    /// ds-push), or "dsync": the target the parent's DSYNC record of
+    /// scheme UPDATE names; empty: none. The roll still waits until the
+    /// parent servers serve it.
     #[serde(default)]
     pub ds_push: String,
     /// The TSIG key (a name in the node's --tsig-keys file) that signs
@@ -274,7 +275,9 @@ impl Policy {
             server_address(s)?;
         }
         if !self.ds_push.is_empty() {
-            server_address(&self.ds_push)?;
+            if self.ds_push != "dsync" {
+                server_address(&self.ds_push)?;
+            }
         } else if !self.ds_push_tsig.is_empty() {
             return Err(PolicyError(
                 "a DS push TSIG key without a DS push address (--ds-push)".into(),

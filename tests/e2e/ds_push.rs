@@ -66,6 +66,31 @@ fn ds_rdata(lines: &[String]) -> Vec<String> {
     out
 }
 
+/// Has the parent announce its primary as the target of UPDATEs by a
+/// DSYNC record (RRtype ANY, scheme 2) at `_dsync.push.test.`.
+fn announce_update_target(parent: &Knot) {
+    let port: u16 = parent.addr().rsplit(':').next().unwrap().parse().unwrap();
+    let mut rdata = vec![0, 255, 2];
+    rdata.extend(port.to_be_bytes());
+    for label in ["ns", "push", "test"] {
+        rdata.push(label.len() as u8);
+        rdata.extend(label.as_bytes());
+    }
+    rdata.push(0);
+    let hex: String = rdata.iter().map(|b| format!("{b:02x}")).collect();
+    parent.ctl(&["zone-begin", PARENT]);
+    parent.ctl(&[
+        "zone-set",
+        PARENT,
+        "_dsync",
+        "3",
+        "TYPE66",
+        &format!("\\# {} {hex}", rdata.len()),
+    ]);
+    let out = parent.ctl(&["zone-commit", PARENT]);
+    assert!(out.contains("OK"), "{out}\n{}", parent.log());
+}
+
 /// Every answer for the child's data, through both validators, is
 /// validated; counts them.
 fn all_validated(v: &Validators, answers: &mut u32) {
@@ -270,8 +295,24 @@ fn every_ds_change_reaches_the_parent_by_update_and_a_refused_one_holds_the_roll
     assert!(answers >= 40, "{answers}");
 
     // A double-DS roll: the new DS pushed beside the old one first, the
-    // old one withdrawn by a last push once the DNSKEYs have swapped.
-    d.ctl_ok(&["zone", "set", CHILD, "--ksk-method", "double-ds"]);
+    // old one withdrawn by a last push once the DNSKEYs have swapped. The
+    // pushes go where the parent's DSYNC record of scheme UPDATE says:
+    // `_dsync.push.test. DSYNC ANY 2 PORT ns.push.test.` (RFC 3597 form:
+    // this Knot predates the DSYNC mnemonic).
+    announce_update_target(&parent);
+    let pushed_before = d
+        .log_text()
+        .matches("DS RRset pushed to the parent by UPDATE")
+        .count();
+    d.ctl_ok(&[
+        "zone",
+        "set",
+        CHILD,
+        "--ksk-method",
+        "double-ds",
+        "--ds-push",
+        "dsync",
+    ]);
     let (prev_id, _, prev_tag) = ksk_rows(&d)[0].clone();
     let prev_ds = ds_rdata(&new_ds);
     d.ctl_ok(&["key", "roll", CHILD, &prev_tag.to_string()]);
@@ -297,6 +338,12 @@ fn every_ds_change_reaches_the_parent_by_update_and_a_refused_one_holds_the_roll
         both_seen,
         "the parent never served the old and the new DS together"
     );
+    // Pushed, with no address but the parent's DSYNC record's.
+    let pushed = d
+        .log_text()
+        .matches("DS RRset pushed to the parent by UPDATE")
+        .count();
+    assert!(pushed > pushed_before, "{}", d.log_text());
     // The withdrawal of the old DS reaches every parent server.
     let began = Instant::now();
     loop {

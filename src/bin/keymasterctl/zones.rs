@@ -344,9 +344,10 @@ pub struct PolicyArgs {
     #[arg(long = "parent-server")]
     parent_servers: Vec<String>,
     /// The parent's primary, IP:PORT, sent the DS RRset by DNS UPDATE
-    /// when a KSK roll needs it at the parent (`-` for none); the roll
-    /// still waits until the parent servers serve it.
-    #[arg(long, value_name = "IP:PORT")]
+    /// when a KSK roll needs it at the parent, or `dsync`: the target the
+    /// parent's DSYNC record of scheme UPDATE names (`-` for none); the
+    /// roll still waits until the parent servers serve it.
+    #[arg(long, value_name = "IP:PORT|dsync")]
     ds_push: Option<String>,
     /// The TSIG key, by name in the Key Master's --tsig-keys file, that
     /// signs those UPDATEs (`-` for none).

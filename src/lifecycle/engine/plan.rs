@@ -455,6 +455,7 @@ fn step_change(
             };
             let push = match zone.policy.ds_push.as_str() {
                 "" => String::new(),
+                "dsync" => ", UPDATE to the parent's DSYNC target".to_string(),
                 to => format!(", UPDATE to {to}"),
             };
             format!(
