@@ -13,7 +13,8 @@
 # journals and NOTIFYs, and keymaster takes by IXFR.
 # VALIDITY=300s (for example): signatures of that validity, and after the
 # change the first refresh round is waited for: how it was made, how long
-# it took, and the peak RSS after it.
+# it took, and the peak RSS after it. LOG=info,keymaster=debug adds where
+# each publication's time went, its check's included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100000}
@@ -148,5 +149,7 @@ print(f"one RRset changed ({kind}): new serial served {t3 - t2:.2f} s {how}; {ma
       f"{journal} records in the journal entry; IXFR from the last serial: {ixfr} records")
 PY
 [ -n "$refresh" ] && echo "$refresh"
-# With LOG=info,keymaster=debug: where the time of each publication went.
+# With LOG=info,keymaster=debug: where the time of each publication went,
+# and each version's check before it was served (chunks and RRSIGs read).
 grep -h "phases" "$dir/keymasterd.log" | sed 's/^.*zone signer: //' || true
+grep -h "passed its check" "$dir/keymasterd.log" | grep -o 'chunks=.*check_s=[0-9.]*' || true

@@ -242,6 +242,9 @@ pub enum PublishError {
     /// The version made did not read back for serving.
     #[error("{0}")]
     Serving(String),
+    /// The version made failed its check (`dnssec::check`): not served.
+    #[error("the signed version failed its check and is not served: {0}")]
+    Bogus(String),
     /// The version was recorded and served; its signed file was not written.
     #[error("{0}")]
     Output(String),

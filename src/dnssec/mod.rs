@@ -1,10 +1,11 @@
 //! DNSSEC on top of NLnet Labs' `domain`: algorithms, canonical records,
 //! RRset signatures, NSEC/NSEC3 chains, DS/DNSKEY material and whole-zone
-//! signing, and checking other zones' signatures. Private keys are reached only through `sign::SignWorker`; no
+//! signing, checking other zones' signatures and its own signed versions. Private keys are reached only through `sign::SignWorker`; no
 //! threads, no I/O.
 
 pub mod algorithm;
 pub mod anchors;
+pub mod check;
 pub mod denial;
 pub mod ds;
 pub mod dsync;

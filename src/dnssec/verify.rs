@@ -47,7 +47,11 @@ pub fn verify_signed(
     now: u64,
 ) -> Result<(), String> {
     let key = parse_dnskey(dnskey).ok_or("a DNSKEY record is malformed")?;
-    let labels = owner.label_count() - 1; // the root label is not counted
+    // Neither the root label nor a wildcard's asterisk is counted (RFC
+    // 4034 §3.1.3): the zone's own `*.example.` RRset is signed with one
+    // label fewer than it has.
+    let wildcard = owner.first().is_wildcard();
+    let labels = owner.label_count() - 1 - usize::from(wildcard);
     if usize::from(rrsig.labels()) < labels {
         return Err(format!(
             "the RRSIG by key {} is over a wildcard ({} labels of {labels})",

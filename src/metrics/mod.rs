@@ -96,6 +96,7 @@ pub struct Metrics {
     pub rollover_failed: Family<ZoneLabels, Gauge>,
     pub rollover_queue: Family<ZoneLabels, Gauge>,
     pub signature_expiry: Family<ZoneLabels, Gauge>,
+    pub versions_refused: Family<ZoneLabels, Counter>,
     pub state_read_ok: Gauge,
     pub spooled: Gauge,
 }
@@ -130,6 +131,7 @@ impl Metrics {
             rollover_failed: Family::default(),
             rollover_queue: Family::default(),
             signature_expiry: Family::default(),
+            versions_refused: Family::default(),
             state_read_ok: Gauge::default(),
             spooled: Gauge::default(),
         };
@@ -231,6 +233,11 @@ impl Metrics {
             m.signature_expiry.clone(),
         );
         r.register(
+            "zone_versions_refused",
+            "Signed versions the zone signer did not serve because they failed their check",
+            m.versions_refused.clone(),
+        );
+        r.register(
             "state_read_ok",
             "1 when this scrape read the state gauges from the store; 0: they are as last read",
             m.state_read_ok.clone(),
@@ -294,6 +301,16 @@ pub fn rrsigs_made(zone: &str, role: &'static str, count: u64) {
 }
 
 /// The rate of a whole-zone signing that made `made` RRSIGs in `took`.
+/// A signed version the zone signer refused to serve (it failed its check).
+pub fn version_refused(zone: &str) {
+    get()
+        .versions_refused
+        .get_or_create(&ZoneLabels {
+            zone: zone.to_string(),
+        })
+        .inc();
+}
+
 pub fn zone_signed(zone: &str, made: u64, took: Duration) {
     if made == 0 || took.is_zero() {
         return;

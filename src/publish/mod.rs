@@ -6,6 +6,7 @@
 //! on the epoch, with an audit entry) before anyone sees it; then serves
 //! it, writes the signed file and sends NOTIFY to the secondaries.
 
+pub mod check;
 pub mod decide;
 pub mod dns;
 pub mod file_diff;
@@ -601,6 +602,15 @@ impl Publisher {
         let signing = self.signing.clone();
         let (config, apex2) = (prepared.clone(), apex.clone());
         let old = previous.take();
+        // The chunks of the last version: those of a patched version that
+        // are not among them were made for it, and are what is checked.
+        let old_ids: HashSet<u32> = old
+            .iter()
+            .flat_map(|o| o.chunks.iter().map(|c| c.id))
+            .collect();
+        let (denial, unsigned) = (prepared.config.denial.clone(), prepared.config.unsigned);
+        let bounds = check_bounds(&zone.policy, now);
+        let zone_key = zone.name.clone();
         let (back, made) = tokio::task::spawn_blocking(move || {
             let mut next_serial =
                 |source| serial::next_serial(policy, source, last, now).map_err(|e| e.to_string());
@@ -612,7 +622,7 @@ impl Publisher {
                 source_serial,
                 &mut next_serial,
             );
-            let (stats, signed, back, changes) = match made {
+            let (stats, mut signed, back, mut changes) = match made {
                 Ok(m) => m,
                 Err((back, e)) if from_primary => {
                     let e = format!("{source}: {}", name_the_record(&text, &e));
@@ -623,6 +633,38 @@ impl Publisher {
                 }
             };
             let clock = signing.clock();
+            let made_ids: Option<HashSet<u32>> = stats.patched.then(|| {
+                signed
+                    .chunks
+                    .iter()
+                    .map(|c| c.id)
+                    .filter(|id| !old_ids.contains(id))
+                    .collect()
+            });
+            let fault = check::fault();
+            if let Some(f) = fault {
+                if let Some(at) = check::inject(&mut signed, made_ids.as_ref(), f) {
+                    tracing::warn!(zone = %apex2, owner = %at, fault = ?f, "test fault put in the version");
+                    // Served whole, from the text with the fault in it.
+                    changes = None;
+                }
+            }
+            if !unsigned && !fault.is_some_and(|f| f.unchecked) {
+                let began = clock.instant();
+                match check::check_version(&apex2, &signed, made_ids.as_ref(), &denial, bounds) {
+                    Ok(c) => tracing::debug!(
+                        zone = %apex2,
+                        chunks = c.chunks,
+                        rrsigs = c.rrsigs,
+                        check_s = clock.instant().duration_since(began).as_secs_f64(),
+                        "zone signer: the version passed its check"
+                    ),
+                    Err(failure) => {
+                        crate::metrics::version_refused(&zone_key);
+                        return (back, Err(PublishError::Bogus(failure.to_string())));
+                    }
+                }
+            }
             let signed_at = clock.instant();
             let journalled = changes.is_some() && before.is_some();
             let parsed = read_back(&apex2, &stats, &signed, journalled, ips, tsig);
@@ -891,4 +933,20 @@ fn secondary_addresses(list: &[String]) -> std::result::Result<Vec<SocketAddr>, 
                 .map_err(|e| format!("secondary {s:?} is not ADDR:PORT: {e}"))
         })
         .collect()
+}
+
+/// What a version's signatures are held to: valid now, and for no longer
+/// than the policy's longest validity, its inception offset and the
+/// stagger's tenth (a signature kept from an earlier version was made
+/// under the same bound).
+fn check_bounds(policy: &crate::policy::Policy, now: u64) -> crate::dnssec::check::Bounds {
+    let longest = policy
+        .signature_validity
+        .max(policy.dnskey_signature_validity);
+    crate::dnssec::check::Bounds {
+        now,
+        max_window: longest
+            .saturating_add(policy.signature_inception_offset)
+            .saturating_add(longest / 10),
+    }
 }

@@ -11,6 +11,7 @@ mod common;
 mod bad_input;
 mod bootstrap;
 mod chaos;
+mod checked_versions;
 mod delegations;
 mod ds_push;
 mod dsync;

@@ -378,6 +378,26 @@ impl Daemon {
         Self::start_full(token, node, store, dir, pki, extra, &[])
     }
 
+    /// Starts keymasterd with `env` set for it alone.
+    pub fn start_with_env(
+        token: &TestToken,
+        node: &str,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
+        let dir = TempDir::new(&format!("d-{node}"));
+        let store = format!("sqlite:{}", dir.path().join("keymaster.db").display());
+        Self::start_full(
+            token,
+            node,
+            &store,
+            dir,
+            std::sync::Arc::new(Pki::new()),
+            extra,
+            env,
+        )
+    }
+
     /// Starts keymasterd as systemd would, with `NOTIFY_SOCKET` set for it
     /// alone (the tests' process shares its environment with every test).
     pub fn start_notifying(token: &TestToken, node: &str, socket: &Path) -> Daemon {
