@@ -296,6 +296,7 @@ async fn open_services(config: &Config, peers: Arc<dyn Peers>) -> Result<Service
         },
         key_set_dir: key_set_dir.clone(),
         bootstrapping: bootstrapping(config)?,
+        review_command: config.review_command.clone(),
     };
     let services = Services::new(node, settings, Some(peers));
     if let Some(dir) = key_set_dir {

@@ -118,6 +118,11 @@ pub struct DaemonArgs {
     /// KSK roll hands the parent a new DS (on the zone's Key Master).
     #[arg(long, env = "KEYMASTER_DS_SUBMIT_COMMAND")]
     pub ds_submit_command: Option<PathBuf>,
+    /// The command that reviews a version before it is served, for zones
+    /// whose policy says `review: hook`: run as `CMD ZONE SERIAL SIGNED
+    /// SOURCE` (files), it approves by exit 0.
+    #[arg(long, env = "KEYMASTER_REVIEW_COMMAND")]
+    pub review_command: Option<PathBuf>,
     /// A recursive resolver (ADDR[:PORT]) through which RFC 9615 signals
     /// are found; keymaster validates them itself from
     /// --bootstrap-anchors.
@@ -208,6 +213,7 @@ pub struct FileConfig {
     pub state_dir: Option<PathBuf>,
     pub trust_anchor_dir: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
+    pub review_command: Option<PathBuf>,
     pub bootstrap_resolver: Option<String>,
     pub bootstrap_anchors: Option<PathBuf>,
     pub dns_listen: Option<String>,
@@ -249,6 +255,7 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     pub trust_anchor_dir: Option<PathBuf>,
     pub ds_submit_command: Option<PathBuf>,
+    pub review_command: Option<PathBuf>,
     pub bootstrap_resolver: Option<std::net::SocketAddr>,
     pub bootstrap_anchors: Option<PathBuf>,
     pub dns_listen: Option<String>,
@@ -387,6 +394,7 @@ impl Config {
             state_dir,
             trust_anchor_dir: args.trust_anchor_dir.or(file.trust_anchor_dir),
             ds_submit_command: args.ds_submit_command.or(file.ds_submit_command),
+            review_command: args.review_command.or(file.review_command),
             bootstrap_resolver: resolver_address(
                 args.bootstrap_resolver.or(file.bootstrap_resolver),
             )?,

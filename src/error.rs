@@ -242,6 +242,9 @@ pub enum PublishError {
     /// The version made did not read back for serving.
     #[error("{0}")]
     Serving(String),
+    /// The version was not approved by its review (`publish::review`).
+    #[error("serial {serial}: {why}; the last approved version stays served")]
+    Review { serial: u32, why: String },
     /// The version made failed its check (`dnssec::check`): not served.
     #[error("the signed version failed its check and is not served: {0}")]
     Bogus(String),

@@ -47,6 +47,8 @@ pub struct Settings {
     pub expiry_warning: Option<u64>,
     /// Where the last-known key sets are kept on disk (`--state-dir`).
     pub key_set_dir: Option<crate::keyset::disk::KeySetDir>,
+    /// Reviews versions of zones whose policy asks for it (`--review-command`).
+    pub review_command: Option<std::path::PathBuf>,
     /// How insecure children are bootstrapped (RFC 9615); None: not.
     pub bootstrapping: Option<crate::children::bootstrap::Bootstrapping>,
 }
@@ -77,7 +79,7 @@ impl Services {
             keysets.clone(),
             mastership.held_zones(),
             settings.tsig_keys,
-            settings.expiry_warning,
+            (settings.expiry_warning, settings.review_command),
         ));
         let children = Arc::new(Children::new(
             node.clone(),

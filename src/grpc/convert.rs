@@ -113,6 +113,8 @@ pub fn policy_from_proto(p: Option<proto::ZonePolicy>) -> Result<Policy, PolicyE
         cds_notify: !p.no_cds_notify,
         dsync: p.dsync,
         signal_ns: p.signal_ns,
+        review: crate::policy::Review::parse(&p.review)?,
+        review_timeout: or(p.review_timeout, d.review_timeout),
     })
 }
 
@@ -168,6 +170,8 @@ pub fn policy_to_proto(p: &Policy) -> proto::ZonePolicy {
         no_cds_notify: !p.cds_notify,
         dsync: p.dsync.clone(),
         signal_ns: p.signal_ns.clone(),
+        review: p.review.name().to_string(),
+        review_timeout: p.review_timeout,
     }
 }
 
@@ -387,6 +391,13 @@ pub fn apply_fields(
             "cds_notify" => n.cds_notify = !p.no_cds_notify,
             "dsync" => n.dsync = p.dsync.clone(),
             "signal_ns" => n.signal_ns = p.signal_ns.clone(),
+            "review" => n.review = crate::policy::Review::parse(&p.review)?,
+            "review_timeout" => {
+                n.review_timeout = match p.review_timeout {
+                    0 => 60,
+                    t => t,
+                }
+            }
             other => {
                 return Err(KeyError::UnknownSetting {
                     field: crate::text::shown(other),

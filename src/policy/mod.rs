@@ -143,6 +143,47 @@ pub struct Policy {
     /// signed; a name server inside the zone itself is skipped (§4.4).
     #[serde(default)]
     pub signal_ns: Vec<String>,
+    /// Review before publication: `none`, or `hook`: the Key Master's
+    /// `--review-command` approves every version whose data changed (a
+    /// refresh of approved data passes without review).
+    #[serde(default)]
+    pub review: Review,
+    /// Seconds the review hook may take before the version is refused.
+    #[serde(default = "default_review_timeout")]
+    pub review_timeout: u32,
+}
+
+/// How a zone's versions are reviewed before they are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Review {
+    #[default]
+    None,
+    Hook,
+}
+
+impl Review {
+    pub fn parse(s: &str) -> Result<Review, PolicyError> {
+        match s {
+            "" | "none" => Ok(Review::None),
+            "hook" => Ok(Review::Hook),
+            other => Err(PolicyError(format!(
+                "review {:?}: use none or hook",
+                crate::text::shown(other)
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Review::None => "none",
+            Review::Hook => "hook",
+        }
+    }
+}
+
+fn default_review_timeout() -> u32 {
+    60
 }
 
 fn default_true() -> bool {
@@ -205,6 +246,8 @@ impl Default for Policy {
             cds_notify: true,
             dsync: String::new(),
             signal_ns: Vec::new(),
+            review: Review::None,
+            review_timeout: default_review_timeout(),
         }
     }
 }

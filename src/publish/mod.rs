@@ -12,6 +12,7 @@ pub mod dns;
 pub mod file_diff;
 pub mod notify;
 mod record;
+pub mod review;
 pub mod serial;
 pub mod served;
 pub mod source;
@@ -78,6 +79,9 @@ struct Local {
     /// asked for the differences from it only (IXFR), a file compared
     /// with it.
     last_source: Option<(Source, Arc<source::Fetched>)>,
+    /// The source last published (its digest and text): under review by
+    /// hook, the data a refresh may sign again without review.
+    approved: Option<(Vec<u8>, Arc<Vec<u8>>)>,
 }
 
 pub struct Publisher {
@@ -94,6 +98,8 @@ pub struct Publisher {
     /// Seconds before the earliest expiry that it is a loud error; None:
     /// an eighth of the zone's shortest validity.
     expiry_warning: Option<u64>,
+    /// The node's review command (`--review-command`).
+    review_command: Option<std::path::PathBuf>,
     /// Whether this node serves DNS (`--dns-listen`): without it no
     /// secondary can transfer from it and no primary can notify it.
     dns_listening: std::sync::atomic::AtomicBool,
@@ -136,7 +142,7 @@ impl Publisher {
         keysets: Arc<KeySets>,
         held: tokio::sync::watch::Receiver<Option<Arc<HashSet<String>>>>,
         tsig_keys: crate::tsig::TsigKeys,
-        expiry_warning: Option<u64>,
+        (expiry_warning, review_command): (Option<u64>, Option<std::path::PathBuf>),
     ) -> Publisher {
         Publisher {
             node,
@@ -150,6 +156,7 @@ impl Publisher {
             local: Mutex::default(),
             tsig_keys,
             expiry_warning,
+            review_command,
             dns_listening: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -423,7 +430,7 @@ impl Publisher {
             Ok(key) => self.fetch(&name, &source, &apex, key, now, local).await,
             Err(e) => Err(e),
         };
-        let (text, change, digest) = match fetched {
+        let (mut text, mut change, mut digest) = match fetched {
             Ok(f) => f,
             Err(e) => return self.failed(zone, local, e).await,
         };
@@ -433,6 +440,41 @@ impl Publisher {
             local.stamp = stamp;
             return;
         };
+        // Under review by hook, a refresh signs the data last approved
+        // again, without review, whatever came since (a version waiting for
+        // its review never lets the served signatures expire); any other
+        // version whose data is not the approved data is reviewed.
+        let mut review = None;
+        if zone.policy.review == crate::policy::Review::Hook {
+            let approved = local.approved.as_ref().is_some_and(|(d, _)| *d == digest);
+            match (
+                trigger == decide::Trigger::RefreshDue,
+                approved,
+                &local.approved,
+            ) {
+                (true, true, _) => {}
+                (true, false, Some((d, t))) => {
+                    (digest, text, change) = (d.clone(), t.clone(), None);
+                }
+                _ => match &self.review_command {
+                    Some(command) => {
+                        review = Some(review::Hook {
+                            command: command.clone(),
+                            timeout: Duration::from_secs(zone.policy.review_timeout.into()),
+                        })
+                    }
+                    None => {
+                        local.stamp = stamp;
+                        let e = format!(
+                            "the zone's versions are reviewed by hook, and node {} has no \
+                             --review-command: nothing is published",
+                            self.node.id
+                        );
+                        return self.failed(zone, local, e).await;
+                    }
+                },
+            }
+        }
         let change = decide::patch_by(trigger, change, &local.digest, &digest, failed_last);
         // Signatures are kept from the last version this node published at
         // this epoch under the same policy; otherwise the zone is signed whole.
@@ -442,7 +484,13 @@ impl Publisher {
             .filter(|(policy, _)| local.epoch == zone.epoch && *policy == zone.policy)
             .map(|(_, p)| p);
         let published = self
-            .publish(zone, text, change, &trigger.reason(), &mut previous)
+            .publish(
+                zone,
+                (text.clone(), change),
+                &trigger.reason(),
+                review,
+                &mut previous,
+            )
             .await;
         local.previous = previous.map(|p| (zone.policy.clone(), p));
         match published {
@@ -458,6 +506,7 @@ impl Publisher {
                 local.digest = digest;
                 local.signed_with = signed_with;
                 local.failure = None;
+                local.approved = Some((local.digest.clone(), text));
             }
             Err(e) => {
                 // A source that fails is not read again until it changes.
@@ -566,9 +615,9 @@ impl Publisher {
     async fn publish(
         &self,
         zone: &ZoneRecord,
-        text: Arc<Vec<u8>>,
-        change: Option<SourceChange>,
+        (text, change): (Arc<Vec<u8>>, Option<SourceChange>),
         reason: &str,
+        review: Option<review::Hook>,
         previous: &mut Option<Arc<Previous>>,
     ) -> std::result::Result<Vec<String>, PublishError> {
         let source_error = |e: String| PublishError::Source(e);
@@ -665,6 +714,18 @@ impl Publisher {
                     }
                 }
             }
+            let reviewed = review.is_some();
+            if let Some(hook) = &review {
+                let serial = stats.serial_out;
+                if let Err(n) = review::review(hook, &zone_key, serial, &signed, &text) {
+                    if matches!(n, review::NotApproved::TimedOut(_)) {
+                        tracing::error!(zone = %zone_key, serial, "{n}");
+                    }
+                    let why = n.to_string();
+                    return (back, Err(PublishError::Review { serial, why }));
+                }
+                tracing::info!(zone = %zone_key, serial, "the review hook approved the version");
+            }
             let signed_at = clock.instant();
             let journalled = changes.is_some() && before.is_some();
             let parsed = read_back(&apex2, &stats, &signed, journalled, ips, tsig);
@@ -688,13 +749,13 @@ impl Publisher {
                 "zone signer: publication phases"
             );
             match parsed {
-                Ok(parsed) => (back, Ok((stats, signed, parsed))),
+                Ok(parsed) => (back, Ok((stats, signed, parsed, reviewed))),
                 Err(e) => (back, Err(PublishError::Serving(e))),
             }
         })
         .await
         .map_err(|e| PublishError::Source(format!("the signing task failed: {e}")))?;
-        let (stats, signed, zone_signed) = match made {
+        let (stats, signed, zone_signed, reviewed) = match made {
             Ok(m) => m,
             Err(e) => {
                 *previous = back.restore(None);
@@ -704,7 +765,10 @@ impl Publisher {
         let result = self
             .record_and_serve(
                 zone,
-                reason,
+                &match reviewed {
+                    true => format!("{reason}; approved by the review hook"),
+                    false => reason.to_string(),
+                },
                 &prepared,
                 &stats,
                 &signed,

@@ -26,6 +26,7 @@ mod metrics;
 mod operator_output;
 mod primary_ixfr;
 mod primary_tsig;
+mod review;
 mod rfc5011;
 mod rollover;
 mod security;

@@ -81,6 +81,12 @@ fn zone_json(z: &proto::ZoneSettings) -> Value {
     v["CdsNotify"] = json!(!p.no_cds_notify);
     v["Dsync"] = json!(p.dsync);
     v["SignalNameServers"] = json!(p.signal_ns);
+    v["Review"] = json!(if p.review.is_empty() {
+        "none"
+    } else {
+        p.review.as_str()
+    });
+    v["ReviewTimeout"] = json!(p.review_timeout);
     // Only while the store is unreachable: when the state shown was read.
     if z.last_known_at != 0 {
         v["LastKnownAt"] = json!(z.last_known_at);

@@ -367,6 +367,15 @@ pub struct PolicyArgs {
     /// a parent to bootstrap the DS (repeat for each; `-` for none).
     #[arg(long = "signal-ns", value_name = "HOST")]
     signal_ns: Vec<String>,
+    /// Review each version whose data changed before it is served: `hook`
+    /// (the Key Master's --review-command approves it by exit 0) or
+    /// `none`.
+    #[arg(long, value_name = "none|hook")]
+    review: Option<String>,
+    /// How long the review hook may take (default 60s); a hook that does
+    /// not answer in time refuses the version, loudly.
+    #[arg(long)]
+    review_timeout: Option<String>,
 }
 
 /// A key lifetime: a duration, or "off" (0: no automatic rolls).
@@ -846,6 +855,14 @@ fn policy_from_args(a: &PolicyArgs) -> Result<(proto::ZonePolicy, Vec<String>), 
     if !a.signal_ns.is_empty() {
         p.signal_ns = servers(&a.signal_ns);
         set("signal_ns");
+    }
+    if let Some(r) = &a.review {
+        p.review = r.clone();
+        set("review");
+    }
+    if let Some(t) = &a.review_timeout {
+        p.review_timeout = parse_duration(t)?;
+        set("review_timeout");
     }
     Ok((p, fields))
 }

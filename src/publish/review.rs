@@ -1,0 +1,215 @@
+//! Review before publication (a zone's `review: hook`; Cascade's and
+//! Knot's counterparts): a version whose data changed is handed to the
+//! Key Master's `--review-command` before it is served. The command is
+//! the node's, never the store's (a zone setting that named a program
+//! would let whoever may change a zone run it on every Key Master). It
+//! runs as `CMD ZONE SERIAL SIGNED SOURCE`, the two files in a directory
+//! of its own that only this user can read, and approves by exit 0;
+//! anything else rejects the version, and one that does not end within the
+//! zone's `review_timeout` is killed and the version refused.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::dnssec::reuse::Previous;
+
+/// The review a version gets.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub command: PathBuf,
+    pub timeout: Duration,
+}
+
+/// What the hook said, when it did not approve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotApproved {
+    /// It ended with another status; what it wrote.
+    Rejected(String),
+    /// It did not end in time.
+    TimedOut(Duration),
+    /// It could not be run (or its files written).
+    Failed(String),
+}
+
+impl std::fmt::Display for NotApproved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotApproved::Rejected(why) => write!(f, "rejected by the review hook: {why}"),
+            NotApproved::TimedOut(t) => write!(
+                f,
+                "the review hook did not answer within {} s: the version is not served",
+                t.as_secs()
+            ),
+            NotApproved::Failed(why) => write!(f, "the review hook could not run: {why}"),
+        }
+    }
+}
+
+/// How much of the hook's output a rejection quotes.
+const QUOTED: usize = 400;
+
+/// Hands `version` (serial `serial` of `zone`) and the unsigned `source`
+/// to the hook, and waits for its verdict.
+pub fn review(
+    hook: &Hook,
+    zone: &str,
+    serial: u32,
+    version: &Previous,
+    source: &[u8],
+) -> Result<(), NotApproved> {
+    let dir = private_dir().map_err(NotApproved::Failed)?;
+    let result = run(hook, zone, serial, version, source, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn run(
+    hook: &Hook,
+    zone: &str,
+    serial: u32,
+    version: &Previous,
+    source: &[u8],
+    dir: &Path,
+) -> Result<(), NotApproved> {
+    let failed = |what: &str, e: std::io::Error| NotApproved::Failed(format!("{what}: {e}"));
+    let base = zone.trim_end_matches('.');
+    let signed = dir.join(format!("{base}.{serial}.signed"));
+    let unsigned = dir.join(format!("{base}.source"));
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&signed).map_err(|e| failed("the version's file", e))?;
+        for c in &version.chunks {
+            f.write_all(&c.text)
+                .map_err(|e| failed("the version's file", e))?;
+        }
+    }
+    std::fs::write(&unsigned, source).map_err(|e| failed("the source's file", e))?;
+    let out_path = dir.join("output");
+    let out = std::fs::File::create(&out_path).map_err(|e| failed("the hook's output", e))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| failed("the hook's output", e))?;
+    let mut child = Command::new(&hook.command)
+        .arg(zone)
+        .arg(serial.to_string())
+        .arg(&signed)
+        .arg(&unsigned)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| failed(&hook.command.display().to_string(), e))?;
+    // Real time, on the system's clock: a process is waited for.
+    let clock = crate::clock::SystemClock;
+    let began = crate::clock::Clock::instant(&clock);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None)
+                if crate::clock::Clock::instant(&clock).duration_since(began) >= hook.timeout =>
+            {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(NotApproved::TimedOut(hook.timeout));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(failed("waiting for the hook", e)),
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut said = String::new();
+    if let Ok(f) = std::fs::File::open(&out_path) {
+        let _ = f.take(QUOTED as u64).read_to_string(&mut said);
+    }
+    // Its lines on one line, printable characters only.
+    let said: String = said
+        .trim()
+        .lines()
+        .collect::<Vec<_>>()
+        .join("; ")
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    Err(NotApproved::Rejected(match status.code() {
+        Some(code) => format!("exit {code}: {said}"),
+        None => format!("ended by a signal: {said}"),
+    }))
+}
+
+/// A new directory only this user may enter, under the system's
+/// temporary directory.
+fn private_dir() -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "keymaster-review-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn hook(script: &str, timeout_ms: u64) -> (tempdir::Dir, Hook) {
+        let dir = tempdir::Dir::new();
+        let path = dir.0.join("hook");
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (
+            dir,
+            Hook {
+                command: path,
+                timeout: Duration::from_millis(timeout_ms),
+            },
+        )
+    }
+
+    mod tempdir {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Dir {
+            pub fn new() -> Dir {
+                Dir(super::private_dir().unwrap())
+            }
+        }
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn the_hook_sees_the_version_and_its_exit_decides() {
+        let v = Previous::default();
+        let (_d, ok) = hook(
+            r#"test "$1" = example. && test "$2" = 7 && test -r "$3" && test -r "$4""#,
+            5000,
+        );
+        assert_eq!(review(&ok, "example.", 7, &v, b"src"), Ok(()));
+        let (_d, no) = hook("echo 'bad NSEC at a.example.' >&2; exit 3", 5000);
+        assert_eq!(
+            review(&no, "example.", 7, &v, b"src"),
+            Err(NotApproved::Rejected(
+                "exit 3: bad NSEC at a.example.".into()
+            ))
+        );
+        let (_d, slow) = hook("sleep 5", 200);
+        assert_eq!(
+            review(&slow, "example.", 7, &v, b"src"),
+            Err(NotApproved::TimedOut(Duration::from_millis(200)))
+        );
+    }
+}
