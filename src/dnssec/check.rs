@@ -649,6 +649,46 @@ fn nsec3_chain(
     Ok(())
 }
 
+/// For a patched NSEC3 version: every authoritative owner of the chunks
+/// made for it (`facts`) has its NSEC3 record in the version (`groups`,
+/// the version's RRsets by owner and type), unless opt-out spares it.
+/// (An empty non-terminal a change made is not looked for.)
+pub fn nsec3_in_version(
+    apex: &Name<Vec<u8>>,
+    facts: &ChunkFacts,
+    p: &Nsec3Params,
+    groups: &super::reuse::Groups,
+) -> Result<(), Failure> {
+    for o in facts
+        .owners
+        .iter()
+        .filter(|o| o.authoritative && o.nsec3.is_none())
+    {
+        let insecure = o.delegation && !o.types.contains(&Rtype::DS.to_int());
+        if insecure && p.opt_out {
+            continue;
+        }
+        let hash = hash_name(&lower_wire(&o.name), p);
+        let label = super::denial::hash_label(&hash);
+        let above = apex.to_string();
+        let owner = match above.as_str() {
+            "." | "" => format!("{label}."),
+            a => format!("{label}.{}.", a.trim_end_matches('.')),
+        };
+        let hashed: Name<Vec<u8>> = owner
+            .parse()
+            .map_err(|_| fail(&o.name, "its NSEC3 owner name does not parse".into()))?;
+        let key = super::reuse::group_key(&super::record::name_key(&hashed), Rtype::NSEC3);
+        if !groups.contains_key(&key) {
+            return Err(fail(
+                &o.name,
+                format!("no NSEC3 record ({label}): the NSEC3 chain has a hole here"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn lower_wire(name: &Name<Bytes>) -> Vec<u8> {
     name.as_slice().to_ascii_lowercase()
 }
@@ -744,5 +784,55 @@ mod tests {
         );
         let e = nsec_chain(&listed).unwrap_err();
         assert_eq!(e.owner, "sub.example.");
+    }
+
+    #[test]
+    fn a_patched_nsec3_owner_must_have_its_record_in_the_version() {
+        use crate::dnssec::reuse::{group_key, Group, Groups};
+        let p = Nsec3Params::default();
+        let denial = Denial::Nsec3(p.clone());
+        let keys = Keys {
+            dnskeys: Vec::new(),
+            algorithms: BTreeSet::new(),
+        };
+        let text = "example. 60 IN SOA ns.example. h.example. 1 10 10 60 60\n\
+            example. 60 IN NS ns.example.\n\
+            a.example. 60 IN A 192.0.2.1\n\
+            sub.example. 60 IN NS ns.sub.example.\n";
+        let facts = read_chunk(&apex(), text.as_bytes(), &keys, false, &denial, BOUNDS).unwrap();
+        let hashed = |name: &str| {
+            let n = Name::<Vec<u8>>::from_str(name).unwrap();
+            let label = crate::dnssec::denial::hash_label(&hash_name(n.as_slice(), &p));
+            let h = Name::<Vec<u8>>::from_str(&format!("{label}.example.")).unwrap();
+            group_key(&crate::dnssec::record::name_key(&h), Rtype::NSEC3)
+        };
+        let group = || Group {
+            digest: 0,
+            keys: 0,
+            sigs: 0,
+            expiration: 0,
+            chunk: 0,
+            start: 0,
+            len: 0,
+            sigs_at: 0,
+        };
+        let mut groups = Groups::default();
+        for name in ["example.", "a.example.", "sub.example."] {
+            groups.insert(hashed(name), group());
+        }
+        nsec3_in_version(&apex(), &facts, &p, &groups).unwrap();
+        groups.remove(&hashed("a.example."));
+        let e = nsec3_in_version(&apex(), &facts, &p, &groups).unwrap_err();
+        assert_eq!(e.owner, "a.example.");
+        assert!(e.check.contains("the NSEC3 chain has a hole here"), "{e}");
+        // An insecure delegation may be left out under opt-out only.
+        groups.insert(hashed("a.example."), group());
+        groups.remove(&hashed("sub.example."));
+        assert!(nsec3_in_version(&apex(), &facts, &p, &groups).is_err());
+        let opt_out = Nsec3Params {
+            opt_out: true,
+            ..p.clone()
+        };
+        nsec3_in_version(&apex(), &facts, &opt_out, &groups).unwrap();
     }
 }
