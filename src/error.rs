@@ -242,6 +242,9 @@ pub enum PublishError {
     /// The version made did not read back for serving.
     #[error("{0}")]
     Serving(String),
+    /// The version waits for review by hand (`zone approve|reject`).
+    #[error("serial {serial} waits for review by hand (keymasterctl zone approve|reject ZONE {serial}; files: {files}); the last approved version stays served")]
+    Pending { serial: u32, files: String },
     /// The version was not approved by its review (`publish::review`).
     #[error("serial {serial}: {why}; the last approved version stays served")]
     Review { serial: u32, why: String },
@@ -392,6 +395,12 @@ pub enum ValidityError {
 pub enum ZonesError {
     #[error("zone {0} already exists")]
     Exists(String),
+    #[error("zone {zone}: no serial {serial} waits for review by hand on its Key Master (waiting: {pending})")]
+    NoPendingReview {
+        zone: String,
+        serial: u32,
+        pending: String,
+    },
     #[error("zone {zone} is {len} octets long in wire form; NSEC3 needs an apex of at most 222 (use --denial nsec)")]
     ApexTooLongForNsec3 { zone: String, len: usize },
     #[error(

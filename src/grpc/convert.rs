@@ -437,6 +437,7 @@ pub fn zone_status_to_proto(s: &crate::publish::ZoneStatus) -> proto::ZoneStatus
         error: p.error.clone().unwrap_or_default(),
         tsig_key: p.tsig_key.clone().unwrap_or_default(),
         source_tsig_key: p.source_tsig_key.clone().unwrap_or_default(),
+        pending_review: s.pending_review.unwrap_or(0),
         secondaries: s
             .secondaries
             .iter()

@@ -58,7 +58,8 @@ pub fn code(e: &Error) -> Code {
             | ZonesError::CskChange { .. }
             | ZonesError::CskAlgorithm { .. }
             | ZonesError::Unsigning { .. }
-            | ZonesError::NotUnsigning { .. } => Code::FailedPrecondition,
+            | ZonesError::NotUnsigning { .. }
+            | ZonesError::NoPendingReview { .. } => Code::FailedPrecondition,
         },
         Error::Delegation(e) => match e {
             DelegationError::NotBelow { .. }

@@ -391,6 +391,28 @@ impl Zones for Api {
         .await
     }
 
+    async fn review_version(
+        &self,
+        request: Request<proto::ReviewVersionRequest>,
+    ) -> Result<Response<proto::ZoneStatus>, Status> {
+        let zone = request.get_ref().zone.clone();
+        self.manage(
+            request,
+            "ReviewVersion",
+            &zone,
+            async |ch, req| ZonesClient::new(ch).review_version(req).await,
+            async |caller, name, r| {
+                let publisher = &self.services.publisher;
+                publisher.review_version(name, r.serial, r.approve, caller.identity())?;
+                publisher
+                    .settled(name, 0, std::time::Duration::from_secs(2))
+                    .await;
+                Ok::<_, Error>(zone_status_to_proto(&publisher.status(name).await?))
+            },
+        )
+        .await
+    }
+
     async fn get_zone_status(
         &self,
         request: Request<proto::ZoneStatusRequest>,

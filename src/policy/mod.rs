@@ -143,12 +143,14 @@ pub struct Policy {
     /// signed; a name server inside the zone itself is skipped (§4.4).
     #[serde(default)]
     pub signal_ns: Vec<String>,
-    /// Review before publication: `none`, or `hook`: the Key Master's
-    /// `--review-command` approves every version whose data changed (a
-    /// refresh of approved data passes without review).
+    /// Review before publication: `none`; `hook`: the Key Master's
+    /// `--review-command` approves every version whose data changed;
+    /// `manual`: an operator does (`zone approve|reject`). A refresh of
+    /// approved data passes without review.
     #[serde(default)]
     pub review: Review,
-    /// Seconds the review hook may take before the version is refused.
+    /// Seconds the review hook may take before the version is refused;
+    /// by hand, how long a version may wait before it is a loud error.
     #[serde(default = "default_review_timeout")]
     pub review_timeout: u32,
 }
@@ -160,6 +162,7 @@ pub enum Review {
     #[default]
     None,
     Hook,
+    Manual,
 }
 
 impl Review {
@@ -167,8 +170,9 @@ impl Review {
         match s {
             "" | "none" => Ok(Review::None),
             "hook" => Ok(Review::Hook),
+            "manual" => Ok(Review::Manual),
             other => Err(PolicyError(format!(
-                "review {:?}: use none or hook",
+                "review {:?}: use none, hook or manual",
                 crate::text::shown(other)
             ))),
         }
@@ -178,6 +182,7 @@ impl Review {
         match self {
             Review::None => "none",
             Review::Hook => "hook",
+            Review::Manual => "manual",
         }
     }
 }

@@ -82,6 +82,12 @@ struct Local {
     /// The source last published (its digest and text): under review by
     /// hook, the data a refresh may sign again without review.
     approved: Option<(Vec<u8>, Arc<Vec<u8>>)>,
+    /// The digest of source data an operator approved by hand, served by
+    /// the next version without another review.
+    approved_by_hand: Option<Vec<u8>>,
+    /// The digest of source data its review rejected: not made again
+    /// until the source changes or `zone reload` asks.
+    rejected: Option<Vec<u8>>,
 }
 
 pub struct Publisher {
@@ -93,6 +99,9 @@ pub struct Publisher {
     pub served: Arc<Served>,
     wake: tokio::sync::Notify,
     reloads: Mutex<HashSet<String>>,
+    /// Versions that wait for review by hand, and the decisions taken
+    /// on them, by zone (apart from `local`, which a look takes out).
+    reviews: Mutex<HashMap<String, review::ByHand>>,
     local: Mutex<HashMap<String, Local>>,
     pub tsig_keys: crate::tsig::TsigKeys,
     /// Seconds before the earliest expiry that it is a loud error; None:
@@ -128,6 +137,8 @@ pub struct ZoneStatus {
     pub publishing: Publishing,
     /// Each secondary with what it answered for the zone's SOA.
     pub secondaries: Vec<(String, SoaAnswer)>,
+    /// The serial that waits for review by hand on this node.
+    pub pending_review: Option<u32>,
 }
 
 /// How long `zone status` waits for each secondary's answer (all are
@@ -153,6 +164,7 @@ impl Publisher {
             served: Arc::default(),
             wake: tokio::sync::Notify::new(),
             reloads: Mutex::default(),
+            reviews: Mutex::default(),
             local: Mutex::default(),
             tsig_keys,
             expiry_warning,
@@ -175,6 +187,112 @@ impl Publisher {
             .unwrap_or_else(|p| p.into_inner())
             .insert(zone.key().to_string());
         self.wake.notify_one();
+    }
+
+    /// An operator's decision on the version of `zone` that waits for
+    /// review by hand: taken by the next look (at once), which audits it.
+    pub fn review_version(
+        &self,
+        zone: &ZoneName,
+        serial: u32,
+        approve: bool,
+        who: &str,
+    ) -> Result<()> {
+        let mut reviews = self.reviews.lock().unwrap_or_else(|p| p.into_inner());
+        let r = reviews.entry(zone.key().to_string()).or_default();
+        match &r.pending {
+            Some(p) if p.serial == serial => {
+                r.decision = Some((serial, approve, who.to_string()));
+                drop(reviews);
+                // Approved data is read again and served; a rejection is
+                // only applied (and audited).
+                match approve {
+                    true => self.reload(zone),
+                    false => self.wake.notify_one(),
+                }
+                Ok(())
+            }
+            other => Err(ZonesError::NoPendingReview {
+                zone: zone.key().to_string(),
+                serial,
+                pending: other
+                    .as_ref()
+                    .map_or("none".into(), |p| format!("serial {}", p.serial)),
+            }
+            .into()),
+        }
+    }
+
+    /// The serial that waits for review by hand, if one does.
+    fn pending_review(&self, zone: &str) -> Option<u32> {
+        self.reviews
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(zone)
+            .and_then(|r| r.pending.as_ref().map(|p| p.serial))
+    }
+
+    /// Applies an operator's decision on a version that waited (audited,
+    /// with who took it), and says loudly when one waits too long.
+    async fn take_review(&self, zone: &ZoneRecord, local: &mut Local) {
+        let now = self.node.clock.now();
+        let timeout = u64::from(zone.policy.review_timeout);
+        let decided = {
+            let mut reviews = self.reviews.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(r) = reviews.get_mut(&zone.name) else {
+                return;
+            };
+            if let Some(p) = r.pending.as_mut() {
+                if !p.overdue_said && now > p.since + timeout {
+                    p.overdue_said = true;
+                    tracing::error!(zone = %zone.name, serial = p.serial, waiting_secs = now - p.since, "a version has waited for review by hand longer than the zone's review timeout; the last approved version is still served");
+                }
+            }
+            let Some((serial, approve, who)) = r.decision.take() else {
+                return;
+            };
+            let digest = r.pending.take().map(|p| p.digest).unwrap_or_default();
+            (serial, approve, who, digest)
+        };
+        let (serial, approve, who, digest) = decided;
+        let Ok(name) = ZoneName::of(zone) else {
+            return;
+        };
+        let Ok(m) = self.gate.managed(&name).await else {
+            return;
+        };
+        let mut record = m.zone.clone();
+        let (action, detail) = match approve {
+            true => {
+                local.approved_by_hand = Some(digest);
+                (
+                    "review-approved",
+                    format!("serial {serial} approved: its data is served"),
+                )
+            }
+            false => {
+                local.rejected = Some(digest);
+                let said = format!(
+                    "serial {serial} rejected by {who}; the last approved version stays served"
+                );
+                record.publishing.error = Some(said.clone());
+                local.failure = Some(said);
+                (
+                    "review-rejected",
+                    format!("serial {serial} rejected: its data is dropped"),
+                )
+            }
+        };
+        tracing::info!(zone = %zone.name, serial, %who, "{detail}");
+        let audit = self.node.draft(&who, &m.key, action, detail);
+        if let Err(e) = self
+            .node
+            .store
+            .update_zone(&record, m.zone.epoch, &[], &[], &audit)
+            .await
+        {
+            tracing::warn!(zone = %zone.name, error = %e, "cannot record a review decision");
+        }
     }
 
     /// Runs the signer until the process ends.
@@ -398,6 +516,7 @@ impl Publisher {
             return;
         };
         let apex = zone_name.apex().clone();
+        self.take_review(zone, local).await;
         let reload = self
             .reloads
             .lock()
@@ -445,23 +564,29 @@ impl Publisher {
         // its review never lets the served signatures expire); any other
         // version whose data is not the approved data is reviewed.
         let mut review = None;
-        if zone.policy.review == crate::policy::Review::Hook {
+        if zone.policy.review != crate::policy::Review::None {
             let approved = local.approved.as_ref().is_some_and(|(d, _)| *d == digest);
+            // Data an operator just approved by hand goes out as it is.
+            let by_hand = local.approved_by_hand.as_ref() == Some(&digest);
             match (
                 trigger == decide::Trigger::RefreshDue,
                 approved,
                 &local.approved,
             ) {
+                _ if by_hand => {}
                 (true, true, _) => {}
                 (true, false, Some((d, t))) => {
                     (digest, text, change) = (d.clone(), t.clone(), None);
                 }
+                _ if zone.policy.review == crate::policy::Review::Manual => {
+                    review = Some(review::Reviewer::Hand)
+                }
                 _ => match &self.review_command {
                     Some(command) => {
-                        review = Some(review::Hook {
+                        review = Some(review::Reviewer::Hook(review::Hook {
                             command: command.clone(),
                             timeout: Duration::from_secs(zone.policy.review_timeout.into()),
-                        })
+                        }))
                     }
                     None => {
                         local.stamp = stamp;
@@ -473,6 +598,21 @@ impl Publisher {
                         return self.failed(zone, local, e).await;
                     }
                 },
+            }
+        }
+        // A version that waits for review by hand, or whose data was
+        // rejected, is not made again for nothing.
+        if review.is_some() && !reload {
+            let waiting = self
+                .reviews
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&zone.name)
+                .and_then(|r| r.pending.as_ref())
+                .is_some_and(|p| p.digest == digest);
+            if waiting || local.rejected.as_ref() == Some(&digest) {
+                local.stamp = stamp;
+                return;
             }
         }
         let change = decide::patch_by(trigger, change, &local.digest, &digest, failed_last);
@@ -507,8 +647,21 @@ impl Publisher {
                 local.signed_with = signed_with;
                 local.failure = None;
                 local.approved = Some((local.digest.clone(), text));
+                local.approved_by_hand = None;
             }
             Err(e) => {
+                if let PublishError::Review { .. } = &e {
+                    local.rejected = Some(digest.clone());
+                }
+                if let PublishError::Pending { serial, .. } = &e {
+                    let mut reviews = self.reviews.lock().unwrap_or_else(|p| p.into_inner());
+                    reviews.entry(zone.name.clone()).or_default().pending = Some(review::Waiting {
+                        serial: *serial,
+                        digest: digest.clone(),
+                        since: self.node.clock.now(),
+                        overdue_said: false,
+                    });
+                }
                 // A source that fails is not read again until it changes.
                 local.stamp = stamp;
                 local.digest = digest;
@@ -617,7 +770,7 @@ impl Publisher {
         zone: &ZoneRecord,
         (text, change): (Arc<Vec<u8>>, Option<SourceChange>),
         reason: &str,
-        review: Option<review::Hook>,
+        review: Option<review::Reviewer>,
         previous: &mut Option<Arc<Previous>>,
     ) -> std::result::Result<Vec<String>, PublishError> {
         let source_error = |e: String| PublishError::Source(e);
@@ -715,8 +868,15 @@ impl Publisher {
                 }
             }
             let reviewed = review.is_some();
-            if let Some(hook) = &review {
-                let serial = stats.serial_out;
+            let serial = stats.serial_out;
+            if let Some(review::Reviewer::Hand) = &review {
+                let files = match review::hold(&zone_key, serial, &signed, &text) {
+                    Ok(path) => path.display().to_string(),
+                    Err(e) => format!("not written: {e}"),
+                };
+                return (back, Err(PublishError::Pending { serial, files }));
+            }
+            if let Some(review::Reviewer::Hook(hook)) = &review {
                 if let Err(n) = review::review(hook, &zone_key, serial, &signed, &text) {
                     if matches!(n, review::NotApproved::TimedOut(_)) {
                         tracing::error!(zone = %zone_key, serial, "{n}");
@@ -966,6 +1126,7 @@ impl Publisher {
         secondaries.sort_by_key(|(i, ..)| *i);
         let secondaries = secondaries.into_iter().map(|(_, s, a)| (s, a)).collect();
         Ok(ZoneStatus {
+            pending_review: self.pending_review(&r.key),
             zone: r.key,
             key_master: r.zone.key_master.clone(),
             publishing: r.zone.publishing.clone(),

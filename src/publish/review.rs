@@ -16,6 +16,63 @@ use std::time::Duration;
 
 use crate::dnssec::reuse::Previous;
 
+/// Who reviews a version: the node's hook, or an operator (`zone
+/// approve|reject`).
+#[derive(Debug, Clone)]
+pub enum Reviewer {
+    Hook(Hook),
+    Hand,
+}
+
+/// A zone's review by hand: the version that waits, and the decision an
+/// operator took on it (applied by the zone signer's next look).
+#[derive(Debug, Default)]
+pub struct ByHand {
+    pub pending: Option<Waiting>,
+    pub decision: Option<(u32, bool, String)>,
+}
+
+/// A version that waits for review by hand: its serial, the digest of its
+/// source's text, since when (Unix seconds), and whether its waiting past
+/// the zone's review timeout was said.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    pub serial: u32,
+    pub digest: Vec<u8>,
+    pub since: u64,
+    pub overdue_said: bool,
+}
+
+/// Writes a version that waits for review by hand, and its source, where
+/// the operator can read them on the Key Master's host (a directory only
+/// keymasterd's user may enter); returns the signed file's path. A zone's
+/// earlier files there are replaced.
+pub fn hold(zone: &str, serial: u32, version: &Previous, source: &[u8]) -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(format!("keymaster-review-{}", std::process::id()));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let base = zone.trim_end_matches('.');
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{base}."))
+            {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let signed = dir.join(format!("{base}.{serial}.signed"));
+    let mut text = Vec::new();
+    for c in &version.chunks {
+        text.extend_from_slice(&c.text);
+    }
+    std::fs::write(&signed, text).map_err(|e| format!("{}: {e}", signed.display()))?;
+    let unsigned = dir.join(format!("{base}.{serial}.source"));
+    std::fs::write(&unsigned, source).map_err(|e| format!("{}: {e}", unsigned.display()))?;
+    Ok(signed)
+}
+
 /// The review a version gets.
 #[derive(Debug, Clone)]
 pub struct Hook {

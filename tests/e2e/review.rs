@@ -206,3 +206,144 @@ fn versions_are_served_only_once_the_review_hook_approves_them() {
         "{approved:#?}"
     );
 }
+
+const HAND: &str = "byhand.test.";
+
+fn hand_status(d: &Daemon) -> serde_json::Value {
+    serde_json::from_str(&d.ctl_ok(&["zone", "status", HAND, "--json"])).unwrap()
+}
+
+/// Waits until a version waits for review by hand, and returns its serial.
+fn pending(d: &Daemon) -> u32 {
+    let began = Instant::now();
+    loop {
+        let p = hand_status(d)["PendingReview"].as_u64().unwrap_or(0);
+        if p != 0 {
+            return p as u32;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "nothing waits for review: {}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn hand_text(extra: &[&str]) -> String {
+    text(extra).replace(ZONE, HAND)
+}
+
+/// Long because it is one story: the first version approved, a change
+/// rejected, another approved, a decision on a serial that does not wait.
+#[test]
+fn a_version_reviewed_by_hand_is_served_only_once_an_operator_approves_it() {
+    let token = TestToken::new("review-hand");
+    let dns = format!("127.0.0.1:{}", free_port());
+    let d = Daemon::start(&token, "review-m", &["--dns-listen", &dns]);
+    let knot = Knot::start_secondary(&[HAND], std::slice::from_ref(&dns));
+    d.add_still_zone(
+        HAND,
+        &[
+            "--dnskey-ttl",
+            "2",
+            "--review",
+            "manual",
+            "--review-timeout",
+            "4s",
+        ],
+    );
+    let src_dir = TempDir::new("review-hand-src");
+    let src = src_dir.path().join("zone");
+    std::fs::write(&src, hand_text(&[])).unwrap();
+    d.ctl_ok(&[
+        "zone",
+        "source",
+        HAND,
+        "--file",
+        src.to_str().unwrap(),
+        "--secondary",
+        &knot.addr(),
+    ]);
+    // The first version waits; nothing is served until it is approved.
+    let first = pending(&d);
+    let shown = d.ctl_ok(&["zone", "status", HAND]);
+    assert!(
+        shown.contains(&format!("zone approve|reject {HAND} {first}")),
+        "{shown}"
+    );
+    assert_eq!(soa_serial(&knot.addr(), HAND), None);
+    // Past the review timeout, loudly.
+    let began = Instant::now();
+    while !d
+        .log_text()
+        .contains("waited for review by hand longer than")
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let e = d.ctl_err(&["zone", "approve", HAND, &(first + 7).to_string()]);
+    assert!(
+        e.contains(&format!("no serial {} waits for review", first + 7)),
+        "{e}"
+    );
+    d.ctl_ok(&["zone", "approve", HAND, &first.to_string()]);
+    knot.wait_for_serial(HAND, first, Duration::from_secs(20));
+    let trust = d.ctl_ok(&["trust-anchor", HAND, "--format", "unbound"]);
+    let validators = Validators::start(&[(HAND, knot.addr())], &trust);
+    validators.wait_validated(&format!("www.{HAND}"), Rtype::A, 30);
+
+    // A change rejected: dropped, said, audited with who; the approved
+    // version stays.
+    std::fs::write(&src, hand_text(&["evil"])).unwrap();
+    let second = pending(&d);
+    d.ctl_ok(&["zone", "reject", HAND, &second.to_string()]);
+    let began = Instant::now();
+    while !hand_status(&d)["LastError"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(&format!("serial {second} rejected by {ADMIN}"))
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(hand_status(&d)["PendingReview"], 0);
+    let rejected = d.audit_entries(HAND);
+    assert!(
+        rejected
+            .iter()
+            .any(|e| e["action"] == "review-rejected" && e["caller"] == ADMIN),
+        "{rejected:#?}"
+    );
+    assert_eq!(soa_serial(&knot.addr(), HAND), Some(first));
+    for u in validators.both() {
+        let name = format!("evil.{HAND}");
+        assert_eq!(
+            u.resolve(&name, Rtype::A),
+            Ok(("NXDOMAIN".into(), true)),
+            "{}",
+            u.log()
+        );
+    }
+
+    // Another change, approved: served, and validated.
+    std::fs::write(&src, hand_text(&["good"])).unwrap();
+    let third = pending(&d);
+    d.ctl_ok(&["zone", "approve", HAND, &third.to_string()]);
+    validators.wait_validated(&format!("good.{HAND}"), Rtype::A, 30);
+    let approved = d.audit_entries(HAND);
+    assert!(
+        approved
+            .iter()
+            .any(|e| e["action"] == "review-approved" && e["caller"] == ADMIN),
+        "{approved:#?}"
+    );
+}

@@ -191,7 +191,8 @@ fn print_status(s: &proto::ZoneStatus, as_json: bool) {
             "TsigKey": s.tsig_key, "PrimaryTsigKey": s.source_tsig_key,
             "Published": s.published, "Serial": s.serial, "SourceSerial": s.source_serial,
             "SignedAt": s.signed_at, "Reason": s.reason, "NextRefresh": s.refresh_at,
-            "EarliestExpiry": s.expires, "LastError": s.error, "Secondaries": secondaries});
+            "EarliestExpiry": s.expires, "LastError": s.error, "Secondaries": secondaries,
+            "PendingReview": s.pending_review});
         println!("{v:#}");
         return;
     }
@@ -225,6 +226,15 @@ fn print_status(s: &proto::ZoneStatus, as_json: bool) {
         lines.push(("Serial", "- (not published yet)".to_string()));
     }
     lines.push(("LastError", or_dash(&s.error)));
+    if s.pending_review != 0 {
+        lines.push((
+            "PendingReview",
+            format!(
+                "serial {} (zone approve|reject {} {})",
+                s.pending_review, s.zone, s.pending_review
+            ),
+        ));
+    }
     for x in &s.secondaries {
         lines.push(("Secondary", format!("{} {}", x.address, x.state)));
     }

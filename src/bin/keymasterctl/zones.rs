@@ -126,6 +126,22 @@ pub enum ZoneCmd {
         /// The zone's name, e.g. example.com.
         zone: String,
     },
+    /// Approve the version that waits for review by hand (`--review
+    /// manual`): its data is served.
+    Approve {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+        /// The serial `zone status` shows as PendingReview.
+        serial: u32,
+    },
+    /// Reject the version that waits for review by hand: its data is
+    /// dropped, the last approved version stays served.
+    Reject {
+        /// The zone's name, e.g. example.com.
+        zone: String,
+        /// The serial `zone status` shows as PendingReview.
+        serial: u32,
+    },
     /// Where the zone's publication stands: serials, when signed and why,
     /// next refresh, earliest expiry, each secondary, the last error.
     Status {
@@ -441,6 +457,25 @@ async fn remove(c: &mut Clients, zone: String, force: bool) -> Result<Output, St
     ))
 }
 
+/// `zone approve|reject ZONE SERIAL`: the operator's review decision.
+async fn review(
+    c: &mut Clients,
+    zone: String,
+    serial: u32,
+    approve: bool,
+) -> Result<Output, String> {
+    let status = c
+        .zones
+        .review_version(proto::ReviewVersionRequest {
+            zone,
+            serial,
+            approve,
+        })
+        .await
+        .answer()?;
+    Ok(Output::Status(Box::new(status)))
+}
+
 /// One arm per `zone` subcommand; the ones with more than a call to
 /// make are functions of their own (long as the list of subcommands is).
 pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
@@ -448,6 +483,8 @@ pub async fn run(c: &mut Clients, cmd: ZoneCmd) -> Result<Output, String> {
         ZoneCmd::Add(a) => add(c, a).await?,
         ZoneCmd::Set(a) => set(c, a).await?,
         ZoneCmd::Source(a) => source(c, a).await?,
+        ZoneCmd::Approve { zone, serial } => review(c, zone, serial, true).await?,
+        ZoneCmd::Reject { zone, serial } => review(c, zone, serial, false).await?,
         ZoneCmd::Reload { zone } => Output::Status(Box::new(
             c.zones
                 .reload_zone(proto::ZoneStatusRequest { zone })
