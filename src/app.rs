@@ -126,6 +126,8 @@ pub async fn run(config: Config) -> Result<(), String> {
 /// `keymasterd --check-config`: loads everything a start would load except
 /// the store (opening SQLite creates its file; the store is checked by
 /// starting), and says what it found. Nothing is served or written.
+/// Long because each part a start loads is tried in turn, each with its
+/// line of what was found.
 pub async fn check(config: Config) -> Result<String, String> {
     let mut found = vec![format!("node {}", config.node_id)];
     for (what, addr) in [

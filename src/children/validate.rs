@@ -171,7 +171,8 @@ impl<'a> Validator<'a> {
     }
 
     /// The RRset of `rtype` at `name`, validated; or why it does not
-    /// validate.
+    /// validate. Long because each RRSIG found is tried in turn, and what
+    /// each one lacked is kept for the answer.
     pub fn rrset<'s>(
         &'s mut self,
         name: Name<Vec<u8>>,

@@ -26,7 +26,7 @@ use domain::rdata::ZoneRecordData;
 use domain::zonefile::inplace::{Entry, Zonefile};
 
 use super::denial::{hash_name, Denial, Nsec3Params};
-use super::verify::{parse_dnskey, verify_signed, ReceivedRrsig};
+use super::verify::{parse_dnskey, received, verify_signed, ReceivedRrsig};
 
 type Rec = Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>>;
 
@@ -133,21 +133,6 @@ fn wire(data: &ZoneRecordData<Bytes, Name<Bytes>>) -> Vec<u8> {
     out
 }
 
-fn owned(r: &domain::rdata::Rrsig<Bytes, Name<Bytes>>) -> Option<ReceivedRrsig> {
-    domain::rdata::Rrsig::new(
-        r.type_covered(),
-        r.algorithm(),
-        r.labels(),
-        r.original_ttl(),
-        r.expiration(),
-        r.inception(),
-        r.key_tag(),
-        r.signer_name().to_name(),
-        r.signature().to_vec(),
-    )
-    .ok()
-}
-
 impl Keys {
     /// The zone's keys, from the chunk that holds the apex (the first),
     /// with the DNSKEY RRset checked: signed by a key-signing key of its
@@ -178,7 +163,7 @@ impl Keys {
             .iter()
             .filter(at_apex)
             .filter_map(|r| match r.data() {
-                ZoneRecordData::Rrsig(s) if s.type_covered() == Rtype::DNSKEY => owned(s),
+                ZoneRecordData::Rrsig(s) if s.type_covered() == Rtype::DNSKEY => received(s),
                 _ => None,
             })
             .collect();
@@ -253,7 +238,7 @@ pub fn read_chunk(
         for r in here {
             match r.data() {
                 ZoneRecordData::Rrsig(s) => {
-                    if let Some(s) = owned(s) {
+                    if let Some(s) = received(s) {
                         sigs.push(s);
                     }
                 }
@@ -355,7 +340,8 @@ fn hash_of_owner(owner: &Name<Bytes>) -> Option<Vec<u8>> {
 }
 
 /// One owner's signatures: each verifies, in its window, by a key of
-/// the zone; each authoritative RRset has one in every algorithm.
+/// the zone; each authoritative RRset has one in every algorithm. Long
+/// because each way a signature can fail is its own message.
 fn check_owner(
     apex: &Name<Vec<u8>>,
     owner: &Name<Bytes>,

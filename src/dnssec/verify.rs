@@ -5,7 +5,6 @@
 
 use domain::base::iana::{Rtype, SecurityAlgorithm};
 use domain::base::name::{Name, ToName};
-use domain::base::ParsedName;
 use domain::crypto::common::PublicKey;
 use domain::rdata::dnssec::{ProtoRrsig, Rrsig};
 use domain::rdata::Dnskey;
@@ -36,7 +35,8 @@ pub fn verify_rrset(
 /// names its zone), as a validator checks an answer from below an apex.
 /// An answer made from a wildcard (fewer labels in the RRSIG than in the
 /// owner) is refused: taking one needs the proof that the name itself
-/// does not exist, which nothing here asks for.
+/// does not exist, which nothing here asks for. Long because each field of
+/// the RRSIG is checked in turn, each failure its own message.
 pub fn verify_signed(
     owner: &Name<Vec<u8>>,
     signer: &Name<Vec<u8>>,
@@ -118,8 +118,9 @@ pub fn verify_signed(
         .map_err(|_| format!("the signature by key {} does not verify", key.key_tag()))
 }
 
-/// An RRSIG from a received message, with owned data.
-pub fn received(r: &Rrsig<bytes::Bytes, ParsedName<bytes::Bytes>>) -> Option<ReceivedRrsig> {
+/// An RRSIG from a received message (or a zone file read back), with
+/// owned data.
+pub fn received<N: ToName>(r: &Rrsig<bytes::Bytes, N>) -> Option<ReceivedRrsig> {
     Rrsig::new(
         r.type_covered(),
         r.algorithm(),

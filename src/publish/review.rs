@@ -123,6 +123,8 @@ pub fn review(
     result
 }
 
+/// Writes the files, runs the hook and waits for it. Long because each
+/// of those steps fails in its own way, each named.
 fn run(
     hook: &Hook,
     zone: &str,
