@@ -178,11 +178,7 @@ impl DsPush {
             ),
         };
         let (server, parent) = if p.ds_push == DSYNC {
-            let parents: Vec<SocketAddr> = p
-                .parent_servers
-                .iter()
-                .filter_map(|s| server_address(s).ok())
-                .collect();
+            let parents = super::runner::servers_of_parent(zone);
             super::dsync::update_target(apex, &parents)
                 .await
                 .map_err(to)?
