@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use domain::base::iana::Rtype;
-use domain::base::name::{Name, ToName};
+use domain::base::name::Name;
 use domain::base::Message;
-use domain::rdata::Rrsig;
 use tokio::sync::Notify;
 
 use crate::dnssec::ds::{ds_from_text, ds_text};
@@ -705,16 +704,7 @@ fn rrset_with_sigs(
         .into_iter()
         .map(|(r, _)| r)
         .collect();
-    let Ok(section) = answer.answer() else {
-        return (rdatas, Vec::new());
-    };
-    let sigs = section
-        .limit_to::<Rrsig<Bytes, domain::base::ParsedName<Bytes>>>()
-        .flatten()
-        .filter(|r| r.data().type_covered() == rtype && r.owner().name_eq(apex))
-        .filter_map(|r| crate::dnssec::verify::received(r.data()))
-        .collect();
-    (rdatas, sigs)
+    (rdatas, validate::rrsigs(answer, apex, rtype))
 }
 
 #[cfg(test)]

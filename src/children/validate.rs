@@ -320,7 +320,7 @@ impl<'a> Validator<'a> {
 }
 
 /// The RRSIGs in an answer over the RRset of `rtype` at `name`.
-fn rrsigs(answer: &Message<Bytes>, name: &Name<Vec<u8>>, rtype: Rtype) -> Vec<ReceivedRrsig> {
+pub fn rrsigs(answer: &Message<Bytes>, name: &Name<Vec<u8>>, rtype: Rtype) -> Vec<ReceivedRrsig> {
     let Ok(section) = answer.answer() else {
         return Vec::new();
     };
