@@ -28,7 +28,8 @@ use domain::zonefile::inplace::{Entry, Zonefile};
 use super::denial::{hash_name, Denial, Nsec3Params};
 use super::verify::{parse_dnskey, received, verify_signed, ReceivedRrsig};
 
-type Rec = Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>>;
+/// A record read back from a signed version's text.
+pub type Rec = Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>>;
 
 /// Why a version is not served: the owner and the check that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,18 +111,24 @@ struct Nsec3Facts {
 
 /// The records of one chunk of master-file text.
 fn read(apex: &Name<Vec<u8>>, text: &[u8]) -> Result<Vec<Rec>, Failure> {
+    read_records(apex, text).map_err(|e| fail(apex, e))
+}
+
+/// The records of a signed version's master-file text (the signer's own
+/// lines, names absolute), read by `domain`'s zone file parser: what the
+/// check reads, and what the zone signer serves from.
+pub fn read_records(apex: &Name<Vec<u8>>, text: &[u8]) -> Result<Vec<Rec>, String> {
     let mut zonefile = Zonefile::with_capacity(text.len());
     zonefile.extend_from_slice(text);
-    let origin = Name::from_octets(Bytes::copy_from_slice(apex.as_slice()))
-        .map_err(|e| fail(apex, e.to_string()))?;
+    let origin =
+        Name::from_octets(Bytes::copy_from_slice(apex.as_slice())).map_err(|e| e.to_string())?;
     zonefile.set_origin(origin);
     zonefile.set_default_class(domain::base::iana::Class::IN);
     let mut out = Vec::new();
     for entry in zonefile {
-        match entry {
-            Ok(Entry::Record(r)) => out.push(r.flatten_into()),
-            Ok(_) => return Err(fail(apex, "the version holds a directive".into())),
-            Err(e) => return Err(fail(apex, format!("the version does not read back: {e}"))),
+        match entry.map_err(|e| format!("the signed zone does not read back: {e}"))? {
+            Entry::Record(r) => out.push(r.flatten_into()),
+            _ => return Err("the signed zone holds a directive".into()),
         }
     }
     Ok(out)
@@ -435,7 +442,7 @@ pub fn chain(
             for f in facts {
                 let mut in_chunk = false;
                 for o in f.owners.iter().filter(|o| o.authoritative) {
-                    let Some((next, types)) = &o.nsec else {
+                    let Some((_, types)) = &o.nsec else {
                         return Err(fail(
                             &o.name,
                             "no NSEC record: the NSEC chain has a hole here".into(),
@@ -469,7 +476,6 @@ pub fn chain(
                         }
                     }
                     last = Some(o);
-                    let _ = next;
                 }
             }
             if whole {

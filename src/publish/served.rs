@@ -9,15 +9,13 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use domain::base::iana::Rtype;
-use domain::base::name::FlattenInto;
-use domain::base::{Name, Record, ToName};
+use domain::base::{Name, ToName};
 use domain::rdata::ZoneRecordData;
-use domain::zonefile::inplace::{Entry, Zonefile};
 
 use crate::dnssec::reuse::Chunk;
 
 /// A record of a served zone.
-pub type ServedRecord = Record<Name<Bytes>, ZoneRecordData<Bytes, Name<Bytes>>>;
+pub type ServedRecord = crate::dnssec::check::Rec;
 
 /// Changes kept for IXFR, at most.
 const JOURNAL_DIFFS: usize = 64;
@@ -38,24 +36,12 @@ pub(super) fn read_records(
     apex: &Name<Vec<u8>>,
     text: &[u8],
 ) -> Result<(Option<ServedRecord>, Vec<ServedRecord>), String> {
-    let mut zonefile = Zonefile::with_capacity(text.len());
-    zonefile.extend_from_slice(text);
-    let origin =
-        Name::from_octets(Bytes::copy_from_slice(apex.as_slice())).map_err(|e| e.to_string())?;
-    zonefile.set_origin(origin.clone());
-    zonefile.set_default_class(domain::base::iana::Class::IN);
     let (mut soa, mut records) = (None, Vec::new());
-    for entry in zonefile {
-        match entry.map_err(|e| format!("the signed zone does not read back: {e}"))? {
-            Entry::Record(r) => {
-                let r: ServedRecord = r.flatten_into();
-                if r.rtype() == Rtype::SOA && r.owner().name_eq(&origin) {
-                    soa.get_or_insert(r);
-                } else {
-                    records.push(r);
-                }
-            }
-            _ => return Err("the signed zone holds a directive".into()),
+    for r in crate::dnssec::check::read_records(apex, text)? {
+        if r.rtype() == Rtype::SOA && r.owner().name_eq(apex) {
+            soa.get_or_insert(r);
+        } else {
+            records.push(r);
         }
     }
     Ok((soa, records))
