@@ -223,6 +223,28 @@ impl Publisher {
         }
     }
 
+    /// Who reviews a version under this policy: an operator, or this
+    /// node's review command (an error without one).
+    fn reviewer(
+        &self,
+        policy: &crate::policy::Policy,
+    ) -> std::result::Result<review::Reviewer, String> {
+        if policy.review == crate::policy::Review::Manual {
+            return Ok(review::Reviewer::Hand);
+        }
+        match &self.review_command {
+            Some(command) => Ok(review::Reviewer::Hook(review::Hook {
+                command: command.clone(),
+                timeout: Duration::from_secs(policy.review_timeout.into()),
+            })),
+            None => Err(format!(
+                "the zone's versions are reviewed by hook, and node {} has no \
+                 --review-command: nothing is published",
+                self.node.id
+            )),
+        }
+    }
+
     /// The serial that waits for review by hand, if one does.
     fn pending_review(&self, zone: &str) -> Option<u32> {
         self.reviews
@@ -559,42 +581,28 @@ impl Publisher {
             local.stamp = stamp;
             return;
         };
-        // Under review by hook, a refresh signs the data last approved
-        // again, without review, whatever came since (a version waiting for
-        // its review never lets the served signatures expire); any other
-        // version whose data is not the approved data is reviewed.
+        // Under review, a refresh signs the data last approved again,
+        // without review, whatever came since (a version waiting for its
+        // review never lets the served signatures expire); any other
+        // version is reviewed.
         let mut review = None;
-        if zone.policy.review != crate::policy::Review::None {
-            let approved = local.approved.as_ref().is_some_and(|(d, _)| *d == digest);
-            // Data an operator just approved by hand goes out as it is.
-            let by_hand = local.approved_by_hand.as_ref() == Some(&digest);
-            match (
-                trigger == decide::Trigger::RefreshDue,
-                approved,
-                &local.approved,
-            ) {
-                _ if by_hand => {}
-                (true, true, _) => {}
-                (true, false, Some((d, t))) => {
-                    (digest, text, change) = (d.clone(), t.clone(), None);
-                }
-                _ if zone.policy.review == crate::policy::Review::Manual => {
-                    review = Some(review::Reviewer::Hand)
-                }
-                _ => match &self.review_command {
-                    Some(command) => {
-                        review = Some(review::Reviewer::Hook(review::Hook {
-                            command: command.clone(),
-                            timeout: Duration::from_secs(zone.policy.review_timeout.into()),
-                        }))
+        // Data an operator just approved by hand goes out as it is.
+        let by_hand = local.approved_by_hand.as_ref() == Some(&digest);
+        if zone.policy.review != crate::policy::Review::None && !by_hand {
+            let refreshed = local
+                .approved
+                .as_ref()
+                .filter(|_| trigger == decide::Trigger::RefreshDue);
+            match refreshed {
+                Some((d, t)) => {
+                    if *d != digest {
+                        (digest, text, change) = (d.clone(), t.clone(), None);
                     }
-                    None => {
+                }
+                None => match self.reviewer(&zone.policy) {
+                    Ok(r) => review = Some(r),
+                    Err(e) => {
                         local.stamp = stamp;
-                        let e = format!(
-                            "the zone's versions are reviewed by hook, and node {} has no \
-                             --review-command: nothing is published",
-                            self.node.id
-                        );
                         return self.failed(zone, local, e).await;
                     }
                 },

@@ -48,9 +48,7 @@ pub struct Waiting {
 /// keymasterd's user may enter); returns the signed file's path. A zone's
 /// earlier files there are replaced.
 pub fn hold(zone: &str, serial: u32, version: &Previous, source: &[u8]) -> Result<PathBuf, String> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = std::env::temp_dir().join(format!("keymaster-review-{}", std::process::id()));
-    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let dir = private(format!("keymaster-review-{}", std::process::id()), true)?;
     let base = zone.trim_end_matches('.');
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
@@ -62,15 +60,29 @@ pub fn hold(zone: &str, serial: u32, version: &Previous, source: &[u8]) -> Resul
             }
         }
     }
+    write_files(&dir, zone, serial, version, source).map(|(signed, _)| signed)
+}
+
+/// Writes `version` and its `source` into `dir` as `ZONE.SERIAL.signed`
+/// and `ZONE.SERIAL.source`; returns their paths.
+fn write_files(
+    dir: &Path,
+    zone: &str,
+    serial: u32,
+    version: &Previous,
+    source: &[u8],
+) -> Result<(PathBuf, PathBuf), String> {
+    use std::io::Write;
+    let base = zone.trim_end_matches('.');
     let signed = dir.join(format!("{base}.{serial}.signed"));
-    let mut text = Vec::new();
-    for c in &version.chunks {
-        text.extend_from_slice(&c.text);
-    }
-    std::fs::write(&signed, text).map_err(|e| format!("{}: {e}", signed.display()))?;
     let unsigned = dir.join(format!("{base}.{serial}.source"));
-    std::fs::write(&unsigned, source).map_err(|e| format!("{}: {e}", unsigned.display()))?;
-    Ok(signed)
+    let bad = |path: &Path, e: std::io::Error| format!("{}: {e}", path.display());
+    let mut f = std::fs::File::create(&signed).map_err(|e| bad(&signed, e))?;
+    for c in &version.chunks {
+        f.write_all(&c.text).map_err(|e| bad(&signed, e))?;
+    }
+    std::fs::write(&unsigned, source).map_err(|e| bad(&unsigned, e))?;
+    Ok((signed, unsigned))
 }
 
 /// The review a version gets.
@@ -134,18 +146,8 @@ fn run(
     dir: &Path,
 ) -> Result<(), NotApproved> {
     let failed = |what: &str, e: std::io::Error| NotApproved::Failed(format!("{what}: {e}"));
-    let base = zone.trim_end_matches('.');
-    let signed = dir.join(format!("{base}.{serial}.signed"));
-    let unsigned = dir.join(format!("{base}.source"));
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&signed).map_err(|e| failed("the version's file", e))?;
-        for c in &version.chunks {
-            f.write_all(&c.text)
-                .map_err(|e| failed("the version's file", e))?;
-        }
-    }
-    std::fs::write(&unsigned, source).map_err(|e| failed("the source's file", e))?;
+    let (signed, unsigned) =
+        write_files(dir, zone, serial, version, source).map_err(NotApproved::Failed)?;
     let out_path = dir.join("output");
     let out = std::fs::File::create(&out_path).map_err(|e| failed("the hook's output", e))?;
     let err = out
@@ -203,18 +205,28 @@ fn run(
 /// A new directory only this user may enter, under the system's
 /// temporary directory.
 fn private_dir() -> Result<PathBuf, String> {
-    use std::os::unix::fs::DirBuilderExt;
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "keymaster-review-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    Ok(dir)
+    private(
+        format!(
+            "keymaster-review-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ),
+        false,
+    )
+}
+
+/// The directory `name` under the system's temporary directory, made for
+/// this user alone; with `existing`, one there already is taken as it is.
+fn private(name: String, existing: bool) -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = std::env::temp_dir().join(name);
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Err(e) if !(existing && e.kind() == std::io::ErrorKind::AlreadyExists) => {
+            Err(format!("{}: {e}", dir.display()))
+        }
+        _ => Ok(dir),
+    }
 }
 
 #[cfg(test)]
